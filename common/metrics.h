@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// Counters and gauges in Prometheus text format, and a tiny GET /metrics listener.
+#pragma once
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct metrics metrics_t;
+typedef struct metrics_http metrics_http_t;
+
+/** A counter: any thread may add to it (relaxed atomics). */
+typedef struct metrics_counter {
+	_Atomic uint64_t value;
+} metrics_counter_t;
+
+/** A gauge read when /metrics is rendered (on the loop thread). */
+typedef double (*metrics_gauge_fn)(void *arg);
+
+int metrics_new(metrics_t **outp);
+metrics_t *metrics_free(metrics_t *m);
+
+/**
+ * metrics_counter() - register (or find) a counter.
+ * @name may carry labels: "lars_frames_bad_total{reason=\"too_large\"}".
+ * Series of one family share HELP/TYPE and should be registered together.
+ * Return: the counter, owned by @m (valid until metrics_free).
+ */
+metrics_counter_t *metrics_counter(metrics_t *m, const char *name, const char *help);
+/**
+ * metrics_level() - register a gauge kept as a value (metrics_add/metrics_sub),
+ * owned by @m so it outlives whatever updates it.
+ */
+metrics_counter_t *metrics_level(metrics_t *m, const char *name, const char *help);
+/** metrics_gauge() - register a gauge computed by @fn(@arg) at render time. */
+void metrics_gauge(metrics_t *m, const char *name, const char *help,
+		   metrics_gauge_fn fn, void *arg);
+
+static inline void metrics_add(metrics_counter_t *c, uint64_t n)
+{
+	if (c)
+		atomic_fetch_add_explicit(&c->value, n, memory_order_relaxed);
+}
+static inline void metrics_sub(metrics_counter_t *c, uint64_t n)
+{
+	if (c)
+		atomic_fetch_sub_explicit(&c->value, n, memory_order_relaxed);
+}
+static inline void metrics_inc(metrics_counter_t *c)
+{
+	metrics_add(c, 1);
+}
+static inline uint64_t metrics_get(const metrics_counter_t *c)
+{
+	return c ? atomic_load_explicit(&c->value, memory_order_relaxed) : 0;
+}
+
+/** metrics_render() - the text exposition into a new malloc'd buffer. */
+int metrics_render(metrics_t *m, char **bufp, size_t *lenp);
+
+/**
+ * metrics_http_start() - serve GET /metrics on @ip:@port (0 = any free port).
+ * Anything else gets 404/405; requests are bounded to 4 KiB and 5 s.
+ */
+int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
+		       metrics_http_t **outp);
+/** metrics_http_port() - the bound port (useful after port 0). */
+int metrics_http_port(const metrics_http_t *h);
+/** metrics_http_close() - stop listening and close every client; frees @h. */
+void metrics_http_close(metrics_http_t *h);

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// Lars messages over nanopb: decode/encode bodies and whole frames, and the
+// capped vectors behind the repeated (callback) fields.
+//
+// No allocation here aborts: the client library links this module too, and it
+// must return -ENOMEM instead of killing the app.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pb.h>
+
+#include "lars.pb.h"
+
+/* Return codes on the wire. */
+enum {
+	LARS_RET_SUCC = 0,
+	LARS_RET_OVERLOAD = 1,
+	LARS_RET_SYSTEM_ERROR = 2,
+	LARS_RET_NOEXIST = 3,
+};
+
+/* Message ids on the wire (fixed by the original). */
+enum {
+	LARS_ID_GET_ROUTE_REQ = 1,
+	LARS_ID_GET_ROUTE_RESP = 2,
+	LARS_ID_REPORT_STATUS_REQ = 3,
+	LARS_ID_GET_HOST_REQ = 4,
+	LARS_ID_GET_HOST_RESP = 5,
+	LARS_ID_REPORT_REQ = 6,
+	LARS_ID_API_GET_ROUTE_REQ = 7,
+	LARS_ID_API_GET_ROUTE_RESP = 8,
+};
+
+/* Small messages are static; their whole frame fits one UDP datagram. */
+_Static_assert(8 + lars_GetHostResponse_size <= 65535, "GetHostResponse UDP frame");
+_Static_assert(8 + lars_GetHostRequest_size <= 65535, "GetHostRequest UDP frame");
+_Static_assert(8 + lars_ReportRequest_size <= 65535, "ReportRequest UDP frame");
+
+/* Sizes of one element of a repeated field, tag and length prefix included. */
+#define MSG_HOST_ELEM_MAX (1 + 1 + lars_HostInfo_size)
+#define MSG_RESULT_ELEM_MAX (1 + 1 + lars_HostCallResult_size)
+/* Hosts that always fit a UDP GetRouteResponse (ids, modid, cmdid ≤ 22 B). */
+#define MSG_UDP_MAX_HOSTS ((65535 - 8 - 22) / MSG_HOST_ELEM_MAX)
+
+enum {
+	MSG_E_DECODE = 10,   /* body is not a valid message */
+	MSG_E_TOO_MANY = 11, /* repeated field above its cap */
+	MSG_E_TOO_LARGE = 12 /* encoded frame above the transport's limit */
+};
+
+/**
+ * struct msg_vec - decode target for a repeated submessage field: elements
+ * are appended as they are decoded, up to @max (then decoding fails).
+ */
+typedef struct msg_vec {
+	void *v;
+	size_t n;
+	size_t cap;
+	size_t max;
+	size_t elem_size;
+	const pb_msgdesc_t *fields;
+	int error; /* 0, MSG_E_TOO_MANY or -ENOMEM, set by the callback */
+} msg_vec_t;
+
+/** struct msg_array - encode source for a repeated submessage field. */
+typedef struct msg_array {
+	const void *v;
+	size_t n;
+	size_t elem_size;
+	const pb_msgdesc_t *fields;
+} msg_array_t;
+
+const char *msg_strerror(int r);
+
+void msg_vec_init(msg_vec_t *vec, const pb_msgdesc_t *fields, size_t elem_size,
+		  size_t max);
+void msg_vec_deinit(msg_vec_t *vec);
+/** msg_vec_bind() - make @cb decode into @vec (which must outlive the decode). */
+void msg_vec_bind(msg_vec_t *vec, pb_callback_t *cb);
+/** msg_array_bind() - make @cb encode @arr (which must outlive the encode). */
+void msg_array_bind(msg_array_t *arr, pb_callback_t *cb);
+
+#define msg_hosts_init(vec, max)                                               \
+	msg_vec_init((vec), lars_HostInfo_fields, sizeof(lars_HostInfo), (max))
+#define msg_results_init(vec, max)                                             \
+	msg_vec_init((vec), lars_HostCallResult_fields,                        \
+		     sizeof(lars_HostCallResult), (max))
+#define MSG_HOSTS(a, count)                                                    \
+	((msg_array_t){ (a), (count), sizeof(lars_HostInfo), lars_HostInfo_fields })
+#define MSG_RESULTS(a, count)                                                  \
+	((msg_array_t){ (a), (count), sizeof(lars_HostCallResult),             \
+			lars_HostCallResult_fields })
+
+/**
+ * msg_decode() - decode @len bytes of body into @msg (already initialised,
+ * callbacks bound). An empty body is a valid all-zero message.
+ * Return: 0 or MSG_E_DECODE; *whyp gets nanopb's reason. A bound msg_vec
+ * that caused the failure says why in its ->error (MSG_E_TOO_MANY, -ENOMEM).
+ */
+int msg_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *body,
+	       size_t len, const char **whyp);
+
+/** msg_encoded_size() - body size of @msg: 0, or -EINVAL if it cannot be encoded. */
+int msg_encoded_size(const pb_msgdesc_t *fields, const void *msg, size_t *sizep);
+
+/**
+ * msg_frame_encode() - header + body of @msg into @buf of @cap bytes.
+ * Return: 0 with *lenp set, MSG_E_TOO_LARGE if it does not fit, -EINVAL.
+ */
+int msg_frame_encode(int32_t msgid, const pb_msgdesc_t *fields, const void *msg,
+		     uint8_t *buf, size_t cap, size_t *lenp);
+
+/**
+ * msg_frame_alloc() - encode a frame into a new malloc'd buffer (caller frees).
+ * Return: 0, MSG_E_TOO_LARGE if above @max_frame, -ENOMEM, -EINVAL.
+ */
+int msg_frame_alloc(int32_t msgid, const pb_msgdesc_t *fields, const void *msg,
+		    size_t max_frame, uint8_t **bufp, size_t *lenp);
+
+/** msg_ip_to_str() - wire ip (a<<24|b<<16|c<<8|d) to dotted text. */
+void msg_ip_to_str(int32_t ip, char out[16]);
+/** msg_ip_from_str() - dotted IPv4 to the wire number; -EINVAL if not IPv4. */
+int msg_ip_from_str(const char *s, int32_t *ipp);

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// Address helpers shared by the transports.
+#include "net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int net_addr(const char *ip, int port, struct sockaddr_storage *ss)
+{
+	if (port < 0 || port > 65535)
+		return UV_EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0)
+		return 0;
+	if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	return UV_EINVAL;
+}
+
+void net_addr_str(const struct sockaddr *sa, char out[NET_ADDR_STRLEN])
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		uv_ip4_name(in, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+		snprintf(out, NET_ADDR_STRLEN, "%s:%d", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		uv_ip6_name(in6, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, NET_ADDR_STRLEN, "[%s]:%d", ip, port);
+	} else {
+		snprintf(out, NET_ADDR_STRLEN, "?");
+	}
+}
+
+bool net_is_loopback(const char *ip)
+{
+	struct sockaddr_storage ss;
+	if (net_addr(ip, 0, &ss))
+		return false;
+	if (ss.ss_family == AF_INET) {
+		uint32_t a = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+		return (a >> 24) == 127;
+	}
+	const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	static const struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+	return memcmp(a6, &lo6, sizeof(lo6)) == 0;
+}
+
+int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
+		   int backlog, uv_connection_cb cb, int *portp)
+{
+	struct sockaddr_storage ss;
+	int r = uv_tcp_init(loop, tcp);
+	if (r)
+		return r;
+	r = net_addr(ip, port, &ss);
+	if (r)
+		return r;
+	r = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
+	if (r)
+		return r;
+	r = uv_listen((uv_stream_t *)tcp, backlog, cb);
+	if (r)
+		return r;
+	struct sockaddr_storage bound;
+	int len = sizeof(bound);
+	r = uv_tcp_getsockname(tcp, (struct sockaddr *)&bound, &len);
+	if (r)
+		return r;
+	*portp = ntohs(bound.ss_family == AF_INET
+			       ? ((struct sockaddr_in *)&bound)->sin_port
+			       : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	return 0;
+}
+
+static int net_endpoint_parse(const char *s, size_t n, net_endpoint_t *ep)
+{
+	char buf[INET6_ADDRSTRLEN + 16];
+	const char *host, *port;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	char *colon;
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		*close = '\0';
+		host = buf + 1;
+		port = close + 2;
+	} else {
+		colon = strrchr(buf, ':');
+		if (!colon)
+			return -EINVAL;
+		*colon = '\0';
+		host = buf;
+		port = colon + 1;
+	}
+	char *end;
+	errno = 0;
+	long p = strtol(port, &end, 10);
+	if (errno || end == port || *end || p < 1 || p > 65535)
+		return -EINVAL;
+	struct sockaddr_storage ss;
+	if (net_addr(host, (int)p, &ss))
+		return -EINVAL;
+	if (strlen(host) >= sizeof(ep->host))
+		return -EINVAL;
+	memcpy(ep->host, host, strlen(host) + 1);
+	ep->port = (int)p;
+	return 0;
+}
+
+int net_endpoints_parse(const char *s, net_endpoint_t *out, size_t max)
+{
+	size_t n = 0;
+	while (*s) {
+		s += strspn(s, " \t,");
+		if (!*s)
+			break;
+		size_t len = strcspn(s, " \t,");
+		if (n >= max || net_endpoint_parse(s, len, &out[n]))
+			return -EINVAL;
+		n++;
+		s += len;
+	}
+	return n ? (int)n : -EINVAL;
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// Address helpers shared by the transports.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#define NET_ADDR_STRLEN 64 /* "[v6addr]:port" */
+
+/** struct net_endpoint - one "host:port" from configuration. */
+typedef struct net_endpoint {
+	char host[INET6_ADDRSTRLEN];
+	int port;
+} net_endpoint_t;
+
+#define NET_MAX_ENDPOINTS 16
+
+/** net_addr() - numeric @ip and @port to a sockaddr; UV_EINVAL otherwise. */
+int net_addr(const char *ip, int port, struct sockaddr_storage *ss);
+/** net_addr_str() - "ip:port" of @sa into @out. */
+void net_addr_str(const struct sockaddr *sa, char out[NET_ADDR_STRLEN]);
+/** net_is_loopback() - whether @ip is in 127.0.0.0/8 or ::1. */
+bool net_is_loopback(const char *ip);
+
+/**
+ * net_listen_tcp() - init @tcp (always, so the caller may uv_close it),
+ * bind @ip:@port and listen. *portp gets the bound port (useful after 0).
+ */
+int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
+		   int backlog, uv_connection_cb cb, int *portp);
+
+/**
+ * net_endpoints_parse() - "host:port, host:port" (IPv6 as [addr]:port) into
+ * @out (at most NET_MAX_ENDPOINTS). Return: the count, or -EINVAL.
+ */
+int net_endpoints_parse(const char *s, net_endpoint_t *out, size_t max);

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+// PostgreSQL worker threads.
+//
+// DESIGN: the loop pushes jobs on a mutex-protected queue; each thread owns
+// one PGconn, opened in that thread. A thread that finds its connection gone
+// tries to reconnect, at most once per backoff delay; while the database is
+// unreachable, jobs fail fast with -ENOTCONN so callers keep serving from
+// memory and decide themselves what to retry. Finished jobs go to a second
+// queue drained by a uv_async on the loop (async sends coalesce).
+#include "pg_worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define PG_MAX_THREADS 64
+
+struct pg_worker {
+	uv_async_t async;
+	uv_loop_t *loop;
+	pg_worker_opts_t opts;
+	char name[32];
+	char *conninfo;
+	char options[64];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pg_job_t *todo, **todo_tail;
+	pg_job_t *done, **done_tail;
+	bool stopping;
+	unsigned n_threads;
+	pthread_t threads[PG_MAX_THREADS];
+	_Atomic unsigned n_pending;
+	/* Shared reconnect pacing: one attempt per delay for all threads. */
+	backoff_t backoff;
+	uint64_t next_try_ms;
+	bool down_logged;
+	struct {
+		metrics_counter_t *jobs, *failed, *reconnects, *up;
+	} m;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
+		  const char *const *params, ExecStatusType expect)
+{
+	PGresult *res = PQexecParams(conn, sql, n_params, NULL, params, NULL, NULL, 0);
+	if (res && PQresultStatus(res) == expect)
+		return res;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	size_t len = strcspn(msg, "\n");
+	log_warn("pg: query failed (SQLSTATE %s): %.*s", state ? state : "-",
+		 (int)len, msg);
+	PQclear(res);
+	return NULL;
+}
+
+/* Worker thread: a connection, or NULL if the database is unreachable now. */
+static PGconn *pg_connect(pg_worker_t *w, PGconn **connp)
+{
+	PGconn *conn = *connp;
+	if (conn && PQstatus(conn) == CONNECTION_OK)
+		return conn;
+	if (conn) {
+		PQfinish(conn);
+		*connp = conn = NULL;
+	}
+	pthread_mutex_lock(&w->lock);
+	uint64_t now = mono_ms();
+	bool may_try = now >= w->next_try_ms;
+	if (may_try) /* others wait while this thread tries */
+		w->next_try_ms = now + w->opts.connect_timeout_s * 1000u;
+	pthread_mutex_unlock(&w->lock);
+	if (!may_try)
+		return NULL;
+
+	char timeout[16];
+	snprintf(timeout, sizeof(timeout), "%u", w->opts.connect_timeout_s);
+	const char *const keys[] = { "dbname", "connect_timeout", "keepalives",
+				     "options", "fallback_application_name", NULL };
+	const char *const vals[] = { w->conninfo, timeout, "1", w->options,
+				     w->name, NULL };
+	conn = PQconnectdbParams(keys, vals, 1);
+	bool ok = conn && PQstatus(conn) == CONNECTION_OK;
+
+	pthread_mutex_lock(&w->lock);
+	if (ok) {
+		backoff_reset(&w->backoff);
+		w->next_try_ms = 0;
+		if (w->down_logged)
+			log_info("%s: database reachable again", w->name);
+		w->down_logged = false;
+	} else {
+		w->next_try_ms = mono_ms() + backoff_next(&w->backoff);
+		if (!w->down_logged) {
+			const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+			log_warn("%s: cannot connect to PostgreSQL: %.*s (retrying with backoff)",
+				 w->name, (int)strcspn(msg, "\n"), msg);
+		}
+		w->down_logged = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!ok) {
+		PQfinish(conn);
+		return NULL;
+	}
+	metrics_inc(w->m.reconnects);
+	*connp = conn;
+	return conn;
+}
+
+static void *pg_thread(void *arg)
+{
+	pg_worker_t *w = arg;
+	PGconn *conn = NULL;
+	bool up = false; /* counted in the connections gauge */
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->todo && !w->stopping)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->stopping) {
+			pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		pg_job_t *job = w->todo;
+		w->todo = job->next;
+		if (!w->todo)
+			w->todo_tail = &w->todo;
+		pthread_mutex_unlock(&w->lock);
+
+		PGconn *c = pg_connect(w, &conn);
+		if (!!c != up) {
+			if (c)
+				metrics_inc(w->m.up);
+			else
+				metrics_sub(w->m.up, 1);
+			up = c;
+		}
+		int status = c ? job->work(c, job) : -ENOTCONN;
+		if (c && (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK)) {
+			log_warn("%s: lost the PostgreSQL connection", w->name);
+			metrics_sub(w->m.up, 1);
+			up = false;
+			PQfinish(c);
+			conn = NULL;
+			status = -ENOTCONN;
+		}
+		if (status)
+			metrics_inc(w->m.failed);
+		metrics_inc(w->m.jobs);
+		job->status = status;
+
+		pthread_mutex_lock(&w->lock);
+		job->next = NULL;
+		*w->done_tail = job;
+		w->done_tail = &job->next;
+		pthread_mutex_unlock(&w->lock);
+		uv_async_send(&w->async);
+	}
+	if (up)
+		metrics_sub(w->m.up, 1);
+	PQfinish(conn);
+	return NULL;
+}
+
+static void pg_worker_on_async(uv_async_t *a)
+{
+	pg_worker_t *w = container_of(a, pg_worker_t, async);
+
+	/* Sends coalesce: drain everything that finished. */
+	pthread_mutex_lock(&w->lock);
+	pg_job_t *list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	pthread_mutex_unlock(&w->lock);
+	while (list) {
+		pg_job_t *job = list;
+		list = job->next;
+		w->n_pending--;
+		job->done(job, job->status);
+	}
+}
+
+int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
+		    pg_worker_t **outp)
+{
+	pg_worker_t *w = xcalloc(1, sizeof(*w));
+	w->loop = loop;
+	w->opts = *opts;
+	snprintf(w->name, sizeof(w->name), "%s", opts->name ? opts->name : "pg");
+	w->conninfo = xstrdup(opts->conninfo ? opts->conninfo : "");
+	if (!w->opts.n_threads)
+		w->opts.n_threads = 1;
+	if (w->opts.n_threads > PG_MAX_THREADS)
+		w->opts.n_threads = PG_MAX_THREADS;
+	if (!w->opts.connect_timeout_s)
+		w->opts.connect_timeout_s = 5;
+	if (!w->opts.statement_timeout_ms)
+		w->opts.statement_timeout_ms = 30000;
+	snprintf(w->options, sizeof(w->options), "-c statement_timeout=%u",
+		 w->opts.statement_timeout_ms);
+	backoff_init(&w->backoff, opts->backoff_base_ms ? opts->backoff_base_ms : 200,
+		     opts->backoff_max_ms ? opts->backoff_max_ms : 10000,
+		     (uint64_t)uv_hrtime() ^ (uintptr_t)w);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->todo_tail = &w->todo;
+	w->done_tail = &w->done;
+
+	char name[160];
+	snprintf(name, sizeof(name), "lars_db_jobs_total{worker=\"%s\"}", w->name);
+	w->m.jobs = metrics_counter(opts->metrics, name, "Database jobs finished");
+	snprintf(name, sizeof(name), "lars_db_job_failures_total{worker=\"%s\"}", w->name);
+	w->m.failed = metrics_counter(opts->metrics, name, "Database jobs that failed");
+	snprintf(name, sizeof(name), "lars_db_connects_total{worker=\"%s\"}", w->name);
+	w->m.reconnects = metrics_counter(opts->metrics, name, "PostgreSQL connections opened");
+	snprintf(name, sizeof(name), "lars_db_connections{worker=\"%s\"}", w->name);
+	w->m.up = metrics_level(opts->metrics, name, "PostgreSQL connections up");
+
+	int r = uv_async_init(loop, &w->async, pg_worker_on_async);
+	if (r) {
+		free(w->conninfo);
+		free(w);
+		return r;
+	}
+	for (unsigned i = 0; i < w->opts.n_threads; i++) {
+		r = pthread_create(&w->threads[i], NULL, pg_thread, w);
+		if (r) {
+			log_error("%s: cannot start worker thread: %s", w->name, strerror(r));
+			pg_worker_close(w);
+			return -r;
+		}
+		w->n_threads++;
+	}
+	*outp = w;
+	return 0;
+}
+
+void pg_worker_submit(pg_worker_t *w, pg_job_t *job)
+{
+	job->next = NULL;
+	job->status = 0;
+	w->n_pending++;
+	pthread_mutex_lock(&w->lock);
+	*w->todo_tail = job;
+	w->todo_tail = &job->next;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+unsigned pg_worker_pending(const pg_worker_t *w)
+{
+	return w->n_pending;
+}
+
+static void pg_worker_on_closed(uv_handle_t *h)
+{
+	pg_worker_t *w = container_of((uv_async_t *)h, pg_worker_t, async);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->conninfo);
+	free(w);
+}
+
+void pg_worker_close(pg_worker_t *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pg_job_t *cancelled = w->todo;
+	w->todo = NULL;
+	w->todo_tail = &w->todo;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	/* Running jobs are bounded by statement_timeout. */
+	for (unsigned i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i], NULL);
+	pg_worker_on_async(&w->async);
+	while (cancelled) {
+		pg_job_t *job = cancelled;
+		cancelled = job->next;
+		w->n_pending--;
+		job->done(job, -ECANCELED);
+	}
+	uv_close((uv_handle_t *)&w->async, pg_worker_on_closed);
+}

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// PostgreSQL worker threads: jobs run off the event loop, results return
+// through uv_async. One PGconn per thread, reconnect with backoff.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "metrics.h"
+
+typedef struct pg_worker pg_worker_t;
+typedef struct pg_job pg_job_t;
+
+/**
+ * pg_job_work_fn - runs on a worker thread with a connected @conn. Must use
+ * parameterised SQL only (pg_exec) and never touch loop objects.
+ * Return: 0, or a negative errno; -ENOTCONN (or a broken @conn) makes the
+ * worker reconnect.
+ */
+typedef int (*pg_job_work_fn)(PGconn *conn, pg_job_t *job);
+/**
+ * pg_job_done_fn - runs on the loop thread when the job finished.
+ * @status: what work returned, -ENOTCONN if the database was unreachable,
+ * -ECANCELED if the worker was shut down first.
+ */
+typedef void (*pg_job_done_fn)(pg_job_t *job, int status);
+
+/** struct pg_job - embed in your request; it must live until done runs. */
+struct pg_job {
+	pg_job_work_fn work;
+	pg_job_done_fn done;
+	pg_job_t *next; /* private */
+	int status;     /* private */
+};
+
+typedef struct pg_worker_opts {
+	const char *name;
+	const char *conninfo;     /* libpq conninfo or URI; "" = PG* variables */
+	unsigned n_threads;
+	unsigned connect_timeout_s;
+	unsigned statement_timeout_ms;
+	uint32_t backoff_base_ms;
+	uint32_t backoff_max_ms;
+	metrics_t *metrics;
+} pg_worker_opts_t;
+
+int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
+		    pg_worker_t **outp);
+/** pg_worker_submit() - queue @job; done() is always called, on the loop. */
+void pg_worker_submit(pg_worker_t *w, pg_job_t *job);
+/** pg_worker_pending() - jobs queued or running. */
+unsigned pg_worker_pending(const pg_worker_t *w);
+/**
+ * pg_worker_close() - let the running jobs finish, cancel the queued ones
+ * (done with -ECANCELED), join the threads; freed once its handle closed.
+ */
+void pg_worker_close(pg_worker_t *w);
+
+/**
+ * pg_exec() - PQexecParams with text parameters, checked against @expect.
+ * Logs the SQLSTATE and message on failure.
+ * Return: the result (caller PQclear()s it), or NULL on failure.
+ */
+PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
+		  const char *const *params, ExecStatusType expect);

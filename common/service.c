@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// What every Lars daemon shares: arguments, signals, readiness, shutdown.
+#include "service.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lars_config.h"
+#include "xalloc.h"
+
+#if LARS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+struct service {
+	uv_loop_t *loop;
+	uv_signal_t sigint;
+	uv_signal_t sigterm;
+	service_stop_cb on_stop;
+	void *user;
+	int ready_fd;
+	bool stopping;
+};
+
+static void usage(FILE *f, const char *prog, const char *summary)
+{
+	fprintf(f,
+		"Usage: %s -c FILE [--ready-fd N] [--log-level LEVEL]\n"
+		"%s\n\n"
+		"  -c, --config FILE    configuration (INI)\n"
+		"      --ready-fd N     write \"name=port ...\" to fd N once serving, then close it\n"
+		"      --log-level L    error, warn, info (default) or debug\n"
+		"  -h, --help           this help\n"
+		"      --version        print the version\n",
+		prog, summary);
+}
+
+int service_parse_args(const char *prog, const char *summary, int argc,
+		       char **argv, service_args_t *a)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	*a = (service_args_t){ .ready_fd = -1, .level = LOG_LVL_INFO };
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'r': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || fd < 0 || fd > 65535) {
+				fprintf(stderr, "%s: bad --ready-fd '%s'\n", prog, optarg);
+				return -EINVAL;
+			}
+			a->ready_fd = (int)fd;
+			break;
+		}
+		case 'l':
+			if (log_level_parse(optarg, &a->level)) {
+				fprintf(stderr, "%s: bad --log-level '%s'\n", prog, optarg);
+				return -EINVAL;
+			}
+			a->level_given = true;
+			break;
+		case 'h':
+			usage(stdout, prog, summary);
+			return 1;
+		case 'V':
+			printf("%s %s\n", prog, LARS_VERSION);
+			return 1;
+		default:
+			usage(stderr, prog, summary);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc || !a->config) {
+		usage(stderr, prog, summary);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void service_on_signal(uv_signal_t *s, int signum)
+{
+	service_t *svc = s->data;
+	log_info("received %s, shutting down", strsignal(signum));
+	service_stop(svc);
+}
+
+int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_stop,
+		void *user, service_t **outp)
+{
+	service_t *svc = xcalloc(1, sizeof(*svc));
+	svc->loop = loop;
+	svc->on_stop = on_stop;
+	svc->user = user;
+	svc->ready_fd = a->ready_fd;
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(loop, &svc->sigint);
+	uv_signal_init(loop, &svc->sigterm);
+	svc->sigint.data = svc->sigterm.data = svc;
+	int r = uv_signal_start(&svc->sigint, service_on_signal, SIGINT);
+	if (r == 0)
+		r = uv_signal_start(&svc->sigterm, service_on_signal, SIGTERM);
+	if (r) {
+		log_error("cannot install signal handlers: %s", uv_strerror(r));
+		uv_close((uv_handle_t *)&svc->sigint, NULL);
+		uv_close((uv_handle_t *)&svc->sigterm, NULL);
+		uv_run(loop, UV_RUN_DEFAULT);
+		free(svc);
+		return r;
+	}
+	*outp = svc;
+	return 0;
+}
+
+void service_ready(service_t *svc, const char *line)
+{
+	if (svc->ready_fd >= 0) {
+		char buf[512];
+		int n = snprintf(buf, sizeof(buf), "%s\n", line);
+		if (n > 0 && write(svc->ready_fd, buf, (size_t)n) != n)
+			log_warn("cannot write to --ready-fd %d: %s", svc->ready_fd,
+				 strerror(errno));
+		close(svc->ready_fd);
+		svc->ready_fd = -1;
+	}
+#if LARS_HAVE_SYSTEMD
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s", line);
+#endif
+}
+
+void service_stop(service_t *svc)
+{
+	if (svc->stopping)
+		return;
+	svc->stopping = true;
+#if LARS_HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
+	uv_close((uv_handle_t *)&svc->sigint, NULL);
+	uv_close((uv_handle_t *)&svc->sigterm, NULL);
+	if (svc->on_stop)
+		svc->on_stop(svc->user);
+}
+
+static void service_close_stray(uv_handle_t *h, void *arg)
+{
+	unsigned *n = arg;
+	if (uv_is_closing(h))
+		return;
+	log_debug("closing stray %s handle", uv_handle_type_name(h->type));
+	(*n)++;
+	uv_close(h, NULL);
+}
+
+int service_run(service_t *svc)
+{
+	uv_loop_t *loop = svc->loop;
+	uv_run(loop, UV_RUN_DEFAULT);
+	bool clean = svc->stopping;
+	if (!svc->stopping)
+		service_stop(svc);
+	/* Whatever the service left open is closed here, so the loop can close. */
+	unsigned n_stray = 0;
+	uv_walk(loop, service_close_stray, &n_stray);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (n_stray)
+		log_debug("closed %u stray handles at shutdown", n_stray);
+	int r = uv_loop_close(loop);
+	if (r) {
+		log_error("event loop did not close: %s", uv_strerror(r));
+		clean = false;
+	}
+	if (svc->ready_fd >= 0)
+		close(svc->ready_fd);
+	free(svc);
+	return clean ? 0 : 1;
+}

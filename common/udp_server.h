@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// libuv UDP server for Lars frames: one frame per datagram, dispatch, replies.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pb.h>
+#include <uv.h>
+
+#include "dispatch.h"
+#include "metrics.h"
+
+typedef struct udp_server udp_server_t;
+
+/** struct udp_peer - what a UDP handler gets as its peer: reply here. */
+typedef struct udp_peer {
+	udp_server_t *srv;
+	const struct sockaddr *addr;
+} udp_peer_t;
+
+typedef struct udp_server_opts {
+	const char *name;
+	const char *ip;
+	int port; /* 0 = any free port */
+	const dispatch_t *dispatch; /* handlers get a udp_peer_t * */
+	metrics_t *metrics;
+} udp_server_opts_t;
+
+int udp_server_start(uv_loop_t *loop, const udp_server_opts_t *opts,
+		     udp_server_t **outp);
+int udp_server_port(const udp_server_t *srv);
+/** udp_server_close() - close the socket; freed in its close callback. */
+void udp_server_close(udp_server_t *srv);
+/**
+ * udp_server_reply() - encode @msg as frame @msgid and send it to @peer.
+ * Return: 0, -EMSGSIZE (over 64 KiB) or a UV_E* error (counted, not fatal).
+ */
+int udp_server_reply(const udp_peer_t *peer, int32_t msgid,
+		     const pb_msgdesc_t *fields, const void *msg);

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// The values behind tests/golden/*.txtpb, as C structs, for the golden tests.
+#include "golden_cases.h"
+
+#include <string.h>
+
+#define LOCALHOST 2130706433       /* 127.0.0.1 */
+#define HOST_192_168_1_177 (-1062731343) /* 0xC0A801B1 as int32 */
+
+static const lars_HostInfo host_local = { .ip = LOCALHOST, .port = 9001 };
+static const lars_HostInfo host_neg = { .ip = HOST_192_168_1_177, .port = 80 };
+static const lars_GetRouteRequest route_req = { .modid = 1, .cmdid = 2 };
+static const lars_GetRouteRequest route_req_empty = { 0 };
+static const lars_GetRouteResponse route_resp = { .modid = 1, .cmdid = 1 };
+static const lars_HostInfo route_hosts[] = {
+	{ LOCALHOST, 9001 }, { LOCALHOST, 9002 }, { LOCALHOST, 9003 },
+};
+static const lars_GetRouteResponse route_removed = { .modid = 7, .cmdid = 3 };
+static const lars_ReportStatusRequest status_req = {
+	.modid = 1, .cmdid = 1, .caller = LOCALHOST, .ts = 1764000000,
+};
+static const lars_HostCallResult status_results[] = {
+	{ .ip = LOCALHOST, .port = 9001, .succ = 120, .err = 3 },
+	{ .ip = HOST_192_168_1_177, .port = 9002, .succ = 4, .err = 4000000000u,
+	  .overload = true },
+};
+static const lars_GetHostRequest host_req = { .seq = 6634, .modid = 1, .cmdid = 1 };
+static const lars_GetHostResponse host_resp = {
+	.modid = 1, .cmdid = 1, .has_host = true, .host = { LOCALHOST, 9001 },
+};
+static const lars_GetHostResponse host_resp_noexist = {
+	.seq = 4294967295u, .modid = 2147483647, .cmdid = -1, .retcode = 3,
+};
+static const lars_ReportRequest report_req = {
+	.modid = 1, .cmdid = 1, .has_host = true,
+	.host = { HOST_192_168_1_177, 8080 }, .retcode = 1,
+};
+
+#define CASE(n, id, type, value) \
+	{ n, id, type##_fields, sizeof(type), &(value), 0, { 0 } }
+#define CASE_REP(n, id, type, value, field, arr, etype)                       \
+	{ n, id, type##_fields, sizeof(type), &(value), offsetof(type, field), \
+	  { (arr), sizeof(arr) / sizeof((arr)[0]), sizeof(etype), etype##_fields } }
+
+const golden_case_t golden_cases[] = {
+	CASE("HostInfo", 0, lars_HostInfo, host_local),
+	CASE("HostInfo_negative_ip", 0, lars_HostInfo, host_neg),
+	CASE("GetRouteRequest", LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest, route_req),
+	CASE("GetRouteRequest_empty", LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest, route_req_empty),
+	CASE_REP("GetRouteResponse", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
+		 route_resp, host, route_hosts, lars_HostInfo),
+	{ "GetRouteResponse_removed", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields,
+	  sizeof(lars_GetRouteResponse), &route_removed,
+	  offsetof(lars_GetRouteResponse, host),
+	  { NULL, 0, sizeof(lars_HostInfo), lars_HostInfo_fields } },
+	CASE_REP("ReportStatusRequest", LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest,
+		 status_req, results, status_results, lars_HostCallResult),
+	CASE("GetHostRequest", LARS_ID_GET_HOST_REQ, lars_GetHostRequest, host_req),
+	CASE("GetHostResponse", LARS_ID_GET_HOST_RESP, lars_GetHostResponse, host_resp),
+	CASE("GetHostResponse_noexist", LARS_ID_GET_HOST_RESP, lars_GetHostResponse, host_resp_noexist),
+	CASE("ReportRequest", LARS_ID_REPORT_REQ, lars_ReportRequest, report_req),
+};
+const size_t golden_n_cases = sizeof(golden_cases) / sizeof(golden_cases[0]);
+
+const golden_case_t *golden_find(const char *name)
+{
+	for (size_t i = 0; i < golden_n_cases; i++)
+		if (strcmp(golden_cases[i].name, name) == 0)
+			return &golden_cases[i];
+	return NULL;
+}

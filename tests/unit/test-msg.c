@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// Message bodies: empty and short bodies, garbage and truncated protobuf,
+// repeated-field caps, big routes, frame size limits.
+#include "test.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "frame.h"
+#include "msg.h"
+
+static void test_empty_body_is_zero_message(void **state)
+{
+	lars_GetHostRequest req = { .seq = 9, .modid = 9, .cmdid = 9 };
+	req = (lars_GetHostRequest)lars_GetHostRequest_init_zero;
+	assert_int_equal(msg_decode(lars_GetHostRequest_fields, &req, (const uint8_t *)"", 0, NULL), 0);
+	assert_int_equal(req.seq, 0);
+	assert_int_equal(req.modid, 0);
+	/* Only seq present: the rest stay zero. */
+	assert_int_equal(msg_decode(lars_GetHostRequest_fields, &req,
+				    (const uint8_t *)"\x08\x05", 2, NULL), 0);
+	assert_int_equal(req.seq, 5);
+	assert_int_equal(req.cmdid, 0);
+}
+
+static void test_truncated_and_garbage(void **state)
+{
+	static const char *const bad[] = {
+		"08",                    /* tag without its varint */
+		"08 ff",                 /* varint cut short */
+		"08 ff ff ff ff ff ff ff ff ff ff ff", /* varint over 10 bytes */
+		"2a 09 08 81 80",        /* submessage longer than the body */
+		"0f",                    /* wire type 7 does not exist */
+		"1a 05 08 01",           /* host length 5, 2 bytes left */
+		"ff ff ff ff 0f",        /* absurd tag */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t body[32];
+		size_t n = test_unhex(bad[i], body, sizeof(body));
+		lars_GetHostResponse m = lars_GetHostResponse_init_zero;
+		const char *why = NULL;
+		int r = msg_decode(lars_GetHostResponse_fields, &m, body, n, &why);
+		if (r != MSG_E_DECODE)
+			fail_msg("case %zu (%s) decoded: %d", i, bad[i], r);
+		assert_non_null(why);
+	}
+	/* Unknown fields are skipped (newer peers add fields). */
+	uint8_t body[32];
+	size_t n = test_unhex("08 01 b0 06 07 10 02", body, sizeof(body));
+	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
+	assert_int_equal(msg_decode(lars_GetRouteRequest_fields, &req, body, n, NULL), 0);
+	assert_int_equal(req.modid, 1);
+	assert_int_equal(req.cmdid, 2);
+}
+
+static void test_route_roundtrip_big(void **state)
+{
+	enum { N = 5000 };
+	lars_HostInfo *hosts = calloc(N, sizeof(*hosts));
+	for (int i = 0; i < N; i++) {
+		hosts[i].ip = (int32_t)(0xC0A80000u + (unsigned)i); /* negative */
+		hosts[i].port = 1 + i;
+	}
+	lars_GetRouteResponse out = lars_GetRouteResponse_init_zero;
+	out.modid = 42;
+	out.cmdid = 7;
+	msg_array_t arr = MSG_HOSTS(hosts, N);
+	msg_array_bind(&arr, &out.host);
+	uint8_t *frame;
+	size_t len;
+	assert_int_equal(msg_frame_alloc(2, lars_GetRouteResponse_fields, &out,
+					 FRAME_TCP_MAX_DEFAULT, &frame, &len), 0);
+	assert_true(len > FRAME_UDP_MAX); /* needs TCP's larger maximum */
+	/* And refuses when the transport's maximum is lower. */
+	uint8_t *small;
+	size_t slen;
+	assert_int_equal(msg_frame_alloc(2, lars_GetRouteResponse_fields, &out,
+					 FRAME_UDP_MAX, &small, &slen), MSG_E_TOO_LARGE);
+
+	frame_hdr_t hdr = frame_hdr_read(frame);
+	assert_int_equal(hdr.msglen, (int32_t)(len - 8));
+	lars_GetRouteResponse in = lars_GetRouteResponse_init_zero;
+	msg_vec_t vec;
+	msg_hosts_init(&vec, N);
+	msg_vec_bind(&vec, &in.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &in, frame + 8,
+				    len - 8, NULL), 0);
+	assert_int_equal(in.modid, 42);
+	assert_int_equal(vec.n, N);
+	assert_memory_equal(vec.v, hosts, N * sizeof(*hosts));
+	msg_vec_deinit(&vec);
+
+	/* One host over the cap fails the decode, with the reason on the vector. */
+	in = (lars_GetRouteResponse)lars_GetRouteResponse_init_zero;
+	msg_hosts_init(&vec, N - 1);
+	msg_vec_bind(&vec, &in.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &in, frame + 8,
+				    len - 8, NULL), MSG_E_DECODE);
+	assert_int_equal(vec.error, MSG_E_TOO_MANY);
+	msg_vec_deinit(&vec);
+	free(frame);
+	free(hosts);
+}
+
+static void test_udp_host_bound(void **state)
+{
+	/* MSG_UDP_MAX_HOSTS worst-case hosts (negative ips) fit one datagram. */
+	size_t n = MSG_UDP_MAX_HOSTS;
+	lars_HostInfo *hosts = calloc(n, sizeof(*hosts));
+	for (size_t i = 0; i < n; i++) {
+		hosts[i].ip = -1;
+		hosts[i].port = -1;
+	}
+	lars_GetRouteResponse out = lars_GetRouteResponse_init_zero;
+	out.modid = out.cmdid = -1;
+	msg_array_t arr = MSG_HOSTS(hosts, n);
+	msg_array_bind(&arr, &out.host);
+	uint8_t *buf = malloc(FRAME_UDP_MAX);
+	size_t len;
+	assert_int_equal(msg_frame_encode(8, lars_GetRouteResponse_fields, &out, buf,
+					  FRAME_UDP_MAX, &len), 0);
+	assert_true(len <= FRAME_UDP_MAX);
+	arr.n = n + 100;
+	hosts = realloc(hosts, arr.n * sizeof(*hosts));
+	memset(hosts, 0xff, arr.n * sizeof(*hosts));
+	arr.v = hosts;
+	assert_int_equal(msg_frame_encode(8, lars_GetRouteResponse_fields, &out, buf,
+					  FRAME_UDP_MAX, &len), MSG_E_TOO_LARGE);
+	free(buf);
+	free(hosts);
+}
+
+static void test_ip_text(void **state)
+{
+	char s[16];
+	int32_t ip;
+	msg_ip_to_str(2130706433, s);
+	assert_string_equal(s, "127.0.0.1");
+	assert_int_equal(msg_ip_from_str("192.168.1.177", &ip), 0);
+	assert_int_equal(ip, -1062731343);
+	msg_ip_to_str(ip, s);
+	assert_string_equal(s, "192.168.1.177");
+	assert_int_equal(msg_ip_from_str("255.255.255.255", &ip), 0);
+	assert_int_equal(ip, -1);
+	assert_int_equal(msg_ip_from_str("::1", &ip), -EINVAL);
+	assert_int_equal(msg_ip_from_str("1.2.3", &ip), -EINVAL);
+	assert_int_equal(msg_ip_from_str("", &ip), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_body_is_zero_message),
+		cmocka_unit_test(test_truncated_and_garbage),
+		cmocka_unit_test(test_route_roundtrip_big),
+		cmocka_unit_test(test_udp_host_bound),
+		cmocka_unit_test(test_ip_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
