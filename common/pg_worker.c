@@ -2,10 +2,10 @@
 // PostgreSQL worker threads.
 //
 // DESIGN: the loop pushes jobs on a mutex-protected queue; each thread owns
-// one PGconn, opened in that thread. A thread that finds its connection gone
-// tries to reconnect, at most once per backoff delay; while the database is
-// unreachable, jobs fail fast with -ENOTCONN so callers keep serving from
-// memory and decide themselves what to retry. Finished jobs go to a second
+// one PGconn, opened in that thread, and its own reconnect backoff. A thread
+// that finds its connection gone tries to reconnect, at most once per backoff
+// delay; in between, jobs fail fast with -ENOTCONN so callers keep serving
+// from memory and decide themselves what to retry. Finished jobs go to a second
 // queue drained by a uv_async on the loop (async sends coalesce).
 #include "pg_worker.h"
 
@@ -38,10 +38,7 @@ struct pg_worker {
 	unsigned n_threads;
 	pthread_t threads[PG_MAX_THREADS];
 	_Atomic unsigned n_pending;
-	/* Shared reconnect pacing: one attempt per delay for all threads. */
-	backoff_t backoff;
-	uint64_t next_try_ms;
-	bool down_logged;
+	bool down_logged; /* the outage was logged; log the recovery */
 	struct {
 		metrics_counter_t *jobs, *failed, *reconnects, *up;
 	} m;
@@ -69,23 +66,25 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	return NULL;
 }
 
+/* One worker thread's own state: its connection and its reconnect pacing. */
+typedef struct pg_thread_state {
+	PGconn *conn;
+	bool up; /* counted in the connections gauge */
+	backoff_t backoff;
+	uint64_t next_try_ms;
+} pg_thread_state_t;
+
 /* Worker thread: a connection, or NULL if the database is unreachable now. */
-static PGconn *pg_connect(pg_worker_t *w, PGconn **connp)
+static PGconn *pg_connect(pg_worker_t *w, pg_thread_state_t *t)
 {
-	PGconn *conn = *connp;
-	if (conn && PQstatus(conn) == CONNECTION_OK)
-		return conn;
-	if (conn) {
-		PQfinish(conn);
-		*connp = conn = NULL;
+	if (t->conn && PQstatus(t->conn) == CONNECTION_OK)
+		return t->conn;
+	if (t->conn) {
+		PQfinish(t->conn);
+		t->conn = NULL;
 	}
-	pthread_mutex_lock(&w->lock);
-	uint64_t now = mono_ms();
-	bool may_try = now >= w->next_try_ms;
-	if (may_try) /* others wait while this thread tries */
-		w->next_try_ms = now + w->opts.connect_timeout_s * 1000u;
-	pthread_mutex_unlock(&w->lock);
-	if (!may_try)
+	/* Within the backoff delay, fail fast: callers serve from memory. */
+	if (mono_ms() < t->next_try_ms)
 		return NULL;
 
 	char timeout[16];
@@ -94,41 +93,51 @@ static PGconn *pg_connect(pg_worker_t *w, PGconn **connp)
 				     "options", "fallback_application_name", NULL };
 	const char *const vals[] = { w->conninfo, timeout, "1", w->options,
 				     w->name, NULL };
-	conn = PQconnectdbParams(keys, vals, 1);
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	bool ok = conn && PQstatus(conn) == CONNECTION_OK;
 
+	/* Log state changes once for all threads, not every try. */
 	pthread_mutex_lock(&w->lock);
-	if (ok) {
-		backoff_reset(&w->backoff);
-		w->next_try_ms = 0;
-		if (w->down_logged)
-			log_info("%s: database reachable again", w->name);
+	if (ok && w->down_logged) {
+		log_info("%s: database reachable again", w->name);
 		w->down_logged = false;
-	} else {
-		w->next_try_ms = mono_ms() + backoff_next(&w->backoff);
-		if (!w->down_logged) {
-			const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
-			log_warn("%s: cannot connect to PostgreSQL: %.*s (retrying with backoff)",
-				 w->name, (int)strcspn(msg, "\n"), msg);
-		}
+	} else if (!ok && !w->down_logged) {
+		const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+		log_warn("%s: cannot connect to PostgreSQL: %.*s (retrying with backoff)",
+			 w->name, (int)strcspn(msg, "\n"), msg);
 		w->down_logged = true;
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (!ok) {
 		PQfinish(conn);
+		t->next_try_ms = mono_ms() + backoff_next(&t->backoff);
 		return NULL;
 	}
+	backoff_reset(&t->backoff);
+	t->next_try_ms = 0;
 	metrics_inc(w->m.reconnects);
-	*connp = conn;
+	t->conn = conn;
 	return conn;
+}
+
+static void pg_thread_set_up(pg_worker_t *w, pg_thread_state_t *t, bool up)
+{
+	if (up == t->up)
+		return;
+	if (up)
+		metrics_inc(w->m.up);
+	else
+		metrics_sub(w->m.up, 1);
+	t->up = up;
 }
 
 static void *pg_thread(void *arg)
 {
 	pg_worker_t *w = arg;
-	PGconn *conn = NULL;
-	bool up = false; /* counted in the connections gauge */
+	pg_thread_state_t t = { 0 };
 
+	backoff_init(&t.backoff, w->opts.backoff_base_ms, w->opts.backoff_max_ms,
+		     (uint64_t)uv_hrtime() ^ (uintptr_t)&t);
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		while (!w->todo && !w->stopping)
@@ -143,21 +152,14 @@ static void *pg_thread(void *arg)
 			w->todo_tail = &w->todo;
 		pthread_mutex_unlock(&w->lock);
 
-		PGconn *c = pg_connect(w, &conn);
-		if (!!c != up) {
-			if (c)
-				metrics_inc(w->m.up);
-			else
-				metrics_sub(w->m.up, 1);
-			up = c;
-		}
+		PGconn *c = pg_connect(w, &t);
+		pg_thread_set_up(w, &t, c != NULL);
 		int status = c ? job->work(c, job) : -ENOTCONN;
 		if (c && (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK)) {
 			log_warn("%s: lost the PostgreSQL connection", w->name);
-			metrics_sub(w->m.up, 1);
-			up = false;
+			pg_thread_set_up(w, &t, false);
 			PQfinish(c);
-			conn = NULL;
+			t.conn = NULL;
 			status = -ENOTCONN;
 		}
 		if (status)
@@ -172,9 +174,8 @@ static void *pg_thread(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		uv_async_send(&w->async);
 	}
-	if (up)
-		metrics_sub(w->m.up, 1);
-	PQfinish(conn);
+	pg_thread_set_up(w, &t, false);
+	PQfinish(t.conn);
 	return NULL;
 }
 
@@ -214,9 +215,10 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 		w->opts.statement_timeout_ms = 30000;
 	snprintf(w->options, sizeof(w->options), "-c statement_timeout=%u",
 		 w->opts.statement_timeout_ms);
-	backoff_init(&w->backoff, opts->backoff_base_ms ? opts->backoff_base_ms : 200,
-		     opts->backoff_max_ms ? opts->backoff_max_ms : 10000,
-		     (uint64_t)uv_hrtime() ^ (uintptr_t)w);
+	if (!w->opts.backoff_base_ms)
+		w->opts.backoff_base_ms = 200;
+	if (!w->opts.backoff_max_ms)
+		w->opts.backoff_max_ms = 10000;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->todo_tail = &w->todo;

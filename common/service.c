@@ -24,8 +24,26 @@ struct service {
 	service_stop_cb on_stop;
 	void *user;
 	int ready_fd;
+	bool level_given;
 	bool stopping;
+	metrics_http_t *metrics_http;
 };
+
+int service_parse_log_level(const char *value, void *dst, const char **whyp)
+{
+	if (log_level_parse(value, dst)) {
+		*whyp = "expected error, warn, info or debug";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void service_common_defaults(service_common_cfg_t *c, int metrics_port)
+{
+	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO,
+				      .metrics_port = metrics_port };
+	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
+}
 
 static void usage(FILE *f, const char *prog, const char *summary)
 {
@@ -109,6 +127,7 @@ int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_sto
 	svc->on_stop = on_stop;
 	svc->user = user;
 	svc->ready_fd = a->ready_fd;
+	svc->level_given = a->level_given;
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(loop, &svc->sigint);
 	uv_signal_init(loop, &svc->sigterm);
@@ -125,6 +144,22 @@ int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_sto
 		return r;
 	}
 	*outp = svc;
+	return 0;
+}
+
+int service_apply_common(service_t *svc, const service_common_cfg_t *c,
+			 metrics_t *m, int *portp)
+{
+	if (!svc->level_given)
+		log_set_level(c->log_level);
+	*portp = 0;
+	if (!c->metrics_enabled)
+		return 0;
+	int r = metrics_http_start(svc->loop, m, c->metrics_ip, c->metrics_port,
+				   &svc->metrics_http);
+	if (r)
+		return r;
+	*portp = metrics_http_port(svc->metrics_http);
 	return 0;
 }
 
@@ -154,6 +189,8 @@ void service_stop(service_t *svc)
 #endif
 	uv_close((uv_handle_t *)&svc->sigint, NULL);
 	uv_close((uv_handle_t *)&svc->sigterm, NULL);
+	metrics_http_close(svc->metrics_http);
+	svc->metrics_http = NULL;
 	if (svc->on_stop)
 		svc->on_stop(svc->user);
 }

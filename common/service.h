@@ -6,7 +6,9 @@
 
 #include <uv.h>
 
+#include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct service_args {
 	const char *config;  /* -c FILE */
@@ -14,6 +16,26 @@ typedef struct service_args {
 	enum log_level level;
 	bool level_given;    /* --log-level overrides the config */
 } service_args_t;
+
+/** struct service_common_cfg - keys every daemon has: [log] and [metrics]. */
+typedef struct service_common_cfg {
+	enum log_level log_level;
+	bool metrics_enabled;
+	char metrics_ip[64];
+	int metrics_port; /* 0 = any free port (reported on --ready-fd) */
+} service_common_cfg_t;
+
+int service_parse_log_level(const char *value, void *dst, const char **whyp);
+
+/* Append to a service's config_key_t table. */
+#define SERVICE_COMMON_KEYS(c)                                                 \
+	CONFIG_KEY_FN("log", "level", &(c).log_level, service_parse_log_level), \
+	CONFIG_KEY_BOOL("metrics", "enabled", &(c).metrics_enabled),           \
+	CONFIG_KEY_STR("metrics", "ip", (c).metrics_ip),                       \
+	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535)
+
+/** service_common_defaults() - info logs, metrics off, 127.0.0.1:@metrics_port. */
+void service_common_defaults(service_common_cfg_t *c, int metrics_port);
 
 typedef struct service service_t;
 typedef void (*service_stop_cb)(void *user);
@@ -32,6 +54,13 @@ int service_parse_args(const char *prog, const char *summary, int argc,
  */
 int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_stop,
 		void *user, service_t **outp);
+/**
+ * service_apply_common() - set the log level (unless --log-level was given)
+ * and, if enabled, serve @m at GET /metrics. *portp gets its port, or 0.
+ * The listener is closed by the shutdown.
+ */
+int service_apply_common(service_t *svc, const service_common_cfg_t *c,
+			 metrics_t *m, int *portp);
 /**
  * service_ready() - tell whoever waits that we serve: writes @line (e.g.
  * "tcp=7778 metrics=9100") and a newline to --ready-fd and closes it, and

@@ -87,8 +87,11 @@ static void tcp_client_drop(tcp_client_t *cli, const char *why, bool failed)
 	uv_close((uv_handle_t *)&s->tcp, tcp_sock_on_closed);
 	if (was_connected) {
 		metrics_sub(cli->m.up, 1);
-		log_warn("%s: lost connection to %s: %s", cli->name, cli->endpoint, why);
-		if (cli->opts.on_disconnect)
+		if (!cli->closing)
+			log_warn("%s: lost connection to %s: %s", cli->name,
+				 cli->endpoint, why);
+		/* Not while closing: the owner is tearing down, not recovering. */
+		if (cli->opts.on_disconnect && !cli->closing)
 			cli->opts.on_disconnect(cli, cli->opts.user);
 	} else if (failed) {
 		metrics_inc(cli->m.failures);
@@ -352,7 +355,7 @@ int tcp_client_send(tcp_client_t *cli, int32_t msgid, const pb_msgdesc_t *fields
 
 	if (!cli->connected)
 		return -ENOTCONN;
-	int r = msg_frame_alloc(msgid, fields, msg, cli->opts.max_frame, &buf, &len);
+	int r = msg_frame_alloc(msgid, fields, msg, FRAME_TCP_MAX_LIMIT, &buf, &len);
 	if (r == -ENOMEM) {
 		log_error("%s: out of memory encoding frame %d", cli->name, msgid);
 		abort();

@@ -211,7 +211,9 @@ int tcp_conn_send(tcp_conn_t *c, int32_t msgid, const pb_msgdesc_t *fields,
 
 	if (c->closing)
 		return -ENOTCONN;
-	int r = msg_frame_alloc(msgid, fields, msg, c->srv->opts.max_frame, &buf, &len);
+	/* max_frame bounds what peers send us; what we send is bounded by the
+	 * protocol's ceiling (a route of thousands of hosts may exceed it). */
+	int r = msg_frame_alloc(msgid, fields, msg, FRAME_TCP_MAX_LIMIT, &buf, &len);
 	if (r == -ENOMEM) {
 		log_error("%s: out of memory encoding frame %d", c->srv->name, msgid);
 		abort();

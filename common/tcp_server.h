@@ -23,7 +23,7 @@ typedef struct tcp_server_opts {
 	int port; /* 0 = any free port, see tcp_server_port() */
 	int backlog;
 	unsigned max_conns;     /* over it, new connections are closed at once */
-	uint32_t max_frame;     /* header + body; bigger frames close the peer */
+	uint32_t max_frame;     /* header + body a peer may send; bigger closes it */
 	size_t max_write_queue; /* bytes queued to one peer before it is cut off */
 	const dispatch_t *dispatch; /* handlers get the tcp_conn_t * as peer */
 	tcp_conn_cb on_connect;

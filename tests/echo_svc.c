@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// lars-test-svc: a small daemon built only from common/'s service core, so
+// the integration tests exercise the real TCP/UDP servers, config, metrics,
+// --ready-fd and shutdown the way the services use them.
+//
+// GetHostRequest (4) -> GetHostResponse (5): host 127.0.0.1:(9000 + cmdid).
+// GetRouteRequest (1) -> GetRouteResponse (2) with cmdid hosts (big frames).
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "service.h"
+#include "tcp_server.h"
+#include "udp_server.h"
+#include "xalloc.h"
+
+typedef struct echo_cfg {
+	char ip[64];
+	int port;
+	int udp_port;
+	int max_conns;
+	int max_frame;
+	int max_write_queue;
+	service_common_cfg_t common;
+} echo_cfg_t;
+
+typedef struct echo {
+	tcp_server_t *tcp;
+	udp_server_t *udp;
+} echo_t;
+
+static void answer_host(const lars_GetHostRequest *req, lars_GetHostResponse *resp)
+{
+	*resp = (lars_GetHostResponse)lars_GetHostResponse_init_zero;
+	resp->seq = req->seq;
+	resp->modid = req->modid;
+	resp->cmdid = req->cmdid;
+	resp->retcode = LARS_RET_SUCC;
+	resp->has_host = true;
+	resp->host.ip = 2130706433;
+	resp->host.port = 9000 + req->cmdid;
+}
+
+static int on_tcp_get_host(void *peer, void *user, int32_t msgid,
+			   const uint8_t *body, size_t len)
+{
+	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
+	lars_GetHostResponse resp;
+	int r = msg_decode(lars_GetHostRequest_fields, &req, body, len, NULL);
+	if (r)
+		return r;
+	answer_host(&req, &resp);
+	r = tcp_conn_send(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
+	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
+}
+
+static int on_tcp_get_route(void *peer, void *user, int32_t msgid,
+			    const uint8_t *body, size_t len)
+{
+	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
+	int r = msg_decode(lars_GetRouteRequest_fields, &req, body, len, NULL);
+	if (r)
+		return r;
+	if (req.cmdid < 0 || req.cmdid > 100000)
+		return MSG_E_TOO_MANY;
+	lars_HostInfo *hosts = xcalloc((size_t)req.cmdid + 1, sizeof(*hosts));
+	for (int i = 0; i < req.cmdid; i++) {
+		hosts[i].ip = 2130706433;
+		hosts[i].port = 1 + i % 65535;
+	}
+	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
+	resp.modid = req.modid;
+	resp.cmdid = req.cmdid;
+	msg_array_t arr = MSG_HOSTS(hosts, (size_t)req.cmdid);
+	msg_array_bind(&arr, &resp.host);
+	r = tcp_conn_send(peer, LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
+	free(hosts);
+	return r == -ENOBUFS ? 0 : r;
+}
+
+static int on_udp_get_host(void *peer, void *user, int32_t msgid,
+			   const uint8_t *body, size_t len)
+{
+	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
+	lars_GetHostResponse resp;
+	int r = msg_decode(lars_GetHostRequest_fields, &req, body, len, NULL);
+	if (r)
+		return r;
+	answer_host(&req, &resp);
+	udp_server_reply(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
+	return 0;
+}
+
+static void echo_stop(void *user)
+{
+	echo_t *e = user;
+	tcp_server_close(e->tcp);
+	udp_server_close(e->udp);
+}
+
+int main(int argc, char **argv)
+{
+	service_args_t args;
+	int r = service_parse_args("lars-test-svc", "Test daemon built from the Lars service core.",
+				   argc, argv, &args);
+	if (r)
+		return r > 0 ? 0 : 2;
+	log_init(args.level);
+
+	echo_cfg_t cfg = { .port = 0, .udp_port = 0, .max_conns = 1000,
+			   .max_frame = FRAME_TCP_MAX_DEFAULT,
+			   .max_write_queue = 1 << 20 };
+	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
+	service_common_defaults(&cfg.common, 0);
+	config_key_t keys[] = {
+		CONFIG_KEY_STR("echo", "ip", cfg.ip),
+		CONFIG_KEY_INT("echo", "port", &cfg.port, 0, 65535),
+		CONFIG_KEY_INT("echo", "udp_port", &cfg.udp_port, 0, 65535),
+		CONFIG_KEY_INT("echo", "max_conns", &cfg.max_conns, 1, 1000000),
+		CONFIG_KEY_INT("echo", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
+		CONFIG_KEY_INT("echo", "max_write_queue", &cfg.max_write_queue, 1024, 1 << 30),
+		SERVICE_COMMON_KEYS(cfg.common),
+	};
+	if (config_load(args.config, keys, ARRAY_SIZE(keys)))
+		return 2;
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	metrics_t *m;
+	metrics_new(&m);
+	echo_t e = { 0 };
+	service_t *svc;
+	if (service_new(&loop, &args, echo_stop, &e, &svc))
+		return 1;
+
+	dispatch_t tcp_d, udp_d;
+	dispatch_init(&tcp_d);
+	dispatch_on(&tcp_d, LARS_ID_GET_HOST_REQ, on_tcp_get_host, &e);
+	dispatch_on(&tcp_d, LARS_ID_GET_ROUTE_REQ, on_tcp_get_route, &e);
+	dispatch_init(&udp_d);
+	dispatch_on(&udp_d, LARS_ID_GET_HOST_REQ, on_udp_get_host, &e);
+
+	tcp_server_opts_t topts = {
+		.name = "echo", .ip = cfg.ip, .port = cfg.port,
+		.max_conns = (unsigned)cfg.max_conns, .max_frame = (uint32_t)cfg.max_frame,
+		.max_write_queue = (size_t)cfg.max_write_queue, .dispatch = &tcp_d,
+		.user = &e, .metrics = m,
+	};
+	udp_server_opts_t uopts = { .name = "echo-udp", .ip = cfg.ip,
+				    .port = cfg.udp_port, .dispatch = &udp_d, .metrics = m };
+	int mport = 0;
+	if (tcp_server_start(&loop, &topts, &e.tcp) ||
+	    udp_server_start(&loop, &uopts, &e.udp) ||
+	    service_apply_common(svc, &cfg.common, m, &mport)) {
+		service_stop(svc);
+		service_run(svc);
+		metrics_free(m);
+		return 1;
+	}
+	char ready[128];
+	snprintf(ready, sizeof(ready), "tcp=%d udp=%d metrics=%d",
+		 tcp_server_port(e.tcp), udp_server_port(e.udp), mport);
+	service_ready(svc, ready);
+	r = service_run(svc);
+	metrics_free(m);
+	log_info("stopped");
+	return r;
+}

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+// Integration-test helpers (see harness.h).
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *harness_write_config(const char *text)
+{
+	static char paths[8][64];
+	static int slot;
+	char *path = paths[slot++ % 8];
+	snprintf(path, 64, "/tmp/lars-test-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return NULL;
+	size_t len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	return path;
+}
+
+int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
+{
+	int pfd[2];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->log, sizeof(p->log), "%s.log", config);
+	snprintf(p->config, sizeof(p->config), "%s", config);
+	if (pipe(pfd))
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(pfd[0]);
+		int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (logfd >= 0)
+			dup2(logfd, 2);
+		char fdarg[16];
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		execl(bin, bin, "-c", config, "--ready-fd", fdarg, "--log-level",
+		      "debug", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	p->pid = pid;
+	size_t len = 0;
+	int64_t deadline = mono_ms() + 10000;
+	for (;;) {
+		int left = (int)(deadline - mono_ms());
+		if (left <= 0)
+			break;
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		if (poll(&pf, 1, left) <= 0)
+			break;
+		ssize_t n = read(pfd[0], p->ready + len, sizeof(p->ready) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		p->ready[len] = 0;
+		if (strchr(p->ready, '\n'))
+			break;
+	}
+	close(pfd[0]);
+	if (!strchr(p->ready, '\n')) {
+		fprintf(stderr, "harness: %s did not become ready; its log %s:\n", bin, p->log);
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), "cat %s >&2", p->log);
+		if (system(cmd)) {
+		}
+		harness_stop(p);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+int harness_port(const harness_proc_t *p, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%s=", name);
+	const char *s = p->ready;
+	while ((s = strstr(s, key))) {
+		if (s == p->ready || s[-1] == ' ')
+			return atoi(s + strlen(key));
+		s++;
+	}
+	return -1;
+}
+
+int harness_stop(harness_proc_t *p)
+{
+	int status;
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, SIGTERM);
+	int64_t deadline = mono_ms() + 10000;
+	while (mono_ms() < deadline) {
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid) {
+			p->pid = 0;
+			if (!WIFEXITED(status))
+				return -1;
+			if (WEXITSTATUS(status) == 0) {
+				unlink(p->log);
+				unlink(p->config);
+			}
+			return WEXITSTATUS(status);
+		}
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	p->pid = 0;
+	return -1;
+}
+
+int harness_tcp_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int harness_udp_socket(void)
+{
+	return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+int harness_send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read exactly @len bytes before @deadline: 1 ok, 0 EOF, -1 timeout/error. */
+static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
+{
+	while (len) {
+		int left = (int)(deadline - mono_ms());
+		if (left <= 0)
+			return -1;
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, left) <= 0)
+			return -1;
+		ssize_t n = recv(fd, buf, len, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return errno == ECONNRESET ? 0 : -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 1;
+}
+
+int harness_recv_frame(int fd, frame_hdr_t *hdrp, uint8_t *body, size_t cap,
+		       int timeout_ms)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	uint8_t h[8];
+	int r = recv_exact(fd, h, 8, deadline);
+	if (r <= 0)
+		return r;
+	*hdrp = frame_hdr_read(h);
+	if (hdrp->msglen < 0 || (size_t)hdrp->msglen > cap)
+		return -1;
+	r = recv_exact(fd, body, (size_t)hdrp->msglen, deadline);
+	return r;
+}
+
+int harness_wait_eof(int fd, int timeout_ms)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	uint8_t buf[4096];
+	for (;;) {
+		int left = (int)(deadline - mono_ms());
+		if (left <= 0)
+			return 0;
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, left) <= 0)
+			return 0;
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return 1;
+	}
+}
+
+ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
+			 uint8_t *resp, size_t cap, int timeout_ms)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (sendto(fd, req, len, 0, (struct sockaddr *)&a, sizeof(a)) != (ssize_t)len)
+		return -1;
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	if (poll(&pf, 1, timeout_ms) <= 0)
+		return -1;
+	return recv(fd, resp, cap, 0);
+}
+
+ssize_t harness_http_get(int port, const char *path, char *out, size_t cap)
+{
+	int fd = harness_tcp_connect(port);
+	if (fd < 0)
+		return -1;
+	char req[256];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	if (harness_send_all(fd, req, (size_t)n)) {
+		close(fd);
+		return -1;
+	}
+	size_t len = 0;
+	int64_t deadline = mono_ms() + 5000;
+	while (len < cap - 1) {
+		int left = (int)(deadline - mono_ms());
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (left <= 0 || poll(&pf, 1, left) <= 0)
+			break;
+		ssize_t k = recv(fd, out + len, cap - 1 - len, 0);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	out[len] = 0;
+	close(fd);
+	return (ssize_t)len;
+}

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+// Integration-test helpers: spawn a daemon with --ready-fd, wait for its
+// ports with a deadline, talk Lars frames over blocking sockets with
+// timeouts, stop it with SIGTERM and check it exits cleanly.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+
+typedef struct harness_proc {
+	pid_t pid;
+	char ready[256]; /* what the daemon wrote to --ready-fd */
+	char log[256];   /* its stderr goes to this file */
+	char config[256];
+} harness_proc_t;
+
+/** harness_spawn() - start @bin -c @config --ready-fd N; wait ≤ 10 s for the line. */
+int harness_spawn(harness_proc_t *p, const char *bin, const char *config);
+/** harness_port() - "name=PORT" from the ready line, or -1. */
+int harness_port(const harness_proc_t *p, const char *name);
+/**
+ * harness_stop() - SIGTERM, wait ≤ 10 s (then SIGKILL); returns the exit
+ * status or -1. A clean exit removes the config and log files.
+ */
+int harness_stop(harness_proc_t *p);
+/** harness_write_config() - write @text to a temp file; returns its path (static buffer per call slot). */
+const char *harness_write_config(const char *text);
+
+int harness_tcp_connect(int port);
+int harness_udp_socket(void);
+/** harness_send_all() - write all bytes; -1 on error. */
+int harness_send_all(int fd, const void *buf, size_t len);
+/**
+ * harness_recv_frame() - read one frame within @timeout_ms.
+ * Return: 1 with *hdrp and @body (cap bytes) filled, 0 on EOF (peer closed),
+ * -1 on timeout or error.
+ */
+int harness_recv_frame(int fd, frame_hdr_t *hdrp, uint8_t *body, size_t cap,
+		       int timeout_ms);
+/** harness_wait_eof() - 1 if the peer closes within @timeout_ms, else 0. */
+int harness_wait_eof(int fd, int timeout_ms);
+/** harness_udp_call() - send a datagram to 127.0.0.1:@port, wait ≤ @timeout_ms for one back. */
+ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
+			 uint8_t *resp, size_t cap, int timeout_ms);
+/** harness_http_get() - GET @path from 127.0.0.1:@port into @out; returns bytes or -1. */
+ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);

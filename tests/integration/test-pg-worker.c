@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+// The PostgreSQL worker against a real server (PG* variables, started by
+// deploy/lars-local test): results come back on the loop thread, SQL is
+// parameterised, errors do not stop the worker, a killed backend is
+// reconnected, an unreachable server fails jobs fast, and closing cancels
+// what has not started.
+#include "test.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_worker.h"
+#include "xalloc.h"
+
+typedef struct job {
+	pg_job_t base;
+	const char *sql;
+	const char *param;
+	char result[256];
+	int status;
+	bool done;
+	bool on_loop;
+} job_t;
+
+static pthread_t loop_thread;
+static int n_done;
+
+static int job_work(PGconn *conn, pg_job_t *j)
+{
+	job_t *job = container_of(j, job_t, base);
+	const char *params[1] = { job->param };
+	PGresult *res = pg_exec(conn, job->sql, job->param ? 1 : 0, params, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+		snprintf(job->result, sizeof(job->result), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static void job_done(pg_job_t *j, int status)
+{
+	job_t *job = container_of(j, job_t, base);
+	job->status = status;
+	job->done = true;
+	job->on_loop = pthread_equal(pthread_self(), loop_thread);
+	n_done++;
+}
+
+static void job_init(job_t *job, const char *sql, const char *param)
+{
+	memset(job, 0, sizeof(*job));
+	job->base.work = job_work;
+	job->base.done = job_done;
+	job->sql = sql;
+	job->param = param;
+}
+
+/* Run the loop until @n jobs are done (bounded by 20 s). */
+static void run_until(uv_loop_t *loop, int n)
+{
+	uint64_t start = uv_hrtime();
+	while (n_done < n) {
+		uv_run(loop, UV_RUN_NOWAIT);
+		if (uv_hrtime() - start > 20000000000ull)
+			fail_msg("jobs did not finish: %d of %d", n_done, n);
+		usleep(1000);
+	}
+}
+
+static void close_loop(uv_loop_t *loop, pg_worker_t *w)
+{
+	pg_worker_close(w);
+	uv_run(loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void test_jobs_and_parameters(void **state)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	pg_worker_opts_t o = { .name = "test", .conninfo = "", .n_threads = 2 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+
+	enum { N = 40 };
+	static job_t jobs[N];
+	static char params[N][16];
+	n_done = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(params[i], sizeof(params[i]), "%d", i);
+		job_init(&jobs[i], "SELECT $1::int * 2", params[i]);
+		pg_worker_submit(w, &jobs[i].base);
+	}
+	/* Hostile text is data, never SQL. */
+	static job_t quoted, bad, after;
+	const char *evil = "x'); DROP TABLE pg_class; -- \"quoted\" $1 \\";
+	job_init(&quoted, "SELECT $1::text", evil);
+	job_init(&bad, "SELECT no_such_column FROM no_such_table", NULL);
+	job_init(&after, "SELECT 'still serving'", NULL);
+	pg_worker_submit(w, &quoted.base);
+	pg_worker_submit(w, &bad.base);
+	pg_worker_submit(w, &after.base);
+	run_until(&loop, N + 3);
+
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].status, 0);
+		assert_true(jobs[i].on_loop);
+		assert_int_equal(atoi(jobs[i].result), 2 * i);
+	}
+	assert_int_equal(quoted.status, 0);
+	assert_string_equal(quoted.result, evil);
+	assert_int_equal(bad.status, -EIO);
+	assert_int_equal(after.status, 0);
+	assert_string_equal(after.result, "still serving");
+	assert_int_equal(pg_worker_pending(w), 0);
+	close_loop(&loop, w);
+}
+
+static void test_reconnects_after_backend_killed(void **state)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	pg_worker_opts_t o = { .name = "test", .conninfo = "", .n_threads = 1,
+			       .backoff_base_ms = 10 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+	static job_t kill, next;
+	job_init(&kill, "SELECT pg_terminate_backend(pg_backend_pid())", NULL);
+	job_init(&next, "SELECT 'back'", NULL);
+	n_done = 0;
+	pg_worker_submit(w, &kill.base);
+	pg_worker_submit(w, &next.base);
+	run_until(&loop, 2);
+	assert_int_equal(kill.status, -ENOTCONN); /* the connection died under it */
+	assert_int_equal(next.status, 0);         /* and the worker reconnected */
+	assert_string_equal(next.result, "back");
+	close_loop(&loop, w);
+}
+
+static void test_unreachable_fails_fast(void **state)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	/* Port 1 on loopback: connection refused at once. */
+	pg_worker_opts_t o = { .name = "test", .conninfo = "host=127.0.0.1 port=1",
+			       .n_threads = 2, .backoff_base_ms = 1000 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+	static job_t jobs[10];
+	n_done = 0;
+	uint64_t start = uv_hrtime();
+	for (int i = 0; i < 10; i++) {
+		job_init(&jobs[i], "SELECT 1", NULL);
+		pg_worker_submit(w, &jobs[i].base);
+	}
+	run_until(&loop, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(jobs[i].status, -ENOTCONN);
+	/* One refused attempt, then the backoff answers the rest without trying. */
+	assert_true(uv_hrtime() - start < 5000000000ull);
+	close_loop(&loop, w);
+}
+
+static void test_close_cancels_queued(void **state)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	pg_worker_opts_t o = { .name = "test", .conninfo = "", .n_threads = 1 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+	static job_t slow, queued[5];
+	n_done = 0;
+	job_init(&slow, "SELECT pg_sleep(0.3)::text", NULL);
+	pg_worker_submit(w, &slow.base);
+	for (int i = 0; i < 5; i++) {
+		job_init(&queued[i], "SELECT 1", NULL);
+		pg_worker_submit(w, &queued[i].base);
+	}
+	usleep(100000); /* the slow one is running now */
+	pg_worker_close(w);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(n_done, 6);
+	assert_true(slow.done);
+	int cancelled = 0;
+	for (int i = 0; i < 5; i++)
+		cancelled += queued[i].status == -ECANCELED;
+	assert_true(cancelled >= 4);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	if (!getenv("LARS_TEST_PG")) {
+		fprintf(stderr, "no PostgreSQL for this run (deploy/lars-local test provides one)\n");
+		return 77;
+	}
+	log_init(LOG_LVL_WARN);
+	loop_thread = pthread_self();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_jobs_and_parameters),
+		cmocka_unit_test(test_reconnects_after_backend_killed),
+		cmocka_unit_test(test_unreachable_fails_fast),
+		cmocka_unit_test(test_close_cancels_queued),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
