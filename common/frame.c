@@ -78,12 +78,12 @@ int frame_udp_parse(const uint8_t *dgram, size_t len, const frame_idset_t *ids,
 	if (len < FRAME_HDR_LEN)
 		return FRAME_E_LENGTH;
 	frame_hdr_t hdr = frame_hdr_read(dgram);
+	*hdrp = hdr;
 	int r = frame_hdr_check(&hdr, FRAME_UDP_MAX, ids);
 	if (r)
 		return r;
 	if ((uint64_t)FRAME_HDR_LEN + (uint64_t)hdr.msglen != len)
 		return FRAME_E_LENGTH;
-	*hdrp = hdr;
 	*bodyp = dgram + FRAME_HDR_LEN;
 	return FRAME_OK;
 }
@@ -149,9 +149,11 @@ int frame_buf_next(frame_buf_t *fb, frame_hdr_t *hdrp, const uint8_t **bodyp)
 {
 	size_t avail = fb->len - fb->off;
 
+	*hdrp = (frame_hdr_t){ -1, -1 };
 	if (avail < FRAME_HDR_LEN)
 		goto need_more;
 	frame_hdr_t hdr = frame_hdr_read(fb->data + fb->off);
+	*hdrp = hdr; /* also for refusals: the caller logs it */
 	/* Refuse before the body arrives, so a liar never makes us allocate. */
 	int r = frame_hdr_check(&hdr, fb->max_frame, fb->ids);
 	if (r)
@@ -159,7 +161,6 @@ int frame_buf_next(frame_buf_t *fb, frame_hdr_t *hdrp, const uint8_t **bodyp)
 	size_t flen = FRAME_HDR_LEN + (size_t)hdr.msglen;
 	if (avail < flen)
 		goto need_more;
-	*hdrp = hdr;
 	*bodyp = fb->data + fb->off + FRAME_HDR_LEN;
 	fb->off += flen;
 	return FRAME_OK;

@@ -65,7 +65,10 @@ void frame_idset_clear(frame_idset_t *set);
 void frame_idset_add(frame_idset_t *set, int32_t msgid);
 bool frame_idset_has(const frame_idset_t *set, int32_t msgid);
 
-/** frame_udp_parse() - check one datagram; body/bodylen point into @dgram. */
+/**
+ * frame_udp_parse() - check one datagram; *bodyp points into @dgram.
+ * *hdrp is set whenever 8 header bytes were there, refusals included.
+ */
 int frame_udp_parse(const uint8_t *dgram, size_t len, const frame_idset_t *ids,
 		    frame_hdr_t *hdrp, const uint8_t **bodyp);
 
@@ -78,7 +81,8 @@ void frame_buf_commit(frame_buf_t *fb, size_t n);
 /**
  * frame_buf_next() - take the next whole frame.
  * Return: FRAME_OK with *hdrp / *bodyp set (body valid until the next call),
- * FRAME_E_NEED_MORE, or a refusal outcome (the stream is then unusable).
+ * FRAME_E_NEED_MORE, or a refusal outcome (the stream is then unusable;
+ * *hdrp holds the refused header for the log).
  */
 int frame_buf_next(frame_buf_t *fb, frame_hdr_t *hdrp, const uint8_t **bodyp);
 /** frame_buf_pending() - bytes received but not yet returned as frames. */
