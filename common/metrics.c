@@ -124,6 +124,26 @@ static size_t family_len(const char *name)
 	return brace ? (size_t)(brace - name) : strlen(name);
 }
 
+void metrics_summary(metrics_t *m, char *out, size_t cap)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (metric_t *x = m->head; x && len + 1 < cap; x = x->next) {
+		uint64_t v = metrics_get(&x->counter);
+		if (x->gauge || v == 0)
+			continue;
+		int n = x->level ? snprintf(out + len, cap - len, "%s%s=%lld",
+					    len ? " " : "", x->name, (long long)(int64_t)v)
+				 : snprintf(out + len, cap - len, "%s%s=%llu",
+					    len ? " " : "", x->name, (unsigned long long)v);
+		if (n < 0 || (size_t)n >= cap - len) {
+			out[len] = '\0';
+			break;
+		}
+		len += (size_t)n;
+	}
+}
+
 int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 {
 	char *buf = NULL;

@@ -57,6 +57,12 @@ static inline uint64_t metrics_get(const metrics_counter_t *c)
 	return c ? atomic_load_explicit(&c->value, memory_order_relaxed) : 0;
 }
 
+/**
+ * metrics_summary() - "name=value ..." of the non-zero counters and levels
+ * (gauges computed by callbacks left out) into @out; truncated to fit.
+ */
+void metrics_summary(metrics_t *m, char *out, size_t cap);
+
 /** metrics_render() - the text exposition into a new malloc'd buffer. */
 int metrics_render(metrics_t *m, char **bufp, size_t *lenp);
 

@@ -27,6 +27,9 @@ struct service {
 	bool level_given;
 	bool stopping;
 	metrics_http_t *metrics_http;
+	metrics_t *stats_metrics;
+	uv_timer_t stats_timer;
+	bool stats_running;
 };
 
 int service_parse_log_level(const char *value, void *dst, const char **whyp)
@@ -41,6 +44,7 @@ int service_parse_log_level(const char *value, void *dst, const char **whyp)
 void service_common_defaults(service_common_cfg_t *c, int metrics_port)
 {
 	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO,
+				      .stats_interval = 60,
 				      .metrics_port = metrics_port };
 	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
 }
@@ -147,12 +151,31 @@ int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_sto
 	return 0;
 }
 
+static void service_on_stats(uv_timer_t *t)
+{
+	service_t *svc = t->data;
+	char line[1536];
+	metrics_summary(svc->stats_metrics, line, sizeof(line));
+	if (line[0])
+		log_info("stats: %s", line);
+}
+
 int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 			 metrics_t *m, int *portp)
 {
 	if (!svc->level_given)
 		log_set_level(c->log_level);
 	*portp = 0;
+	if (c->stats_interval > 0 && !svc->stats_running) {
+		uint64_t ms = (uint64_t)c->stats_interval * 1000;
+		svc->stats_metrics = m;
+		uv_timer_init(svc->loop, &svc->stats_timer);
+		svc->stats_timer.data = svc;
+		uv_timer_start(&svc->stats_timer, service_on_stats, ms, ms);
+		/* A summary is no reason to keep the loop alive. */
+		uv_unref((uv_handle_t *)&svc->stats_timer);
+		svc->stats_running = true;
+	}
 	if (!c->metrics_enabled)
 		return 0;
 	int r = metrics_http_start(svc->loop, m, c->metrics_ip, c->metrics_port,
@@ -191,6 +214,11 @@ void service_stop(service_t *svc)
 	uv_close((uv_handle_t *)&svc->sigterm, NULL);
 	metrics_http_close(svc->metrics_http);
 	svc->metrics_http = NULL;
+	if (svc->stats_running) {
+		service_on_stats(&svc->stats_timer); /* the last numbers */
+		uv_close((uv_handle_t *)&svc->stats_timer, NULL);
+		svc->stats_running = false;
+	}
 	if (svc->on_stop)
 		svc->on_stop(svc->user);
 }

@@ -20,6 +20,7 @@ typedef struct service_args {
 /** struct service_common_cfg - keys every daemon has: [log] and [metrics]. */
 typedef struct service_common_cfg {
 	enum log_level log_level;
+	int stats_interval; /* seconds between counter summaries in the log; 0 = off */
 	bool metrics_enabled;
 	char metrics_ip[64];
 	int metrics_port; /* 0 = any free port (reported on --ready-fd) */
@@ -30,11 +31,12 @@ int service_parse_log_level(const char *value, void *dst, const char **whyp);
 /* Append to a service's config_key_t table. */
 #define SERVICE_COMMON_KEYS(c)                                                 \
 	CONFIG_KEY_FN("log", "level", &(c).log_level, service_parse_log_level), \
+	CONFIG_KEY_INT("log", "stats_interval", &(c).stats_interval, 0, 86400), \
 	CONFIG_KEY_BOOL("metrics", "enabled", &(c).metrics_enabled),           \
 	CONFIG_KEY_STR("metrics", "ip", (c).metrics_ip),                       \
 	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535)
 
-/** service_common_defaults() - info logs, metrics off, 127.0.0.1:@metrics_port. */
+/** service_common_defaults() - info logs, stats every 60 s, metrics off, 127.0.0.1:@metrics_port. */
 void service_common_defaults(service_common_cfg_t *c, int metrics_port);
 
 typedef struct service service_t;
@@ -55,9 +57,10 @@ int service_parse_args(const char *prog, const char *summary, int argc,
 int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_stop,
 		void *user, service_t **outp);
 /**
- * service_apply_common() - set the log level (unless --log-level was given)
- * and, if enabled, serve @m at GET /metrics. *portp gets its port, or 0.
- * The listener is closed by the shutdown.
+ * service_apply_common() - set the log level (unless --log-level was given),
+ * log @m's non-zero counters every stats_interval seconds and, if enabled,
+ * serve @m at GET /metrics. *portp gets its port, or 0. The timer and the
+ * listener are closed by the shutdown.
  */
 int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 			 metrics_t *m, int *portp);
