@@ -41,11 +41,10 @@ int service_parse_log_level(const char *value, void *dst, const char **whyp)
 	return 0;
 }
 
-void service_common_defaults(service_common_cfg_t *c, int metrics_port)
+void service_common_defaults(service_common_cfg_t *c)
 {
 	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO,
-				      .stats_interval = 60,
-				      .metrics_port = metrics_port };
+				      .stats_interval = 60 };
 	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
 }
 
@@ -176,7 +175,7 @@ int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 		uv_unref((uv_handle_t *)&svc->stats_timer);
 		svc->stats_running = true;
 	}
-	if (!c->metrics_enabled)
+	if (!c->metrics_enabled && c->metrics_port == 0)
 		return 0;
 	int r = metrics_http_start(svc->loop, m, c->metrics_ip, c->metrics_port,
 				   &svc->metrics_http);

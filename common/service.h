@@ -21,9 +21,9 @@ typedef struct service_args {
 typedef struct service_common_cfg {
 	enum log_level log_level;
 	int stats_interval; /* seconds between counter summaries in the log; 0 = off */
-	bool metrics_enabled;
+	bool metrics_enabled; /* with port 0: any free port (reported on --ready-fd) */
 	char metrics_ip[64];
-	int metrics_port; /* 0 = any free port (reported on --ready-fd) */
+	int metrics_port;     /* non-zero: serve /metrics there */
 } service_common_cfg_t;
 
 int service_parse_log_level(const char *value, void *dst, const char **whyp);
@@ -36,8 +36,8 @@ int service_parse_log_level(const char *value, void *dst, const char **whyp);
 	CONFIG_KEY_STR("metrics", "ip", (c).metrics_ip),                       \
 	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535)
 
-/** service_common_defaults() - info logs, stats every 60 s, metrics off, 127.0.0.1:@metrics_port. */
-void service_common_defaults(service_common_cfg_t *c, int metrics_port);
+/** service_common_defaults() - info logs, stats every 60 s, metrics off (127.0.0.1 when on). */
+void service_common_defaults(service_common_cfg_t *c);
 
 typedef struct service service_t;
 typedef void (*service_stop_cb)(void *user);
@@ -58,8 +58,8 @@ int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_sto
 		void *user, service_t **outp);
 /**
  * service_apply_common() - set the log level (unless --log-level was given),
- * log @m's non-zero counters every stats_interval seconds and, if enabled,
- * serve @m at GET /metrics. *portp gets its port, or 0. The timer and the
+ * log @m's non-zero counters every stats_interval seconds and serve @m at
+ * GET /metrics if [metrics] port is set or enabled = true. *portp gets its port, or 0. The timer and the
  * listener are closed by the shutdown.
  */
 int service_apply_common(service_t *svc, const service_common_cfg_t *c,

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 			   .max_frame = FRAME_TCP_MAX_DEFAULT,
 			   .max_write_queue = 1 << 20 };
 	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
-	service_common_defaults(&cfg.common, 0);
+	service_common_defaults(&cfg.common);
 	config_key_t keys[] = {
 		CONFIG_KEY_STR("echo", "ip", cfg.ip),
 		CONFIG_KEY_INT("echo", "port", &cfg.port, 0, 65535),
