@@ -12,6 +12,7 @@
 #include <ini.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 typedef struct config_state {
 	const char *path;
@@ -21,6 +22,7 @@ typedef struct config_state {
 	int line;     /* line the reader handed out last */
 	int n_errors;
 	int long_line; /* first line longer than inih accepts, or 0 */
+	int *set_at;   /* per key: the line that set it, or 0 */
 } config_state_t;
 
 int config_parse_bool(const char *s, bool *outp)
@@ -47,7 +49,7 @@ static int config_set(const config_key_t *k, const char *value, const char **why
 	switch (k->type) {
 	case CONFIG_INT: {
 		errno = 0;
-		long long v = strtoll(value, &end, 0);
+		long long v = strtoll(value, &end, 10); /* 08080 is a port, not octal */
 		if (errno || end == value || *end) {
 			*whyp = "not an integer";
 			return -EINVAL;
@@ -103,6 +105,16 @@ static int config_on_pair(void *user, const char *section, const char *name,
 		const config_key_t *k = &st->keys[i];
 		if (strcmp(k->section, section) || strcmp(k->name, name))
 			continue;
+		/* inih also reports an indented line as more of the previous
+		 * value: either way, a second assignment is a mistake. */
+		if (st->set_at[i]) {
+			log_error("%s:%d: [%s] %s set again (first at line %d; "
+				  "an indented line continues the previous value)",
+				  st->path, st->line, section, name, st->set_at[i]);
+			st->n_errors++;
+			return 1;
+		}
+		st->set_at[i] = st->line;
 		const char *why = "invalid value";
 		if (config_set(k, value, &why)) {
 			if (k->type == CONFIG_INT || k->type == CONFIG_DOUBLE)
@@ -146,15 +158,18 @@ static char *config_reader(char *str, int num, void *stream)
 int config_load(const char *path, const config_key_t *keys, size_t n_keys)
 {
 	config_state_t st = { .path = path, .keys = keys, .n_keys = n_keys };
+	st.set_at = xcalloc(n_keys ? n_keys : 1, sizeof(*st.set_at));
 
 	st.f = fopen(path, "re");
 	if (!st.f) {
+		free(st.set_at);
 		int r = -errno;
 		log_error("%s: cannot open configuration: %s", path, strerror(errno));
 		return r;
 	}
 	int bad = ini_parse_stream(config_reader, &st, config_on_pair, &st);
 	fclose(st.f);
+	free(st.set_at);
 	if (bad > 0) {
 		log_error("%s:%d: syntax error (expected [section] or key = value)",
 			  path, bad);

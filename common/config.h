@@ -39,8 +39,9 @@ typedef struct config_key {
  * config_load() - read @path and store every known key.
  *
  * Unknown sections and keys are warned about with file:line. A bad value, a
- * syntax error or a line that is too long is an error naming file:line, and
- * loading fails as a whole (the caller must not start).
+ * key set twice (or continued by an indented line), a syntax error or a line
+ * that is too long is an error naming file:line, and loading fails as a
+ * whole (the caller must not start).
  * Return: 0, -ENOENT and friends if the file cannot be read, -EINVAL.
  */
 int config_load(const char *path, const config_key_t *keys, size_t n_keys);

@@ -129,6 +129,10 @@ int frame_buf_space(frame_buf_t *fb, uint8_t **ptrp, size_t *sizep)
 		size_t ncap = fb->cap ? fb->cap : FRAME_BUF_MIN_SPACE;
 		while (ncap - fb->len < want)
 			ncap *= 2;
+		/* Near the maximum, exactly what the frame needs: a frame just
+		 * over a power of two must not cost twice max_frame. */
+		if (ncap > (size_t)FRAME_HDR_LEN + fb->max_frame)
+			ncap = fb->len + want;
 		uint8_t *p = realloc(fb->data, ncap);
 		if (!p)
 			return -ENOMEM;

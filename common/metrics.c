@@ -17,6 +17,7 @@
 
 #define METRICS_REQ_MAX 4096
 #define METRICS_REQ_TIMEOUT_MS 5000
+#define METRICS_WRITE_TIMEOUT_MS 30000
 
 typedef struct metric {
 	struct metric *next;
@@ -52,6 +53,7 @@ typedef struct mhttp_client {
 	size_t len;
 	int n_closing;
 	bool answered;
+	bool head_only; /* HEAD: headers without the body */
 } mhttp_client_t;
 
 int metrics_new(metrics_t **outp)
@@ -144,6 +146,22 @@ void metrics_summary(metrics_t *m, char *out, size_t cap)
 	}
 }
 
+static bool same_family(const metric_t *a, const metric_t *b)
+{
+	size_t la = family_len(a->name);
+	return la == family_len(b->name) && strncmp(a->name, b->name, la) == 0;
+}
+
+static void render_sample(FILE *f, const metric_t *x)
+{
+	if (x->gauge)
+		fprintf(f, "%s %.17g\n", x->name, x->gauge(x->arg));
+	else if (x->level)
+		fprintf(f, "%s %lld\n", x->name, (long long)(int64_t)metrics_get(&x->counter));
+	else
+		fprintf(f, "%s %llu\n", x->name, (unsigned long long)metrics_get(&x->counter));
+}
+
 int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 {
 	char *buf = NULL;
@@ -151,25 +169,24 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return -errno;
-	const char *prev = NULL;
-	size_t prev_len = 0;
+	/*
+	 * The text format wants each family's samples together under one
+	 * HELP/TYPE, but families are registered piecemeal (a TCP and a UDP
+	 * listener both count lars_frames_total): gather them here.
+	 */
 	for (metric_t *x = m->head; x; x = x->next) {
+		bool seen = false;
+		for (metric_t *p = m->head; p != x && !seen; p = p->next)
+			seen = same_family(p, x);
+		if (seen)
+			continue;
 		size_t fl = family_len(x->name);
-		if (!prev || fl != prev_len || strncmp(prev, x->name, fl) != 0) {
-			fprintf(f, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)fl,
-				x->name, x->help, (int)fl, x->name,
-				x->gauge || x->level ? "gauge" : "counter");
-			prev = x->name;
-			prev_len = fl;
-		}
-		if (x->gauge)
-			fprintf(f, "%s %.17g\n", x->name, x->gauge(x->arg));
-		else if (x->level)
-			fprintf(f, "%s %lld\n", x->name,
-				(long long)(int64_t)metrics_get(&x->counter));
-		else
-			fprintf(f, "%s %llu\n", x->name,
-				(unsigned long long)metrics_get(&x->counter));
+		fprintf(f, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)fl, x->name,
+			x->help, (int)fl, x->name,
+			x->gauge || x->level ? "gauge" : "counter");
+		for (metric_t *y = x; y; y = y->next)
+			if (same_family(x, y))
+				render_sample(f, y);
 	}
 	if (fclose(f))
 		return -ENOMEM;
@@ -213,6 +230,8 @@ static void mhttp_client_close(mhttp_client_t *c)
 	uv_close((uv_handle_t *)&c->timer, mhttp_on_client_closed);
 }
 
+static void mhttp_on_timeout(uv_timer_t *t);
+
 typedef struct mhttp_write {
 	uv_write_t req;
 	mhttp_client_t *c;
@@ -245,6 +264,10 @@ static void mhttp_respond(mhttp_client_t *c, const char *status, const char *cty
 	uv_buf_t bufs[2] = { uv_buf_init(w->head, (unsigned)strlen(w->head)),
 			     uv_buf_init(body ? body : "", (unsigned)body_len) };
 	c->answered = true;
+	/* A slow reader gets longer for a big answer, but not forever. */
+	uv_timer_start(&c->timer, mhttp_on_timeout, METRICS_WRITE_TIMEOUT_MS, 0);
+	if (c->head_only)
+		bufs[1].len = 0;
 	int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2, mhttp_after_write);
 	if (r) {
 		log_debug("metrics: write failed: %s", uv_err_name(r));
@@ -264,7 +287,8 @@ static void mhttp_handle(mhttp_client_t *c)
 			      xstrdup("method not allowed\n"), 19);
 		return;
 	}
-	const char *path = c->req + (c->req[0] == 'G' ? 4 : 5);
+	c->head_only = c->req[0] == 'H';
+	const char *path = c->req + (c->head_only ? 5 : 4);
 	size_t plen = strcspn(path, " ?\r\n");
 	if ((size_t)(path - c->req) + plen > line_len ||
 	    plen != strlen("/metrics") || strncmp(path, "/metrics", plen) != 0) {

@@ -5,8 +5,13 @@
 // one PGconn, opened in that thread, and its own reconnect backoff. A thread
 // that finds its connection gone tries to reconnect, at most once per backoff
 // delay; in between, jobs fail fast with -ENOTCONN so callers keep serving
-// from memory and decide themselves what to retry. Finished jobs go to a second
-// queue drained by a uv_async on the loop (async sends coalesce).
+// from memory and decide themselves what to retry. Finished jobs go to a
+// second queue drained by a uv_async on the loop (async sends coalesce).
+//
+// Shutdown never blocks the loop: queued jobs are cancelled at once, running
+// ones get a PQcancel, and a joiner thread waits for the workers before the
+// async handle is closed. TCP keepalives and tcp_user_timeout bound how long
+// a query can hang on a dead network.
 #include "pg_worker.h"
 
 #include <errno.h>
@@ -23,22 +28,38 @@
 
 #define PG_MAX_THREADS 64
 
+/* One worker thread's own state: its connection and its reconnect pacing. */
+typedef struct pg_thread {
+	pthread_t tid;
+	struct pg_worker *w;
+	PGconn *conn;
+	PGcancel *cancel; /* of the running job's connection; under w->lock */
+	bool up;          /* counted in the connections gauge */
+	backoff_t backoff;
+	uint64_t next_try_ms;
+} pg_thread_t;
+
 struct pg_worker {
 	uv_async_t async;
 	uv_loop_t *loop;
 	pg_worker_opts_t opts;
 	char name[32];
 	char *conninfo;
-	char options[64];
+	char timeout[16];
+	char statement_timeout[16];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pg_job_t *todo, **todo_tail;
 	pg_job_t *done, **done_tail;
-	bool stopping;
-	unsigned n_threads;
-	pthread_t threads[PG_MAX_THREADS];
-	_Atomic unsigned n_pending;
+	bool stopping;   /* no new jobs run */
+	bool joined;     /* every worker thread has exited (joiner says so) */
+	bool closing;    /* the async handle is being closed */
 	bool down_logged; /* the outage was logged; log the recovery */
+	unsigned n_threads;
+	pg_thread_t threads[PG_MAX_THREADS];
+	pthread_t joiner;
+	bool have_joiner;
+	_Atomic unsigned n_pending;
 	struct {
 		metrics_counter_t *jobs, *failed, *reconnects, *up;
 	} m;
@@ -66,16 +87,8 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	return NULL;
 }
 
-/* One worker thread's own state: its connection and its reconnect pacing. */
-typedef struct pg_thread_state {
-	PGconn *conn;
-	bool up; /* counted in the connections gauge */
-	backoff_t backoff;
-	uint64_t next_try_ms;
-} pg_thread_state_t;
-
 /* Worker thread: a connection, or NULL if the database is unreachable now. */
-static PGconn *pg_connect(pg_worker_t *w, pg_thread_state_t *t)
+static PGconn *pg_connect(pg_worker_t *w, pg_thread_t *t)
 {
 	if (t->conn && PQstatus(t->conn) == CONNECTION_OK)
 		return t->conn;
@@ -87,14 +100,23 @@ static PGconn *pg_connect(pg_worker_t *w, pg_thread_state_t *t)
 	if (mono_ms() < t->next_try_ms)
 		return NULL;
 
-	char timeout[16];
-	snprintf(timeout, sizeof(timeout), "%u", w->opts.connect_timeout_s);
-	const char *const keys[] = { "dbname", "connect_timeout", "keepalives",
-				     "options", "fallback_application_name", NULL };
-	const char *const vals[] = { w->conninfo, timeout, "1", w->options,
-				     w->name, NULL };
+	/* Our defaults come first: what the operator's conninfo says wins. */
+	const char *const keys[] = { "connect_timeout", "keepalives",
+				     "keepalives_idle", "keepalives_interval",
+				     "keepalives_count", "tcp_user_timeout",
+				     "fallback_application_name", "dbname", NULL };
+	const char *const vals[] = { w->timeout, "1", "10", "5", "3", "30000",
+				     w->name, w->conninfo, NULL };
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	bool ok = conn && PQstatus(conn) == CONNECTION_OK;
+	if (ok) {
+		/* A bound on every statement, whatever the conninfo's options. */
+		const char *params[1] = { w->statement_timeout };
+		PGresult *res = pg_exec(conn, "SELECT set_config('statement_timeout', $1, false)",
+					1, params, PGRES_TUPLES_OK);
+		ok = res != NULL;
+		PQclear(res);
+	}
 
 	/* Log state changes once for all threads, not every try. */
 	pthread_mutex_lock(&w->lock);
@@ -120,7 +142,7 @@ static PGconn *pg_connect(pg_worker_t *w, pg_thread_state_t *t)
 	return conn;
 }
 
-static void pg_thread_set_up(pg_worker_t *w, pg_thread_state_t *t, bool up)
+static void pg_thread_set_up(pg_worker_t *w, pg_thread_t *t, bool up)
 {
 	if (up == t->up)
 		return;
@@ -131,13 +153,23 @@ static void pg_thread_set_up(pg_worker_t *w, pg_thread_state_t *t, bool up)
 	t->up = up;
 }
 
-static void *pg_thread(void *arg)
+/* Hand a finished job to the loop. */
+static void pg_worker_finish(pg_worker_t *w, pg_job_t *job, int status)
 {
-	pg_worker_t *w = arg;
-	pg_thread_state_t t = { 0 };
+	job->status = status;
+	pthread_mutex_lock(&w->lock);
+	job->next = NULL;
+	*w->done_tail = job;
+	w->done_tail = &job->next;
+	pthread_mutex_unlock(&w->lock);
+	uv_async_send(&w->async);
+}
 
-	backoff_init(&t.backoff, w->opts.backoff_base_ms, w->opts.backoff_max_ms,
-		     (uint64_t)uv_hrtime() ^ (uintptr_t)&t);
+static void *pg_thread_main(void *arg)
+{
+	pg_thread_t *t = arg;
+	pg_worker_t *w = t->w;
+
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		while (!w->todo && !w->stopping)
@@ -152,31 +184,48 @@ static void *pg_thread(void *arg)
 			w->todo_tail = &w->todo;
 		pthread_mutex_unlock(&w->lock);
 
-		PGconn *c = pg_connect(w, &t);
-		pg_thread_set_up(w, &t, c != NULL);
+		PGconn *c = pg_connect(w, t);
+		pg_thread_set_up(w, t, c != NULL);
+		if (c) {
+			/* Shutdown may cancel the running statement. */
+			PGcancel *cancel = PQgetCancel(c);
+			pthread_mutex_lock(&w->lock);
+			t->cancel = cancel;
+			pthread_mutex_unlock(&w->lock);
+		}
 		int status = c ? job->work(c, job) : -ENOTCONN;
+		if (c) {
+			pthread_mutex_lock(&w->lock);
+			PGcancel *cancel = t->cancel;
+			t->cancel = NULL;
+			pthread_mutex_unlock(&w->lock);
+			PQfreeCancel(cancel);
+		}
 		if (c && (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK)) {
 			log_warn("%s: lost the PostgreSQL connection", w->name);
-			pg_thread_set_up(w, &t, false);
+			pg_thread_set_up(w, t, false);
 			PQfinish(c);
-			t.conn = NULL;
+			t->conn = NULL;
 			status = -ENOTCONN;
 		}
 		if (status)
 			metrics_inc(w->m.failed);
 		metrics_inc(w->m.jobs);
-		job->status = status;
-
-		pthread_mutex_lock(&w->lock);
-		job->next = NULL;
-		*w->done_tail = job;
-		w->done_tail = &job->next;
-		pthread_mutex_unlock(&w->lock);
-		uv_async_send(&w->async);
+		pg_worker_finish(w, job, status);
 	}
-	pg_thread_set_up(w, &t, false);
-	PQfinish(t.conn);
+	pg_thread_set_up(w, t, false);
+	PQfinish(t->conn);
+	t->conn = NULL;
 	return NULL;
+}
+
+static void pg_worker_on_closed(uv_handle_t *h)
+{
+	pg_worker_t *w = container_of((uv_async_t *)h, pg_worker_t, async);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->conninfo);
+	free(w);
 }
 
 static void pg_worker_on_async(uv_async_t *a)
@@ -188,6 +237,7 @@ static void pg_worker_on_async(uv_async_t *a)
 	pg_job_t *list = w->done;
 	w->done = NULL;
 	w->done_tail = &w->done;
+	bool joined = w->joined;
 	pthread_mutex_unlock(&w->lock);
 	while (list) {
 		pg_job_t *job = list;
@@ -195,6 +245,44 @@ static void pg_worker_on_async(uv_async_t *a)
 		w->n_pending--;
 		job->done(job, job->status);
 	}
+	/* The joiner's send comes after every worker's last one. */
+	if (joined && !w->closing) {
+		w->closing = true;
+		if (w->have_joiner)
+			pthread_join(w->joiner, NULL);
+		/* Jobs a done callback submitted just now were cancelled inline. */
+		uv_close((uv_handle_t *)&w->async, pg_worker_on_closed);
+	}
+}
+
+/* Waits for the workers off the loop thread, cancelling what still runs. */
+static void *pg_joiner_main(void *arg)
+{
+	pg_worker_t *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	PGcancel *cancels[PG_MAX_THREADS];
+	unsigned n = 0;
+	for (unsigned i = 0; i < w->n_threads; i++) {
+		if (w->threads[i].cancel) {
+			cancels[n++] = w->threads[i].cancel;
+			w->threads[i].cancel = NULL; /* ours to free now */
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < n; i++) {
+		char err[256];
+		if (!PQcancel(cancels[i], err, sizeof(err)))
+			log_debug("%s: cancel at shutdown: %s", w->name, err);
+		PQfreeCancel(cancels[i]);
+	}
+	for (unsigned i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i].tid, NULL);
+	pthread_mutex_lock(&w->lock);
+	w->joined = true;
+	pthread_mutex_unlock(&w->lock);
+	uv_async_send(&w->async);
+	return NULL;
 }
 
 int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
@@ -213,12 +301,13 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 		w->opts.connect_timeout_s = 5;
 	if (!w->opts.statement_timeout_ms)
 		w->opts.statement_timeout_ms = 30000;
-	snprintf(w->options, sizeof(w->options), "-c statement_timeout=%u",
-		 w->opts.statement_timeout_ms);
 	if (!w->opts.backoff_base_ms)
 		w->opts.backoff_base_ms = 200;
 	if (!w->opts.backoff_max_ms)
 		w->opts.backoff_max_ms = 10000;
+	snprintf(w->timeout, sizeof(w->timeout), "%u", w->opts.connect_timeout_s);
+	snprintf(w->statement_timeout, sizeof(w->statement_timeout), "%u",
+		 w->opts.statement_timeout_ms);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->todo_tail = &w->todo;
@@ -236,12 +325,18 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 
 	int r = uv_async_init(loop, &w->async, pg_worker_on_async);
 	if (r) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
 		free(w->conninfo);
 		free(w);
 		return r;
 	}
 	for (unsigned i = 0; i < w->opts.n_threads; i++) {
-		r = pthread_create(&w->threads[i], NULL, pg_thread, w);
+		pg_thread_t *t = &w->threads[i];
+		t->w = w;
+		backoff_init(&t->backoff, w->opts.backoff_base_ms, w->opts.backoff_max_ms,
+			     uv_hrtime() ^ ((uint64_t)i << 32) ^ (uintptr_t)w);
+		r = pthread_create(&t->tid, NULL, pg_thread_main, t);
 		if (r) {
 			log_error("%s: cannot start worker thread: %s", w->name, strerror(r));
 			pg_worker_close(w);
@@ -257,8 +352,13 @@ void pg_worker_submit(pg_worker_t *w, pg_job_t *job)
 {
 	job->next = NULL;
 	job->status = 0;
-	w->n_pending++;
 	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		job->done(job, -ECANCELED);
+		return;
+	}
+	w->n_pending++;
 	*w->todo_tail = job;
 	w->todo_tail = &job->next;
 	pthread_cond_signal(&w->cond);
@@ -270,35 +370,34 @@ unsigned pg_worker_pending(const pg_worker_t *w)
 	return w->n_pending;
 }
 
-static void pg_worker_on_closed(uv_handle_t *h)
-{
-	pg_worker_t *w = container_of((uv_async_t *)h, pg_worker_t, async);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	free(w->conninfo);
-	free(w);
-}
-
 void pg_worker_close(pg_worker_t *w)
 {
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
 	w->stopping = true;
 	pg_job_t *cancelled = w->todo;
 	w->todo = NULL;
 	w->todo_tail = &w->todo;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	/* Running jobs are bounded by statement_timeout. */
-	for (unsigned i = 0; i < w->n_threads; i++)
-		pthread_join(w->threads[i], NULL);
-	pg_worker_on_async(&w->async);
+
 	while (cancelled) {
 		pg_job_t *job = cancelled;
 		cancelled = job->next;
 		w->n_pending--;
 		job->done(job, -ECANCELED);
 	}
-	uv_close((uv_handle_t *)&w->async, pg_worker_on_closed);
+	int r = pthread_create(&w->joiner, NULL, pg_joiner_main, w);
+	if (r == 0) {
+		w->have_joiner = true;
+		return;
+	}
+	/* No thread for the joiner: wait here, it is the only way left. */
+	log_warn("%s: cannot start the joiner thread: %s", w->name, strerror(r));
+	pg_joiner_main(w);
 }

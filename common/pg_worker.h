@@ -49,13 +49,18 @@ typedef struct pg_worker_opts {
 
 int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 		    pg_worker_t **outp);
-/** pg_worker_submit() - queue @job; done() is always called, on the loop. */
+/**
+ * pg_worker_submit() - queue @job; done() is always called, on the loop
+ * (at once with -ECANCELED if the worker is closing).
+ */
 void pg_worker_submit(pg_worker_t *w, pg_job_t *job);
 /** pg_worker_pending() - jobs queued or running. */
 unsigned pg_worker_pending(const pg_worker_t *w);
 /**
- * pg_worker_close() - let the running jobs finish, cancel the queued ones
- * (done with -ECANCELED), join the threads; freed once its handle closed.
+ * pg_worker_close() - cancel the queued jobs (done with -ECANCELED, at once),
+ * send a cancel to the running ones and let them finish off the loop thread;
+ * @w is freed once the threads are joined and its handle closed. Never
+ * blocks the loop.
  */
 void pg_worker_close(pg_worker_t *w);
 

@@ -227,7 +227,9 @@ static void service_close_stray(uv_handle_t *h, void *arg)
 	unsigned *n = arg;
 	if (uv_is_closing(h))
 		return;
-	log_debug("closing stray %s handle", uv_handle_type_name(h->type));
+	/* Its owner is never freed: a service that leaves handles open at
+	 * shutdown has a bug worth seeing. */
+	log_warn("closing stray %s handle at shutdown", uv_handle_type_name(h->type));
 	(*n)++;
 	uv_close(h, NULL);
 }
@@ -244,7 +246,7 @@ int service_run(service_t *svc)
 	uv_walk(loop, service_close_stray, &n_stray);
 	uv_run(loop, UV_RUN_DEFAULT);
 	if (n_stray)
-		log_debug("closed %u stray handles at shutdown", n_stray);
+		clean = false;
 	int r = uv_loop_close(loop);
 	if (r) {
 		log_error("event loop did not close: %s", uv_strerror(r));

@@ -39,6 +39,8 @@ struct tcp_client {
 	uv_timer_t retry;
 	uv_timer_t connect_timeout;
 	backoff_t backoff;
+	uint64_t connected_at; /* loop time of the last connect */
+	log_ratelimit_t rl_lost;
 	uint64_t n_connects;
 	struct {
 		metrics_counter_t *connects, *failures, *bad, *up;
@@ -85,11 +87,17 @@ static void tcp_client_drop(tcp_client_t *cli, const char *why, bool failed)
 	s->cli = NULL;
 	uv_timer_stop(&cli->connect_timeout);
 	uv_close((uv_handle_t *)&s->tcp, tcp_sock_on_closed);
+	/* Only a connection that stayed up resets the backoff: a server that
+	 * accepts and closes at once (connection limit) is not hammered. */
+	bool stable = was_connected &&
+		      uv_now(cli->loop) - cli->connected_at >= cli->opts.backoff_max_ms;
 	if (was_connected) {
+		unsigned long long hidden;
 		metrics_sub(cli->m.up, 1);
-		if (!cli->closing)
-			log_warn("%s: lost connection to %s: %s", cli->name,
-				 cli->endpoint, why);
+		if (!cli->closing &&
+		    (stable || log_ratelimit_ok(&cli->rl_lost, uv_now(cli->loop), &hidden)))
+			log_warn("%s: lost connection to %s: %s%s", cli->name,
+				 cli->endpoint, why, stable ? "" : " (it was short-lived)");
 		/* Not while closing: the owner is tearing down, not recovering. */
 		if (cli->opts.on_disconnect && !cli->closing)
 			cli->opts.on_disconnect(cli, cli->opts.user);
@@ -109,7 +117,7 @@ static void tcp_client_drop(tcp_client_t *cli, const char *why, bool failed)
 	cli->n_failed_cycle++;
 	cli->cur = (cli->cur + 1) % cli->opts.n_endpoints;
 	uint32_t delay = 0;
-	if (was_connected)
+	if (stable)
 		backoff_reset(&cli->backoff);
 	if (cli->n_failed_cycle >= cli->opts.n_endpoints || was_connected)
 		delay = backoff_next(&cli->backoff);
@@ -194,7 +202,7 @@ static void tcp_client_on_connect(uv_connect_t *req, int status)
 	cli->connected = true;
 	cli->n_failed_cycle = 0;
 	cli->n_connects++;
-	backoff_reset(&cli->backoff);
+	cli->connected_at = uv_now(cli->loop);
 	metrics_inc(cli->m.connects);
 	metrics_inc(cli->m.up);
 	log_info("%s: connected to %s", cli->name, cli->endpoint);
@@ -259,6 +267,7 @@ int tcp_client_start(uv_loop_t *loop, const tcp_client_opts_t *opts,
 		cli->opts.backoff_max_ms = 10000;
 	backoff_init(&cli->backoff, cli->opts.backoff_base_ms, cli->opts.backoff_max_ms,
 		     (uint64_t)uv_hrtime() ^ (uintptr_t)cli);
+	cli->rl_lost = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
 	uv_timer_init(loop, &cli->retry);
 	uv_timer_init(loop, &cli->connect_timeout);
 	cli->retry.data = cli->connect_timeout.data = cli;

@@ -25,7 +25,7 @@ typedef struct tcp_client_opts {
 	size_t max_write_queue;    /* bytes; sends beyond it fail with -ENOBUFS */
 	uint32_t connect_timeout_ms;
 	uint32_t backoff_base_ms;
-	uint32_t backoff_max_ms;
+	uint32_t backoff_max_ms;   /* also: a connection up this long resets the backoff */
 	const dispatch_t *dispatch; /* handlers get the tcp_client_t * as peer */
 	tcp_client_cb on_connect;    /* after each successful (re)connect */
 	tcp_client_cb on_disconnect; /* when an established connection is lost */

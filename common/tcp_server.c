@@ -162,6 +162,17 @@ int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 	}
 	uv_stream_t *s = (uv_stream_t *)&c->tcp;
 	size_t queued = uv_stream_get_write_queue_size(s);
+	if (queued > 0 && queued + len > srv->opts.max_write_queue) {
+		/* Still behind on earlier frames: a peer that does not read. A
+		 * single big frame to a peer that keeps up is always accepted. */
+		free(buf);
+		metrics_inc(srv->m.overflow);
+		log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
+			 "the bound %zu, closing",
+			 srv->name, c->peer, queued, len, srv->opts.max_write_queue);
+		tcp_conn_close(c, "write queue over its bound");
+		return -ENOBUFS;
+	}
 	if (queued == 0) {
 		/* Nothing queued: most replies leave in one syscall, no request. */
 		uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
@@ -178,15 +189,6 @@ int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 			tcp_conn_close(c, uv_strerror(n));
 			return n;
 		}
-	}
-	if (queued + len > srv->opts.max_write_queue) {
-		free(buf);
-		metrics_inc(srv->m.overflow);
-		log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
-			 "the bound %zu, closing",
-			 srv->name, c->peer, queued, len, srv->opts.max_write_queue);
-		tcp_conn_close(c, "write queue over its bound");
-		return -ENOBUFS;
 	}
 	tcp_write_t *w = xmalloc(sizeof(*w));
 	w->c = tcp_conn_ref(c);
@@ -308,7 +310,9 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 	tcp_server_t *srv = container_of((uv_tcp_t *)ls, tcp_server_t, listener);
 
 	if (status < 0) {
-		log_warn("%s: accept failed: %s", srv->name, uv_strerror(status));
+		unsigned long long hidden;
+		if (log_ratelimit_ok(&srv->rl_refused, now_ms(srv), &hidden))
+			log_warn("%s: accept failed: %s", srv->name, uv_strerror(status));
 		return;
 	}
 	if (srv->closing)

@@ -24,7 +24,7 @@ typedef struct tcp_server_opts {
 	int backlog;
 	unsigned max_conns;     /* over it, new connections are closed at once */
 	uint32_t max_frame;     /* header + body a peer may send; bigger closes it */
-	size_t max_write_queue; /* bytes queued to one peer before it is cut off */
+	size_t max_write_queue; /* bytes queued to a peer that is still behind before it is cut off */
 	const dispatch_t *dispatch; /* handlers get the tcp_conn_t * as peer */
 	tcp_conn_cb on_connect;
 	tcp_conn_cb on_close; /* once per connection, when it starts closing */

@@ -182,13 +182,41 @@ static void test_close_cancels_queued(void **state)
 	}
 	usleep(100000); /* the slow one is running now */
 	pg_worker_close(w);
+	/* Submitting after close is answered at once, never lost. */
+	static job_t late;
+	job_init(&late, "SELECT 1", NULL);
+	pg_worker_submit(w, &late.base);
+	assert_true(late.done);
+	assert_int_equal(late.status, -ECANCELED);
+	n_done--;
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(n_done, 6);
 	assert_true(slow.done);
-	int cancelled = 0;
 	for (int i = 0; i < 5; i++)
-		cancelled += queued[i].status == -ECANCELED;
-	assert_true(cancelled >= 4);
+		assert_int_equal(queued[i].status, -ECANCELED);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_close_cancels_running(void **state)
+{
+	/* A statement that would run for a minute does not hold up shutdown. */
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	pg_worker_opts_t o = { .name = "test", .conninfo = "", .n_threads = 1 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+	static job_t sleeper;
+	n_done = 0;
+	job_init(&sleeper, "SELECT pg_sleep(60)::text", NULL);
+	pg_worker_submit(w, &sleeper.base);
+	usleep(300000); /* connected and sleeping by now */
+	uint64_t start = uv_hrtime();
+	pg_worker_close(w);
+	assert_true(uv_hrtime() - start < 100000000ull); /* close itself does not wait */
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_true(uv_hrtime() - start < 10000000000ull);
+	assert_true(sleeper.done);
+	assert_int_equal(sleeper.status, -EIO); /* canceling statement due to user request */
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -205,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_reconnects_after_backend_killed),
 		cmocka_unit_test(test_unreachable_fails_fast),
 		cmocka_unit_test(test_close_cancels_queued),
+		cmocka_unit_test(test_close_cancels_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

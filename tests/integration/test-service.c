@@ -270,6 +270,11 @@ static void test_metrics(void **state)
 	assert_true(n > 0);
 	assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
 	assert_non_null(strstr(out, "# TYPE lars_bad_frames_total counter"));
+	/* One HELP/TYPE per family, though TCP and UDP listeners both count it. */
+	const char *first = strstr(out, "# TYPE lars_frames_total counter");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "# TYPE lars_frames_total counter"));
+	assert_non_null(strstr(out, "lars_frames_total{listener=\"echo-udp\"} "));
 	assert_non_null(strstr(out, "lars_bad_frames_total{listener=\"echo\",reason=\"too_large\"} "));
 	assert_null(strstr(out, "lars_bad_frames_total{listener=\"echo\",reason=\"too_large\"} 0\n"));
 	assert_non_null(strstr(out, "lars_tcp_refused_total{listener=\"echo\"} "));

@@ -133,6 +133,18 @@ static void test_syntax_and_long_lines(void **state)
 	assert_true(logged("too long"));
 }
 
+static void test_twice_and_continuations(void **state)
+{
+	assert_int_equal(load("[dnsserver]\nport = 1\nport = 2\n"), -EINVAL);
+	assert_true(logged(":3: [dnsserver] port set again (first at line 2"));
+	/* An indented line is inih's multi-line value: never silently glued. */
+	assert_int_equal(load("[db]\nconninfo = host=a\n  port = 7777\n"), -EINVAL);
+	assert_true(logged(":3: [db] conninfo set again"));
+	/* Decimal only: a leading zero is not octal. */
+	assert_int_equal(load("[dnsserver]\nport = 08080\n"), 0);
+	assert_int_equal(cfg.port, 8080);
+}
+
 static void test_missing_file(void **state)
 {
 	assert_non_null(freopen(logpath, "w", stderr));
@@ -149,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key_warns),
 		cmocka_unit_test(test_bad_values_name_line),
 		cmocka_unit_test(test_syntax_and_long_lines),
+		cmocka_unit_test(test_twice_and_continuations),
 		cmocka_unit_test(test_missing_file),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,6 +243,46 @@ static void test_send_when_disconnected(void **state)
 	fx_run_and_close();
 }
 
+static void close_at_once(tcp_conn_t *c, void *user)
+{
+	tcp_conn_close(c, "test: full");
+}
+
+static void on_flap_window(uv_timer_t *t)
+{
+	fx_finish();
+}
+
+static void count_connect(tcp_client_t *cli, void *user)
+{
+	fx.n_connects++;
+}
+
+static void test_backoff_grows_against_flapping_server(void **state)
+{
+	/* A server that accepts and closes at once (as at its connection
+	 * limit) must see a growing delay, not a retry every base interval. */
+	fx_init();
+	tcp_server_opts_t so = { .name = "srv", .ip = "127.0.0.1", .port = 0,
+				 .dispatch = &fx.srv_d, .on_connect = close_at_once };
+	assert_int_equal(tcp_server_start(&fx.loop, &so, &fx.srv), 0);
+	char ep[64];
+	snprintf(ep, sizeof(ep), "127.0.0.1:%d", tcp_server_port(fx.srv));
+	net_endpoint_t e[1];
+	assert_int_equal(net_endpoints_parse(ep, e, 1), 1);
+	tcp_client_opts_t o = {
+		.name = "cli", .endpoints = e, .n_endpoints = 1,
+		.backoff_base_ms = 20, .backoff_max_ms = 5000, .dispatch = &fx.cli_d,
+		.on_connect = count_connect, .on_disconnect = cli_on_disconnect,
+	};
+	assert_int_equal(tcp_client_start(&fx.loop, &o, &fx.cli), 0);
+	uv_timer_start(&fx.later, on_flap_window, 1500, 0);
+	uv_run(&fx.loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&fx.loop), 0);
+	/* 20 ms steady retries would be ~75; doubling from 20 ms gives ≤ 8. */
+	assert_in_range(fx.n_connects, 2, 10);
+}
+
 int main(void)
 {
 	log_init(LOG_LVL_WARN);
@@ -251,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_failover_past_dead_endpoint),
 		cmocka_unit_test(test_client_drops_garbage_and_reconnects),
 		cmocka_unit_test(test_send_when_disconnected),
+		cmocka_unit_test(test_backoff_grows_against_flapping_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
