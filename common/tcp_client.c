@@ -339,7 +339,8 @@ int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
 	}
 	uv_stream_t *st = (uv_stream_t *)&cli->sock->tcp;
 	size_t queued = uv_stream_get_write_queue_size(st);
-	if (queued + len > cli->opts.max_write_queue) {
+	if (queued > 0 && queued + len > cli->opts.max_write_queue) {
+		/* The server is behind: the caller keeps the data (-ENOBUFS). */
 		free(buf);
 		return -ENOBUFS;
 	}

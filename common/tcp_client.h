@@ -22,7 +22,7 @@ typedef struct tcp_client_opts {
 	const net_endpoint_t *endpoints;
 	size_t n_endpoints;
 	uint32_t max_frame;
-	size_t max_write_queue;    /* bytes; sends beyond it fail with -ENOBUFS */
+	size_t max_write_queue;    /* bytes; while the server is behind, sends beyond it fail with -ENOBUFS */
 	uint32_t connect_timeout_ms;
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;   /* also: a connection up this long resets the backoff */
