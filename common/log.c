@@ -11,12 +11,20 @@
 
 static _Atomic int log_threshold = LOG_LVL_INFO;
 static bool log_journal; /* under systemd: "<N>" prefix, no timestamp */
+static const char *log_prog; /* command-line tool: "prog: " prefix */
 
 void log_init(enum log_level level)
 {
 	log_threshold = level;
 	/* systemd sets JOURNAL_STREAM when stderr is connected to journald. */
 	log_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void log_init_cli(const char *prog, enum log_level level)
+{
+	log_threshold = level;
+	log_journal = false;
+	log_prog = prog;
 }
 
 void log_set_level(enum log_level level)
@@ -58,7 +66,9 @@ void log_write(enum log_level level, const char *fmt, ...)
 	int off;
 	va_list ap;
 
-	if (log_journal) {
+	if (log_prog) {
+		off = snprintf(line, sizeof(line), "%s: ", log_prog);
+	} else if (log_journal) {
 		off = snprintf(line, sizeof(line), "<%d>", (int)level);
 	} else {
 		struct timespec ts;

@@ -14,6 +14,8 @@ enum log_level {
 
 /** log_init() - set the threshold; prefixes follow $JOURNAL_STREAM. */
 void log_init(enum log_level level);
+/** log_init_cli() - for command-line tools: "PROG: message" lines, no time stamps. */
+void log_init_cli(const char *prog, enum log_level level);
 /** log_set_level() - change the threshold at run time. */
 void log_set_level(enum log_level level);
 /** log_level_parse() - "error|warn|info|debug" to a level; -EINVAL otherwise. */

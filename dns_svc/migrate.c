@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+// Schema migrations: apply what is missing, in order, once.
+#include "migrations.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_worker.h"
+
+/* Any constant shared by every migrator of this schema. */
+#define MIGRATE_LOCK_KEY "7235120953"
+
+static int exec_ok(PGconn *conn, const char *sql)
+{
+	/* Our own statements and migration files only: no values inside. */
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorMessage(res);
+		log_error("migrate: %.*s (SQLSTATE %s)", (int)strcspn(msg, "\n"), msg,
+			  state ? state : "-");
+		PQclear(res);
+		return -EIO;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int migrate_current(PGconn *conn, int *versionp)
+{
+	PGresult *res = pg_exec(conn,
+		"SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL,
+		PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	*versionp = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static int migrate_one(PGconn *conn, const migration_t *m, bool *appliedp)
+{
+	char version[16];
+	snprintf(version, sizeof(version), "%d", m->version);
+	const char *params[2] = { version, m->name };
+	*appliedp = false;
+
+	if (exec_ok(conn, "BEGIN"))
+		return -EIO;
+	/* Held to the end of the transaction: one migrator at a time. */
+	PGresult *res = pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")",
+				0, NULL, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	PQclear(res);
+	res = pg_exec(conn, "SELECT 1 FROM schema_migrations WHERE version = $1::int",
+		      1, params, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	bool have = PQntuples(res) > 0;
+	PQclear(res);
+	if (have)
+		return exec_ok(conn, "COMMIT");
+	if (exec_ok(conn, m->sql))
+		goto fail;
+	res = pg_exec(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)",
+		      2, params, PGRES_COMMAND_OK);
+	if (!res)
+		goto fail;
+	PQclear(res);
+	if (exec_ok(conn, "COMMIT"))
+		return -EIO;
+	*appliedp = true;
+	return 0;
+fail:
+	exec_ok(conn, "ROLLBACK");
+	log_error("migrate: %03d_%s not applied; nothing of it was kept", m->version, m->name);
+	return -EIO;
+}
+
+int migrate_apply(PGconn *conn, FILE *out)
+{
+	if (exec_ok(conn, "SET client_min_messages = warning") ||
+	    exec_ok(conn, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			  " version integer PRIMARY KEY,"
+			  " name text NOT NULL,"
+			  " applied_at timestamptz NOT NULL DEFAULT now())"))
+		return -EIO;
+	unsigned n_applied = 0;
+	for (size_t i = 0; i < n_migrations; i++) {
+		bool applied;
+		if (migrate_one(conn, &migrations[i], &applied))
+			return -EIO;
+		if (applied) {
+			fprintf(out, "applied %03d_%s\n", migrations[i].version, migrations[i].name);
+			n_applied++;
+		}
+	}
+	int v;
+	if (migrate_current(conn, &v))
+		return -EIO;
+	if (n_applied == 0)
+		fprintf(out, "schema is up to date (version %d)\n", v);
+	else
+		fprintf(out, "schema now at version %d\n", v);
+	return 0;
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// The one write path for routes: validation and one transaction per change.
+#include "route_write.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_worker.h"
+
+int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp)
+{
+	static char why[64];
+	char *end;
+	if (!s || !*s || s[0] < '0' || s[0] > '9')
+		goto bad;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || v > INT32_MAX)
+		goto bad;
+	*outp = (int32_t)v;
+	return 0;
+bad:
+	snprintf(why, sizeof(why), "%s must be an integer 0..2147483647", what);
+	*whyp = why;
+	return -EINVAL;
+}
+
+int route_parse(const char *modid, const char *cmdid, const char *ip,
+		const char *port, route_entry_t *out, const char **whyp)
+{
+	struct in_addr a;
+	int32_t p;
+
+	if (route_parse_id(modid, "MODID", &out->modid, whyp) ||
+	    route_parse_id(cmdid, "CMDID", &out->cmdid, whyp))
+		return -EINVAL;
+	if (!ip || inet_pton(AF_INET, ip, &a) != 1) {
+		*whyp = "IP must be an IPv4 address like 10.0.0.7";
+		return -EINVAL;
+	}
+	/* Normalised text: what the database stores and what we print back. */
+	inet_ntop(AF_INET, &a, out->ip, sizeof(out->ip));
+	if (route_parse_id(port, "PORT", &p, whyp) || p < 1 || p > 65535) {
+		*whyp = "PORT must be 1..65535";
+		return -EINVAL;
+	}
+	out->port = p;
+	return 0;
+}
+
+static int tx(PGconn *conn, const char *sql)
+{
+	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
+
+static int current_version(PGconn *conn, int64_t *versionp)
+{
+	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
+				0, NULL, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	*versionp = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return 0;
+}
+
+/* Runs @sql (params modid, cmdid, ip, port) that returns a row per host it
+ * changed, inside one transaction with the bookkeeping around it. */
+static int route_change(PGconn *conn, const route_entry_t *e, const char *sql,
+			bool register_ids, int64_t *versionp)
+{
+	char modid[16], cmdid[16], port[16];
+	snprintf(modid, sizeof(modid), "%d", e->modid);
+	snprintf(cmdid, sizeof(cmdid), "%d", e->cmdid);
+	snprintf(port, sizeof(port), "%d", e->port);
+	const char *params[4] = { modid, cmdid, e->ip, port };
+	PGresult *res;
+
+	if (tx(conn, "BEGIN"))
+		return -EIO;
+	if (register_ids) {
+		/* A route's ids get a (so far empty) description entry. */
+		res = pg_exec(conn, "INSERT INTO modid_config (modid) VALUES ($1::int) "
+				    "ON CONFLICT DO NOTHING", 1, params, PGRES_COMMAND_OK);
+		if (!res)
+			goto fail;
+		PQclear(res);
+		res = pg_exec(conn, "INSERT INTO cmdid_config (modid, cmdid) VALUES ($1::int, $2::int) "
+				    "ON CONFLICT DO NOTHING", 2, params, PGRES_COMMAND_OK);
+		if (!res)
+			goto fail;
+		PQclear(res);
+	}
+	res = pg_exec(conn, sql, 4, params, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	bool changed = PQntuples(res) > 0;
+	PQclear(res);
+	if (!changed) {
+		tx(conn, "ROLLBACK");
+		return current_version(conn, versionp) ? -EIO : ROUTE_UNCHANGED;
+	}
+	if (current_version(conn, versionp))
+		goto fail;
+	return tx(conn, "COMMIT") ? -EIO : ROUTE_CHANGED;
+fail:
+	tx(conn, "ROLLBACK");
+	return -EIO;
+}
+
+int route_add(PGconn *conn, const route_entry_t *e, int64_t *versionp)
+{
+	return route_change(conn, e,
+		"INSERT INTO route_data (modid, cmdid, ip, port) "
+		"VALUES ($1::int, $2::int, $3::inet, $4::int) "
+		"ON CONFLICT DO NOTHING RETURNING id", true, versionp);
+}
+
+int route_del(PGconn *conn, const route_entry_t *e, int64_t *versionp)
+{
+	return route_change(conn, e,
+		"DELETE FROM route_data WHERE modid = $1::int AND cmdid = $2::int "
+		"AND ip = $3::inet AND port = $4::int RETURNING id", false, versionp);
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# larsctl against a real PostgreSQL: migrations once, route add/del/list with
+# the version, change log and description rows they imply, duplicate adds,
+# and bad input that must exit 2 with one line on stderr and change nothing.
+set -euo pipefail
+LARSCTL=$1
+. "$(dirname "$0")/../pg-testdb.sh"
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+q() { psql -X -At -c "$1"; }
+
+out=$("$LARSCTL" migrate)
+[[ $out == *"applied 001_routes"* ]] || fail "first migrate: $out"
+out=$("$LARSCTL" migrate)
+[[ $out == *"up to date"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 1 ] || fail "schema_migrations rows"
+
+out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
+[[ $out == "added 1/1 127.0.0.1:9001 (route version 1)" ]] || fail "add: $out"
+"$LARSCTL" route add 1 1 127.0.0.1 9002 >/dev/null
+"$LARSCTL" route add 7 3 192.168.1.177 80 >/dev/null
+[ "$(q 'SELECT version FROM route_version')" = 3 ] || fail "version after 3 adds"
+[ "$(q "SELECT count(*) FROM route_change WHERE action = 'add'")" = 3 ] || fail "change log"
+[ "$(q 'SELECT count(*) FROM modid_config')" = 2 ] || fail "modid_config rows"
+[ "$(q 'SELECT count(*) FROM cmdid_config')" = 2 ] || fail "cmdid_config rows"
+
+# A duplicate is reported, exit 0, nothing changes.
+err=$("$LARSCTL" route add 1 1 127.0.0.1 9001 2>&1 >/dev/null) || fail "duplicate add exit $?"
+[[ $err == *"already in the route; nothing changed"* ]] || fail "duplicate message: $err"
+[ "$(q 'SELECT version FROM route_version')" = 3 ] || fail "duplicate bumped the version"
+[ "$(q 'SELECT count(*) FROM route_data')" = 3 ] || fail "duplicate row"
+
+# Bad input: exit 2, exactly one line on stderr, nothing changed.
+bad_cases=(
+	"route add 1 1 127.0.0.1 0"
+	"route add 1 1 127.0.0.1 65536"
+	"route add 1 1 127.0.0.1 http"
+	"route add 1 1 ::1 80"
+	"route add 1 1 1.2.3 80"
+	"route add 1 1 256.1.1.1 80"
+	"route add 1 1 localhost 80"
+	"route add -1 1 127.0.0.1 80"
+	"route add 1 -5 127.0.0.1 80"
+	"route add 2147483648 1 127.0.0.1 80"
+	"route add 1x 1 127.0.0.1 80"
+	"route add 1 1 127.0.0.1"
+	"route add 1 1 127.0.0.1 80 extra"
+	"route del 1 1 127.0.0.1 0"
+	"route list x"
+	"route list 1 2 3"
+	"route frob"
+	"route"
+	"frob"
+	""
+	"--nope route list"
+)
+for c in "${bad_cases[@]}"; do
+	set +e
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null)
+	rc=$?
+	set -e
+	[ "$rc" = 2 ] || fail "'$c' exited $rc, want 2"
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "'$c' wrote more than one line: $err"
+	[[ $err == larsctl:* ]] || fail "'$c' message: $err"
+done
+# Text that looks like SQL is an argument like any other.
+set +e
+"$LARSCTL" route add "1; DROP TABLE route_data" 1 127.0.0.1 80 2>/dev/null
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "sql-looking modid exited $rc"
+[ "$(q 'SELECT version FROM route_version')" = 3 ] || fail "bad input changed the version"
+[ "$(q 'SELECT count(*) FROM route_data')" = 3 ] || fail "bad input changed the data"
+
+out=$("$LARSCTL" route list)
+[ "$(printf '%s\n' "$out" | wc -l)" = 4 ] || fail "list all: $out"
+[[ $out == *"192.168.1.177:80"* ]] || fail "list shows hosts: $out"
+out=$("$LARSCTL" route list 1 1)
+[ "$(printf '%s\n' "$out" | grep -c '127.0.0.1:900')" = 2 ] || fail "list 1 1: $out"
+out=$("$LARSCTL" route list 5)
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "list of an absent modid: $out"
+out=$("$LARSCTL" --db "dbname=$TEST_DB" route list 7 3)
+[[ $out == *"192.168.1.177:80"* ]] || fail "--db conninfo: $out"
+
+out=$("$LARSCTL" route del 1 1 127.0.0.1 9002)
+[[ $out == "removed 1/1 127.0.0.1:9002 (route version 4)" ]] || fail "del: $out"
+[ "$(q "SELECT count(*) FROM route_change WHERE action = 'del'")" = 1 ] || fail "del change log"
+err=$("$LARSCTL" route del 1 1 127.0.0.1 9002 2>&1 >/dev/null) || fail "second del exit $?"
+[[ $err == *"not in the route; nothing changed"* ]] || fail "second del: $err"
+[ "$(q 'SELECT version FROM route_version')" = 4 ] || fail "absent del bumped the version"
+
+# Any writer goes through the triggers: a hand-made insert bumps and logs too.
+q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (9, 9, '10.0.0.1', 1)" >/dev/null
+[ "$(q 'SELECT version FROM route_version')" = 5 ] || fail "trigger did not bump"
+# The schema refuses what larsctl refuses, for writers that skip larsctl.
+if q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (9, 9, '::1', 1)" 2>/dev/null; then
+	fail "schema accepted an IPv6 address"
+fi
+
+for c in "--help" "migrate --help" "route --help" "route add --help"; do
+	# shellcheck disable=SC2086
+	"$LARSCTL" $c >/dev/null || fail "'$c' exited $?"
+done
+set +e
+"$LARSCTL" --db "host=127.0.0.1 port=1 connect_timeout=2" route list 2>/dev/null
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "unreachable database exited $rc, want 1"
+
+[ "$fails" = 0 ] || exit 1
+echo "larsctl: all checks passed"
