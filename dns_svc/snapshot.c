@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+// Immutable route snapshot.
+#include "snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "u64map.h"
+#include "xalloc.h"
+
+static int key_cmp(int32_t am, int32_t ac, int32_t bm, int32_t bc)
+{
+	if (am != bm)
+		return am < bm ? -1 : 1;
+	if (ac != bc)
+		return ac < bc ? -1 : 1;
+	return 0;
+}
+
+static int entry_cmp(const snap_entry_t *a, const snap_entry_t *b)
+{
+	int c = key_cmp(a->modid, a->cmdid, b->modid, b->cmdid);
+	if (c)
+		return c;
+	/* Unsigned ip order: what PostgreSQL's inet order gives for IPv4. */
+	if (a->ip != b->ip)
+		return (uint32_t)a->ip < (uint32_t)b->ip ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	return 0;
+}
+
+static int entry_qsort_cmp(const void *a, const void *b)
+{
+	return entry_cmp(a, b);
+}
+
+void snap_builder_init(snap_builder_t *b)
+{
+	*b = (snap_builder_t){ .sorted = true };
+}
+
+void snap_builder_deinit(snap_builder_t *b)
+{
+	free(b->v);
+	snap_builder_init(b);
+}
+
+static void entries_push(snap_entry_t **v, size_t *n, size_t *cap, snap_entry_t e)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	(*v)[(*n)++] = e;
+}
+
+void snap_builder_add(snap_builder_t *b, int32_t modid, int32_t cmdid,
+		      int32_t ip, int32_t port)
+{
+	snap_entry_t e = { modid, cmdid, ip, port };
+	if (b->n && entry_cmp(&b->v[b->n - 1], &e) >= 0)
+		b->sorted = false;
+	entries_push(&b->v, &b->n, &b->cap, e);
+}
+
+static size_t index_slot(const snapshot_t *s, int32_t modid, int32_t cmdid)
+{
+	uint64_t k = u64map_key(modid, cmdid);
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return (size_t)k & (s->index_cap - 1);
+}
+
+snapshot_t *snapshot_build(snap_builder_t *b, int64_t version)
+{
+	snapshot_t *s = xcalloc(1, sizeof(*s));
+	s->version = version;
+	if (!b->sorted)
+		qsort(b->v, b->n, sizeof(*b->v), entry_qsort_cmp);
+	s->hosts = xreallocarray(NULL, b->n ? b->n : 1, sizeof(*s->hosts));
+	size_t cap_routes = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const snap_entry_t *e = &b->v[i];
+		if (i && entry_cmp(&b->v[i - 1], e) == 0)
+			continue; /* duplicate */
+		snap_route_t *r = s->n_routes ? &s->routes[s->n_routes - 1] : NULL;
+		if (!r || r->modid != e->modid || r->cmdid != e->cmdid) {
+			if (s->n_routes == cap_routes) {
+				cap_routes = cap_routes ? cap_routes * 2 : 64;
+				s->routes = xreallocarray(s->routes, cap_routes, sizeof(*s->routes));
+			}
+			r = &s->routes[s->n_routes++];
+			*r = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0 };
+		}
+		s->hosts[s->n_hosts++] = (lars_HostInfo){ .ip = e->ip, .port = e->port };
+		r->n_hosts++;
+	}
+	snap_builder_deinit(b);
+
+	s->index_cap = 16;
+	while (s->index_cap < s->n_routes * 2)
+		s->index_cap *= 2;
+	s->index = xcalloc(s->index_cap, sizeof(*s->index));
+	for (size_t i = 0; i < s->n_routes; i++) {
+		size_t j = index_slot(s, s->routes[i].modid, s->routes[i].cmdid);
+		while (s->index[j])
+			j = (j + 1) & (s->index_cap - 1);
+		s->index[j] = (uint32_t)i + 1;
+	}
+	return s;
+}
+
+snapshot_t *snapshot_free(snapshot_t *s)
+{
+	if (s) {
+		free(s->routes);
+		free(s->hosts);
+		free(s->index);
+		free(s);
+	}
+	return NULL;
+}
+
+const snap_route_t *snapshot_find(const snapshot_t *s, int32_t modid, int32_t cmdid)
+{
+	if (!s)
+		return NULL;
+	for (size_t j = index_slot(s, modid, cmdid);; j = (j + 1) & (s->index_cap - 1)) {
+		uint32_t i = s->index[j];
+		if (!i)
+			return NULL;
+		const snap_route_t *r = &s->routes[i - 1];
+		if (r->modid == modid && r->cmdid == cmdid)
+			return r;
+	}
+}
+
+void snap_keys_add(snap_keys_t *k, int32_t modid, int32_t cmdid)
+{
+	entries_push(&k->v, &k->n, &k->cap, (snap_entry_t){ modid, cmdid, 0, 0 });
+}
+
+void snap_keys_finish(snap_keys_t *k)
+{
+	qsort(k->v, k->n, sizeof(*k->v), entry_qsort_cmp);
+	size_t n = 0;
+	for (size_t i = 0; i < k->n; i++)
+		if (!n || key_cmp(k->v[n - 1].modid, k->v[n - 1].cmdid,
+				  k->v[i].modid, k->v[i].cmdid))
+			k->v[n++] = k->v[i];
+	k->n = n;
+}
+
+void snap_keys_deinit(snap_keys_t *k)
+{
+	free(k->v);
+	*k = (snap_keys_t){ 0 };
+}
+
+static bool keys_has(const snap_keys_t *k, int32_t modid, int32_t cmdid)
+{
+	size_t lo = 0, hi = k->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(k->v[mid].modid, k->v[mid].cmdid, modid, cmdid);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static bool same_hosts(const snapshot_t *a, const snap_route_t *ra,
+		       const snapshot_t *b, const snap_route_t *rb)
+{
+	return ra->n_hosts == rb->n_hosts &&
+	       memcmp(snapshot_hosts(a, ra), snapshot_hosts(b, rb),
+		      ra->n_hosts * sizeof(lars_HostInfo)) == 0;
+}
+
+void snapshot_diff(const snapshot_t *old, const snapshot_t *new_,
+		   const snap_keys_t *only, snap_keys_t *out)
+{
+	size_t i = 0, j = 0;
+	size_t no = old ? old->n_routes : 0, nn = new_ ? new_->n_routes : 0;
+
+	while (i < no || j < nn) {
+		const snap_route_t *a = i < no ? &old->routes[i] : NULL;
+		const snap_route_t *b = j < nn ? &new_->routes[j] : NULL;
+		int c = !a ? 1 : !b ? -1 : key_cmp(a->modid, a->cmdid, b->modid, b->cmdid);
+		const snap_route_t *r = c <= 0 ? a : b;
+		bool changed = c != 0 || !same_hosts(old, a, new_, b);
+		if (changed && (!only || keys_has(only, r->modid, r->cmdid)))
+			snap_keys_add(out, r->modid, r->cmdid);
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+}
+
+snapshot_t *snapshot_patch(const snapshot_t *old, const snap_keys_t *keys,
+			   snap_builder_t *b, int64_t version)
+{
+	snap_builder_t out;
+	snap_builder_init(&out);
+	if (!b->sorted)
+		qsort(b->v, b->n, sizeof(*b->v), entry_qsort_cmp);
+	size_t j = 0;
+	for (size_t i = 0; old && i < old->n_routes; i++) {
+		const snap_route_t *r = &old->routes[i];
+		/* New entries that sort before this route come first. */
+		while (j < b->n && key_cmp(b->v[j].modid, b->v[j].cmdid, r->modid, r->cmdid) < 0) {
+			snap_builder_add(&out, b->v[j].modid, b->v[j].cmdid, b->v[j].ip, b->v[j].port);
+			j++;
+		}
+		if (keys_has(keys, r->modid, r->cmdid))
+			continue; /* replaced by whatever @b holds for it */
+		const lars_HostInfo *h = snapshot_hosts(old, r);
+		for (uint32_t k = 0; k < r->n_hosts; k++)
+			snap_builder_add(&out, r->modid, r->cmdid, h[k].ip, h[k].port);
+	}
+	for (; j < b->n; j++)
+		snap_builder_add(&out, b->v[j].modid, b->v[j].cmdid, b->v[j].ip, b->v[j].port);
+	snap_builder_deinit(b);
+	return snapshot_build(&out, version);
+}

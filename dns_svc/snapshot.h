@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+// Immutable route snapshot: (modid, cmdid) -> sorted host array. Built off
+// the loop (by the DB workers), swapped in by the loop, never changed after.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lars.pb.h"
+
+/** struct snap_entry - one host of one route, as loaded. */
+typedef struct snap_entry {
+	int32_t modid;
+	int32_t cmdid;
+	int32_t ip; /* wire form: a<<24|b<<16|c<<8|d */
+	int32_t port;
+} snap_entry_t;
+
+typedef struct snap_route {
+	int32_t modid;
+	int32_t cmdid;
+	uint32_t first;   /* index into ->hosts */
+	uint32_t n_hosts;
+} snap_route_t;
+
+typedef struct snapshot {
+	int64_t version;
+	size_t n_routes;
+	snap_route_t *routes; /* sorted by (modid, cmdid) */
+	size_t n_hosts;
+	lars_HostInfo *hosts; /* per route sorted by (ip unsigned, port) */
+	size_t index_cap;     /* power of two */
+	uint32_t *index;      /* route number + 1, 0 = empty */
+} snapshot_t;
+
+/** struct snap_builder - collects entries, then makes a snapshot. */
+typedef struct snap_builder {
+	snap_entry_t *v;
+	size_t n;
+	size_t cap;
+	bool sorted; /* entries arrived in order so far */
+} snap_builder_t;
+
+/** struct snap_keys - a list of (modid, cmdid), sorted and distinct once finished. */
+typedef struct snap_keys {
+	snap_entry_t *v; /* ip/port unused */
+	size_t n;
+	size_t cap;
+} snap_keys_t;
+
+void snap_builder_init(snap_builder_t *b);
+void snap_builder_deinit(snap_builder_t *b);
+void snap_builder_add(snap_builder_t *b, int32_t modid, int32_t cmdid,
+		      int32_t ip, int32_t port);
+/** snapshot_build() - sort (if needed), drop duplicates; empties @b. */
+snapshot_t *snapshot_build(snap_builder_t *b, int64_t version);
+snapshot_t *snapshot_free(snapshot_t *s);
+
+const snap_route_t *snapshot_find(const snapshot_t *s, int32_t modid, int32_t cmdid);
+static inline const lars_HostInfo *snapshot_hosts(const snapshot_t *s,
+						  const snap_route_t *r)
+{
+	return s->hosts + r->first;
+}
+
+void snap_keys_add(snap_keys_t *k, int32_t modid, int32_t cmdid);
+/** snap_keys_finish() - sort and drop duplicates. */
+void snap_keys_finish(snap_keys_t *k);
+void snap_keys_deinit(snap_keys_t *k);
+
+/**
+ * snapshot_diff() - keys whose host list differs between @old (may be NULL)
+ * and @new, removed routes included, appended to @out in key order.
+ * Restricted to @only (sorted) when it is not NULL.
+ */
+void snapshot_diff(const snapshot_t *old, const snapshot_t *new_,
+		   const snap_keys_t *only, snap_keys_t *out);
+
+/**
+ * snapshot_patch() - @old with the routes of @keys replaced by the entries in
+ * @b (which hold exactly those keys' hosts now; a key without entries is
+ * removed). Linear in the size of @old. Empties @b.
+ */
+snapshot_t *snapshot_patch(const snapshot_t *old, const snap_keys_t *keys,
+			   snap_builder_t *b, int64_t version);
