@@ -45,7 +45,6 @@ struct pg_worker {
 	pg_worker_opts_t opts;
 	char name[32];
 	char *conninfo;
-	char timeout[16];
 	char statement_timeout[16];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -87,6 +86,20 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	return NULL;
 }
 
+PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s)
+{
+	char timeout[16];
+	snprintf(timeout, sizeof(timeout), "%u", connect_timeout_s);
+	/* Our defaults come first: what the operator's conninfo says wins. */
+	const char *const keys[] = { "connect_timeout", "keepalives",
+				     "keepalives_idle", "keepalives_interval",
+				     "keepalives_count", "tcp_user_timeout",
+				     "fallback_application_name", "dbname", NULL };
+	const char *const vals[] = { timeout, "1", "10", "5", "3", "30000",
+				     app_name, conninfo ? conninfo : "", NULL };
+	return PQconnectdbParams(keys, vals, 1);
+}
+
 /* Worker thread: a connection, or NULL if the database is unreachable now. */
 static PGconn *pg_connect(pg_worker_t *w, pg_thread_t *t)
 {
@@ -100,14 +113,7 @@ static PGconn *pg_connect(pg_worker_t *w, pg_thread_t *t)
 	if (mono_ms() < t->next_try_ms)
 		return NULL;
 
-	/* Our defaults come first: what the operator's conninfo says wins. */
-	const char *const keys[] = { "connect_timeout", "keepalives",
-				     "keepalives_idle", "keepalives_interval",
-				     "keepalives_count", "tcp_user_timeout",
-				     "fallback_application_name", "dbname", NULL };
-	const char *const vals[] = { w->timeout, "1", "10", "5", "3", "30000",
-				     w->name, w->conninfo, NULL };
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	PGconn *conn = pg_open(w->conninfo, w->name, w->opts.connect_timeout_s);
 	bool ok = conn && PQstatus(conn) == CONNECTION_OK;
 	if (ok) {
 		/* A bound on every statement, whatever the conninfo's options. */
@@ -305,7 +311,6 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 		w->opts.backoff_base_ms = 200;
 	if (!w->opts.backoff_max_ms)
 		w->opts.backoff_max_ms = 10000;
-	snprintf(w->timeout, sizeof(w->timeout), "%u", w->opts.connect_timeout_s);
 	snprintf(w->statement_timeout, sizeof(w->statement_timeout), "%u",
 		 w->opts.statement_timeout_ms);
 	pthread_mutex_init(&w->lock, NULL);

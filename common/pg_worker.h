@@ -65,6 +65,14 @@ unsigned pg_worker_pending(const pg_worker_t *w);
 void pg_worker_close(pg_worker_t *w);
 
 /**
+ * pg_open() - connect with our defaults (connect timeout, TCP keepalives and
+ * tcp_user_timeout so a dead network is noticed) under whatever @conninfo
+ * says ("" = PG* variables; its settings win). The caller checks PQstatus()
+ * and PQfinish()es the result either way.
+ */
+PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s);
+
+/**
  * pg_exec() - PQexecParams with text parameters, checked against @expect.
  * Logs the SQLSTATE and message on failure.
  * Return: the result (caller PQclear()s it), or NULL on failure.

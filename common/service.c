@@ -26,6 +26,7 @@ struct service {
 	int ready_fd;
 	bool level_given;
 	bool stopping;
+	bool failed;
 	metrics_http_t *metrics_http;
 	metrics_t *stats_metrics;
 	uv_timer_t stats_timer;
@@ -48,34 +49,48 @@ void service_common_defaults(service_common_cfg_t *c)
 	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
 }
 
-static void usage(FILE *f, const char *prog, const char *summary)
+static void usage(FILE *f, const char *prog, const char *summary,
+		  const service_flag_t *flags)
 {
 	fprintf(f,
-		"Usage: %s -c FILE [--ready-fd N] [--log-level LEVEL]\n"
+		"Usage: %s -c FILE [--ready-fd N] [--log-level LEVEL]%s\n"
 		"%s\n\n"
 		"  -c, --config FILE    configuration (INI)\n"
 		"      --ready-fd N     write \"name=port ...\" to fd N once serving, then close it\n"
-		"      --log-level L    error, warn, info (default) or debug\n"
+		"      --log-level L    error, warn, info (default) or debug\n",
+		prog, flags && flags[0].name ? " [OPTIONS]" : "", summary);
+	for (size_t i = 0; flags && flags[i].name; i++)
+		fprintf(f, "      --%-16s %s\n", flags[i].name, flags[i].help);
+	fprintf(f,
 		"  -h, --help           this help\n"
-		"      --version        print the version\n",
-		prog, summary);
+		"      --version        print the version\n");
 }
 
-int service_parse_args(const char *prog, const char *summary, int argc,
-		       char **argv, service_args_t *a)
+#define SERVICE_MAX_FLAGS 8
+
+int service_parse_args(const char *prog, const char *summary,
+		       const service_flag_t *flags, int argc, char **argv,
+		       service_args_t *a)
 {
-	static const struct option longopts[] = {
+	struct option longopts[6 + SERVICE_MAX_FLAGS] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
 	};
+	size_t n_flags = 0;
+	for (; flags && flags[n_flags].name && n_flags < SERVICE_MAX_FLAGS; n_flags++)
+		longopts[5 + n_flags] = (struct option){ flags[n_flags].name, no_argument,
+							  NULL, 0x100 + (int)n_flags };
 	*a = (service_args_t){ .ready_fd = -1, .level = LOG_LVL_INFO };
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		if (c >= 0x100 && c < 0x100 + (int)n_flags) {
+			*flags[c - 0x100].dst = true;
+			continue;
+		}
 		switch (c) {
 		case 'c':
 			a->config = optarg;
@@ -98,18 +113,18 @@ int service_parse_args(const char *prog, const char *summary, int argc,
 			a->level_given = true;
 			break;
 		case 'h':
-			usage(stdout, prog, summary);
+			usage(stdout, prog, summary, flags);
 			return 1;
 		case 'V':
 			printf("%s %s\n", prog, LARS_VERSION);
 			return 1;
 		default:
-			usage(stderr, prog, summary);
+			usage(stderr, prog, summary, flags);
 			return -EINVAL;
 		}
 	}
 	if (optind < argc || !a->config) {
-		usage(stderr, prog, summary);
+		usage(stderr, prog, summary, flags);
 		return -EINVAL;
 	}
 	return 0;
@@ -234,11 +249,17 @@ static void service_close_stray(uv_handle_t *h, void *arg)
 	uv_close(h, NULL);
 }
 
+void service_fail(service_t *svc)
+{
+	svc->failed = true;
+	service_stop(svc);
+}
+
 int service_run(service_t *svc)
 {
 	uv_loop_t *loop = svc->loop;
 	uv_run(loop, UV_RUN_DEFAULT);
-	bool clean = svc->stopping;
+	bool clean = svc->stopping && !svc->failed;
 	if (!svc->stopping)
 		service_stop(svc);
 	/* Whatever the service left open is closed here, so the loop can close. */

@@ -42,13 +42,22 @@ void service_common_defaults(service_common_cfg_t *c);
 typedef struct service service_t;
 typedef void (*service_stop_cb)(void *user);
 
+/** struct service_flag - a boolean --option of one daemon; NULL name ends a table. */
+typedef struct service_flag {
+	const char *name; /* without the dashes: "wait-for-db" */
+	bool *dst;
+	const char *help;
+} service_flag_t;
+
 /**
- * service_parse_args() - "-c FILE [--ready-fd N] [--log-level L]".
+ * service_parse_args() - "-c FILE [--ready-fd N] [--log-level L]" plus the
+ * daemon's own boolean @flags (may be NULL).
  * Prints usage for --help / --version and bad arguments.
  * Return: 0 to run, 1 to exit successfully (help, version), -EINVAL.
  */
-int service_parse_args(const char *prog, const char *summary, int argc,
-		       char **argv, service_args_t *a);
+int service_parse_args(const char *prog, const char *summary,
+		       const service_flag_t *flags, int argc, char **argv,
+		       service_args_t *a);
 
 /**
  * service_new() - signals on @loop: SIGINT/SIGTERM call @on_stop once (it must
@@ -72,6 +81,8 @@ int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 void service_ready(service_t *svc, const char *line);
 /** service_stop() - begin the graceful shutdown from code (as SIGTERM does). */
 void service_stop(service_t *svc);
+/** service_fail() - shut down because the service cannot work; service_run returns 1. */
+void service_fail(service_t *svc);
 /**
  * service_run() - run the loop until the service stopped, close whatever
  * handles remain and close the loop; frees @svc.

@@ -70,10 +70,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 
 static PGconn *connect_db(const char *db)
 {
-	const char *const keys[] = { "connect_timeout", "fallback_application_name",
-				     "dbname", NULL };
-	const char *const vals[] = { "10", "larsctl", db ? db : "", NULL };
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	PGconn *conn = pg_open(db, "larsctl", 10);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		const char *msg = PQerrorMessage(conn);
 		log_error("cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);

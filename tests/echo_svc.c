@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 {
 	service_args_t args;
 	int r = service_parse_args("lars-test-svc", "Test daemon built from the Lars service core.",
-				   argc, argv, &args);
+				   NULL, argc, argv, &args);
 	if (r)
 		return r > 0 ? 0 : 2;
 	log_init(args.level);

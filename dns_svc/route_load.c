@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+// Reading routes from PostgreSQL into snapshots (DB worker threads only).
+#include "route_load.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_worker.h"
+
+#define FETCH_ROWS "50000"
+/* The IPv4 address as the number a<<24|b<<16|c<<8|d (0..2^32-1). */
+#define IP_NUM "(ip - '0.0.0.0'::inet)"
+
+static int cmd(PGconn *conn, const char *sql)
+{
+	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
+
+static int read_version(PGconn *conn, int64_t *versionp)
+{
+	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
+				0, NULL, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	*versionp = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return 0;
+}
+
+/* Rows of (modid, cmdid, ipnum, port) into @b. */
+static void add_rows(snap_builder_t *b, const PGresult *res)
+{
+	int n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		int32_t modid = (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10);
+		int32_t cmdid = (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		uint32_t ip = (uint32_t)strtoull(PQgetvalue(res, i, 2), NULL, 10);
+		int32_t port = (int32_t)strtol(PQgetvalue(res, i, 3), NULL, 10);
+		snap_builder_add(b, modid, cmdid, (int32_t)ip, port);
+	}
+}
+
+/* Inside a transaction: all of route_data, through a cursor so the client
+ * never holds more than one batch of rows as text. */
+static int load_all_rows(PGconn *conn, snap_builder_t *b)
+{
+	if (cmd(conn, "DECLARE lars_routes NO SCROLL CURSOR FOR "
+		      "SELECT modid, cmdid, " IP_NUM ", port FROM route_data"))
+		return -EIO;
+	for (;;) {
+		PGresult *res = pg_exec(conn, "FETCH FORWARD " FETCH_ROWS " FROM lars_routes",
+					0, NULL, PGRES_TUPLES_OK);
+		if (!res)
+			return -EIO;
+		int n = PQntuples(res);
+		add_rows(b, res);
+		PQclear(res);
+		if (n == 0)
+			break;
+	}
+	return cmd(conn, "CLOSE lars_routes");
+}
+
+int route_load_full(PGconn *conn, snapshot_t **outp)
+{
+	snap_builder_t b;
+	int64_t version;
+
+	snap_builder_init(&b);
+	if (cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+		return -EIO;
+	if (read_version(conn, &version) || load_all_rows(conn, &b)) {
+		cmd(conn, "ROLLBACK");
+		snap_builder_deinit(&b);
+		return -EIO;
+	}
+	cmd(conn, "COMMIT");
+	*outp = snapshot_build(&b, version);
+	return 0;
+}
+
+int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
+		       snap_keys_t *changed, bool *fullp)
+{
+	int64_t version;
+	snap_builder_t b;
+	snap_keys_t keys = { 0 };
+	char from[24], to[24];
+	const char *params[2] = { from, to };
+	PGresult *res;
+
+	*outp = NULL;
+	*fullp = false;
+	snap_builder_init(&b);
+	if (cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+		return -EIO;
+	if (read_version(conn, &version))
+		goto fail;
+	if (version == old->version) {
+		cmd(conn, "COMMIT");
+		return 0;
+	}
+	snprintf(from, sizeof(from), "%" PRId64, old->version);
+	snprintf(to, sizeof(to), "%" PRId64, version);
+
+	/* Each version bump writes at least one change record; a gap (records
+	 * pruned, a restored database, a hand-edited version) means the log
+	 * cannot tell what changed: read everything. */
+	bool full = version < old->version;
+	if (!full) {
+		res = pg_exec(conn, "SELECT count(DISTINCT version) FROM route_change "
+				    "WHERE version > $1::bigint AND version <= $2::bigint",
+			      2, params, PGRES_TUPLES_OK);
+		if (!res)
+			goto fail;
+		full = strtoll(PQgetvalue(res, 0, 0), NULL, 10) != version - old->version;
+		PQclear(res);
+	}
+	snapshot_t *s;
+	if (full) {
+		log_info("route change log does not cover versions %s..%s: full reload", from, to);
+		if (load_all_rows(conn, &b))
+			goto fail;
+		cmd(conn, "COMMIT");
+		s = snapshot_build(&b, version);
+		snapshot_diff(old, s, NULL, changed);
+		*fullp = true;
+		*outp = s;
+		return 0;
+	}
+	res = pg_exec(conn, "SELECT DISTINCT modid, cmdid FROM route_change "
+			    "WHERE version > $1::bigint AND version <= $2::bigint",
+		      2, params, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	for (int i = 0; i < PQntuples(res); i++)
+		snap_keys_add(&keys, (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10),
+			      (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
+	PQclear(res);
+	snap_keys_finish(&keys);
+	res = pg_exec(conn,
+		"SELECT d.modid, d.cmdid, (d.ip - '0.0.0.0'::inet), d.port FROM route_data d "
+		"JOIN (SELECT DISTINCT modid, cmdid FROM route_change "
+		"      WHERE version > $1::bigint AND version <= $2::bigint) c "
+		"USING (modid, cmdid)", 2, params, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	add_rows(&b, res);
+	PQclear(res);
+	cmd(conn, "COMMIT");
+	s = snapshot_patch(old, &keys, &b, version);
+	snapshot_diff(old, s, &keys, changed);
+	snap_keys_deinit(&keys);
+	*outp = s;
+	return 0;
+fail:
+	cmd(conn, "ROLLBACK");
+	snap_builder_deinit(&b);
+	snap_keys_deinit(&keys);
+	return -EIO;
+}

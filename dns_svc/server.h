@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// lars-dns: serving routes from the current snapshot, subscriptions, and the
+// refresh pipeline that swaps snapshots and pushes what changed.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "metrics.h"
+#include "pg_worker.h"
+#include "service.h"
+
+typedef struct dns_cfg {
+	char ip[64];
+	int port;
+	int max_conns;
+	int max_frame;
+	int max_write_queue;
+	int max_subscriptions; /* keys one connection may subscribe to */
+	int db_threads;
+	int poll_interval_ms;  /* version check, the fallback for NOTIFY */
+	int reload_interval_s; /* full reload and compare */
+	bool wait_for_db;
+	char conninfo[1024];
+	int reactor_threads; /* the original's [reactor] threadNum: no effect */
+	service_common_cfg_t common;
+} dns_cfg_t;
+
+typedef struct dns dns_t;
+
+/**
+ * dns_new() - load the routes (off the loop), then listen and serve.
+ * @on_ready(@user, port) runs once serving, with the bound TCP port; on a failed first
+ * load without wait_for_db the service fails (service_fail).
+ */
+typedef void (*dns_ready_cb)(void *user, int port);
+
+int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
+	    dns_ready_cb on_ready, void *user, dns_t **outp);
+/** dns_close() - stop serving, close every handle; freed when they are. */
+void dns_close(dns_t *d);

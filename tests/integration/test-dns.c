@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+// lars-dns end to end, against a PostgreSQL cluster of this test's own (so
+// it may restart it): answers, pushes after larsctl and after any SQL writer,
+// removal pushes an empty list, bad input closes only the offender, 500
+// subscribers all get their pushes, and a PostgreSQL restart under a running
+// lars-dns: it keeps answering and later pushes a change made after it.
+#include "test.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "msg.h"
+
+static const char *dns_bin, *larsctl_bin, *cluster;
+static char pg_dir[64];
+static int pg_port;
+static harness_proc_t dns;
+static int dns_port;
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static void sql(const char *q)
+{
+	PGconn *c = PQconnectdb("");
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *res = PQexec(c, q);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", q, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(c);
+}
+
+static void cluster_start(void)
+{
+	char cmd[256], out[256] = "";
+	/* A restart keeps the port lars-dns was configured with. */
+	if (pg_port)
+		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, pg_dir, pg_port);
+	else
+		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	assert_int_equal(pclose(f), 0);
+	const char *p = strstr(out, "PGPORT=");
+	assert_non_null(p);
+	pg_port = atoi(p + 7);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", pg_port);
+	setenv("PGHOST", "127.0.0.1", 1);
+	setenv("PGPORT", port, 1);
+	setenv("PGUSER", "lars", 1);
+	setenv("PGDATABASE", "lars", 1);
+}
+
+/* ---- the protocol, from an agent's side ---- */
+
+static void send_get_route(int fd, int32_t modid, int32_t cmdid)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	uint8_t buf[32];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
+					  &req, buf, sizeof(buf), &len), 0);
+	assert_int_equal(harness_send_all(fd, buf, len), 0);
+}
+
+typedef struct route {
+	int32_t modid, cmdid;
+	size_t n;
+	lars_HostInfo hosts[64];
+} route_t;
+
+/* 1 with @r filled, 0 on EOF, -1 on timeout. */
+static int recv_route(int fd, route_t *r, int timeout_ms)
+{
+	static uint8_t body[1 << 16];
+	frame_hdr_t hdr;
+	int rc = harness_recv_frame(fd, &hdr, body, sizeof(body), timeout_ms);
+	if (rc <= 0)
+		return rc;
+	assert_int_equal(hdr.msgid, LARS_ID_GET_ROUTE_RESP);
+	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
+	msg_vec_t vec;
+	msg_hosts_init(&vec, 64);
+	msg_vec_bind(&vec, &resp.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &resp, body,
+				    (size_t)hdr.msglen, NULL), 0);
+	r->modid = resp.modid;
+	r->cmdid = resp.cmdid;
+	r->n = vec.n;
+	if (vec.n)
+		memcpy(r->hosts, vec.v, vec.n * sizeof(lars_HostInfo));
+	msg_vec_deinit(&vec);
+	return 1;
+}
+
+static int subscribe(int32_t modid, int32_t cmdid, route_t *first)
+{
+	int fd = harness_tcp_connect(dns_port);
+	assert_true(fd >= 0);
+	send_get_route(fd, modid, cmdid);
+	assert_int_equal(recv_route(fd, first, 5000), 1);
+	assert_int_equal(first->modid, modid);
+	assert_int_equal(first->cmdid, cmdid);
+	return fd;
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-dns-%d", (int)getpid());
+	cluster_start();
+	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 10.0.0.1 80 >/dev/null", larsctl_bin), 0);
+	const char *cfg = harness_write_config(
+		"[dns]\nport = 0\nmax_frame = 4096\npoll_interval_ms = 500\n"
+		"reload_interval = 5\n[metrics]\nenabled = true\n");
+	assert_int_equal(harness_spawn(&dns, dns_bin, cfg), 0);
+	dns_port = harness_port(&dns, "tcp");
+	assert_true(dns_port > 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	int r = harness_stop(&dns);
+	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	assert_int_equal(r, 0);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_get_route(void **state)
+{
+	route_t r;
+	int fd = subscribe(1, 1, &r);
+	assert_int_equal(r.n, 3);
+	/* Sorted by address, then port; ip in the wire's number form. */
+	assert_int_equal(r.hosts[0].ip, 0x0a000001);
+	assert_int_equal(r.hosts[1].ip, 2130706433);
+	assert_int_equal(r.hosts[1].port, 9001);
+	assert_int_equal(r.hosts[2].port, 9002);
+	/* An unknown route is an empty list, and the connection stays. */
+	send_get_route(fd, 42, 42);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.modid, 42);
+	assert_int_equal(r.n, 0);
+	/* modid 0 / cmdid 0: an empty body is a valid request. */
+	assert_int_equal(harness_send_all(fd, "\x01\0\0\0\0\0\0\0", 8), 0);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.modid, 0);
+	close(fd);
+}
+
+static void test_push_after_larsctl(void **state)
+{
+	route_t r;
+	int fd = subscribe(2, 1, &r);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(run("%s route add 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.modid, 2);
+	assert_int_equal(r.cmdid, 1);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.hosts[0].port, 9100);
+	/* Deleting the last host pushes an empty list: the route is gone. */
+	assert_int_equal(run("%s route del 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.modid, 2);
+	assert_int_equal(r.n, 0);
+	/* A duplicate add changes nothing and pushes nothing. */
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 2>/dev/null", larsctl_bin), 0);
+	assert_int_equal(recv_route(fd, &r, 1500), -1);
+	close(fd);
+}
+
+static void test_push_after_any_writer(void **state)
+{
+	route_t r;
+	int fd = subscribe(4, 4, &r);
+	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES "
+	    "(4, 4, '192.168.1.177', 1), (4, 4, '192.168.1.178', 2)");
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.hosts[0].ip, -1062731343); /* 192.168.1.177 */
+	/* An UPDATE moves a host: one push with the new list. */
+	sql("UPDATE route_data SET port = 3 WHERE modid = 4 AND port = 2");
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.hosts[1].port, 3);
+	close(fd);
+}
+
+static void test_bad_input_closes_only_offender(void **state)
+{
+	static const char *const bad[] = {
+		"01000000 ffffff7f",        /* msglen 2^31-1 */
+		"01000000 00100000",        /* 4 KiB + : over max_frame 4096 */
+		"01000000 f6ffffff",        /* negative */
+		"05000000 00000000",        /* GetHostResponse: not served here */
+		"63000000 00000000",        /* unknown id 99 */
+		"01000000 02000000 08ff",   /* truncated varint */
+		"01000000 01000000 0f",     /* wire type 7 */
+	};
+	route_t r;
+	int bystander = subscribe(5, 1, &r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int fd = harness_tcp_connect(dns_port);
+		uint8_t buf[64];
+		size_t n = test_unhex(bad[i], buf, sizeof(buf));
+		assert_int_equal(harness_send_all(fd, buf, n), 0);
+		if (!harness_wait_eof(fd, 5000))
+			fail_msg("case %zu (%s): connection not closed", i, bad[i]);
+		close(fd);
+	}
+	/* The bystander is still served and still subscribed. */
+	send_get_route(bystander, 1, 1);
+	assert_int_equal(recv_route(bystander, &r, 5000), 1);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(run("%s route add 5 1 127.0.0.1 9500 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(recv_route(bystander, &r, 5000), 1);
+	assert_int_equal(r.modid, 5);
+	assert_int_equal(r.n, 1);
+	close(bystander);
+}
+
+static void test_500_subscribers(void **state)
+{
+	enum { N = 500 };
+	static int fds[N];
+	static struct pollfd pfd[N];
+	route_t r;
+
+	for (int i = 0; i < N; i++) {
+		fds[i] = harness_tcp_connect(dns_port);
+		assert_true(fds[i] >= 0);
+		send_get_route(fds[i], 100, i);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(recv_route(fds[i], &r, 5000), 1);
+		assert_int_equal(r.cmdid, i);
+		assert_int_equal(r.n, 0);
+	}
+	/* One statement changes all 500 routes. */
+	sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+	    "SELECT 100, g, '127.0.0.1', 10000 + g FROM generate_series(0, 499) g");
+	int got = 0;
+	bool done[N] = { false };
+	for (int round = 0; round < 200 && got < N; round++) {
+		for (int i = 0; i < N; i++)
+			pfd[i] = (struct pollfd){ .fd = done[i] ? -1 : fds[i], .events = POLLIN };
+		if (poll(pfd, N, 100) <= 0)
+			continue;
+		for (int i = 0; i < N; i++) {
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			assert_int_equal(recv_route(fds[i], &r, 5000), 1);
+			assert_int_equal(r.cmdid, i);
+			assert_int_equal(r.n, 1);
+			assert_int_equal(r.hosts[0].port, 10000 + i);
+			done[i] = true;
+			got++;
+		}
+	}
+	assert_int_equal(got, N);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+}
+
+static void test_postgres_restart(void **state)
+{
+	route_t r;
+	int fd = subscribe(6, 1, &r);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	/* Down: answers keep coming from the last snapshot. */
+	for (int i = 0; i < 3; i++) {
+		int q = harness_tcp_connect(dns_port);
+		send_get_route(q, 1, 1);
+		assert_int_equal(recv_route(q, &r, 5000), 1);
+		assert_int_equal(r.n, 3);
+		close(q);
+		usleep(700000); /* across a few failed version polls */
+	}
+	cluster_start(); /* same port */
+	/* Changed right away, before lars-dns has necessarily reconnected. */
+	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (6, 1, '127.0.0.1', 9600)");
+	assert_int_equal(recv_route(fd, &r, 15000), 1);
+	assert_int_equal(r.modid, 6);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.hosts[0].port, 9600);
+	/* And the connection that lived through it is still subscribed. */
+	assert_int_equal(run("%s route add 6 1 127.0.0.1 9601 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.n, 2);
+	close(fd);
+}
+
+int main(void)
+{
+	if (!getenv("LARS_TEST_PG")) {
+		fprintf(stderr, "no PostgreSQL for this run (deploy/lars-local test provides one)\n");
+		return 77;
+	}
+	dns_bin = getenv("LARS_DNS_BIN");
+	larsctl_bin = getenv("LARSCTL_BIN");
+	cluster = getenv("LARS_PG_CLUSTER");
+	if (!dns_bin || !larsctl_bin || !cluster) {
+		fprintf(stderr, "LARS_DNS_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set\n");
+		return 1;
+	}
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
+		rl.rlim_cur = 2048;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_route),
+		cmocka_unit_test(test_push_after_larsctl),
+		cmocka_unit_test(test_push_after_any_writer),
+		cmocka_unit_test(test_bad_input_closes_only_offender),
+		cmocka_unit_test(test_500_subscribers),
+		cmocka_unit_test(test_postgres_restart),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
