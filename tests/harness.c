@@ -109,7 +109,15 @@ int harness_port(const harness_proc_t *p, const char *name)
 	return -1;
 }
 
+static int harness_reap(harness_proc_t *p);
+
 int harness_stop(harness_proc_t *p)
+{
+	p->exit_status = harness_reap(p);
+	return p->exit_status;
+}
+
+static int harness_reap(harness_proc_t *p)
 {
 	int status;
 	if (p->pid <= 0)

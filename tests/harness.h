@@ -16,6 +16,7 @@ typedef struct harness_proc {
 	char ready[256]; /* what the daemon wrote to --ready-fd */
 	char log[256];   /* its stderr goes to this file */
 	char config[256];
+	int exit_status; /* set by harness_stop(): the exit code, or -1 */
 } harness_proc_t;
 
 /** harness_spawn() - start @bin -c @config --ready-fd N; wait ≤ 10 s for the line. */

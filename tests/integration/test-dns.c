@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <stdbool.h>
@@ -322,6 +323,51 @@ static void test_postgres_restart(void **state)
 	close(fd);
 }
 
+static void test_refuses_to_start_without_db(void **state)
+{
+	/* Unreachable at first start: a clear error and exit 1, not an empty
+	 * route table served to every agent. */
+	harness_proc_t p;
+	const char *cfg = harness_write_config(
+		"[dns]\nport = 0\n[postgres]\nconninfo = host=127.0.0.1 port=1 connect_timeout=2\n");
+	assert_int_not_equal(harness_spawn(&p, dns_bin, cfg), 0);
+	assert_int_equal(p.exit_status, 1);
+}
+
+typedef struct spawn_arg {
+	harness_proc_t p;
+	const char *cfg;
+	int r;
+} spawn_arg_t;
+
+static void *spawn_thread(void *arg)
+{
+	spawn_arg_t *a = arg;
+	a->r = harness_spawn(&a->p, dns_bin, a->cfg);
+	return NULL;
+}
+
+static void test_wait_for_db(void **state)
+{
+	/* With wait_for_db it waits for PostgreSQL, then serves. */
+	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	spawn_arg_t a = { .cfg = harness_write_config("[dns]\nport = 0\nwait_for_db = true\n") };
+	pthread_t t;
+	pthread_create(&t, NULL, spawn_thread, &a);
+	usleep(1500000);
+	cluster_start();
+	pthread_join(t, NULL);
+	assert_int_equal(a.r, 0);
+	int port = harness_port(&a.p, "tcp");
+	int fd = harness_tcp_connect(port);
+	route_t r;
+	send_get_route(fd, 1, 1);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.n, 3);
+	close(fd);
+	assert_int_equal(harness_stop(&a.p), 0);
+}
+
 int main(void)
 {
 	if (!getenv("LARS_TEST_PG")) {
@@ -348,6 +394,8 @@ int main(void)
 		cmocka_unit_test(test_bad_input_closes_only_offender),
 		cmocka_unit_test(test_500_subscribers),
 		cmocka_unit_test(test_postgres_restart),
+		cmocka_unit_test(test_refuses_to_start_without_db),
+		cmocka_unit_test(test_wait_for_db),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
