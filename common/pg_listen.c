@@ -169,7 +169,7 @@ static void pg_listen_on_async(uv_async_t *a)
 	pg_listen_t *l = container_of(a, pg_listen_t, async);
 	pthread_mutex_lock(&l->lock);
 	bool notified = l->ev_notified, reconnected = l->ev_reconnected;
-	bool joined = l->joined;
+	bool joined = l->joined, stopping = l->stopping;
 	l->ev_notified = l->ev_reconnected = false;
 	pthread_mutex_unlock(&l->lock);
 	if (joined) {
@@ -180,7 +180,8 @@ static void pg_listen_on_async(uv_async_t *a)
 		}
 		return;
 	}
-	if (notified || reconnected)
+	/* After pg_listen_close() the owner may be gone: no more callbacks. */
+	if ((notified || reconnected) && !stopping)
 		l->opts.cb(l->opts.user, reconnected);
 }
 

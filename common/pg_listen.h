@@ -31,5 +31,5 @@ typedef struct pg_listen_opts {
 int pg_listen_start(uv_loop_t *loop, const pg_listen_opts_t *opts, pg_listen_t **outp);
 /** pg_listen_connected() - whether the LISTEN connection is up right now. */
 bool pg_listen_connected(const pg_listen_t *l);
-/** pg_listen_close() - stop the thread (off the loop); freed once closed. */
+/** pg_listen_close() - stop the thread (off the loop); no callback runs after it; freed once closed. */
 void pg_listen_close(pg_listen_t *l);

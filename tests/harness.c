@@ -42,6 +42,8 @@ const char *harness_write_config(const char *text)
 	return path;
 }
 
+static void harness_wait_exit(harness_proc_t *p, int ms);
+
 int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 {
 	int pfd[2];
@@ -67,6 +69,7 @@ int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 	close(pfd[1]);
 	p->pid = pid;
 	size_t len = 0;
+	bool eof = false;
 	int64_t deadline = mono_ms() + 10000;
 	for (;;) {
 		int left = (int)(deadline - mono_ms());
@@ -76,8 +79,10 @@ int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 		if (poll(&pf, 1, left) <= 0)
 			break;
 		ssize_t n = read(pfd[0], p->ready + len, sizeof(p->ready) - 1 - len);
-		if (n <= 0)
+		if (n <= 0) {
+			eof = n == 0;
 			break;
+		}
 		len += (size_t)n;
 		p->ready[len] = 0;
 		if (strchr(p->ready, '\n'))
@@ -90,6 +95,9 @@ int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 		snprintf(cmd, sizeof(cmd), "cat %s >&2", p->log);
 		if (system(cmd)) {
 		}
+		/* Closed without a line: it is exiting on its own; let it. */
+		if (eof)
+			harness_wait_exit(p, 10000);
 		harness_stop(p);
 		return -ETIMEDOUT;
 	}
@@ -111,8 +119,25 @@ int harness_port(const harness_proc_t *p, const char *name)
 
 static int harness_reap(harness_proc_t *p);
 
+/* Waits up to @ms for the child to exit by itself; records its status. */
+static void harness_wait_exit(harness_proc_t *p, int ms)
+{
+	int status;
+	int64_t deadline = mono_ms() + ms;
+	while (p->pid > 0 && mono_ms() < deadline) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = 0;
+			p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+			return;
+		}
+		usleep(10000);
+	}
+}
+
 int harness_stop(harness_proc_t *p)
 {
+	if (p->pid <= 0) /* already reaped */
+		return p->exit_status;
 	p->exit_status = harness_reap(p);
 	return p->exit_status;
 }
