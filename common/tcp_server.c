@@ -22,6 +22,7 @@ struct tcp_server {
 	unsigned n_conns;
 	unsigned n_alive; /* conns not yet freed, keeps @srv alive */
 	bool closing;
+	bool paused; /* not reading from any connection */
 	tcp_conn_t *conns;
 	log_ratelimit_t rl_bad;
 	log_ratelimit_t rl_refused;
@@ -354,11 +355,36 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 
 	if (srv->opts.on_connect)
 		srv->opts.on_connect(c, srv->opts.user);
-	if (c->closing)
+	if (c->closing || srv->paused)
 		return;
 	r = uv_read_start((uv_stream_t *)&c->tcp, tcp_conn_alloc, tcp_conn_on_read);
 	if (r)
 		tcp_conn_close(c, uv_strerror(r));
+}
+
+void tcp_server_pause(tcp_server_t *srv, bool paused)
+{
+	if (srv->paused == paused)
+		return;
+	srv->paused = paused;
+	log_info("%s: %s reading from %u connections", srv->name,
+		 paused ? "pausing" : "resuming", srv->n_conns);
+	for (tcp_conn_t *c = srv->conns, *next; c; c = next) {
+		next = c->next; /* a failed start closes c */
+		if (paused) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+		} else {
+			int r = uv_read_start((uv_stream_t *)&c->tcp, tcp_conn_alloc,
+					      tcp_conn_on_read);
+			if (r)
+				tcp_conn_close(c, uv_strerror(r));
+		}
+	}
+}
+
+bool tcp_server_paused(const tcp_server_t *srv)
+{
+	return srv->paused;
 }
 
 static void tcp_server_metrics(tcp_server_t *srv)

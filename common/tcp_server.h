@@ -40,6 +40,12 @@ int tcp_server_port(const tcp_server_t *srv);
 /** tcp_server_n_conns() - connections currently open. */
 unsigned tcp_server_n_conns(const tcp_server_t *srv);
 /**
+ * tcp_server_pause() - stop (or resume) reading from every connection, new
+ * ones included: backpressure that loses nothing, peers' sends just wait.
+ */
+void tcp_server_pause(tcp_server_t *srv, bool paused);
+bool tcp_server_paused(const tcp_server_t *srv);
+/**
  * tcp_server_close() - stop accepting and close every connection (on_close
  * runs for each). @srv is freed once all its handles are closed.
  */

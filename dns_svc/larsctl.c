@@ -28,6 +28,9 @@ static const char usage_main[] =
 	"  route add MODID CMDID IP PORT   add a host to a route\n"
 	"  route del MODID CMDID IP PORT   remove a host from a route\n"
 	"  route list [MODID [CMDID]]      list routes and their hosts\n"
+	"  status [MODID [CMDID]]          latest call statistics per host\n"
+	"  status --history MINUTES [MODID [CMDID]]\n"
+	"                                  per-minute sums over the last MINUTES\n"
 	"\n"
 	"  --db CONNINFO   libpq connection string or URI (default: PG* variables)\n"
 	"  -h, --help      help for larsctl or for a command\n"
@@ -48,8 +51,16 @@ static const char usage_route[] =
 	"Each change is one transaction (data, version, change record, NOTIFY), so\n"
 	"lars-dns pushes it to subscribed agents at once.\n";
 
+static const char usage_status[] =
+	"Usage: larsctl [--db CONNINFO] status [MODID [CMDID]]\n"
+	"       larsctl [--db CONNINFO] status --history MINUTES [MODID [CMDID]]\n"
+	"The latest status lars-reporter stored per host and caller: successes,\n"
+	"errors, error rate, overload and the age of the report; with --history,\n"
+	"per-minute sums of successes and errors per route.\n";
+
 typedef struct args {
 	const char *db;
+	const char *history; /* --history MINUTES */
 	bool help;
 	int argc;
 	char *argv[16];
@@ -96,25 +107,11 @@ static int cmd_migrate(const args_t *a)
 	return r ? EXIT_DB : EXIT_OK;
 }
 
-static int route_list(PGconn *conn, const args_t *a)
-{
-	int32_t modid, cmdid;
-	const char *why;
-	char mbuf[16], cbuf[16];
-	const char *params[2] = { NULL, NULL };
+static int parse_filter(const args_t *a, int first, const char *cmd, char mbuf[16],
+			char cbuf[16], const char *params[2]);
 
-	if (a->argc > 2) {
-		if (route_parse_id(a->argv[2], "MODID", &modid, &why))
-			return usage_error("route", "%s", why);
-		snprintf(mbuf, sizeof(mbuf), "%d", modid);
-		params[0] = mbuf;
-	}
-	if (a->argc > 3) {
-		if (route_parse_id(a->argv[3], "CMDID", &cmdid, &why))
-			return usage_error("route", "%s", why);
-		snprintf(cbuf, sizeof(cbuf), "%d", cmdid);
-		params[1] = cbuf;
-	}
+static int route_list(PGconn *conn, const char *params[2])
+{
 	PGresult *res = pg_exec(conn,
 		"SELECT modid, cmdid, host(ip), port FROM route_data "
 		"WHERE ($1::int IS NULL OR modid = $1::int) "
@@ -143,10 +140,12 @@ static int cmd_route(const args_t *a)
 	bool list = strcmp(sub, "list") == 0;
 	if (!add && !del && !list)
 		return usage_error("route", "unknown route command '%s'", sub);
-	if (list && a->argc > 4)
-		return usage_error("route", "route list takes at most MODID CMDID");
 
 	route_entry_t e;
+	char mbuf[16], cbuf[16];
+	const char *params[2];
+	if (list && parse_filter(a, 2, "route list", mbuf, cbuf, params))
+		return EXIT_USAGE;
 	if (add || del) {
 		const char *why;
 		if (a->argc != 6)
@@ -159,7 +158,7 @@ static int cmd_route(const args_t *a)
 		return EXIT_DB;
 	int r;
 	if (list) {
-		r = route_list(conn, a);
+		r = route_list(conn, params);
 	} else {
 		int64_t version = 0;
 		r = add ? route_add(conn, &e, &version) : route_del(conn, &e, &version);
@@ -182,6 +181,102 @@ static int cmd_route(const args_t *a)
 	return r;
 }
 
+/* Optional MODID [CMDID] from argv[first..] into text parameters (NULL = any). */
+static int parse_filter(const args_t *a, int first, const char *cmd, char mbuf[16],
+			char cbuf[16], const char *params[2])
+{
+	int32_t v;
+	const char *why;
+	params[0] = params[1] = NULL;
+	if (a->argc > first + 2)
+		return usage_error(cmd, "%s takes at most MODID CMDID", cmd);
+	if (a->argc > first) {
+		if (route_parse_id(a->argv[first], "MODID", &v, &why))
+			return usage_error(cmd, "%s", why);
+		snprintf(mbuf, 16, "%d", v);
+		params[0] = mbuf;
+	}
+	if (a->argc > first + 1) {
+		if (route_parse_id(a->argv[first + 1], "CMDID", &v, &why))
+			return usage_error(cmd, "%s", why);
+		snprintf(cbuf, 16, "%d", v);
+		params[1] = cbuf;
+	}
+	return 0;
+}
+
+static int cmd_status(const args_t *a)
+{
+	char mbuf[16], cbuf[16], hbuf[16];
+	const char *params[3];
+	int32_t minutes = 0;
+	const char *why;
+
+	if (a->help) {
+		fputs(usage_status, stdout);
+		return EXIT_OK;
+	}
+	if (parse_filter(a, 1, "status", mbuf, cbuf, params))
+		return EXIT_USAGE;
+	if (a->history) {
+		if (route_parse_id(a->history, "MINUTES", &minutes, &why) || minutes < 1 ||
+		    minutes > 525600)
+			return usage_error("status", "--history takes MINUTES 1..525600");
+		snprintf(hbuf, sizeof(hbuf), "%d", minutes);
+		params[2] = hbuf;
+	}
+	PGconn *conn = connect_db(a->db);
+	if (!conn)
+		return EXIT_DB;
+	PGresult *res;
+	if (a->history) {
+		res = pg_exec(conn,
+			"SELECT to_char(minute, 'YYYY-MM-DD HH24:MI'), modid, cmdid, "
+			"       sum(succ), sum(err), "
+			"       round(100.0 * sum(err) / nullif(sum(succ) + sum(err), 0), 1) "
+			"FROM host_status_history "
+			"WHERE minute >= date_trunc('minute', now()) - make_interval(mins => $3::int - 1) "
+			"AND ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int) "
+			"GROUP BY minute, modid, cmdid ORDER BY minute, modid, cmdid",
+			3, params, PGRES_TUPLES_OK);
+		if (res) {
+			printf("%-17s %-10s %-10s %12s %12s %6s\n", "MINUTE", "MODID", "CMDID",
+			       "SUCC", "ERR", "ERR%");
+			for (int i = 0; i < PQntuples(res); i++)
+				printf("%-17s %-10s %-10s %12s %12s %6s\n", PQgetvalue(res, i, 0),
+				       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+				       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+				       PQgetisnull(res, i, 5) ? "-" : PQgetvalue(res, i, 5));
+		}
+	} else {
+		res = pg_exec(conn,
+			"SELECT modid, cmdid, host(ip) || ':' || port, host(caller), succ, err, "
+			"       round(100.0 * err / nullif(succ + err, 0), 1), "
+			"       CASE WHEN overload THEN 'yes' ELSE 'no' END, "
+			"       greatest(0, extract(epoch FROM now() - ts))::bigint "
+			"FROM host_status "
+			"WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int) "
+			"ORDER BY modid, cmdid, ip, port, caller", 2, params, PGRES_TUPLES_OK);
+		if (res) {
+			printf("%-10s %-10s %-21s %-15s %10s %10s %6s %-8s %s\n", "MODID", "CMDID",
+			       "HOST", "CALLER", "SUCC", "ERR", "ERR%", "OVERLOAD", "AGE");
+			for (int i = 0; i < PQntuples(res); i++)
+				printf("%-10s %-10s %-21s %-15s %10s %10s %6s %-8s %ss\n",
+				       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+				       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+				       PQgetisnull(res, i, 6) ? "-" : PQgetvalue(res, i, 6),
+				       PQgetvalue(res, i, 7), PQgetvalue(res, i, 8));
+		}
+	}
+	int r = res ? EXIT_OK : EXIT_DB;
+	if (!res)
+		fprintf(stderr, "larsctl: cannot read the statistics (has `larsctl migrate` been run?)\n");
+	PQclear(res);
+	PQfinish(conn);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	args_t a = { 0 };
@@ -195,6 +290,12 @@ int main(int argc, char **argv)
 			a.db = argv[i];
 		} else if (strncmp(s, "--db=", 5) == 0) {
 			a.db = s + 5;
+		} else if (strcmp(s, "--history") == 0) {
+			if (++i >= argc)
+				return usage_error("status", "--history needs MINUTES");
+			a.history = argv[i];
+		} else if (strncmp(s, "--history=", 10) == 0) {
+			a.history = s + 10;
 		} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
 			a.help = true;
 		} else if (strcmp(s, "--version") == 0) {
@@ -219,5 +320,7 @@ int main(int argc, char **argv)
 		return cmd_migrate(&a);
 	if (strcmp(a.argv[0], "route") == 0)
 		return cmd_route(&a);
+	if (strcmp(a.argv[0], "status") == 0)
+		return cmd_status(&a);
 	return usage_error("", "unknown command '%s'", a.argv[0]);
 }

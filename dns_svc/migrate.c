@@ -51,13 +51,7 @@ static int migrate_one(PGconn *conn, const migration_t *m, bool *appliedp)
 
 	if (exec_ok(conn, "BEGIN"))
 		return -EIO;
-	/* Held to the end of the transaction: one migrator at a time. */
-	PGresult *res = pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")",
-				0, NULL, PGRES_TUPLES_OK);
-	if (!res)
-		goto fail;
-	PQclear(res);
-	res = pg_exec(conn, "SELECT 1 FROM schema_migrations WHERE version = $1::int",
+	PGresult *res = pg_exec(conn, "SELECT 1 FROM schema_migrations WHERE version = $1::int",
 		      1, params, PGRES_TUPLES_OK);
 	if (!res)
 		goto fail;
@@ -82,10 +76,9 @@ fail:
 	return -EIO;
 }
 
-int migrate_apply(PGconn *conn, FILE *out)
+static int migrate_locked(PGconn *conn, FILE *out)
 {
-	if (exec_ok(conn, "SET client_min_messages = warning") ||
-	    exec_ok(conn, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	if (exec_ok(conn, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 			  " version integer PRIMARY KEY,"
 			  " name text NOT NULL,"
 			  " applied_at timestamptz NOT NULL DEFAULT now())"))
@@ -108,4 +101,21 @@ int migrate_apply(PGconn *conn, FILE *out)
 	else
 		fprintf(out, "schema now at version %d\n", v);
 	return 0;
+}
+
+int migrate_apply(PGconn *conn, FILE *out)
+{
+	if (exec_ok(conn, "SET client_min_messages = warning"))
+		return -EIO;
+	/* One migrator at a time, from the bookkeeping table's creation on. */
+	PGresult *res = pg_exec(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0,
+				NULL, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	PQclear(res);
+	int r = migrate_locked(conn, out);
+	res = pg_exec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", 0, NULL,
+		      PGRES_TUPLES_OK);
+	PQclear(res);
+	return r;
 }

@@ -19,7 +19,7 @@ extern const size_t n_migrations;
 /**
  * migrate_apply() - apply the migrations @conn's database lacks, in order,
  * each in its own transaction together with its schema_migrations record.
- * Concurrent runs serialise on an advisory lock; a second run changes nothing.
+ * Concurrent runs serialise on a session advisory lock; a second run changes nothing.
  * Progress goes to @out. Return: 0, or -EIO (logged, nothing half-applied).
  */
 int migrate_apply(PGconn *conn, FILE *out);

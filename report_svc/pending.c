@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// Results waiting for the database, coalesced by key.
+#include "pending.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+void pending_init(pending_t *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void pending_deinit(pending_t *p)
+{
+	free(p->v);
+	free(p->index);
+	pending_init(p);
+}
+
+static size_t key_hash(const report_key_t *k)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
+	for (int i = 0; i < 5; i++) {
+		h ^= (uint32_t)f[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return (size_t)h;
+}
+
+static bool key_eq(const report_key_t *a, const report_key_t *b)
+{
+	return a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
+	       a->port == b->port && a->caller == b->caller;
+}
+
+static void index_insert(pending_t *p, size_t entry)
+{
+	size_t mask = p->index_cap - 1;
+	size_t i = key_hash(&p->v[entry].key) & mask;
+	while (p->index[i])
+		i = (i + 1) & mask;
+	p->index[i] = (uint32_t)entry + 1;
+}
+
+/* The entry for @key, created empty if new. */
+static report_entry_t *pending_slot(pending_t *p, const report_key_t *key, uint64_t now_ms)
+{
+	if (p->index_cap) {
+		size_t mask = p->index_cap - 1;
+		for (size_t i = key_hash(key) & mask; p->index[i]; i = (i + 1) & mask) {
+			report_entry_t *e = &p->v[p->index[i] - 1];
+			if (key_eq(&e->key, key))
+				return e;
+		}
+	}
+	if ((p->n + 1) * 2 > p->index_cap) {
+		free(p->index);
+		p->index_cap = p->index_cap ? p->index_cap * 2 : 1024;
+		p->index = xcalloc(p->index_cap, sizeof(*p->index));
+		for (size_t i = 0; i < p->n; i++)
+			index_insert(p, i);
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 1024;
+		p->v = xreallocarray(p->v, p->cap, sizeof(*p->v));
+	}
+	report_entry_t *e = &p->v[p->n];
+	*e = (report_entry_t){ .key = *key, .first_ms = now_ms };
+	index_insert(p, p->n++);
+	if (!p->oldest_ms || now_ms < p->oldest_ms)
+		p->oldest_ms = now_ms;
+	return e;
+}
+
+void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t err,
+		 bool overload, uint32_t ts, uint64_t now_ms)
+{
+	report_entry_t *e = pending_slot(p, key, now_ms);
+	e->succ_sum += succ;
+	e->err_sum += err;
+	/* Latest by the agent's clock; equal times: the later arrival. */
+	if (ts >= e->ts) {
+		e->succ = succ;
+		e->err = err;
+		e->overload = overload;
+		e->ts = ts;
+	}
+	if (ts > e->minute_ts)
+		e->minute_ts = ts;
+	p->n_results++;
+}
+
+void pending_merge(pending_t *p, const report_entry_t *in)
+{
+	report_entry_t *e = pending_slot(p, &in->key, in->first_ms);
+	e->succ_sum += in->succ_sum;
+	e->err_sum += in->err_sum;
+	if (in->ts >= e->ts) {
+		e->succ = in->succ;
+		e->err = in->err;
+		e->overload = in->overload;
+		e->ts = in->ts;
+	}
+	if (in->minute_ts > e->minute_ts)
+		e->minute_ts = in->minute_ts;
+	if (in->first_ms < e->first_ms)
+		e->first_ms = in->first_ms;
+	if (in->first_ms < p->oldest_ms)
+		p->oldest_ms = in->first_ms;
+}
+
+report_entry_t *pending_take(pending_t *p, size_t *np, uint64_t *n_resultsp)
+{
+	report_entry_t *v = p->v;
+	*np = p->n;
+	*n_resultsp = p->n_results;
+	free(p->index);
+	pending_init(p);
+	return v;
+}
+

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// Writing coalesced results to PostgreSQL: COPY into staging, then merge.
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_worker.h"
+
+#define COPY_CHUNK 65536
+
+static int cmd(PGconn *conn, const char *sql)
+{
+	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const report_key_t *x = &((const report_entry_t *)a)->key;
+	const report_key_t *y = &((const report_entry_t *)b)->key;
+	const int32_t fx[5] = { x->modid, x->cmdid, x->ip, x->port, x->caller };
+	const int32_t fy[5] = { y->modid, y->cmdid, y->ip, y->port, y->caller };
+	for (int i = 0; i < 5; i++)
+		if (fx[i] != fy[i])
+			return fx[i] < fy[i] ? -1 : 1;
+	return 0;
+}
+
+/* COPY the entries as text rows of plain integers (cheap to format). */
+static int copy_rows(PGconn *conn, const report_entry_t *v, size_t n)
+{
+	PGresult *res = PQexec(conn, "COPY lars_report_stage FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		log_warn("reporter: COPY refused: %.*s",
+			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		PQclear(res);
+		return -EIO;
+	}
+	PQclear(res);
+	char buf[COPY_CHUNK + 256];
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		const report_entry_t *e = &v[i];
+		uint32_t minute = e->minute_ts - e->minute_ts % 60;
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+			"%u\t%d\t%d\t%u\t%d\t%u\t%llu\t%llu\t%u\t%u\t%c\t%u\n",
+			minute, e->key.modid, e->key.cmdid, (uint32_t)e->key.ip,
+			e->key.port, (uint32_t)e->key.caller,
+			(unsigned long long)e->succ_sum, (unsigned long long)e->err_sum,
+			e->succ, e->err, e->overload ? 't' : 'f', e->ts);
+		if (len >= COPY_CHUNK || i + 1 == n) {
+			if (PQputCopyData(conn, buf, (int)len) != 1)
+				goto broken;
+			len = 0;
+		}
+	}
+	if (PQputCopyEnd(conn, NULL) != 1)
+		goto broken;
+	res = PQgetResult(conn);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		log_warn("reporter: COPY failed: %.*s",
+			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+	PQclear(res);
+	while ((res = PQgetResult(conn)))
+		PQclear(res);
+	return ok ? 0 : -EIO;
+broken:
+	log_warn("reporter: COPY interrupted: %.*s",
+		 (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
+	return -EIO;
+}
+
+int report_store_batch(PGconn *conn, report_entry_t *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), key_cmp);
+	if (cmd(conn, "SET client_min_messages = warning") ||
+	    cmd(conn, "CREATE TEMP TABLE IF NOT EXISTS lars_report_stage ("
+		      " minute bigint, modid integer, cmdid integer, ip bigint,"
+		      " port integer, caller bigint, succ_sum bigint, err_sum bigint,"
+		      " succ bigint, err bigint, overload boolean, ts bigint)"
+		      " ON COMMIT DELETE ROWS"))
+		return -EIO;
+	if (cmd(conn, "BEGIN"))
+		return -EIO;
+	if (copy_rows(conn, v, n))
+		goto fail;
+	/* Keys are distinct within a batch: each row is touched once. */
+	if (cmd(conn,
+		"INSERT INTO host_status_history AS h "
+		" (minute, modid, cmdid, ip, port, caller, succ, err) "
+		"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
+		"       '0.0.0.0'::inet + caller, succ_sum, err_sum "
+		"FROM lars_report_stage ORDER BY modid, cmdid, ip, port, caller "
+		"ON CONFLICT (minute, modid, cmdid, ip, port, caller) DO UPDATE "
+		"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err"))
+		goto fail;
+	if (cmd(conn,
+		"INSERT INTO host_status AS s "
+		" (modid, cmdid, ip, port, caller, succ, err, overload, ts) "
+		"SELECT modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
+		"       succ, err, overload, to_timestamp(ts) "
+		"FROM lars_report_stage ORDER BY modid, cmdid, ip, port, caller "
+		"ON CONFLICT (modid, cmdid, ip, port, caller) DO UPDATE "
+		"SET succ = EXCLUDED.succ, err = EXCLUDED.err, overload = EXCLUDED.overload, "
+		"    ts = EXCLUDED.ts, updated_at = now() "
+		"WHERE s.ts <= EXCLUDED.ts"))
+		goto fail;
+	if (cmd(conn, "COMMIT"))
+		return -EIO;
+	return 0;
+fail:
+	cmd(conn, "ROLLBACK");
+	return -EIO;
+}
+
+int report_store_prune(PGconn *conn, int days, long long *deletedp)
+{
+	char d[16];
+	snprintf(d, sizeof(d), "%d", days);
+	const char *params[1] = { d };
+	PGresult *res = pg_exec(conn,
+		"DELETE FROM host_status_history WHERE minute < now() - make_interval(days => $1::int)",
+		1, params, PGRES_COMMAND_OK);
+	if (!res)
+		return -EIO;
+	*deletedp = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}

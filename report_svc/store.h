@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// Writing coalesced results to PostgreSQL (DB worker threads only).
+#pragma once
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "pending.h"
+
+/**
+ * report_store_batch() - one transaction: COPY the entries into a staging
+ * table, then merge into host_status_history (counts added per minute) and
+ * host_status (latest report wins by its ts). Sorts @v by key, so concurrent
+ * batches lock rows in the same order.
+ * Return: 0, or -EIO / -ENOTCONN (nothing of the batch was written).
+ */
+int report_store_batch(PGconn *conn, report_entry_t *v, size_t n);
+
+/** report_store_prune() - delete history older than @days; *deletedp rows. */
+int report_store_prune(PGconn *conn, int days, long long *deletedp);
