@@ -76,12 +76,52 @@ static report_entry_t *pending_slot(pending_t *p, const report_key_t *key, uint6
 	return e;
 }
 
+/*
+ * Counts for @minute. An entry keeps PENDING_MINUTES minutes apart, which
+ * covers any normal flush delay; a longer backlog (database down) folds the
+ * oldest minute into the next one, so memory stays per key and the sums stay
+ * exact, only their minute gets coarser.
+ */
+static void add_minute(report_entry_t *e, uint32_t minute, uint64_t succ, uint64_t err)
+{
+	for (unsigned i = 0; i < e->n_mins; i++) {
+		if (e->mins[i].minute == minute) {
+			e->mins[i].succ += succ;
+			e->mins[i].err += err;
+			return;
+		}
+	}
+	if (e->n_mins == PENDING_MINUTES) {
+		/* Fold the oldest into the second oldest. */
+		unsigned a = 0, b = 1;
+		if (e->mins[b].minute < e->mins[a].minute)
+			a = 1, b = 0;
+		for (unsigned i = 2; i < PENDING_MINUTES; i++) {
+			if (e->mins[i].minute < e->mins[a].minute) {
+				b = a;
+				a = i;
+			} else if (e->mins[i].minute < e->mins[b].minute) {
+				b = i;
+			}
+		}
+		if (minute < e->mins[b].minute) {
+			/* Older than all but one: it joins the oldest. */
+			e->mins[a].succ += succ;
+			e->mins[a].err += err;
+			return;
+		}
+		e->mins[b].succ += e->mins[a].succ;
+		e->mins[b].err += e->mins[a].err;
+		e->mins[a] = e->mins[--e->n_mins];
+	}
+	e->mins[e->n_mins++] = (report_minute_t){ minute, succ, err };
+}
+
 void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t err,
 		 bool overload, uint32_t ts, uint64_t now_ms)
 {
 	report_entry_t *e = pending_slot(p, key, now_ms);
-	e->succ_sum += succ;
-	e->err_sum += err;
+	add_minute(e, ts - ts % 60, succ, err);
 	/* Latest by the agent's clock; equal times: the later arrival. */
 	if (ts >= e->ts) {
 		e->succ = succ;
@@ -89,24 +129,20 @@ void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t 
 		e->overload = overload;
 		e->ts = ts;
 	}
-	if (ts > e->minute_ts)
-		e->minute_ts = ts;
 	p->n_results++;
 }
 
 void pending_merge(pending_t *p, const report_entry_t *in)
 {
 	report_entry_t *e = pending_slot(p, &in->key, in->first_ms);
-	e->succ_sum += in->succ_sum;
-	e->err_sum += in->err_sum;
+	for (unsigned i = 0; i < in->n_mins; i++)
+		add_minute(e, in->mins[i].minute, in->mins[i].succ, in->mins[i].err);
 	if (in->ts >= e->ts) {
 		e->succ = in->succ;
 		e->err = in->err;
 		e->overload = in->overload;
 		e->ts = in->ts;
 	}
-	if (in->minute_ts > e->minute_ts)
-		e->minute_ts = in->minute_ts;
 	if (in->first_ms < e->first_ms)
 		e->first_ms = in->first_ms;
 	if (in->first_ms < p->oldest_ms)

@@ -16,15 +16,24 @@ typedef struct report_key {
 	int32_t caller; /* wire form */
 } report_key_t;
 
+/* History minutes one entry keeps apart; more fold into the newest two. */
+#define PENDING_MINUTES 4
+
+/** struct report_minute - additive counts of one history minute. */
+typedef struct report_minute {
+	uint32_t minute; /* unix seconds, a multiple of 60 */
+	uint64_t succ;
+	uint64_t err;
+} report_minute_t;
+
 typedef struct report_entry {
 	report_key_t key;
-	uint64_t succ_sum; /* additive: what goes to the history */
-	uint64_t err_sum;
+	report_minute_t mins[PENDING_MINUTES]; /* what goes to the history */
+	uint8_t n_mins;
 	uint32_t succ;     /* of the latest report (by its ts) */
 	uint32_t err;
 	bool overload;
 	uint32_t ts;       /* agent's unix seconds of the latest report */
-	uint32_t minute_ts; /* history minute: of the latest report folded in */
 	uint64_t first_ms;  /* when the oldest part of this entry arrived */
 } report_entry_t;
 

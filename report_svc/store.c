@@ -10,7 +10,7 @@
 #include "log.h"
 #include "pg_worker.h"
 
-#define COPY_CHUNK 65536
+#define COPY_CHUNK 65536 /* + PENDING_MINUTES rows of at most 160 bytes */
 
 static int cmd(PGconn *conn, const char *sql)
 {
@@ -42,17 +42,20 @@ static int copy_rows(PGconn *conn, const report_entry_t *v, size_t n)
 		return -EIO;
 	}
 	PQclear(res);
-	char buf[COPY_CHUNK + 256];
+	char buf[COPY_CHUNK + PENDING_MINUTES * 160];
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++) {
 		const report_entry_t *e = &v[i];
-		uint32_t minute = e->minute_ts - e->minute_ts % 60;
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-			"%u\t%d\t%d\t%u\t%d\t%u\t%llu\t%llu\t%u\t%u\t%c\t%u\n",
-			minute, e->key.modid, e->key.cmdid, (uint32_t)e->key.ip,
-			e->key.port, (uint32_t)e->key.caller,
-			(unsigned long long)e->succ_sum, (unsigned long long)e->err_sum,
-			e->succ, e->err, e->overload ? 't' : 'f', e->ts);
+		/* A row per history minute; the first also carries the status. */
+		for (unsigned m = 0; m < e->n_mins; m++) {
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+				"%u\t%d\t%d\t%u\t%d\t%u\t%llu\t%llu\t%u\t%u\t%c\t%u\t%c\n",
+				e->mins[m].minute, e->key.modid, e->key.cmdid,
+				(uint32_t)e->key.ip, e->key.port, (uint32_t)e->key.caller,
+				(unsigned long long)e->mins[m].succ,
+				(unsigned long long)e->mins[m].err, e->succ, e->err,
+				e->overload ? 't' : 'f', e->ts, m == 0 ? 't' : 'f');
+		}
 		if (len >= COPY_CHUNK || i + 1 == n) {
 			if (PQputCopyData(conn, buf, (int)len) != 1)
 				goto broken;
@@ -85,14 +88,15 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n)
 	    cmd(conn, "CREATE TEMP TABLE IF NOT EXISTS lars_report_stage ("
 		      " minute bigint, modid integer, cmdid integer, ip bigint,"
 		      " port integer, caller bigint, succ_sum bigint, err_sum bigint,"
-		      " succ bigint, err bigint, overload boolean, ts bigint)"
+		      " succ bigint, err bigint, overload boolean, ts bigint,"
+		      " status boolean)"
 		      " ON COMMIT DELETE ROWS"))
 		return -EIO;
 	if (cmd(conn, "BEGIN"))
 		return -EIO;
 	if (copy_rows(conn, v, n))
 		goto fail;
-	/* Keys are distinct within a batch: each row is touched once. */
+	/* (key, minute) is distinct within a batch: each row is touched once. */
 	if (cmd(conn,
 		"INSERT INTO host_status_history AS h "
 		" (minute, modid, cmdid, ip, port, caller, succ, err) "
@@ -107,7 +111,7 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n)
 		" (modid, cmdid, ip, port, caller, succ, err, overload, ts) "
 		"SELECT modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
 		"       succ, err, overload, to_timestamp(ts) "
-		"FROM lars_report_stage ORDER BY modid, cmdid, ip, port, caller "
+		"FROM lars_report_stage WHERE status ORDER BY modid, cmdid, ip, port, caller "
 		"ON CONFLICT (modid, cmdid, ip, port, caller) DO UPDATE "
 		"SET succ = EXCLUDED.succ, err = EXCLUDED.err, overload = EXCLUDED.overload, "
 		"    ts = EXCLUDED.ts, updated_at = now() "
