@@ -36,6 +36,7 @@ typedef struct batch_job {
 	report_entry_t *v;
 	size_t n;
 	uint64_t n_results;
+	size_t rows; /* history rows written, set by the worker */
 } batch_job_t;
 
 typedef struct prune_job {
@@ -65,7 +66,7 @@ struct rep {
 	bool closing;
 	bool finished; /* shutdown flush over, worker closing */
 	struct {
-		metrics_counter_t *reports, *results, *stored, *batches,
+		metrics_counter_t *reports, *results, *stored, *rows, *batches,
 			*batch_failures, *pruned, *paused;
 	} mt;
 };
@@ -126,7 +127,7 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 static int batch_work(PGconn *conn, pg_job_t *j)
 {
 	batch_job_t *b = container_of(j, batch_job_t, base);
-	return report_store_batch(conn, b->v, b->n);
+	return report_store_batch(conn, b->v, b->n, &b->rows);
 }
 
 static void log_behind(rep_t *r, const char *what)
@@ -149,6 +150,7 @@ static void batch_done(pg_job_t *j, int status)
 	if (status == 0) {
 		metrics_inc(r->mt.batches);
 		metrics_add(r->mt.stored, b->n_results);
+		metrics_add(r->mt.rows, b->rows);
 		backoff_reset(&r->backoff);
 		r->retry_at_ms = 0;
 		if (r->failing) {
@@ -264,6 +266,7 @@ static void rep_metrics(rep_t *r)
 	r->mt.reports = metrics_counter(m, "lars_reporter_reports_total", "ReportStatusRequests received");
 	r->mt.results = metrics_counter(m, "lars_reporter_results_total", "Host call results received");
 	r->mt.stored = metrics_counter(m, "lars_reporter_results_stored_total", "Host call results written to PostgreSQL");
+	r->mt.rows = metrics_counter(m, "lars_reporter_rows_stored_total", "History rows (key, minute) merged into PostgreSQL; fewer than results when keys repeat");
 	r->mt.batches = metrics_counter(m, "lars_reporter_batches_total", "Batches committed");
 	r->mt.batch_failures = metrics_counter(m, "lars_reporter_batch_failures_total", "Batches refused and folded back for a retry");
 	r->mt.pruned = metrics_counter(m, "lars_reporter_history_pruned_total", "History rows removed by retention");

@@ -79,8 +79,9 @@ broken:
 	return -EIO;
 }
 
-int report_store_batch(PGconn *conn, report_entry_t *v, size_t n)
+int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp)
 {
+	*rowsp = 0;
 	if (n == 0)
 		return 0;
 	qsort(v, n, sizeof(*v), key_cmp);
@@ -119,6 +120,8 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n)
 		goto fail;
 	if (cmd(conn, "COMMIT"))
 		return -EIO;
+	for (size_t i = 0; i < n; i++)
+		*rowsp += v[i].n_mins;
 	return 0;
 fail:
 	cmd(conn, "ROLLBACK");

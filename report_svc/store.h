@@ -13,9 +13,10 @@
  * table, then merge into host_status_history (counts added per minute) and
  * host_status (latest report wins by its ts). Sorts @v by key, so concurrent
  * batches lock rows in the same order.
+ * *rowsp gets the number of history rows (entry, minute) written.
  * Return: 0, or -EIO / -ENOTCONN (nothing of the batch was written).
  */
-int report_store_batch(PGconn *conn, report_entry_t *v, size_t n);
+int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp);
 
 /** report_store_prune() - delete history older than @days; *deletedp rows. */
 int report_store_prune(PGconn *conn, int days, long long *deletedp);
