@@ -257,9 +257,33 @@ static void bench_startup(PGconn *c)
 	if (harness_spawn(&p, dns_bin, cfg))
 		die("lars-dns with %d routes did not become ready", rows);
 	double start = now_s() - t;
-	harness_stop(&p);
 	printf("startup with %d routes: %.2f s   (target <= 5 s)   libpq fetch of the same rows %.2f s   ratio %.2f\n",
 	       rows, start, fetch, start / fetch);
+
+	/* Push latency with the big table: every change patches a million. */
+	enum { N = 50 };
+	double lat[N];
+	static uint8_t body[1 << 16];
+	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
+	send_get_route(fd, 1000, 5);
+	recv_frame(fd, body, sizeof(body));
+	for (int ch = 0; ch < N; ch++) {
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), "%s route add 1000 5 127.0.0.2 %d >/dev/null",
+			 larsctl_bin, 1 + ch);
+		if (system(cmd) != 0)
+			die("larsctl failed");
+		double t0 = now_s();
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		bool ready_before = poll(&pf, 1, 0) == 1;
+		recv_frame(fd, body, sizeof(body));
+		lat[ch] = ready_before ? 0 : (now_s() - t0) * 1000;
+	}
+	close(fd);
+	harness_stop(&p);
+	qsort(lat, N, sizeof(double), cmp_double);
+	printf("push latency with %d routes, %d changes: p50 %.2f ms  p99 %.2f ms\n", rows, N,
+	       lat[N / 2], lat[N - 1]);
 }
 
 int main(int argc, char **argv)

@@ -212,7 +212,9 @@ static void *pg_thread_main(void *arg)
 			pg_thread_set_up(w, t, false);
 			PQfinish(c);
 			t->conn = NULL;
-			status = -ENOTCONN;
+			/* Work that finished before the loss stands. */
+			if (status)
+				status = -ENOTCONN;
 		}
 		if (status)
 			metrics_inc(w->m.failed);

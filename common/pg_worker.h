@@ -23,7 +23,8 @@ typedef struct pg_job pg_job_t;
 typedef int (*pg_job_work_fn)(PGconn *conn, pg_job_t *job);
 /**
  * pg_job_done_fn - runs on the loop thread when the job finished.
- * @status: what work returned, -ENOTCONN if the database was unreachable,
+ * @status: what work returned (a failure on a connection found lost
+ * afterwards becomes -ENOTCONN), -ENOTCONN if the database was unreachable,
  * -ECANCELED if the worker was shut down first.
  */
 typedef void (*pg_job_done_fn)(pg_job_t *job, int status);

@@ -51,7 +51,8 @@ int main(int argc, char **argv)
 	dns_cfg_t cfg = {
 		.port = 7778, .max_conns = 10000, .max_frame = 65536,
 		.max_write_queue = 16 << 20, .max_subscriptions = 100000,
-		.db_threads = 2, .poll_interval_ms = 1000, .reload_interval_s = 60,
+		.db_threads = 2, .poll_interval_ms = 1000, .reload_interval_s = 300,
+		.change_log_days = 7,
 		.reactor_threads = -1,
 	};
 	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
 		CONFIG_KEY_INT("dns", "poll_interval_ms", &cfg.poll_interval_ms, 10, 3600000),
 		CONFIG_KEY_INT("dns", "reload_interval", &cfg.reload_interval_s, 0, 86400),
 		CONFIG_KEY_BOOL("dns", "wait_for_db", &cfg.wait_for_db),
+		CONFIG_KEY_INT("dns", "change_log_days", &cfg.change_log_days, 1, 3650),
 		/* The original's lars_dns.conf: [reactor] ip/port/maxConn/threadNum. */
 		CONFIG_KEY_STR("reactor", "ip", cfg.ip),
 		CONFIG_KEY_INT("reactor", "port", &cfg.port, 0, 65535),

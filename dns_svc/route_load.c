@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "pg_worker.h"
+#include "xalloc.h"
 
 #define FETCH_ROWS "50000"
 /* The IPv4 address as the number a<<24|b<<16|c<<8|d (0..2^32-1). */
@@ -67,6 +68,20 @@ static int load_all_rows(PGconn *conn, snap_builder_t *b)
 	return cmd(conn, "CLOSE lars_routes");
 }
 
+/* "{1,2,3}": the modids (or cmdids) of @keys as a PostgreSQL array literal. */
+static char *keys_array(const snap_keys_t *keys, bool modids)
+{
+	size_t cap = 2 + keys->n * 12, len = 0;
+	char *s = xmalloc(cap);
+	s[len++] = '{';
+	for (size_t i = 0; i < keys->n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "",
+					modids ? keys->v[i].modid : keys->v[i].cmdid);
+	s[len++] = '}';
+	s[len] = '\0';
+	return s;
+}
+
 int route_load_full(PGconn *conn, snapshot_t **outp)
 {
 	snap_builder_t b;
@@ -75,12 +90,11 @@ int route_load_full(PGconn *conn, snapshot_t **outp)
 	snap_builder_init(&b);
 	if (cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
-	if (read_version(conn, &version) || load_all_rows(conn, &b)) {
+	if (read_version(conn, &version) || load_all_rows(conn, &b) || cmd(conn, "COMMIT")) {
 		cmd(conn, "ROLLBACK");
 		snap_builder_deinit(&b);
 		return -EIO;
 	}
-	cmd(conn, "COMMIT");
 	*outp = snapshot_build(&b, version);
 	return 0;
 }
@@ -102,10 +116,8 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 		return -EIO;
 	if (read_version(conn, &version))
 		goto fail;
-	if (version == old->version) {
-		cmd(conn, "COMMIT");
-		return 0;
-	}
+	if (version == old->version)
+		return cmd(conn, "COMMIT");
 	snprintf(from, sizeof(from), "%" PRId64, old->version);
 	snprintf(to, sizeof(to), "%" PRId64, version);
 
@@ -125,9 +137,8 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	snapshot_t *s;
 	if (full) {
 		log_info("route change log does not cover versions %s..%s: full reload", from, to);
-		if (load_all_rows(conn, &b))
+		if (load_all_rows(conn, &b) || cmd(conn, "COMMIT"))
 			goto fail;
-		cmd(conn, "COMMIT");
 		s = snapshot_build(&b, version);
 		snapshot_diff(old, s, NULL, changed);
 		*fullp = true;
@@ -144,16 +155,22 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 			      (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
 	PQclear(res);
 	snap_keys_finish(&keys);
+	/* The keys as arrays: the planner then walks the (modid, cmdid, ...)
+	 * index per key instead of scanning a large route_data. */
+	char *mods = keys_array(&keys, true), *cmds = keys_array(&keys, false);
+	const char *kparams[2] = { mods, cmds };
 	res = pg_exec(conn,
 		"SELECT d.modid, d.cmdid, (d.ip - '0.0.0.0'::inet), d.port FROM route_data d "
-		"JOIN (SELECT DISTINCT modid, cmdid FROM route_change "
-		"      WHERE version > $1::bigint AND version <= $2::bigint) c "
-		"USING (modid, cmdid)", 2, params, PGRES_TUPLES_OK);
+		"JOIN unnest($1::int[], $2::int[]) AS k (modid, cmdid) USING (modid, cmdid)",
+		2, kparams, PGRES_TUPLES_OK);
+	free(mods);
+	free(cmds);
 	if (!res)
 		goto fail;
 	add_rows(&b, res);
 	PQclear(res);
-	cmd(conn, "COMMIT");
+	if (cmd(conn, "COMMIT"))
+		goto fail;
 	s = snapshot_patch(old, &keys, &b, version);
 	snapshot_diff(old, s, &keys, changed);
 	snap_keys_deinit(&keys);
@@ -164,4 +181,19 @@ fail:
 	snap_builder_deinit(&b);
 	snap_keys_deinit(&keys);
 	return -EIO;
+}
+
+int route_prune_changes(PGconn *conn, int days, long long *deletedp)
+{
+	char d[16];
+	snprintf(d, sizeof(d), "%d", days);
+	const char *params[1] = { d };
+	PGresult *res = pg_exec(conn,
+		"DELETE FROM route_change WHERE changed_at < now() - make_interval(days => $1::int)",
+		1, params, PGRES_COMMAND_OK);
+	if (!res)
+		return -EIO;
+	*deletedp = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
 }

@@ -13,6 +13,9 @@
  */
 int route_load_full(PGconn *conn, snapshot_t **outp);
 
+/** route_prune_changes() - drop route_change rows older than @days. */
+int route_prune_changes(PGconn *conn, int days, long long *deletedp);
+
 /**
  * route_load_changes() - bring @old up to date. Cheap when nothing changed
  * (one version read); otherwise loads only the keys the change log names, or

@@ -44,6 +44,7 @@ typedef struct refresh_job {
 	dns_t *d;
 	const snapshot_t *old; /* read-only for the worker; the loop keeps it alive */
 	bool full;
+	int change_log_days;
 	snapshot_t *result;
 	snap_keys_t changed;
 	bool was_full;
@@ -72,6 +73,7 @@ struct dns {
 	bool again_full;
 	bool closing;
 	bool db_failing; /* last refresh failed: logged once */
+	bool retried;    /* one immediate retry after a lost connection */
 	unsigned n_handles; /* timers not yet closed */
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
@@ -206,8 +208,11 @@ static void dns_push(dns_t *d, const snap_keys_t *changed)
 			continue;
 		uint8_t *frame;
 		size_t len;
-		if (encode_route(d, modid, cmdid, &frame, &len))
+		if (encode_route(d, modid, cmdid, &frame, &len)) {
+			log_error("dns: route %d/%d cannot be encoded (too many hosts); "
+				  "its %zu subscribers keep the previous list", modid, cmdid, l->n);
 			continue;
+		}
 		/* A subscriber cut off while we send leaves the list: walk a copy. */
 		size_t n = l->n;
 		tcp_conn_t **to = xreallocarray(NULL, n, sizeof(*to));
@@ -255,6 +260,11 @@ static int refresh_work(PGconn *conn, pg_job_t *j)
 			return r;
 		snapshot_diff(job->old, job->result, NULL, &job->changed);
 		job->was_full = true;
+		/* Housekeeping rides on the periodic reload; a failure is harmless. */
+		long long pruned;
+		if (route_prune_changes(conn, job->change_log_days, &pruned) == 0 && pruned)
+			log_info("dns: pruned %lld route_change rows older than %d days",
+				 pruned, job->change_log_days);
 		return 0;
 	}
 	return route_load_changes(conn, job->old, &job->result, &job->changed, &job->was_full);
@@ -301,8 +311,15 @@ static void refresh_done(pg_job_t *j, int status)
 				 (long long)d->snap->version);
 		}
 		d->db_failing = !first;
+		bool lost = status == -ENOTCONN && !first;
+		snapshot_free(job->result);
+		snap_keys_deinit(&job->changed);
 		free(job);
-		if (!first && d->again) {
+		/* A connection found dead (PostgreSQL restarted) is reopened by the
+		 * next job: try again now rather than at the next poll. The
+		 * worker's backoff keeps this from spinning while it is down. */
+		if (!first && (d->again || (lost && !d->retried))) {
+			d->retried = lost;
 			d->again = false;
 			dns_refresh(d, d->again_full);
 		}
@@ -311,6 +328,7 @@ static void refresh_done(pg_job_t *j, int status)
 	if (d->db_failing)
 		log_info("dns: PostgreSQL answers again");
 	d->db_failing = false;
+	d->retried = false;
 	metrics_inc(d->mt.refreshes);
 	if (job->was_full)
 		metrics_inc(d->mt.full_reloads);
@@ -357,6 +375,7 @@ static void dns_refresh(dns_t *d, bool full)
 	job->d = d;
 	job->old = d->snap;
 	job->full = full;
+	job->change_log_days = d->cfg.change_log_days;
 	job->started_ms = uv_now(d->loop);
 	d->refreshing = true;
 	pg_worker_submit(d->db, &job->base);

@@ -22,6 +22,7 @@ typedef struct dns_cfg {
 	int db_threads;
 	int poll_interval_ms;  /* version check, the fallback for NOTIFY */
 	int reload_interval_s; /* full reload and compare */
+	int change_log_days;   /* route_change rows kept */
 	bool wait_for_db;
 	char conninfo[1024];
 	int reactor_threads; /* the original's [reactor] threadNum: no effect */

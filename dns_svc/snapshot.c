@@ -73,6 +73,20 @@ static size_t index_slot(const snapshot_t *s, int32_t modid, int32_t cmdid)
 	return (size_t)k & (s->index_cap - 1);
 }
 
+static void snapshot_index(snapshot_t *s)
+{
+	s->index_cap = 16;
+	while (s->index_cap < s->n_routes * 2)
+		s->index_cap *= 2;
+	s->index = xcalloc(s->index_cap, sizeof(*s->index));
+	for (size_t i = 0; i < s->n_routes; i++) {
+		size_t j = index_slot(s, s->routes[i].modid, s->routes[i].cmdid);
+		while (s->index[j])
+			j = (j + 1) & (s->index_cap - 1);
+		s->index[j] = (uint32_t)i + 1;
+	}
+}
+
 snapshot_t *snapshot_build(snap_builder_t *b, int64_t version)
 {
 	snapshot_t *s = xcalloc(1, sizeof(*s));
@@ -98,17 +112,7 @@ snapshot_t *snapshot_build(snap_builder_t *b, int64_t version)
 		r->n_hosts++;
 	}
 	snap_builder_deinit(b);
-
-	s->index_cap = 16;
-	while (s->index_cap < s->n_routes * 2)
-		s->index_cap *= 2;
-	s->index = xcalloc(s->index_cap, sizeof(*s->index));
-	for (size_t i = 0; i < s->n_routes; i++) {
-		size_t j = index_slot(s, s->routes[i].modid, s->routes[i].cmdid);
-		while (s->index[j])
-			j = (j + 1) & (s->index_cap - 1);
-		s->index[j] = (uint32_t)i + 1;
-	}
+	snapshot_index(s);
 	return s;
 }
 
@@ -207,26 +211,77 @@ void snapshot_diff(const snapshot_t *old, const snapshot_t *new_,
 snapshot_t *snapshot_patch(const snapshot_t *old, const snap_keys_t *keys,
 			   snap_builder_t *b, int64_t version)
 {
-	snap_builder_t out;
-	snap_builder_init(&out);
+	/*
+	 * One merge over three sorted lists: the old routes, the changed keys and
+	 * the new entries. Runs of unchanged routes are copied with one memcpy
+	 * each, so a change costs little more than copying the arrays.
+	 */
 	if (!b->sorted)
 		qsort(b->v, b->n, sizeof(*b->v), entry_qsort_cmp);
-	size_t j = 0;
-	for (size_t i = 0; old && i < old->n_routes; i++) {
-		const snap_route_t *r = &old->routes[i];
-		/* New entries that sort before this route come first. */
-		while (j < b->n && key_cmp(b->v[j].modid, b->v[j].cmdid, r->modid, r->cmdid) < 0) {
-			snap_builder_add(&out, b->v[j].modid, b->v[j].cmdid, b->v[j].ip, b->v[j].port);
-			j++;
+	size_t no = old ? old->n_routes : 0;
+	snapshot_t *s = xcalloc(1, sizeof(*s));
+	s->version = version;
+	s->routes = xreallocarray(NULL, no + b->n + 1, sizeof(*s->routes));
+	s->hosts = xreallocarray(NULL, (old ? old->n_hosts : 0) + b->n + 1, sizeof(*s->hosts));
+
+	size_t i = 0, j = 0, k = 0;
+	bool same_routes = true; /* no route appeared or vanished */
+	while (i < no || j < b->n) {
+		const snap_route_t *r = i < no ? &old->routes[i] : NULL;
+		const snap_entry_t *e = j < b->n ? &b->v[j] : NULL;
+		int c = !r ? 1 : !e ? -1 : key_cmp(r->modid, r->cmdid, e->modid, e->cmdid);
+		if (c < 0) {
+			/* Old routes before the next new entry: keep the unchanged. */
+			while (k < keys->n && key_cmp(keys->v[k].modid, keys->v[k].cmdid,
+						      r->modid, r->cmdid) < 0)
+				k++;
+			if (k < keys->n && key_cmp(keys->v[k].modid, keys->v[k].cmdid,
+						   r->modid, r->cmdid) == 0) {
+				i++; /* changed, and no hosts now: removed */
+				same_routes = false;
+				continue;
+			}
+			size_t run = i + 1; /* extend while unchanged and before e */
+			while (run < no &&
+			       (!e || key_cmp(old->routes[run].modid, old->routes[run].cmdid,
+					      e->modid, e->cmdid) < 0) &&
+			       !(k < keys->n && key_cmp(keys->v[k].modid, keys->v[k].cmdid,
+							old->routes[run].modid,
+							old->routes[run].cmdid) <= 0))
+				run++;
+			uint32_t from = old->routes[i].first;
+			uint32_t to = old->routes[run - 1].first + old->routes[run - 1].n_hosts;
+			memcpy(s->hosts + s->n_hosts, old->hosts + from, (to - from) * sizeof(*s->hosts));
+			for (size_t x = i; x < run; x++) {
+				snap_route_t nr = old->routes[x];
+				nr.first = (uint32_t)(nr.first - from + s->n_hosts);
+				s->routes[s->n_routes++] = nr;
+			}
+			s->n_hosts += to - from;
+			i = run;
+			continue;
 		}
-		if (keys_has(keys, r->modid, r->cmdid))
-			continue; /* replaced by whatever @b holds for it */
-		const lars_HostInfo *h = snapshot_hosts(old, r);
-		for (uint32_t k = 0; k < r->n_hosts; k++)
-			snap_builder_add(&out, r->modid, r->cmdid, h[k].ip, h[k].port);
+		if (c == 0)
+			i++; /* replaced by the new entries */
+		else
+			same_routes = false;
+		snap_route_t *nr = &s->routes[s->n_routes++];
+		*nr = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0 };
+		for (; j < b->n && b->v[j].modid == e->modid && b->v[j].cmdid == e->cmdid; j++) {
+			if (nr->n_hosts && entry_cmp(&b->v[j - 1], &b->v[j]) == 0)
+				continue; /* duplicate */
+			s->hosts[s->n_hosts++] = (lars_HostInfo){ .ip = b->v[j].ip, .port = b->v[j].port };
+			nr->n_hosts++;
+		}
 	}
-	for (; j < b->n; j++)
-		snap_builder_add(&out, b->v[j].modid, b->v[j].cmdid, b->v[j].ip, b->v[j].port);
 	snap_builder_deinit(b);
-	return snapshot_build(&out, version);
+	if (same_routes && old) {
+		/* Same routes at the same positions: the old index still fits. */
+		s->index_cap = old->index_cap;
+		s->index = xreallocarray(NULL, old->index_cap, sizeof(*s->index));
+		memcpy(s->index, old->index, old->index_cap * sizeof(*s->index));
+	} else {
+		snapshot_index(s);
+	}
+	return s;
 }

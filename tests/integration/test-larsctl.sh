@@ -12,16 +12,16 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 q() { psql -X -At -c "$1"; }
 
 out=$("$LARSCTL" migrate)
-[[ $out == *"applied 001_routes"*"applied 002_report"* ]] || fail "first migrate: $out"
+[[ $out == *"applied 001_routes"*"applied 002_report"*"applied 003_route_writers"* ]] || fail "first migrate: $out"
 out=$("$LARSCTL" migrate)
-[[ $out == *"up to date (version 2)"* ]] || fail "second migrate: $out"
-[ "$(q 'SELECT count(*) FROM schema_migrations')" = 2 ] || fail "schema_migrations rows"
+[[ $out == *"up to date (version 3)"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 3 ] || fail "schema_migrations rows"
 # Two migrators at once: the advisory lock serialises them, nothing twice.
 psql -X -q -c 'CREATE DATABASE "'"$TEST_DB"'_2"' -d postgres
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null &
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null || fail "concurrent migrate"
 wait $! || fail "concurrent migrate (background)"
-[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 2 ] || fail "concurrent migrate rows"
+[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 3 ] || fail "concurrent migrate rows"
 psql -X -q -d postgres -c 'DROP DATABASE "'"$TEST_DB"'_2"'
 
 out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
@@ -102,6 +102,9 @@ err=$("$LARSCTL" route del 1 1 127.0.0.1 9002 2>&1 >/dev/null) || fail "second d
 # Any writer goes through the triggers: a hand-made insert bumps and logs too.
 q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (9, 9, '10.0.0.1', 1)" >/dev/null
 [ "$(q 'SELECT version FROM route_version')" = 5 ] || fail "trigger did not bump"
+# TRUNCATE bypasses row triggers; its own trigger still bumps the version.
+q "TRUNCATE route_data" >/dev/null
+[ "$(q 'SELECT version FROM route_version')" = 6 ] || fail "TRUNCATE did not bump"
 # The schema refuses what larsctl refuses, for writers that skip larsctl.
 if q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (9, 9, '::1', 1)" 2>/dev/null; then
 	fail "schema accepted an IPv6 address"

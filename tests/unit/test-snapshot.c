@@ -146,12 +146,43 @@ static void test_patch_equals_rebuild(void **state)
 	snapshot_free(rebuilt);
 }
 
+static void test_patch_same_routes_keeps_index(void **state)
+{
+	/* Only hosts of existing routes change: the old index is reused. */
+	snap_builder_t b;
+	snap_builder_init(&b);
+	for (int m = 0; m < 100; m++)
+		snap_builder_add(&b, m, 1, 1, 1);
+	snapshot_t *old = snapshot_build(&b, 1);
+	snap_keys_t keys = { 0 };
+	snap_keys_add(&keys, 50, 1);
+	snap_keys_finish(&keys);
+	snap_builder_init(&b);
+	snap_builder_add(&b, 50, 1, 9, 9);
+	snap_builder_add(&b, 50, 1, 8, 8);
+	snapshot_t *s = snapshot_patch(old, &keys, &b, 2);
+	assert_int_equal(s->n_routes, 100);
+	assert_int_equal(s->n_hosts, 101);
+	for (int m = 0; m < 100; m++) {
+		const snap_route_t *r = snapshot_find(s, m, 1);
+		assert_non_null(r);
+		assert_int_equal(r->modid, m);
+		assert_int_equal(r->n_hosts, m == 50 ? 2 : 1);
+	}
+	assert_int_equal(snapshot_hosts(s, snapshot_find(s, 50, 1))[0].ip, 8);
+	assert_int_equal(snapshot_hosts(s, snapshot_find(s, 51, 1))[0].ip, 1);
+	snap_keys_deinit(&keys);
+	snapshot_free(old);
+	snapshot_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_and_find),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_patch_equals_rebuild),
+		cmocka_unit_test(test_patch_same_routes_keeps_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
