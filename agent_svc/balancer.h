@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// The load balancer of one (modid, cmdid): idle and overload host lists,
+// probing, virtual and real counters, windows and timeouts, exactly as the
+// original Lars agent (DESIGN §5). No libuv: every call takes now_ms.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lars.pb.h"
+#include "u64map.h"
+
+/** struct lb_cfg - [loadbalance]; see lb_cfg_defaults() for the original's values. */
+typedef struct lb_cfg {
+	int probe_num;
+	int init_succ_cnt;
+	int init_err_cnt;
+	double err_rate;
+	double succ_rate;
+	int contin_err_limit;
+	int contin_succ_limit;
+	double window_err_rate;
+	int idle_timeout_s;
+	int overload_timeout_s;
+	int update_timeout_s;
+} lb_cfg_t;
+
+void lb_cfg_defaults(lb_cfg_t *c);
+
+typedef struct lb_host lb_host_t;
+struct lb_host {
+	int32_t ip;
+	int32_t port;
+	uint32_t vsucc, verr;             /* virtual: drive state changes */
+	uint32_t rsucc, rerr;             /* real: the current window */
+	uint32_t contin_succ, contin_err;
+	bool overload;
+	uint64_t idle_since_ms;     /* window start (became idle / last reset) */
+	uint64_t overload_since_ms;
+	lb_host_t *prev, *next;     /* in the idle or the overload list */
+};
+
+typedef struct lb_list {
+	lb_host_t *head, *tail;
+	size_t n;
+} lb_list_t;
+
+enum lb_status {
+	LB_PULLING, /* asked the route service, no answer yet */
+	LB_NEW,     /* has data (possibly an empty route: absent) */
+};
+
+typedef struct lb {
+	int32_t modid;
+	int32_t cmdid;
+	enum lb_status status;
+	bool has_data;            /* an answer arrived at least once */
+	uint64_t updated_ms;      /* last route update */
+	uint64_t pulled_ms;       /* last time a pull was asked for */
+	uint32_t access_cnt;
+	lb_list_t idle;
+	lb_list_t overload;
+	u64map_t hosts;           /* (ip, port) -> lb_host_t */
+	const lb_cfg_t *cfg;
+} lb_t;
+
+/* What a state change (or anything worth reporting at once) looks like. */
+enum {
+	LB_NO_CHANGE = 0,
+	LB_CHANGED = 1,
+};
+
+void lb_init(lb_t *lb, int32_t modid, int32_t cmdid, const lb_cfg_t *cfg);
+void lb_deinit(lb_t *lb);
+
+/**
+ * lb_get_host() - pick a host (round robin, probing overloaded hosts every
+ * probe_num calls). Return: LARS_RET_SUCC with *out set, LARS_RET_OVERLOAD
+ * (every host overloaded, not a probe turn) or LARS_RET_NOEXIST (no hosts).
+ */
+int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out);
+
+/** lb_needs_pull() - NEW and older than update_timeout, or a pull gone unanswered as long. */
+bool lb_needs_pull(const lb_t *lb, uint64_t now_ms);
+/** lb_pulling() - mark that a GetRouteRequest was sent now. */
+void lb_pulling(lb_t *lb, uint64_t now_ms);
+
+/**
+ * lb_update() - the route's hosts now (answer or push): new hosts join idle
+ * with fresh counters, vanished ones leave whichever list, staying ones keep
+ * their counters. An empty list leaves the route known as absent.
+ */
+void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms);
+
+/**
+ * lb_report() - one call's outcome (@retcode 0 = success) for a host.
+ * Return: LB_CHANGED if the host moved between idle and overload,
+ * LB_NO_CHANGE, or -ENOENT for a host not in the route.
+ */
+int lb_report(lb_t *lb, int32_t ip, int32_t port, int retcode, uint64_t now_ms);
+
+/**
+ * lb_tick() - window and overload expiry without any report (from a timer).
+ * Return: LB_CHANGED if any host changed state.
+ */
+int lb_tick(lb_t *lb, uint64_t now_ms);
+
+lb_host_t *lb_find(const lb_t *lb, int32_t ip, int32_t port);
+static inline size_t lb_n_hosts(const lb_t *lb)
+{
+	return lb->idle.n + lb->overload.n;
+}
