@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// lars-agent: the UDP API for apps, the route-service and report-service
+// clients, and the timers around the balancers.
+#pragma once
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include "balancer.h"
+#include "metrics.h"
+#include "net.h"
+#include "service.h"
+
+#define AGENT_MAX_SOCKETS 16
+
+typedef struct agent_cfg {
+	char ip[64];
+	int base_port;
+	int sockets;
+	int max_routes;
+	char caller[64]; /* IPv4 reported as caller; empty = this machine's */
+	lb_cfg_t lb;
+	net_endpoint_t dns[NET_MAX_ENDPOINTS];
+	int n_dns;
+	net_endpoint_t reporter[NET_MAX_ENDPOINTS];
+	int n_reporter;
+	int report_interval_s;
+	int report_max_hosts;
+	int max_hosts; /* hosts accepted in one route from the route service */
+	service_common_cfg_t common;
+} agent_cfg_t;
+
+typedef struct agent agent_t;
+
+/**
+ * agent_new() - bind the UDP sockets and start the clients; then
+ * @on_ready(@user, "udp=P0 udp1=P1 ...") names the bound ports.
+ */
+int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t *m,
+	      void (*on_ready)(void *user, const char *ports), void *user, agent_t **outp);
+/** agent_close() - send what is buffered if connected, close everything. */
+void agent_close(agent_t *a);

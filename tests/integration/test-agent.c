@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: MIT
+// lars-agent end to end with a real lars-dns, lars-reporter and PostgreSQL
+// (a cluster of the test's own): NOEXIST then the host after the pull; a
+// route added with larsctl is served within 1 s; a host failing 20 times in
+// a row leaves rotation and is probed back; the call statistics arrive in
+// the reporter's history; bad datagrams are dropped and counted; the route
+// table stays within max_routes; killing lars-dns leaves get_host working.
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "msg.h"
+
+static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster;
+static char pg_dir[64];
+static harness_proc_t dns, rep, agent;
+static int ports[3], metrics_port;
+static int fd;
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static long long sql_num(const char *q)
+{
+	PGconn *c = PQconnectdb("connect_timeout=2");
+	long long v = -1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *res = PQexec(c, q);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	PQfinish(c);
+	return v;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
+}
+
+/* get_host on the socket the original client would use: (modid + cmdid) % 3. */
+static int get_host(int32_t modid, int32_t cmdid, lars_HostInfo *out)
+{
+	static uint32_t seq;
+	lars_GetHostRequest req = { .seq = ++seq, .modid = modid, .cmdid = cmdid };
+	uint8_t buf[64], resp[65536];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &req,
+					  buf, sizeof(buf), &len), 0);
+	ssize_t n = harness_udp_call(fd, ports[(modid + cmdid) % 3], buf, len, resp,
+				     sizeof(resp), 2000);
+	assert_true(n >= 8);
+	frame_hdr_t hdr = frame_hdr_read(resp);
+	assert_int_equal(hdr.msgid, LARS_ID_GET_HOST_RESP);
+	lars_GetHostResponse r = lars_GetHostResponse_init_zero;
+	assert_int_equal(msg_decode(lars_GetHostResponse_fields, &r, resp + 8, (size_t)n - 8, NULL), 0);
+	assert_int_equal(r.seq, seq);
+	assert_int_equal(r.modid, modid);
+	if (out)
+		*out = r.host;
+	return r.retcode;
+}
+
+static void report(int32_t modid, int32_t cmdid, int32_t port, int retcode)
+{
+	lars_ReportRequest req = lars_ReportRequest_init_zero;
+	req.modid = modid;
+	req.cmdid = cmdid;
+	req.has_host = true;
+	req.host.ip = 2130706433;
+	req.host.port = port;
+	req.retcode = retcode;
+	uint8_t buf[64];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &req,
+					  buf, sizeof(buf), &len), 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[(modid + cmdid) % 3]) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)len);
+}
+
+/* Polls get_host until it answers SUCC (≤ @ms). */
+static int wait_host(int32_t modid, int32_t cmdid, lars_HostInfo *out, int ms)
+{
+	double end = now_ms() + ms;
+	int r;
+	do {
+		r = get_host(modid, cmdid, out);
+		if (r == LARS_RET_SUCC)
+			return r;
+		usleep(20000);
+	} while (now_ms() < end);
+	return r;
+}
+
+static int setup(void **state)
+{
+	char cmd[256], out[256] = "";
+	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-agent-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
+	FILE *f = popen(cmd, "r");
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	assert_int_equal(pclose(f), 0);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", atoi(strstr(out, "PGPORT=") + 7));
+	setenv("PGHOST", "127.0.0.1", 1);
+	setenv("PGPORT", port, 1);
+	setenv("PGUSER", "lars", 1);
+	setenv("PGDATABASE", "lars", 1);
+	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+
+	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")), 0);
+	assert_int_equal(harness_spawn(&rep, rep_bin,
+		harness_write_config("[reporter]\nport = 0\nflush_interval_ms = 100\n")), 0);
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg),
+		 "[agent]\nbase_port = 0\nmax_routes = 1000\n"
+		 "[loadbalance]\noverload_timeout = 2\nupdate_timeout = 15\n"
+		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
+		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
+		 "[metrics]\nenabled = true\n",
+		 harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
+	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
+	ports[0] = harness_port(&agent, "udp");
+	ports[1] = harness_port(&agent, "udp1");
+	ports[2] = harness_port(&agent, "udp2");
+	metrics_port = harness_port(&agent, "metrics");
+	assert_true(ports[0] > 0 && ports[1] > 0 && ports[2] > 0);
+	fd = harness_udp_socket();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	close(fd);
+	int ra = harness_stop(&agent);
+	harness_stop(&rep);
+	harness_stop(&dns);
+	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	assert_int_equal(ra, 0);
+	return 0;
+}
+
+static void test_noexist_then_host(void **state)
+{
+	lars_HostInfo h;
+	assert_int_equal(get_host(1, 1, &h), LARS_RET_NOEXIST); /* pull started */
+	assert_int_equal(wait_host(1, 1, &h, 2000), LARS_RET_SUCC);
+	assert_int_equal(h.ip, 2130706433);
+	assert_true(h.port == 9001 || h.port == 9002);
+	/* Round robin over both. */
+	lars_HostInfo h2;
+	assert_int_equal(get_host(1, 1, &h2), LARS_RET_SUCC);
+	assert_int_not_equal(h2.port, h.port);
+	/* A route that does not exist: NOEXIST, also after the answer. */
+	assert_int_equal(get_host(5, 5, NULL), LARS_RET_NOEXIST);
+	usleep(300000);
+	assert_int_equal(get_host(5, 5, NULL), LARS_RET_NOEXIST);
+}
+
+static void test_larsctl_add_served_within_1s(void **state)
+{
+	double t0 = now_ms();
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9003 >/dev/null", larsctl_bin), 0);
+	bool seen = false;
+	while (!seen && now_ms() - t0 < 1000) {
+		lars_HostInfo h;
+		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
+		seen = h.port == 9003;
+	}
+	assert_true(seen);
+}
+
+static void test_api_get_route(void **state)
+{
+	lars_GetRouteRequest req = { .modid = 1, .cmdid = 1 };
+	uint8_t buf[64], resp[65536];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
+					  &req, buf, sizeof(buf), &len), 0);
+	/* Any socket: one shared view of the routes. */
+	for (int s = 0; s < 3; s++) {
+		ssize_t n = harness_udp_call(fd, ports[s], buf, len, resp, sizeof(resp), 2000);
+		assert_true(n >= 8);
+		assert_int_equal(frame_hdr_read(resp).msgid, LARS_ID_API_GET_ROUTE_RESP);
+		lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+		msg_vec_t vec;
+		msg_hosts_init(&vec, 100);
+		msg_vec_bind(&vec, &r.host);
+		assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &r, resp + 8,
+					    (size_t)n - 8, NULL), 0);
+		assert_int_equal(vec.n, 3);
+		msg_vec_deinit(&vec);
+	}
+}
+
+static void test_failing_host_leaves_and_is_probed_back(void **state)
+{
+	for (int i = 0; i < 20; i++)
+		report(1, 1, 9001, LARS_RET_SYSTEM_ERROR);
+	usleep(100000);
+	/* Out of rotation: in 11 picks it shows up once, as the probe. */
+	int seen = 0;
+	for (int i = 0; i < 11; i++) {
+		lars_HostInfo h;
+		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
+		seen += h.port == 9001;
+	}
+	assert_int_equal(seen, 1);
+	/* overload_timeout = 2 s: back in rotation without any report. */
+	usleep(2600000);
+	seen = 0;
+	for (int i = 0; i < 6; i++) {
+		lars_HostInfo h;
+		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
+		seen += h.port == 9001;
+	}
+	assert_int_equal(seen, 2);
+}
+
+static void test_stats_reach_history(void **state)
+{
+	long long before = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+				   "WHERE modid = 1 AND port = 9002");
+	for (int i = 0; i < 30; i++)
+		report(1, 1, 9002, i % 3 ? LARS_RET_SUCC : LARS_RET_OVERLOAD);
+	/* interval = 1 s, then the reporter's batch: well within 5 s. */
+	long long got = -1;
+	for (int i = 0; i < 50 && got != before + 30; i++) {
+		usleep(100000);
+		got = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+			      "WHERE modid = 1 AND port = 9002");
+	}
+	assert_int_equal(got, before + 30);
+	assert_int_equal(sql_num("SELECT count(*) FROM host_status WHERE modid = 1 AND port = 9001"), 1);
+}
+
+static void test_bad_datagrams(void **state)
+{
+	static const char *const bad[] = {
+		"04",                          /* one byte */
+		"04000000 07000000 08ea33",    /* shorter than msglen */
+		"04000000 02000000 0801 ffff", /* longer than msglen */
+		"04000000 ffffffff",           /* negative */
+		"05000000 00000000",           /* a response id: not served */
+		"02000000 00000000",           /* GetRouteResponse: not from apps */
+		"63000000 00000000",           /* unknown 99 */
+		"04000000 02000000 08ff",      /* truncated protobuf */
+		"06000000 03000000 1a0508",    /* report: host longer than the body */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t d[64], resp[256];
+		size_t n = test_unhex(bad[i], d, sizeof(d));
+		if (harness_udp_call(fd, ports[i % 3], d, n, resp, sizeof(resp), 200) != -1)
+			fail_msg("bad datagram %zu (%s) was answered", i, bad[i]);
+	}
+	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+	char out[65536];
+	assert_true(harness_http_get(metrics_port, "/metrics", out, sizeof(out)) > 0);
+	/* Counted: wrong lengths on the decoder, broken bodies on the handlers. */
+	long bad_len = 0, bad_msg = 0;
+	for (int s = 0; s < 3; s++) {
+		char key[128];
+		snprintf(key, sizeof(key),
+			 "lars_bad_frames_total{listener=\"agent-udp%d\",reason=\"length\"} ", s);
+		const char *p = strstr(out, key);
+		assert_non_null(p);
+		bad_len += atol(p + strlen(key));
+		snprintf(key, sizeof(key), "lars_bad_messages_total{listener=\"agent-udp%d\"} ", s);
+		p = strstr(out, key);
+		assert_non_null(p);
+		bad_msg += atol(p + strlen(key));
+	}
+	assert_int_equal(bad_len, 3);
+	assert_int_equal(bad_msg, 2);
+}
+
+static void test_max_routes(void **state)
+{
+	/* 5,000 distinct keys against max_routes = 1000: the table stays at its
+	 * bound and the keys over it get SYSTEM_ERROR (all are in use). */
+	int sys_err = 0;
+	for (int i = 0; i < 5000; i++)
+		sys_err += get_host(1000 + i, 1, NULL) == LARS_RET_SYSTEM_ERROR;
+	assert_true(sys_err >= 4000 - 10);
+	char out[65536];
+	assert_true(harness_http_get(metrics_port, "/metrics", out, sizeof(out)) > 0);
+	const char *p = strstr(out, "\nlars_agent_routes ");
+	assert_non_null(p);
+	assert_true(atoi(p + strlen("\nlars_agent_routes ")) <= 1000);
+	/* Known routes keep working. */
+	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+}
+
+static void test_dns_killed_keeps_serving(void **state)
+{
+	kill(dns.pid, SIGKILL);
+	waitpid(dns.pid, NULL, 0);
+	dns.pid = 0;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+	usleep(500000); /* reconnect attempts fail meanwhile */
+	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+}
+
+int main(void)
+{
+	if (!getenv("LARS_TEST_PG")) {
+		fprintf(stderr, "no PostgreSQL for this run (deploy/lars-local test provides one)\n");
+		return 77;
+	}
+	agent_bin = getenv("LARS_AGENT_BIN");
+	dns_bin = getenv("LARS_DNS_BIN");
+	rep_bin = getenv("LARS_REPORTER_BIN");
+	larsctl_bin = getenv("LARSCTL_BIN");
+	cluster = getenv("LARS_PG_CLUSTER");
+	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster) {
+		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN and "
+				"LARS_PG_CLUSTER must be set\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_noexist_then_host),
+		cmocka_unit_test(test_larsctl_add_served_within_1s),
+		cmocka_unit_test(test_api_get_route),
+		cmocka_unit_test(test_failing_host_leaves_and_is_probed_back),
+		cmocka_unit_test(test_stats_reach_history),
+		cmocka_unit_test(test_bad_datagrams),
+		cmocka_unit_test(test_max_routes),
+		cmocka_unit_test(test_dns_killed_keeps_serving),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
