@@ -13,6 +13,8 @@
 #include "net.h"
 #include "xalloc.h"
 
+#define UDP_RECV_BATCH 16
+
 /* Send requests for small replies are recycled instead of malloc'd. */
 #define UDP_SMALL_FRAME 256
 #define UDP_FREELIST_MAX 64
@@ -37,7 +39,9 @@ struct udp_server {
 	udp_send_t *freelist;
 	unsigned n_free;
 	log_ratelimit_t rl_bad;
-	uint8_t rbuf[65536];
+	/* recvmmsg: libuv fills up to UDP_RECV_BATCH datagrams of 64 KiB each
+	 * per system call from this one buffer. */
+	uint8_t *rbuf;
 	struct {
 		metrics_counter_t *frames, *bad[6], *bad_msg, *partial,
 			*send_err;
@@ -53,13 +57,14 @@ static void udp_server_maybe_free(udp_server_t *srv)
 		srv->freelist = s->next;
 		free(s);
 	}
+	free(srv->rbuf);
 	free(srv);
 }
 
 static void udp_server_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	udp_server_t *srv = container_of((uv_udp_t *)h, udp_server_t, udp);
-	*buf = uv_buf_init((char *)srv->rbuf, sizeof(srv->rbuf));
+	*buf = uv_buf_init((char *)srv->rbuf, UDP_RECV_BATCH * 65536);
 }
 
 static void udp_server_bad(udp_server_t *srv, const struct sockaddr *addr,
@@ -83,6 +88,7 @@ static void udp_server_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		log_warn("%s: receive error: %s", srv->name, uv_strerror((int)nread));
 		return;
 	}
+	/* Nothing more, or the end of a recvmmsg batch (our buffer is reused). */
 	if (nread == 0 && !addr)
 		return;
 	if (flags & UV_UDP_PARTIAL) {
@@ -229,14 +235,19 @@ int udp_server_start(uv_loop_t *loop, const udp_server_opts_t *opts,
 	srv->opts = *opts;
 	snprintf(srv->name, sizeof(srv->name), "%s", opts->name ? opts->name : "udp");
 	srv->rl_bad = (log_ratelimit_t)LOG_RATELIMIT_INIT(1000, 10);
-	int r = uv_udp_init(loop, &srv->udp);
+	int r = net_addr(opts->ip, opts->port, &ss);
+	if (r) {
+		log_error("%s: bad address %s:%d", srv->name, opts->ip, opts->port);
+		free(srv);
+		return r;
+	}
+	r = uv_udp_init_ex(loop, &srv->udp, ss.ss_family | UV_UDP_RECVMMSG);
 	if (r) {
 		free(srv);
 		return r;
 	}
-	r = net_addr(opts->ip, opts->port, &ss);
-	if (r == 0)
-		r = uv_udp_bind(&srv->udp, (struct sockaddr *)&ss, 0);
+	srv->rbuf = xmalloc(UDP_RECV_BATCH * 65536);
+	r = uv_udp_bind(&srv->udp, (struct sockaddr *)&ss, 0);
 	if (r == 0) {
 		int len = sizeof(ss);
 		r = uv_udp_getsockname(&srv->udp, (struct sockaddr *)&ss, &len);
