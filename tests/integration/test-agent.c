@@ -23,7 +23,7 @@
 #include "harness.h"
 #include "msg.h"
 
-static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster;
+static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster, *lars_bin;
 static char pg_dir[64];
 static harness_proc_t dns, rep, agent;
 static int ports[3], metrics_port;
@@ -139,14 +139,31 @@ static int setup(void **state)
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")), 0);
 	assert_int_equal(harness_spawn(&rep, rep_bin,
 		harness_write_config("[reporter]\nport = 0\nflush_interval_ms = 100\n")), 0);
+	/* Three consecutive free ports: the client library's layout. */
+	int base = 0;
+	for (int tries = 0; tries < 200 && !base; tries++) {
+		int p = 20000 + (int)((unsigned)rand() % 40000), s[3], ok = 1;
+		for (int i = 0; i < 3; i++) {
+			s[i] = harness_udp_socket();
+			struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(p + i)),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			if (bind(s[i], (struct sockaddr *)&a, sizeof(a)))
+				ok = 0;
+		}
+		for (int i = 0; i < 3; i++)
+			close(s[i]);
+		if (ok)
+			base = p;
+	}
+	assert_true(base > 0);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
-		 "[agent]\nbase_port = 0\nmax_routes = 1000\n"
+		 "[agent]\nbase_port = %d\nmax_routes = 1000\n"
 		 "[loadbalance]\noverload_timeout = 2\nupdate_timeout = 15\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
 		 "[metrics]\nenabled = true\n",
-		 harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
+		 base, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	ports[0] = harness_port(&agent, "udp");
 	ports[1] = harness_port(&agent, "udp1");
@@ -319,6 +336,47 @@ static void test_max_routes(void **state)
 	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
 }
 
+/* Output of a lars tool command, and its exit status. */
+static int lars_out(char *out, size_t cap, const char *args)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "%s --agent 127.0.0.1:%d %s 2>&1", lars_bin, ports[0], args);
+	FILE *f = popen(cmd, "r");
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = 0;
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_lars_tool(void **state)
+{
+	/* The client library and the lars tool through the real agent. */
+	static char out[65536];
+	assert_int_equal(lars_out(out, sizeof(out), "get-host 1 1"), 0);
+	assert_non_null(strstr(out, "host is 127.0.0.1:900"));
+	assert_int_equal(lars_out(out, sizeof(out), "get-route 1 1"), 0);
+	assert_non_null(strstr(out, "127.0.0.1:9001\n"));
+	assert_non_null(strstr(out, "127.0.0.1:9003\n"));
+	assert_int_equal(lars_out(out, sizeof(out), "get-host 77 77"), LARS_RET_NOEXIST);
+	assert_int_equal(lars_out(out, sizeof(out), "report 1 1 127.0.0.1 9002 0"), 0);
+	assert_int_equal(lars_out(out, sizeof(out), "get-host one 1"), 64);
+	/* One host fails 90% of its calls: it ends up with the fewest picks. */
+	assert_int_equal(lars_out(out, sizeof(out),
+				  "simulate 1 1 --count 600 --fail 127.0.0.1:9003=90"), 0);
+	const char *p3 = strstr(out, "127.0.0.1:9003"), *p1 = strstr(out, "127.0.0.1:9001");
+	assert_non_null(p3);
+	assert_non_null(p1);
+	long picks3 = atol(p3 + 14), picks1 = atol(p1 + 14);
+	assert_true(picks3 < picks1);
+	assert_non_null(strstr(out, "calls 600"));
+	assert_int_equal(lars_out(out, sizeof(out), "bench --threads 2 --seconds 1 --modid 1"), 0);
+	assert_non_null(strstr(out, "average"));
+	/* No agent there: a prompt SYSTEM_ERROR, never a hang. */
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "%s --agent 127.0.0.1:3 get-host 1 1 >/dev/null 2>&1", lars_bin);
+	assert_int_equal(WEXITSTATUS(system(cmd)), LARS_RET_SYSTEM_ERROR);
+}
+
 static void test_dns_killed_keeps_serving(void **state)
 {
 	kill(dns.pid, SIGKILL);
@@ -341,7 +399,9 @@ int main(void)
 	rep_bin = getenv("LARS_REPORTER_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
 	cluster = getenv("LARS_PG_CLUSTER");
-	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster) {
+	lars_bin = getenv("LARS_BIN");
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster || !lars_bin) {
 		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN and "
 				"LARS_PG_CLUSTER must be set\n");
 		return 1;
@@ -353,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_failing_host_leaves_and_is_probed_back),
 		cmocka_unit_test(test_stats_reach_history),
 		cmocka_unit_test(test_bad_datagrams),
+		cmocka_unit_test(test_lars_tool), /* before the table fills up */
 		cmocka_unit_test(test_max_routes),
 		cmocka_unit_test(test_dns_killed_keeps_serving),
 	};

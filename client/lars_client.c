@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: MIT
+// The Lars client library (see lars_client.h).
+#include "lars_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "msg.h"
+
+#define LARS_API __attribute__((visibility("default")))
+#define SOCKETS 3
+#define REG_INIT_TRIES 5
+#define REG_INIT_PAUSE_MS 50
+
+struct lars_client {
+	int fd[SOCKETS]; /* connected to base_port + i */
+	int timeout_ms;
+	int retries;
+	uint32_t seq;
+	frame_idset_t ids;
+	char error[128];
+	uint8_t buf[FRAME_UDP_MAX + 1];
+};
+
+LARS_API void lars_client_options_init(lars_client_options_t *o)
+{
+	*o = (lars_client_options_t){ .agent_ip = "127.0.0.1", .base_port = 8888,
+				      .timeout_ms = 100, .retries = 3 };
+}
+
+LARS_API void lars_client_free(lars_client_t *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < SOCKETS; i++)
+		if (c->fd[i] >= 0)
+			close(c->fd[i]);
+	free(c);
+}
+
+LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **clientp)
+{
+	lars_client_options_t o;
+	if (opts)
+		o = *opts;
+	else
+		lars_client_options_init(&o);
+	if (!o.agent_ip)
+		o.agent_ip = "127.0.0.1";
+	if (o.base_port < 1 || o.base_port > 65535 - SOCKETS + 1 || o.timeout_ms < 1 ||
+	    o.retries < 1)
+		return -EINVAL;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	if (inet_pton(AF_INET, o.agent_ip, &a.sin_addr) != 1)
+		return -EINVAL;
+
+	lars_client_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->timeout_ms = o.timeout_ms;
+	c->retries = o.retries;
+	/* Start anywhere: two clients' sequences rarely collide. */
+	c->seq = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)c;
+	frame_idset_clear(&c->ids);
+	frame_idset_add(&c->ids, LARS_ID_GET_HOST_RESP);
+	frame_idset_add(&c->ids, LARS_ID_API_GET_ROUTE_RESP);
+	for (int i = 0; i < SOCKETS; i++)
+		c->fd[i] = -1;
+	for (int i = 0; i < SOCKETS; i++) {
+		c->fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		a.sin_port = htons((uint16_t)(o.base_port + i));
+		/* Connected: replies from anyone but the agent never reach us. */
+		if (c->fd[i] < 0 || connect(c->fd[i], (struct sockaddr *)&a, sizeof(a))) {
+			int r = -errno;
+			lars_client_free(c);
+			return r;
+		}
+	}
+	*clientp = c;
+	return 0;
+}
+
+LARS_API const char *lars_strerror(int code)
+{
+	switch (code) {
+	case LARS_SUCC: return "success";
+	case LARS_OVERLOAD: return "overload";
+	case LARS_SYSTEM_ERROR: return "system error";
+	case LARS_NOEXIST: return "no such route";
+	default: return "unknown return code";
+	}
+}
+
+LARS_API const char *lars_client_error(const lars_client_t *c)
+{
+	return c->error;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int fail(lars_client_t *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+	return LARS_SYSTEM_ERROR;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sock_for(const lars_client_t *c, int modid, int cmdid)
+{
+	/* As the original client: (modid + cmdid) % 3, without overflow. */
+	return c->fd[(int)(((int64_t)modid + cmdid) % SOCKETS + SOCKETS) % SOCKETS];
+}
+
+/* Throw away whatever is queued (late answers to earlier calls). */
+static void drain(lars_client_t *c, int fd)
+{
+	while (recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT) >= 0)
+		;
+}
+
+typedef bool (*match_fn)(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
+			 int *resultp);
+
+/*
+ * Send @req on @fd and wait for the reply @match accepts; anything it skips
+ * (stale) keeps the wait going, within the attempt's deadline. Resends up to
+ * c->retries times.
+ */
+static int call(lars_client_t *c, int fd, const uint8_t *req, size_t len, int32_t want_id,
+		match_fn match, void *arg)
+{
+	c->error[0] = '\0';
+	drain(c, fd);
+	bool refused = false;
+	for (int attempt = 0; attempt < c->retries; attempt++) {
+		if (send(fd, req, len, 0) != (ssize_t)len)
+			return fail(c, "cannot send to the agent: %s", strerror(errno));
+		int64_t deadline = mono_ms() + c->timeout_ms;
+		for (;;) {
+			int left = (int)(deadline - mono_ms());
+			if (left <= 0)
+				break;
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int pr = poll(&p, 1, left);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0)
+				break;
+			ssize_t n = recv(fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				/* ECONNREFUSED: nothing listens on the agent's port. */
+				if (errno == ECONNREFUSED) {
+					refused = true;
+					usleep(1000); /* no answer will come for this attempt */
+					break;
+				}
+				return fail(c, "cannot receive from the agent: %s", strerror(errno));
+			}
+			frame_hdr_t hdr;
+			const uint8_t *body;
+			int r = frame_udp_parse(c->buf, (size_t)n, &c->ids, &hdr, &body);
+			if (r)
+				return fail(c, "bad reply from the agent: %s", frame_strerror(r));
+			if (hdr.msgid != want_id)
+				continue; /* a late answer of another kind */
+			int result;
+			if (match(c, body, (size_t)hdr.msglen, arg, &result))
+				return result;
+			if (c->error[0])
+				return LARS_SYSTEM_ERROR; /* match found it malformed */
+		}
+	}
+	if (refused)
+		return fail(c, "nothing listens on the agent's port (is lars-agent running?)");
+	return fail(c, "no answer from the agent within %d ms x %d attempts", c->timeout_ms,
+		    c->retries);
+}
+
+static void host_from_wire(lars_host_t *h, int32_t ip, int32_t port)
+{
+	h->ip = (uint32_t)ip;
+	msg_ip_to_str(ip, h->ip_str);
+	h->port = port;
+}
+
+typedef struct host_call {
+	uint32_t seq;
+	int modid, cmdid;
+	lars_host_t *host;
+} host_call_t;
+
+static bool match_host(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
+		       int *resultp)
+{
+	host_call_t *hc = arg;
+	lars_GetHostResponse r = lars_GetHostResponse_init_zero;
+	const char *why;
+	if (msg_decode(lars_GetHostResponse_fields, &r, body, len, &why)) {
+		fail(c, "bad reply from the agent: %s", why);
+		return false;
+	}
+	if (r.seq != hc->seq || r.modid != hc->modid || r.cmdid != hc->cmdid)
+		return false; /* stale: an earlier call's answer */
+	if (r.retcode < LARS_SUCC || r.retcode > LARS_NOEXIST) {
+		fail(c, "bad reply from the agent: return code %d", r.retcode);
+		return false;
+	}
+	if (r.retcode == LARS_SUCC) {
+		if (!r.has_host) {
+			fail(c, "bad reply from the agent: success without a host");
+			return false;
+		}
+		host_from_wire(hc->host, r.host.ip, r.host.port);
+	}
+	*resultp = r.retcode;
+	return true;
+}
+
+LARS_API int lars_get_host(lars_client_t *c, int modid, int cmdid, lars_host_t *host)
+{
+	host_call_t hc = { .seq = ++c->seq, .modid = modid, .cmdid = cmdid, .host = host };
+	lars_GetHostRequest req = { .seq = hc.seq, .modid = modid, .cmdid = cmdid };
+	uint8_t buf[64];
+	size_t len;
+	if (msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &req, buf,
+			     sizeof(buf), &len))
+		return fail(c, "cannot encode the request");
+	return call(c, sock_for(c, modid, cmdid), buf, len, LARS_ID_GET_HOST_RESP, match_host, &hc);
+}
+
+LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host_t *host,
+			 int retcode)
+{
+	lars_ReportRequest req = lars_ReportRequest_init_zero;
+	req.modid = modid;
+	req.cmdid = cmdid;
+	req.has_host = true;
+	req.host.ip = (int32_t)host->ip;
+	req.host.port = host->port;
+	req.retcode = retcode;
+	uint8_t buf[64];
+	size_t len;
+	c->error[0] = '\0';
+	if (msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &req, buf,
+			     sizeof(buf), &len))
+		return fail(c, "cannot encode the report");
+	int fd = sock_for(c, modid, cmdid);
+	/* A refusal queued from an earlier send is not about this one. */
+	for (int i = 0; i < 2; i++) {
+		if (send(fd, buf, len, 0) == (ssize_t)len)
+			return LARS_SUCC;
+		if (errno != ECONNREFUSED)
+			break;
+	}
+	return fail(c, "cannot send the report: %s", strerror(errno));
+}
+
+typedef struct route_call {
+	int modid, cmdid;
+	lars_host_t *hosts;
+	size_t cap;
+	size_t *n_hosts;
+} route_call_t;
+
+static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
+			int *resultp)
+{
+	route_call_t *rc = arg;
+	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+	msg_vec_t vec;
+	const char *why;
+	msg_hosts_init(&vec, MSG_UDP_MAX_HOSTS + 1);
+	msg_vec_bind(&vec, &r.host);
+	int e = msg_decode(lars_GetRouteResponse_fields, &r, body, len, &why);
+	if (e) {
+		fail(c, "bad reply from the agent: %s", vec.error == -ENOMEM ? "out of memory" : why);
+		msg_vec_deinit(&vec);
+		return false;
+	}
+	/* No seq in this message: the key tells a stale answer. */
+	bool mine = r.modid == rc->modid && r.cmdid == rc->cmdid;
+	if (mine) {
+		const lars_HostInfo *h = vec.v;
+		for (size_t i = 0; i < vec.n && i < rc->cap; i++)
+			host_from_wire(&rc->hosts[i], h[i].ip, h[i].port);
+		*rc->n_hosts = vec.n;
+		*resultp = LARS_SUCC;
+	}
+	msg_vec_deinit(&vec);
+	return mine;
+}
+
+LARS_API int lars_get_route(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
+			    size_t cap, size_t *n_hosts)
+{
+	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts };
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	uint8_t buf[64];
+	size_t len;
+	*n_hosts = 0;
+	if (msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req, buf,
+			     sizeof(buf), &len))
+		return fail(c, "cannot encode the request");
+	return call(c, sock_for(c, modid, cmdid), buf, len, LARS_ID_API_GET_ROUTE_RESP,
+		    match_route, &rc);
+}
+
+LARS_API int lars_reg_init(lars_client_t *c, int modid, int cmdid)
+{
+	int r = LARS_NOEXIST;
+	for (int i = 0; i < REG_INIT_TRIES; i++) {
+		size_t n = 0;
+		lars_host_t one;
+		r = lars_get_route(c, modid, cmdid, &one, 1, &n);
+		if (r == LARS_SUCC && n > 0)
+			return LARS_SUCC;
+		if (r == LARS_SUCC)
+			r = LARS_NOEXIST; /* the agent is still fetching it */
+		struct timespec ts = { 0, REG_INIT_PAUSE_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return r;
+}

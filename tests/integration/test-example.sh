@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `meson install` into a scratch root, then build client/examples as an
+# outside project would: Meson + pkg-config against the installed
+# lars-client.pc and header. Run it with no agent: it must say so and exit
+# with SYSTEM_ERROR (2), promptly.
+set -euo pipefail
+BUILD=$1
+SRC=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+meson install -C "$BUILD" --destdir "$tmp/root" --no-rebuild --quiet >/dev/null
+pc=$(find "$tmp/root" -name lars-client.pc | head -n 1)
+[ -n "$pc" ] || { echo "lars-client.pc not installed"; exit 1; }
+hdr=$(find "$tmp/root" -name lars_client.h | head -n 1)
+[ -n "$hdr" ] || { echo "lars_client.h not installed"; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$tmp/root
+meson setup "$tmp/ex" "$SRC/client/examples" >/dev/null
+meson compile -C "$tmp/ex" >/dev/null
+lib=$(dirname "$(find "$tmp/root" -name 'liblars-client.so.1' | head -n 1)")
+# Only the API is exported, and the SONAME carries the major version.
+exported=$(nm -D --defined-only "$lib/liblars-client.so.1" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort)
+for s in $exported; do
+	case $s in lars_*) ;; *) echo "exported non-API symbol: $s"; exit 1 ;; esac
+done
+readelf -d "$lib/liblars-client.so.1" | grep -q 'SONAME.*liblars-client.so.1' || { echo "bad SONAME"; exit 1; }
+[ -f "$lib/liblars-client.a" ] || { echo "static library not installed"; exit 1; }
+set +e
+start=$(date +%s%N)
+out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/example" 1 1 3 2>&1)
+rc=$?
+end=$(date +%s%N)
+set -e
+[ "$rc" = 2 ] || { echo "example exited $rc, want 2: $out"; exit 1; }
+[[ $out == *"agent"* ]] || { echo "example did not explain: $out"; exit 1; }
+[ $(( (end - start) / 1000000 )) -lt 3000 ] || { echo "example took too long"; exit 1; }
+echo "example built against the installed lars-client.pc and ran: $out"

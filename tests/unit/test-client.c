@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: MIT
+// The client library against a fake agent (three UDP sockets in this
+// process): seq matching, stale replies, retries, timeouts, malformed
+// replies, get_route capacity, reports, one client per thread.
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "lars_client.h"
+#include "msg.h"
+
+enum mode {
+	ANSWER,        /* a correct answer */
+	STALE_FIRST,   /* a wrong-seq answer, then the right one */
+	SILENT,        /* never answer */
+	DROP_FIRST,    /* ignore the first request of each call */
+	TRUNCATED,     /* 8 + msglen != datagram length */
+	GARBAGE,       /* a valid frame with broken protobuf */
+	BAD_RETCODE,   /* retcode 42 */
+	OTHER_KEY,     /* a route answer for another key, then the right one */
+};
+
+static int fds[3], base_port;
+static _Atomic int mode;
+static _Atomic bool stop;
+static _Atomic int n_requests, n_reports;
+static lars_ReportRequest last_report;
+static pthread_t agent;
+
+static void reply(int fd, const struct sockaddr_in *to, int32_t id, const pb_msgdesc_t *f,
+		  const void *msg)
+{
+	uint8_t buf[65536];
+	size_t len;
+	assert_int_equal(msg_frame_encode(id, f, msg, buf, sizeof(buf), &len), 0);
+	sendto(fd, buf, len, 0, (const struct sockaddr *)to, sizeof(*to));
+}
+
+static void *agent_main(void *arg)
+{
+	uint8_t buf[65536];
+	int drop_next = 1;
+	while (!stop) {
+		struct pollfd p[3];
+		for (int i = 0; i < 3; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (poll(p, 3, 50) <= 0)
+			continue;
+		for (int i = 0; i < 3; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(fds[i], buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+			if (n < 8)
+				continue;
+			frame_hdr_t hdr = frame_hdr_read(buf);
+			if (hdr.msgid == LARS_ID_REPORT_REQ) {
+				lars_ReportRequest r = lars_ReportRequest_init_zero;
+				msg_decode(lars_ReportRequest_fields, &r, buf + 8, (size_t)n - 8, NULL);
+				last_report = r;
+				n_reports++;
+				continue;
+			}
+			n_requests++;
+			int m = mode;
+			if (m == SILENT)
+				continue;
+			if (m == DROP_FIRST && drop_next) {
+				drop_next = 0;
+				continue;
+			}
+			drop_next = 1;
+			if (hdr.msgid == LARS_ID_API_GET_ROUTE_REQ) {
+				lars_GetRouteRequest q = lars_GetRouteRequest_init_zero;
+				msg_decode(lars_GetRouteRequest_fields, &q, buf + 8, (size_t)n - 8, NULL);
+				lars_HostInfo hosts[5];
+				for (int k = 0; k < 5; k++)
+					hosts[k] = (lars_HostInfo){ 2130706433, 9000 + k };
+				lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+				msg_array_t arr = MSG_HOSTS(hosts, 5);
+				msg_array_bind(&arr, &r.host);
+				if (m == OTHER_KEY) {
+					r.modid = q.modid + 1;
+					r.cmdid = q.cmdid;
+					reply(fds[i], &from, LARS_ID_API_GET_ROUTE_RESP,
+					      lars_GetRouteResponse_fields, &r);
+				}
+				r.modid = q.modid;
+				r.cmdid = q.cmdid;
+				reply(fds[i], &from, LARS_ID_API_GET_ROUTE_RESP,
+				      lars_GetRouteResponse_fields, &r);
+				continue;
+			}
+			lars_GetHostRequest q = lars_GetHostRequest_init_zero;
+			msg_decode(lars_GetHostRequest_fields, &q, buf + 8, (size_t)n - 8, NULL);
+			lars_GetHostResponse r = lars_GetHostResponse_init_zero;
+			r.seq = q.seq;
+			r.modid = q.modid;
+			r.cmdid = q.cmdid;
+			r.has_host = true;
+			r.host = (lars_HostInfo){ (int32_t)0xC0A801B1, 9000 + q.cmdid };
+			if (m == STALE_FIRST) {
+				lars_GetHostResponse old = r;
+				old.seq = q.seq - 1;
+				old.host.port = 1;
+				reply(fds[i], &from, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &old);
+			}
+			if (m == TRUNCATED) {
+				static const uint8_t bad[] = { 5, 0, 0, 0, 9, 0, 0, 0, 8, 1 };
+				sendto(fds[i], bad, sizeof(bad), 0, (struct sockaddr *)&from, fl);
+				continue;
+			}
+			if (m == GARBAGE) {
+				static const uint8_t bad[] = { 5, 0, 0, 0, 2, 0, 0, 0, 8, 0xff };
+				sendto(fds[i], bad, sizeof(bad), 0, (struct sockaddr *)&from, fl);
+				continue;
+			}
+			if (m == BAD_RETCODE)
+				r.retcode = 42;
+			reply(fds[i], &from, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &r);
+		}
+	}
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	/* Three consecutive free ports. */
+	for (int tries = 0; tries < 200; tries++) {
+		base_port = 20000 + (int)((unsigned)rand() % 40000);
+		int ok = 1;
+		for (int i = 0; i < 3; i++) {
+			fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+			struct sockaddr_in a = { .sin_family = AF_INET,
+						 .sin_port = htons((uint16_t)(base_port + i)),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			if (bind(fds[i], (struct sockaddr *)&a, sizeof(a))) {
+				for (int k = 0; k <= i; k++)
+					close(fds[k]);
+				ok = 0;
+				break;
+			}
+		}
+		if (ok)
+			return pthread_create(&agent, NULL, agent_main, NULL);
+	}
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	stop = true;
+	pthread_join(agent, NULL);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	return 0;
+}
+
+static lars_client_t *client(int timeout_ms, int retries)
+{
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	o.base_port = base_port;
+	o.timeout_ms = timeout_ms;
+	o.retries = retries;
+	lars_client_t *c;
+	assert_int_equal(lars_client_new(&o, &c), 0);
+	return c;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
+}
+
+static void test_get_host(void **state)
+{
+	mode = ANSWER;
+	lars_client_t *c = client(200, 3);
+	lars_host_t h;
+	for (int cmdid = 1; cmdid <= 3; cmdid++) { /* all three sockets */
+		assert_int_equal(lars_get_host(c, 7, cmdid, &h), LARS_SUCC);
+		assert_int_equal(h.port, 9000 + cmdid);
+		assert_int_equal(h.ip, 0xC0A801B1u);
+		assert_string_equal(h.ip_str, "192.168.1.177"); /* the right way round */
+	}
+	assert_string_equal(lars_client_error(c), "");
+	lars_client_free(c);
+}
+
+static void test_stale_reply_skipped(void **state)
+{
+	mode = STALE_FIRST;
+	lars_client_t *c = client(200, 3);
+	lars_host_t h;
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SUCC);
+		assert_int_equal(h.port, 9001); /* never the stale port 1 */
+	}
+	lars_client_free(c);
+}
+
+static void test_late_answer_from_earlier_call(void **state)
+{
+	/* A call times out; its answer arrives late, during the next call. */
+	mode = DROP_FIRST;
+	lars_client_t *c = client(50, 2);
+	lars_host_t h;
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(lars_get_host(c, 2, i, &h), LARS_SUCC); /* second attempt */
+		assert_int_equal(h.port, 9000 + i);
+	}
+	lars_client_free(c);
+}
+
+static void test_timeout_bounded(void **state)
+{
+	mode = SILENT;
+	lars_client_t *c = client(40, 3);
+	lars_host_t h;
+	int before = n_requests;
+	double t0 = now_ms();
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SYSTEM_ERROR);
+	double took = now_ms() - t0;
+	assert_true(took >= 110 && took < 400);
+	assert_int_equal(n_requests - before, 3); /* one send per attempt */
+	assert_non_null(strstr(lars_client_error(c), "no answer"));
+	size_t n;
+	assert_int_equal(lars_get_route(c, 1, 1, &h, 1, &n), LARS_SYSTEM_ERROR);
+	lars_client_free(c);
+}
+
+static void test_malformed_replies(void **state)
+{
+	lars_client_t *c = client(100, 2);
+	lars_host_t h;
+	static const int modes[] = { TRUNCATED, GARBAGE, BAD_RETCODE };
+	for (size_t i = 0; i < 3; i++) {
+		mode = modes[i];
+		assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SYSTEM_ERROR);
+		assert_non_null(strstr(lars_client_error(c), "bad reply"));
+	}
+	mode = ANSWER;
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SUCC); /* and it recovers */
+	lars_client_free(c);
+}
+
+static void test_get_route_and_reg_init(void **state)
+{
+	mode = OTHER_KEY; /* an answer for another key first: skipped */
+	lars_client_t *c = client(200, 3);
+	lars_host_t hosts[3];
+	size_t n;
+	assert_int_equal(lars_get_route(c, 4, 5, hosts, 3, &n), LARS_SUCC);
+	assert_int_equal(n, 5);           /* the route has five */
+	assert_int_equal(hosts[2].port, 9002); /* three fitted */
+	assert_string_equal(hosts[0].ip_str, "127.0.0.1");
+	assert_int_equal(lars_reg_init(c, 4, 5), LARS_SUCC);
+	lars_client_free(c);
+}
+
+static void test_report(void **state)
+{
+	mode = ANSWER;
+	lars_client_t *c = client(100, 3);
+	lars_host_t h;
+	assert_int_equal(lars_get_host(c, 3, 4, &h), LARS_SUCC);
+	int before = n_reports;
+	assert_int_equal(lars_report(c, 3, 4, &h, LARS_OVERLOAD), LARS_SUCC);
+	for (int i = 0; i < 100 && n_reports == before; i++)
+		usleep(2000);
+	assert_int_equal(n_reports, before + 1);
+	assert_int_equal(last_report.modid, 3);
+	assert_int_equal(last_report.cmdid, 4);
+	assert_int_equal(last_report.host.ip, (int32_t)0xC0A801B1);
+	assert_int_equal(last_report.host.port, 9004);
+	assert_int_equal(last_report.retcode, LARS_OVERLOAD);
+	lars_client_free(c);
+}
+
+static void *thread_main(void *arg)
+{
+	intptr_t id = (intptr_t)arg;
+	lars_client_t *c = client(500, 3);
+	for (int i = 0; i < 500; i++) {
+		lars_host_t h;
+		int cmdid = (int)id * 1000 + i;
+		if (lars_get_host(c, 9, cmdid, &h) != LARS_SUCC || h.port != 9000 + cmdid)
+			return (void *)1;
+	}
+	lars_client_free(c);
+	return NULL;
+}
+
+static void test_one_client_per_thread(void **state)
+{
+	mode = ANSWER;
+	pthread_t t[4];
+	for (intptr_t i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, thread_main, (void *)i);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		assert_null(r);
+	}
+}
+
+static void test_no_agent(void **state)
+{
+	/* Nothing listens: refused at once, never a hang. */
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	o.base_port = 1; /* privileged, unused ports 1..3 */
+	lars_client_t *c;
+	assert_int_equal(lars_client_new(&o, &c), 0);
+	lars_host_t h;
+	double t0 = now_ms();
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SYSTEM_ERROR);
+	assert_true(now_ms() - t0 < 400);
+	assert_true(strlen(lars_client_error(c)) > 0);
+	assert_int_equal(lars_report(c, 1, 1, &h, 0) == LARS_SUCC ||
+			 lars_report(c, 1, 1, &h, 0) == LARS_SYSTEM_ERROR, 1);
+	lars_client_free(c);
+	/* Bad options. */
+	o.agent_ip = "not-an-ip";
+	assert_int_equal(lars_client_new(&o, &c), -EINVAL);
+	lars_client_options_init(&o);
+	o.timeout_ms = 0;
+	assert_int_equal(lars_client_new(&o, &c), -EINVAL);
+	assert_string_equal(lars_strerror(LARS_NOEXIST), "no such route");
+}
+
+int main(void)
+{
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_host),
+		cmocka_unit_test(test_stale_reply_skipped),
+		cmocka_unit_test(test_late_answer_from_earlier_call),
+		cmocka_unit_test(test_timeout_bounded),
+		cmocka_unit_test(test_malformed_replies),
+		cmocka_unit_test(test_get_route_and_reg_init),
+		cmocka_unit_test(test_report),
+		cmocka_unit_test(test_one_client_per_thread),
+		cmocka_unit_test(test_no_agent),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
