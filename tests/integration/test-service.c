@@ -6,7 +6,9 @@
 #include "test.h"
 
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -285,6 +287,36 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(out, "404"));
 }
 
+static void test_sd_notify_ready(void **state)
+{
+	/* Type=notify units: READY=1 once serving, STOPPING=1 at SIGTERM. */
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/lars-notify-%d", (int)getpid());
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	harness_proc_t p;
+	assert_int_equal(harness_spawn(&p, bin, harness_write_config(config)), 0);
+	unsetenv("NOTIFY_SOCKET");
+	char msg[512] = "";
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+	assert_true(n > 0);
+	msg[n] = 0;
+	assert_non_null(strstr(msg, "READY=1"));
+	assert_int_equal(harness_stop(&p), 0);
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	n = recv(fd, msg, sizeof(msg) - 1, 0);
+	msg[n > 0 ? n : 0] = 0;
+	assert_non_null(strstr(msg, "STOPPING=1"));
+	close(fd);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	bin = getenv("LARS_TEST_SVC_BIN");
@@ -300,6 +332,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_write_queue_bound),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_sd_notify_ready),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
