@@ -44,7 +44,7 @@ static const char usage[] =
 	"                                closed-loop QPS: each thread get_host + report\n"
 	"                                on its own key (M, thread number)\n"
 	"\n"
-	"  --agent HOST:BASEPORT   the agent (default 127.0.0.1:8888)\n"
+	"  --agent HOST:BASEPORT   the agent (default $LARS_AGENT, else 127.0.0.1:8888)\n"
 	"  --timeout MS            per attempt (default 100); --retries N (default 3)\n"
 	"  -h, --help              help (also after a command)\n"
 	"\n"
@@ -404,6 +404,16 @@ int main(int argc, char **argv)
 	};
 	static char agent_ip[64];
 	lars_client_options_init(&opts);
+	/* LARS_AGENT=HOST:BASEPORT (deploy/lars-local env sets it) is the default. */
+	const char *env = getenv("LARS_AGENT");
+	if (env && *env) {
+		snprintf(agent_ip, sizeof(agent_ip), "%s", env);
+		char *colon = strrchr(agent_ip, ':');
+		if (!colon || !parse_int(colon + 1, 1, 65533, &opts.base_port))
+			return usage_error("LARS_AGENT takes HOST:BASEPORT, not '%s'", env);
+		*colon = '\0';
+		opts.agent_ip = agent_ip;
+	}
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (c) {
