@@ -15,7 +15,10 @@ pc=$(find "$tmp/root" -name lars-client.pc | head -n 1)
 hdr=$(find "$tmp/root" -name lars_client.h | head -n 1)
 [ -n "$hdr" ] || { echo "lars_client.h not installed"; exit 1; }
 export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$tmp/root
-meson setup "$tmp/ex" "$SRC/client/examples" >/dev/null
+# A sanitized library wants a sanitized program (the ASan runtime first).
+sanitize=$(meson introspect --buildoptions "$BUILD" |
+	/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_sanitize"))')
+meson setup "$tmp/ex" "$SRC/client/examples" -Db_sanitize="$sanitize" >/dev/null
 meson compile -C "$tmp/ex" >/dev/null
 lib=$(dirname "$(find "$tmp/root" -name 'liblars-client.so.1' | head -n 1)")
 # Only the API is exported, and the SONAME carries the major version.

@@ -326,7 +326,7 @@ static void test_no_agent(void **state)
 	o.base_port = 1; /* privileged, unused ports 1..3 */
 	lars_client_t *c;
 	assert_int_equal(lars_client_new(&o, &c), 0);
-	lars_host_t h;
+	lars_host_t h = { .ip = 2130706433, .ip_str = "127.0.0.1", .port = 9 };
 	double t0 = now_ms();
 	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SYSTEM_ERROR);
 	assert_true(now_ms() - t0 < 400);
