@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# Writes the fuzz seed corpus (tests/fuzz/corpus/<target>/) from the golden
+# bytes that the real protoc produced (tests/golden/*.bin), shaped for each
+# target's input format. Run after adding golden cases; the output is
+# checked in so every build replays it.
+import os
+import struct
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+golden = os.path.join(here, '..', 'golden')
+out = os.path.join(here, 'corpus')
+ids = {'GetRouteRequest': 1, 'GetRouteResponse': 2, 'ReportStatusRequest': 3,
+       'GetHostRequest': 4, 'GetHostResponse': 5, 'ReportRequest': 6}
+
+bodies = {}
+for name in sorted(os.listdir(golden)):
+    if name.endswith('.bin'):
+        with open(os.path.join(golden, name), 'rb') as f:
+            bodies[name[:-4]] = f.read()
+
+
+def frame(name):
+    msg = name.split('_')[0]
+    body = bodies[name]
+    return struct.pack('<ii', ids[msg], len(body)) + body
+
+
+def write(target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+framed = [n for n in bodies if n.split('_')[0] in ids]
+for n in framed:
+    write('frame-udp', n, frame(n))
+    write('frame-tcp', n, bytes([7]) + frame(n))
+write('frame-tcp', 'all-frames', bytes([1]) + b''.join(frame(n) for n in framed))
+
+
+def dgram(data, tick=0):
+    return struct.pack('<H', len(data)) + bytes([tick]) + data
+
+
+gh = frame('GetHostRequest')             # seq 6634, 1/1
+route = frame('GetRouteResponse')        # 1/1, three hosts
+report = frame('ReportRequest')          # 1/1, 192.168.1.177:8080, retcode 1
+fail_ok = struct.pack('<ii', 6, 17) + bytes.fromhex('080110011a0908818080f80710a9462002')
+succ_ok = struct.pack('<ii', 6, 15) + bytes.fromhex('080110011a0908818080f80710a946')
+write('agent', 'pull-update-pick', dgram(gh) + dgram(route) + dgram(gh) * 4)
+write('agent', 'fail-probe-recover',
+      dgram(gh) + dgram(route) + dgram(fail_ok) * 6 + dgram(gh) * 5 + dgram(succ_ok) * 5
+      + dgram(gh, 80) + dgram(gh, 80))
+write('agent', 'unknown-host-report', dgram(gh) + dgram(route) + dgram(report))
+
+# dns: n_old, n_keys, old entries (4 B), keys (1 B), new entries (4 B), frames.
+old = bytes([0, 0, 1, 1, 0, 0, 2, 2, 1, 1, 1, 1, 2, 0, 3, 3])
+write('dns', 'patch-and-ask', bytes([4, 2]) + old + bytes([0, 1 | (1 << 3)])
+      + bytes([0, 0, 9, 9, 1, 1, 8, 8]) + frame('GetRouteRequest')
+      + frame('GetRouteRequest_empty'))
+write('dns', 'remove-all', bytes([4, 8]) + old + bytes(range(8)))
+
+write('reporter', 'status', frame('ReportStatusRequest'))
+write('reporter', 'status-twice', frame('ReportStatusRequest') * 2)
+
+confdir = os.path.join(here, '..', '..', 'deploy', 'conf')
+for name in sorted(os.listdir(confdir)):
+    with open(os.path.join(confdir, name), 'rb') as f:
+        write('config', name, f.read())
+write('config', 'typed', b'[a]\nint = 42\ndouble = 0.5\n[b]\nbool = yes\nstr = x\n'
+      b'[c]\nservers = 127.0.0.1:1, [::1]:2\n')
+write('config', 'errors', b'[a\nint = x\n  cont\n[b]\nbool\nstr = ' + b'y' * 300 + b'\n')
+print('corpus written to', out, file=sys.stderr)
