@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
@@ -153,6 +154,32 @@ static char *config_reader(char *str, int num, void *stream)
 		str[1] = '\0';
 	}
 	return str;
+}
+
+static bool conninfo_has_password(const char *c)
+{
+	if (strstr(c, "password"))
+		return true; /* password=... in key=value form */
+	/* postgresql://user:secret@host/db */
+	const char *scheme = strstr(c, "://");
+	if (!scheme)
+		return false;
+	const char *at = strchr(scheme + 3, '@');
+	const char *colon = strchr(scheme + 3, ':');
+	return at && colon && colon < at;
+}
+
+int config_check_secret(const char *path, const char *conninfo)
+{
+	struct stat st;
+	if (!conninfo || !conninfo_has_password(conninfo))
+		return 0;
+	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH)) {
+		log_error("%s: holds a database password and is readable by everyone; "
+			  "chmod o-r it (or move the password to PGPASSFILE / PGPASSWORD)", path);
+		return -EPERM;
+	}
+	return 0;
 }
 
 int config_load(const char *path, const config_key_t *keys, size_t n_keys)

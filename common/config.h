@@ -46,5 +46,12 @@ typedef struct config_key {
  */
 int config_load(const char *path, const config_key_t *keys, size_t n_keys);
 
+/**
+ * config_check_secret() - refuse a configuration file that holds a password
+ * (@conninfo has password= or user:password@) while others may read it.
+ * Return: 0, or -EPERM (logged with the file and what to do).
+ */
+int config_check_secret(const char *path, const char *conninfo);
+
 /** config_parse_bool() - "true/yes/on/1" or "false/no/off/0"; -EINVAL. */
 int config_parse_bool(const char *s, bool *outp);

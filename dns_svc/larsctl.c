@@ -28,6 +28,8 @@ static const char usage_main[] =
 	"  route add MODID CMDID IP PORT   add a host to a route\n"
 	"  route del MODID CMDID IP PORT   remove a host from a route\n"
 	"  route list [MODID [CMDID]]      list routes and their hosts\n"
+	"  describe MODID [CMDID] [--text TEXT]\n"
+	"                                  show or set a modid's / route's description\n"
 	"  status [MODID [CMDID]]          latest call statistics per host\n"
 	"  status --history MINUTES [MODID [CMDID]]\n"
 	"                                  per-minute sums over the last MINUTES\n"
@@ -58,9 +60,15 @@ static const char usage_status[] =
 	"errors, error rate, overload and the age of the report; with --history,\n"
 	"per-minute sums of successes and errors per route.\n";
 
+static const char usage_describe[] =
+	"Usage: larsctl [--db CONNINFO] describe MODID [CMDID] [--text TEXT]\n"
+	"Shows the description of modid MODID (or of route MODID/CMDID); with\n"
+	"--text, sets it (any text: it is stored as given).\n";
+
 typedef struct args {
 	const char *db;
 	const char *history; /* --history MINUTES */
+	const char *text;    /* --text TEXT */
 	bool help;
 	int argc;
 	char *argv[16];
@@ -277,6 +285,61 @@ static int cmd_status(const args_t *a)
 	return r;
 }
 
+static int cmd_describe(const args_t *a)
+{
+	char mbuf[16], cbuf[16];
+	const char *params[3];
+
+	if (a->help) {
+		fputs(usage_describe, stdout);
+		return EXIT_OK;
+	}
+	if (a->argc < 2)
+		return usage_error("describe", "describe needs MODID [CMDID]");
+	if (parse_filter(a, 1, "describe", mbuf, cbuf, params))
+		return EXIT_USAGE;
+	if (a->text && strlen(a->text) > 4096)
+		return usage_error("describe", "a description is at most 4096 bytes");
+	PGconn *conn = connect_db(a->db);
+	if (!conn)
+		return EXIT_DB;
+	bool route = params[1] != NULL;
+	PGresult *res;
+	if (a->text) {
+		params[2] = a->text;
+		/* Values travel as parameters: quotes and SQL in TEXT are just text. */
+		res = pg_exec(conn, "INSERT INTO modid_config (modid) VALUES ($1::int) "
+				    "ON CONFLICT DO NOTHING", 1, params, PGRES_COMMAND_OK);
+		PQclear(res);
+		if (res && route) {
+			const char *p3[3] = { params[0], params[1], params[2] };
+			res = pg_exec(conn, "INSERT INTO cmdid_config (modid, cmdid, description) "
+					    "VALUES ($1::int, $2::int, $3) ON CONFLICT (modid, cmdid) "
+					    "DO UPDATE SET description = EXCLUDED.description",
+				      3, p3, PGRES_COMMAND_OK);
+			PQclear(res);
+		} else if (res) {
+			const char *p2[2] = { params[0], params[2] };
+			res = pg_exec(conn, "UPDATE modid_config SET description = $2 WHERE modid = $1::int",
+				      2, p2, PGRES_COMMAND_OK);
+			PQclear(res);
+		}
+	} else {
+		res = route ? pg_exec(conn, "SELECT description FROM cmdid_config "
+					    "WHERE modid = $1::int AND cmdid = $2::int",
+				      2, params, PGRES_TUPLES_OK)
+			    : pg_exec(conn, "SELECT description FROM modid_config WHERE modid = $1::int",
+				      1, params, PGRES_TUPLES_OK);
+		if (res && PQntuples(res))
+			printf("%s\n", PQgetvalue(res, 0, 0));
+		else if (res)
+			fprintf(stderr, "larsctl: no such %s\n", route ? "route" : "modid");
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return res ? EXIT_OK : EXIT_DB;
+}
+
 int main(int argc, char **argv)
 {
 	args_t a = { 0 };
@@ -290,6 +353,12 @@ int main(int argc, char **argv)
 			a.db = argv[i];
 		} else if (strncmp(s, "--db=", 5) == 0) {
 			a.db = s + 5;
+		} else if (strcmp(s, "--text") == 0) {
+			if (++i >= argc)
+				return usage_error("describe", "--text needs TEXT");
+			a.text = argv[i];
+		} else if (strncmp(s, "--text=", 7) == 0) {
+			a.text = s + 7;
 		} else if (strcmp(s, "--history") == 0) {
 			if (++i >= argc)
 				return usage_error("status", "--history needs MINUTES");
@@ -322,5 +391,7 @@ int main(int argc, char **argv)
 		return cmd_route(&a);
 	if (strcmp(a.argv[0], "status") == 0)
 		return cmd_status(&a);
+	if (strcmp(a.argv[0], "describe") == 0)
+		return cmd_describe(&a);
 	return usage_error("", "unknown command '%s'", a.argv[0]);
 }

@@ -77,7 +77,8 @@ int main(int argc, char **argv)
 		CONFIG_KEY_STR("postgres", "conninfo", cfg.conninfo),
 		SERVICE_COMMON_KEYS(cfg.common),
 	};
-	if (config_load(args.config, keys, ARRAY_SIZE(keys)))
+	if (config_load(args.config, keys, ARRAY_SIZE(keys)) ||
+	    config_check_secret(args.config, cfg.conninfo))
 		return 2;
 	cfg.wait_for_db |= wait_for_db;
 	if (cfg.reactor_threads >= 0)

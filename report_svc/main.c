@@ -68,7 +68,8 @@ int main(int argc, char **argv)
 		CONFIG_KEY_STR("postgres", "conninfo", cfg.conninfo),
 		SERVICE_COMMON_KEYS(cfg.common),
 	};
-	if (config_load(args.config, keys, ARRAY_SIZE(keys)))
+	if (config_load(args.config, keys, ARRAY_SIZE(keys)) ||
+	    config_check_secret(args.config, cfg.conninfo))
 		return 2;
 
 	uv_loop_t loop;

@@ -110,7 +110,19 @@ if q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (9, 9, '::1', 1)" 2
 	fail "schema accepted an IPv6 address"
 fi
 
-for c in "--help" "migrate --help" "route --help" "route add --help"; do
+# Quotes and SQL in a description are stored as given and change nothing else.
+evil="Robert'); DROP TABLE route_data; -- \"quoted\" \$1 \\ ;"
+"$LARSCTL" describe 1 1 --text "$evil" || fail "describe set exited $?"
+[ "$("$LARSCTL" describe 1 1)" = "$evil" ] || fail "description not stored as given"
+"$LARSCTL" describe 1 --text "mod 1: it's fine" || fail "describe modid exited $?"
+[ "$("$LARSCTL" describe 1)" = "mod 1: it's fine" ] || fail "modid description"
+[ "$(q "SELECT to_regclass('route_data') IS NOT NULL")" = t ] || fail "route_data harmed"
+set +e
+"$LARSCTL" describe x --text y 2>/dev/null; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "describe with a bad id exited $rc"
+
+for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help"; do
 	# shellcheck disable=SC2086
 	"$LARSCTL" $c >/dev/null || fail "'$c' exited $?"
 done

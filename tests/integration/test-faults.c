@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: MIT
+// Faults with real processes on a PostgreSQL cluster of this test's own:
+// PostgreSQL SIGKILLed and restarted under load (lars-dns keeps answering,
+// the report history loses nothing); lars-reporter killed while the agent
+// gets reports (its buffered counts arrive after the restart); a subscriber
+// that stops reading is cut off at the write-queue bound while another one
+// gets every push; 2,000 connections to lars-dns at once; the connection
+// limit refuses cleanly and serves again; a million-element repeated field
+// is refused before it costs memory.
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "msg.h"
+
+static const char *dns_bin, *rep_bin, *agent_bin, *larsctl_bin, *cluster;
+static char pg_dir[64];
+static int pg_port;
+static harness_proc_t dns, rep, agent;
+static int dns_port, rep_port, agent_base;
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static void cluster_start(void)
+{
+	char cmd[256], out[256] = "";
+	if (pg_port)
+		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, pg_dir, pg_port);
+	else
+		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
+	FILE *f = popen(cmd, "r");
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	assert_int_equal(pclose(f), 0);
+	pg_port = atoi(strstr(out, "PGPORT=") + 7);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", pg_port);
+	setenv("PGHOST", "127.0.0.1", 1);
+	setenv("PGPORT", port, 1);
+	setenv("PGUSER", "lars", 1);
+	setenv("PGDATABASE", "lars", 1);
+}
+
+static long long sql_num(const char *q)
+{
+	PGconn *c = PQconnectdb("connect_timeout=2");
+	long long v = -1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *res = PQexec(c, q);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	PQfinish(c);
+	return v;
+}
+
+static void sql(const char *q)
+{
+	PGconn *c = PQconnectdb("");
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *res = PQexec(c, q);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", q, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(c);
+}
+
+static long long wait_for(const char *q, long long want, int ms)
+{
+	long long v = -1;
+	for (int waited = 0; waited <= ms && v != want; waited += 100) {
+		v = sql_num(q);
+		if (v != want)
+			usleep(100000);
+	}
+	return v;
+}
+
+static int free_tcp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int free_udp_base(void)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		int p = 20000 + (int)((unsigned)rand() % 40000), s[3], ok = 1;
+		for (int i = 0; i < 3; i++) {
+			s[i] = socket(AF_INET, SOCK_DGRAM, 0);
+			struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(p + i)),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			ok &= bind(s[i], (struct sockaddr *)&a, sizeof(a)) == 0;
+		}
+		for (int i = 0; i < 3; i++)
+			close(s[i]);
+		if (ok)
+			return p;
+	}
+	return 0;
+}
+
+static int spawn_reporter(void)
+{
+	char cfg[256];
+	snprintf(cfg, sizeof(cfg), "[reporter]\nport = %d\nmax_frame = 16777216\n"
+		 "flush_interval_ms = 100\n", rep_port);
+	return harness_spawn(&rep, rep_bin, harness_write_config(cfg));
+}
+
+/* ---- frames ---- */
+
+static void send_get_route(int fd, int32_t modid, int32_t cmdid)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	uint8_t buf[32];
+	size_t len;
+	msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req, buf, sizeof(buf), &len);
+	assert_int_equal(harness_send_all(fd, buf, len), 0);
+}
+
+/* One GetRouteResponse; returns its host count, -1 on timeout, -2 on EOF. */
+static int recv_route(int fd, int timeout_ms, int32_t *first_port)
+{
+	static uint8_t body[1 << 20];
+	frame_hdr_t hdr;
+	int rc = harness_recv_frame(fd, &hdr, body, sizeof(body), timeout_ms);
+	if (rc <= 0)
+		return rc == 0 ? -2 : -1;
+	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
+	msg_vec_t vec;
+	msg_hosts_init(&vec, 100000);
+	msg_vec_bind(&vec, &resp.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &resp, body, (size_t)hdr.msglen, NULL), 0);
+	int n = (int)vec.n;
+	if (first_port && n)
+		*first_port = ((lars_HostInfo *)vec.v)[0].port;
+	msg_vec_deinit(&vec);
+	return n;
+}
+
+static void send_report_frame(int fd, int32_t modid, size_t n, uint32_t succ, uint32_t err)
+{
+	lars_HostCallResult *res = calloc(n, sizeof(*res));
+	for (size_t i = 0; i < n; i++)
+		res[i] = (lars_HostCallResult){ .ip = 2130706433, .port = 1 + (int)(i % 60000),
+						 .succ = succ, .err = err };
+	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
+	req.modid = modid;
+	req.cmdid = 1;
+	req.caller = 7;
+	req.ts = (uint32_t)time(NULL);
+	msg_array_t arr = MSG_RESULTS(res, n);
+	msg_array_bind(&arr, &req.results);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(msg_frame_alloc(LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
+					 &req, FRAME_TCP_MAX_LIMIT, &buf, &len), 0);
+	harness_send_all(fd, buf, len);
+	free(buf);
+	free(res);
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	/* 2,000 connections in this process and in lars-dns (inherits it). */
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_max < 8192 && rl.rlim_max != RLIM_INFINITY) {
+		fprintf(stderr, "file limit %lu is too low for 2,000 connections\n",
+			(unsigned long)rl.rlim_max);
+		return -1;
+	}
+	rl.rlim_cur = 8192;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-faults-%d", (int)getpid());
+	cluster_start();
+	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
+		"[dns]\nport = 0\nmax_conns = 3000\nmax_write_queue = 65536\n"
+		"poll_interval_ms = 300\n[metrics]\nenabled = true\n")), 0);
+	dns_port = harness_port(&dns, "tcp");
+	rep_port = free_tcp_port();
+	assert_int_equal(spawn_reporter(), 0);
+	agent_base = free_udp_base();
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nport = %d\n"
+		 "[reporter]\nport = %d\ninterval = 1\n", agent_base, dns_port, rep_port);
+	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
+	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	assert_int_equal(ra, 0);
+	assert_int_equal(rr, 0);
+	assert_int_equal(rd, 0);
+	return 0;
+}
+
+/* ---- PostgreSQL killed under load ---- */
+
+typedef struct load {
+	_Atomic bool stop;
+	long long sent;
+	int dns_failures, dns_ok;
+} load_t;
+
+static void *report_load(void *arg)
+{
+	load_t *l = arg;
+	int fd = harness_tcp_connect(rep_port);
+	while (!l->stop) {
+		send_report_frame(fd, 20, 20, 2, 1);
+		l->sent += 20 * 3;
+		usleep(3000);
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *dns_load(void *arg)
+{
+	load_t *l = arg;
+	int fd = harness_tcp_connect(dns_port);
+	while (!l->stop) {
+		send_get_route(fd, 1, 1);
+		if (recv_route(fd, 2000, NULL) == 2)
+			l->dns_ok++;
+		else
+			l->dns_failures++;
+		usleep(2000);
+	}
+	close(fd);
+	return NULL;
+}
+
+static void test_postgres_sigkill_under_load(void **state)
+{
+	load_t l = { 0 };
+	pthread_t r, d;
+	pthread_create(&r, NULL, report_load, &l);
+	pthread_create(&d, NULL, dns_load, &l);
+	sleep(2);
+	assert_int_equal(run("%s kill %s", cluster, pg_dir), 0);
+	sleep(2);
+	cluster_start();
+	sleep(3);
+	l.stop = true;
+	pthread_join(r, NULL);
+	pthread_join(d, NULL);
+	assert_int_equal(l.dns_failures, 0); /* answered from memory throughout */
+	assert_true(l.dns_ok > 100);
+	assert_int_equal(wait_for("SELECT sum(succ + err) FROM host_status_history WHERE modid = 20",
+				  l.sent, 30000), l.sent);
+	/* And lars-dns pushes again. */
+	int fd = harness_tcp_connect(dns_port);
+	send_get_route(fd, 21, 1);
+	assert_int_equal(recv_route(fd, 5000, NULL), 0);
+	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (21, 1, '127.0.0.1', 2101)");
+	assert_int_equal(recv_route(fd, 10000, NULL), 1);
+	close(fd);
+}
+
+/* ---- lars-reporter killed ---- */
+
+static void agent_call(int fd, int32_t modid, int32_t cmdid, int retcode, int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)(agent_base + (modid + cmdid) % 3)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint8_t buf[64];
+	size_t len;
+	if (port == 0) {
+		lars_GetHostRequest q = { .seq = 1, .modid = modid, .cmdid = cmdid };
+		msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &q, buf, sizeof(buf), &len);
+	} else {
+		lars_ReportRequest q = lars_ReportRequest_init_zero;
+		q.modid = modid;
+		q.cmdid = cmdid;
+		q.has_host = true;
+		q.host.ip = 2130706433;
+		q.host.port = port;
+		q.retcode = retcode;
+		msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &q, buf, sizeof(buf), &len);
+	}
+	sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a));
+}
+
+static void test_reporter_killed_agent_buffers(void **state)
+{
+	int fd = harness_udp_socket();
+	agent_call(fd, 1, 1, 0, 0); /* the agent pulls 1/1 */
+	usleep(500000);
+	kill(rep.pid, SIGKILL);
+	waitpid(rep.pid, NULL, 0);
+	rep.pid = 0;
+	usleep(300000);
+	long long before = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+				   "WHERE modid = 1 AND port = 9002");
+	/* 40 reports while lars-reporter is gone: the agent keeps the counts. */
+	for (int i = 0; i < 40; i++)
+		agent_call(fd, 1, 1, i % 4 == 0 ? 1 : 0, 9002);
+	sleep(2);
+	assert_int_equal(spawn_reporter(), 0); /* same port */
+	assert_int_equal(wait_for("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+				  "WHERE modid = 1 AND port = 9002", before + 40, 20000), before + 40);
+	close(fd);
+}
+
+/* ---- a subscriber that stops reading ---- */
+
+static void test_half_open_subscriber_cut_off(void **state)
+{
+	int slow = harness_tcp_connect(dns_port);
+	int small = 2048;
+	setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	int good = harness_tcp_connect(dns_port);
+	send_get_route(slow, 50, 1);
+	send_get_route(good, 50, 1);
+	assert_int_equal(recv_route(good, 5000, NULL), 0);
+	/* 20,000 hosts (~250 KB a push), then 24 changes: ~6 MB to each, more
+	 * than the kernel's socket buffers hold for a peer that never reads. */
+	sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+	    "SELECT 50, 1, '10.0.0.0'::inet + g, 1000 FROM generate_series(1, 20000) g");
+	assert_int_equal(recv_route(good, 10000, NULL), 20000);
+	for (int i = 1; i <= 24; i++) {
+		char q[256];
+		snprintf(q, sizeof(q), "UPDATE route_data SET port = %d WHERE modid = 50", 1000 + i);
+		sql(q);
+		int32_t port = 0;
+		/* The reader gets every change, the last one being port 1000+i. */
+		do {
+			assert_int_equal(recv_route(good, 10000, &port), 20000);
+		} while (port != 1000 + i);
+	}
+	/* The one that never read was cut off at the bound (its socket then
+	 * drains through a tiny window before the FIN: not waited for here). */
+	char out[65536];
+	harness_http_get(harness_port(&dns, "metrics"), "/metrics", out, sizeof(out));
+	const char *p = strstr(out, "lars_tcp_write_overflow_total{listener=\"dns\"} ");
+	assert_non_null(p);
+	assert_int_equal(atoi(p + strlen("lars_tcp_write_overflow_total{listener=\"dns\"} ")), 1);
+	close(slow);
+	close(good);
+}
+
+/* ---- many connections, and the limit ---- */
+
+static void test_2000_connections(void **state)
+{
+	enum { N = 2000 };
+	static int fds[N];
+	for (int i = 0; i < N; i++) {
+		fds[i] = harness_tcp_connect(dns_port);
+		assert_true(fds[i] >= 0);
+	}
+	for (int i = 0; i < N; i++)
+		send_get_route(fds[i], 1, 1);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(recv_route(fds[i], 10000, NULL), 2);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+}
+
+static void test_connection_limit(void **state)
+{
+	harness_proc_t d2;
+	assert_int_equal(harness_spawn(&d2, dns_bin,
+		harness_write_config("[dns]\nport = 0\nmax_conns = 5\n")), 0);
+	int port = harness_port(&d2, "tcp"), fds[5];
+	for (int i = 0; i < 5; i++) {
+		fds[i] = harness_tcp_connect(port);
+		send_get_route(fds[i], 1, 1);
+		assert_int_equal(recv_route(fds[i], 5000, NULL), 2);
+	}
+	int extra = harness_tcp_connect(port);
+	assert_true(extra >= 0);
+	assert_true(harness_wait_eof(extra, 5000)); /* refused cleanly */
+	close(extra);
+	close(fds[0]);
+	int served = 0;
+	for (int i = 0; i < 100 && !served; i++) {
+		int fd = harness_tcp_connect(port);
+		send_get_route(fd, 1, 1);
+		served = recv_route(fd, 1000, NULL) == 2;
+		close(fd);
+		if (!served)
+			usleep(20000);
+	}
+	assert_true(served);
+	for (int i = 1; i < 5; i++)
+		close(fds[i]);
+	assert_int_equal(harness_stop(&d2), 0);
+}
+
+/* ---- hostile lengths ---- */
+
+static void test_million_element_field(void **state)
+{
+	/* ~12 MB frame within max_frame (16 MB), a million results against
+	 * max_results 200,000: refused while decoding, the connection closed. */
+	int fd = harness_tcp_connect(rep_port);
+	send_report_frame(fd, 30, 1000000, 1, 0);
+	assert_true(harness_wait_eof(fd, 10000));
+	close(fd);
+	/* msglen 2^31-1: refused from the header alone. */
+	fd = harness_tcp_connect(rep_port);
+	assert_int_equal(harness_send_all(fd, "\x03\0\0\0\xff\xff\xff\x7f", 8), 0);
+	assert_true(harness_wait_eof(fd, 5000));
+	close(fd);
+	/* Still serving, nothing of the refused report stored. */
+	fd = harness_tcp_connect(rep_port);
+	send_report_frame(fd, 31, 5, 1, 0);
+	assert_int_equal(wait_for("SELECT sum(succ) FROM host_status_history WHERE modid = 31", 5, 10000), 5);
+	assert_int_equal(sql_num("SELECT count(*) FROM host_status WHERE modid = 30"), 0);
+	close(fd);
+}
+
+static void test_world_readable_secret_refused(void **state)
+{
+	harness_proc_t p;
+	const char *cfg = harness_write_config(
+		"[dns]\nport = 0\n[postgres]\nconninfo = host=127.0.0.1 password=hunter2\n");
+	chmod(cfg, 0644);
+	assert_int_not_equal(harness_spawn(&p, dns_bin, cfg), 0);
+	assert_int_equal(p.exit_status, 2);
+	chmod(cfg, 0600);
+}
+
+int main(void)
+{
+	if (!getenv("LARS_TEST_PG")) {
+		fprintf(stderr, "no PostgreSQL for this run (deploy/lars-local test provides one)\n");
+		return 77;
+	}
+	dns_bin = getenv("LARS_DNS_BIN");
+	rep_bin = getenv("LARS_REPORTER_BIN");
+	agent_bin = getenv("LARS_AGENT_BIN");
+	larsctl_bin = getenv("LARSCTL_BIN");
+	cluster = getenv("LARS_PG_CLUSTER");
+	if (!dns_bin || !rep_bin || !agent_bin || !larsctl_bin || !cluster) {
+		fprintf(stderr, "LARS_DNS_BIN, LARS_REPORTER_BIN, LARS_AGENT_BIN, LARSCTL_BIN and "
+				"LARS_PG_CLUSTER must be set\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_postgres_sigkill_under_load),
+		cmocka_unit_test(test_reporter_killed_agent_buffers),
+		cmocka_unit_test(test_half_open_subscriber_cut_off),
+		cmocka_unit_test(test_2000_connections),
+		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_million_element_field),
+		cmocka_unit_test(test_world_readable_secret_refused),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
