@@ -52,7 +52,7 @@ struct agent {
 	struct {
 		metrics_counter_t *get_host[4], *reports, *unknown_host, *api_routes,
 			*pulls, *pushes, *full, *state_changes, *report_msgs,
-			*report_results, *report_dropped, *routes, *evicted;
+			*report_results, *report_dropped, *routes, *evicted, *truncated;
 	} mt;
 };
 
@@ -95,10 +95,20 @@ static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *bo
 	msg_hosts_init(&vec, (size_t)a->cfg.max_hosts);
 	msg_vec_bind(&vec, &resp.host);
 	int r = msg_decode(lars_GetRouteResponse_fields, &resp, body, len, &why);
+	if (r && vec.error == MSG_E_TOO_MANY) {
+		/* modid and cmdid precede the hosts on the wire: the route is known.
+		 * Serving its first max_hosts beats dropping lars-dns (which would
+		 * send the same answer again after the reconnect). */
+		metrics_inc(a->mt.truncated);
+		log_warn("agent: route %d/%d has more than [agent] max_hosts = %d hosts; "
+			 "using the first %zu", resp.modid, resp.cmdid, a->cfg.max_hosts, vec.n);
+		r = 0;
+	}
 	if (r) {
+		int err = vec.error ? vec.error : r;
 		log_warn("agent: bad GetRouteResponse from lars-dns: %s", why);
 		msg_vec_deinit(&vec);
-		return vec.error ? vec.error : r;
+		return err;
 	}
 	rt_entry_t *e = rt_peek(&a->rt, resp.modid, resp.cmdid);
 	if (e) {
@@ -113,9 +123,11 @@ static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *bo
 
 static void flush_reports(agent_t *a)
 {
+	if (!tcp_client_connected(a->rep))
+		return; /* everything stays buffered, untouched */
 	size_t n;
 	rb_route_t **v = rb_take_all(&a->rb, &n);
-	bool sending = tcp_client_connected(a->rep);
+	bool sending = true;
 	uint32_t ts = (uint32_t)time(NULL);
 
 	for (size_t i = 0; i < n; i++) {
@@ -350,6 +362,7 @@ static void agent_metrics(agent_t *a)
 	a->mt.report_results = metrics_counter(m, "lars_agent_report_results_total", "Host results sent to lars-reporter");
 	a->mt.report_dropped = metrics_counter(m, "lars_agent_report_dropped_total", "App reports not buffered (report buffer full)");
 	a->mt.evicted = metrics_counter(m, "lars_agent_routes_evicted_total", "Routes evicted at max_routes");
+	a->mt.truncated = metrics_counter(m, "lars_agent_routes_truncated_total", "Route answers cut to max_hosts");
 	a->mt.routes = metrics_level(m, "lars_agent_routes", "Routes (balancers) held");
 	metrics_gauge(m, "lars_agent_report_buffered_hosts", "Hosts with counts waiting for lars-reporter",
 		      gauge_buffered, a);
@@ -410,6 +423,9 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	}
 	tcp_client_opts_t dopts = {
 		.name = "dns", .endpoints = cfg->dns, .n_endpoints = (size_t)cfg->n_dns,
+		/* Big routes are cut to max_hosts after decoding; the frame itself
+		 * may be large (a route of a million hosts is ~12 MB). */
+		.max_frame = 64u << 20,
 		.dispatch = &a->dns_d, .on_connect = on_dns_connect, .user = a, .metrics = m,
 	};
 	dispatch_init(&a->rep_d);

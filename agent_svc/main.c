@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "msg.h"
 #include "net.h"
 #include "service.h"
 #include "xalloc.h"
@@ -103,6 +104,11 @@ int main(int argc, char **argv)
 	};
 	if (config_load(args.config, keys, ARRAY_SIZE(keys)))
 		return 2;
+	int32_t caller_ip;
+	if (cfg.caller[0] && msg_ip_from_str(cfg.caller, &caller_ip)) {
+		log_error("%s: [agent] caller = %s: not an IPv4 address", args.config, cfg.caller);
+		return 2;
+	}
 	/* servers = ... wins; otherwise the original's single ip/port. */
 	if (cfg.n_dns == 0) {
 		char ep[96];

@@ -260,10 +260,19 @@ static int cmd_simulate(int argc, char **argv)
 	       "no route %lu, system error %lu\n",
 	       calls, failed, calls ? 100.0 * (double)failed / (double)calls : 0.0,
 	       failed - overload - noexist - syserr, overload, noexist, syserr);
-	if (syserr == calls)
+	int rc = 0;
+	if (syserr == calls) {
 		fprintf(stderr, "lars: %s\n", lars_client_error(cl));
+		rc = LARS_SYSTEM_ERROR;
+	} else if (noexist == calls) {
+		fprintf(stderr, "lars: route %d/%d has no hosts\n", modid, cmdid);
+		rc = LARS_NOEXIST;
+	} else if (overload + noexist + syserr == calls) {
+		fprintf(stderr, "lars: no call got a host\n");
+		rc = LARS_OVERLOAD;
+	}
 	lars_client_free(cl);
-	return syserr == calls ? LARS_SYSTEM_ERROR : 0;
+	return rc;
 }
 
 /* ---- bench ---- */
@@ -389,6 +398,9 @@ static int cmd_bench(int argc, char **argv)
 	printf("threads %d, %d s: average %.0f qps, get_host p50 %.0f us, p99 %.0f us, errors %lu\n",
 	       threads, seconds, (double)total / seconds, n ? lat[n / 2] : 0.0,
 	       n ? lat[n * 99 / 100] : 0.0, errors);
+	if (errors)
+		fprintf(stderr, "lars: %lu calls got no host: does every key %d/1..%d have hosts?\n",
+			errors, modid, threads);
 	free(lat);
 	return errors && !total ? LARS_SYSTEM_ERROR : 0;
 }
@@ -405,27 +417,14 @@ int main(int argc, char **argv)
 	static char agent_ip[64];
 	lars_client_options_init(&opts);
 	/* LARS_AGENT=HOST:BASEPORT (deploy/lars-local env sets it) is the default. */
-	const char *env = getenv("LARS_AGENT");
-	if (env && *env) {
-		snprintf(agent_ip, sizeof(agent_ip), "%s", env);
-		char *colon = strrchr(agent_ip, ':');
-		if (!colon || !parse_int(colon + 1, 1, 65533, &opts.base_port))
-			return usage_error("LARS_AGENT takes HOST:BASEPORT, not '%s'", env);
-		*colon = '\0';
-		opts.agent_ip = agent_ip;
-	}
+	const char *agent = getenv("LARS_AGENT"), *agent_from = "LARS_AGENT";
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (c) {
-		case 'a': {
-			snprintf(agent_ip, sizeof(agent_ip), "%s", optarg);
-			char *colon = strrchr(agent_ip, ':');
-			if (!colon || !parse_int(colon + 1, 1, 65533, &opts.base_port))
-				return usage_error("--agent takes HOST:BASEPORT, not '%s'", optarg);
-			*colon = '\0';
-			opts.agent_ip = agent_ip;
+		case 'a':
+			agent = optarg;
+			agent_from = "--agent";
 			break;
-		}
 		case 'T':
 			if (!parse_int(optarg, 1, 600000, &opts.timeout_ms))
 				return usage_error("--timeout takes milliseconds, not '%s'", optarg);
@@ -440,6 +439,17 @@ int main(int argc, char **argv)
 		default:
 			return usage_error("unknown option");
 		}
+	}
+	if (agent && *agent) {
+		struct in_addr ia;
+		snprintf(agent_ip, sizeof(agent_ip), "%s", agent);
+		char *colon = strrchr(agent_ip, ':');
+		if (colon)
+			*colon = '\0';
+		if (!colon || !parse_int(colon + 1, 1, 65533, &opts.base_port) ||
+		    inet_pton(AF_INET, agent_ip, &ia) != 1)
+			return usage_error("%s takes IPV4:BASEPORT, not '%s'", agent_from, agent);
+		opts.agent_ip = agent_ip;
 	}
 	if (optind >= argc)
 		return usage_error("missing command");

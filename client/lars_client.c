@@ -20,12 +20,13 @@
 #include "msg.h"
 
 #define LARS_API __attribute__((visibility("default")))
-#define SOCKETS 3
+#define MAX_SOCKETS 16
 #define REG_INIT_TRIES 5
 #define REG_INIT_PAUSE_MS 50
 
 struct lars_client {
-	int fd[SOCKETS]; /* connected to base_port + i */
+	int fd[MAX_SOCKETS]; /* connected to base_port + i */
+	int sockets;
 	int timeout_ms;
 	int retries;
 	uint32_t seq;
@@ -37,14 +38,14 @@ struct lars_client {
 LARS_API void lars_client_options_init(lars_client_options_t *o)
 {
 	*o = (lars_client_options_t){ .agent_ip = "127.0.0.1", .base_port = 8888,
-				      .timeout_ms = 100, .retries = 3 };
+				      .timeout_ms = 100, .retries = 3, .sockets = 3 };
 }
 
 LARS_API void lars_client_free(lars_client_t *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < SOCKETS; i++)
+	for (int i = 0; i < c->sockets; i++)
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
 	free(c);
@@ -59,8 +60,10 @@ LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **
 		lars_client_options_init(&o);
 	if (!o.agent_ip)
 		o.agent_ip = "127.0.0.1";
-	if (o.base_port < 1 || o.base_port > 65535 - SOCKETS + 1 || o.timeout_ms < 1 ||
-	    o.retries < 1)
+	if (o.sockets == 0)
+		o.sockets = 3; /* options from before the field existed */
+	if (o.sockets < 1 || o.sockets > MAX_SOCKETS || o.base_port < 1 ||
+	    o.base_port > 65535 - o.sockets + 1 || o.timeout_ms < 1 || o.retries < 1)
 		return -EINVAL;
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	if (inet_pton(AF_INET, o.agent_ip, &a.sin_addr) != 1)
@@ -71,14 +74,15 @@ LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **
 		return -ENOMEM;
 	c->timeout_ms = o.timeout_ms;
 	c->retries = o.retries;
+	c->sockets = o.sockets;
 	/* Start anywhere: two clients' sequences rarely collide. */
 	c->seq = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)c;
 	frame_idset_clear(&c->ids);
 	frame_idset_add(&c->ids, LARS_ID_GET_HOST_RESP);
 	frame_idset_add(&c->ids, LARS_ID_API_GET_ROUTE_RESP);
-	for (int i = 0; i < SOCKETS; i++)
+	for (int i = 0; i < c->sockets; i++)
 		c->fd[i] = -1;
-	for (int i = 0; i < SOCKETS; i++) {
+	for (int i = 0; i < c->sockets; i++) {
 		c->fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		a.sin_port = htons((uint16_t)(o.base_port + i));
 		/* Connected: replies from anyone but the agent never reach us. */
@@ -128,7 +132,8 @@ static int64_t mono_ms(void)
 static int sock_for(const lars_client_t *c, int modid, int cmdid)
 {
 	/* As the original client: (modid + cmdid) % 3, without overflow. */
-	return c->fd[(int)(((int64_t)modid + cmdid) % SOCKETS + SOCKETS) % SOCKETS];
+	int n = c->sockets;
+	return c->fd[(int)((((int64_t)modid + cmdid) % n + n) % n)];
 }
 
 /* Throw away whatever is queued (late answers to earlier calls). */
@@ -338,8 +343,10 @@ LARS_API int lars_reg_init(lars_client_t *c, int modid, int cmdid)
 			return LARS_SUCC;
 		if (r == LARS_SUCC)
 			r = LARS_NOEXIST; /* the agent is still fetching it */
-		struct timespec ts = { 0, REG_INIT_PAUSE_MS * 1000000L };
-		nanosleep(&ts, NULL);
+		if (i + 1 < REG_INIT_TRIES) {
+			struct timespec ts = { 0, REG_INIT_PAUSE_MS * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 	}
 	return r;
 }

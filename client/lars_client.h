@@ -8,9 +8,10 @@
  * clients are cheap (three UDP sockets). Distinct clients may be used from
  * distinct threads concurrently.
  *
- * Every call returns within options.timeout_ms * options.retries: the agent
- * may be down, it never blocks forever. Nothing here aborts the process;
- * allocation failures are reported as -ENOMEM.
+ * Every call returns within options.timeout_ms * options.retries (and
+ * lars_reg_init within five times that): the agent may be down, nothing
+ * blocks forever. Nothing here aborts the process; allocation failures are
+ * reported as -ENOMEM.
  */
 #ifndef LARS_CLIENT_H
 #define LARS_CLIENT_H
@@ -33,9 +34,11 @@ typedef struct lars_client lars_client_t;
 /** Where the agent is and how long to wait for it. */
 typedef struct lars_client_options {
 	const char *agent_ip; /* default "127.0.0.1" */
-	int base_port;        /* default 8888; sockets base_port .. base_port+2 */
+	int base_port;        /* default 8888; the agent's sockets start there */
 	int timeout_ms;       /* per attempt, default 100 */
 	int retries;          /* attempts per call, default 3 */
+	int sockets;          /* the agent's [agent] sockets, default 3 (1..16);
+			       * a key uses base_port + (modid + cmdid) % sockets */
 } lars_client_options_t;
 
 /** A host: the IPv4 address as a number (a<<24|b<<16|c<<8|d) and as text. */
@@ -55,8 +58,8 @@ int lars_client_new(const lars_client_options_t *opts, lars_client_t **clientp);
 void lars_client_free(lars_client_t *client);
 
 /**
- * lars_reg_init() - make sure the agent has the route: get_route, retried a
- * few times with a short pause until hosts appear. Call once at start up.
+ * lars_reg_init() - make sure the agent has the route: get_route, up to five
+ * times with a 50 ms pause until hosts appear. Call once at start up.
  * Returns LARS_SUCC when the route has hosts, else LARS_NOEXIST / LARS_SYSTEM_ERROR.
  */
 int lars_reg_init(lars_client_t *client, int modid, int cmdid);
@@ -74,7 +77,8 @@ int lars_report(lars_client_t *client, int modid, int cmdid, const lars_host_t *
 
 /**
  * lars_get_route() - every host of (modid, cmdid): up to @cap into @hosts;
- * *@n_hosts gets how many the route has (may be more than @cap).
+ * *@n_hosts gets how many the agent sent (may be more than @cap; the agent
+ * sends at most what one datagram holds, about 2,700 hosts).
  * Returns LARS_SUCC (possibly with 0 hosts) or LARS_SYSTEM_ERROR.
  */
 int lars_get_route(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,

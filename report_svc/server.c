@@ -93,8 +93,9 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 		log_debug("reporter: bad ReportStatusRequest from %s: %s%s",
 			  tcp_conn_peer(c), why,
 			  vec.error == MSG_E_TOO_MANY ? " (too many results)" : "");
+		int err = vec.error ? vec.error : rc;
 		msg_vec_deinit(&vec);
-		return vec.error ? vec.error : rc;
+		return err;
 	}
 	uint64_t now = uv_now(r->loop);
 	/* No time from the agent: ours, so the history has a minute to use. */

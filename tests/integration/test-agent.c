@@ -158,7 +158,7 @@ static int setup(void **state)
 	assert_true(base > 0);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
-		 "[agent]\nbase_port = %d\nmax_routes = 1000\n"
+		 "[agent]\nbase_port = %d\nmax_routes = 1000\nmax_hosts = 4\n"
 		 "[loadbalance]\noverload_timeout = 2\nupdate_timeout = 15\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
@@ -377,6 +377,28 @@ static void test_lars_tool(void **state)
 	assert_int_equal(WEXITSTATUS(system(cmd)), LARS_RET_SYSTEM_ERROR);
 }
 
+static void test_oversized_route_is_cut(void **state)
+{
+	/* Six hosts against max_hosts = 4: served from the first four, and
+	 * the lars-dns connection stays (other routes keep updating). */
+	for (int p = 1; p <= 6; p++)
+		assert_int_equal(run("%s route add 9 9 127.0.0.1 %d >/dev/null", larsctl_bin, 9900 + p), 0);
+	lars_HostInfo h;
+	get_host(9, 9, &h);
+	assert_int_equal(wait_host(9, 9, &h, 2000), LARS_RET_SUCC);
+	assert_true(h.port >= 9901 && h.port <= 9904);
+	assert_int_equal(run("%s route add 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
+	bool seen = false;
+	for (int i = 0; i < 200 && !seen; i++) {
+		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
+		seen = h.port == 9004;
+		usleep(5000);
+	}
+	assert_true(seen);
+	assert_int_equal(run("%s route del 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
+	usleep(200000);
+}
+
 static void test_dns_killed_keeps_serving(void **state)
 {
 	kill(dns.pid, SIGKILL);
@@ -414,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_stats_reach_history),
 		cmocka_unit_test(test_bad_datagrams),
 		cmocka_unit_test(test_lars_tool), /* before the table fills up */
+		cmocka_unit_test(test_oversized_route_is_cut),
 		cmocka_unit_test(test_max_routes),
 		cmocka_unit_test(test_dns_killed_keeps_serving),
 	};
