@@ -171,20 +171,11 @@ int main(int argc, char **argv)
 		die("LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN, "
 		    "LARS_PG_CLUSTER and LARS_UDP_ECHO_BIN must be set");
 
-	char dir[64], cmd[512], out[256] = "";
+	char dir[64], cmd[512];
 	snprintf(dir, sizeof(dir), "/tmp/lars-bench-agent-%d", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "%s start %s", cluster, dir);
-	FILE *f = popen(cmd, "r");
-	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-	out[n] = 0;
-	if (!f || pclose(f) != 0 || !strstr(out, "PGPORT="))
+	int pg_port = 0;
+	if (harness_cluster_start(cluster, dir, &pg_port))
 		die("cannot start a PostgreSQL cluster");
-	char port[16];
-	snprintf(port, sizeof(port), "%d", atoi(strstr(out, "PGPORT=") + 7));
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
 	snprintf(cmd, sizeof(cmd), "%s migrate >/dev/null", larsctl);
 	if (system(cmd))
 		die("migrate failed");

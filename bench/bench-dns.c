@@ -303,20 +303,11 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
+	char cmd[512];
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-bench-dns-%d", (int)getpid());
-	char cmd[512], out[256] = "";
-	snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
-	FILE *f = popen(cmd, "r");
-	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-	out[n] = 0;
-	if (!f || pclose(f) != 0 || !strstr(out, "PGPORT="))
+	int pg_port = 0;
+	if (harness_cluster_start(cluster, pg_dir, &pg_port))
 		die("cannot start a PostgreSQL cluster");
-	char port[16];
-	snprintf(port, sizeof(port), "%d", atoi(strstr(out, "PGPORT=") + 7));
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
 	snprintf(cmd, sizeof(cmd), "%s migrate >/dev/null && %s route add 1 1 127.0.0.1 9001 >/dev/null",
 		 larsctl_bin, larsctl_bin);
 	if (system(cmd) != 0)

@@ -86,6 +86,13 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	return NULL;
 }
 
+int pg_cmd(PGconn *conn, const char *sql)
+{
+	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
+
 PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s)
 {
 	char timeout[16];

@@ -73,6 +73,9 @@ void pg_worker_close(pg_worker_t *w);
  */
 PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s);
 
+/** pg_cmd() - a statement without parameters or rows (BEGIN, COMMIT, DDL): 0 or -EIO (logged). */
+int pg_cmd(PGconn *conn, const char *sql);
+
 /**
  * pg_exec() - PQexecParams with text parameters, checked against @expect.
  * Logs the SQLSTATE and message on failure.

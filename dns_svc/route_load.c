@@ -16,13 +16,6 @@
 /* The IPv4 address as the number a<<24|b<<16|c<<8|d (0..2^32-1). */
 #define IP_NUM "(ip - '0.0.0.0'::inet)"
 
-static int cmd(PGconn *conn, const char *sql)
-{
-	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
-	PQclear(res);
-	return res ? 0 : -EIO;
-}
-
 static int read_version(PGconn *conn, int64_t *versionp)
 {
 	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
@@ -51,7 +44,7 @@ static void add_rows(snap_builder_t *b, const PGresult *res)
  * never holds more than one batch of rows as text. */
 static int load_all_rows(PGconn *conn, snap_builder_t *b)
 {
-	if (cmd(conn, "DECLARE lars_routes NO SCROLL CURSOR FOR "
+	if (pg_cmd(conn, "DECLARE lars_routes NO SCROLL CURSOR FOR "
 		      "SELECT modid, cmdid, " IP_NUM ", port FROM route_data"))
 		return -EIO;
 	for (;;) {
@@ -65,7 +58,7 @@ static int load_all_rows(PGconn *conn, snap_builder_t *b)
 		if (n == 0)
 			break;
 	}
-	return cmd(conn, "CLOSE lars_routes");
+	return pg_cmd(conn, "CLOSE lars_routes");
 }
 
 /* "{1,2,3}": the modids (or cmdids) of @keys as a PostgreSQL array literal. */
@@ -88,10 +81,10 @@ int route_load_full(PGconn *conn, snapshot_t **outp)
 	int64_t version;
 
 	snap_builder_init(&b);
-	if (cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+	if (pg_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
-	if (read_version(conn, &version) || load_all_rows(conn, &b) || cmd(conn, "COMMIT")) {
-		cmd(conn, "ROLLBACK");
+	if (read_version(conn, &version) || load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT")) {
+		pg_cmd(conn, "ROLLBACK");
 		snap_builder_deinit(&b);
 		return -EIO;
 	}
@@ -112,12 +105,12 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	*outp = NULL;
 	*fullp = false;
 	snap_builder_init(&b);
-	if (cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+	if (pg_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
 	if (read_version(conn, &version))
 		goto fail;
 	if (version == old->version)
-		return cmd(conn, "COMMIT");
+		return pg_cmd(conn, "COMMIT");
 	snprintf(from, sizeof(from), "%" PRId64, old->version);
 	snprintf(to, sizeof(to), "%" PRId64, version);
 
@@ -137,7 +130,7 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	snapshot_t *s;
 	if (full) {
 		log_info("route change log does not cover versions %s..%s: full reload", from, to);
-		if (load_all_rows(conn, &b) || cmd(conn, "COMMIT"))
+		if (load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT"))
 			goto fail;
 		s = snapshot_build(&b, version);
 		snapshot_diff(old, s, NULL, changed);
@@ -169,7 +162,7 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 		goto fail;
 	add_rows(&b, res);
 	PQclear(res);
-	if (cmd(conn, "COMMIT"))
+	if (pg_cmd(conn, "COMMIT"))
 		goto fail;
 	s = snapshot_patch(old, &keys, &b, version);
 	snapshot_diff(old, s, &keys, changed);
@@ -177,7 +170,7 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	*outp = s;
 	return 0;
 fail:
-	cmd(conn, "ROLLBACK");
+	pg_cmd(conn, "ROLLBACK");
 	snap_builder_deinit(&b);
 	snap_keys_deinit(&keys);
 	return -EIO;

@@ -53,13 +53,6 @@ int route_parse(const char *modid, const char *cmdid, const char *ip,
 	return 0;
 }
 
-static int tx(PGconn *conn, const char *sql)
-{
-	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
-	PQclear(res);
-	return res ? 0 : -EIO;
-}
-
 static int current_version(PGconn *conn, int64_t *versionp)
 {
 	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
@@ -83,7 +76,7 @@ static int route_change(PGconn *conn, const route_entry_t *e, const char *sql,
 	const char *params[4] = { modid, cmdid, e->ip, port };
 	PGresult *res;
 
-	if (tx(conn, "BEGIN"))
+	if (pg_cmd(conn, "BEGIN"))
 		return -EIO;
 	if (register_ids) {
 		/* A route's ids get a (so far empty) description entry. */
@@ -104,14 +97,14 @@ static int route_change(PGconn *conn, const route_entry_t *e, const char *sql,
 	bool changed = PQntuples(res) > 0;
 	PQclear(res);
 	if (!changed) {
-		tx(conn, "ROLLBACK");
+		pg_cmd(conn, "ROLLBACK");
 		return current_version(conn, versionp) ? -EIO : ROUTE_UNCHANGED;
 	}
 	if (current_version(conn, versionp))
 		goto fail;
-	return tx(conn, "COMMIT") ? -EIO : ROUTE_CHANGED;
+	return pg_cmd(conn, "COMMIT") ? -EIO : ROUTE_CHANGED;
 fail:
-	tx(conn, "ROLLBACK");
+	pg_cmd(conn, "ROLLBACK");
 	return -EIO;
 }
 

@@ -12,13 +12,6 @@
 
 #define COPY_CHUNK 65536 /* + PENDING_MINUTES rows of at most 160 bytes */
 
-static int cmd(PGconn *conn, const char *sql)
-{
-	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
-	PQclear(res);
-	return res ? 0 : -EIO;
-}
-
 static int key_cmp(const void *a, const void *b)
 {
 	const report_key_t *x = &((const report_entry_t *)a)->key;
@@ -85,20 +78,20 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp)
 	if (n == 0)
 		return 0;
 	qsort(v, n, sizeof(*v), key_cmp);
-	if (cmd(conn, "SET client_min_messages = warning") ||
-	    cmd(conn, "CREATE TEMP TABLE IF NOT EXISTS lars_report_stage ("
+	if (pg_cmd(conn, "SET client_min_messages = warning") ||
+	    pg_cmd(conn, "CREATE TEMP TABLE IF NOT EXISTS lars_report_stage ("
 		      " minute bigint, modid integer, cmdid integer, ip bigint,"
 		      " port integer, caller bigint, succ_sum bigint, err_sum bigint,"
 		      " succ bigint, err bigint, overload boolean, ts bigint,"
 		      " status boolean)"
 		      " ON COMMIT DELETE ROWS"))
 		return -EIO;
-	if (cmd(conn, "BEGIN"))
+	if (pg_cmd(conn, "BEGIN"))
 		return -EIO;
 	if (copy_rows(conn, v, n))
 		goto fail;
 	/* (key, minute) is distinct within a batch: each row is touched once. */
-	if (cmd(conn,
+	if (pg_cmd(conn,
 		"INSERT INTO host_status_history AS h "
 		" (minute, modid, cmdid, ip, port, caller, succ, err) "
 		"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
@@ -107,7 +100,7 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp)
 		"ON CONFLICT (minute, modid, cmdid, ip, port, caller) DO UPDATE "
 		"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err"))
 		goto fail;
-	if (cmd(conn,
+	if (pg_cmd(conn,
 		"INSERT INTO host_status AS s "
 		" (modid, cmdid, ip, port, caller, succ, err, overload, ts) "
 		"SELECT modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
@@ -118,13 +111,13 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp)
 		"    ts = EXCLUDED.ts, updated_at = now() "
 		"WHERE s.ts <= EXCLUDED.ts"))
 		goto fail;
-	if (cmd(conn, "COMMIT"))
+	if (pg_cmd(conn, "COMMIT"))
 		return -EIO;
 	for (size_t i = 0; i < n; i++)
 		*rowsp += v[i].n_mins;
 	return 0;
 fail:
-	cmd(conn, "ROLLBACK");
+	pg_cmd(conn, "ROLLBACK");
 	return -EIO;
 }
 

@@ -15,7 +15,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <stdarg.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 static int64_t mono_ms(void)
 {
@@ -300,4 +303,116 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap)
 	out[len] = 0;
 	close(fd);
 	return (ssize_t)len;
+}
+
+int harness_run(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int r = system(cmd);
+	return r != -1 && WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+int harness_cluster_start(const char *cluster, const char *dir, int *portp)
+{
+	char cmd[512], out[256] = "";
+	if (*portp)
+		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, dir, *portp);
+	else
+		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, dir);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	const char *p = strstr(out, "PGPORT=");
+	if (pclose(f) != 0 || !p)
+		return -1;
+	*portp = atoi(p + 7);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", *portp);
+	setenv("PGHOST", "127.0.0.1", 1);
+	setenv("PGPORT", port, 1);
+	setenv("PGUSER", "lars", 1);
+	setenv("PGDATABASE", "lars", 1);
+	return 0;
+}
+
+int harness_sql(const char *q)
+{
+	PGconn *c = PQconnectdb("connect_timeout=5");
+	int r = -1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *res = PQexec(c, q);
+		ExecStatusType st = PQresultStatus(res);
+		r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+		if (r)
+			fprintf(stderr, "harness: %s: %s", q, PQresultErrorMessage(res));
+		PQclear(res);
+	} else {
+		fprintf(stderr, "harness: %s", PQerrorMessage(c));
+	}
+	PQfinish(c);
+	return r;
+}
+
+long long harness_sql_num(const char *q)
+{
+	PGconn *c = PQconnectdb("connect_timeout=2");
+	long long v = -1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *res = PQexec(c, q);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	PQfinish(c);
+	return v;
+}
+
+long long harness_wait_sql(const char *q, long long want, int ms)
+{
+	long long v = -1;
+	int64_t deadline = mono_ms() + ms;
+	for (;;) {
+		v = harness_sql_num(q);
+		if (v == want || mono_ms() >= deadline)
+			return v;
+		usleep(100000);
+	}
+}
+
+int harness_free_tcp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int port = 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+int harness_free_udp_base(void)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		int p = 20000 + (int)((unsigned)rand() % 12000), s[3], ok = 1;
+		for (int i = 0; i < 3; i++) {
+			s[i] = socket(AF_INET, SOCK_DGRAM, 0);
+			struct sockaddr_in a = { .sin_family = AF_INET,
+						 .sin_port = htons((uint16_t)(p + i)),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			ok &= bind(s[i], (struct sockaddr *)&a, sizeof(a)) == 0;
+		}
+		for (int i = 0; i < 3; i++)
+			close(s[i]);
+		if (ok)
+			return p;
+	}
+	return 0;
 }

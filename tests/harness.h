@@ -49,3 +49,22 @@ ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
 			 uint8_t *resp, size_t cap, int timeout_ms);
 /** harness_http_get() - GET @path from 127.0.0.1:@port into @out; returns bytes or -1. */
 ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
+
+/** harness_run() - system() of a formatted command; its exit status, or -1. */
+int harness_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/**
+ * harness_cluster_start() - `@cluster start @dir [*portp]` (deploy/pg-cluster),
+ * then PGHOST/PGPORT/PGUSER/PGDATABASE point at it. *portp: 0 = any free port;
+ * set to the port used, so a restart keeps it. Returns 0 or -1.
+ */
+int harness_cluster_start(const char *cluster, const char *dir, int *portp);
+/** harness_sql() - run a statement (PG* variables); 0, or -1 with the error printed. */
+int harness_sql(const char *q);
+/** harness_sql_num() - the single number a query returns; -1 if none or unreachable. */
+long long harness_sql_num(const char *q);
+/** harness_wait_sql() - poll @q until it returns @want (≤ @ms); the last value. */
+long long harness_wait_sql(const char *q, long long want, int ms);
+/** harness_free_tcp_port() - a loopback TCP port free just now. */
+int harness_free_tcp_port(void);
+/** harness_free_udp_base() - the first of three consecutive free UDP ports, or 0. */
+int harness_free_udp_base(void);

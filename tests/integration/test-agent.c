@@ -29,32 +29,6 @@ static harness_proc_t dns, rep, agent;
 static int ports[3], metrics_port;
 static int fd;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
-static long long sql_num(const char *q)
-{
-	PGconn *c = PQconnectdb("connect_timeout=2");
-	long long v = -1;
-	if (PQstatus(c) == CONNECTION_OK) {
-		PGresult *res = PQexec(c, q);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	PQfinish(c);
-	return v;
-}
-
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -119,42 +93,18 @@ static int wait_host(int32_t modid, int32_t cmdid, lars_HostInfo *out, int ms)
 
 static int setup(void **state)
 {
-	char cmd[256], out[256] = "";
+	int pg_port = 0;
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-agent-%d", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
-	FILE *f = popen(cmd, "r");
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	assert_int_equal(pclose(f), 0);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", atoi(strstr(out, "PGPORT=") + 7));
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
-	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
 
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")), 0);
 	assert_int_equal(harness_spawn(&rep, rep_bin,
 		harness_write_config("[reporter]\nport = 0\nflush_interval_ms = 100\n")), 0);
 	/* Three consecutive free ports: the client library's layout. */
-	int base = 0;
-	for (int tries = 0; tries < 200 && !base; tries++) {
-		int p = 20000 + (int)((unsigned)rand() % 40000), s[3], ok = 1;
-		for (int i = 0; i < 3; i++) {
-			s[i] = harness_udp_socket();
-			struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(p + i)),
-						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-			if (bind(s[i], (struct sockaddr *)&a, sizeof(a)))
-				ok = 0;
-		}
-		for (int i = 0; i < 3; i++)
-			close(s[i]);
-		if (ok)
-			base = p;
-	}
+	int base = harness_free_udp_base();
 	assert_true(base > 0);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
@@ -180,7 +130,7 @@ static int teardown(void **state)
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
-	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
 	assert_int_equal(ra, 0);
 	return 0;
 }
@@ -205,7 +155,7 @@ static void test_noexist_then_host(void **state)
 static void test_larsctl_add_served_within_1s(void **state)
 {
 	double t0 = now_ms();
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9003 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9003 >/dev/null", larsctl_bin), 0);
 	bool seen = false;
 	while (!seen && now_ms() - t0 < 1000) {
 		lars_HostInfo h;
@@ -264,7 +214,7 @@ static void test_failing_host_leaves_and_is_probed_back(void **state)
 
 static void test_stats_reach_history(void **state)
 {
-	long long before = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+	long long before = harness_sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
 				   "WHERE modid = 1 AND port = 9002");
 	for (int i = 0; i < 30; i++)
 		report(1, 1, 9002, i % 3 ? LARS_RET_SUCC : LARS_RET_OVERLOAD);
@@ -272,11 +222,11 @@ static void test_stats_reach_history(void **state)
 	long long got = -1;
 	for (int i = 0; i < 50 && got != before + 30; i++) {
 		usleep(100000);
-		got = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+		got = harness_sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
 			      "WHERE modid = 1 AND port = 9002");
 	}
 	assert_int_equal(got, before + 30);
-	assert_int_equal(sql_num("SELECT count(*) FROM host_status WHERE modid = 1 AND port = 9001"), 1);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 1 AND port = 9001"), 1);
 }
 
 static void test_bad_datagrams(void **state)
@@ -382,12 +332,12 @@ static void test_oversized_route_is_cut(void **state)
 	/* Six hosts against max_hosts = 4: served from the first four, and
 	 * the lars-dns connection stays (other routes keep updating). */
 	for (int p = 1; p <= 6; p++)
-		assert_int_equal(run("%s route add 9 9 127.0.0.1 %d >/dev/null", larsctl_bin, 9900 + p), 0);
+		assert_int_equal(harness_run("%s route add 9 9 127.0.0.1 %d >/dev/null", larsctl_bin, 9900 + p), 0);
 	lars_HostInfo h;
 	get_host(9, 9, &h);
 	assert_int_equal(wait_host(9, 9, &h, 2000), LARS_RET_SUCC);
 	assert_true(h.port >= 9901 && h.port <= 9904);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
 	bool seen = false;
 	for (int i = 0; i < 200 && !seen; i++) {
 		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
@@ -395,7 +345,7 @@ static void test_oversized_route_is_cut(void **state)
 		usleep(5000);
 	}
 	assert_true(seen);
-	assert_int_equal(run("%s route del 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route del 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
 	usleep(200000);
 }
 

@@ -28,51 +28,14 @@ static int pg_port;
 static harness_proc_t dns;
 static int dns_port;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
+static void sql_ok(const char *q)
 {
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
-static void sql(const char *q)
-{
-	PGconn *c = PQconnectdb("");
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *res = PQexec(c, q);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", q, PQresultErrorMessage(res));
-	PQclear(res);
-	PQfinish(c);
+	assert_int_equal(harness_sql(q), 0);
 }
 
 static void cluster_start(void)
 {
-	char cmd[256], out[256] = "";
-	/* A restart keeps the port lars-dns was configured with. */
-	if (pg_port)
-		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, pg_dir, pg_port);
-	else
-		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
-	FILE *f = popen(cmd, "r");
-	assert_non_null(f);
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	assert_int_equal(pclose(f), 0);
-	const char *p = strstr(out, "PGPORT=");
-	assert_non_null(p);
-	pg_port = atoi(p + 7);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", pg_port);
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
+	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
 }
 
 /* ---- the protocol, from an agent's side ---- */
@@ -134,10 +97,10 @@ static int setup(void **state)
 {
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-dns-%d", (int)getpid());
 	cluster_start();
-	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 10.0.0.1 80 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 10.0.0.1 80 >/dev/null", larsctl_bin), 0);
 	const char *cfg = harness_write_config(
 		"[dns]\nport = 0\nmax_frame = 4096\npoll_interval_ms = 500\n"
 		"reload_interval = 5\n[metrics]\nenabled = true\n");
@@ -150,7 +113,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&dns);
-	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -184,19 +147,19 @@ static void test_push_after_larsctl(void **state)
 	route_t r;
 	int fd = subscribe(2, 1, &r);
 	assert_int_equal(r.n, 0);
-	assert_int_equal(run("%s route add 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.modid, 2);
 	assert_int_equal(r.cmdid, 1);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.hosts[0].port, 9100);
 	/* Deleting the last host pushes an empty list: the route is gone. */
-	assert_int_equal(run("%s route del 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route del 2 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.modid, 2);
 	assert_int_equal(r.n, 0);
 	/* A duplicate add changes nothing and pushes nothing. */
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 2>/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 2>/dev/null", larsctl_bin), 0);
 	assert_int_equal(recv_route(fd, &r, 1500), -1);
 	close(fd);
 }
@@ -205,13 +168,13 @@ static void test_push_after_any_writer(void **state)
 {
 	route_t r;
 	int fd = subscribe(4, 4, &r);
-	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES "
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) VALUES "
 	    "(4, 4, '192.168.1.177', 1), (4, 4, '192.168.1.178', 2)");
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.n, 2);
 	assert_int_equal(r.hosts[0].ip, -1062731343); /* 192.168.1.177 */
 	/* An UPDATE moves a host: one push with the new list. */
-	sql("UPDATE route_data SET port = 3 WHERE modid = 4 AND port = 2");
+	sql_ok("UPDATE route_data SET port = 3 WHERE modid = 4 AND port = 2");
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.n, 2);
 	assert_int_equal(r.hosts[1].port, 3);
@@ -244,7 +207,7 @@ static void test_bad_input_closes_only_offender(void **state)
 	send_get_route(bystander, 1, 1);
 	assert_int_equal(recv_route(bystander, &r, 5000), 1);
 	assert_int_equal(r.n, 3);
-	assert_int_equal(run("%s route add 5 1 127.0.0.1 9500 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 5 1 127.0.0.1 9500 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(recv_route(bystander, &r, 5000), 1);
 	assert_int_equal(r.modid, 5);
 	assert_int_equal(r.n, 1);
@@ -269,7 +232,7 @@ static void test_500_subscribers(void **state)
 		assert_int_equal(r.n, 0);
 	}
 	/* One statement changes all 500 routes. */
-	sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) "
 	    "SELECT 100, g, '127.0.0.1', 10000 + g FROM generate_series(0, 499) g");
 	int got = 0;
 	bool done[N] = { false };
@@ -299,7 +262,7 @@ static void test_postgres_restart(void **state)
 	route_t r;
 	int fd = subscribe(6, 1, &r);
 	assert_int_equal(r.n, 0);
-	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
 	/* Down: answers keep coming from the last snapshot. */
 	for (int i = 0; i < 3; i++) {
 		int q = harness_tcp_connect(dns_port);
@@ -311,13 +274,13 @@ static void test_postgres_restart(void **state)
 	}
 	cluster_start(); /* same port */
 	/* Changed right away, before lars-dns has necessarily reconnected. */
-	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (6, 1, '127.0.0.1', 9600)");
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (6, 1, '127.0.0.1', 9600)");
 	assert_int_equal(recv_route(fd, &r, 15000), 1);
 	assert_int_equal(r.modid, 6);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.hosts[0].port, 9600);
 	/* And the connection that lived through it is still subscribed. */
-	assert_int_equal(run("%s route add 6 1 127.0.0.1 9601 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 6 1 127.0.0.1 9601 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.n, 2);
 	close(fd);
@@ -350,7 +313,7 @@ static void *spawn_thread(void *arg)
 static void test_wait_for_db(void **state)
 {
 	/* With wait_for_db it waits for PostgreSQL, then serves. */
-	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
 	spawn_arg_t a = { .cfg = harness_write_config("[dns]\nport = 0\nwait_for_db = true\n") };
 	pthread_t t;
 	pthread_create(&t, NULL, spawn_thread, &a);
@@ -374,7 +337,7 @@ static void test_truncate_pushes_removal(void **state)
 	route_t r;
 	int fd = subscribe(1, 1, &r);
 	assert_int_equal(r.n, 3);
-	sql("TRUNCATE route_data");
+	sql_ok("TRUNCATE route_data");
 	assert_int_equal(recv_route(fd, &r, 5000), 1);
 	assert_int_equal(r.modid, 1);
 	assert_int_equal(r.n, 0);

@@ -36,101 +36,14 @@ static int pg_port;
 static harness_proc_t dns, rep, agent;
 static int dns_port, rep_port, agent_base;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
+static void sql_ok(const char *q)
 {
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+	assert_int_equal(harness_sql(q), 0);
 }
 
 static void cluster_start(void)
 {
-	char cmd[256], out[256] = "";
-	if (pg_port)
-		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, pg_dir, pg_port);
-	else
-		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
-	FILE *f = popen(cmd, "r");
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	assert_int_equal(pclose(f), 0);
-	pg_port = atoi(strstr(out, "PGPORT=") + 7);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", pg_port);
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
-}
-
-static long long sql_num(const char *q)
-{
-	PGconn *c = PQconnectdb("connect_timeout=2");
-	long long v = -1;
-	if (PQstatus(c) == CONNECTION_OK) {
-		PGresult *res = PQexec(c, q);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	PQfinish(c);
-	return v;
-}
-
-static void sql(const char *q)
-{
-	PGconn *c = PQconnectdb("");
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *res = PQexec(c, q);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", q, PQresultErrorMessage(res));
-	PQclear(res);
-	PQfinish(c);
-}
-
-static long long wait_for(const char *q, long long want, int ms)
-{
-	long long v = -1;
-	for (int waited = 0; waited <= ms && v != want; waited += 100) {
-		v = sql_num(q);
-		if (v != want)
-			usleep(100000);
-	}
-	return v;
-}
-
-static int free_tcp_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int free_udp_base(void)
-{
-	for (int tries = 0; tries < 200; tries++) {
-		int p = 20000 + (int)((unsigned)rand() % 40000), s[3], ok = 1;
-		for (int i = 0; i < 3; i++) {
-			s[i] = socket(AF_INET, SOCK_DGRAM, 0);
-			struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(p + i)),
-						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-			ok &= bind(s[i], (struct sockaddr *)&a, sizeof(a)) == 0;
-		}
-		for (int i = 0; i < 3; i++)
-			close(s[i]);
-		if (ok)
-			return p;
-	}
-	return 0;
+	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
 }
 
 static int spawn_reporter(void)
@@ -211,16 +124,16 @@ static int setup(void **state)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-faults-%d", (int)getpid());
 	cluster_start();
-	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
-	assert_int_equal(run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
 		"[dns]\nport = 0\nmax_conns = 3000\nmax_write_queue = 65536\n"
 		"poll_interval_ms = 300\n[metrics]\nenabled = true\n")), 0);
 	dns_port = harness_port(&dns, "tcp");
-	rep_port = free_tcp_port();
+	rep_port = harness_free_tcp_port();
 	assert_int_equal(spawn_reporter(), 0);
-	agent_base = free_udp_base();
+	agent_base = harness_free_udp_base();
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nport = %d\n"
 		 "[reporter]\nport = %d\ninterval = 1\n", agent_base, dns_port, rep_port);
@@ -231,7 +144,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
-	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
 	assert_int_equal(ra, 0);
 	assert_int_equal(rr, 0);
 	assert_int_equal(rd, 0);
@@ -282,7 +195,7 @@ static void test_postgres_sigkill_under_load(void **state)
 	pthread_create(&r, NULL, report_load, &l);
 	pthread_create(&d, NULL, dns_load, &l);
 	sleep(2);
-	assert_int_equal(run("%s kill %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("%s kill %s", cluster, pg_dir), 0);
 	sleep(2);
 	cluster_start();
 	sleep(3);
@@ -291,13 +204,13 @@ static void test_postgres_sigkill_under_load(void **state)
 	pthread_join(d, NULL);
 	assert_int_equal(l.dns_failures, 0); /* answered from memory throughout */
 	assert_true(l.dns_ok > 100);
-	assert_int_equal(wait_for("SELECT sum(succ + err) FROM host_status_history WHERE modid = 20",
+	assert_int_equal(harness_wait_sql("SELECT sum(succ + err) FROM host_status_history WHERE modid = 20",
 				  l.sent, 30000), l.sent);
 	/* And lars-dns pushes again. */
 	int fd = harness_tcp_connect(dns_port);
 	send_get_route(fd, 21, 1);
 	assert_int_equal(recv_route(fd, 5000, NULL), 0);
-	sql("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (21, 1, '127.0.0.1', 2101)");
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) VALUES (21, 1, '127.0.0.1', 2101)");
 	assert_int_equal(recv_route(fd, 10000, NULL), 1);
 	close(fd);
 }
@@ -336,14 +249,14 @@ static void test_reporter_killed_agent_buffers(void **state)
 	waitpid(rep.pid, NULL, 0);
 	rep.pid = 0;
 	usleep(300000);
-	long long before = sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+	long long before = harness_sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
 				   "WHERE modid = 1 AND port = 9002");
 	/* 40 reports while lars-reporter is gone: the agent keeps the counts. */
 	for (int i = 0; i < 40; i++)
 		agent_call(fd, 1, 1, i % 4 == 0 ? 1 : 0, 9002);
 	sleep(2);
 	assert_int_equal(spawn_reporter(), 0); /* same port */
-	assert_int_equal(wait_for("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+	assert_int_equal(harness_wait_sql("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
 				  "WHERE modid = 1 AND port = 9002", before + 40, 20000), before + 40);
 	close(fd);
 }
@@ -361,13 +274,13 @@ static void test_half_open_subscriber_cut_off(void **state)
 	assert_int_equal(recv_route(good, 5000, NULL), 0);
 	/* 20,000 hosts (~250 KB a push), then 24 changes: ~6 MB to each, more
 	 * than the kernel's socket buffers hold for a peer that never reads. */
-	sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) "
 	    "SELECT 50, 1, '10.0.0.0'::inet + g, 1000 FROM generate_series(1, 20000) g");
 	assert_int_equal(recv_route(good, 10000, NULL), 20000);
 	for (int i = 1; i <= 24; i++) {
 		char q[256];
 		snprintf(q, sizeof(q), "UPDATE route_data SET port = %d WHERE modid = 50", 1000 + i);
-		sql(q);
+		sql_ok(q);
 		int32_t port = 0;
 		/* The reader gets every change, the last one being port 1000+i. */
 		do {
@@ -452,8 +365,8 @@ static void test_million_element_field(void **state)
 	/* Still serving, nothing of the refused report stored. */
 	fd = harness_tcp_connect(rep_port);
 	send_report_frame(fd, 31, 5, 1, 0);
-	assert_int_equal(wait_for("SELECT sum(succ) FROM host_status_history WHERE modid = 31", 5, 10000), 5);
-	assert_int_equal(sql_num("SELECT count(*) FROM host_status WHERE modid = 30"), 0);
+	assert_int_equal(harness_wait_sql("SELECT sum(succ) FROM host_status_history WHERE modid = 31", 5, 10000), 5);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 30"), 0);
 	close(fd);
 }
 

@@ -26,69 +26,13 @@ static int pg_port;
 static harness_proc_t rep;
 static int rep_port;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
 static void cluster_start(void)
 {
-	char cmd[256], out[256] = "";
-	if (pg_port)
-		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, pg_dir, pg_port);
-	else
-		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, pg_dir);
-	FILE *f = popen(cmd, "r");
-	assert_non_null(f);
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	assert_int_equal(pclose(f), 0);
-	const char *p = strstr(out, "PGPORT=");
-	assert_non_null(p);
-	pg_port = atoi(p + 7);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", pg_port);
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
+	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
 }
 
 /* One number from SQL (-1 if the database does not answer). */
-static long long sql_num(const char *q)
-{
-	PGconn *c = PQconnectdb("connect_timeout=2");
-	long long v = -1;
-	if (PQstatus(c) == CONNECTION_OK) {
-		PGresult *res = PQexec(c, q);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-			v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	PQfinish(c);
-	return v;
-}
-
 /* Waits (≤ @ms) until @q returns @want; returns the last value seen. */
-static long long wait_for(const char *q, long long want, int ms)
-{
-	long long v = -1;
-	for (int waited = 0; waited <= ms; waited += 100) {
-		v = sql_num(q);
-		if (v == want)
-			break;
-		usleep(100000);
-	}
-	return v;
-}
-
 /* A ReportStatusRequest frame; results get ports base..base+n-1. */
 static uint8_t *report_frame(int32_t modid, int32_t cmdid, int32_t caller, uint32_t ts,
 			     size_t n, int base, uint32_t succ, uint32_t err, size_t *lenp)
@@ -136,7 +80,7 @@ static int setup(void **state)
 {
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-rep-%d", (int)getpid());
 	cluster_start();
-	assert_int_equal(run("%s migrate >/dev/null", larsctl_bin), 0);
+	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(spawn_reporter(&rep), 0);
 	rep_port = harness_port(&rep, "tcp");
 	return 0;
@@ -145,7 +89,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&rep);
-	run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -166,14 +110,14 @@ static void test_history_sums_exact(void **state)
 			sent += 20LL * (succ + err);
 		}
 	}
-	long long got = wait_for("SELECT sum(succ + err) FROM host_status_history WHERE modid = 10",
+	long long got = harness_wait_sql("SELECT sum(succ + err) FROM host_status_history WHERE modid = 10",
 				 sent, 15000);
 	assert_int_equal(got, sent);
 	/* Latest status: one row per (route, host, caller), from the last report. */
-	assert_int_equal(sql_num("SELECT count(*) FROM host_status WHERE modid = 10"), 4 * 20);
-	assert_int_equal(sql_num("SELECT max(succ) FROM host_status WHERE modid = 10 AND cmdid = 0"),
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 10"), 4 * 20);
+	assert_int_equal(harness_sql_num("SELECT max(succ) FROM host_status WHERE modid = 10 AND cmdid = 0"),
 			 199 % 7);
-	assert_true(sql_num("SELECT count(DISTINCT minute) FROM host_status_history WHERE modid = 10") >= 2);
+	assert_true(harness_sql_num("SELECT count(DISTINCT minute) FROM host_status_history WHERE modid = 10") >= 2);
 	for (int c = 0; c < 4; c++)
 		close(fds[c]);
 }
@@ -208,12 +152,12 @@ static void test_postgres_down_10s_loses_nothing(void **state)
 	pthread_t t;
 	pthread_create(&t, NULL, stream_thread, &s);
 	sleep(2);
-	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
 	sleep(10);
 	cluster_start();
 	pthread_join(t, NULL);
 	assert_true(s.n_reports > 100);
-	long long got = wait_for("SELECT sum(succ + err) FROM host_status_history WHERE modid = 11",
+	long long got = harness_wait_sql("SELECT sum(succ + err) FROM host_status_history WHERE modid = 11",
 				 s.sent, 30000);
 	assert_int_equal(got, s.sent);
 	close(s.fd);
@@ -240,7 +184,7 @@ static void test_bad_frames_close_only_offender(void **state)
 		close(fd);
 	}
 	send_report(bystander, 12, 1, 1, (uint32_t)time(NULL), 3, 100, 5, 0);
-	assert_int_equal(wait_for("SELECT sum(succ) FROM host_status_history WHERE modid = 12",
+	assert_int_equal(harness_wait_sql("SELECT sum(succ) FROM host_status_history WHERE modid = 12",
 				  15, 10000), 15);
 	close(bystander);
 }
@@ -249,9 +193,9 @@ static void test_ten_thousand_results(void **state)
 {
 	int fd = harness_tcp_connect(rep_port);
 	send_report(fd, 13, 1, 1, (uint32_t)time(NULL), 10000, 1, 1, 0);
-	assert_int_equal(wait_for("SELECT count(*) FROM host_status WHERE modid = 13", 10000, 15000),
+	assert_int_equal(harness_wait_sql("SELECT count(*) FROM host_status WHERE modid = 13", 10000, 15000),
 			 10000);
-	assert_int_equal(sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 13"), 10000);
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 13"), 10000);
 	close(fd);
 }
 
@@ -267,9 +211,9 @@ static void test_status_command(void **state)
 	assert_non_null(strstr(out, "127.0.0.1:100"));
 	assert_non_null(strstr(out, "0.0.0.1")); /* caller 1 */
 	snprintf(cmd, sizeof(cmd), "%s status --history 10 12 >/dev/null", larsctl_bin);
-	assert_int_equal(run("%s", cmd), 0);
-	assert_int_equal(run("%s status --history 0 2>/dev/null", larsctl_bin), 2);
-	assert_int_equal(run("%s status x 2>/dev/null", larsctl_bin), 2);
+	assert_int_equal(harness_run("%s", cmd), 0);
+	assert_int_equal(harness_run("%s status --history 0 2>/dev/null", larsctl_bin), 2);
+	assert_int_equal(harness_run("%s status x 2>/dev/null", larsctl_bin), 2);
 }
 
 static void test_sigterm_stores_pending(void **state)
@@ -279,7 +223,7 @@ static void test_sigterm_stores_pending(void **state)
 	harness_proc_t p;
 	assert_int_equal(spawn_reporter(&p), 0);
 	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
-	assert_int_equal(run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
 	send_report(fd, 14, 1, 1, (uint32_t)time(NULL), 50, 1, 2, 1);
 	usleep(500000);
 	close(fd);
@@ -296,7 +240,7 @@ static void test_sigterm_stores_pending(void **state)
 	}
 	assert_int_equal(p.pid, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	assert_int_equal(sql_num("SELECT sum(succ + err) FROM host_status_history WHERE modid = 14"),
+	assert_int_equal(harness_sql_num("SELECT sum(succ + err) FROM host_status_history WHERE modid = 14"),
 			 50 * 3);
 }
 
