@@ -135,3 +135,18 @@ int net_endpoints_parse(const char *s, net_endpoint_t *out, size_t max)
 	}
 	return n ? (int)n : -EINVAL;
 }
+
+int net_write_now(uv_stream_t *s, uint8_t *buf, size_t *lenp)
+{
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)*lenp);
+	int n = uv_try_write(s, &b, 1);
+	if (n == (int)*lenp)
+		return 1;
+	if (n == UV_EAGAIN)
+		return 0;
+	if (n < 0)
+		return n;
+	memmove(buf, buf + n, *lenp - (size_t)n);
+	*lenp -= (size_t)n;
+	return 0;
+}

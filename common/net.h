@@ -32,6 +32,13 @@ int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
 		   int backlog, uv_connection_cb cb, int *portp);
 
 /**
+ * net_write_now() - write what the kernel takes right away (uv_try_write).
+ * Return: 1 if all of it went, 0 if the rest (*lenp bytes, moved to the
+ * front of @buf) must be queued, or a UV_E* error.
+ */
+int net_write_now(uv_stream_t *s, uint8_t *buf, size_t *lenp);
+
+/**
  * net_endpoints_parse() - "host:port, host:port" (IPv6 as [addr]:port) into
  * @out (at most NET_MAX_ENDPOINTS). Return: the count, or -EINVAL.
  */

@@ -344,6 +344,17 @@ int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
 		free(buf);
 		return -ENOBUFS;
 	}
+	if (queued == 0) {
+		/* Straight to the kernel when nothing waits: no request, and what
+		 * is sent just before a close is not cancelled with the handle. */
+		int n = net_write_now(st, buf, &len);
+		if (n) {
+			free(buf);
+			if (n < 0)
+				tcp_client_drop(cli, uv_strerror(n), false);
+			return n < 0 ? n : 0;
+		}
+	}
 	tcp_client_write_t *w = xmalloc(sizeof(*w));
 	w->buf = buf;
 	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);

@@ -176,19 +176,12 @@ int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 	}
 	if (queued == 0) {
 		/* Nothing queued: most replies leave in one syscall, no request. */
-		uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-		int n = uv_try_write(s, &b, 1);
-		if (n == (int)len) {
+		int n = net_write_now(s, buf, &len);
+		if (n) {
 			free(buf);
-			return 0;
-		}
-		if (n > 0) {
-			memmove(buf, buf + n, len - (size_t)n);
-			len -= (size_t)n;
-		} else if (n != UV_EAGAIN) {
-			free(buf);
-			tcp_conn_close(c, uv_strerror(n));
-			return n;
+			if (n < 0)
+				tcp_conn_close(c, uv_strerror(n));
+			return n < 0 ? n : 0;
 		}
 	}
 	tcp_write_t *w = xmalloc(sizeof(*w));
