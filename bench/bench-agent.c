@@ -233,7 +233,7 @@ int main(int argc, char **argv)
 	harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
-	snprintf(cmd, sizeof(cmd), "%s stop %s; rm -rf %s", cluster, dir, dir);
+	snprintf(cmd, sizeof(cmd), "'%s' stop '%s'; rm -rf '%s'", cluster, dir, dir);
 	if (system(cmd))
 		fprintf(stderr, "bench-agent: could not remove %s\n", dir);
 	return 0;

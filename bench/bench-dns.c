@@ -329,7 +329,7 @@ int main(int argc, char **argv)
 	bench_startup(c);
 	PQfinish(c);
 
-	snprintf(cmd, sizeof(cmd), "%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	snprintf(cmd, sizeof(cmd), "'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench-dns: could not remove %s\n", pg_dir);
 	return 0;

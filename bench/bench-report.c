@@ -218,7 +218,7 @@ int main(int argc, char **argv)
 	printf("(sent %llu results in %.1f s, all stored after %.1f s: %s)\n",
 	       (unsigned long long)sent, seconds, t1 - t0,
 	       stored >= (double)sent ? "nothing lost" : "NOT ALL STORED");
-	snprintf(cmd, sizeof(cmd), "%s stop %s; rm -rf %s", cluster, dir, dir);
+	snprintf(cmd, sizeof(cmd), "'%s' stop '%s'; rm -rf '%s'", cluster, dir, dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench-report: could not remove %s\n", dir);
 	return stored >= (double)sent ? 0 : 1;

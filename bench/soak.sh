@@ -23,7 +23,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$LOCAL" up >/dev/null
-eval "$("$LOCAL" env)"
+env=$("$LOCAL" env) || { echo "soak: lars-local env failed"; exit 1; }
+eval "$env"
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$LARS_LOCAL_DIR/run/$1.pid")/status"; }
 
 # A route change every second for the whole run (bounded by time).

@@ -320,9 +320,9 @@ int harness_cluster_start(const char *cluster, const char *dir, int *portp)
 {
 	char cmd[512], out[256] = "";
 	if (*portp)
-		snprintf(cmd, sizeof(cmd), "%s start %s %d", cluster, dir, *portp);
+		snprintf(cmd, sizeof(cmd), "'%s' start '%s' %d", cluster, dir, *portp);
 	else
-		snprintf(cmd, sizeof(cmd), "%s start %s", cluster, dir);
+		snprintf(cmd, sizeof(cmd), "'%s' start '%s'", cluster, dir);
 	FILE *f = popen(cmd, "r");
 	if (!f)
 		return -1;

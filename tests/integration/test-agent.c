@@ -130,7 +130,7 @@ static int teardown(void **state)
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
-	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
 	assert_int_equal(ra, 0);
 	return 0;
 }

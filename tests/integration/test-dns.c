@@ -113,7 +113,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&dns);
-	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -262,7 +262,7 @@ static void test_postgres_restart(void **state)
 	route_t r;
 	int fd = subscribe(6, 1, &r);
 	assert_int_equal(r.n, 0);
-	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
 	/* Down: answers keep coming from the last snapshot. */
 	for (int i = 0; i < 3; i++) {
 		int q = harness_tcp_connect(dns_port);
@@ -313,7 +313,7 @@ static void *spawn_thread(void *arg)
 static void test_wait_for_db(void **state)
 {
 	/* With wait_for_db it waits for PostgreSQL, then serves. */
-	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
 	spawn_arg_t a = { .cfg = harness_write_config("[dns]\nport = 0\nwait_for_db = true\n") };
 	pthread_t t;
 	pthread_create(&t, NULL, spawn_thread, &a);

@@ -144,7 +144,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
-	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
 	assert_int_equal(ra, 0);
 	assert_int_equal(rr, 0);
 	assert_int_equal(rd, 0);
@@ -195,7 +195,7 @@ static void test_postgres_sigkill_under_load(void **state)
 	pthread_create(&r, NULL, report_load, &l);
 	pthread_create(&d, NULL, dns_load, &l);
 	sleep(2);
-	assert_int_equal(harness_run("%s kill %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("'%s' kill '%s'", cluster, pg_dir), 0);
 	sleep(2);
 	cluster_start();
 	sleep(3);

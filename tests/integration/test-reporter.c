@@ -89,7 +89,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&rep);
-	harness_run("%s stop %s; rm -rf %s", cluster, pg_dir, pg_dir);
+	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -152,7 +152,7 @@ static void test_postgres_down_10s_loses_nothing(void **state)
 	pthread_t t;
 	pthread_create(&t, NULL, stream_thread, &s);
 	sleep(2);
-	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
 	sleep(10);
 	cluster_start();
 	pthread_join(t, NULL);
@@ -223,7 +223,7 @@ static void test_sigterm_stores_pending(void **state)
 	harness_proc_t p;
 	assert_int_equal(spawn_reporter(&p), 0);
 	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
-	assert_int_equal(harness_run("%s stop %s", cluster, pg_dir), 0);
+	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
 	send_report(fd, 14, 1, 1, (uint32_t)time(NULL), 50, 1, 2, 1);
 	usleep(500000);
 	close(fd);
