@@ -17,7 +17,7 @@
 typedef struct app {
 	service_t *svc;
 	agent_t *agent;
-	int metrics_port;
+	agent_cfg_t cfg;
 } app_t;
 
 static void on_stop(void *user)
@@ -30,9 +30,14 @@ static void on_stop(void *user)
 static void on_ready(void *user, const char *ports)
 {
 	app_t *app = user;
-	char line[384];
-	snprintf(line, sizeof(line), "%s metrics=%d", ports, app->metrics_port);
-	service_ready(app->svc, line);
+	service_ready_ports(app->svc, ports);
+}
+
+static int start(uv_loop_t *loop, service_t *svc, metrics_t *m, void *user)
+{
+	app_t *app = user;
+	app->svc = svc;
+	return agent_new(loop, svc, &app->cfg, m, on_ready, app, &app->agent);
 }
 
 /* "servers = host:port, host:port": several route / report services. */
@@ -129,18 +134,6 @@ int main(int argc, char **argv)
 		cfg.n_reporter = 1;
 	}
 
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	metrics_t *m;
-	metrics_new(&m);
-	app_t app = { 0 };
-	if (service_new(&loop, &args, on_stop, &app, &app.svc))
-		return 1;
-	if (service_apply_common(app.svc, &cfg.common, m, &app.metrics_port) ||
-	    agent_new(&loop, app.svc, &cfg, m, on_ready, &app, &app.agent))
-		service_fail(app.svc);
-	r = service_run(app.svc);
-	metrics_free(m);
-	log_info("lars-agent stopped");
-	return r;
+	app_t app = { .cfg = cfg };
+	return service_main("lars-agent", &args, &cfg.common, start, on_stop, &app);
 }

@@ -27,6 +27,7 @@ struct service {
 	bool level_given;
 	bool stopping;
 	bool failed;
+	int metrics_port;
 	metrics_http_t *metrics_http;
 	metrics_t *stats_metrics;
 	uv_timer_t stats_timer;
@@ -196,8 +197,15 @@ int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 				   &svc->metrics_http);
 	if (r)
 		return r;
-	*portp = metrics_http_port(svc->metrics_http);
+	*portp = svc->metrics_port = metrics_http_port(svc->metrics_http);
 	return 0;
+}
+
+void service_ready_ports(service_t *svc, const char *ports)
+{
+	char line[512];
+	snprintf(line, sizeof(line), "%s metrics=%d", ports, svc->metrics_port);
+	service_ready(svc, line);
 }
 
 void service_ready(service_t *svc, const char *line)
@@ -277,4 +285,27 @@ int service_run(service_t *svc)
 		close(svc->ready_fd);
 	free(svc);
 	return clean ? 0 : 1;
+}
+
+int service_main(const char *prog, const service_args_t *args,
+		 const service_common_cfg_t *common, service_start_fn start,
+		 service_stop_cb stop, void *user)
+{
+	uv_loop_t loop;
+	metrics_t *m;
+	service_t *svc;
+	int port;
+
+	uv_loop_init(&loop);
+	metrics_new(&m);
+	if (service_new(&loop, args, stop, user, &svc)) {
+		metrics_free(m);
+		return 1;
+	}
+	if (service_apply_common(svc, common, m, &port) || start(&loop, svc, m, user))
+		service_fail(svc);
+	int r = service_run(svc);
+	metrics_free(m);
+	log_info("%s stopped", prog);
+	return r;
 }

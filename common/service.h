@@ -83,6 +83,22 @@ void service_ready(service_t *svc, const char *line);
 void service_stop(service_t *svc);
 /** service_fail() - shut down because the service cannot work; service_run returns 1. */
 void service_fail(service_t *svc);
+/** service_ready_ports() - service_ready() of "@ports metrics=PORT". */
+void service_ready_ports(service_t *svc, const char *ports);
+
+/** service_start_fn - creates the daemon's own parts on @loop (0, or fail). */
+typedef int (*service_start_fn)(uv_loop_t *loop, service_t *svc, metrics_t *m, void *user);
+
+/**
+ * service_main() - what every daemon's main() does once its configuration
+ * is loaded: the loop, the metrics registry, signals, the [log] / [metrics]
+ * keys of @common, then @start; runs until shutdown (which calls
+ * @stop(@user)) and cleans up. Return: the process exit status.
+ */
+int service_main(const char *prog, const service_args_t *args,
+		 const service_common_cfg_t *common, service_start_fn start,
+		 service_stop_cb stop, void *user);
+
 /**
  * service_run() - run the loop until the service stopped, close whatever
  * handles remain and close the loop; frees @svc.

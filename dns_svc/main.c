@@ -15,7 +15,7 @@
 typedef struct app {
 	service_t *svc;
 	dns_t *dns;
-	int metrics_port;
+	dns_cfg_t cfg;
 } app_t;
 
 static void on_stop(void *user)
@@ -28,9 +28,16 @@ static void on_stop(void *user)
 static void on_ready(void *user, int port)
 {
 	app_t *app = user;
-	char line[128];
-	snprintf(line, sizeof(line), "tcp=%d metrics=%d", port, app->metrics_port);
-	service_ready(app->svc, line);
+	char ports[32];
+	snprintf(ports, sizeof(ports), "tcp=%d", port);
+	service_ready_ports(app->svc, ports);
+}
+
+static int start(uv_loop_t *loop, service_t *svc, metrics_t *m, void *user)
+{
+	app_t *app = user;
+	app->svc = svc;
+	return dns_new(loop, svc, &app->cfg, m, on_ready, app, &app->dns);
 }
 
 int main(int argc, char **argv)
@@ -48,6 +55,7 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	log_init(args.level);
 
+	app_t app = { 0 };
 	dns_cfg_t cfg = {
 		.port = 7778, .max_conns = 10000, .max_frame = 65536,
 		.max_write_queue = 16 << 20, .max_subscriptions = 100000,
@@ -85,18 +93,6 @@ int main(int argc, char **argv)
 		log_info("[reactor] threadNum has no effect: one event loop serves every "
 			 "connection and database work runs on [dns] db_threads workers");
 
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	metrics_t *m;
-	metrics_new(&m);
-	app_t app = { 0 };
-	if (service_new(&loop, &args, on_stop, &app, &app.svc))
-		return 1;
-	if (service_apply_common(app.svc, &cfg.common, m, &app.metrics_port) ||
-	    dns_new(&loop, app.svc, &cfg, m, on_ready, &app, &app.dns))
-		service_fail(app.svc);
-	r = service_run(app.svc);
-	metrics_free(m);
-	log_info("lars-dns stopped");
-	return r;
+	app.cfg = cfg;
+	return service_main("lars-dns", &args, &cfg.common, start, on_stop, &app);
 }

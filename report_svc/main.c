@@ -14,7 +14,7 @@
 typedef struct app {
 	service_t *svc;
 	rep_t *rep;
-	int metrics_port;
+	rep_cfg_t cfg;
 } app_t;
 
 static void on_stop(void *user)
@@ -27,9 +27,16 @@ static void on_stop(void *user)
 static void on_ready(void *user, int port)
 {
 	app_t *app = user;
-	char line[128];
-	snprintf(line, sizeof(line), "tcp=%d metrics=%d", port, app->metrics_port);
-	service_ready(app->svc, line);
+	char ports[32];
+	snprintf(ports, sizeof(ports), "tcp=%d", port);
+	service_ready_ports(app->svc, ports);
+}
+
+static int start(uv_loop_t *loop, service_t *svc, metrics_t *m, void *user)
+{
+	app_t *app = user;
+	app->svc = svc;
+	return rep_new(loop, svc, &app->cfg, m, on_ready, app, &app->rep);
 }
 
 int main(int argc, char **argv)
@@ -72,18 +79,6 @@ int main(int argc, char **argv)
 	    config_check_secret(args.config, cfg.conninfo))
 		return 2;
 
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	metrics_t *m;
-	metrics_new(&m);
-	app_t app = { 0 };
-	if (service_new(&loop, &args, on_stop, &app, &app.svc))
-		return 1;
-	if (service_apply_common(app.svc, &cfg.common, m, &app.metrics_port) ||
-	    rep_new(&loop, app.svc, &cfg, m, on_ready, &app, &app.rep))
-		service_fail(app.svc);
-	r = service_run(app.svc);
-	metrics_free(m);
-	log_info("lars-reporter stopped");
-	return r;
+	app_t app = { .cfg = cfg };
+	return service_main("lars-reporter", &args, &cfg.common, start, on_stop, &app);
 }
