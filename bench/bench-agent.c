@@ -28,25 +28,6 @@
 #define MAX_THREADS 10
 #define MAX_SAMPLES 4000000
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "bench-agent: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
 typedef struct client {
 	const int *ports;
 	int id;
@@ -67,10 +48,10 @@ static void *client_main(void *arg)
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	connect(fd, (struct sockaddr *)&to, sizeof(to));
 	uint8_t req[64], rep[64], resp[4096];
-	double end = now_s() + c->seconds;
+	double end = harness_now_s() + c->seconds;
 	uint32_t seq = 0;
 	while (c->loops < 200000000) {
-		double t0 = now_s();
+		double t0 = harness_now_s();
 		if (t0 >= end)
 			break;
 		lars_GetHostRequest gh = { .seq = ++seq, .modid = modid, .cmdid = cmdid };
@@ -78,14 +59,14 @@ static void *client_main(void *arg)
 		msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &gh, req,
 				 sizeof(req), &len);
 		if (send(fd, req, len, 0) != (ssize_t)len)
-			die("send: %s", strerror(errno));
+			harness_die("send: %s", strerror(errno));
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (poll(&p, 1, 1000) != 1) {
 			c->errors++;
 			continue;
 		}
 		ssize_t n = recv(fd, resp, sizeof(resp), 0);
-		double t1 = now_s();
+		double t1 = harness_now_s();
 		lars_GetHostResponse r = lars_GetHostResponse_init_zero;
 		if (n < 8 || frame_hdr_read(resp).msgid != LARS_ID_GET_HOST_RESP ||
 		    msg_decode(lars_GetHostResponse_fields, &r, resp + 8, (size_t)n - 8, NULL) ||
@@ -156,7 +137,7 @@ static void read_ports(const harness_proc_t *p, int ports[3])
 	ports[1] = harness_port(p, "udp1");
 	ports[2] = harness_port(p, "udp2");
 	if (ports[0] <= 0 || ports[1] <= 0 || ports[2] <= 0)
-		die("no UDP ports in '%s'", p->ready);
+		harness_die("no UDP ports in '%s'", p->ready);
 }
 
 int main(int argc, char **argv)
@@ -168,35 +149,35 @@ int main(int argc, char **argv)
 	const char *rep_bin = getenv("LARS_REPORTER_BIN"), *larsctl = getenv("LARSCTL_BIN");
 	const char *cluster = getenv("LARS_PG_CLUSTER"), *echo_bin = getenv("LARS_UDP_ECHO_BIN");
 	if (!agent_bin || !dns_bin || !rep_bin || !larsctl || !cluster || !echo_bin)
-		die("LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN, "
+		harness_die("LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN, "
 		    "LARS_PG_CLUSTER and LARS_UDP_ECHO_BIN must be set");
 
 	char dir[64], cmd[512];
 	snprintf(dir, sizeof(dir), "/tmp/lars-bench-agent-%d", (int)getpid());
 	int pg_port = 0;
 	if (harness_cluster_start(cluster, dir, &pg_port))
-		die("cannot start a PostgreSQL cluster");
+		harness_die("cannot start a PostgreSQL cluster");
 	snprintf(cmd, sizeof(cmd), "%s migrate >/dev/null", larsctl);
 	if (system(cmd))
-		die("migrate failed");
+		harness_die("migrate failed");
 	for (int k = 1; k <= KEYS; k++)
 		for (int h = 1; h <= 3; h++) {
 			snprintf(cmd, sizeof(cmd), "%s route add 1 %d 127.0.0.1 %d >/dev/null",
 				 larsctl, k, 9000 + h);
 			if (system(cmd))
-				die("route add failed");
+				harness_die("route add failed");
 		}
 
 	harness_proc_t dns, rep, agent, echo;
 	if (harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")) ||
 	    harness_spawn(&rep, rep_bin, harness_write_config("[reporter]\nport = 0\n")))
-		die("services did not start");
+		harness_die("services did not start");
 	char acfg[512];
 	snprintf(acfg, sizeof(acfg),
 		 "[agent]\nbase_port = 0\n[dnsserver]\nport = %d\n[reporter]\nport = %d\n",
 		 harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	if (harness_spawn(&agent, agent_bin, harness_write_config(acfg)))
-		die("lars-agent did not start");
+		harness_die("lars-agent did not start");
 	int agent_ports[3], echo_ports[3];
 	read_ports(&agent, agent_ports);
 
@@ -205,7 +186,7 @@ int main(int argc, char **argv)
 	FILE *ef = popen(cmd, "r");
 	memset(&echo, 0, sizeof(echo));
 	if (!ef || !fgets(echo.ready, sizeof(echo.ready), ef))
-		die("lars-udp-echo did not start");
+		harness_die("lars-udp-echo did not start");
 	read_ports(&echo, echo_ports);
 
 	/* Warm up: every key pulled and served. */

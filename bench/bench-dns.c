@@ -36,30 +36,11 @@
 static const char *dns_bin, *larsctl_bin, *cluster;
 static char pg_dir[64];
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "bench-dns: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
 static void sql(PGconn *c, const char *q)
 {
 	PGresult *res = PQexec(c, q);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		die("%s: %s", q, PQresultErrorMessage(res));
+		harness_die("%s: %s", q, PQresultErrorMessage(res));
 	PQclear(res);
 }
 
@@ -76,14 +57,14 @@ static void send_get_route(int fd, int32_t modid, int32_t cmdid)
 	size_t len;
 	if (msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req,
 			     buf, sizeof(buf), &len) || harness_send_all(fd, buf, len))
-		die("send failed");
+		harness_die("send failed");
 }
 
 static void recv_frame(int fd, uint8_t *body, size_t cap)
 {
 	frame_hdr_t hdr;
 	if (harness_recv_frame(fd, &hdr, body, cap, 10000) != 1)
-		die("no answer from lars-dns");
+		harness_die("no answer from lars-dns");
 }
 
 /* ---- 1. push latency ---- */
@@ -96,7 +77,7 @@ static void bench_push(int port)
 
 	for (int i = 0; i < SUBS; i++) {
 		if ((fds[i] = harness_tcp_connect(port)) < 0)
-			die("connect %d: %s", i, strerror(errno));
+			harness_die("connect %d: %s", i, strerror(errno));
 		send_get_route(fds[i], 200, i);
 	}
 	for (int i = 0; i < SUBS; i++)
@@ -108,12 +89,12 @@ static void bench_push(int port)
 		snprintf(cmd, sizeof(cmd), "%s route add 200 %d 127.0.0.1 %d >/dev/null",
 			 larsctl_bin, key, 1 + c);
 		if (system(cmd) != 0)
-			die("larsctl failed");
-		double t0 = now_s(); /* larsctl has returned */
+			harness_die("larsctl failed");
+		double t0 = harness_now_s(); /* larsctl has returned */
 		struct pollfd p = { .fd = fds[key], .events = POLLIN };
 		bool ready_before = poll(&p, 1, 0) == 1;
 		recv_frame(fds[key], body, sizeof(body));
-		lat[c] = ready_before ? 0 : (now_s() - t0) * 1000;
+		lat[c] = ready_before ? 0 : (harness_now_s() - t0) * 1000;
 	}
 	qsort(lat, CHANGES, sizeof(double), cmp_double);
 	double sum = 0;
@@ -142,10 +123,10 @@ static void *rtt_thread(void *p)
 	uint8_t body[4096];
 	int fd = harness_tcp_connect(a->port);
 	if (fd < 0)
-		die("connect: %s", strerror(errno));
-	double end = now_s() + a->seconds;
+		harness_die("connect: %s", strerror(errno));
+	double end = harness_now_s() + a->seconds;
 	uint64_t n = 0;
-	while (now_s() < end && n < 100000000) {
+	while (harness_now_s() < end && n < 100000000) {
 		for (int i = 0; i < 64; i++) {
 			if (a->lars) {
 				send_get_route(fd, 1, 1);
@@ -154,7 +135,7 @@ static void *rtt_thread(void *p)
 				/* Same frame sizes as a lars round trip would use. */
 				uint8_t req[12] = { 1, 0, 0, 0, 4, 0, 0, 0, 8, 1, 16, 1 };
 				if (harness_send_all(fd, req, sizeof(req)))
-					die("echo send");
+					harness_die("echo send");
 				recv_frame(fd, body, sizeof(body));
 			}
 		}
@@ -217,7 +198,7 @@ static void bench_rtt(int port, double seconds)
 	socklen_t len = sizeof(sa);
 	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 64) ||
 	    getsockname(ls, (struct sockaddr *)&sa, &len))
-		die("echo server: %s", strerror(errno));
+		harness_die("echo server: %s", strerror(errno));
 	pthread_t t;
 	pthread_create(&t, NULL, echo_server, (void *)(intptr_t)ls);
 	pthread_detach(t);
@@ -238,25 +219,25 @@ static void bench_startup(PGconn *c)
 {
 	const char *cfg = harness_write_config("[dns]\nport = 0\n");
 	/* 1,000 modids x 1,000 cmdids, one host each; the trigger logs them. */
-	double t = now_s();
+	double t = harness_now_s();
 	sql(c, "INSERT INTO route_data (modid, cmdid, ip, port) "
 	       "SELECT 1000 + g / 1000, g % 1000, '10.1.0.0'::inet + (g % 50000), 1 + g % 60000 "
 	       "FROM generate_series(0, 999999) g");
-	printf("(loaded %d routes into PostgreSQL in %.1f s)\n", BIG_ROUTES, now_s() - t);
+	printf("(loaded %d routes into PostgreSQL in %.1f s)\n", BIG_ROUTES, harness_now_s() - t);
 
-	t = now_s();
+	t = harness_now_s();
 	PGresult *res = PQexec(c, "SELECT modid, cmdid, (ip - '0.0.0.0'::inet), port FROM route_data");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		die("fetch: %s", PQresultErrorMessage(res));
-	double fetch = now_s() - t;
+		harness_die("fetch: %s", PQresultErrorMessage(res));
+	double fetch = harness_now_s() - t;
 	int rows = PQntuples(res);
 	PQclear(res);
 
 	harness_proc_t p;
-	t = now_s();
+	t = harness_now_s();
 	if (harness_spawn(&p, dns_bin, cfg))
-		die("lars-dns with %d routes did not become ready", rows);
-	double start = now_s() - t;
+		harness_die("lars-dns with %d routes did not become ready", rows);
+	double start = harness_now_s() - t;
 	printf("startup with %d routes: %.2f s   (target <= 5 s)   libpq fetch of the same rows %.2f s   ratio %.2f\n",
 	       rows, start, fetch, start / fetch);
 
@@ -272,12 +253,12 @@ static void bench_startup(PGconn *c)
 		snprintf(cmd, sizeof(cmd), "%s route add 1000 5 127.0.0.2 %d >/dev/null",
 			 larsctl_bin, 1 + ch);
 		if (system(cmd) != 0)
-			die("larsctl failed");
-		double t0 = now_s();
+			harness_die("larsctl failed");
+		double t0 = harness_now_s();
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		bool ready_before = poll(&pf, 1, 0) == 1;
 		recv_frame(fd, body, sizeof(body));
-		lat[ch] = ready_before ? 0 : (now_s() - t0) * 1000;
+		lat[ch] = ready_before ? 0 : (harness_now_s() - t0) * 1000;
 	}
 	close(fd);
 	harness_stop(&p);
@@ -295,7 +276,7 @@ int main(int argc, char **argv)
 	larsctl_bin = getenv("LARSCTL_BIN");
 	cluster = getenv("LARS_PG_CLUSTER");
 	if (!dns_bin || !larsctl_bin || !cluster)
-		die("LARS_DNS_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set");
+		harness_die("LARS_DNS_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set");
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < 4096 && rl.rlim_max >= 4096) {
@@ -307,16 +288,16 @@ int main(int argc, char **argv)
 	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-bench-dns-%d", (int)getpid());
 	int pg_port = 0;
 	if (harness_cluster_start(cluster, pg_dir, &pg_port))
-		die("cannot start a PostgreSQL cluster");
+		harness_die("cannot start a PostgreSQL cluster");
 	snprintf(cmd, sizeof(cmd), "%s migrate >/dev/null && %s route add 1 1 127.0.0.1 9001 >/dev/null",
 		 larsctl_bin, larsctl_bin);
 	if (system(cmd) != 0)
-		die("larsctl migrate failed");
+		harness_die("larsctl migrate failed");
 
 	const char *cfg = harness_write_config("[dns]\nport = 0\nmax_conns = 4000\n");
 	harness_proc_t dns;
 	if (harness_spawn(&dns, dns_bin, cfg))
-		die("lars-dns did not start");
+		harness_die("lars-dns did not start");
 	int dport = harness_port(&dns, "tcp");
 
 	bench_push(dport);
@@ -325,7 +306,7 @@ int main(int argc, char **argv)
 
 	PGconn *c = PQconnectdb("");
 	if (PQstatus(c) != CONNECTION_OK)
-		die("connect: %s", PQerrorMessage(c));
+		harness_die("connect: %s", PQerrorMessage(c));
 	bench_startup(c);
 	PQfinish(c);
 

@@ -33,25 +33,6 @@
 static const char *rep_bin, *larsctl_bin, *cluster;
 static _Atomic bool stop_senders;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "bench-report: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
 /* ---- the ceiling: store batches directly ---- */
 
 typedef struct ceil_arg {
@@ -65,11 +46,11 @@ static void *ceiling_thread(void *p)
 	ceil_arg_t *a = p;
 	PGconn *c = PQconnectdb("");
 	if (PQstatus(c) != CONNECTION_OK)
-		die("connect: %s", PQerrorMessage(c));
+		harness_die("connect: %s", PQerrorMessage(c));
 	report_entry_t *v = calloc(CEILING_BATCH, sizeof(*v));
 	uint32_t ts = (uint32_t)time(NULL);
-	double end = now_s() + a->seconds;
-	for (int round = 0; now_s() < end && round < 100000; round++) {
+	double end = harness_now_s() + a->seconds;
+	for (int round = 0; harness_now_s() < end && round < 100000; round++) {
 		for (int i = 0; i < CEILING_BATCH; i++) {
 			int k = (round * CEILING_BATCH + i) % KEYS_PER_CONN;
 			v[i] = (report_entry_t){
@@ -80,7 +61,7 @@ static void *ceiling_thread(void *p)
 		}
 		size_t rows;
 		if (report_store_batch(c, v, CEILING_BATCH, &rows))
-			die("store failed");
+			harness_die("store failed");
 		a->rows += CEILING_BATCH;
 	}
 	free(v);
@@ -92,7 +73,7 @@ static double ceiling(double seconds)
 {
 	pthread_t t[DB_THREADS];
 	ceil_arg_t a[DB_THREADS];
-	double start = now_s();
+	double start = harness_now_s();
 	for (int i = 0; i < DB_THREADS; i++) {
 		a[i] = (ceil_arg_t){ .id = i, .seconds = seconds };
 		pthread_create(&t[i], NULL, ceiling_thread, &a[i]);
@@ -102,7 +83,7 @@ static double ceiling(double seconds)
 		pthread_join(t[i], NULL);
 		rows += a[i].rows;
 	}
-	return (double)rows / (now_s() - start);
+	return (double)rows / (harness_now_s() - start);
 }
 
 /* ---- the service ---- */
@@ -118,7 +99,7 @@ static void *sender(void *p)
 	send_arg_t *a = p;
 	int fd = harness_tcp_connect(a->port);
 	if (fd < 0)
-		die("connect: %s", strerror(errno));
+		harness_die("connect: %s", strerror(errno));
 	lars_HostCallResult res[RESULTS_PER_REPORT];
 	for (uint64_t r = 0; !stop_senders && r < 100000000; r++) {
 		lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
@@ -137,9 +118,9 @@ static void *sender(void *p)
 		size_t len;
 		if (msg_frame_encode(LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
 				     &req, buf, sizeof(buf), &len))
-			die("encode");
+			harness_die("encode");
 		if (harness_send_all(fd, buf, len))
-			die("send: %s", strerror(errno));
+			harness_die("send: %s", strerror(errno));
 		a->sent += RESULTS_PER_REPORT;
 	}
 	close(fd);
@@ -150,7 +131,7 @@ static double metric(int port, const char *name)
 {
 	static char out[1 << 16];
 	if (harness_http_get(port, "/metrics", out, sizeof(out)) <= 0)
-		die("cannot read /metrics");
+		harness_die("cannot read /metrics");
 	char key[128];
 	snprintf(key, sizeof(key), "\n%s ", name);
 	const char *p = strstr(out, key);
@@ -166,16 +147,16 @@ int main(int argc, char **argv)
 	larsctl_bin = getenv("LARSCTL_BIN");
 	cluster = getenv("LARS_PG_CLUSTER");
 	if (!rep_bin || !larsctl_bin || !cluster)
-		die("LARS_REPORTER_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set");
+		harness_die("LARS_REPORTER_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set");
 
 	char dir[64], cmd[512];
 	snprintf(dir, sizeof(dir), "/tmp/lars-bench-report-%d", (int)getpid());
 	int pg_port = 0;
 	if (harness_cluster_start(cluster, dir, &pg_port))
-		die("cannot start a PostgreSQL cluster");
+		harness_die("cannot start a PostgreSQL cluster");
 	snprintf(cmd, sizeof(cmd), "%s migrate >/dev/null", larsctl_bin);
 	if (system(cmd) != 0)
-		die("larsctl migrate failed");
+		harness_die("larsctl migrate failed");
 
 	double ceil_rate = ceiling(seconds);
 
@@ -183,7 +164,7 @@ int main(int argc, char **argv)
 		"[reporter]\nport = 0\ndb_thread_cnt = 2\n[metrics]\nenabled = true\n");
 	harness_proc_t p;
 	if (harness_spawn(&p, rep_bin, cfg))
-		die("lars-reporter did not start");
+		harness_die("lars-reporter did not start");
 	int rport = harness_port(&p, "tcp"), mport = harness_port(&p, "metrics");
 	pthread_t t[CONNS];
 	send_arg_t a[CONNS];
@@ -192,7 +173,7 @@ int main(int argc, char **argv)
 		pthread_create(&t[i], NULL, sender, &a[i]);
 	}
 	/* Senders run for @seconds; the clock stops when all of it is stored. */
-	double t0 = now_s();
+	double t0 = harness_now_s();
 	usleep((useconds_t)(seconds * 1e6));
 	stop_senders = true;
 	uint64_t sent = 0;
@@ -207,7 +188,7 @@ int main(int argc, char **argv)
 			break;
 		usleep(100000);
 	}
-	double t1 = now_s();
+	double t1 = harness_now_s();
 	double rows = metric(mport, "lars_reporter_rows_stored_total");
 	harness_stop(&p);
 	double results_rate = stored / (t1 - t0), rows_rate = rows / (t1 - t0);

@@ -305,6 +305,24 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap)
 	return (ssize_t)len;
 }
 
+double harness_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void harness_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
 int harness_run(const char *fmt, ...)
 {
 	char cmd[2048];

@@ -50,6 +50,11 @@ ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
 /** harness_http_get() - GET @path from 127.0.0.1:@port into @out; returns bytes or -1. */
 ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
 
+/** harness_now_s() - monotonic seconds. */
+double harness_now_s(void);
+/** harness_die() - "PROG: message" on stderr (PROG from program_invocation_short_name), exit 1. */
+void harness_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /** harness_run() - system() of a formatted command; its exit status, or -1. */
 int harness_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /**
