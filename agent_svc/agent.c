@@ -219,16 +219,14 @@ static void on_evict(rt_entry_t *e, void *user)
 /* ---- the UDP API ---- */
 
 /* The balancer for a request: known, or created and pulled. NULL: full. */
-static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid, bool *createdp)
+static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid)
 {
 	uint64_t now = now_ms(a);
 	rt_entry_t *e = rt_find(&a->rt, modid, cmdid, now);
-	*createdp = false;
 	if (!e) {
 		e = rt_create(&a->rt, modid, cmdid, now);
 		if (!e)
 			return NULL;
-		*createdp = true;
 		pull(a, e);
 	} else if (lb_needs_pull(&e->lb, now)) {
 		pull(a, e); /* served from what it has meanwhile */
@@ -248,8 +246,7 @@ static int on_get_host(void *peer, void *user, int32_t msgid, const uint8_t *bod
 	resp.seq = req.seq;
 	resp.modid = req.modid;
 	resp.cmdid = req.cmdid;
-	bool created;
-	rt_entry_t *e = route_for(a, req.modid, req.cmdid, &created);
+	rt_entry_t *e = route_for(a, req.modid, req.cmdid);
 	if (!e) {
 		resp.retcode = LARS_RET_SYSTEM_ERROR; /* max_routes, all in use */
 	} else {
@@ -295,8 +292,7 @@ static int on_api_get_route(void *peer, void *user, int32_t msgid, const uint8_t
 	if (r)
 		return r;
 	metrics_inc(a->mt.api_routes);
-	bool created;
-	rt_entry_t *e = route_for(a, req.modid, req.cmdid, &created);
+	rt_entry_t *e = route_for(a, req.modid, req.cmdid);
 	size_t n = e ? lb_n_hosts(&e->lb) : 0;
 	if (n > MSG_UDP_MAX_HOSTS)
 		n = MSG_UDP_MAX_HOSTS; /* what one datagram holds */
