@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format, and a tiny GET /metrics listener.
-//
-// The listener understands exactly one request line per connection and then
-// closes; it is not a general HTTP server (issue: the admin console moves it
-// onto a real HTTP library).
+// Counters and gauges in Prometheus text format, and the GET /metrics listener.
+// The listener is common/http.c (libmicrohttpd on the service's loop).
 #include "metrics.h"
 
 #include <errno.h>
@@ -11,13 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "log.h"
-#include "net.h"
 #include "xalloc.h"
 
-#define METRICS_REQ_MAX 4096
-#define METRICS_REQ_TIMEOUT_MS 5000
-#define METRICS_WRITE_TIMEOUT_MS 30000
+/* An idle scrape connection is closed after this long. */
+#define METRICS_TIMEOUT_S 10
 
 typedef struct metric {
 	struct metric *next;
@@ -33,28 +29,6 @@ struct metrics {
 	metric_t *head;
 	metric_t **tail;
 };
-
-struct metrics_http {
-	uv_tcp_t listener;
-	uv_loop_t *loop;
-	metrics_t *m;
-	int port;
-	unsigned n_clients;
-	bool closing;
-	struct mhttp_client *clients;
-};
-
-typedef struct mhttp_client {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	metrics_http_t *h;
-	struct mhttp_client *next, **pprev;
-	char req[METRICS_REQ_MAX];
-	size_t len;
-	int n_closing;
-	bool answered;
-	bool head_only; /* HEAD: headers without the body */
-} mhttp_client_t;
 
 int metrics_new(metrics_t **outp)
 {
@@ -195,213 +169,71 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 	return 0;
 }
 
-/* ---- the listener ---- */
+/* ---- the listener: GET /metrics on common/http.c ---- */
 
-static void mhttp_maybe_free(metrics_http_t *h);
+struct metrics_http {
+	http_server_t *http;
+	metrics_t *m;
+};
 
-static void mhttp_on_listener_closed(uv_handle_t *handle)
+static void metrics_http_handle(http_req_t *req, void *arg)
 {
-	free(container_of((uv_tcp_t *)handle, metrics_http_t, listener));
-}
+	metrics_http_t *h = arg;
+	const char *method = http_req_method(req);
+	static const char text[] = "text/plain; charset=utf-8";
 
-static void mhttp_on_client_closed(uv_handle_t *handle)
-{
-	mhttp_client_t *c = handle->data;
-	if (--c->n_closing > 0)
-		return;
-	metrics_http_t *h = c->h;
-	free(c);
-	h->n_clients--;
-	mhttp_maybe_free(h);
-}
-
-static void mhttp_client_close(mhttp_client_t *c)
-{
-	if (c->n_closing)
-		return;
-	if (c->pprev) {
-		*c->pprev = c->next;
-		if (c->next)
-			c->next->pprev = c->pprev;
-		c->pprev = NULL;
-	}
-	c->n_closing = 2;
-	uv_close((uv_handle_t *)&c->tcp, mhttp_on_client_closed);
-	uv_close((uv_handle_t *)&c->timer, mhttp_on_client_closed);
-}
-
-static void mhttp_on_timeout(uv_timer_t *t);
-
-typedef struct mhttp_write {
-	uv_write_t req;
-	mhttp_client_t *c;
-	char *head;
-	char *body;
-} mhttp_write_t;
-
-static void mhttp_after_write(uv_write_t *req, int status)
-{
-	mhttp_write_t *w = container_of(req, mhttp_write_t, req);
-	mhttp_client_close(w->c);
-	free(w->head);
-	free(w->body);
-	free(w);
-}
-
-static void mhttp_respond(mhttp_client_t *c, const char *status, const char *ctype,
-			  char *body, size_t body_len)
-{
-	mhttp_write_t *w = xcalloc(1, sizeof(*w));
-	w->c = c;
-	w->body = body;
-	if (asprintf(&w->head,
-		     "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n",
-		     status, ctype, body_len) < 0) {
-		log_error("metrics: out of memory");
-		abort();
-	}
-	uv_buf_t bufs[2] = { uv_buf_init(w->head, (unsigned)strlen(w->head)),
-			     uv_buf_init(body ? body : "", (unsigned)body_len) };
-	c->answered = true;
-	/* A slow reader gets longer for a big answer, but not forever. */
-	uv_timer_start(&c->timer, mhttp_on_timeout, METRICS_WRITE_TIMEOUT_MS, 0);
-	if (c->head_only)
-		bufs[1].len = 0;
-	int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2, mhttp_after_write);
-	if (r) {
-		log_debug("metrics: write failed: %s", uv_err_name(r));
-		free(w->head);
-		free(w->body);
-		free(w);
-		mhttp_client_close(c);
-	}
-}
-
-static void mhttp_handle(mhttp_client_t *c)
-{
-	char *eol = memchr(c->req, '\n', c->len);
-	size_t line_len = eol ? (size_t)(eol - c->req) : c->len;
-	if (strncmp(c->req, "GET ", 4) != 0 && strncmp(c->req, "HEAD ", 5) != 0) {
-		mhttp_respond(c, "405 Method Not Allowed", "text/plain",
-			      xstrdup("method not allowed\n"), 19);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		http_req_add_header(req, "Allow", "GET, HEAD");
+		http_respond(req, 405, text, "method not allowed\n", 19);
 		return;
 	}
-	c->head_only = c->req[0] == 'H';
-	const char *path = c->req + (c->head_only ? 5 : 4);
-	size_t plen = strcspn(path, " ?\r\n");
-	if ((size_t)(path - c->req) + plen > line_len ||
-	    plen != strlen("/metrics") || strncmp(path, "/metrics", plen) != 0) {
-		mhttp_respond(c, "404 Not Found", "text/plain",
-			      xstrdup("not found\n"), 10);
+	if (strcmp(http_req_path(req), "/metrics") != 0) {
+		http_respond(req, 404, text, "not found\n", 10);
 		return;
 	}
 	char *body;
 	size_t len;
-	if (metrics_render(c->h->m, &body, &len)) {
-		mhttp_respond(c, "500 Internal Server Error", "text/plain",
-			      xstrdup("error\n"), 6);
+	if (metrics_render(h->m, &body, &len)) {
+		http_respond(req, 500, text, "error\n", 6);
 		return;
 	}
-	mhttp_respond(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
-		      body, len);
-}
-
-static void mhttp_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-	mhttp_client_t *c = handle->data;
-	*buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof(c->req) - 1 - c->len));
-}
-
-static void mhttp_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-	mhttp_client_t *c = stream->data;
-	if (nread < 0) {
-		mhttp_client_close(c);
-		return;
-	}
-	if (nread == 0 || c->answered)
-		return;
-	c->len += (size_t)nread;
-	c->req[c->len] = '\0';
-	if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
-		uv_read_stop(stream);
-		mhttp_handle(c);
-	} else if (c->len >= sizeof(c->req) - 1) {
-		uv_read_stop(stream);
-		mhttp_respond(c, "431 Request Header Fields Too Large",
-			      "text/plain", xstrdup("too large\n"), 10);
-	}
-}
-
-static void mhttp_on_timeout(uv_timer_t *t)
-{
-	mhttp_client_close(t->data);
-}
-
-static void mhttp_on_connection(uv_stream_t *server, int status)
-{
-	metrics_http_t *h = server->data;
-	if (status < 0) {
-		log_warn("metrics: accept: %s", uv_err_name(status));
-		return;
-	}
-	mhttp_client_t *c = xcalloc(1, sizeof(*c));
-	c->h = h;
-	uv_tcp_init(h->loop, &c->tcp);
-	uv_timer_init(h->loop, &c->timer);
-	c->tcp.data = c->timer.data = c;
-	h->n_clients++;
-	c->next = h->clients;
-	if (c->next)
-		c->next->pprev = &c->next;
-	c->pprev = &h->clients;
-	h->clients = c;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) ||
-	    uv_read_start((uv_stream_t *)&c->tcp, mhttp_alloc, mhttp_on_read)) {
-		mhttp_client_close(c);
-		return;
-	}
-	uv_timer_start(&c->timer, mhttp_on_timeout, METRICS_REQ_TIMEOUT_MS, 0);
+	http_respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
 int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		       metrics_http_t **outp)
 {
 	metrics_http_t *h = xcalloc(1, sizeof(*h));
-	h->loop = loop;
 	h->m = m;
-	int r = net_listen_tcp(loop, &h->listener, ip, port, 64, mhttp_on_connection,
-			       &h->port);
+	http_server_opts_t o = {
+		.name = "metrics",
+		.ip = ip,
+		.port = port,
+		.max_conns = 64,
+		.timeout_s = METRICS_TIMEOUT_S,
+		.max_body = 0,
+		.handler = metrics_http_handle,
+		.arg = h,
+	};
+	int r = http_server_start(loop, &o, &h->http);
 	if (r) {
-		log_error("metrics: cannot listen on %s:%d: %s", ip, port, uv_strerror(r));
-		uv_close((uv_handle_t *)&h->listener, mhttp_on_listener_closed);
+		free(h);
 		return r;
 	}
-	h->listener.data = h;
-	log_info("metrics: listening on %s:%d", ip, h->port);
 	*outp = h;
 	return 0;
 }
 
 int metrics_http_port(const metrics_http_t *h)
 {
-	return h->port;
-}
-
-static void mhttp_maybe_free(metrics_http_t *h)
-{
-	/* The listener's close callback is the last one; free there. */
-	if (h->closing && h->n_clients == 0 && !uv_is_closing((uv_handle_t *)&h->listener))
-		uv_close((uv_handle_t *)&h->listener, mhttp_on_listener_closed);
+	return http_server_port(h->http);
 }
 
 void metrics_http_close(metrics_http_t *h)
 {
 	if (!h)
 		return;
-	h->closing = true;
-	while (h->clients)
-		mhttp_client_close(h->clients);
-	mhttp_maybe_free(h);
+	/* Answers are synchronous: nothing is outstanding. */
+	http_server_close(h->http);
+	free(h);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format, and a tiny GET /metrics listener.
+// Counters and gauges in Prometheus text format, and the GET /metrics listener.
 #pragma once
 
 #include <stdatomic.h>
@@ -68,7 +68,7 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp);
 
 /**
  * metrics_http_start() - serve GET /metrics on @ip:@port (0 = any free port).
- * Anything else gets 404/405; requests are bounded to 4 KiB and 5 s.
+ * Anything else gets 404/405; libmicrohttpd bounds requests (32 KiB, 10 s idle).
  */
 int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		       metrics_http_t **outp);
