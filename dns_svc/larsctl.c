@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // larsctl: the operators' tool. Talks to PostgreSQL directly (libpq conninfo
-// from --db, else the PG* environment): schema migrations and routes.
+// from --db, else the PG* environment): schema migrations and routes; and
+// the console's users file (admin-user).
 //
 // Exit codes: 0 done (a duplicate add or a del of an absent host is reported
 // on stderr and is still 0), 1 database failure, 2 bad input or usage.
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -17,6 +20,7 @@
 #include "migrations.h"
 #include "pg_worker.h"
 #include "route_write.h"
+#include "userfile.h"
 
 enum { EXIT_OK = 0, EXIT_DB = 1, EXIT_USAGE = 2 };
 
@@ -33,6 +37,8 @@ static const char usage_main[] =
 	"  status [MODID [CMDID]]          latest call statistics per host\n"
 	"  status --history MINUTES [MODID [CMDID]]\n"
 	"                                  per-minute sums over the last MINUTES\n"
+	"  admin-user add|del NAME         console users (password asked for)\n"
+	"  admin-user list\n"
 	"\n"
 	"  --db CONNINFO   libpq connection string or URI (default: PG* variables)\n"
 	"  -h, --help      help for larsctl or for a command\n"
@@ -65,8 +71,20 @@ static const char usage_describe[] =
 	"Shows the description of modid MODID (or of route MODID/CMDID); with\n"
 	"--text, sets it (any text: it is stored as given).\n";
 
+static const char usage_admin_user[] =
+	"Usage: larsctl admin-user add NAME [--users-file FILE]\n"
+	"       larsctl admin-user del NAME [--users-file FILE]\n"
+	"       larsctl admin-user list [--users-file FILE]\n"
+	"Manages who may log in to the web console (lars-admin): one NAME:HASH\n"
+	"line per user (crypt(3), the system's preferred method). add asks for the\n"
+	"password twice on the terminal, or reads one line from standard input\n"
+	"when it is not a terminal; it replaces the password of an existing user.\n"
+	"The file is written with mode 0600. FILE defaults to $LARS_ADMIN_USERS,\n"
+	"else " LARS_ADMIN_USERS_DEFAULT ". NAME: 1..64 of A-Z a-z 0-9 . _ -\n";
+
 typedef struct args {
 	const char *db;
+	const char *users_file; /* --users-file FILE */
 	const char *history; /* --history MINUTES */
 	const char *text;    /* --text TEXT */
 	bool help;
@@ -158,7 +176,7 @@ static int cmd_route(const args_t *a)
 		const char *why;
 		if (a->argc != 6)
 			return usage_error("route", "route %s needs MODID CMDID IP PORT", sub);
-		if (route_parse(a->argv[2], a->argv[3], a->argv[4], a->argv[5], &e, &why))
+		if (route_parse(a->argv[2], a->argv[3], a->argv[4], a->argv[5], &e, &why, NULL))
 			return usage_error("route", "%s", why);
 	}
 	PGconn *conn = connect_db(a->db);
@@ -170,15 +188,13 @@ static int cmd_route(const args_t *a)
 	} else {
 		int64_t version = 0;
 		r = add ? route_add(conn, &e, &version) : route_del(conn, &e, &version);
+		char msg[160];
+		route_message(msg, sizeof(msg), add, r, &e, version);
 		if (r == ROUTE_CHANGED) {
-			printf("%s %d/%d %s:%d (route version %lld)\n",
-			       add ? "added" : "removed", e.modid, e.cmdid, e.ip, e.port,
-			       (long long)version);
+			printf("%s\n", msg);
 			r = EXIT_OK;
 		} else if (r == ROUTE_UNCHANGED) {
-			fprintf(stderr, add ? "larsctl: %d/%d %s:%d is already in the route; nothing changed\n"
-					    : "larsctl: %d/%d %s:%d is not in the route; nothing changed\n",
-				e.modid, e.cmdid, e.ip, e.port);
+			fprintf(stderr, "larsctl: %s\n", msg);
 			r = EXIT_OK;
 		} else {
 			fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
@@ -289,6 +305,7 @@ static int cmd_describe(const args_t *a)
 {
 	char mbuf[16], cbuf[16];
 	const char *params[3];
+	const char *why;
 
 	if (a->help) {
 		fputs(usage_describe, stdout);
@@ -298,32 +315,18 @@ static int cmd_describe(const args_t *a)
 		return usage_error("describe", "describe needs MODID [CMDID]");
 	if (parse_filter(a, 1, "describe", mbuf, cbuf, params))
 		return EXIT_USAGE;
-	if (a->text && strlen(a->text) > 4096)
-		return usage_error("describe", "a description is at most 4096 bytes");
+	if (a->text && route_describe_check(a->text, &why))
+		return usage_error("describe", "%s", why);
 	PGconn *conn = connect_db(a->db);
 	if (!conn)
 		return EXIT_DB;
 	bool route = params[1] != NULL;
-	PGresult *res;
+	PGresult *res = NULL;
 	if (a->text) {
-		params[2] = a->text;
-		/* Values travel as parameters: quotes and SQL in TEXT are just text. */
-		res = pg_exec(conn, "INSERT INTO modid_config (modid) VALUES ($1::int) "
-				    "ON CONFLICT DO NOTHING", 1, params, PGRES_COMMAND_OK);
-		PQclear(res);
-		if (res && route) {
-			const char *p3[3] = { params[0], params[1], params[2] };
-			res = pg_exec(conn, "INSERT INTO cmdid_config (modid, cmdid, description) "
-					    "VALUES ($1::int, $2::int, $3) ON CONFLICT (modid, cmdid) "
-					    "DO UPDATE SET description = EXCLUDED.description",
-				      3, p3, PGRES_COMMAND_OK);
-			PQclear(res);
-		} else if (res) {
-			const char *p2[2] = { params[0], params[2] };
-			res = pg_exec(conn, "UPDATE modid_config SET description = $2 WHERE modid = $1::int",
-				      2, p2, PGRES_COMMAND_OK);
-			PQclear(res);
-		}
+		int r = route_describe(conn, (int32_t)atol(params[0]),
+				       route ? (int32_t)atol(params[1]) : -1, a->text);
+		PQfinish(conn);
+		return r ? EXIT_DB : EXIT_OK;
 	} else {
 		res = route ? pg_exec(conn, "SELECT description FROM cmdid_config "
 					    "WHERE modid = $1::int AND cmdid = $2::int",
@@ -338,6 +341,122 @@ static int cmd_describe(const args_t *a)
 	}
 	PQfinish(conn);
 	return res ? EXIT_OK : EXIT_DB;
+}
+
+/* One line of a password: from the terminal without echo, else from stdin. */
+static char *read_password(const char *prompt)
+{
+	FILE *tty = isatty(STDIN_FILENO) ? fopen("/dev/tty", "r+e") : NULL;
+	FILE *in = tty ? tty : stdin;
+	struct termios old, quiet;
+	bool echo_off = false;
+	if (tty) {
+		fputs(prompt, tty);
+		fflush(tty);
+		if (tcgetattr(fileno(tty), &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			echo_off = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, in);
+	if (echo_off) {
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+		fputc('\n', tty);
+	}
+	if (tty)
+		fclose(tty);
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return line;
+}
+
+static void free_password(char *p)
+{
+	if (p) {
+		explicit_bzero(p, strlen(p));
+		free(p);
+	}
+}
+
+static int cmd_admin_user(const args_t *a)
+{
+	if (a->help) {
+		fputs(usage_admin_user, stdout);
+		return EXIT_OK;
+	}
+	const char *path = a->users_file ? a->users_file : getenv("LARS_ADMIN_USERS");
+	if (!path || !*path)
+		path = LARS_ADMIN_USERS_DEFAULT;
+	const char *sub = a->argc > 1 ? a->argv[1] : "";
+	bool add = strcmp(sub, "add") == 0, del = strcmp(sub, "del") == 0;
+	bool list = strcmp(sub, "list") == 0;
+	if (!add && !del && !list)
+		return usage_error("admin-user", "admin-user needs add, del or list");
+	if (a->argc != (list ? 2 : 3))
+		return usage_error("admin-user", list ? "admin-user list takes no NAME"
+						      : "admin-user %s needs NAME", sub);
+	const char *name = list ? NULL : a->argv[2];
+	if (name && !userfile_valid_name(name))
+		return usage_error("admin-user", "NAME must be 1..64 of A-Z a-z 0-9 . _ -");
+
+	userfile_t uf = { 0 };
+	const char *why = "";
+	int r = userfile_load(path, false, &uf, &why);
+	if (r == -ENOENT && add) {
+		r = 0; /* the first user creates the file */
+	} else if (r) {
+		fprintf(stderr, "larsctl: cannot read %s: %s\n", path,
+			r == -EINVAL ? why : strerror(-r));
+		return EXIT_DB;
+	}
+	if (list) {
+		for (size_t i = 0; i < uf.n; i++)
+			printf("%s\n", uf.users[i].name);
+		userfile_free(&uf);
+		return EXIT_OK;
+	}
+	if (del && !userfile_del(&uf, name)) {
+		fprintf(stderr, "larsctl: no user '%s' in %s; nothing changed\n", name, path);
+		userfile_free(&uf);
+		return EXIT_OK;
+	}
+	if (add) {
+		char *pw = read_password("Password: ");
+		char *again = pw && isatty(STDIN_FILENO) ? read_password("Again: ") : NULL;
+		const char *bad = !pw ? "no password given"
+				: !*pw ? "the password is empty"
+				: strlen(pw) > USERFILE_PASS_MAX ? "the password is over 256 bytes"
+				: again && strcmp(pw, again) != 0 ? "the passwords differ" : NULL;
+		char *hash = bad ? NULL : userfile_hash(pw);
+		free_password(pw);
+		free_password(again);
+		if (bad) {
+			userfile_free(&uf);
+			return usage_error("admin-user", "%s; nothing changed", bad);
+		}
+		if (!hash) {
+			fprintf(stderr, "larsctl: cannot hash the password: %s\n", strerror(errno));
+			userfile_free(&uf);
+			return EXIT_DB;
+		}
+		userfile_set(&uf, name, hash);
+		free(hash);
+	}
+	r = userfile_save(path, &uf);
+	userfile_free(&uf);
+	if (r) {
+		fprintf(stderr, "larsctl: cannot write %s: %s\n", path, strerror(-r));
+		return EXIT_DB;
+	}
+	printf("%s user '%s' in %s\n", add ? "saved" : "removed", name, path);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -365,6 +484,12 @@ int main(int argc, char **argv)
 			a.history = argv[i];
 		} else if (strncmp(s, "--history=", 10) == 0) {
 			a.history = s + 10;
+		} else if (strcmp(s, "--users-file") == 0) {
+			if (++i >= argc)
+				return usage_error("admin-user", "--users-file needs FILE");
+			a.users_file = argv[i];
+		} else if (strncmp(s, "--users-file=", 13) == 0) {
+			a.users_file = s + 13;
 		} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
 			a.help = true;
 		} else if (strcmp(s, "--version") == 0) {
@@ -393,5 +518,7 @@ int main(int argc, char **argv)
 		return cmd_status(&a);
 	if (strcmp(a.argv[0], "describe") == 0)
 		return cmd_describe(&a);
+	if (strcmp(a.argv[0], "admin-user") == 0)
+		return cmd_admin_user(&a);
 	return usage_error("", "unknown command '%s'", a.argv[0]);
 }

@@ -31,18 +31,27 @@ bad:
 }
 
 int route_parse(const char *modid, const char *cmdid, const char *ip,
-		const char *port, route_entry_t *out, const char **whyp)
+		const char *port, route_entry_t *out, const char **whyp,
+		const char **fieldp)
 {
 	struct in_addr a;
 	int32_t p;
+	const char *field_unused;
 
-	if (route_parse_id(modid, "MODID", &out->modid, whyp) ||
-	    route_parse_id(cmdid, "CMDID", &out->cmdid, whyp))
+	if (!fieldp)
+		fieldp = &field_unused;
+	*fieldp = "modid";
+	if (route_parse_id(modid, "MODID", &out->modid, whyp))
 		return -EINVAL;
+	*fieldp = "cmdid";
+	if (route_parse_id(cmdid, "CMDID", &out->cmdid, whyp))
+		return -EINVAL;
+	*fieldp = "ip";
 	if (!ip || inet_pton(AF_INET, ip, &a) != 1) {
 		*whyp = "IP must be an IPv4 address like 10.0.0.7";
 		return -EINVAL;
 	}
+	*fieldp = "port";
 	/* Normalised text: what the database stores and what we print back. */
 	inet_ntop(AF_INET, &a, out->ip, sizeof(out->ip));
 	if (route_parse_id(port, "PORT", &p, whyp) || p < 1 || p > 65535) {
@@ -50,7 +59,69 @@ int route_parse(const char *modid, const char *cmdid, const char *ip,
 		return -EINVAL;
 	}
 	out->port = p;
+	*fieldp = NULL;
 	return 0;
+}
+
+int route_describe_check(const char *text, const char **whyp)
+{
+	size_t n = strlen(text);
+	if (n > ROUTE_DESC_MAX) {
+		*whyp = "a description is at most 4096 bytes";
+		return -EINVAL;
+	}
+	/* UTF-8 text without control characters (tab aside): it is shown in
+	 * terminals and pages. */
+	const unsigned char *p = (const unsigned char *)text;
+	while (*p) {
+		unsigned c = *p;
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+			   : (c & 0xf8) == 0xf0 ? 4 : 0;
+		if (len == 0 || (c < 0x20 && c != '\t') || c == 0x7f || (len == 2 && c < 0xc2))
+			goto bad;
+		for (size_t i = 1; i < len; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				goto bad;
+		p += len;
+	}
+	return 0;
+bad:
+	*whyp = "a description is one line of UTF-8 text";
+	return -EINVAL;
+}
+
+int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text)
+{
+	char m[16], c[16];
+	snprintf(m, sizeof(m), "%d", modid);
+	snprintf(c, sizeof(c), "%d", cmdid);
+	PGresult *res;
+
+	if (pg_cmd(conn, "BEGIN"))
+		return -EIO;
+	/* Values travel as parameters: quotes and SQL in TEXT are just text. */
+	if (cmdid >= 0) {
+		const char *p[3] = { m, c, text };
+		res = pg_exec(conn, "INSERT INTO modid_config (modid) VALUES ($1::int) "
+				    "ON CONFLICT DO NOTHING", 1, p, PGRES_COMMAND_OK);
+		PQclear(res);
+		if (res)
+			res = pg_exec(conn, "INSERT INTO cmdid_config (modid, cmdid, description) "
+					    "VALUES ($1::int, $2::int, $3) ON CONFLICT (modid, cmdid) "
+					    "DO UPDATE SET description = EXCLUDED.description",
+				      3, p, PGRES_COMMAND_OK);
+	} else {
+		const char *p[2] = { m, text };
+		res = pg_exec(conn, "INSERT INTO modid_config (modid, description) VALUES ($1::int, $2) "
+				    "ON CONFLICT (modid) DO UPDATE SET description = EXCLUDED.description",
+			      2, p, PGRES_COMMAND_OK);
+	}
+	if (!res) {
+		pg_cmd(conn, "ROLLBACK");
+		return -EIO;
+	}
+	PQclear(res);
+	return pg_cmd(conn, "COMMIT") ? -EIO : 0;
 }
 
 static int current_version(PGconn *conn, int64_t *versionp)
@@ -121,4 +192,17 @@ int route_del(PGconn *conn, const route_entry_t *e, int64_t *versionp)
 	return route_change(conn, e,
 		"DELETE FROM route_data WHERE modid = $1::int AND cmdid = $2::int "
 		"AND ip = $3::inet AND port = $4::int RETURNING id", false, versionp);
+}
+
+void route_message(char *buf, size_t cap, bool add, int r, const route_entry_t *e,
+		   int64_t version)
+{
+	if (r == ROUTE_CHANGED)
+		snprintf(buf, cap, "%s %d/%d %s:%d (route version %lld)", add ? "added" : "removed",
+			 e->modid, e->cmdid, e->ip, e->port, (long long)version);
+	else if (r == ROUTE_UNCHANGED)
+		snprintf(buf, cap, "%d/%d %s:%d is %s the route; nothing changed", e->modid,
+			 e->cmdid, e->ip, e->port, add ? "already in" : "not in");
+	else
+		snprintf(buf, cap, "nothing changed: the database failed");
 }

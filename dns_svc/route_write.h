@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The one write path for routes (larsctl today, the web console later):
+// The one write path for routes and descriptions (larsctl, lars-admin):
 // validation, then one transaction per change. The database triggers bump
 // the version, record the change and NOTIFY in that same transaction.
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -26,10 +27,23 @@ enum {
 int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp);
 /**
  * route_parse() - validate the four words an operator typed.
- * Return: 0, or -EINVAL with *whyp a one-line reason.
+ * Return: 0, or -EINVAL with *whyp a one-line reason and *fieldp (if
+ * @fieldp) the input at fault: "modid", "cmdid", "ip" or "port".
  */
 int route_parse(const char *modid, const char *cmdid, const char *ip,
-		const char *port, route_entry_t *out, const char **whyp);
+		const char *port, route_entry_t *out, const char **whyp,
+		const char **fieldp);
+
+#define ROUTE_DESC_MAX 4096
+
+/** route_describe_check() - a description: one line of UTF-8, at most 4096 bytes. */
+int route_describe_check(const char *text, const char **whyp);
+/**
+ * route_describe() - set the description of module @modid (@cmdid < 0) or of
+ * route (@modid, @cmdid), registering the ids; one transaction.
+ * Return: 0 or -EIO (logged; nothing changed).
+ */
+int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text);
 
 /**
  * route_add() / route_del() - change one host, in one transaction.
@@ -38,3 +52,9 @@ int route_parse(const char *modid, const char *cmdid, const char *ip,
  */
 int route_add(PGconn *conn, const route_entry_t *e, int64_t *versionp);
 int route_del(PGconn *conn, const route_entry_t *e, int64_t *versionp);
+/**
+ * route_message() - the one line that tells an operator what route_add()
+ * (@add) or route_del() did (@r its result), for larsctl and the console.
+ */
+void route_message(char *buf, size_t cap, bool add, int r, const route_entry_t *e,
+		   int64_t version);

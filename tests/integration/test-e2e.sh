@@ -33,6 +33,18 @@ out=$("$LOCAL" up 2>&1) || { echo "$out"; exit 1; }
 eval "$("$LOCAL" env)"
 [ -n "${LARS_AGENT:-}" ] || fail "env gave no LARS_AGENT"
 
+# The console: up printed its URL and a generated login that works.
+url=$(sed -n 's|^Web console: \(http://[0-9.:]*/\)$|\1|p' <<<"$out")
+user=$(sed -n 's/^user=//p' "$LARS_LOCAL_DIR/admin-credentials")
+pass=$(sed -n 's/^password=//p' "$LARS_LOCAL_DIR/admin-credentials")
+[ -n "$url" ] && [ -n "$pass" ] || fail "up printed no console URL and login: $out"
+[[ $out == *"password $pass"* ]] || fail "up did not print the console password"
+[ "$(stat -c %a "$LARS_LOCAL_DIR/admin-credentials")" = 600 ] || fail "credentials file not 0600"
+got=$(curl -s -m 10 -u "$user:$pass" "${url}api/overview") || true
+[[ $got == *'"modid":1,"cmdid":1'* ]] || fail "console overview with the printed login: $got"
+got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "${url}api/overview") || true
+[ "$got" = 401 ] || fail "console without a login: $got"
+
 # (a) first use
 larsctl route add 10 1 127.0.0.1 9101 >/dev/null
 larsctl route add 10 1 127.0.0.1 9102 >/dev/null

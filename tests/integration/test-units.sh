@@ -13,7 +13,7 @@ mkdir -p "$root/usr/lib/systemd" "$root/etc"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp /etc/passwd /etc/group "$root/etc/"
 units=$(find "$root" -name 'lars-*.service')
-[ "$(echo "$units" | wc -l)" = 3 ] || { echo "want 3 units, found: $units"; exit 1; }
+[ "$(echo "$units" | wc -l)" = 4 ] || { echo "want 4 units, found: $units"; exit 1; }
 for u in $units; do
 	grep -q '^Type=notify$' "$u" || { echo "$u: not Type=notify"; exit 1; }
 	grep -q '^NoNewPrivileges=yes$' "$u" || { echo "$u: no NoNewPrivileges"; exit 1; }
@@ -27,4 +27,4 @@ for u in $units; do
 done
 out=$(systemd-analyze verify --root="$root" $units 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "systemd-analyze verify complained:"; echo "$out"; exit 1; }
-echo "3 units verified"
+echo "4 units verified"

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+// lars-admin: the web console. Pages and a JSON API over HTTP
+// (common/http.c); reads and writes run on PostgreSQL worker threads.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "http.h"
+#include "metrics.h"
+#include "pg_worker.h"
+#include "service.h"
+
+typedef struct admin_cfg {
+	char ip[64];
+	int port;
+	int max_conns;
+	int timeout_s;          /* idle HTTP connection timeout */
+	int max_body;           /* bytes of a POST body */
+	int db_threads;
+	int status_max_age_s;   /* older host reports count as "no report" */
+	double fail_pct;        /* a host whose latest error share is above is failing */
+	char users_file[1024];  /* "" = no login (loopback only) */
+	char assets_dir[1024];
+	char realm[128];
+	char conninfo[1024];
+	service_common_cfg_t common;
+} admin_cfg_t;
+
+typedef struct auth auth_t;
+typedef struct assets assets_t;
+
+typedef struct admin {
+	uv_loop_t *loop;
+	service_t *svc;
+	admin_cfg_t cfg;
+	http_server_t *http;
+	pg_worker_t *db; /* NULL once closing */
+	auth_t *auth;    /* NULL: no users file */
+	assets_t *assets;
+	metrics_counter_t *c_requests;
+	metrics_counter_t *c_login_failed;
+	metrics_counter_t *c_forbidden;
+	metrics_counter_t *c_bad_input;
+	metrics_counter_t *c_writes;
+	metrics_counter_t *c_db_errors;
+} admin_t;
+
+/* ---- admin.c: the HTTP side ---- */
+
+/** admin_start() - the HTTP server and the database workers. */
+int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m);
+/** admin_stop() - answer what is pending, stop listening, close the workers. */
+void admin_stop(admin_t *a);
+
+/** admin_reply_json() - answer with @obj (taken) as JSON. */
+void admin_reply_json(http_req_t *req, unsigned status, json_t *obj);
+/** admin_reply_error() - {"error": @msg, "field": @field (if not NULL)}. */
+void admin_reply_error(http_req_t *req, unsigned status, const char *msg, const char *field);
+
+/* ---- api.c: /api/ ---- */
+
+/** api_handle() - answer a request under /api/ (authenticated already). */
+void api_handle(admin_t *a, http_req_t *req);
+
+/* ---- auth.c: who may get in, and the same-origin rule for writes ---- */
+
+typedef void (*auth_done_fn)(http_req_t *req, bool ok, void *arg);
+
+/** auth_new() - load @path (must exist, not world-readable). */
+int auth_new(uv_loop_t *loop, const char *path, auth_t **outp);
+void auth_free(auth_t *au);
+/**
+ * auth_check() - are @req's Basic credentials right? @done runs on the loop,
+ * at once when a recent success is cached, else after crypt(3) ran on the
+ * thread pool. Failures are logged with the peer address.
+ */
+void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg);
+/**
+ * auth_same_origin() - may this POST change anything? Its Origin (or
+ * Referer) must be this console and Sec-Fetch-Site not cross-site.
+ */
+bool auth_same_origin(http_req_t *req, const char **whyp);
+/** auth_loopback_ip() - is @ip a loopback address (127.0.0.0/8, ::1)? */
+bool auth_loopback_ip(const char *ip);
+
+/* ---- static.c: the pages ---- */
+
+/** assets_load() - read every page and asset of @dir into memory. */
+int assets_load(const char *dir, assets_t **outp);
+void assets_free(assets_t *as);
+/** assets_serve() - answer GET/HEAD of a page or asset (404 if unknown). */
+void assets_serve(assets_t *as, http_req_t *req);

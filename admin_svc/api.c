@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: MIT
+// The console's JSON API. Input is checked on the loop (the route checks of
+// dns_svc/route_write.c, as larsctl does), then one job on a PostgreSQL
+// worker thread runs the queries and builds the answer, which the loop
+// sends. Writes go through route_add/route_del/route_describe: the same
+// transaction as larsctl, so lars-dns pushes them the same way.
+#include "admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "route_write.h"
+#include "xalloc.h"
+
+/* timestamptz as ISO 8601 UTC text in SQL. */
+#define ISO(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+#define CHANGES_LIMIT_MAX 1000
+#define OVERVIEW_LIMIT_MAX 100000
+#define HISTORY_MINUTES_MAX 1440
+
+typedef struct api_call api_call_t;
+typedef int (*api_work_fn)(PGconn *conn, api_call_t *c);
+
+struct api_call {
+	pg_job_t job;
+	admin_t *a;
+	http_req_t *req;
+	api_work_fn work;
+	/* inputs, checked on the loop */
+	char modid[16], cmdid[16]; /* "" = not given */
+	char limit[16], before[24], minutes[16];
+	char max_age[16], fail_pct[32];
+	route_entry_t entry;
+	bool add;
+	char *text;
+	/* outputs, built on the worker */
+	json_t *out;
+	unsigned status; /* 0 = 200 */
+	char msg[192];
+};
+
+/* ---- answers from rows ---- */
+
+/* One row as an object: column names are keys, types follow the columns
+ * (int2/4/8 → integer, bool, float/numeric → real, NULL → null, else text). */
+static json_t *row_json(const PGresult *res, int row)
+{
+	json_t *o = json_object();
+	for (int col = 0; col < PQnfields(res); col++) {
+		const char *v = PQgetvalue(res, row, col);
+		json_t *j;
+		if (PQgetisnull(res, row, col)) {
+			j = json_null();
+		} else {
+			switch (PQftype(res, col)) {
+			case 20: /* int8 */
+			case 21: /* int2 */
+			case 23: /* int4 */
+				j = json_integer(strtoll(v, NULL, 10));
+				break;
+			case 16: /* bool */
+				j = json_boolean(v[0] == 't');
+				break;
+			case 700: /* float4 */
+			case 701: /* float8 */
+			case 1700: /* numeric */
+				j = json_real(strtod(v, NULL));
+				break;
+			default:
+				j = json_string(v);
+				if (!j) /* not UTF-8: never from our schema, but never crash */
+					j = json_string("?");
+			}
+		}
+		json_object_set_new(o, PQfname(res, col), j);
+	}
+	return o;
+}
+
+static json_t *rows_json(const PGresult *res)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(arr, row_json(res, i));
+	return arr;
+}
+
+/* Runs @sql and returns its rows as an array (NULL on failure). */
+static json_t *query_rows(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = pg_exec(conn, sql, n, params, PGRES_TUPLES_OK);
+	if (!res)
+		return NULL;
+	json_t *arr = rows_json(res);
+	PQclear(res);
+	return arr;
+}
+
+/* Merges the first row of @sql into @o (false on failure; no row: nothing). */
+static bool query_merge_row(PGconn *conn, json_t *o, const char *sql, int n,
+			    const char *const *params)
+{
+	PGresult *res = pg_exec(conn, sql, n, params, PGRES_TUPLES_OK);
+	if (!res)
+		return false;
+	if (PQntuples(res)) {
+		json_t *row = row_json(res, 0);
+		json_object_update(o, row);
+		json_decref(row);
+	}
+	PQclear(res);
+	return true;
+}
+
+static const char *opt(const char *s)
+{
+	return s[0] ? s : NULL; /* "" → SQL NULL */
+}
+
+/* ---- reads ---- */
+
+static int work_overview(PGconn *conn, api_call_t *c)
+{
+	const char *p[4] = { c->max_age, c->fail_pct, c->limit, opt(c->modid) };
+	json_t *o = json_object();
+	json_t *routes = query_rows(conn,
+		"WITH ids AS ("
+		"  SELECT modid, cmdid FROM cmdid_config WHERE $4::int IS NULL OR modid = $4::int"
+		"  UNION SELECT DISTINCT modid, cmdid FROM route_data"
+		"  WHERE $4::int IS NULL OR modid = $4::int"
+		"  ORDER BY 1, 2 LIMIT $3::int + 1),"
+		" st AS ("
+		"  SELECT h.modid, h.cmdid, h.ip, h.port, bool_or(h.overload) AS overload,"
+		"         sum(h.succ) AS succ, sum(h.err) AS err"
+		"  FROM host_status h JOIN ids USING (modid, cmdid)"
+		"  JOIN route_data r USING (modid, cmdid, ip, port)"
+		"  WHERE h.updated_at > now() - make_interval(secs => $1::int)"
+		"  GROUP BY 1, 2, 3, 4),"
+		" agg AS ("
+		"  SELECT modid, cmdid, count(*) AS reporting,"
+		"         count(*) FILTER (WHERE overload) AS overloaded,"
+		"         count(*) FILTER (WHERE err > 0 AND err * 100.0 > $2::float8 * (succ + err))"
+		"           AS failing"
+		"  FROM st GROUP BY 1, 2)"
+		" SELECT i.modid, i.cmdid, coalesce(m.description, '') AS mod_description,"
+		"        coalesce(c.description, '') AS description,"
+		"        (SELECT count(*) FROM route_data r"
+		"          WHERE r.modid = i.modid AND r.cmdid = i.cmdid) AS hosts,"
+		"        coalesce(a.overloaded, 0) AS overloaded, coalesce(a.failing, 0) AS failing,"
+		"        coalesce(a.reporting, 0) AS reporting, ch.version,"
+		"        " ISO("ch.changed_at") " AS changed_at"
+		" FROM ids i LEFT JOIN modid_config m USING (modid)"
+		" LEFT JOIN cmdid_config c USING (modid, cmdid)"
+		" LEFT JOIN agg a USING (modid, cmdid)"
+		" LEFT JOIN LATERAL (SELECT version, changed_at FROM route_change rc"
+		"   WHERE rc.modid = i.modid AND rc.cmdid = i.cmdid"
+		"   ORDER BY version DESC LIMIT 1) ch ON true"
+		" ORDER BY 1, 2",
+		4, p);
+	if (!routes || !query_merge_row(conn, o,
+			"SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
+			0, NULL)) {
+		json_decref(routes);
+		json_decref(o);
+		return -EIO;
+	}
+	size_t limit = strtoul(c->limit, NULL, 10);
+	bool truncated = json_array_size(routes) > limit;
+	if (truncated)
+		json_array_remove(routes, limit);
+	json_object_set_new(o, "routes", routes);
+	json_object_set_new(o, "truncated", json_boolean(truncated));
+	c->out = o;
+	return 0;
+}
+
+static int work_route(PGconn *conn, api_call_t *c)
+{
+	const char *p[4] = { c->modid, c->cmdid, c->max_age, c->fail_pct };
+	PGresult *res = pg_exec(conn,
+		"SELECT $1::int AS modid, $2::int AS cmdid,"
+		"  (SELECT description FROM modid_config WHERE modid = $1::int) AS mod_description,"
+		"  (SELECT description FROM cmdid_config WHERE modid = $1::int AND cmdid = $2::int)"
+		"    AS description,"
+		"  (SELECT count(*) FROM route_data WHERE modid = $1::int AND cmdid = $2::int) AS n,"
+		"  ch.version, " ISO("ch.changed_at") " AS changed_at"
+		" FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT version, changed_at FROM route_change"
+		"   WHERE modid = $1::int AND cmdid = $2::int ORDER BY version DESC LIMIT 1) ch ON true",
+		2, p, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	bool known = !PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 4), "0") != 0;
+	json_t *o = row_json(res, 0);
+	PQclear(res);
+	if (!known) {
+		json_decref(o);
+		c->status = 404;
+		snprintf(c->msg, sizeof(c->msg), "no route %s/%s", c->modid, c->cmdid);
+		return 0;
+	}
+	json_object_del(o, "n");
+	if (json_is_null(json_object_get(o, "description")))
+		json_object_set_new(o, "description", json_string(""));
+	if (json_is_null(json_object_get(o, "mod_description")))
+		json_object_set_new(o, "mod_description", json_string(""));
+	res = pg_exec(conn,
+		"SELECT host(r.ip) AS ip, r.port, " ISO("r.created_at") " AS added_at,"
+		"  s.succ, s.err, s.overload, s.callers,"
+		"  floor(extract(epoch FROM now() - s.updated_at))::bigint AS age_s,"
+		"  " ISO("s.updated_at") " AS updated_at"
+		" FROM route_data r LEFT JOIN LATERAL ("
+		"   SELECT sum(h.succ)::bigint AS succ, sum(h.err)::bigint AS err,"
+		"          bool_or(h.overload) AS overload, count(*) AS callers,"
+		"          max(h.updated_at) AS updated_at"
+		"   FROM host_status h WHERE h.modid = r.modid AND h.cmdid = r.cmdid"
+		"   AND h.ip = r.ip AND h.port = r.port"
+		"   AND h.updated_at > now() - make_interval(secs => $3::int)) s ON true"
+		" WHERE r.modid = $1::int AND r.cmdid = $2::int ORDER BY r.ip, r.port",
+		3, p, PGRES_TUPLES_OK);
+	if (!res) {
+		json_decref(o);
+		return -EIO;
+	}
+	double fail_pct = strtod(c->fail_pct, NULL);
+	json_t *hosts = json_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *row = row_json(res, i);
+		json_t *h = json_object();
+		json_object_set(h, "ip", json_object_get(row, "ip"));
+		json_object_set(h, "port", json_object_get(row, "port"));
+		json_object_set(h, "added_at", json_object_get(row, "added_at"));
+		json_int_t callers = json_integer_value(json_object_get(row, "callers"));
+		if (callers == 0) {
+			json_object_set_new(h, "status", json_null());
+		} else {
+			json_int_t succ = json_integer_value(json_object_get(row, "succ"));
+			json_int_t err = json_integer_value(json_object_get(row, "err"));
+			double pct = succ + err ? 100.0 * (double)err / (double)(succ + err) : 0;
+			json_t *st = json_object();
+			json_object_set_new(st, "succ", json_integer(succ));
+			json_object_set_new(st, "err", json_integer(err));
+			json_object_set_new(st, "err_pct", json_real(pct));
+			json_object_set(st, "overload", json_object_get(row, "overload"));
+			json_object_set_new(st, "failing", json_boolean(err > 0 && pct > fail_pct));
+			json_object_set_new(st, "callers", json_integer(callers));
+			json_object_set(st, "age_s", json_object_get(row, "age_s"));
+			json_object_set(st, "updated_at", json_object_get(row, "updated_at"));
+			json_object_set_new(h, "status", st);
+		}
+		json_decref(row);
+		json_array_append_new(hosts, h);
+	}
+	PQclear(res);
+	json_object_set_new(o, "hosts", hosts);
+	c->out = o;
+	return 0;
+}
+
+static int work_history(PGconn *conn, api_call_t *c)
+{
+	const char *p[3] = { c->modid, c->cmdid, c->minutes };
+	json_t *rows = query_rows(conn,
+		"SELECT " ISO("g.minute") " AS minute,"
+		"  coalesce(sum(h.succ), 0)::bigint AS succ, coalesce(sum(h.err), 0)::bigint AS err"
+		" FROM generate_series(date_trunc('minute', now())"
+		"     - make_interval(mins => $3::int - 1),"
+		"   date_trunc('minute', now()), interval '1 minute') g(minute)"
+		" LEFT JOIN host_status_history h ON h.minute = g.minute"
+		"   AND h.modid = $1::int AND h.cmdid = $2::int"
+		" GROUP BY g.minute ORDER BY g.minute",
+		3, p);
+	if (!rows)
+		return -EIO;
+	c->out = json_object();
+	json_object_set_new(c->out, "minutes", rows);
+	return 0;
+}
+
+static int work_changes(PGconn *conn, api_call_t *c)
+{
+	const char *p[4] = { opt(c->modid), opt(c->cmdid), opt(c->before), c->limit };
+	json_t *rows = query_rows(conn,
+		"SELECT id, version, modid, cmdid, action, host(ip) AS ip, port,"
+		"  " ISO("changed_at") " AS changed_at"
+		" FROM route_change"
+		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
+		"   AND ($3::bigint IS NULL OR id < $3::bigint)"
+		" ORDER BY id DESC LIMIT $4::int",
+		4, p);
+	if (!rows)
+		return -EIO;
+	c->out = json_object();
+	json_object_set_new(c->out, "changes", rows);
+	return 0;
+}
+
+static int work_descriptions(PGconn *conn, api_call_t *c)
+{
+	json_t *mods = query_rows(conn, "SELECT modid, description FROM modid_config ORDER BY 1",
+				  0, NULL);
+	json_t *cmds = mods ? query_rows(conn, "SELECT modid, cmdid, description FROM cmdid_config "
+					       "ORDER BY 1, 2", 0, NULL) : NULL;
+	if (!cmds) {
+		json_decref(mods);
+		return -EIO;
+	}
+	c->out = json_object();
+	json_object_set_new(c->out, "mods", mods);
+	json_object_set_new(c->out, "cmds", cmds);
+	return 0;
+}
+
+/* ---- writes ---- */
+
+static int work_route_write(PGconn *conn, api_call_t *c)
+{
+	int64_t version = 0;
+	int r = c->add ? route_add(conn, &c->entry, &version) : route_del(conn, &c->entry, &version);
+	if (r < 0)
+		return r;
+	char msg[192];
+	route_message(msg, sizeof(msg), c->add, r, &c->entry, version);
+	c->out = json_object();
+	json_object_set_new(c->out, "result", json_string(r == ROUTE_UNCHANGED ? "unchanged"
+							  : c->add ? "added" : "removed"));
+	json_object_set_new(c->out, "version", json_integer(version));
+	json_object_set_new(c->out, "message", json_string(msg));
+	log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	return 0;
+}
+
+static int work_describe(PGconn *conn, api_call_t *c)
+{
+	int32_t cmdid = c->cmdid[0] ? c->entry.cmdid : -1;
+	int r = route_describe(conn, c->entry.modid, cmdid, c->text);
+	if (r)
+		return r;
+	char msg[64];
+	if (cmdid >= 0)
+		snprintf(msg, sizeof(msg), "saved the description of %d/%d", c->entry.modid, cmdid);
+	else
+		snprintf(msg, sizeof(msg), "saved the description of modid %d", c->entry.modid);
+	c->out = json_object();
+	json_object_set_new(c->out, "result", json_string("saved"));
+	json_object_set_new(c->out, "message", json_string(msg));
+	log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	return 0;
+}
+
+/* ---- running a call ---- */
+
+static void api_call_free(api_call_t *c)
+{
+	json_decref(c->out);
+	free(c->text);
+	free(c);
+}
+
+static int api_job_work(PGconn *conn, pg_job_t *job)
+{
+	api_call_t *c = container_of(job, api_call_t, job);
+	return c->work(conn, c);
+}
+
+static void api_job_done(pg_job_t *job, int status)
+{
+	api_call_t *c = container_of(job, api_call_t, job);
+	if (status == 0 && c->status) {
+		admin_reply_error(c->req, c->status, c->msg, NULL);
+	} else if (status == 0) {
+		admin_reply_json(c->req, 200, c->out);
+		c->out = NULL;
+	} else if (status == -ENOTCONN || status == -ECANCELED) {
+		metrics_inc(c->a->c_db_errors);
+		admin_reply_error(c->req, 503, "the database is unavailable; nothing was changed",
+				  NULL);
+	} else {
+		metrics_inc(c->a->c_db_errors);
+		admin_reply_error(c->req, 500, "the database refused the request; nothing was "
+				  "changed (see lars-admin's log; has `larsctl migrate` been run?)", NULL);
+	}
+	api_call_free(c);
+}
+
+static void api_submit(api_call_t *c)
+{
+	c->job.work = api_job_work;
+	c->job.done = api_job_done;
+	if (!c->a->db) {
+		api_job_done(&c->job, -ECANCELED);
+		return;
+	}
+	pg_worker_submit(c->a->db, &c->job);
+}
+
+static api_call_t *api_call_new(admin_t *a, http_req_t *req, api_work_fn work)
+{
+	api_call_t *c = xcalloc(1, sizeof(*c));
+	c->a = a;
+	c->req = req;
+	c->work = work;
+	snprintf(c->max_age, sizeof(c->max_age), "%d", a->cfg.status_max_age_s);
+	snprintf(c->fail_pct, sizeof(c->fail_pct), "%.17g", a->cfg.fail_pct);
+	return c;
+}
+
+static void bad_input(api_call_t *c, const char *why, const char *field)
+{
+	metrics_inc(c->a->c_bad_input);
+	admin_reply_error(c->req, 400, why, field);
+	api_call_free(c);
+}
+
+/* A query argument that must be an integer in [lo, hi]; absent → @def
+ * (NULL def: required; "" def: optional, left empty). */
+static bool query_int(api_call_t *c, const char *name, const char *what, long long lo,
+		      long long hi, const char *def, char *out, size_t cap)
+{
+	const char *v = http_req_query(c->req, name);
+	if (!v || !*v) {
+		if (def) {
+			snprintf(out, cap, "%s", def);
+			return true;
+		}
+		char why[96];
+		snprintf(why, sizeof(why), "%s is missing", what);
+		bad_input(c, why, name);
+		return false;
+	}
+	char *end;
+	errno = 0;
+	long long x = strtoll(v, &end, 10);
+	if (errno || *end || end == v || x < lo || x > hi || v[0] == '+' || v[0] == ' ') {
+		char why[128];
+		snprintf(why, sizeof(why), "%s must be an integer %lld..%lld", what, lo, hi);
+		bad_input(c, why, name);
+		return false;
+	}
+	snprintf(out, cap, "%lld", x);
+	return true;
+}
+
+#define QUERY_INT(c, name, what, lo, hi, def, out) \
+	query_int((c), (name), (what), (lo), (hi), (def), (out), sizeof(out))
+
+static void get_call(admin_t *a, http_req_t *req, const char *what)
+{
+	api_call_t *c;
+	if (strcmp(what, "overview") == 0) {
+		c = api_call_new(a, req, work_overview);
+		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, "", c->modid) ||
+		    !QUERY_INT(c, "limit", "limit", 1, OVERVIEW_LIMIT_MAX, "1000", c->limit))
+			return;
+	} else if (strcmp(what, "route") == 0 || strcmp(what, "history") == 0) {
+		bool route = what[0] == 'r';
+		c = api_call_new(a, req, route ? work_route : work_history);
+		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, NULL, c->modid) ||
+		    !QUERY_INT(c, "cmdid", "CMDID", 0, INT32_MAX, NULL, c->cmdid) ||
+		    (!route && !QUERY_INT(c, "minutes", "minutes", 1, HISTORY_MINUTES_MAX, "60",
+					  c->minutes)))
+			return;
+	} else if (strcmp(what, "changes") == 0) {
+		c = api_call_new(a, req, work_changes);
+		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, "", c->modid) ||
+		    !QUERY_INT(c, "cmdid", "CMDID", 0, INT32_MAX, "", c->cmdid) ||
+		    !QUERY_INT(c, "before", "before", 1, INT64_MAX, "", c->before) ||
+		    !QUERY_INT(c, "limit", "limit", 1, CHANGES_LIMIT_MAX, "100", c->limit))
+			return;
+	} else if (strcmp(what, "descriptions") == 0) {
+		c = api_call_new(a, req, work_descriptions);
+	} else {
+		admin_reply_error(req, 404, "no such API", NULL);
+		return;
+	}
+	api_submit(c);
+}
+
+/* A JSON member as the text an operator would have typed: integers and
+ * strings as they are; anything else fails the same check larsctl makes. */
+static void member_text(json_t *body, const char *key, char *out, size_t cap)
+{
+	json_t *v = json_object_get(body, key);
+	if (json_is_integer(v))
+		snprintf(out, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_string(v))
+		snprintf(out, cap, "%s", json_string_value(v));
+	else
+		snprintf(out, cap, "%s", v ? "?" : "");
+}
+
+static void post_call(admin_t *a, http_req_t *req, const char *what)
+{
+	const char *why;
+	bool route_write = strcmp(what, "routes/add") == 0 || strcmp(what, "routes/del") == 0;
+	bool describe = strcmp(what, "describe") == 0;
+	if (!route_write && !describe) {
+		admin_reply_error(req, 404, "no such API", NULL);
+		return;
+	}
+	if (!auth_same_origin(req, &why)) {
+		metrics_inc(a->c_forbidden);
+		log_warn("admin: %s from %s refused: %s", http_req_path(req), http_req_peer(req), why);
+		admin_reply_error(req, 403, why, NULL);
+		return;
+	}
+	const char *ctype = http_req_header(req, "Content-Type");
+	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0) {
+		metrics_inc(a->c_bad_input);
+		admin_reply_error(req, 415, "send the body as Content-Type: application/json", NULL);
+		return;
+	}
+	size_t len;
+	const char *text = http_req_body(req, &len);
+	json_error_t jerr;
+	json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	api_call_t *c = api_call_new(a, req, route_write ? work_route_write : work_describe);
+	if (!json_is_object(body)) {
+		json_decref(body);
+		bad_input(c, "the body must be a JSON object", NULL);
+		return;
+	}
+	char modid[32], cmdid[32], ip[64], port[32];
+	member_text(body, "modid", modid, sizeof(modid));
+	member_text(body, "cmdid", cmdid, sizeof(cmdid));
+	const char *field = NULL;
+	if (route_write) {
+		member_text(body, "ip", ip, sizeof(ip));
+		member_text(body, "port", port, sizeof(port));
+		json_decref(body);
+		if (route_parse(modid, cmdid, ip, port, &c->entry, &why, &field)) {
+			bad_input(c, why, field);
+			return;
+		}
+		c->add = what[7] == 'a';
+	} else {
+		json_t *desc = json_object_get(body, "description");
+		json_t *cmd = json_object_get(body, "cmdid");
+		bool has_cmd = cmd && !json_is_null(cmd) &&
+			       !(json_is_string(cmd) && !*json_string_value(cmd));
+		if (route_parse_id(modid, "MODID", &c->entry.modid, &why)) {
+			field = "modid";
+		} else if (has_cmd && route_parse_id(cmdid, "CMDID", &c->entry.cmdid, &why)) {
+			field = "cmdid";
+		} else if (!json_is_string(desc)) {
+			why = "description must be text";
+			field = "description";
+		} else if (route_describe_check(json_string_value(desc), &why)) {
+			field = "description";
+		}
+		if (field) {
+			json_decref(body);
+			bad_input(c, why, field);
+			return;
+		}
+		c->text = xstrdup(json_string_value(desc));
+		if (has_cmd)
+			snprintf(c->cmdid, sizeof(c->cmdid), "%d", c->entry.cmdid);
+		json_decref(body);
+	}
+	metrics_inc(a->c_writes);
+	api_submit(c);
+}
+
+void api_handle(admin_t *a, http_req_t *req)
+{
+	const char *method = http_req_method(req);
+	const char *what = http_req_path(req) + strlen("/api/");
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		get_call(a, req, what);
+	} else if (strcmp(method, "POST") == 0) {
+		post_call(a, req, what);
+	} else {
+		http_req_add_header(req, "Allow", "GET, HEAD, POST");
+		admin_reply_error(req, 405, "the API takes GET and POST", NULL);
+	}
+}

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+// Who may use the console: HTTP Basic against the users file (crypt(3)
+// hashes, checked on libuv's thread pool: a good hash is slow on purpose),
+// and the same-origin rule for writes.
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "userfile.h"
+#include "xalloc.h"
+
+/* A success is remembered this long, so pages (a dozen requests each) cost
+ * one crypt(3) per user and minute, not one per request. */
+#define AUTH_CACHE_MS (60 * 1000)
+#define AUTH_CACHE_SLOTS 32
+
+typedef struct auth_cached {
+	char *user;
+	char *pass;
+	uint64_t until_ms;
+} auth_cached_t;
+
+struct auth {
+	uv_loop_t *loop;
+	char *path;
+	userfile_t users;
+	struct timespec mtime; /* of the file as loaded */
+	off_t size;
+	auth_cached_t cache[AUTH_CACHE_SLOTS];
+	unsigned next_slot;
+};
+
+typedef struct auth_work {
+	uv_work_t w;
+	auth_t *au;
+	http_req_t *req;
+	char *user, *pass, *hash;
+	bool known; /* the user is in the file */
+	bool ok;
+	auth_done_fn done;
+	void *arg;
+} auth_work_t;
+
+static void cache_clear(auth_cached_t *c)
+{
+	free(c->user);
+	if (c->pass) {
+		explicit_bzero(c->pass, strlen(c->pass));
+		free(c->pass);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+static int auth_reload(auth_t *au, bool at_start)
+{
+	struct stat st;
+	if (stat(au->path, &st)) {
+		int e = -errno;
+		log_error("admin: users file %s: %s", au->path, strerror(errno));
+		return e;
+	}
+	if (!at_start && st.st_mtim.tv_sec == au->mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == au->mtime.tv_nsec && st.st_size == au->size)
+		return 0;
+	userfile_t uf = { 0 };
+	const char *why = "";
+	int r = userfile_load(au->path, true, &uf, &why);
+	if (r) {
+		log_error("admin: users file %s: %s%s", au->path,
+			  r == -EINVAL || r == -EPERM ? why : strerror(-r),
+			  at_start ? "" : " (keeping the users loaded before)");
+		return r;
+	}
+	userfile_free(&au->users);
+	au->users = uf;
+	au->mtime = st.st_mtim;
+	au->size = st.st_size;
+	/* A removed user or a changed password is out at once. */
+	for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++)
+		cache_clear(&au->cache[i]);
+	log_info("admin: %zu console user(s) from %s", uf.n, au->path);
+	if (uf.n == 0)
+		log_warn("admin: %s has no users: nobody can log in", au->path);
+	return 0;
+}
+
+int auth_new(uv_loop_t *loop, const char *path, auth_t **outp)
+{
+	auth_t *au = xcalloc(1, sizeof(*au));
+	au->loop = loop;
+	au->path = xstrdup(path);
+	int r = auth_reload(au, true);
+	if (r) {
+		auth_free(au);
+		return r;
+	}
+	*outp = au;
+	return 0;
+}
+
+void auth_free(auth_t *au)
+{
+	if (!au)
+		return;
+	for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++)
+		cache_clear(&au->cache[i]);
+	userfile_free(&au->users);
+	free(au->path);
+	free(au);
+}
+
+static bool cache_hit(auth_t *au, const char *user, const char *pass)
+{
+	uint64_t now = uv_now(au->loop);
+	for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++) {
+		auth_cached_t *c = &au->cache[i];
+		if (c->user && c->until_ms > now && strcmp(c->user, user) == 0 &&
+		    strcmp(c->pass, pass) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void cache_put(auth_t *au, const char *user, const char *pass)
+{
+	auth_cached_t *c = &au->cache[au->next_slot++ % AUTH_CACHE_SLOTS];
+	cache_clear(c);
+	c->user = xstrdup(user);
+	c->pass = xstrdup(pass);
+	c->until_ms = uv_now(au->loop) + AUTH_CACHE_MS;
+}
+
+/* A name fit for a log line: printable ASCII, bounded. */
+static void log_name(char *out, size_t cap, const char *name)
+{
+	size_t n = 0;
+	for (const char *p = name; *p && n + 1 < cap; p++)
+		out[n++] = *p > 0x20 && *p < 0x7f ? *p : '?';
+	out[n] = '\0';
+}
+
+static void auth_work_free(auth_work_t *w)
+{
+	free(w->user);
+	if (w->pass) {
+		explicit_bzero(w->pass, strlen(w->pass));
+		free(w->pass);
+	}
+	free(w->hash);
+	free(w);
+}
+
+static void auth_on_work(uv_work_t *req)
+{
+	auth_work_t *w = container_of(req, auth_work_t, w);
+	bool match = userfile_verify(w->hash, w->pass);
+	w->ok = w->known && match;
+}
+
+static void auth_after_work(uv_work_t *req, int status)
+{
+	auth_work_t *w = container_of(req, auth_work_t, w);
+	char name[72];
+	if (w->ok) {
+		cache_put(w->au, w->user, w->pass);
+	} else {
+		log_name(name, sizeof(name), w->user);
+		log_warn("admin: login failed for user '%s' from %s (%s)", name,
+			 http_req_peer(w->req), w->known ? "wrong password" : "no such user");
+	}
+	w->done(w->req, w->ok, w->arg);
+	auth_work_free(w);
+}
+
+void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg)
+{
+	char *user = NULL, *pass = NULL;
+	if (!http_req_basic_auth(req, &user, &pass)) {
+		if (http_req_header(req, "Authorization"))
+			log_warn("admin: login failed from %s (not HTTP Basic credentials)",
+				 http_req_peer(req));
+		done(req, false, arg);
+		return;
+	}
+	auth_reload(au, false);
+	if (cache_hit(au, user, pass)) {
+		free(user);
+		explicit_bzero(pass, strlen(pass));
+		free(pass);
+		done(req, true, arg);
+		return;
+	}
+	auth_work_t *w = xcalloc(1, sizeof(*w));
+	w->au = au;
+	w->req = req;
+	w->user = user;
+	w->pass = pass;
+	const char *hash = userfile_find(&au->users, user);
+	/* An unknown user costs the same crypt(3) as a known one: no timing
+	 * difference tells which names exist. */
+	w->known = hash != NULL;
+	w->hash = xstrdup(hash ? hash : au->users.n ? au->users.users[0].hash : "*");
+	w->done = done;
+	w->arg = arg;
+	int r = uv_queue_work(au->loop, &w->w, auth_on_work, auth_after_work);
+	if (r) {
+		log_error("admin: cannot check a password: %s", uv_strerror(r));
+		done(req, false, arg);
+		auth_work_free(w);
+	}
+}
+
+bool auth_loopback_ip(const char *ip)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, ip, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Does @url ("http://host[:port]/..." or exactly the origin) name @host? */
+static bool same_host(const char *url, const char *host, bool origin_only)
+{
+	const char *rest;
+	if (strncmp(url, "http://", 7) == 0)
+		rest = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		rest = url + 8;
+	else
+		return false;
+	size_t n = strlen(host);
+	if (strncasecmp(rest, host, n) != 0)
+		return false;
+	return origin_only ? rest[n] == '\0' : rest[n] == '/' || rest[n] == '\0';
+}
+
+bool auth_same_origin(http_req_t *req, const char **whyp)
+{
+	const char *host = http_req_header(req, "Host");
+	const char *site = http_req_header(req, "Sec-Fetch-Site");
+	const char *origin = http_req_header(req, "Origin");
+	const char *referer = http_req_header(req, "Referer");
+
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+		*whyp = "a write must come from the console's own pages";
+		return false;
+	}
+	if (origin) {
+		if (!host || !same_host(origin, host, true)) {
+			*whyp = "a write from another origin is refused";
+			return false;
+		}
+	} else if (referer && (!host || !same_host(referer, host, false))) {
+		*whyp = "a write from another site is refused";
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Change log, newest first, optionally for one module or route; "Older"
+ * pages back with before=<last id shown>. */
+'use strict';
+
+(function changes() {
+	const LIMIT = 100;
+	const form = document.getElementById('changes-filter');
+	const result = document.getElementById('changes-result');
+	const tbody = document.querySelector('#changes tbody');
+	const older = document.getElementById('changes-older');
+	const end = document.getElementById('changes-end');
+	const params = new URLSearchParams(location.search);
+	form.elements.modid.value = params.get('modid') || '';
+	form.elements.cmdid.value = params.get('cmdid') || '';
+	let filter = { modid: '', cmdid: '' };
+	let lastId = null;
+
+	function row(c) {
+		const route = c.modid + '/' + c.cmdid;
+		return el('tr', {},
+			numTd(c.id), numTd(c.version),
+			el('td', { class: 'nowrap' }, fmtAbs(c.changed_at) || '–'),
+			el('td', {}, el('a', { href: routeHref(c.modid, c.cmdid) }, route)),
+			el('td', {}, badge(c.action, c.action === 'add' ? 'add' : c.action === 'del' ? 'del' : 'none')),
+			el('td', { class: 'mono' }, hostStr(c.ip, c.port)));
+	}
+
+	/* append: the next page after lastId, else from the newest. */
+	async function load(append) {
+		const q = new URLSearchParams();
+		if (filter.modid) q.set('modid', filter.modid);
+		if (filter.cmdid) q.set('cmdid', filter.cmdid);
+		q.set('limit', String(LIMIT));
+		if (append && lastId !== null) q.set('before', String(lastId));
+		older.disabled = true;
+		const res = await fetchJSON('api/changes?' + q);
+		older.disabled = false;
+		if (!isOk(res)) {
+			if (res.status !== 400) return res;
+			showFormError(form, result, res, false);
+			return null;
+		}
+		const list = Array.isArray(res.body.changes) ? res.body.changes : [];
+		if (!append) tbody.replaceChildren();
+		tbody.append(...list.map(row));
+		if (!tbody.rows.length) emptyRow(tbody, 6, 'no changes');
+		if (list.length) lastId = list[list.length - 1].id;
+		older.hidden = list.length < LIMIT;
+		end.hidden = !older.hidden || !tbody.querySelector('tr:not(.empty)');
+		return res;
+	}
+
+	function applyFilter() {
+		clearErrors(form, result);
+		const modid = form.elements.modid.value.trim(), cmdid = form.elements.cmdid.value.trim();
+		filter = { modid, cmdid };
+		lastId = null;
+		const q = new URLSearchParams();
+		if (modid) q.set('modid', modid);
+		if (cmdid) q.set('cmdid', cmdid);
+		history.replaceState(null, '', q.toString() ? '?' + q : location.pathname);
+	}
+
+	const refresh = poll(() => { applyFilter(); return load(false); }, 0);
+	form.addEventListener('submit', (ev) => { ev.preventDefault(); refresh(); });
+	document.getElementById('chg-clear').addEventListener('click', () => {
+		form.elements.modid.value = '';
+		form.elements.cmdid.value = '';
+		refresh();
+	});
+	older.addEventListener('click', async () => {
+		const res = await load(true);
+		if (res && !isOk(res)) showBanner(res); else hideBanner();
+	});
+})();

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+// The console's users file and its crypt(3) hashes (libcrypt / libxcrypt).
+#include "userfile.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "xalloc.h"
+
+bool userfile_valid_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > USERFILE_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void userfile_free(userfile_t *uf)
+{
+	for (size_t i = 0; i < uf->n; i++) {
+		free(uf->users[i].name);
+		free(uf->users[i].hash);
+	}
+	free(uf->users);
+	uf->users = NULL;
+	uf->n = 0;
+}
+
+int userfile_load(const char *path, bool check_mode, userfile_t *uf, const char **whyp)
+{
+	static char why[128];
+	userfile_free(uf);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	struct stat st;
+	if (check_mode && fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
+		fclose(f);
+		*whyp = "it is world-readable; chmod o-rwx it";
+		return -EPERM;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0, r = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		char *colon = strchr(line, ':');
+		if (colon)
+			*colon = '\0';
+		if (!colon || !userfile_valid_name(line) || colon[1] == '\0') {
+			snprintf(why, sizeof(why), "line %d is not NAME:HASH", lineno);
+			*whyp = why;
+			r = -EINVAL;
+			break;
+		}
+		userfile_set(uf, line, colon + 1);
+	}
+	free(line);
+	fclose(f);
+	if (r)
+		userfile_free(uf);
+	return r;
+}
+
+const char *userfile_find(const userfile_t *uf, const char *name)
+{
+	for (size_t i = 0; i < uf->n; i++)
+		if (strcmp(uf->users[i].name, name) == 0)
+			return uf->users[i].hash;
+	return NULL;
+}
+
+void userfile_set(userfile_t *uf, const char *name, const char *hash)
+{
+	for (size_t i = 0; i < uf->n; i++) {
+		if (strcmp(uf->users[i].name, name) == 0) {
+			free(uf->users[i].hash);
+			uf->users[i].hash = xstrdup(hash);
+			return;
+		}
+	}
+	uf->users = xrealloc(uf->users, (uf->n + 1) * sizeof(*uf->users));
+	uf->users[uf->n].name = xstrdup(name);
+	uf->users[uf->n].hash = xstrdup(hash);
+	uf->n++;
+}
+
+bool userfile_del(userfile_t *uf, const char *name)
+{
+	for (size_t i = 0; i < uf->n; i++) {
+		if (strcmp(uf->users[i].name, name) == 0) {
+			free(uf->users[i].name);
+			free(uf->users[i].hash);
+			uf->users[i] = uf->users[--uf->n];
+			return true;
+		}
+	}
+	return false;
+}
+
+int userfile_save(const char *path, const userfile_t *uf)
+{
+	char *tmp;
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+		return -ENOMEM;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = -errno;
+		free(tmp);
+		return e;
+	}
+	FILE *f = fdopen(fd, "w");
+	int r = 0;
+	if (!f) {
+		r = -errno;
+		close(fd);
+	} else {
+		fprintf(f, "# Lars console users (larsctl admin-user); NAME:crypt(3) hash\n");
+		for (size_t i = 0; i < uf->n; i++)
+			fprintf(f, "%s:%s\n", uf->users[i].name, uf->users[i].hash);
+		if (fflush(f) || fsync(fileno(f)))
+			r = -errno;
+		if (fclose(f) && !r)
+			r = -errno;
+	}
+	if (!r && rename(tmp, path))
+		r = -errno;
+	if (r)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+char *userfile_hash(const char *password)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	if (!crypt_gensalt_rn(NULL, 0, NULL, 0, salt, sizeof(salt)))
+		return NULL;
+	struct crypt_data cd;
+	memset(&cd, 0, sizeof(cd));
+	const char *h = crypt_rn(password, salt, &cd, sizeof(cd));
+	return h && h[0] != '*' ? xstrdup(h) : NULL;
+}
+
+bool userfile_verify(const char *hash, const char *password)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	const char *h = crypt_rn(password, hash, cd, sizeof(*cd));
+	bool ok = false;
+	if (h && h[0] != '*') {
+		size_t n = strlen(hash);
+		if (strlen(h) == n) {
+			unsigned char diff = 0;
+			for (size_t i = 0; i < n; i++)
+				diff |= (unsigned char)(h[i] ^ hash[i]);
+			ok = diff == 0;
+		}
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}

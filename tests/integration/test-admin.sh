@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# lars-admin's JSON API against the real service and a real PostgreSQL:
+# login refused without (or with wrong) credentials and logged with the peer,
+# security headers on every answer, bad input refused with nothing changed,
+# writes from another origin refused, a console write pushed by lars-dns to
+# a subscribed TCP client, hostile HTTP survived, start-up refusals.
+#   test-admin.sh LARS_ADMIN LARS_DNS LARSCTL DNS_WATCH
+set -euo pipefail
+ADMIN=$1 DNS=$2 LARSCTL=$3 WATCH=$4
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+. "$SRC/tests/pg-testdb.sh"
+
+TMP=$(mktemp -d /tmp/lars-test-admin.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$TMP"
+	drop_test_db
+}
+trap cleanup EXIT
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+q() { psql -X -At -c "$1"; }
+
+# start NAME BIN CONF: run a daemon, wait for its ready line, set $PORT_<NAME>.
+start() {
+	local name=$1 bin=$2 conf=$3
+	: >"$TMP/$name.ready"
+	"$bin" -c "$conf" --ready-fd 3 3>"$TMP/$name.ready" >>"$TMP/$name.log" 2>&1 &
+	eval "PID_$name=$!"
+	PIDS+=($!)
+	for _ in $(seq 1 100); do
+		[ -s "$TMP/$name.ready" ] && return 0
+		sleep 0.1
+	done
+	cat "$TMP/$name.log"
+	echo "FAIL: $name did not start"
+	exit 1
+}
+ready_port() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" "$TMP/$1.ready"; }
+
+# stop NAME: SIGTERM; it must exit 0 (sanitizer reports make it non-zero).
+stop() {
+	local pid
+	pid=$(eval "echo \$PID_$1")
+	kill -TERM "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" = 0 ] || fail "$1 exited $rc at SIGTERM"
+}
+
+"$LARSCTL" migrate >/dev/null
+"$LARSCTL" route add 5 1 127.0.0.1 9001 >/dev/null
+
+PASS="pw-$RANDOM-$RANDOM"
+echo "$PASS" | "$LARSCTL" admin-user add tester --users-file "$TMP/users" >/dev/null
+[ "$(stat -c %a "$TMP/users")" = 600 ] || fail "users file mode $(stat -c %a "$TMP/users")"
+
+printf '[dns]\nport = 0\n' >"$TMP/dns.ini"
+start dns "$DNS" "$TMP/dns.ini"
+cat >"$TMP/admin.ini" <<EOF
+[admin]
+port = 0
+users_file = $TMP/users
+assets_dir = $SRC/admin_svc/www
+max_body = 8192
+[metrics]
+enabled = true
+EOF
+start admin "$ADMIN" "$TMP/admin.ini"
+URL=http://127.0.0.1:$(ready_port admin http)
+METRICS=http://127.0.0.1:$(ready_port admin metrics)
+
+# call METHOD PATH [curl args...]: prints "STATUS BODY" (credentials given).
+call() {
+	local method=$1 path=$2
+	shift 2
+	curl -s -m 10 -u "tester:$PASS" -X "$method" -o "$TMP/body" -w '%{http_code}' \
+		"$@" "$URL$path" || true
+	printf ' %s' "$(cat "$TMP/body" 2>/dev/null)"
+}
+post() { # post PATH JSON [curl args...]
+	local path=$1 json=$2
+	shift 2
+	call POST "$path" -H 'Content-Type: application/json' --data-binary "$json" "$@"
+}
+expect() { # expect WHAT "STATUS BODY" STATUS [SUBSTRING]
+	local what=$1 got=$2 status=$3 sub=${4:-}
+	[[ $got == "$status "* ]] || { fail "$what: want $status, got: $got"; return; }
+	[ -z "$sub" ] || [[ $got == *"$sub"* ]] || fail "$what: '$sub' not in: $got"
+}
+state() { q "SELECT (SELECT version FROM route_version) || '/' || (SELECT count(*) FROM route_data) || '/' || (SELECT count(*) FROM route_change) || '/' || (SELECT string_agg(description, ',' ORDER BY modid) FROM modid_config)"; }
+
+# ---- who may get in ----
+got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$URL/api/overview")
+[ "$got" = 401 ] || fail "no credentials: $got"
+got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$URL/")
+[ "$got" = 401 ] || fail "no credentials, page: $got"
+got=$(curl -s -m 10 -u "tester:wrong" -o /dev/null -w '%{http_code}' "$URL/api/overview")
+[ "$got" = 401 ] || fail "wrong password: $got"
+got=$(curl -s -m 10 -u "nobody:$PASS" -o /dev/null -w '%{http_code}' "$URL/api/overview")
+[ "$got" = 401 ] || fail "unknown user: $got"
+got=$(curl -s -m 10 -H 'Authorization: Bearer x' -o /dev/null -w '%{http_code}' "$URL/api/overview")
+[ "$got" = 401 ] || fail "not Basic: $got"
+grep -q "login failed for user 'tester' from 127.0.0.1:[0-9]* (wrong password)" "$TMP/admin.log" ||
+	fail "wrong password not logged with the peer"
+grep -q "login failed for user 'nobody' from 127.0.0.1:" "$TMP/admin.log" ||
+	fail "unknown user not logged"
+hdrs=$(curl -s -m 10 -D - -o /dev/null "$URL/api/overview")
+[[ $hdrs == *"WWW-Authenticate: Basic realm=\"Lars console\""* ]] || fail "no Basic challenge: $hdrs"
+
+# Every answer carries the security headers: 401, 200 page, asset, API, 404.
+for p in "/" "/app.js" "/style.css" "/api/overview" "/nope.html" "/api/nope"; do
+	h=$(curl -s -m 10 -u "tester:$PASS" -D - -o /dev/null "$URL$p")
+	[[ $h == *"Content-Security-Policy: default-src 'self'; script-src 'self'"* ]] ||
+		fail "$p: no Content-Security-Policy"
+	[[ $h == *"X-Content-Type-Options: nosniff"* ]] || fail "$p: no nosniff"
+done
+h=$(curl -s -m 10 -D - -o /dev/null "$URL/")
+[[ $h == *"Content-Security-Policy:"* ]] || fail "401: no Content-Security-Policy"
+
+# ---- reads ----
+expect overview "$(call GET /api/overview)" 200 '"modid":5,"cmdid":1'
+expect route "$(call GET '/api/route?modid=5&cmdid=1')" 200 '"ip":"127.0.0.1","port":9001'
+expect "route unknown" "$(call GET '/api/route?modid=77&cmdid=1')" 404 'no route 77/1'
+expect "route bad id" "$(call GET '/api/route?modid=x&cmdid=1')" 400 '"field":"modid"'
+expect "route no cmdid" "$(call GET '/api/route?modid=5')" 400 '"field":"cmdid"'
+expect history "$(call GET '/api/history?modid=5&cmdid=1&minutes=5')" 200 '"minutes":[{"minute"'
+n=$(call GET '/api/history?modid=5&cmdid=1&minutes=5' | grep -o '"minute"' | wc -l)
+[ "$n" = 5 ] || fail "history: $n minutes instead of 5"
+expect "history too long" "$(call GET '/api/history?modid=5&cmdid=1&minutes=99999')" 400 '"field":"minutes"'
+expect changes "$(call GET '/api/changes?modid=5')" 200 '"action":"add","ip":"127.0.0.1","port":9001'
+expect "changes limit" "$(call GET '/api/changes?limit=0')" 400 '"field":"limit"'
+expect descriptions "$(call GET /api/descriptions)" 200 '"cmds":[{"modid":5,"cmdid":1'
+expect "unknown api" "$(call GET /api/frob)" 404
+expect "bad method" "$(call DELETE /api/overview)" 405
+expect "page post" "$(call POST /index.html -H 'Content-Type: application/json' -d '{}')" 405
+
+# Host health from lars-reporter's tables.
+q "INSERT INTO host_status VALUES (5, 1, '127.0.0.1', 9001, '10.0.0.1', 50, 50, true, now(), now()),
+                                  (5, 1, '127.0.0.1', 9001, '10.0.0.2', 10, 0, false, now(), now())" >/dev/null
+q "INSERT INTO host_status_history VALUES (date_trunc('minute', now()), 5, 1, '127.0.0.1', 9001, '10.0.0.1', 7, 3)" >/dev/null
+got=$(call GET '/api/route?modid=5&cmdid=1')
+expect "route status" "$got" 200 '"status":{"succ":60,"err":50'
+[[ $got == *'"overload":true'*'"failing":true,"callers":2'* ]] || fail "route status fields: $got"
+got=$(call GET /api/overview)
+[[ $got == *'"hosts":1,"overloaded":1,"failing":1,"reporting":1'* ]] || fail "overview health: $got"
+got=$(call GET '/api/history?modid=5&cmdid=1&minutes=2')
+[[ $got == *'"succ":7,"err":3}]}' ]] || fail "history sums: $got"
+
+# ---- a write, pushed by lars-dns to a subscriber ----
+"$WATCH" --port "$(ready_port dns tcp)" --count 3 --timeout 30 5 1 >"$TMP/watch.out" 2>"$TMP/watch.err" &
+WATCH_PID=$!
+for _ in $(seq 1 100); do [ -s "$TMP/watch.out" ] && break; sleep 0.1; done
+[ "$(head -n 1 "$TMP/watch.out")" = "route 5 1 1 127.0.0.1:9001" ] || fail "subscribe: $(cat "$TMP/watch.out")"
+expect add "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002}')" 200 \
+	'"result":"added","version":2,"message":"added 5/1 127.0.0.1:9002 (route version 2)"'
+expect "add again" "$(post /api/routes/add '{"modid":"5","cmdid":"1","ip":"127.0.0.1","port":"9002"}')" 200 \
+	'"result":"unchanged"'
+expect del "$(post /api/routes/del '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9001}')" 200 '"result":"removed"'
+rc=0
+wait "$WATCH_PID" || rc=$?
+[ "$rc" = 0 ] || fail "watcher exited $rc: $(cat "$TMP/watch.err")"
+[ "$(sed -n 2p "$TMP/watch.out")" = "route 5 1 2 127.0.0.1:9001,127.0.0.1:9002" ] || fail "push after add: $(cat "$TMP/watch.out")"
+[ "$(sed -n 3p "$TMP/watch.out")" = "route 5 1 1 127.0.0.1:9002" ] || fail "push after del: $(cat "$TMP/watch.out")"
+[ "$(q "SELECT count(*) FROM route_change WHERE modid = 5 AND port = 9002 AND action = 'add'")" = 1 ] ||
+	fail "change record of the console's add"
+expect describe "$(post /api/describe '{"modid":5,"cmdid":1,"description":"orders \"v2\" <b>"}')" 200 '"result":"saved"'
+[ "$("$LARSCTL" describe 5 1)" = 'orders "v2" <b>' ] || fail "description not stored as given"
+expect "describe mod" "$(post /api/describe '{"modid":5,"cmdid":null,"description":"shop"}')" 200
+[ "$("$LARSCTL" describe 5)" = 'shop' ] || fail "module description"
+
+# ---- bad input: 4xx, the field named, nothing changed ----
+before=$(state)
+bad() { # bad WHAT PATH JSON STATUS [SUBSTRING]
+	expect "$1" "$(post "$2" "$3")" "$4" "${5:-}"
+}
+bad "bad ip" /api/routes/add '{"modid":5,"cmdid":1,"ip":"300.1.1.1","port":80}' 400 '"field":"ip"'
+bad "ipv6" /api/routes/add '{"modid":5,"cmdid":1,"ip":"::1","port":80}' 400 '"field":"ip"'
+bad "port 0" /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":0}' 400 '"field":"port"'
+bad "port big" /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":65536}' 400 '"field":"port"'
+bad "port text" /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":"http"}' 400 '"field":"port"'
+bad "port float" /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":80.5}' 400 '"field":"port"'
+bad "modid neg" /api/routes/add '{"modid":-1,"cmdid":1,"ip":"127.0.0.1","port":80}' 400 '"field":"modid"'
+bad "modid big" /api/routes/add '{"modid":2147483648,"cmdid":1,"ip":"127.0.0.1","port":80}' 400 '"field":"modid"'
+bad "cmdid missing" /api/routes/add '{"modid":5,"ip":"127.0.0.1","port":80}' 400 '"field":"cmdid"'
+bad "cmdid list" /api/routes/del '{"modid":5,"cmdid":[1],"ip":"127.0.0.1","port":80}' 400 '"field":"cmdid"'
+bad "not json" /api/routes/add '{"modid":5,' 400 'JSON object'
+bad "json array" /api/routes/add '[1,2]' 400 'JSON object'
+bad "duplicate key" /api/routes/add '{"modid":5,"modid":6,"cmdid":1,"ip":"127.0.0.1","port":80}' 400
+bad "garbage" /api/routes/add $'\x00\xff\xfe' 400
+bad "desc control" /api/describe '{"modid":5,"description":"a\nb"}' 400 '"field":"description"'
+bad "desc number" /api/describe '{"modid":5,"description":7}' 400 '"field":"description"'
+bad "desc long" /api/describe "{\"modid\":5,\"description\":\"$(head -c 4097 /dev/zero | tr '\0' x)\"}" 400 '"field":"description"'
+bad "desc bad modid" /api/describe '{"modid":"x","description":"y"}' 400 '"field":"modid"'
+expect "too large" "$(post /api/routes/add "{\"pad\":\"$(head -c 9000 /dev/zero | tr '\0' x)\"}")" 413
+expect "text/plain" "$(call POST /api/routes/add -H 'Content-Type: text/plain' \
+	-d '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}')" 415
+# Writes from another site: refused whatever the credentials.
+expect "cross origin" "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}' \
+	-H 'Origin: http://evil.example')" 403
+expect "null origin" "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}' \
+	-H 'Origin: null')" 403
+expect "cross referer" "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}' \
+	-H 'Referer: http://evil.example/x')" 403
+expect "cross site" "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}' \
+	-H 'Sec-Fetch-Site: cross-site')" 403
+expect "no credentials write" "$(curl -s -m 10 -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+	-d '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}' "$URL/api/routes/add") x" 401
+[ "$(state)" = "$before" ] || fail "bad input changed something: $before -> $(state)"
+# The same origin is fine.
+expect "same origin" "$(post /api/routes/del '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002}' \
+	-H "Origin: $URL" -H 'Sec-Fetch-Site: same-origin')" 200 '"result":"removed"'
+
+# ---- hostile HTTP: the service answers or closes, and lives on ----
+hostile() { printf '%b' "$1" | timeout "${2:-10}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${URL##*:}; cat >&3; cat <&3" >/dev/null 2>&1 || true; }
+hostile 'GARBAGE\r\n\r\n'
+hostile 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n'
+hostile "GET /$(head -c 70000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\n\r\n"
+# A body that never comes: the server waits (idle timeout); the client gives up.
+hostile 'POST /api/routes/add HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"trunc' 1
+hostile 'GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+expect "traversal" "$(call GET /..%2f..%2fetc%2fpasswd)" 404
+expect "alive after hostile input" "$(call GET /api/overview)" 200
+curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_login_failed_total [1-9]' || fail "metrics: login failures"
+curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_writes_total [1-9]' || fail "metrics: writes"
+
+stop admin
+stop dns
+
+# ---- start-up refusals ----
+rc=0
+printf '[admin]\nip = 0.0.0.0\nport = 0\nassets_dir = %s\n' "$SRC/admin_svc/www" >"$TMP/open.ini"
+"$ADMIN" -c "$TMP/open.ini" >"$TMP/open.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "non-loopback without users file: exit $rc"
+grep -q "not a loopback address" "$TMP/open.log" || fail "non-loopback refusal message: $(cat "$TMP/open.log")"
+chmod 0644 "$TMP/users"
+rc=0
+timeout 20 "$ADMIN" -c "$TMP/admin.ini" >"$TMP/worldread.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "world-readable users file: exit $rc"
+grep -q "world-readable" "$TMP/worldread.log" || fail "world-readable message: $(cat "$TMP/worldread.log")"
+
+# ---- the database down: 503, nothing hangs ----
+chmod 0600 "$TMP/users"
+cat >"$TMP/nodb.ini" <<EOF
+[admin]
+port = 0
+users_file = $TMP/users
+assets_dir = $SRC/admin_svc/www
+[postgres]
+conninfo = host=127.0.0.1 port=1 dbname=none connect_timeout=2
+EOF
+start nodb "$ADMIN" "$TMP/nodb.ini"
+URL=http://127.0.0.1:$(ready_port nodb http)
+expect "db down read" "$(call GET /api/overview)" 503 'database is unavailable'
+expect "db down write" "$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}')" 503
+stop nodb
+
+[ "$fails" = 0 ] || { echo "$fails failure(s); lars-admin log:"; cat "$TMP/admin.log"; exit 1; }
+echo "all admin API checks passed"
