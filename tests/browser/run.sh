@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The console in a real browser: lars-dns and lars-admin on a database of
+# their own in the throwaway cluster, a lars-dns-watch subscriber, and
+# console.mjs driving headless Chromium (playwright-core) through the pages.
+#
+#   run.sh SRC_ROOT BUILD_ROOT      (meson test admin-browser)
+#
+# Skips (77) without PostgreSQL (LARS_TEST_PG), and without Chromium, node or
+# tests/browser/node_modules unless CI=true, where that is a failure
+# (deploy/lars-local test installs them). Screenshots: BUILD_ROOT/meson-logs/
+# admin-screenshots/. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+SRC=$(cd "$1" && pwd)
+BUILD=$(cd "$2" && pwd)
+HERE=$SRC/tests/browser
+CHROMIUM=${LARS_CHROMIUM:-/usr/bin/chromium}
+
+if [ -z "${LARS_TEST_PG:-}" ]; then
+	echo "no PostgreSQL for this run (deploy/lars-local test provides one)"
+	exit 77
+fi
+missing=
+[ -x "$CHROMIUM" ] || missing="$missing chromium ($CHROMIUM)"
+command -v node >/dev/null 2>&1 || missing="$missing node"
+[ -f "$HERE/node_modules/playwright-core/package.json" ] ||
+	missing="$missing $HERE/node_modules/playwright-core (cd tests/browser && npm ci)"
+if [ -n "$missing" ]; then
+	echo "missing:$missing"
+	echo "hint: deploy/lars-local test installs them"
+	[ "${CI:-}" = true ] && exit 1
+	exit 77
+fi
+
+LARS_DNS=$BUILD/dns_svc/lars-dns
+LARS_ADMIN=$BUILD/admin_svc/lars-admin
+LARSCTL=$BUILD/dns_svc/larsctl
+WATCH=$BUILD/tests/integration/lars-dns-watch
+for b in "$LARS_DNS" "$LARS_ADMIN" "$LARSCTL" "$WATCH"; do
+	[ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
+done
+
+# A database of our own (dropped on exit by drop_test_db).
+. "$SRC/tests/pg-testdb.sh"
+
+TMP=$(mktemp -d /tmp/lars-browser.XXXXXX)
+SHOTS=$BUILD/meson-logs/admin-screenshots
+mkdir -p "$SHOTS"
+rm -f "$SHOTS"/*.png
+
+declare -A PIDS=() # name -> pid of what we started
+DAEMONS=(admin dns) # stopped in this order, and must exit 0 at SIGTERM
+
+# Stop what we started: the watcher first, then each daemon with SIGTERM,
+# waiting (bounded) for it to exit, which must be with status 0 (a sanitizer
+# report at exit is a failure). Then the database and the temp dir.
+cleanup() {
+	local rc=$? name pid st bad=0
+	trap - EXIT
+	if [ -n "${PIDS[watch]:-}" ]; then
+		kill -TERM "${PIDS[watch]}" 2>/dev/null || true
+		wait "${PIDS[watch]}" 2>/dev/null || true
+	fi
+	for name in "${DAEMONS[@]}"; do
+		pid=${PIDS[$name]:-}
+		[ -n "$pid" ] || continue
+		if ! kill -TERM "$pid" 2>/dev/null; then
+			echo "FAIL: lars-$name (pid $pid) was already gone"
+			bad=1
+		fi
+		for _ in $(seq 1 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "FAIL: lars-$name (pid $pid) still runs 15 s after SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			bad=1
+		fi
+		st=0
+		wait "$pid" 2>/dev/null || st=$?
+		if [ "$st" != 0 ]; then
+			echo "FAIL: lars-$name exited $st at SIGTERM"
+			bad=1
+		fi
+	done
+	if [ "$rc" != 0 ] || [ "$bad" != 0 ]; then
+		for name in dns admin watch; do
+			[ -s "$TMP/$name.log" ] || continue
+			echo "---- last lines of lars-$name's log ----"
+			tail -n 40 "$TMP/$name.log"
+		done
+		if [ -s "$TMP/watch.out" ]; then
+			echo "---- lars-dns-watch output ----"
+			cat "$TMP/watch.out"
+		fi
+	fi
+	drop_test_db
+	rm -rf "$TMP"
+	[ "$bad" = 0 ] || exit 1
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# start NAME BIN CONF KEY: run a daemon with --ready-fd, wait for its ready
+# line and print the port named KEY in it.
+start() {
+	local name=$1 bin=$2 conf=$3 key=$4 ready=$TMP/$1.ready port
+	: >"$ready"
+	"$bin" -c "$conf" --ready-fd 3 3>"$ready" </dev/null >"$TMP/$name.log" 2>&1 &
+	PIDS[$name]=$!
+	for _ in $(seq 1 300); do # 30 s: sanitizer builds start slowly
+		if [ -s "$ready" ]; then
+			port=$(sed -n "s/.*\b$key=\([0-9]*\).*/\1/p" "$ready" | head -n 1)
+			[ -n "$port" ] || { echo "FAIL: lars-$name ready line has no $key=: $(cat "$ready")" >&2; return 1; }
+			echo "$port"
+			return 0
+		fi
+		if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+			local st=0
+			wait "${PIDS[$name]}" || st=$?
+			unset "PIDS[$name]"
+			echo "FAIL: lars-$name exited ($st) before it was ready" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "FAIL: lars-$name not ready within 30 s" >&2
+	return 1
+}
+
+"$LARSCTL" migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; echo "FAIL: larsctl migrate"; exit 1; }
+
+PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+echo "$PASS" | "$LARSCTL" admin-user add tester --users-file "$TMP/users" >/dev/null
+
+printf '[dns]\nip = 127.0.0.1\nport = 0\n' >"$TMP/dns.ini"
+printf '[admin]\nip = 127.0.0.1\nport = 0\nusers_file = %s\nassets_dir = %s\n' \
+	"$TMP/users" "$SRC/admin_svc/www" >"$TMP/admin.ini"
+
+# start's PIDS entry must be made in this shell, not a $(...) subshell.
+start dns "$LARS_DNS" "$TMP/dns.ini" tcp >"$TMP/dns.port"
+DNS_PORT=$(cat "$TMP/dns.port")
+start admin "$LARS_ADMIN" "$TMP/admin.ini" http >"$TMP/admin.port"
+ADMIN_PORT=$(cat "$TMP/admin.port")
+echo "lars-dns on 127.0.0.1:$DNS_PORT, lars-admin on 127.0.0.1:$ADMIN_PORT"
+
+MODID=4242 CMDID=7
+"$WATCH" --ip 127.0.0.1 --port "$DNS_PORT" --timeout 200 "$MODID" "$CMDID" \
+	>"$TMP/watch.out" 2>"$TMP/watch.log" &
+PIDS[watch]=$!
+# Subscribed once the first answer (the empty route) is there.
+for _ in $(seq 1 100); do
+	[ -s "$TMP/watch.out" ] && break
+	kill -0 "${PIDS[watch]}" 2>/dev/null || break
+	sleep 0.1
+done
+first=$(head -n 1 "$TMP/watch.out")
+[ "$first" = "route $MODID $CMDID 0 -" ] || { echo "FAIL: lars-dns-watch's first answer: '$first'"; exit 1; }
+
+t0=$(date +%s)
+LARS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT LARS_ADMIN_USER=tester LARS_ADMIN_PASS=$PASS \
+	LARS_WATCH_OUT=$TMP/watch.out LARS_SHOT_DIR=$SHOTS LARS_CHROMIUM=$CHROMIUM \
+	LARS_MODID=$MODID LARS_CMDID=$CMDID LARS_HOST_PORT=9701 \
+	node "$HERE/console.mjs" </dev/null
+echo "console.mjs took $(($(date +%s) - t0)) s; screenshots in $SHOTS"
