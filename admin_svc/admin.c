@@ -95,6 +95,9 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 {
 	a->loop = loop;
 	a->svc = svc;
+	/* Objects are built on the database threads: seed jansson's hash
+	 * function once, here, before any of them runs. */
+	json_object_seed(0);
 	a->c_requests = metrics_counter(m, "lars_admin_requests_total",
 					"HTTP requests to the console");
 	a->c_login_failed = metrics_counter(m, "lars_admin_login_failed_total",

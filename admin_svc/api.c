@@ -472,6 +472,11 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 			return;
 	} else if (strcmp(what, "descriptions") == 0) {
 		c = api_call_new(a, req, work_descriptions);
+	} else if (strcmp(what, "routes/add") == 0 || strcmp(what, "routes/del") == 0 ||
+		   strcmp(what, "describe") == 0) {
+		http_req_add_header(req, "Allow", "POST");
+		admin_reply_error(req, 405, "changes are made with POST", NULL);
+		return;
 	} else {
 		admin_reply_error(req, 404, "no such API", NULL);
 		return;

@@ -136,6 +136,7 @@ expect changes "$(call GET '/api/changes?modid=5')" 200 '"action":"add","ip":"12
 expect "changes limit" "$(call GET '/api/changes?limit=0')" 400 '"field":"limit"'
 expect descriptions "$(call GET /api/descriptions)" 200 '"cmds":[{"modid":5,"cmdid":1'
 expect "unknown api" "$(call GET /api/frob)" 404
+expect "write with GET" "$(call GET /api/routes/add)" 405
 expect "bad method" "$(call DELETE /api/overview)" 405
 expect "page post" "$(call POST /index.html -H 'Content-Type: application/json' -d '{}')" 405
 

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+// The console's users file: names, hashes, load/save round trip, the
+// world-readable refusal, bad lines, and password checks.
+#include "test.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "userfile.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/lars-test-userfile.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_names(void **state)
+{
+	assert_true(userfile_valid_name("alice"));
+	assert_true(userfile_valid_name("ops.team-1_x"));
+	assert_false(userfile_valid_name(""));
+	assert_false(userfile_valid_name("a:b"));
+	assert_false(userfile_valid_name("a b"));
+	assert_false(userfile_valid_name("é"));
+	char long_name[USERFILE_NAME_MAX + 2];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_false(userfile_valid_name(long_name));
+	long_name[USERFILE_NAME_MAX] = '\0';
+	assert_true(userfile_valid_name(long_name));
+}
+
+static void test_hash_verify(void **state)
+{
+	char *h = userfile_hash("s3cret:with colon");
+	assert_non_null(h);
+	assert_null(strchr(h, ':')); /* safe as the second field of a line */
+	assert_true(userfile_verify(h, "s3cret:with colon"));
+	assert_false(userfile_verify(h, "s3cret:with colo"));
+	assert_false(userfile_verify(h, ""));
+	char *h2 = userfile_hash("s3cret:with colon");
+	assert_string_not_equal(h, h2); /* a new salt each time */
+	assert_false(userfile_verify("*", "x"));
+	assert_false(userfile_verify("garbage", "x"));
+	free(h);
+	free(h2);
+}
+
+static void test_round_trip(void **state)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/users", dir);
+	userfile_t uf = { 0 };
+	userfile_set(&uf, "alice", "$y$hashA");
+	userfile_set(&uf, "bob", "$y$hashB");
+	userfile_set(&uf, "alice", "$y$hashA2"); /* replaces */
+	assert_int_equal(uf.n, 2);
+	assert_int_equal(userfile_save(path, &uf), 0);
+	userfile_free(&uf);
+
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	const char *why = NULL;
+	assert_int_equal(userfile_load(path, true, &uf, &why), 0);
+	assert_int_equal(uf.n, 2);
+	assert_string_equal(userfile_find(&uf, "alice"), "$y$hashA2");
+	assert_string_equal(userfile_find(&uf, "bob"), "$y$hashB");
+	assert_null(userfile_find(&uf, "carol"));
+	assert_true(userfile_del(&uf, "alice"));
+	assert_false(userfile_del(&uf, "alice"));
+	assert_null(userfile_find(&uf, "alice"));
+	assert_int_equal(uf.n, 1);
+	userfile_free(&uf);
+}
+
+static void test_refusals(void **state)
+{
+	char path[128];
+	const char *why = NULL;
+	userfile_t uf = { 0 };
+	snprintf(path, sizeof(path), "%s/open", dir);
+	write_file(path, "alice:$y$x\n", 0644);
+	assert_int_equal(userfile_load(path, true, &uf, &why), -EPERM);
+	assert_non_null(strstr(why, "world-readable"));
+	/* larsctl may read it to fix it. */
+	assert_int_equal(userfile_load(path, false, &uf, &why), 0);
+	userfile_free(&uf);
+
+	snprintf(path, sizeof(path), "%s/bad", dir);
+	const char *bad[] = { "alice\n", "alice:\n", ":hash\n", "bad name:hash\n",
+			      "# ok\n\nalice:h\nbob\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path, bad[i], 0600);
+		why = NULL;
+		assert_int_equal(userfile_load(path, true, &uf, &why), -EINVAL);
+		assert_non_null(why);
+		assert_int_equal(uf.n, 0);
+	}
+	snprintf(path, sizeof(path), "%s/comments", dir);
+	write_file(path, "# users\n\nalice:h1\r\n", 0640);
+	assert_int_equal(userfile_load(path, true, &uf, &why), 0);
+	assert_string_equal(userfile_find(&uf, "alice"), "h1");
+	userfile_free(&uf);
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_int_equal(userfile_load(path, true, &uf, &why), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_hash_verify),
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
