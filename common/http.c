@@ -377,12 +377,6 @@ const char *http_req_peer(const http_req_t *req)
 	return req->peer;
 }
 
-bool http_req_loopback(const http_req_t *req)
-{
-	return strncmp(req->peer, "127.", 4) == 0 || strncmp(req->peer, "[::1]:", 6) == 0 ||
-	       strncmp(req->peer, "[::ffff:127.", 12) == 0;
-}
-
 bool http_req_basic_auth(const http_req_t *req, char **userp, char **passp)
 {
 	if (!req->conn)

@@ -58,8 +58,6 @@ const char *http_req_query(const http_req_t *req, const char *name);
 const char *http_req_body(const http_req_t *req, size_t *lenp);
 /** http_req_peer() - "ip:port" of the client, for log lines. */
 const char *http_req_peer(const http_req_t *req);
-/** http_req_loopback() - true if the client connected from a loopback address. */
-bool http_req_loopback(const http_req_t *req);
 /**
  * http_req_basic_auth() - the Basic credentials the request carries:
  * malloc'd copies into *userp / *passp (caller frees), or false if none.
