@@ -374,6 +374,10 @@ static void api_job_done(pg_job_t *job, int status)
 	} else if (status == 0) {
 		admin_reply_json(c->req, 200, c->out);
 		c->out = NULL;
+	} else if (!c->a->db) {
+		/* Cancelled by the shutdown: its transaction was rolled back. */
+		admin_reply_error(c->req, 503, "lars-admin is shutting down; nothing was changed",
+				  NULL);
 	} else if (status == -ENOTCONN || status == -ECANCELED) {
 		metrics_inc(c->a->c_db_errors);
 		admin_reply_error(c->req, 503, "the database is unavailable; nothing was changed",

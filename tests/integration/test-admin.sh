@@ -236,7 +236,26 @@ got=$(curl -s -m 10 -u "other:other-pass" -o /dev/null -w '%{http_code}' "$URL/a
 curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_login_failed_total [1-9]' || fail "metrics: login failures"
 curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_writes_total [1-9]' || fail "metrics: writes"
 
+# SIGTERM while a write waits in the database: it is cancelled and answered,
+# nothing is changed, and the service exits 0.
+psql -X -q -c "BEGIN; LOCK TABLE route_data; SELECT pg_sleep(5); COMMIT" >/dev/null &
+LOCK_PID=$!
+for _ in $(seq 1 50); do
+	[ "$(q "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'route_data' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+	sleep 0.1
+done
+post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9444}' >"$TMP/pending.out" &
+CURL_PID=$!
+for _ in $(seq 1 50); do
+	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1 ] && break
+	sleep 0.1
+done
 stop admin
+wait "$CURL_PID" || true
+[[ $(cat "$TMP/pending.out") == "503 "*"shutting down; nothing was changed"* ]] ||
+	fail "write pending at SIGTERM: $(cat "$TMP/pending.out")"
+wait "$LOCK_PID" || true
+[ "$(q "SELECT count(*) FROM route_data WHERE port = 9444")" = 0 ] || fail "the cancelled write was stored"
 stop dns
 
 # ---- start-up refusals ----
