@@ -83,8 +83,6 @@ void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg);
  * Referer) must be this console and Sec-Fetch-Site not cross-site.
  */
 bool auth_same_origin(http_req_t *req, const char **whyp);
-/** auth_loopback_ip() - is @ip a loopback address (127.0.0.0/8, ::1)? */
-bool auth_loopback_ip(const char *ip);
 
 /* ---- static.c: the pages ---- */
 

@@ -4,7 +4,6 @@
 // and the same-origin rule for writes.
 #include "admin.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,8 @@
 /* A success is remembered this long, so pages (a dozen requests each) cost
  * one crypt(3) per user and minute, not one per request. */
 #define AUTH_CACHE_MS (60 * 1000)
+/* How often a request looks whether the users file changed (a stat). */
+#define AUTH_RECHECK_MS 1000
 #define AUTH_CACHE_SLOTS 32
 
 typedef struct auth_cached {
@@ -32,6 +33,7 @@ struct auth {
 	userfile_t users;
 	struct timespec mtime; /* of the file as loaded */
 	off_t size;
+	uint64_t checked_ms; /* loop time of the last look at the file */
 	auth_cached_t cache[AUTH_CACHE_SLOTS];
 	unsigned next_slot;
 };
@@ -60,6 +62,10 @@ static void cache_clear(auth_cached_t *c)
 static int auth_reload(auth_t *au, bool at_start)
 {
 	struct stat st;
+	uint64_t now = uv_now(au->loop);
+	if (!at_start && now - au->checked_ms < AUTH_RECHECK_MS)
+		return 0;
+	au->checked_ms = now;
 	if (stat(au->path, &st)) {
 		int e = -errno;
 		log_error("admin: users file %s: %s", au->path, strerror(errno));
@@ -214,15 +220,6 @@ void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg)
 		done(req, false, arg);
 		auth_work_free(w);
 	}
-}
-
-bool auth_loopback_ip(const char *ip)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET, ip, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, ip, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* Does @url ("http://host[:port]/..." or exactly the origin) name @host? */

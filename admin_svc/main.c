@@ -8,6 +8,7 @@
 #include "config.h"
 #include "lars_config.h"
 #include "log.h"
+#include "net.h"
 #include "service.h"
 #include "xalloc.h"
 
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 		return 2;
 	/* Without a users file anyone who reaches the port may change routes:
 	 * only this machine may, then. */
-	if (!cfg.users_file[0] && !auth_loopback_ip(cfg.ip)) {
+	if (!cfg.users_file[0] && !net_is_loopback(cfg.ip)) {
 		log_error("%s: [admin] ip = %s is not a loopback address: set [admin] users_file "
 			  "(larsctl admin-user add NAME) before serving other machines",
 			  args.config, cfg.ip);

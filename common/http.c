@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
 
 #include "log.h"
+#include "net.h"
 #include "xalloc.h"
 
 struct http_server {
@@ -53,7 +53,7 @@ struct http_req {
 	http_extra_header_t *headers;
 	struct MHD_Response *resp; /* the answer, waiting to be queued */
 	unsigned status;
-	char peer[64];
+	char peer[NET_ADDR_STRLEN];
 	bool too_large;
 	bool handed;    /* given to the handler */
 	bool answered;
@@ -147,22 +147,10 @@ static void req_peer(http_req_t *req)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		port = ntohs(a->sin_port);
-		snprintf(req->peer, sizeof(req->peer), "%s:%d", ip, port);
-	} else if (sa && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		port = ntohs(a->sin6_port);
-		snprintf(req->peer, sizeof(req->peer), "[%s]:%d", ip, port);
-	} else {
+	if (ci && ci->client_addr)
+		net_addr_str(ci->client_addr, req->peer);
+	else
 		snprintf(req->peer, sizeof(req->peer), "?");
-	}
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
@@ -264,23 +252,16 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 
 int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **outp)
 {
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in in4;
-		struct sockaddr_in6 in6;
-	} addr;
+	struct sockaddr_storage addr;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	const char *name = opts->name ? opts->name : "http";
 
-	memset(&addr, 0, sizeof(addr));
-	if (uv_ip4_addr(opts->ip, opts->port, &addr.in4) == 0) {
-		/* IPv4 */
-	} else if (uv_ip6_addr(opts->ip, opts->port, &addr.in6) == 0) {
-		flags |= MHD_USE_IPv6;
-	} else {
+	if (net_addr(opts->ip, opts->port, &addr)) {
 		log_error("%s: '%s' is not an IP address", name, opts->ip);
 		return -EINVAL;
 	}
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
 
 	http_server_t *s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
@@ -292,7 +273,7 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 		s->opts.timeout_s = 30;
 
 	s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, http_access, s,
-				MHD_OPTION_SOCK_ADDR, &addr.sa,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
 				MHD_OPTION_CONNECTION_LIMIT, s->opts.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->opts.timeout_s,

@@ -41,9 +41,9 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 /** http_server_port() - the bound port (useful after port 0). */
 int http_server_port(const http_server_t *s);
 /**
- * http_server_close() - stop listening and close every connection; frees @s
- * once its handles are closed. Every request handed to the handler must have
- * been answered before (a straggler gets 503 and a warning).
+ * http_server_close() - stop listening; requests still waiting for their
+ * answer get it first (new ones on open connections get 503), then every
+ * connection is closed and @s freed once its handles are closed.
  */
 void http_server_close(http_server_t *s);
 

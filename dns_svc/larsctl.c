@@ -69,7 +69,8 @@ static const char usage_status[] =
 static const char usage_describe[] =
 	"Usage: larsctl [--db CONNINFO] describe MODID [CMDID] [--text TEXT]\n"
 	"Shows the description of modid MODID (or of route MODID/CMDID); with\n"
-	"--text, sets it (any text: it is stored as given).\n";
+	"--text, sets it (one line of UTF-8 text, at most 4096 bytes: quotes and\n"
+	"SQL in it are stored as given).\n";
 
 static const char usage_admin_user[] =
 	"Usage: larsctl admin-user add NAME [--users-file FILE]\n"
