@@ -131,6 +131,9 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 	http_server_opts_t ho = {
 		.name = "admin", .ip = a->cfg.ip, .port = a->cfg.port,
 		.max_conns = (unsigned)a->cfg.max_conns, .timeout_s = (unsigned)a->cfg.timeout_s,
+		.request_timeout_s = (unsigned)a->cfg.request_timeout_s,
+		.reserve = (unsigned)a->cfg.reserve_conns,
+		.max_per_ip = (unsigned)a->cfg.max_conns_per_ip, .reuse_port = a->cfg.reuse_port,
 		.max_body = (size_t)a->cfg.max_body, .headers = security_headers,
 		.handler = admin_handle, .arg = a,
 	};

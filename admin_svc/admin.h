@@ -18,6 +18,10 @@ typedef struct admin_cfg {
 	int port;
 	int max_conns;
 	int timeout_s;          /* idle HTTP connection timeout */
+	int request_timeout_s;  /* a whole request must arrive within */
+	int reserve_conns;      /* kept for requests that have arrived */
+	int max_conns_per_ip;   /* 0: no limit */
+	bool reuse_port;        /* share the port (SO_REUSEPORT) */
 	int max_body;           /* bytes of a POST body */
 	int db_threads;
 	int status_max_age_s;   /* older host reports count as "no report" */

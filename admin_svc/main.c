@@ -33,6 +33,7 @@ int main(int argc, char **argv)
 
 	admin_cfg_t cfg = {
 		.port = 7780, .max_conns = 256, .timeout_s = 60, .max_body = 65536,
+		.request_timeout_s = 10, .reserve_conns = 32, .max_conns_per_ip = 16,
 		.db_threads = 2, .status_max_age_s = 600, .fail_pct = 10.0,
 	};
 	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
@@ -44,6 +45,10 @@ int main(int argc, char **argv)
 		CONFIG_KEY_INT("admin", "port", &cfg.port, 0, 65535),
 		CONFIG_KEY_INT("admin", "max_conns", &cfg.max_conns, 1, 100000),
 		CONFIG_KEY_INT("admin", "timeout", &cfg.timeout_s, 1, 3600),
+		CONFIG_KEY_INT("admin", "request_timeout", &cfg.request_timeout_s, 1, 3600),
+		CONFIG_KEY_INT("admin", "reserve_conns", &cfg.reserve_conns, 0, 100000),
+		CONFIG_KEY_INT("admin", "max_conns_per_ip", &cfg.max_conns_per_ip, 0, 100000),
+		CONFIG_KEY_BOOL("admin", "reuse_port", &cfg.reuse_port),
 		CONFIG_KEY_INT("admin", "max_body", &cfg.max_body, 1024, 16 << 20),
 		CONFIG_KEY_INT("admin", "db_threads", &cfg.db_threads, 1, 64),
 		CONFIG_KEY_INT("admin", "status_max_age", &cfg.status_max_age_s, 1, 31 * 86400),
@@ -63,6 +68,11 @@ int main(int argc, char **argv)
 		log_error("%s: [admin] ip = %s is not a loopback address: set [admin] users_file "
 			  "(larsctl admin-user add NAME) before serving other machines",
 			  args.config, cfg.ip);
+		return 2;
+	}
+	if (cfg.reserve_conns >= cfg.max_conns) {
+		log_error("%s: [admin] reserve_conns = %d must be below max_conns = %d", args.config,
+			  cfg.reserve_conns, cfg.max_conns);
 		return 2;
 	}
 	for (const char *p = cfg.realm; *p; p++) {

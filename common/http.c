@@ -8,13 +8,31 @@
 // A handler that cannot answer at once (it waits for a database job) leaves
 // the request suspended in MHD; http_respond() later stores the answer and
 // resumes the connection, and MHD calls us again to queue it.
+//
+// Slow clients. MHD's idle timeout restarts on every byte, so a client that
+// trickles a header line now and then holds its connection for ever, and
+// max_conns of them lock everyone out. We keep our own list of the
+// connections still waiting for their request (accepted, or answered and
+// kept alive), oldest first: each must have its whole request in within
+// request_timeout_s, and at most max_conns - reserve may wait at once; a new
+// connection over that closes the oldest waiting one. So a newcomer is always
+// accepted, and a request that has arrived (an operator's, sent in one go)
+// is always served, whatever number of addresses the slow clients use. We
+// close a connection with shutdown(2): MHD sees the end of the stream on its
+// descriptor and closes it itself.
+//
+// The listening socket is ours (MHD_OPTION_LISTEN_SOCKET), so a taken port
+// is an error naming the address, and SO_REUSEPORT is set only on request.
 #include "http.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -23,18 +41,38 @@
 #include "net.h"
 #include "xalloc.h"
 
+/* Log closed slow connections at most this often (they come in floods). */
+#define HTTP_CUT_LOG_MS 10000
+
+/* One connection, from MHD's accept to its close (MHD's socket context). */
+typedef struct http_conn {
+	struct http_conn *prev, *next; /* in the server's waiting list */
+	int fd;
+	uint64_t deadline_ms;          /* its request must be in by then */
+	bool waiting;
+	bool cut;                      /* shut down by us; MHD closes it soon */
+} http_conn_t;
+
 struct http_server {
 	uv_loop_t *loop;
 	struct MHD_Daemon *d;
 	uv_poll_t poll;
 	uv_timer_t timer;
+	uv_timer_t deadline;  /* the oldest waiting connection's deadline */
 	http_server_opts_t opts;
 	char name[32];
+	char where[NET_ADDR_STRLEN];
 	int port;
 	unsigned outstanding; /* handed to the handler, not answered yet */
 	int n_handles;        /* open uv handles; freed when the last closes */
 	bool closing;
 	bool stopped;
+	/* Connections waiting for their request, oldest first. */
+	http_conn_t *wait_head, *wait_tail;
+	unsigned n_waiting;
+	unsigned max_waiting; /* max_conns - reserve */
+	uint64_t n_expired, n_evicted; /* not yet logged */
+	uint64_t cut_logged_ms;
 };
 
 typedef struct http_extra_header {
@@ -46,6 +84,7 @@ typedef struct http_extra_header {
 struct http_req {
 	http_server_t *s;
 	struct MHD_Connection *conn; /* NULL once MHD is done with it */
+	http_conn_t *hc;
 	const char *method;
 	const char *url;
 	char *body;
@@ -63,6 +102,7 @@ struct http_req {
 
 static void http_run(http_server_t *s);
 static void http_finish(http_server_t *s);
+static void http_log_cuts(http_server_t *s, bool force);
 
 static void http_on_timer(uv_timer_t *t)
 {
@@ -117,8 +157,122 @@ static void http_finish(http_server_t *s)
 	uv_poll_stop(&s->poll); /* before MHD closes the epoll descriptor */
 	MHD_stop_daemon(s->d);
 	s->d = NULL;
+	http_log_cuts(s, true);
 	uv_close((uv_handle_t *)&s->poll, http_on_handle_closed);
 	uv_close((uv_handle_t *)&s->timer, http_on_handle_closed);
+	uv_close((uv_handle_t *)&s->deadline, http_on_handle_closed);
+}
+
+static void conn_unwait(http_server_t *s, http_conn_t *c)
+{
+	if (!c->waiting)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->wait_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		s->wait_tail = c->prev;
+	c->prev = c->next = NULL;
+	c->waiting = false;
+	s->n_waiting--;
+}
+
+static void http_on_deadline(uv_timer_t *t);
+
+/* @c waits for a request from now on: it goes last, with the latest deadline. */
+static void conn_wait(http_server_t *s, http_conn_t *c)
+{
+	if (c->cut || s->stopped)
+		return;
+	conn_unwait(s, c);
+	c->deadline_ms = uv_now(s->loop) + (uint64_t)s->opts.request_timeout_s * 1000;
+	c->prev = s->wait_tail;
+	if (s->wait_tail)
+		s->wait_tail->next = c;
+	else
+		s->wait_head = c;
+	s->wait_tail = c;
+	c->waiting = true;
+	if (++s->n_waiting == 1)
+		uv_timer_start(&s->deadline, http_on_deadline,
+			       (uint64_t)s->opts.request_timeout_s * 1000, 0);
+}
+
+static void http_log_cuts(http_server_t *s, bool force)
+{
+	uint64_t now = uv_now(s->loop);
+	if (!s->n_expired && !s->n_evicted)
+		return;
+	if (!force && s->cut_logged_ms && now - s->cut_logged_ms < HTTP_CUT_LOG_MS)
+		return;
+	log_warn("%s: closed %llu connection(s) that had not sent a whole request within %u s "
+		 "and %llu to make room (at most %u may wait for theirs)", s->name,
+		 (unsigned long long)s->n_expired, s->opts.request_timeout_s,
+		 (unsigned long long)s->n_evicted, s->max_waiting);
+	s->n_expired = s->n_evicted = 0;
+	s->cut_logged_ms = now;
+}
+
+/* Close @c from outside MHD: end the stream; MHD reads EOF and closes it. */
+static void conn_cut(http_server_t *s, http_conn_t *c, bool expired)
+{
+	conn_unwait(s, c);
+	c->cut = true;
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+	if (expired)
+		s->n_expired++;
+	else
+		s->n_evicted++;
+	http_kick(s);
+}
+
+static void http_on_deadline(uv_timer_t *t)
+{
+	http_server_t *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	while (s->wait_head && s->wait_head->deadline_ms <= now)
+		conn_cut(s, s->wait_head, true);
+	if (s->wait_head)
+		uv_timer_start(&s->deadline, http_on_deadline, s->wait_head->deadline_ms - now, 0);
+	http_log_cuts(s, false);
+}
+
+static void http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+			     enum MHD_ConnectionNotificationCode code)
+{
+	http_server_t *s = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		http_conn_t *c = xcalloc(1, sizeof(*c));
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		*socket_context = c;
+		conn_wait(s, c);
+		/* The newcomer may be an operator: make room for it at the
+		 * expense of whoever has been waiting longest. */
+		while (s->n_waiting > s->max_waiting && s->wait_head != c)
+			conn_cut(s, s->wait_head, false);
+		http_log_cuts(s, false);
+		return;
+	}
+	http_conn_t *c = *socket_context;
+	if (c) {
+		conn_unwait(s, c);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* MHD's socket context of @conn: our http_conn_t. */
+static http_conn_t *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
 }
 
 static void req_free(http_req_t *req)
@@ -168,6 +322,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 		req->conn = conn;
 		req->method = method;
 		req->url = url;
+		req->hc = conn_of(conn);
 		req_peer(req);
 		*con_cls = req;
 		return MHD_YES;
@@ -198,6 +353,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 		req->suspended = true;
 		return MHD_YES;
 	}
+	/* The whole request is in: no longer subject to the request deadline. */
+	if (req->hc)
+		conn_unwait(s, req->hc);
 	if (s->closing) {
 		req->handed = true;
 		s->outstanding++;
@@ -228,6 +386,11 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			   enum MHD_RequestTerminationCode toe)
 {
+	http_server_t *s = cls;
+	/* Answered, kept alive: the next request has its own deadline. */
+	http_conn_t *hc = conn_of(conn);
+	if (hc && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_wait(s, hc);
 	http_req_t *req = *con_cls;
 	if (!req)
 		return;
@@ -250,6 +413,43 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("%s: libmicrohttpd: %s", s->name, buf);
 }
 
+/*
+ * Bind and listen on @addr. SO_REUSEADDR only lets a restart bind while old
+ * connections linger in TIME_WAIT (on Linux it never lets two sockets listen
+ * on one port); SO_REUSEPORT, which does, only when asked for.
+ */
+static int http_listen(const http_server_t *s, const struct sockaddr_storage *addr,
+		       int *fdp)
+{
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int err = -errno;
+		log_error("%s: cannot listen on %s: %s", s->name, s->where, strerror(-err));
+		return err;
+	}
+	int on = 1;
+	socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						     : sizeof(struct sockaddr_in);
+	int r = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (r == 0 && s->opts.reuse_port)
+		r = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+	if (r == 0 && addr->ss_family == AF_INET6)
+		r = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (r == 0)
+		r = bind(fd, (const struct sockaddr *)addr, len);
+	if (r == 0)
+		r = listen(fd, SOMAXCONN);
+	if (r) {
+		int err = -errno;
+		log_error("%s: cannot listen on %s: %s%s", s->name, s->where, strerror(-err),
+			  err == -EADDRINUSE ? " (another process holds the port)" : "");
+		close(fd);
+		return err;
+	}
+	*fdp = fd;
+	return 0;
+}
+
 int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **outp)
 {
 	struct sockaddr_storage addr;
@@ -267,30 +467,50 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 	s->loop = loop;
 	s->opts = *opts;
 	snprintf(s->name, sizeof(s->name), "%s", name);
+	net_addr_str((struct sockaddr *)&addr, s->where);
 	if (!s->opts.max_conns)
 		s->opts.max_conns = 64;
 	if (!s->opts.timeout_s)
 		s->opts.timeout_s = 30;
+	if (!s->opts.request_timeout_s)
+		s->opts.request_timeout_s = 10;
+	if (s->opts.reserve >= s->opts.max_conns)
+		s->opts.reserve = s->opts.max_conns - 1;
+	s->max_waiting = s->opts.max_conns - s->opts.reserve;
 
-	s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, http_access, s,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+	int fd = -1;
+	int r = http_listen(s, &addr, &fd);
+	if (r) {
+		free(s);
+		return r;
+	}
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+		net_addr_str((struct sockaddr *)&bound, s->where);
+	s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						     : ((struct sockaddr_in *)&bound)->sin_port);
+
+	/* From here MHD owns @fd (closed by MHD_stop_daemon, or by
+	 * MHD_start_daemon itself on most of its failures; a failed start
+	 * ends the process, so an fd it left open does not matter). */
+	s->d = MHD_start_daemon(flags, (uint16_t)s->port, NULL, NULL, http_access, s,
+				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->opts.max_conns,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->opts.max_per_ip,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->opts.timeout_s,
+				MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, s,
 				MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
 				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s,
 				MHD_OPTION_END);
 	if (!s->d) {
 		int err = errno ? -errno : -EIO;
-		log_error("%s: cannot listen on %s:%d: %s", name, opts->ip, opts->port,
-			  strerror(-err));
+		log_error("%s: cannot serve HTTP on %s: %s", name, s->where, strerror(-err));
 		free(s);
 		return err;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : opts->port;
-	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-	int r = di ? uv_poll_init(loop, &s->poll, di->epoll_fd) : UV_EINVAL;
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+	r = di ? uv_poll_init(loop, &s->poll, di->epoll_fd) : UV_EINVAL;
 	if (r) {
 		log_error("%s: cannot watch libmicrohttpd's epoll descriptor: %s", name,
 			  uv_strerror(r));
@@ -299,10 +519,11 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 		return r;
 	}
 	uv_timer_init(loop, &s->timer);
-	s->poll.data = s->timer.data = s;
-	s->n_handles = 2;
+	uv_timer_init(loop, &s->deadline);
+	s->poll.data = s->timer.data = s->deadline.data = s;
+	s->n_handles = 3;
 	uv_poll_start(&s->poll, UV_READABLE, http_on_poll);
-	log_info("%s: listening on %s:%d", name, opts->ip, s->port);
+	log_info("%s: listening on %s", name, s->where);
 	*outp = s;
 	return 0;
 }

@@ -31,6 +31,15 @@ typedef struct http_server_opts {
 	int port;               /* 0: any free port */
 	unsigned max_conns;     /* 0: 64 */
 	unsigned timeout_s;     /* idle connection timeout; 0: 30 */
+	/* Slow clients: a request (headers and body) must have arrived within
+	 * request_timeout_s of the accept or of the previous answer, however
+	 * slowly it trickles in; at most max_conns - reserve connections may be
+	 * waiting for theirs (the oldest is closed to make room for a new one),
+	 * so the reserve is always there for requests that have arrived. */
+	unsigned request_timeout_s; /* 0: 10 */
+	unsigned reserve;       /* clamped to max_conns - 1 */
+	unsigned max_per_ip;    /* connections from one address; 0: no limit */
+	bool reuse_port;        /* share the port (SO_REUSEPORT); else a taken port fails */
 	size_t max_body;        /* bigger bodies get 413; 0: none accepted */
 	const http_header_t *headers; /* added to every response; must outlive the server */
 	http_handler_fn handler;

@@ -201,7 +201,7 @@ static void metrics_http_handle(http_req_t *req, void *arg)
 }
 
 int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
-		       metrics_http_t **outp)
+		       bool reuse_port, metrics_http_t **outp)
 {
 	metrics_http_t *h = xcalloc(1, sizeof(*h));
 	h->m = m;
@@ -211,6 +211,9 @@ int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		.port = port,
 		.max_conns = 64,
 		.timeout_s = METRICS_TIMEOUT_S,
+		.request_timeout_s = METRICS_TIMEOUT_S,
+		.reserve = 8, /* a scrape is served while slow clients wait */
+		.reuse_port = reuse_port,
 		.max_body = 0,
 		.handler = metrics_http_handle,
 		.arg = h,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,10 +69,11 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp);
 
 /**
  * metrics_http_start() - serve GET /metrics on @ip:@port (0 = any free port).
- * Anything else gets 404/405; libmicrohttpd bounds requests (32 KiB, 10 s idle).
+ * Anything else gets 404/405; libmicrohttpd bounds requests (32 KiB, 10 s idle),
+ * a request must arrive within 10 s. The port is ours alone unless @reuse_port.
  */
 int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
-		       metrics_http_t **outp);
+		       bool reuse_port, metrics_http_t **outp);
 /** metrics_http_port() - the bound port (useful after port 0). */
 int metrics_http_port(const metrics_http_t *h);
 /** metrics_http_close() - stop listening and close every client; frees @h. */

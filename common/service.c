@@ -194,7 +194,7 @@ int service_apply_common(service_t *svc, const service_common_cfg_t *c,
 	if (!c->metrics_enabled && c->metrics_port == 0)
 		return 0;
 	int r = metrics_http_start(svc->loop, m, c->metrics_ip, c->metrics_port,
-				   &svc->metrics_http);
+				   c->metrics_reuse_port, &svc->metrics_http);
 	if (r)
 		return r;
 	*portp = svc->metrics_port = metrics_http_port(svc->metrics_http);

@@ -24,6 +24,7 @@ typedef struct service_common_cfg {
 	bool metrics_enabled; /* with port 0: any free port (reported on --ready-fd) */
 	char metrics_ip[64];
 	int metrics_port;     /* non-zero: serve /metrics there */
+	bool metrics_reuse_port; /* share the port (SO_REUSEPORT) */
 } service_common_cfg_t;
 
 int service_parse_log_level(const char *value, void *dst, const char **whyp);
@@ -34,7 +35,8 @@ int service_parse_log_level(const char *value, void *dst, const char **whyp);
 	CONFIG_KEY_INT("log", "stats_interval", &(c).stats_interval, 0, 86400), \
 	CONFIG_KEY_BOOL("metrics", "enabled", &(c).metrics_enabled),           \
 	CONFIG_KEY_STR("metrics", "ip", (c).metrics_ip),                       \
-	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535)
+	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535),        \
+	CONFIG_KEY_BOOL("metrics", "reuse_port", &(c).metrics_reuse_port)
 
 /** service_common_defaults() - info logs, stats every 60 s, metrics off (127.0.0.1 when on). */
 void service_common_defaults(service_common_cfg_t *c);
