@@ -29,6 +29,9 @@
 static const char *admin_bin, *agent_bin, *larsctl_bin;
 static char tmpdir[128], users[192], www[512];
 static const char pass[] = "guard-test-pass-42";
+/* The daemon a test runs; stopped by stop_proc() even when the test fails
+ * (a daemon left running would hold the test's output open). */
+static harness_proc_t proc;
 
 /* The slow-connection attack: its size (LARS_TEST_SLOW_CONNS overrides). */
 #define SLOW_CONNS 300
@@ -251,9 +254,8 @@ static bool peer_closed(int fd)
  * 20 of 20. */
 static void test_admin_port_exclusive(void **state)
 {
-	harness_proc_t a;
-	assert_int_equal(harness_spawn(&a, admin_bin, admin_config(0, NULL)), 0);
-	int port = harness_port(&a, "http");
+	assert_int_equal(harness_spawn(&proc, admin_bin, admin_config(0, NULL)), 0);
+	int port = harness_port(&proc, "http");
 	assert_true(port > 0);
 
 	char err[4096], want[64];
@@ -275,16 +277,15 @@ static void test_admin_port_exclusive(void **state)
 	for (int i = 0; i < 20; i++)
 		ok += http_status(port, "/", true, ANSWER_MS) == 200;
 	assert_int_equal(ok, 20);
-	assert_int_equal(harness_stop(&a), 0);
+	assert_int_equal(harness_stop(&proc), 0);
 }
 
 /* The same for lars-agent's /metrics. */
 static void test_metrics_port_exclusive(void **state)
 {
 	int mport = harness_free_tcp_port();
-	harness_proc_t a;
-	assert_int_equal(harness_spawn(&a, agent_bin, agent_config(mport)), 0);
-	assert_int_equal(harness_port(&a, "metrics"), mport);
+	assert_int_equal(harness_spawn(&proc, agent_bin, agent_config(mport)), 0);
+	assert_int_equal(harness_port(&proc, "metrics"), mport);
 
 	char err[4096], want[64];
 	snprintf(want, sizeof(want), "127.0.0.1:%d", mport);
@@ -306,7 +307,7 @@ static void test_metrics_port_exclusive(void **state)
 	for (int i = 0; i < 20; i++)
 		ok += http_status(mport, "/metrics", false, ANSWER_MS) == 200;
 	assert_int_equal(ok, 20);
-	assert_int_equal(harness_stop(&a), 0);
+	assert_int_equal(harness_stop(&proc), 0);
 }
 
 typedef struct slow {
@@ -345,9 +346,8 @@ static void test_slow_clients(void **state)
 
 	char extra[64];
 	snprintf(extra, sizeof(extra), "request_timeout = %d\n", REQUEST_TIMEOUT_S);
-	harness_proc_t a;
-	assert_int_equal(harness_spawn(&a, admin_bin, admin_config(0, extra)), 0);
-	int port = harness_port(&a, "http");
+	assert_int_equal(harness_spawn(&proc, admin_bin, admin_config(0, extra)), 0);
+	int port = harness_port(&proc, "http");
 	assert_true(port > 0);
 
 	slow_t *slow = calloc((size_t)n, sizeof(*slow));
@@ -434,15 +434,21 @@ static void test_slow_clients(void **state)
 	printf("# 20 connections from one address: %d refused\n", refused);
 	assert_int_equal(refused, 4);
 	assert_int_equal(http_status(port, "/", true, ANSWER_MS), 200);
-	assert_int_equal(harness_stop(&a), 0);
+	assert_int_equal(harness_stop(&proc), 0);
+}
+
+static int stop_proc(void **state)
+{
+	harness_stop(&proc);
+	return 0;
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_admin_port_exclusive),
-		cmocka_unit_test(test_metrics_port_exclusive),
-		cmocka_unit_test(test_slow_clients),
+		cmocka_unit_test_teardown(test_admin_port_exclusive, stop_proc),
+		cmocka_unit_test_teardown(test_metrics_port_exclusive, stop_proc),
+		cmocka_unit_test_teardown(test_slow_clients, stop_proc),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
