@@ -394,6 +394,8 @@ static void api_submit(api_call_t *c)
 {
 	c->job.work = api_job_work;
 	c->job.done = api_job_done;
+	/* Reads are retried once on a fresh connection when theirs broke. */
+	c->job.read_only = c->work != work_route_write && c->work != work_describe;
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
 		return;
