@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "net.h"
 #include "xalloc.h"
 
 /* On every response. The pages load nothing from elsewhere and run no
@@ -63,14 +64,27 @@ static void admin_route(admin_t *a, http_req_t *req)
 	assets_serve(a->assets, req);
 }
 
-static void admin_on_auth(http_req_t *req, bool ok, void *arg)
+static void admin_on_auth(http_req_t *req, auth_result_t res, unsigned retry_s, void *arg)
 {
 	admin_t *a = arg;
-	if (ok) {
+	if (res == AUTH_OK) {
 		admin_route(a, req);
 		return;
 	}
-	metrics_inc(a->c_login_failed);
+	if (res == AUTH_THROTTLED) {
+		metrics_inc(a->c_login_throttled);
+		char secs[16], msg[128];
+		snprintf(secs, sizeof(secs), "%u", retry_s ? retry_s : 1);
+		snprintf(msg, sizeof(msg), "too many failed logins; try again in %s s "
+			 "(the password was not checked)", secs);
+		http_req_add_header(req, "Retry-After", secs);
+		admin_reply_error(req, 429, msg, NULL);
+		return;
+	}
+	/* A browser's first request carries no credentials (it waits for the
+	 * challenge): that is no failed login. */
+	if (res == AUTH_FAILED)
+		metrics_inc(a->c_login_failed);
 	char challenge[192];
 	snprintf(challenge, sizeof(challenge), "Basic realm=\"%s\", charset=\"UTF-8\"",
 		 a->cfg.realm);
@@ -79,12 +93,161 @@ static void admin_on_auth(http_req_t *req, bool ok, void *arg)
 			  NULL);
 }
 
+/* Splits a Host header into its lower-cased name (brackets of an IPv6
+ * literal dropped) and port (80 when none is given). */
+static bool host_split(const char *host, char *name, size_t cap, long *portp)
+{
+	const char *end, *colon;
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+		host++;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] && !colon)
+			return false;
+	} else {
+		colon = strchr(host, ':');
+		end = colon ? colon : host + strlen(host);
+		if (colon && strchr(colon + 1, ':'))
+			return false;
+	}
+	size_t n = (size_t)(end - host);
+	if (n == 0 || n >= cap)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
+	name[n] = '\0';
+	*portp = 80;
+	if (colon) {
+		char *e;
+		errno = 0;
+		*portp = strtol(colon + 1, &e, 10);
+		if (errno || *e || e == colon + 1 || *portp < 0 || *portp > 65535)
+			return false;
+	}
+	return true;
+}
+
+/* Two IP literals naming the same address? (false if either is none) */
+static bool same_ip(const char *x, const char *y, bool *x_is_ipp)
+{
+	struct sockaddr_storage sx, sy;
+	*x_is_ipp = net_addr(x, 0, &sx) == 0;
+	if (!*x_is_ipp || net_addr(y, 0, &sy) || sx.ss_family != sy.ss_family)
+		return false;
+	if (sx.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&sx)->sin_addr.s_addr ==
+		       ((struct sockaddr_in *)&sy)->sin_addr.s_addr;
+	return memcmp(&((struct sockaddr_in6 *)&sx)->sin6_addr,
+		      &((struct sockaddr_in6 *)&sy)->sin6_addr, 16) == 0;
+}
+
+static bool is_wildcard(const char *ip)
+{
+	return strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0;
+}
+
+bool admin_host_ok(const admin_t *a, const char *host)
+{
+	char name[256];
+	long port;
+	if (!host || !host_split(host, name, sizeof(name), &port))
+		return false;
+	/* A configured name is ours on any port (a proxy in front may use
+	 * another): a rebinding page's own name is never among them. */
+	for (size_t i = 0; i < a->n_names; i++)
+		if (strcmp(a->names[i], name) == 0)
+			return true;
+	if (port != a->port)
+		return false;
+	bool is_ip;
+	if (same_ip(name, a->cfg.ip, &is_ip))
+		return true;
+	if (is_ip && is_wildcard(a->cfg.ip))
+		return true; /* bound to every address: any of ours by number */
+	return strcmp(name, "localhost") == 0 && net_is_loopback(a->cfg.ip);
+}
+
+int admin_parse_names(admin_t *a, const char *list, const char **whyp)
+{
+	admin_free_names(a);
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, ", \t");
+		char name[256];
+		if (n >= sizeof(name)) {
+			*whyp = "a name in [admin] server_names is over 255 characters";
+			admin_free_names(a);
+			return -EINVAL;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		struct sockaddr_storage ss;
+		bool ok = net_addr(name, 0, &ss) == 0;
+		if (!ok) {
+			ok = true;
+			for (size_t i = 0; ok && i < n; i++) {
+				char ch = name[i];
+				ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+				     (ch >= '0' && ch <= '9') || ch == '-' || ch == '.';
+			}
+		}
+		if (!ok) {
+			*whyp = "[admin] server_names takes host names or IP addresses, "
+				"comma-separated, without ports";
+			admin_free_names(a);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (name[i] >= 'A' && name[i] <= 'Z')
+				name[i] = (char)(name[i] + 32);
+		a->names = xrealloc(a->names, (a->n_names + 1) * sizeof(*a->names));
+		a->names[a->n_names++] = xstrdup(name);
+	}
+	return 0;
+}
+
+void admin_free_names(admin_t *a)
+{
+	for (size_t i = 0; i < a->n_names; i++)
+		free(a->names[i]);
+	free(a->names);
+	a->names = NULL;
+	a->n_names = 0;
+}
+
 static void admin_handle(http_req_t *req, void *arg)
 {
 	admin_t *a = arg;
 	metrics_inc(a->c_requests);
 	log_debug("admin: %s %s from %s", http_req_method(req), http_req_path(req),
 		  http_req_peer(req));
+	/* The Host is the client's to choose: a page on a name that resolves to
+	 * us (DNS rebinding) would pass a same-origin check made against it. */
+	const char *host = http_req_header(req, "Host");
+	if (!admin_host_ok(a, host)) {
+		metrics_inc(a->c_bad_host);
+		log_debug("admin: Host '%.64s' from %s refused", host ? host : "",
+			  http_req_peer(req));
+		if (!host) {
+			admin_reply_error(req, 400, "a request needs a Host header", NULL);
+		} else {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "this console answers to %s%s%s:%d%s or a "
+				 "name in [admin] server_names, not to this Host",
+				 strchr(a->cfg.ip, ':') ? "[" : "", a->cfg.ip,
+				 strchr(a->cfg.ip, ':') ? "]" : "", a->port,
+				 net_is_loopback(a->cfg.ip) ? " (or localhost)" : "");
+			admin_reply_error(req, 421, msg, NULL);
+		}
+		return;
+	}
 	if (a->auth)
 		auth_check(a->auth, req, admin_on_auth, a);
 	else
@@ -101,7 +264,11 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 	a->c_requests = metrics_counter(m, "lars_admin_requests_total",
 					"HTTP requests to the console");
 	a->c_login_failed = metrics_counter(m, "lars_admin_login_failed_total",
-					    "Requests refused for missing or wrong credentials");
+					    "Requests refused for wrong credentials (not for none)");
+	a->c_login_throttled = metrics_counter(m, "lars_admin_login_throttled_total",
+					       "Logins refused unchecked (429) after failures");
+	a->c_bad_host = metrics_counter(m, "lars_admin_bad_host_total",
+					"Requests refused for a Host that is not this console");
 	a->c_forbidden = metrics_counter(m, "lars_admin_forbidden_total",
 					 "Writes refused by the same-origin check");
 	a->c_bad_input = metrics_counter(m, "lars_admin_bad_input_total",
@@ -140,6 +307,7 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 	r = http_server_start(loop, &ho, &a->http);
 	if (r)
 		return r;
+	a->port = http_server_port(a->http);
 	char ports[32];
 	snprintf(ports, sizeof(ports), "http=%d", http_server_port(a->http));
 	service_ready_ports(svc, ports);

@@ -29,6 +29,7 @@ typedef struct admin_cfg {
 	char users_file[1024];  /* "" = no login (loopback only) */
 	char assets_dir[1024];
 	char realm[128];
+	char server_names[1024]; /* more names the Host header may give */
 	char conninfo[1024];
 	service_common_cfg_t common;
 } admin_cfg_t;
@@ -44,8 +45,13 @@ typedef struct admin {
 	pg_worker_t *db; /* NULL once closing */
 	auth_t *auth;    /* NULL: no users file */
 	assets_t *assets;
+	char **names;   /* [admin] server_names, lower case */
+	size_t n_names;
+	int port;       /* bound */
 	metrics_counter_t *c_requests;
 	metrics_counter_t *c_login_failed;
+	metrics_counter_t *c_login_throttled;
+	metrics_counter_t *c_bad_host;
 	metrics_counter_t *c_forbidden;
 	metrics_counter_t *c_bad_input;
 	metrics_counter_t *c_writes;
@@ -58,6 +64,15 @@ typedef struct admin {
 int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m);
 /** admin_stop() - answer what is pending, stop listening, close the workers. */
 void admin_stop(admin_t *a);
+/**
+ * admin_parse_names() - [admin] server_names: comma-separated host names or
+ * IP addresses (no ports). Return: 0 and the lower-cased list in
+ * a->names, or -EINVAL with *@whyp set.
+ */
+int admin_parse_names(admin_t *a, const char *list, const char **whyp);
+void admin_free_names(admin_t *a);
+/** admin_host_ok() - is @host (a Host header) this console's address or name? */
+bool admin_host_ok(const admin_t *a, const char *host);
 
 /** admin_reply_json() - answer with @obj (taken) as JSON. */
 void admin_reply_json(http_req_t *req, unsigned status, json_t *obj);
@@ -71,7 +86,16 @@ void api_handle(admin_t *a, http_req_t *req);
 
 /* ---- auth.c: who may get in, and the same-origin rule for writes ---- */
 
-typedef void (*auth_done_fn)(http_req_t *req, bool ok, void *arg);
+typedef enum auth_result {
+	AUTH_OK,
+	AUTH_NO_CREDENTIALS, /* the request carried none (a browser's first) */
+	AUTH_FAILED,         /* wrong or unusable credentials */
+	AUTH_THROTTLED,      /* too many failures: not checked, retry later */
+} auth_result_t;
+
+/* @retry_after_s: with AUTH_THROTTLED, when to try again. */
+typedef void (*auth_done_fn)(http_req_t *req, auth_result_t res, unsigned retry_after_s,
+			     void *arg);
 
 /** auth_new() - load @path (must exist, not world-readable). */
 int auth_new(uv_loop_t *loop, const char *path, auth_t **outp);
@@ -79,7 +103,10 @@ void auth_free(auth_t *au);
 /**
  * auth_check() - are @req's Basic credentials right? @done runs on the loop,
  * at once when a recent success is cached, else after crypt(3) ran on the
- * thread pool. Failures are logged with the peer address.
+ * thread pool. Failures are logged with the peer address (and the user
+ * name only if it is a user). An address or name with too many recent
+ * failures gets AUTH_THROTTLED at once, its password not looked at
+ * (throttle.h says who waits for what).
  */
 void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg);
 /**

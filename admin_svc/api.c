@@ -394,6 +394,8 @@ static void api_submit(api_call_t *c)
 {
 	c->job.work = api_job_work;
 	c->job.done = api_job_done;
+	/* Reads are retried once on a fresh connection when theirs broke. */
+	c->job.read_only = c->work != work_route_write && c->work != work_describe;
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
 		return;
@@ -489,16 +491,40 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 }
 
 /* A JSON member as the text an operator would have typed: integers and
- * strings as they are; anything else fails the same check larsctl makes. */
-static void member_text(json_t *body, const char *key, char *out, size_t cap)
+ * strings as they are; anything else fails the same check larsctl makes.
+ * False if it does not fit @cap whole: it is refused, never cut (a cut
+ * "0000...0905x" would read as 905). */
+static bool member_text(json_t *body, const char *key, char *out, size_t cap)
 {
 	json_t *v = json_object_get(body, key);
+	int n;
 	if (json_is_integer(v))
-		snprintf(out, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		n = snprintf(out, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	else if (json_is_string(v))
-		snprintf(out, cap, "%s", json_string_value(v));
+		n = json_string_length(v) < cap ? snprintf(out, cap, "%s", json_string_value(v))
+						 : (int)cap;
 	else
-		snprintf(out, cap, "%s", v ? "?" : "");
+		n = snprintf(out, cap, "%s", v ? "?" : "");
+	/* An embedded NUL ("5\u00001") would cut the text too. */
+	return n >= 0 && (size_t)n < cap && (!json_is_string(v) || strlen(out) == json_string_length(v));
+}
+
+/* The members of a write, each refused with its name when it is longer than
+ * any valid value (@caps: bytes with the NUL). */
+static bool members(api_call_t *c, json_t *body, const char *const *keys, const size_t *caps,
+		    char (*outs)[64], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!member_text(body, keys[i], outs[i], caps[i])) {
+			char why[96];
+			snprintf(why, sizeof(why), "%s is too long (at most %zu characters)",
+				 keys[i], caps[i] - 1);
+			json_decref(body);
+			bad_input(c, why, keys[i]);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void post_call(admin_t *a, http_req_t *req, const char *what)
@@ -532,15 +558,18 @@ static void post_call(admin_t *a, http_req_t *req, const char *what)
 		bad_input(c, "the body must be a JSON object", NULL);
 		return;
 	}
-	char modid[32], cmdid[32], ip[64], port[32];
-	member_text(body, "modid", modid, sizeof(modid));
-	member_text(body, "cmdid", cmdid, sizeof(cmdid));
+	/* The longest valid values: "2147483647", "255.255.255.255", "65535"
+	 * (ids may carry leading zeros up to that length). */
+	static const char *const keys[] = { "modid", "cmdid", "ip", "port" };
+	static const size_t caps[] = { 11, 11, 16, 11 };
+	char v[4][64];
+	if (!members(c, body, keys, caps, v, route_write ? 4 : 2))
+		return;
+	const char *modid = v[0], *cmdid = v[1];
 	const char *field = NULL;
 	if (route_write) {
-		member_text(body, "ip", ip, sizeof(ip));
-		member_text(body, "port", port, sizeof(port));
 		json_decref(body);
-		if (route_parse(modid, cmdid, ip, port, &c->entry, &why, &field)) {
+		if (route_parse(modid, cmdid, v[2], v[3], &c->entry, &why, &field)) {
 			bad_input(c, why, field);
 			return;
 		}

@@ -5,12 +5,17 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+
 #include "log.h"
+#include "net.h"
+#include "throttle.h"
 #include "userfile.h"
 #include "xalloc.h"
 
@@ -20,6 +25,8 @@
 /* How often a request looks whether the users file changed (a stat). */
 #define AUTH_RECHECK_MS 1000
 #define AUTH_CACHE_SLOTS 32
+/* "ip" or "v6-prefix/64" */
+#define THROTTLE_ADDR_LEN (INET6_ADDRSTRLEN + 4)
 
 typedef struct auth_cached {
 	char *user;
@@ -36,17 +43,29 @@ struct auth {
 	uint64_t checked_ms; /* loop time of the last look at the file */
 	auth_cached_t cache[AUTH_CACHE_SLOTS];
 	unsigned next_slot;
+	throttle_t *throttle;
+	struct auth_work *running; /* checks on the thread pool */
 };
+
+/* One request waiting for a password check (several carry the same
+ * credentials: a browser loads a page's assets in parallel). */
+typedef struct auth_waiter {
+	struct auth_waiter *next;
+	http_req_t *req;
+	auth_done_fn done;
+	void *arg;
+} auth_waiter_t;
 
 typedef struct auth_work {
 	uv_work_t w;
+	struct auth_work *next; /* in au->running */
 	auth_t *au;
-	http_req_t *req;
+	auth_waiter_t *waiters;
+	char peer[NET_ADDR_STRLEN]; /* of the first request, for the log */
+	char key[THROTTLE_ADDR_LEN]; /* its address as the throttle knows it */
 	char *user, *pass, *hash;
 	bool known; /* the user is in the file */
 	bool ok;
-	auth_done_fn done;
-	void *arg;
 } auth_work_t;
 
 static void cache_clear(auth_cached_t *c)
@@ -101,6 +120,7 @@ int auth_new(uv_loop_t *loop, const char *path, auth_t **outp)
 	auth_t *au = xcalloc(1, sizeof(*au));
 	au->loop = loop;
 	au->path = xstrdup(path);
+	au->throttle = throttle_new(&(throttle_opts_t){ 0 });
 	int r = auth_reload(au, true);
 	if (r) {
 		auth_free(au);
@@ -117,6 +137,7 @@ void auth_free(auth_t *au)
 	for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++)
 		cache_clear(&au->cache[i]);
 	userfile_free(&au->users);
+	throttle_free(au->throttle);
 	free(au->path);
 	free(au);
 }
@@ -142,13 +163,24 @@ static void cache_put(auth_t *au, const char *user, const char *pass)
 	c->until_ms = uv_now(au->loop) + AUTH_CACHE_MS;
 }
 
-/* A name fit for a log line: printable ASCII, bounded. */
-static void log_name(char *out, size_t cap, const char *name)
+/* The address a peer ("ip:port", "[v6]:port") is throttled by: the IPv4
+ * address, or the IPv6 /64 (one host usually holds a whole /64). */
+static void peer_key(const char *peer, char out[THROTTLE_ADDR_LEN])
 {
-	size_t n = 0;
-	for (const char *p = name; *p && n + 1 < cap; p++)
-		out[n++] = *p > 0x20 && *p < 0x7f ? *p : '?';
-	out[n] = '\0';
+	char ip[INET6_ADDRSTRLEN + 2];
+	snprintf(ip, sizeof(ip), "%s", peer[0] == '[' ? peer + 1 : peer);
+	char *end = strrchr(ip, peer[0] == '[' ? ']' : ':');
+	if (end)
+		*end = '\0';
+	unsigned char a6[16];
+	if (peer[0] == '[' && inet_pton(AF_INET6, ip, a6) == 1) {
+		memset(a6 + 8, 0, 8);
+		char pfx[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, a6, pfx, sizeof(pfx));
+		snprintf(out, THROTTLE_ADDR_LEN, "%s/64", pfx);
+		return;
+	}
+	snprintf(out, THROTTLE_ADDR_LEN, "%s", ip);
 }
 
 static void auth_work_free(auth_work_t *w)
@@ -159,6 +191,10 @@ static void auth_work_free(auth_work_t *w)
 		free(w->pass);
 	}
 	free(w->hash);
+	for (auth_waiter_t *q = w->waiters, *n; q; q = n) {
+		n = q->next;
+		free(q);
+	}
 	free(w);
 }
 
@@ -172,54 +208,113 @@ static void auth_on_work(uv_work_t *req)
 static void auth_after_work(uv_work_t *req, int status)
 {
 	auth_work_t *w = container_of(req, auth_work_t, w);
-	char name[72];
-	if (w->ok) {
-		cache_put(w->au, w->user, w->pass);
-	} else {
-		log_name(name, sizeof(name), w->user);
-		log_warn("admin: login failed for user '%s' from %s (%s)", name,
-			 http_req_peer(w->req), w->known ? "wrong password" : "no such user");
+	auth_t *au = w->au;
+	for (auth_work_t **pp = &au->running; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
 	}
-	w->done(w->req, w->ok, w->arg);
+	uint64_t wait = throttle_done(au->throttle, w->key, w->known ? w->user : NULL, w->ok,
+				      uv_now(au->loop));
+	if (w->ok) {
+		cache_put(au, w->user, w->pass);
+	} else if (w->known) {
+		/* Only a name that is a user is logged: a password typed into
+		 * the name field must not land in the log. The name is a line
+		 * of our users file, so it is printable already. */
+		log_warn("admin: login failed for user '%s' from %s (wrong password)", w->user,
+			 w->peer);
+	} else {
+		log_warn("admin: login failed for an unknown user name from %s (not logged)",
+			 w->peer);
+	}
+	if (wait)
+		log_warn("admin: %s failed to log in %u times: its next try waits %" PRIu64 " s",
+			 w->key, throttle_failures(au->throttle, w->key), (wait + 999) / 1000);
+	for (auth_waiter_t *q = w->waiters; q; q = q->next)
+		q->done(q->req, w->ok ? AUTH_OK : AUTH_FAILED, 0, q->arg);
 	auth_work_free(w);
+}
+
+static void waiter_add(auth_work_t *w, http_req_t *req, auth_done_fn done, void *arg)
+{
+	auth_waiter_t *q = xcalloc(1, sizeof(*q));
+	q->req = req;
+	q->done = done;
+	q->arg = arg;
+	q->next = w->waiters;
+	w->waiters = q;
+}
+
+static void pass_free(char *pass)
+{
+	explicit_bzero(pass, strlen(pass));
+	free(pass);
 }
 
 void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg)
 {
 	char *user = NULL, *pass = NULL;
 	if (!http_req_basic_auth(req, &user, &pass)) {
-		if (http_req_header(req, "Authorization"))
+		bool carried = http_req_header(req, "Authorization") != NULL;
+		if (carried)
 			log_warn("admin: login failed from %s (not HTTP Basic credentials)",
 				 http_req_peer(req));
-		done(req, false, arg);
+		done(req, carried ? AUTH_FAILED : AUTH_NO_CREDENTIALS, 0, arg);
 		return;
 	}
 	auth_reload(au, false);
 	if (cache_hit(au, user, pass)) {
 		free(user);
-		explicit_bzero(pass, strlen(pass));
-		free(pass);
-		done(req, true, arg);
+		pass_free(pass);
+		done(req, AUTH_OK, 0, arg);
+		return;
+	}
+	char key[THROTTLE_ADDR_LEN];
+	peer_key(http_req_peer(req), key);
+	/* The same credentials from the same address are being checked: wait
+	 * for that answer (one guess, however many requests carry it). */
+	for (auth_work_t *w = au->running; w; w = w->next) {
+		if (strcmp(w->key, key) == 0 && strcmp(w->user, user) == 0 &&
+		    strcmp(w->pass, pass) == 0) {
+			free(user);
+			pass_free(pass);
+			waiter_add(w, req, done, arg);
+			return;
+		}
+	}
+	const char *hash = userfile_find(&au->users, user);
+	uint64_t retry_ms = 0;
+	int t = throttle_ask(au->throttle, key, hash ? user : NULL, uv_now(au->loop), &retry_ms);
+	if (t != THROTTLE_CHECK) {
+		/* Answered without looking at the password. */
+		free(user);
+		pass_free(pass);
+		done(req, AUTH_THROTTLED, (unsigned)((retry_ms + 999) / 1000), arg);
 		return;
 	}
 	auth_work_t *w = xcalloc(1, sizeof(*w));
 	w->au = au;
-	w->req = req;
+	snprintf(w->peer, sizeof(w->peer), "%s", http_req_peer(req));
+	snprintf(w->key, sizeof(w->key), "%s", key);
 	w->user = user;
 	w->pass = pass;
-	const char *hash = userfile_find(&au->users, user);
 	/* An unknown user costs the same crypt(3) as a known one: no timing
 	 * difference tells which names exist. */
 	w->known = hash != NULL;
 	w->hash = xstrdup(hash ? hash : au->users.n ? au->users.users[0].hash : "*");
-	w->done = done;
-	w->arg = arg;
+	waiter_add(w, req, done, arg);
 	int r = uv_queue_work(au->loop, &w->w, auth_on_work, auth_after_work);
 	if (r) {
 		log_error("admin: cannot check a password: %s", uv_strerror(r));
-		done(req, false, arg);
+		throttle_abort(au->throttle, key, uv_now(au->loop));
+		done(req, AUTH_FAILED, 0, arg);
 		auth_work_free(w);
+		return;
 	}
+	w->next = au->running;
+	au->running = w;
 }
 
 /* Does @url ("http://host[:port]/..." or exactly the origin) name @host? */

@@ -56,6 +56,7 @@ int main(int argc, char **argv)
 		CONFIG_KEY_STR("admin", "users_file", cfg.users_file),
 		CONFIG_KEY_STR("admin", "assets_dir", cfg.assets_dir),
 		CONFIG_KEY_STR("admin", "realm", cfg.realm),
+		CONFIG_KEY_STR("admin", "server_names", cfg.server_names),
 		CONFIG_KEY_STR("postgres", "conninfo", cfg.conninfo),
 		SERVICE_COMMON_KEYS(cfg.common),
 	};
@@ -84,8 +85,14 @@ int main(int argc, char **argv)
 	}
 
 	admin_t app = { .cfg = cfg };
+	const char *why;
+	if (admin_parse_names(&app, cfg.server_names, &why)) {
+		log_error("%s: %s", args.config, why);
+		return 2;
+	}
 	r = service_main("lars-admin", &args, &cfg.common, start, on_stop, &app);
 	auth_free(app.auth);
 	assets_free(app.assets);
+	admin_free_names(&app);
 	return r;
 }

@@ -37,6 +37,7 @@ typedef struct pg_thread {
 	bool up;          /* counted in the connections gauge */
 	backoff_t backoff;
 	uint64_t next_try_ms;
+	bool was_connected; /* the last run had a connection to lose */
 } pg_thread_t;
 
 struct pg_worker {
@@ -71,6 +72,18 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Set by pg_exec() on a worker thread when a statement failed because the
+ * connection is gone: SQLSTATE class 08 (connection exception) or the
+ * server's "terminating connection" (57P01-57P03), which may come while
+ * PQstatus() still says CONNECTION_OK. */
+static _Thread_local bool pg__conn_lost;
+
+static bool pg_state_lost(const char *state)
+{
+	return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
+}
+
 PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 		  const char *const *params, ExecStatusType expect)
 {
@@ -78,6 +91,8 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	if (res && PQresultStatus(res) == expect)
 		return res;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (pg_state_lost(state))
+		pg__conn_lost = true;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 	size_t len = strcspn(msg, "\n");
 	log_warn("pg: query failed (SQLSTATE %s): %.*s", state ? state : "-",
@@ -178,6 +193,42 @@ static void pg_worker_finish(pg_worker_t *w, pg_job_t *job, int status)
 	uv_async_send(&w->async);
 }
 
+/* Runs @job once on this thread's connection. Return: what work returned,
+ * or -ENOTCONN when there was no connection or it broke during the job
+ * (its failure is then the connection's). */
+static int pg_thread_run(pg_worker_t *w, pg_thread_t *t, pg_job_t *job, bool retry)
+{
+	PGconn *c = pg_connect(w, t);
+	pg_thread_set_up(w, t, c != NULL);
+	t->was_connected = c != NULL;
+	if (!c)
+		return -ENOTCONN;
+	/* Shutdown may cancel the running statement. */
+	PGcancel *cancel = PQgetCancel(c);
+	pthread_mutex_lock(&w->lock);
+	t->cancel = cancel;
+	/* A retry after the shutdown began would miss its cancel. */
+	bool cancelled = retry && w->stopping;
+	pthread_mutex_unlock(&w->lock);
+	pg__conn_lost = false;
+	int status = cancelled ? -ECANCELED : job->work(c, job);
+	pthread_mutex_lock(&w->lock);
+	cancel = t->cancel;
+	t->cancel = NULL;
+	pthread_mutex_unlock(&w->lock);
+	PQfreeCancel(cancel);
+	if (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK || (status && pg__conn_lost)) {
+		log_warn("%s: lost the PostgreSQL connection", w->name);
+		pg_thread_set_up(w, t, false);
+		PQfinish(c);
+		t->conn = NULL;
+		/* Work that finished before the loss stands. */
+		if (status)
+			status = -ENOTCONN;
+	}
+	return status;
+}
+
 static void *pg_thread_main(void *arg)
 {
 	pg_thread_t *t = arg;
@@ -197,31 +248,13 @@ static void *pg_thread_main(void *arg)
 			w->todo_tail = &w->todo;
 		pthread_mutex_unlock(&w->lock);
 
-		PGconn *c = pg_connect(w, t);
-		pg_thread_set_up(w, t, c != NULL);
-		if (c) {
-			/* Shutdown may cancel the running statement. */
-			PGcancel *cancel = PQgetCancel(c);
-			pthread_mutex_lock(&w->lock);
-			t->cancel = cancel;
-			pthread_mutex_unlock(&w->lock);
-		}
-		int status = c ? job->work(c, job) : -ENOTCONN;
-		if (c) {
-			pthread_mutex_lock(&w->lock);
-			PGcancel *cancel = t->cancel;
-			t->cancel = NULL;
-			pthread_mutex_unlock(&w->lock);
-			PQfreeCancel(cancel);
-		}
-		if (c && (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK)) {
-			log_warn("%s: lost the PostgreSQL connection", w->name);
-			pg_thread_set_up(w, t, false);
-			PQfinish(c);
-			t->conn = NULL;
-			/* Work that finished before the loss stands. */
-			if (status)
-				status = -ENOTCONN;
+		int status = pg_thread_run(w, t, job, false);
+		/* A read that failed on a connection found broken (a restart of
+		 * the server leaves each thread's connection stale until used)
+		 * runs once more on a fresh one. */
+		if (status == -ENOTCONN && job->read_only && t->was_connected) {
+			log_info("%s: retrying a read on a new connection", w->name);
+			status = pg_thread_run(w, t, job, true);
 		}
 		if (status)
 			metrics_inc(w->m.failed);

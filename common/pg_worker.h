@@ -29,10 +29,18 @@ typedef int (*pg_job_work_fn)(PGconn *conn, pg_job_t *job);
  */
 typedef void (*pg_job_done_fn)(pg_job_t *job, int status);
 
-/** struct pg_job - embed in your request; it must live until done runs. */
+/**
+ * struct pg_job - embed in your request; it must live until done runs.
+ * @read_only: the job changes nothing, so it may run twice: one that fails
+ * because its connection broke (a database restart leaves every open
+ * connection stale) runs once more on a fresh connection before done is
+ * called. Its work must leave the job as it found it when it fails.
+ * Writes leave it false: a lost connection reports -ENOTCONN, honestly.
+ */
 struct pg_job {
 	pg_job_work_fn work;
 	pg_job_done_fn done;
+	bool read_only;
 	pg_job_t *next; /* private */
 	int status;     /* private */
 };

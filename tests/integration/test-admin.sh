@@ -107,8 +107,28 @@ got=$(curl -s -m 10 -H 'Authorization: Bearer x' -o /dev/null -w '%{http_code}' 
 [ "$got" = 401 ] || fail "not Basic: $got"
 grep -q "login failed for user 'tester' from 127.0.0.1:[0-9]* (wrong password)" "$TMP/admin.log" ||
 	fail "wrong password not logged with the peer"
-grep -q "login failed for user 'nobody' from 127.0.0.1:" "$TMP/admin.log" ||
+grep -q "login failed for an unknown user name from 127.0.0.1:" "$TMP/admin.log" ||
 	fail "unknown user not logged"
+# A password typed into the name field must not land in the log: a name that
+# is not a user is logged as a fixed placeholder.
+TYPED="typed-into-the-name-field-$RANDOM"
+got=$(curl -s -m 10 -u "$TYPED:" -o /dev/null -w '%{http_code}' "$URL/api/overview")
+[ "$got" = 401 ] || fail "password as name: $got"
+grep -q "nobody" "$TMP/admin.log" && fail "an unknown user name is in the log"
+grep -q "$TYPED" "$TMP/admin.log" && fail "a password typed as the name is in the log"
+[ "$(grep -c "login failed for an unknown user name from 127.0.0.1:" "$TMP/admin.log")" = 2 ] ||
+	fail "unknown names: $(grep 'login failed' "$TMP/admin.log")"
+
+# lars_admin_login_failed_total counts requests that carried credentials, not
+# the credential-less first request every browser sends before the prompt.
+failed_count() { curl -s -m 10 "$METRICS/metrics" | sed -n 's/^lars_admin_login_failed_total //p'; }
+n0=$(failed_count)
+for _ in 1 2 3 4 5; do curl -s -m 10 -o /dev/null "$URL/"; curl -s -m 10 -o /dev/null "$URL/app.js"; done
+n1=$(failed_count)
+[ "$n1" = "$n0" ] || fail "credential-less requests counted as failed logins: $n0 -> $n1"
+curl -s -m 10 -u "tester:wrong-again" -o /dev/null "$URL/"
+n2=$(failed_count)
+[ "$n2" = $((n0 + 1)) ] || fail "one wrong password: $n0 -> $n2"
 hdrs=$(curl -s -m 10 -D - -o /dev/null "$URL/api/overview")
 [[ $hdrs == *"WWW-Authenticate: Basic realm=\"Lars console\""* ]] || fail "no Basic challenge: $hdrs"
 
@@ -200,6 +220,18 @@ bad "desc control" /api/describe '{"modid":5,"description":"a\nb"}' 400 '"field"
 bad "desc number" /api/describe '{"modid":5,"description":7}' 400 '"field":"description"'
 bad "desc long" /api/describe "{\"modid\":5,\"description\":\"$(head -c 4097 /dev/zero | tr '\0' x)\"}" 400 '"field":"description"'
 bad "desc bad modid" /api/describe '{"modid":"x","description":"y"}' 400 '"field":"modid"'
+# Values are checked whole, never cut first: 40 characters ending in "x" were
+# once read as 905.
+long_id="$(head -c 36 /dev/zero | tr '\0' 0)0905x"
+bad "modid cut" /api/routes/add "{\"modid\":\"$long_id\",\"cmdid\":1,\"ip\":\"127.0.0.1\",\"port\":80}" 400 '"field":"modid"'
+bad "modid long digits" /api/routes/add "{\"modid\":\"$(head -c 36 /dev/zero | tr '\0' 0)905\",\"cmdid\":1,\"ip\":\"127.0.0.1\",\"port\":80}" 400 '"field":"modid"'
+bad "cmdid cut" /api/routes/del "{\"modid\":5,\"cmdid\":\"$long_id\",\"ip\":\"127.0.0.1\",\"port\":80}" 400 '"field":"cmdid"'
+bad "ip cut" /api/routes/add "{\"modid\":5,\"cmdid\":1,\"ip\":\"127.0.0.1$(head -c 60 /dev/zero | tr '\0' ' ')x\",\"port\":80}" 400 '"field":"ip"'
+bad "port cut" /api/routes/add "{\"modid\":5,\"cmdid\":1,\"ip\":\"127.0.0.1\",\"port\":\"$(head -c 36 /dev/zero | tr '\0' 0)80x\"}" 400 '"field":"port"'
+bad "modid nul" /api/routes/add '{"modid":"5\u0000x","cmdid":1,"ip":"127.0.0.1","port":80}' 400
+bad "desc modid cut" /api/describe "{\"modid\":\"$long_id\",\"description\":\"y\"}" 400 '"field":"modid"'
+bad "desc cmdid cut" /api/describe "{\"modid\":5,\"cmdid\":\"$long_id\",\"description\":\"y\"}" 400 '"field":"cmdid"'
+expect "modid leading zeros" "$(post /api/routes/del '{"modid":"0000000005","cmdid":1,"ip":"127.0.0.1","port":80}')" 200 '"result":"unchanged"'
 expect "too large" "$(post /api/routes/add "{\"pad\":\"$(head -c 9000 /dev/zero | tr '\0' x)\"}")" 413
 expect "text/plain" "$(call POST /api/routes/add -H 'Content-Type: text/plain' \
 	-d '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":81}')" 415
@@ -231,12 +263,15 @@ expect "traversal" "$(call GET /..%2f..%2fetc%2fpasswd)" 404
 expect "alive after hostile input" "$(call GET /api/overview)" 200
 # The users file is looked at again (at most once a second) and re-read when
 # it changed: an added user gets in, a removed one is out, within 3 s.
+# (From an address of its own, 127.0.0.7: its polls fail until the file is
+# re-read, and failed logins slow the address they come from.)
 as_other() { # as_other WANT: poll until the answer is WANT (3 s at most)
-	local got
-	for _ in $(seq 1 30); do
-		got=$(curl -s -m 10 -u "other:other-pass" -o /dev/null -w '%{http_code}' "$URL/api/descriptions")
+	local got end=$(($(date +%s%N) / 1000000 + 3000))
+	while :; do
+		got=$(curl -s -m 10 --interface 127.0.0.7 -u "other:other-pass" -o /dev/null -w '%{http_code}' "$URL/api/descriptions")
 		[ "$got" = "$1" ] && break
-		sleep 0.1
+		[ $(($(date +%s%N) / 1000000)) -lt $end ] || break
+		sleep 0.25
 	done
 	echo "$got"
 }
@@ -248,6 +283,70 @@ got=$(as_other 401)
 [ "$got" = 401 ] || fail "a user removed while running: $got"
 curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_login_failed_total [1-9]' || fail "metrics: login failures"
 curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_writes_total [1-9]' || fail "metrics: writes"
+
+# ---- the Host header: this console's address or a configured name only ----
+# Without a users file (loopback-only mode) a page on a DNS-rebinding name
+# (the attacker's name, resolving to 127.0.0.1) was once able to add a route:
+# its Origin matched its own Host.
+cat >"$TMP/open-lo.ini" <<EOF
+[admin]
+port = 0
+assets_dir = $SRC/admin_svc/www
+server_names = Console.Example, lars.internal
+EOF
+start openlo "$ADMIN" "$TMP/open-lo.ini"
+OPORT=$(ready_port openlo http)
+OURL=http://127.0.0.1:$OPORT
+hstatus() { # hstatus HOST [curl args...]: status of GET /api/overview sent with Host: HOST
+	local host=$1
+	shift
+	curl -s -m 10 -o "$TMP/hbody" -w '%{http_code}' -H "Host: $host" "$@" "$OURL/api/overview" || true
+}
+before=$(state)
+EVIL=rebind.attacker.example:$OPORT
+got=$(curl -s -m 10 -o "$TMP/hbody" -w '%{http_code}' -H "Host: $EVIL" -H "Origin: http://$EVIL" \
+	-H 'Sec-Fetch-Site: same-origin' -H 'Content-Type: application/json' \
+	--data-binary '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9555}' "$OURL/api/routes/add" || true)
+[ "$got" = 421 ] || fail "rebinding write: $got $(cat "$TMP/hbody")"
+grep -q "answers to 127.0.0.1:$OPORT" "$TMP/hbody" || fail "421 message: $(cat "$TMP/hbody")"
+[ "$(state)" = "$before" ] || fail "a rebinding page changed something: $before -> $(state)"
+[ "$(hstatus "$EVIL")" = 421 ] || fail "rebinding read"
+[ "$(hstatus "127.0.0.1:$OPORT")" = 200 ] || fail "Host 127.0.0.1:port"
+[ "$(hstatus "localhost:$OPORT")" = 200 ] || fail "Host localhost:port (loopback)"
+[ "$(hstatus "LOCALHOST:$OPORT")" = 200 ] || fail "Host in upper case"
+[ "$(hstatus "console.example")" = 200 ] || fail "a server_names name"
+[ "$(hstatus "lars.internal:8443")" = 200 ] || fail "a server_names name with a proxy's port"
+[ "$(hstatus "127.0.0.1:1")" = 421 ] || fail "another port"
+[ "$(hstatus "127.0.0.2:$OPORT")" = 421 ] || fail "another address"
+[ "$(hstatus "localhost")" = 421 ] || fail "localhost without the port"
+[ "$(hstatus "console.example.attacker.example")" = 421 ] || fail "a name ending like ours"
+[ "$(hstatus "127.0.0.1:$OPORT:1")" = 421 ] || fail "two ports"
+[ "$(hstatus "[::1]:$OPORT")" = 421 ] || fail "::1 while listening on 127.0.0.1"
+raw=$(printf 'GET /api/overview HTTP/1.0\r\n\r\n' |
+	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$OPORT; cat >&3; cat <&3" 2>/dev/null || true)
+[[ $raw == "HTTP/1."?" 400"*"needs a Host header"* ]] || fail "no Host: $raw"
+# The console's own pages still write.
+got=$(curl -s -m 10 -o "$TMP/hbody" -w '%{http_code}' -H "Origin: $OURL" -H 'Sec-Fetch-Site: same-origin' \
+	-H 'Content-Type: application/json' --data-binary '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9556}' \
+	"$OURL/api/routes/add" || true)
+[ "$got" = 200 ] || fail "same-origin write with a good Host: $got $(cat "$TMP/hbody")"
+got=$(curl -s -m 10 -o "$TMP/hbody" -w '%{http_code}' -H "Host: localhost:$OPORT" \
+	-H "Origin: http://localhost:$OPORT" -H 'Content-Type: application/json' \
+	--data-binary '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9556}' "$OURL/api/routes/del" || true)
+[ "$got" = 200 ] || fail "write via localhost: $got $(cat "$TMP/hbody")"
+# The login-protected console checks the Host before the credentials.
+got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: $EVIL" "$URL/api/overview")
+[ "$got" = 421 ] || fail "bad Host with a users file: $got"
+curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_bad_host_total [1-9]' || fail "metrics: bad Host"
+stop openlo
+for names in "a:80" "x y/z" "a_b"; do
+	printf '[admin]\nport = 0\nassets_dir = %s\nserver_names = %s\n' "$SRC/admin_svc/www" "$names" \
+		>"$TMP/names.ini"
+	rc=0
+	"$ADMIN" -c "$TMP/names.ini" >"$TMP/names.log" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "server_names = $names: exit $rc"
+	grep -q "server_names" "$TMP/names.log" || fail "server_names refusal: $(cat "$TMP/names.log")"
+done
 
 # SIGTERM while a write waits in the database: it is cancelled and answered,
 # nothing is changed, and the service exits 0.

@@ -141,6 +141,69 @@ static void test_reconnects_after_backend_killed(void **state)
 	close_loop(&loop, w);
 }
 
+/* Ends backend @pid from a connection of our own and waits (10 s at most)
+ * until it is gone: the worker's connection is then stale, as after a
+ * server restart, while PQstatus() still says CONNECTION_OK. */
+static void terminate_backend(const char *pid)
+{
+	PGconn *c = PQconnectdb("");
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	const char *params[1] = { pid };
+	PGresult *res = PQexecParams(c, "SELECT pg_terminate_backend($1::int)", 1, NULL, params,
+				     NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	uint64_t start = uv_hrtime();
+	for (;;) {
+		res = PQexecParams(c, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", 1,
+				   NULL, params, NULL, NULL, 0);
+		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+		bool gone = strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+		PQclear(res);
+		if (gone)
+			break;
+		if (uv_hrtime() - start > 10000000000ull)
+			fail_msg("backend %s did not end", pid);
+		usleep(10000);
+	}
+	PQfinish(c);
+}
+
+static void test_read_retried_on_stale_connection(void **state)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	pg_worker_t *w;
+	pg_worker_opts_t o = { .name = "test", .conninfo = "", .n_threads = 1 };
+	assert_int_equal(pg_worker_start(&loop, &o, &w), 0);
+	static job_t pid, read, write, after;
+	n_done = 0;
+	job_init(&pid, "SELECT pg_backend_pid()", NULL);
+	pg_worker_submit(w, &pid.base);
+	run_until(&loop, 1);
+	assert_int_equal(pid.status, 0);
+	terminate_backend(pid.result);
+	/* A read on the stale connection runs again on a new one. */
+	job_init(&read, "SELECT pg_backend_pid()", NULL);
+	read.base.read_only = true;
+	pg_worker_submit(w, &read.base);
+	run_until(&loop, 2);
+	assert_int_equal(read.status, 0);
+	assert_string_not_equal(read.result, pid.result);
+	/* A write is not: it reports the lost connection; the next job works. */
+	terminate_backend(read.result);
+	job_init(&write, "SELECT 'written'", NULL);
+	job_init(&after, "SELECT 'after'", NULL);
+	pg_worker_submit(w, &write.base);
+	pg_worker_submit(w, &after.base);
+	run_until(&loop, 4);
+	assert_int_equal(write.status, -ENOTCONN);
+	assert_string_equal(write.result, "");
+	assert_int_equal(after.status, 0);
+	assert_string_equal(after.result, "after");
+	close_loop(&loop, w);
+}
+
 static void test_unreachable_fails_fast(void **state)
 {
 	uv_loop_t loop;
@@ -231,6 +294,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jobs_and_parameters),
 		cmocka_unit_test(test_reconnects_after_backend_killed),
+		cmocka_unit_test(test_read_retried_on_stale_connection),
 		cmocka_unit_test(test_unreachable_fails_fast),
 		cmocka_unit_test(test_close_cancels_queued),
 		cmocka_unit_test(test_close_cancels_running),

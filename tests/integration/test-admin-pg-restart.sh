@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# lars-admin across a PostgreSQL restart, on a cluster of its own (it is
+# restarted): every database thread holds a connection, the server restarts,
+# and every read right after answers 200 (a read whose connection broke is
+# retried once on a new one), while a write on a stale connection answers 503
+# with nothing changed, as before, and the next write works.
+#   test-admin-pg-restart.sh LARS_ADMIN LARSCTL
+set -euo pipefail
+ADMIN=$1 LARSCTL=$2
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CLUSTER=${LARS_PG_CLUSTER:-$SRC/deploy/pg-cluster}
+if [ -z "${LARS_TEST_PG:-}" ]; then
+	echo "no PostgreSQL for this run (deploy/lars-local test provides one)"
+	exit 77
+fi
+TMP=$(mktemp -d /tmp/lars-test-admin-pgr.XXXXXX)
+# The cluster's own directory: pg-cluster hands it to its owner.
+PGDIR=$(mktemp -d /tmp/lars-test-admin-pgr-db.XXXXXX)
+chmod 755 "$PGDIR"
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	"$CLUSTER" stop "$PGDIR" >/dev/null 2>&1 || true
+	rm -rf "$TMP" "$PGDIR"
+}
+trap cleanup EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+eval "$("$CLUSTER" start "$PGDIR")"
+"$LARSCTL" migrate >/dev/null
+"$LARSCTL" route add 5 1 127.0.0.1 9001 >/dev/null
+
+THREADS=3
+cat >"$TMP/admin.ini" <<EOF
+[admin]
+port = 0
+assets_dir = $SRC/admin_svc/www
+db_threads = $THREADS
+[metrics]
+enabled = true
+EOF
+: >"$TMP/ready"
+"$ADMIN" -c "$TMP/admin.ini" --ready-fd 3 3>"$TMP/ready" >"$TMP/admin.log" 2>&1 &
+ADMIN_PID=$!
+PIDS+=($ADMIN_PID)
+end=$(($(now_ms) + 10000))
+until [ -s "$TMP/ready" ]; do
+	[ "$(now_ms)" -lt "$end" ] || { cat "$TMP/admin.log"; echo "FAIL: lars-admin did not start"; exit 1; }
+	sleep 0.1
+done
+ready_port() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" "$TMP/ready"; }
+URL=http://127.0.0.1:$(ready_port http)
+METRICS=http://127.0.0.1:$(ready_port metrics)/metrics
+get() { curl -s -m 20 -o "$TMP/body" -w '%{http_code}' "$URL$1" || true; }
+post() {
+	curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+		--data-binary "$2" "$URL$1" || true
+}
+connections() { curl -s -m 10 "$METRICS" | sed -n 's/^lars_db_connections{worker="admin-db"} //p'; }
+
+# warm: every worker thread opens its connection. Reads queued behind a
+# table lock hold one thread each until the lock goes.
+warm() {
+	psql -X -q -c "BEGIN; LOCK TABLE route_data; SELECT pg_sleep(2); COMMIT" >/dev/null &
+	local lock=$! end=$(($(now_ms) + 10000)) ps=()
+	until [ "$(psql -X -At -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE c.relname = 'route_data' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]; do
+		[ "$(now_ms)" -lt "$end" ] || break
+		sleep 0.05
+	done
+	for _ in $(seq 1 $THREADS); do
+		curl -s -m 20 -o /dev/null "$URL/api/overview" &
+		ps+=($!)
+	done
+	wait "${ps[@]}" "$lock" || true
+	[ "$(connections)" = "$THREADS" ] || fail "$(connections) of $THREADS database connections open before the restart"
+}
+
+warm
+[ "$(get /api/overview)" = 200 ] || fail "read before the restart: $(cat "$TMP/body")"
+"$CLUSTER" restart "$PGDIR" >/dev/null
+reads=(/api/overview "/api/route?modid=5&cmdid=1" /api/descriptions "/api/changes?modid=5"
+       "/api/history?modid=5&cmdid=1&minutes=2" /api/overview)
+n200=0
+for path in "${reads[@]}"; do
+	got=$(get "$path")
+	if [ "$got" = 200 ]; then n200=$((n200 + 1)); else fail "read $path right after the restart: $got $(cat "$TMP/body")"; fi
+done
+echo "after a PostgreSQL restart: $n200 of ${#reads[@]} reads answered 200"
+grep -q "retrying a read on a new connection" "$TMP/admin.log" || fail "no read was retried"
+
+# A write is not retried: on a stale connection it reports the failure and
+# changes nothing; the next one works.
+warm
+"$CLUSTER" restart "$PGDIR" >/dev/null
+got=$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002}')
+[ "$got" = 503 ] && grep -q "nothing was changed" "$TMP/body" || fail "write on a stale connection: $got $(cat "$TMP/body")"
+[ "$(psql -X -At -c "SELECT count(*) FROM route_data WHERE port = 9002")" = 0 ] ||
+	fail "the write that answered 503 was stored"
+# (Each thread finds its stale connection once: up to one 503 per thread.)
+for _ in $(seq 1 $THREADS); do
+	got=$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9003}')
+	[ "$got" = 200 ] && break
+	[ "$got" = 503 ] && grep -q "nothing was changed" "$TMP/body" || fail "a later write: $got $(cat "$TMP/body")"
+done
+[ "$got" = 200 ] || fail "no write worked after the restart: $got $(cat "$TMP/body")"
+
+kill -TERM "$ADMIN_PID"
+rc=0
+wait "$ADMIN_PID" || rc=$?
+[ "$rc" = 0 ] || fail "lars-admin exited $rc at SIGTERM"
+[ "$fails" = 0 ] || { echo "$fails failure(s); lars-admin log:"; tail -n 40 "$TMP/admin.log"; exit 1; }
+echo "all PostgreSQL restart checks passed"
