@@ -495,13 +495,13 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 	 * MHD_start_daemon itself on most of its failures; a failed start
 	 * ends the process, so an fd it left open does not matter). */
 	s->d = MHD_start_daemon(flags, (uint16_t)s->port, NULL, NULL, http_access, s,
+				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s, /* first, or MHD warns */
 				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				MHD_OPTION_CONNECTION_LIMIT, s->opts.max_conns,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->opts.max_per_ip,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->opts.timeout_s,
 				MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, s,
 				MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, s,
 				MHD_OPTION_END);
 	if (!s->d) {
 		int err = errno ? -errno : -EIO;
