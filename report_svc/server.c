@@ -123,27 +123,27 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 	uint64_t now = uv_now(r->loop);
 	metrics_inc(r->mt.reports);
 	metrics_add(r->mt.results, vec.n);
-	rep_conn_t *rc_ = tcp_conn_data(c);
-	if (!rc_) { /* closing already */
+	rep_conn_t *rconn = tcp_conn_data(c);
+	if (!rconn) { /* closing already */
 		msg_vec_deinit(&vec);
 		return 0;
 	}
 	int32_t caller = req.caller;
-	if (!rc_->peer.trusted) {
-		if (!rc_->peer.has_ipv4) {
+	if (!rconn->peer.trusted) {
+		if (!rconn->peer.has_ipv4) {
 			/* An IPv6 peer has no IPv4 caller address to store under. */
 			metrics_inc(r->mt.caller_refused);
-			if (!rc_->warned)
+			if (!rconn->warned)
 				log_warn("reporter: %s: reports refused: an IPv6 peer cannot be a "
 					 "caller (IPv4); list it in [reporter] trusted_proxies to "
 					 "accept the caller it sends", tcp_conn_peer(c));
-			rc_->warned = true;
+			rconn->warned = true;
 			msg_vec_deinit(&vec);
 			return 0;
 		}
-		if (caller != rc_->peer.caller)
+		if (caller != rconn->peer.caller)
 			metrics_inc(r->mt.caller_peer);
-		caller = rc_->peer.caller;
+		caller = rconn->peer.caller;
 	}
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
