@@ -16,6 +16,7 @@ void pending_deinit(pending_t *p)
 {
 	free(p->v);
 	free(p->index);
+	free(p->bl);
 	pending_init(p);
 }
 
@@ -118,17 +119,19 @@ static void add_minute(report_entry_t *e, uint32_t minute, uint64_t succ, uint64
 }
 
 void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t err,
-		 bool overload, uint32_t ts, uint64_t now_ms)
+		 bool overload, uint32_t ts, uint64_t rx_us, uint64_t now_ms)
 {
 	report_entry_t *e = pending_slot(p, key, now_ms);
 	add_minute(e, ts - ts % 60, succ, err);
-	/* Latest by the agent's clock; equal times: the later arrival. */
-	if (ts >= e->ts) {
+	/* The latest received wins: a claimed time cannot pin a status. */
+	if (rx_us >= e->rx_us) {
 		e->succ = succ;
 		e->err = err;
 		e->overload = overload;
 		e->ts = ts;
+		e->rx_us = rx_us;
 	}
+	e->n_results++;
 	p->n_results++;
 }
 
@@ -137,25 +140,132 @@ void pending_merge(pending_t *p, const report_entry_t *in)
 	report_entry_t *e = pending_slot(p, &in->key, in->first_ms);
 	for (unsigned i = 0; i < in->n_mins; i++)
 		add_minute(e, in->mins[i].minute, in->mins[i].succ, in->mins[i].err);
-	if (in->ts >= e->ts) {
+	if (in->rx_us >= e->rx_us) {
 		e->succ = in->succ;
 		e->err = in->err;
 		e->overload = in->overload;
 		e->ts = in->ts;
+		e->rx_us = in->rx_us;
 	}
+	e->n_results += in->n_results;
+	p->n_results += in->n_results;
 	if (in->first_ms < e->first_ms)
 		e->first_ms = in->first_ms;
 	if (in->first_ms < p->oldest_ms)
 		p->oldest_ms = in->first_ms;
 }
 
+/* The map becomes the backlog (no copy); the map starts empty. */
+static void pending_to_backlog(pending_t *p)
+{
+	free(p->bl);
+	free(p->index);
+	p->bl = p->v;
+	p->bl_n = p->n;
+	p->bl_pos = 0;
+	p->bl_oldest_ms = p->oldest_ms;
+	p->v = NULL;
+	p->n = p->cap = 0;
+	p->index = NULL;
+	p->index_cap = 0;
+	p->oldest_ms = 0;
+}
+
+report_entry_t *pending_take_batch(pending_t *p, size_t max, size_t *np,
+				   uint64_t *n_resultsp)
+{
+	*np = 0;
+	*n_resultsp = 0;
+	if (p->bl_pos == p->bl_n) {
+		if (p->n == 0)
+			return NULL;
+		pending_to_backlog(p);
+	}
+	size_t k = p->bl_n - p->bl_pos;
+	if (max < 1)
+		max = 1;
+	if (k > max)
+		k = max;
+	report_entry_t *v = xreallocarray(NULL, k, sizeof(*v));
+	memcpy(v, p->bl + p->bl_pos, k * sizeof(*v));
+	p->bl_pos += k;
+	uint64_t results = 0;
+	for (size_t i = 0; i < k; i++)
+		results += v[i].n_results;
+	p->n_results -= results;
+	if (p->bl_pos == p->bl_n) {
+		free(p->bl);
+		p->bl = NULL;
+		p->bl_n = p->bl_pos = 0;
+		p->bl_oldest_ms = 0;
+	}
+	*np = k;
+	*n_resultsp = results;
+	return v;
+}
+
 report_entry_t *pending_take(pending_t *p, size_t *np, uint64_t *n_resultsp)
 {
-	report_entry_t *v = p->v;
-	*np = p->n;
+	size_t rest = p->bl_n - p->bl_pos;
+	report_entry_t *v;
+	if (rest == 0) {
+		v = p->v;
+		*np = p->n;
+		free(p->index);
+	} else {
+		*np = rest + p->n;
+		v = xreallocarray(NULL, *np ? *np : 1, sizeof(*v));
+		memcpy(v, p->bl + p->bl_pos, rest * sizeof(*v));
+		if (p->n)
+			memcpy(v + rest, p->v, p->n * sizeof(*v));
+		free(p->v);
+		free(p->index);
+		free(p->bl);
+	}
 	*n_resultsp = p->n_results;
-	free(p->index);
 	pending_init(p);
 	return v;
 }
 
+/* ---- batch size ---- */
+
+void batch_cap_init(batch_cap_t *c, size_t max)
+{
+	c->max = max ? max : 1;
+	c->cur = c->max;
+	c->n_ok = 0;
+}
+
+size_t batch_cap_size(const batch_cap_t *c, size_t pending)
+{
+	return pending < c->cur ? pending : c->cur;
+}
+
+bool batch_cap_done(batch_cap_t *c, size_t n, enum batch_outcome outcome, size_t pending)
+{
+	switch (outcome) {
+	case BATCH_STORED:
+		if (pending == 0) {
+			c->cur = c->max;
+			c->n_ok = 0;
+		} else if (n >= c->cur && c->cur < c->max && ++c->n_ok >= BATCH_CAP_GROW_AFTER) {
+			c->cur = c->cur > c->max / 2 ? c->max : c->cur * 2;
+			c->n_ok = 0;
+		}
+		return false;
+	case BATCH_TIMED_OUT:
+		c->n_ok = 0;
+		if (n <= 1) {
+			c->cur = 1;
+			return true; /* one key too slow: the database is, wait */
+		}
+		/* Halves of what timed out (never larger than the cap now). */
+		if (n / 2 < c->cur)
+			c->cur = n / 2;
+		return false;
+	case BATCH_FAILED:
+	default:
+		c->n_ok = 0;
+		return true;
+	}
+}

@@ -2,13 +2,19 @@
 // lars-reporter: receiving ReportStatusRequest and storing it in batches.
 //
 // DESIGN: the loop folds every result into the pending map (coalesced by
-// key) and never waits for the database. Batches leave the map whole: when it
-// holds batch_size keys or every flush_interval_ms, at most db_thread_cnt at
-// a time, each one transaction on a DB worker. A batch the database refuses
-// is folded back into the map and retried with backoff, so nothing is lost
-// while PostgreSQL is slow or down; memory grows with distinct keys only,
-// and above max_pending_keys the agents' connections stop being read (they
-// buffer on their side) until it drains.
+// key) and never waits for the database. Batches leave oldest first, at most
+// batch_keys keys each: when batch_size keys are pending or every
+// flush_interval_ms, at most db_thread_cnt at a time, each one transaction on
+// a DB worker. A batch the database refuses is folded back into the map and
+// retried with backoff, so nothing is lost while PostgreSQL is slow or down;
+// one that hits the statement timeout is retried in halves at once
+// (batch_cap_t), so a backlog cannot be retried whole forever. Memory grows
+// with distinct keys only, and above max_pending_keys the agents'
+// connections stop being read (they buffer on their side) until it drains.
+//
+// A report's caller is the TCP peer's address unless the peer is trusted
+// (loopback, trusted_proxies); its ts must be within max_clock_skew of our
+// clock (admit.c), and a status row follows the report received last.
 #include "server.h"
 
 #include <errno.h>
@@ -17,10 +23,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "backoff.h"
 #include "dispatch.h"
 #include "log.h"
 #include "msg.h"
+#include "net.h"
 #include "pending.h"
 #include "pg_worker.h"
 #include "store.h"
@@ -29,6 +37,7 @@
 
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define BEHIND_LOG_MS 10000
+#define REFUSED_LOG_MS 10000
 
 typedef struct batch_job {
 	pg_job_t base;
@@ -38,6 +47,12 @@ typedef struct batch_job {
 	uint64_t n_results;
 	size_t rows; /* history rows written, set by the worker */
 } batch_job_t;
+
+/* What on_connect decided for a connection (its tcp_conn data). */
+typedef struct rep_conn {
+	admit_peer_t peer;
+	bool warned; /* about an address that cannot be a caller */
+} rep_conn_t;
 
 typedef struct prune_job {
 	pg_job_t base;
@@ -59,6 +74,13 @@ struct rep {
 	uv_timer_t shutdown_timer;
 	unsigned n_timers;
 	unsigned in_flight; /* DB jobs not yet done */
+	unsigned n_batches; /* of which batches */
+	size_t inflight_keys;
+	uint64_t inflight_results;
+	batch_cap_t cap;
+	admit_t admit;
+	uint64_t last_rx_us;
+	log_ratelimit_t rl_refused;
 	backoff_t backoff;
 	uint64_t retry_at_ms; /* after a failure, no batch before this */
 	uint64_t last_behind_log_ms;
@@ -67,7 +89,8 @@ struct rep {
 	bool finished; /* shutdown flush over, worker closing */
 	struct {
 		metrics_counter_t *reports, *results, *stored, *rows, *batches,
-			*batch_failures, *pruned, *paused;
+			*batch_failures, *batch_timeouts, *pruned, *paused,
+			*ts_future, *ts_past, *caller_peer, *caller_refused;
 	} mt;
 };
 
@@ -98,16 +121,62 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 		return err;
 	}
 	uint64_t now = uv_now(r->loop);
-	/* No time from the agent: ours, so the history has a minute to use. */
-	uint32_t ts = req.ts ? req.ts : (uint32_t)time(NULL);
-	const lars_HostCallResult *res = vec.v;
-	for (size_t i = 0; i < vec.n; i++) {
-		report_key_t key = { req.modid, req.cmdid, res[i].ip, res[i].port, req.caller };
-		pending_add(&r->pending, &key, res[i].succ, res[i].err, res[i].overload,
-			    ts, now);
-	}
 	metrics_inc(r->mt.reports);
 	metrics_add(r->mt.results, vec.n);
+	rep_conn_t *rconn = tcp_conn_data(c);
+	if (!rconn) { /* closing already */
+		msg_vec_deinit(&vec);
+		return 0;
+	}
+	int32_t caller = req.caller;
+	if (!rconn->peer.trusted) {
+		if (!rconn->peer.has_ipv4) {
+			/* An IPv6 peer has no IPv4 caller address to store under. */
+			metrics_inc(r->mt.caller_refused);
+			if (!rconn->warned)
+				log_warn("reporter: %s: reports refused: an IPv6 peer cannot be a "
+					 "caller (IPv4); list it in [reporter] trusted_proxies to "
+					 "accept the caller it sends", tcp_conn_peer(c));
+			rconn->warned = true;
+			msg_vec_deinit(&vec);
+			return 0;
+		}
+		if (caller != rconn->peer.caller)
+			metrics_inc(r->mt.caller_peer);
+		caller = rconn->peer.caller;
+	}
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	uint32_t ts;
+	enum admit_ts_result tr = admit_ts(&r->admit, req.ts, (uint64_t)wall.tv_sec, &ts);
+	if (tr != ADMIT_TS_OK) {
+		unsigned long long hidden;
+		long long off = (long long)req.ts - (long long)wall.tv_sec;
+		metrics_inc(tr == ADMIT_TS_FUTURE ? r->mt.ts_future : r->mt.ts_past);
+		if (log_ratelimit_ok(&r->rl_refused, now, &hidden))
+			log_warn("reporter: %s: report for %d/%d with ts %lld s %s our clock "
+				 "(max_clock_skew %u s): %s%s", tcp_conn_peer(c), req.modid,
+				 req.cmdid, off < 0 ? -off : off, off < 0 ? "behind" : "ahead of",
+				 r->admit.max_skew_s,
+				 tr == ADMIT_TS_FUTURE ? "refused" : "stored under our time",
+				 hidden ? " (more suppressed)" : "");
+		if (tr == ADMIT_TS_FUTURE) {
+			msg_vec_deinit(&vec);
+			return 0;
+		}
+	}
+	/* Receive order: wall-clock microseconds, strictly increasing here, so
+	 * status rows follow arrival across batches and restarts. */
+	uint64_t rx_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
+	if (rx_us <= r->last_rx_us)
+		rx_us = r->last_rx_us + 1;
+	r->last_rx_us = rx_us;
+	const lars_HostCallResult *res = vec.v;
+	for (size_t i = 0; i < vec.n; i++) {
+		report_key_t key = { req.modid, req.cmdid, res[i].ip, res[i].port, caller };
+		pending_add(&r->pending, &key, res[i].succ, res[i].err, res[i].overload,
+			    ts, rx_us, now);
+	}
 	msg_vec_deinit(&vec);
 
 	if (pending_keys(&r->pending) >= (size_t)r->cfg.batch_size)
@@ -123,6 +192,24 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 	return 0;
 }
 
+static void on_conn(tcp_conn_t *c, void *user)
+{
+	rep_t *r = user;
+	rep_conn_t *rc = xcalloc(1, sizeof(*rc));
+	char ip[NET_ADDR_STRLEN];
+	if (admit_peer_ip(tcp_conn_peer(c), ip, sizeof(ip)) ||
+	    admit_peer(&r->admit, ip, &rc->peer))
+		rc->peer = (admit_peer_t){ 0 }; /* no address: nothing to store under */
+	tcp_conn_set_data(c, rc);
+}
+
+static void on_conn_close(tcp_conn_t *c, void *user)
+{
+	(void)user;
+	free(tcp_conn_data(c));
+	tcp_conn_set_data(c, NULL);
+}
+
 /* ---- storing ---- */
 
 static int batch_work(PGconn *conn, pg_job_t *j)
@@ -135,10 +222,12 @@ static void log_behind(rep_t *r, const char *what)
 {
 	uint64_t now = uv_now(r->loop);
 	uint64_t oldest = pending_oldest_ms(&r->pending);
-	log_warn("reporter: %s; %zu keys (%llu results) pending, oldest %.1f s, %u batches in flight",
+	log_warn("reporter: %s; %zu keys (%llu results) pending, oldest %.1f s, "
+		 "%u batches in flight (%zu keys, %llu results)",
 		 what, pending_keys(&r->pending),
 		 (unsigned long long)r->pending.n_results,
-		 oldest ? (double)(now - oldest) / 1000 : 0.0, r->in_flight);
+		 oldest ? (double)(now - oldest) / 1000 : 0.0, r->n_batches,
+		 r->inflight_keys, (unsigned long long)r->inflight_results);
 	r->last_behind_log_ms = now;
 }
 
@@ -148,21 +237,37 @@ static void batch_done(pg_job_t *j, int status)
 	rep_t *r = b->r;
 
 	r->in_flight--;
+	r->n_batches--;
+	r->inflight_keys -= b->n;
+	r->inflight_results -= b->n_results;
 	if (status == 0) {
 		metrics_inc(r->mt.batches);
 		metrics_add(r->mt.stored, b->n_results);
 		metrics_add(r->mt.rows, b->rows);
+		batch_cap_done(&r->cap, b->n, BATCH_STORED, pending_keys(&r->pending));
 		backoff_reset(&r->backoff);
 		r->retry_at_ms = 0;
 		if (r->failing) {
 			log_info("reporter: database writes work again");
 			r->failing = false;
 		}
+	} else if (status == -ETIMEDOUT && !r->finished &&
+		   !batch_cap_done(&r->cap, b->n, BATCH_TIMED_OUT, pending_keys(&r->pending))) {
+		/* Too big for the statement timeout: retried at once in halves. */
+		for (size_t i = 0; i < b->n; i++)
+			pending_merge(&r->pending, &b->v[i]);
+		metrics_inc(r->mt.batch_timeouts);
+		log_warn("reporter: a batch of %zu keys (%llu results) hit the statement "
+			 "timeout; retrying in batches of %zu keys", b->n,
+			 (unsigned long long)b->n_results, r->cap.cur);
 	} else {
 		/* Nothing of it was written: fold it back, try again later. */
 		for (size_t i = 0; i < b->n; i++)
 			pending_merge(&r->pending, &b->v[i]);
-		r->pending.n_results += b->n_results;
+		if (status == -ETIMEDOUT)
+			metrics_inc(r->mt.batch_timeouts);
+		else if (status != -ECANCELED)
+			batch_cap_done(&r->cap, b->n, BATCH_FAILED, pending_keys(&r->pending));
 		metrics_inc(r->mt.batch_failures);
 		r->retry_at_ms = uv_now(r->loop) + backoff_next(&r->backoff);
 		if (!r->failing)
@@ -189,21 +294,28 @@ static void batch_done(pg_job_t *j, int status)
 		rep_flush(r, false);
 }
 
+/* Submit batches (each at most the current cap) while threads are free, or
+ * all of what is pending when @force (the shutdown flush). */
 static void rep_flush(rep_t *r, bool force)
 {
-	if (pending_keys(&r->pending) == 0 || r->finished)
-		return;
-	if (!force && r->in_flight >= (unsigned)r->cfg.db_thread_cnt)
-		return;
-	if (uv_now(r->loop) < r->retry_at_ms)
-		return;
-	batch_job_t *b = xcalloc(1, sizeof(*b));
-	b->base.work = batch_work;
-	b->base.done = batch_done;
-	b->r = r;
-	b->v = pending_take(&r->pending, &b->n, &b->n_results);
-	r->in_flight++;
-	pg_worker_submit(r->db, &b->base);
+	while (pending_keys(&r->pending) && !r->finished) {
+		if (!force && r->n_batches >= (unsigned)r->cfg.db_thread_cnt)
+			return;
+		if (uv_now(r->loop) < r->retry_at_ms)
+			return;
+		batch_job_t *b = xcalloc(1, sizeof(*b));
+		b->base.work = batch_work;
+		b->base.done = batch_done;
+		b->r = r;
+		b->v = pending_take_batch(&r->pending,
+					  batch_cap_size(&r->cap, pending_keys(&r->pending)),
+					  &b->n, &b->n_results);
+		r->in_flight++;
+		r->n_batches++;
+		r->inflight_keys += b->n;
+		r->inflight_results += b->n_results;
+		pg_worker_submit(r->db, &b->base);
+	}
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -217,7 +329,8 @@ static void on_flush_timer(uv_timer_t *t)
 static int prune_work(PGconn *conn, pg_job_t *j)
 {
 	prune_job_t *p = container_of(j, prune_job_t, base);
-	return report_store_prune(conn, p->r->cfg.history_days, &p->deleted);
+	return report_store_prune(conn, p->r->cfg.history_days,
+				  p->r->cfg.max_clock_skew_s + 60, &p->deleted);
 }
 
 static void prune_done(pg_job_t *j, int status)
@@ -261,6 +374,16 @@ static double gauge_oldest(void *arg)
 	return oldest ? (double)(uv_now(r->loop) - oldest) / 1000 : 0;
 }
 
+static double gauge_inflight_keys(void *arg)
+{
+	return (double)((rep_t *)arg)->inflight_keys;
+}
+
+static double gauge_cap(void *arg)
+{
+	return (double)((rep_t *)arg)->cap.cur;
+}
+
 static void rep_metrics(rep_t *r)
 {
 	metrics_t *m = r->m;
@@ -270,10 +393,17 @@ static void rep_metrics(rep_t *r)
 	r->mt.rows = metrics_counter(m, "lars_reporter_rows_stored_total", "History rows (key, minute) merged into PostgreSQL; fewer than results when keys repeat");
 	r->mt.batches = metrics_counter(m, "lars_reporter_batches_total", "Batches committed");
 	r->mt.batch_failures = metrics_counter(m, "lars_reporter_batch_failures_total", "Batches refused and folded back for a retry");
+	r->mt.batch_timeouts = metrics_counter(m, "lars_reporter_batch_timeouts_total", "Batches that hit the statement timeout (SQLSTATE 57014), retried in halves");
+	r->mt.ts_future = metrics_counter(m, "lars_reporter_ts_refused_total{reason=\"future\"}", "Reports whose ts was beyond max_clock_skew: future = report dropped, past = stored under our time");
+	r->mt.ts_past = metrics_counter(m, "lars_reporter_ts_refused_total{reason=\"past\"}", "Reports whose ts was beyond max_clock_skew: future = report dropped, past = stored under our time");
+	r->mt.caller_peer = metrics_counter(m, "lars_reporter_caller_replaced_total", "Reports from an untrusted peer whose caller field was not its address (stored under the address)");
+	r->mt.caller_refused = metrics_counter(m, "lars_reporter_caller_refused_total", "Reports dropped: an untrusted peer without an IPv4 address");
 	r->mt.pruned = metrics_counter(m, "lars_reporter_history_pruned_total", "History rows removed by retention");
 	r->mt.paused = metrics_counter(m, "lars_reporter_backpressure_total", "Times reading from agents was paused");
 	metrics_gauge(m, "lars_reporter_pending_keys", "Keys waiting for the database", gauge_pending_keys, r);
 	metrics_gauge(m, "lars_reporter_oldest_pending_seconds", "Age of the oldest result not yet stored", gauge_oldest, r);
+	metrics_gauge(m, "lars_reporter_inflight_keys", "Keys in batches sent to the database, not yet committed", gauge_inflight_keys, r);
+	metrics_gauge(m, "lars_reporter_batch_keys_current", "Keys a batch may hold now (batch_keys, halved after a statement timeout)", gauge_cap, r);
 }
 
 /* ---- lifetime ---- */
@@ -287,6 +417,13 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	r->cfg = *cfg;
 	r->m = m;
 	pending_init(&r->pending);
+	batch_cap_init(&r->cap, (size_t)cfg->batch_keys);
+	r->admit.trust_loopback = cfg->trust_loopback;
+	r->admit.max_skew_s = (uint32_t)cfg->max_clock_skew_s;
+	const char *why;
+	if (admit_parse_nets(&r->admit, cfg->trusted_proxies, &why))
+		abort(); /* main checked it */
+	r->rl_refused = (log_ratelimit_t)LOG_RATELIMIT_INIT(REFUSED_LOG_MS, 3);
 	backoff_init(&r->backoff, 200, 5000, uv_hrtime());
 	rep_metrics(r);
 	dispatch_init(&r->dispatch);
@@ -298,13 +435,16 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	r->n_timers = 3;
 
 	pg_worker_opts_t wo = { .name = "reporter-db", .conninfo = cfg->conninfo,
-				.n_threads = (unsigned)cfg->db_thread_cnt, .metrics = m };
+				.n_threads = (unsigned)cfg->db_thread_cnt,
+				.statement_timeout_ms = (unsigned)cfg->statement_timeout_ms,
+				.metrics = m };
 	int rc = pg_worker_start(loop, &wo, &r->db);
 	if (rc == 0) {
 		tcp_server_opts_t o = {
 			.name = "reporter", .ip = cfg->ip, .port = cfg->port,
 			.max_conns = (unsigned)cfg->max_conns, .max_frame = (uint32_t)cfg->max_frame,
-			.dispatch = &r->dispatch, .user = r, .metrics = m,
+			.dispatch = &r->dispatch, .on_connect = on_conn,
+			.on_close = on_conn_close, .user = r, .metrics = m,
 		};
 		rc = tcp_server_start(loop, &o, &r->srv);
 	}
@@ -329,27 +469,35 @@ static void rep_on_timer_closed(uv_handle_t *h)
 	rep_maybe_free(r);
 }
 
-/* Freed once the timers are closed and no DB job can call back. */
+/*
+ * Freed once the timers are closed and no DB job can call back. By then every
+ * batch has come back (stored, or folded into pending), so what pending
+ * holds is exactly what was not stored.
+ */
 static void rep_maybe_free(rep_t *r)
 {
 	if (!r->finished || r->n_timers || r->in_flight)
 		return;
+	if (pending_keys(&r->pending))
+		log_error("reporter: shutting down with %zu keys (%llu results) not stored",
+			  pending_keys(&r->pending), (unsigned long long)r->pending.n_results);
+	else
+		log_info("reporter: everything received was stored");
 	pending_deinit(&r->pending);
 	free(r);
 }
 
-/* The shutdown flush is over (done or timed out): report and close. */
+/* The shutdown flush is over (done or timed out): cancel and close. */
 static void rep_finish(rep_t *r)
 {
 	if (r->finished)
 		return;
-	if (pending_keys(&r->pending) || r->in_flight)
-		log_error("reporter: shutting down with %zu keys (%llu results) not "
-			  "stored and %u batches unfinished",
-			  pending_keys(&r->pending), (unsigned long long)r->pending.n_results,
-			  r->in_flight);
-	else
-		log_info("reporter: everything received was stored");
+	if (pending_keys(&r->pending) || r->n_batches)
+		log_warn("reporter: shutdown timeout: %zu keys (%llu results) pending and "
+			 "%u batches in flight (%zu keys, %llu results); cancelling them",
+			 pending_keys(&r->pending), (unsigned long long)r->pending.n_results,
+			 r->n_batches, r->inflight_keys,
+			 (unsigned long long)r->inflight_results);
 	r->finished = true;
 	uv_close((uv_handle_t *)&r->flush_timer, rep_on_timer_closed);
 	uv_close((uv_handle_t *)&r->prune_timer, rep_on_timer_closed);

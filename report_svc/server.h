@@ -17,6 +17,11 @@ typedef struct rep_cfg {
 	int max_results;      /* results in one ReportStatusRequest */
 	int db_thread_cnt;
 	int batch_size;       /* pending keys that trigger a flush at once */
+	int batch_keys;       /* most keys in one batch (one transaction) */
+	int statement_timeout_ms;
+	int max_clock_skew_s; /* a report's ts further ahead is refused */
+	bool trust_loopback;  /* loopback peers' caller field is used */
+	char trusted_proxies[1024]; /* peers whose caller field is used, IPs/CIDRs */
 	int flush_interval_ms;
 	int max_pending_keys; /* above: stop reading from agents until it drains */
 	int history_days;

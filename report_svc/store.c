@@ -10,7 +10,27 @@
 #include "log.h"
 #include "pg_worker.h"
 
-#define COPY_CHUNK 65536 /* + PENDING_MINUTES rows of at most 160 bytes */
+#define COPY_CHUNK 65536 /* + PENDING_MINUTES rows of at most 180 bytes */
+#define SQLSTATE_QUERY_CANCELED "57014" /* statement_timeout (or a cancel) */
+
+/* -ETIMEDOUT for a statement the timeout cut short, else -EIO; logged. */
+static int store_failed(PGconn *conn, PGresult *res, const char *what)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	log_warn("reporter: %s failed (SQLSTATE %s): %.*s", what, state ? state : "-",
+		 (int)strcspn(msg, "\n"), msg);
+	return state && strcmp(state, SQLSTATE_QUERY_CANCELED) == 0 ? -ETIMEDOUT : -EIO;
+}
+
+/* A statement without parameters or rows: 0, -ETIMEDOUT or -EIO. */
+static int store_cmd(PGconn *conn, const char *sql, const char *what)
+{
+	PGresult *res = PQexec(conn, sql);
+	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : store_failed(conn, res, what);
+	PQclear(res);
+	return rc;
+}
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -29,25 +49,25 @@ static int copy_rows(PGconn *conn, const report_entry_t *v, size_t n)
 {
 	PGresult *res = PQexec(conn, "COPY lars_report_stage FROM STDIN");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		log_warn("reporter: COPY refused: %.*s",
-			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		int rc = store_failed(conn, res, "COPY");
 		PQclear(res);
-		return -EIO;
+		return rc;
 	}
 	PQclear(res);
-	char buf[COPY_CHUNK + PENDING_MINUTES * 160];
+	char buf[COPY_CHUNK + PENDING_MINUTES * 180];
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++) {
 		const report_entry_t *e = &v[i];
 		/* A row per history minute; the first also carries the status. */
 		for (unsigned m = 0; m < e->n_mins; m++) {
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-				"%u\t%d\t%d\t%u\t%d\t%u\t%llu\t%llu\t%u\t%u\t%c\t%u\t%c\n",
+				"%u\t%d\t%d\t%u\t%d\t%u\t%llu\t%llu\t%u\t%u\t%c\t%u\t%llu\t%c\n",
 				e->mins[m].minute, e->key.modid, e->key.cmdid,
 				(uint32_t)e->key.ip, e->key.port, (uint32_t)e->key.caller,
 				(unsigned long long)e->mins[m].succ,
 				(unsigned long long)e->mins[m].err, e->succ, e->err,
-				e->overload ? 't' : 'f', e->ts, m == 0 ? 't' : 'f');
+				e->overload ? 't' : 'f', e->ts,
+				(unsigned long long)e->rx_us, m == 0 ? 't' : 'f');
 		}
 		if (len >= COPY_CHUNK || i + 1 == n) {
 			if (PQputCopyData(conn, buf, (int)len) != 1)
@@ -58,14 +78,11 @@ static int copy_rows(PGconn *conn, const report_entry_t *v, size_t n)
 	if (PQputCopyEnd(conn, NULL) != 1)
 		goto broken;
 	res = PQgetResult(conn);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		log_warn("reporter: COPY failed: %.*s",
-			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : store_failed(conn, res, "COPY");
 	PQclear(res);
 	while ((res = PQgetResult(conn)))
 		PQclear(res);
-	return ok ? 0 : -EIO;
+	return rc;
 broken:
 	log_warn("reporter: COPY interrupted: %.*s",
 		 (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
@@ -83,52 +100,65 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp)
 		      " minute bigint, modid integer, cmdid integer, ip bigint,"
 		      " port integer, caller bigint, succ_sum bigint, err_sum bigint,"
 		      " succ bigint, err bigint, overload boolean, ts bigint,"
-		      " status boolean)"
+		      " rx_us bigint, status boolean)"
 		      " ON COMMIT DELETE ROWS"))
 		return -EIO;
 	if (pg_cmd(conn, "BEGIN"))
 		return -EIO;
-	if (copy_rows(conn, v, n))
+	int rc = copy_rows(conn, v, n);
+	if (rc)
 		goto fail;
 	/* (key, minute) is distinct within a batch: each row is touched once. */
-	if (pg_cmd(conn,
+	rc = store_cmd(conn,
 		"INSERT INTO host_status_history AS h "
 		" (minute, modid, cmdid, ip, port, caller, succ, err) "
 		"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
 		"       '0.0.0.0'::inet + caller, succ_sum, err_sum "
 		"FROM lars_report_stage ORDER BY modid, cmdid, ip, port, caller "
 		"ON CONFLICT (minute, modid, cmdid, ip, port, caller) DO UPDATE "
-		"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err"))
+		"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err",
+		"history merge");
+	if (rc)
 		goto fail;
-	if (pg_cmd(conn,
+	/* updated_at is when we received the report; the latest received wins
+	 * (batches may commit out of order), never the latest claimed ts. */
+	rc = store_cmd(conn,
 		"INSERT INTO host_status AS s "
-		" (modid, cmdid, ip, port, caller, succ, err, overload, ts) "
+		" (modid, cmdid, ip, port, caller, succ, err, overload, ts, updated_at) "
 		"SELECT modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
-		"       succ, err, overload, to_timestamp(ts) "
+		"       succ, err, overload, to_timestamp(ts), "
+		"       timestamptz 'epoch' + rx_us * interval '1 microsecond' "
 		"FROM lars_report_stage WHERE status ORDER BY modid, cmdid, ip, port, caller "
 		"ON CONFLICT (modid, cmdid, ip, port, caller) DO UPDATE "
 		"SET succ = EXCLUDED.succ, err = EXCLUDED.err, overload = EXCLUDED.overload, "
-		"    ts = EXCLUDED.ts, updated_at = now() "
-		"WHERE s.ts <= EXCLUDED.ts"))
+		"    ts = EXCLUDED.ts, updated_at = EXCLUDED.updated_at "
+		"WHERE s.updated_at <= EXCLUDED.updated_at",
+		"status merge");
+	if (rc)
 		goto fail;
-	if (pg_cmd(conn, "COMMIT"))
-		return -EIO;
+	rc = store_cmd(conn, "COMMIT", "COMMIT");
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < n; i++)
 		*rowsp += v[i].n_mins;
 	return 0;
 fail:
 	pg_cmd(conn, "ROLLBACK");
-	return -EIO;
+	return rc;
 }
 
-int report_store_prune(PGconn *conn, int days, long long *deletedp)
+int report_store_prune(PGconn *conn, int days, int future_s, long long *deletedp)
 {
-	char d[16];
+	char d[16], f[16];
 	snprintf(d, sizeof(d), "%d", days);
-	const char *params[1] = { d };
+	snprintf(f, sizeof(f), "%d", future_s);
+	const char *params[2] = { d, f };
+	/* Rows dated beyond our clock + the skew can only come from before the
+	 * ts was checked (a forged or broken time): they would never age out. */
 	PGresult *res = pg_exec(conn,
-		"DELETE FROM host_status_history WHERE minute < now() - make_interval(days => $1::int)",
-		1, params, PGRES_COMMAND_OK);
+		"DELETE FROM host_status_history WHERE minute < now() - make_interval(days => $1::int)"
+		" OR minute > now() + make_interval(secs => $2::int)",
+		2, params, PGRES_COMMAND_OK);
 	if (!res)
 		return -EIO;
 	*deletedp = strtoll(PQcmdTuples(res), NULL, 10);

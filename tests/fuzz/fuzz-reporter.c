@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				const lars_HostCallResult *r = vec.v;
 				for (size_t i = 0; i < vec.n; i++) {
 					report_key_t key = { q.modid, q.cmdid, r[i].ip, r[i].port, q.caller };
-					pending_add(&p, &key, r[i].succ, r[i].err, r[i].overload, q.ts, ++now);
+					pending_add(&p, &key, r[i].succ, r[i].err, r[i].overload, q.ts, now + 1, now + 1);
+					now++;
 					sent += (uint64_t)r[i].succ + r[i].err;
 				}
 			}
@@ -56,7 +57,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (refuse) {
 				for (size_t i = 0; i < n; i++)
 					pending_merge(&p, &v[i]);
-				p.n_results += results;
 			} else {
 				stored += sum(v, n);
 			}

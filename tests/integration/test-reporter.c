@@ -3,7 +3,12 @@
 // equal exactly what was sent over several connections; PostgreSQL stopped
 // for 10 s during a stream of reports loses nothing; bad frames close only
 // their connection; a report with 10,000 results is stored; SIGTERM stores
-// what is pending before exit; larsctl status shows it.
+// what is pending before exit; larsctl status shows it. Issue 14.6: a
+// forged far-future ts neither pins a status nor leaves a history row in
+// 2106, the status follows the report received last, an untrusted peer's
+// caller is its own address. Issue 14.7: a backlog bigger than the statement
+// timeout allows is stored exactly once (capped batches, halved on timeout),
+// and SIGTERM counts the batches in flight as not stored.
 #include "test.h"
 
 #include <pthread.h>
@@ -13,6 +18,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
@@ -74,6 +84,77 @@ static int spawn_reporter(harness_proc_t *p)
 		"[reporter]\nport = 0\nmax_frame = 1048576\nflush_interval_ms = 100\n"
 		"batch_size = 5000\nshutdown_timeout = 10\n[metrics]\nenabled = true\n");
 	return harness_spawn(p, rep_bin, cfg);
+}
+
+/* A TCP connection to the reporter from the loopback address @src. */
+static int connect_from(const char *src, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &a.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	a.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* A counter from the reporter's /metrics (the whole line's value), or -1. */
+static long long metric(const harness_proc_t *p, const char *name)
+{
+	static char out[65536];
+	ssize_t n = harness_http_get(harness_port(p, "metrics"), "/metrics", out, sizeof(out) - 1);
+	if (n < 0)
+		return -1;
+	out[n] = 0;
+	size_t len = strlen(name);
+	for (char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, name, len) == 0 && l[len] == ' ')
+			return strtoll(l + len + 1, NULL, 10);
+	return -1;
+}
+
+static int spawn_with(harness_proc_t *p, const char *extra)
+{
+	char cfg[2048];
+	snprintf(cfg, sizeof(cfg),
+		 "[reporter]\nport = 0\nmax_frame = 1048576\nflush_interval_ms = 100\n%s"
+		 "[metrics]\nenabled = true\n", extra);
+	return harness_spawn(p, rep_bin, harness_write_config(cfg));
+}
+
+/* SIGTERM, wait ≤ @ms for the exit; returns the exit status or -1. */
+static int term_and_wait(harness_proc_t *p, int ms)
+{
+	kill(p->pid, SIGTERM);
+	int status = -1;
+	double end = harness_now_s() + ms / 1000.0;
+	while (p->pid && harness_now_s() < end) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			p->pid = 0;
+		else
+			usleep(20000);
+	}
+	if (p->pid) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &status, 0);
+		p->pid = 0;
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
 }
 
 static int setup(void **state)
@@ -244,6 +325,185 @@ static void test_sigterm_stores_pending(void **state)
 			 50 * 3);
 }
 
+/*
+ * 14.6: the attack frame (the agent's caller, 999,999 errors, ts 2^32-1)
+ * before the fix set the host's status to 100 % failing, pinned it (newest
+ * ts wins) against the agent's later reports, and wrote a history row dated
+ * 2106. Now it is refused and counted; real reports keep the status.
+ */
+static void test_forged_future_ts(void **state)
+{
+	const int32_t agent = 0x0a000014; /* the agent's caller address */
+	uint32_t now = (uint32_t)time(NULL);
+	long long refused0 = metric(&rep, "lars_reporter_ts_refused_total{reason=\"future\"}");
+	int fd = harness_tcp_connect(rep_port);
+	send_report(fd, 20, 1, agent, now, 1, 100, 50, 0);
+	assert_int_equal(harness_wait_sql("SELECT sum(succ) FROM host_status_history WHERE modid = 20",
+					  50, 10000), 50);
+	int evil = harness_tcp_connect(rep_port);
+	send_report(evil, 20, 1, agent, UINT32_MAX, 1, 100, 0, 999999);
+	send_report(evil, 20, 1, agent, (uint32_t)time(NULL) + 301 + 60, 1, 100, 0, 999999);
+	/* The agent's next real report. */
+	usleep(300000);
+	send_report(fd, 20, 1, agent, (uint32_t)time(NULL), 1, 100, 40, 0);
+	assert_int_equal(harness_wait_sql("SELECT sum(succ) FROM host_status_history WHERE modid = 20",
+					  90, 10000), 90);
+	assert_int_equal(harness_wait_sql("SELECT succ FROM host_status WHERE modid = 20", 40, 10000), 40);
+	assert_int_equal(harness_sql_num("SELECT err FROM host_status WHERE modid = 20"), 0);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 20"), 1);
+	assert_int_equal(harness_sql_num("SELECT coalesce(sum(err), 0) FROM host_status_history WHERE modid = 20"), 0);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status_history "
+					 "WHERE minute > now() + interval '1 hour'"), 0);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE ts > now() + interval '1 hour'"), 0);
+	assert_int_equal(metric(&rep, "lars_reporter_ts_refused_total{reason=\"future\"}"), refused0 + 2);
+	close(evil);
+	close(fd);
+}
+
+/*
+ * 14.6: the status follows the report received last, not the one claiming
+ * the latest time: an earlier ts (within the skew) received later replaces
+ * it. A ts far behind keeps its counts, stored under our time.
+ */
+static void test_status_follows_arrival(void **state)
+{
+	uint32_t now = (uint32_t)time(NULL);
+	int fd = harness_tcp_connect(rep_port);
+	send_report(fd, 23, 1, 0x0a000017, now + 200, 1, 100, 5, 5);
+	assert_int_equal(harness_wait_sql("SELECT succ FROM host_status WHERE modid = 23", 5, 10000), 5);
+	send_report(fd, 23, 1, 0x0a000017, now - 100, 1, 100, 7, 0);
+	assert_int_equal(harness_wait_sql("SELECT succ FROM host_status WHERE modid = 23", 7, 10000), 7);
+	assert_int_equal(harness_sql_num("SELECT err FROM host_status WHERE modid = 23"), 0);
+	/* 1970: the counts are real (a report that waited), its time is ours. */
+	long long past0 = metric(&rep, "lars_reporter_ts_refused_total{reason=\"past\"}");
+	send_report(fd, 23, 2, 0x0a000017, 1, 1, 100, 3, 0);
+	assert_int_equal(harness_wait_sql("SELECT sum(succ) FROM host_status_history WHERE modid = 23 AND cmdid = 2",
+					  3, 10000), 3);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status_history WHERE modid = 23 AND cmdid = 2 "
+					 "AND minute > now() - interval '10 minutes'"), 1);
+	assert_int_equal(metric(&rep, "lars_reporter_ts_refused_total{reason=\"past\"}"), past0 + 1);
+	close(fd);
+}
+
+/*
+ * 14.6: the caller of an untrusted peer is its TCP address. On a loopback-
+ * only test machine the peers are 127.0.0.x, so this reporter trusts no
+ * loopback (trust_loopback = false) and only 127.0.0.3 as a proxy: a client
+ * bound to 127.0.0.2 claiming the agent's caller is stored under
+ * 127.0.0.2; the "proxy" 127.0.0.3 is believed.
+ */
+static void test_caller_from_peer(void **state)
+{
+	harness_proc_t p;
+	assert_int_equal(spawn_with(&p, "trust_loopback = false\ntrusted_proxies = 127.0.0.3, 10.0.0.0/8\n"), 0);
+	int port = harness_port(&p, "tcp");
+	int a = connect_from("127.0.0.2", port), b = connect_from("127.0.0.3", port);
+	uint32_t now = (uint32_t)time(NULL);
+	send_report(a, 24, 1, 0x0a000018, now, 1, 100, 0, 999);
+	send_report(b, 24, 1, 0x0a000018, now, 1, 100, 8, 0);
+	assert_int_equal(harness_wait_sql("SELECT count(*) FROM host_status WHERE modid = 24", 2, 10000), 2);
+	assert_int_equal(harness_sql_num("SELECT err FROM host_status WHERE modid = 24 AND caller = '127.0.0.2'"), 999);
+	assert_int_equal(harness_sql_num("SELECT succ FROM host_status WHERE modid = 24 AND caller = '10.0.0.24'"), 8);
+	assert_int_equal(harness_sql_num("SELECT err FROM host_status WHERE modid = 24 AND caller = '10.0.0.24'"), 0);
+	assert_int_equal(metric(&p, "lars_reporter_caller_replaced_total"), 1);
+	close(a);
+	close(b);
+	assert_int_equal(harness_stop(&p), 0);
+	/* A bad trusted_proxies is a configuration error (exit 2). */
+	harness_proc_t q;
+	assert_int_not_equal(spawn_with(&q, "trusted_proxies = 10.0.0.0/33\n"), 0);
+}
+
+/* ~@keys distinct keys on modid @modid, @per results per frame. */
+static long long send_keys(int fd, int32_t modid, int keys, int per)
+{
+	long long sent = 0;
+	for (int base = 0; base < keys; base += per) {
+		int n = keys - base < per ? keys - base : per;
+		send_report(fd, modid, base / per, 0x0a000015, (uint32_t)time(NULL), (size_t)n, 1, 2, 1);
+		sent += 3LL * n;
+	}
+	return sent;
+}
+
+/*
+ * 14.7 scaled down: PostgreSQL is stopped while 120,000 distinct keys
+ * arrive; the statement timeout (150 ms here, 30 s in production) is far
+ * too short to merge them in one batch. Before: the one batch of everything
+ * timed out and was retried whole forever, nothing stored. Now: batches of
+ * at most batch_keys, halved after each timeout, store every result exactly
+ * once.
+ */
+static void test_outage_backlog_stored_once(void **state)
+{
+	harness_proc_t p;
+	assert_int_equal(spawn_with(&p, "batch_size = 60000\nbatch_keys = 60000\n"
+				    "db_thread_cnt = 2\nshutdown_timeout = 30\n"
+				    "[postgres]\nstatement_timeout_ms = 150\n"), 0);
+	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
+	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	long long sent = send_keys(fd, 21, 120000, 10000);
+	/* The same keys again: coalesced, still counted. */
+	sent += send_keys(fd, 21, 20000, 10000);
+	usleep(500000);
+	cluster_start();
+	long long got = harness_wait_sql("SELECT coalesce(sum(succ + err), 0) FROM host_status_history WHERE modid = 21",
+					 sent, 120000);
+	fprintf(stderr, "outage backlog: %lld of %lld stored, %lld batch timeouts\n", got, sent,
+		metric(&p, "lars_reporter_batch_timeouts_total"));
+	assert_int_equal(got, sent);
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 21"), 120000);
+	/* Nothing more arrives later (exactly once). */
+	usleep(500000);
+	assert_int_equal(harness_sql_num("SELECT sum(succ + err) FROM host_status_history WHERE modid = 21"), sent);
+	close(fd);
+	assert_int_equal(harness_stop(&p), 0);
+}
+
+/*
+ * 14.7: SIGTERM while the database hangs (a table lock; statements wait):
+ * the results in batches already sent are not stored either, and the last
+ * line says so. Before: "0 keys (0 results) not stored and 2 batches
+ * unfinished", the in-flight results left out.
+ */
+static void test_sigterm_counts_in_flight(void **state)
+{
+	harness_proc_t p;
+	assert_int_equal(spawn_with(&p, "batch_size = 100\nbatch_keys = 100\ndb_thread_cnt = 2\n"
+				    "shutdown_timeout = 2\n[postgres]\nstatement_timeout_ms = 60000\n"), 0);
+	/* Its retention run at start goes first (it would wait on the lock too). */
+	double end = harness_now_s() + 10;
+	while (metric(&p, "lars_db_jobs_total{worker=\"reporter-db\"}") < 1 && harness_now_s() < end)
+		usleep(20000);
+	assert_true(metric(&p, "lars_db_jobs_total{worker=\"reporter-db\"}") >= 1);
+	PGconn *lock = PQconnectdb("");
+	assert_int_equal(PQstatus(lock), CONNECTION_OK);
+	PQclear(PQexec(lock, "BEGIN"));
+	PGresult *res = PQexec(lock, "LOCK TABLE host_status_history IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
+	/* 250 keys: two batches of 100 wait on the lock, 50 stay pending. */
+	long long sent = send_keys(fd, 22, 250, 250) / 3;
+	assert_int_equal(harness_wait_sql("SELECT (count(*) > 0)::int FROM pg_stat_activity "
+					  "WHERE wait_event_type = 'Lock' "
+					  "AND query LIKE 'INSERT INTO host_status_history%'", 1, 15000), 1);
+	close(fd);
+	int rc = term_and_wait(&p, 20000);
+	char *log = slurp(p.log);
+	PQclear(PQexec(lock, "ROLLBACK"));
+	PQfinish(lock);
+	char want[128];
+	snprintf(want, sizeof(want), "shutting down with 250 keys (%lld results) not stored", sent);
+	if (!strstr(log, want))
+		fail_msg("log lacks \"%s\":\n%s", want, log);
+	assert_null(strstr(log, "everything received was stored"));
+	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status_history WHERE modid = 22"), 0);
+	assert_int_equal(rc, 0);
+	unlink(p.log);
+	unlink(p.config);
+}
+
 int main(void)
 {
 	if (!getenv("LARS_TEST_PG")) {
@@ -262,6 +522,11 @@ int main(void)
 		cmocka_unit_test(test_bad_frames_close_only_offender),
 		cmocka_unit_test(test_ten_thousand_results),
 		cmocka_unit_test(test_status_command),
+		cmocka_unit_test(test_forged_future_ts),
+		cmocka_unit_test(test_status_follows_arrival),
+		cmocka_unit_test(test_caller_from_peer),
+		cmocka_unit_test(test_sigterm_counts_in_flight),
+		cmocka_unit_test(test_outage_backlog_stored_once),
 		cmocka_unit_test(test_postgres_down_10s_loses_nothing),
 		cmocka_unit_test(test_sigterm_stores_pending),
 	};
