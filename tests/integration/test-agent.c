@@ -29,6 +29,7 @@
 static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster, *lars_bin;
 static char pg_dir[64];
 static harness_proc_t dns, rep, agent;
+static harness_proc_t agent2; /* the tests' second agent: stopped in teardown too */
 static int ports[3], metrics_port, dns_metrics_port;
 static int fd;
 
@@ -179,6 +180,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	close(fd);
+	harness_stop(&agent2); /* left running by a failed test */
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
@@ -324,6 +326,7 @@ static void test_bad_datagrams(void **state)
 /* A second agent of the test's own on the same lars-dns: @extra adds keys. */
 static void spawn_agent(harness_proc_t *p, int port_v[3], int *metricsp, const char *extra)
 {
+	harness_stop(p); /* one left by a failed test */
 	int base = harness_free_udp_base();
 	assert_true(base > 0);
 	char cfg[1024];
@@ -359,9 +362,8 @@ static void test_flood_of_unknown_keys(void **state)
 {
 	/* Issue 14.8, scaled down: a small table, a 2 s update_timeout (a route
 	 * idle that long may make room for another), a pull budget of 100/s. */
-	harness_proc_t a2;
 	int p2[3], m2;
-	spawn_agent(&a2, p2, &m2,
+	spawn_agent(&agent2, p2, &m2,
 		    "max_routes = 200\nmax_absent = 100\nmax_hosts = 10000\n"
 		    "pull_rate = 100\npull_burst = 100\n[loadbalance]\nupdate_timeout = 2");
 	assert_int_equal(wait_host_at(p2, 1, 1, NULL, 3000), LARS_RET_SUCC);
@@ -416,7 +418,7 @@ static void test_flood_of_unknown_keys(void **state)
 	}
 	assert_true(seen);
 	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC); /* the first agent too */
-	assert_int_equal(harness_stop(&a2), 0);
+	assert_int_equal(harness_stop(&agent2), 0);
 }
 
 /* API get_route from the agent on @port_v: hosts into @vec, the datagram's size. */
@@ -446,9 +448,8 @@ static void test_api_route_fills_datagram(void **state)
 {
 	/* Issue 15.8: 5,000 ordinary hosts fit one datagram; 7,000 do not and
 	 * arrive cut, saying how many there are. */
-	harness_proc_t a2;
 	int p2[3], m2;
-	spawn_agent(&a2, p2, &m2, "max_hosts = 10000");
+	spawn_agent(&agent2, p2, &m2, "max_hosts = 10000");
 	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
 				     "SELECT 50, 1, '127.0.0.1', 20000 + g FROM generate_series(0, 4999) g"), 0);
 	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
@@ -488,7 +489,7 @@ static void test_api_route_fills_datagram(void **state)
 		assert_true(h[i].ip == 2130706433 && h[i].port >= 20000 && h[i].port < 27000);
 	msg_vec_deinit(&vec);
 	assert_true(metric(m2, "lars_agent_get_route_cut_total") >= 1);
-	assert_int_equal(harness_stop(&a2), 0);
+	assert_int_equal(harness_stop(&agent2), 0);
 	assert_int_equal(harness_sql("DELETE FROM route_data WHERE modid = 50"), 0);
 }
 
@@ -496,21 +497,21 @@ static void test_dns_unreachable_is_system_error(void **state)
 {
 	/* Issue 15.6: nothing at the lars-dns address. The agent cannot know
 	 * the route: SYSTEM_ERROR ("route service unreachable"), not NOEXIST. */
-	harness_proc_t a3;
 	int p3[3], base = harness_free_udp_base(), dead = harness_free_tcp_port();
 	assert_true(base > 0 && dead > 0);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\n", base, dead, harness_port(&rep, "tcp"));
-	assert_int_equal(harness_spawn(&a3, agent_bin, harness_write_config(cfg)), 0);
-	p3[0] = harness_port(&a3, "udp");
-	p3[1] = harness_port(&a3, "udp1");
-	p3[2] = harness_port(&a3, "udp2");
+	harness_stop(&agent2);
+	assert_int_equal(harness_spawn(&agent2, agent_bin, harness_write_config(cfg)), 0);
+	p3[0] = harness_port(&agent2, "udp");
+	p3[1] = harness_port(&agent2, "udp1");
+	p3[2] = harness_port(&agent2, "udp2");
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(get_host_at(p3, 1, 1, NULL), LARS_RET_SYSTEM_ERROR);
 		usleep(100000);
 	}
-	assert_int_equal(harness_stop(&a3), 0);
+	assert_int_equal(harness_stop(&agent2), 0);
 }
 
 /* Output of a lars tool command, and its exit status. */
