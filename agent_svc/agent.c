@@ -435,7 +435,7 @@ static int on_api_get_route(void *peer, void *user, int32_t msgid, const uint8_t
 	msg_array_bind(&arr, &resp.host);
 	r = udp_server_reply(peer, LARS_ID_API_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
 	if (r)
-		log_warn("agent: get_route %d/%d answer not sent (%zu hosts): %s", req.modid,
+		log_debug("agent: get_route %d/%d answer not sent (%zu hosts): %s", req.modid,
 			 req.cmdid, k, r < 0 ? strerror(-r) : msg_strerror(r));
 	free(hosts);
 	return 0;
