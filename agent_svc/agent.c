@@ -55,6 +55,11 @@ struct agent {
 	route_table_t rt;
 	keyset_t ks;      /* keys without hosts */
 	tokens_t pull_tokens; /* pulls for keys not in the route table */
+	/* lars-dns unreachable: a connection was lost, or an attempt failed
+	 * since the last connect (not while the first attempt is under way). */
+	metrics_counter_t *dns_failures; /* tcp_client's failed attempts */
+	uint64_t dns_failures_at_connect;
+	bool dns_lost;
 	report_buf_t rb;
 	int32_t caller;
 	uv_timer_t tick_timer;
@@ -113,10 +118,17 @@ static void set_level(metrics_counter_t *c, uint64_t v)
 static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
-	/* Keys without hosts are asked again when an app asks for them (within
-	 * pull_rate); whatever was pending on the old connection is lost. */
-	ks_clear(&a->ks);
-	set_level(a->mt.absent, 0);
+	a->dns_lost = false;
+	a->dns_failures_at_connect = metrics_get(a->dns_failures);
+	/* Keys without hosts too (at most max_absent): those asked for before
+	 * this connection, and the subscriptions that tell when one appears. */
+	size_t kn = 0;
+	for (ks_entry_t *k = a->ks.head; k; k = k->next, kn++) {
+		send_pull(a, k->modid, k->cmdid);
+		k->since_ms = now_ms(a);
+	}
+	if (kn)
+		log_info("agent: asked lars-dns for %zu keys without hosts after connecting", kn);
 	/* A new connection has no subscriptions: ask for every route again. */
 	size_t iter = 0, n = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&a->rt.map, &iter));) {
@@ -125,6 +137,21 @@ static void on_dns_connect(tcp_client_t *cli, void *user)
 	}
 	if (n)
 		log_info("agent: asked lars-dns for %zu routes after connecting", n);
+}
+
+static void on_dns_disconnect(tcp_client_t *cli, void *user)
+{
+	agent_t *a = user;
+	a->dns_lost = true;
+}
+
+/* Not connected and not merely connecting for the first time. */
+static bool dns_unreachable(const agent_t *a)
+{
+	if (tcp_client_connected(a->dns))
+		return false;
+	return a->dns_lost || !a->dns_failures ||
+	       metrics_get(a->dns_failures) > a->dns_failures_at_connect;
 }
 
 static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -322,6 +349,7 @@ static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid, int *rcp)
 		return e;
 	}
 	bool up = tcp_client_connected(a->dns);
+	bool unreachable = dns_unreachable(a);
 	uint64_t timeout = (uint64_t)a->cfg.lb.update_timeout_s * 1000;
 	ks_entry_t *k = ks_find(&a->ks, modid, cmdid);
 	if (k) {
@@ -331,15 +359,23 @@ static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid, int *rcp)
 		if (up && now - k->since_ms >= timeout && pull_unknown(a, modid, cmdid, now))
 			k->since_ms = now; /* the state stays until the answer */
 		if (k->state == KS_ABSENT)
-			*rcp = LARS_RET_NOEXIST;
-		else if (k->state == KS_PENDING && up)
+			*rcp = LARS_RET_NOEXIST; /* what lars-dns said last */
+		else if (k->state == KS_PENDING && !unreachable)
 			*rcp = LARS_RET_NOEXIST; /* still being pulled */
 		else
 			*rcp = LARS_RET_SYSTEM_ERROR;
 		return NULL;
 	}
-	if (!up || !pull_unknown(a, modid, cmdid, now)) {
+	/* Connecting (the agent just started): remembered as pending, pulled
+	 * by on_dns_connect. Unreachable: the agent cannot know. */
+	if (unreachable || !tokens_take(&a->pull_tokens, now)) {
+		if (!unreachable)
+			metrics_inc(a->mt.pulls_limited);
 		*rcp = LARS_RET_SYSTEM_ERROR; /* lars-dns unreachable, or over pull_rate */
+		return NULL;
+	}
+	if (up && send_pull(a, modid, cmdid)) {
+		*rcp = LARS_RET_SYSTEM_ERROR; /* the send queue to lars-dns is full */
 		return NULL;
 	}
 	ks_put(&a->ks, modid, cmdid, KS_PENDING, now);
@@ -561,7 +597,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		/* Big routes are cut to max_hosts after decoding; the frame itself
 		 * may be large (a route of a million hosts is ~12 MB). */
 		.max_frame = 64u << 20,
-		.dispatch = &a->dns_d, .on_connect = on_dns_connect, .user = a, .metrics = m,
+		.dispatch = &a->dns_d, .on_connect = on_dns_connect,
+		.on_disconnect = on_dns_disconnect, .user = a, .metrics = m,
 	};
 	dispatch_init(&a->rep_d);
 	tcp_client_opts_t ropts = {
@@ -570,6 +607,10 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.metrics = m,
 	};
 	int r = tcp_client_start(loop, &dopts, &a->dns);
+	/* Registered by the client under this name: read to tell "connecting"
+	 * from "unreachable". */
+	a->dns_failures = metrics_counter(m, "lars_upstream_connect_failures_total{upstream=\"dns\"}",
+					  "Failed connection attempts");
 	if (r == 0)
 		r = tcp_client_start(loop, &ropts, &a->rep);
 	if (r)

@@ -507,8 +507,16 @@ static void test_dns_unreachable_is_system_error(void **state)
 	p3[0] = harness_port(&agent2, "udp");
 	p3[1] = harness_port(&agent2, "udp1");
 	p3[2] = harness_port(&agent2, "udp2");
+	/* Until its first connect attempt fails the agent is only connecting:
+	 * NOEXIST as the original's first answer; then SYSTEM_ERROR. */
+	double end = now_ms() + 5000;
+	int r;
+	while ((r = get_host_at(p3, 1, 1, NULL)) == LARS_RET_NOEXIST && now_ms() < end)
+		usleep(20000);
+	assert_int_equal(r, LARS_RET_SYSTEM_ERROR);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(get_host_at(p3, 1, 1, NULL), LARS_RET_SYSTEM_ERROR);
+		assert_int_equal(get_host_at(p3, 2, 7, NULL), LARS_RET_SYSTEM_ERROR);
 		usleep(100000);
 	}
 	assert_int_equal(harness_stop(&agent2), 0);
