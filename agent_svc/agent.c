@@ -9,6 +9,15 @@
 // coalesced buffer that is sent per route every [reporter] interval and soon
 // after a host changes state; while lars-reporter is away it stays buffered
 // (bounded).
+//
+// Unknown keys are an app's to choose, so they are bounded apart from the
+// routes: pulls for them spend tokens of [agent] pull_rate, and a key without
+// hosts (being pulled, absent at lars-dns, or without room) lives in the
+// keyset ([agent] max_absent), never in the route table. A route enters the
+// table only when lars-dns answers with hosts, so a flood of made-up keys
+// cannot evict a route that has hosts. Whatever the agent forgets it
+// unsubscribes at lars-dns (ID_UnsubscribeRequest), so the connection's
+// subscriptions stay within max_routes + max_absent.
 #include "agent.h"
 
 #include <arpa/inet.h>
@@ -19,11 +28,13 @@
 #include <time.h>
 
 #include "dispatch.h"
+#include "keyset.h"
 #include "log.h"
 #include "msg.h"
 #include "report_buf.h"
 #include "route_table.h"
 #include "tcp_client.h"
+#include "tokens.h"
 #include "udp_server.h"
 #include "xalloc.h"
 
@@ -42,6 +53,13 @@ struct agent {
 	tcp_client_t *dns;
 	tcp_client_t *rep;
 	route_table_t rt;
+	keyset_t ks;      /* keys without hosts */
+	tokens_t pull_tokens; /* pulls for keys not in the route table */
+	/* lars-dns unreachable: a connection was lost, or an attempt failed
+	 * since the last connect (not while the first attempt is under way). */
+	metrics_counter_t *dns_failures; /* tcp_client's failed attempts */
+	uint64_t dns_failures_at_connect;
+	bool dns_lost;
 	report_buf_t rb;
 	int32_t caller;
 	uv_timer_t tick_timer;
@@ -52,7 +70,9 @@ struct agent {
 	struct {
 		metrics_counter_t *get_host[4], *reports, *unknown_host, *api_routes,
 			*pulls, *pushes, *full, *state_changes, *report_msgs,
-			*report_results, *report_dropped, *routes, *evicted, *truncated;
+			*report_results, *report_dropped, *routes, *evicted, *truncated,
+			*pulls_limited, *unsubscribes, *absent, *absent_evicted, *no_room,
+			*api_cut;
 	} mt;
 };
 
@@ -63,19 +83,53 @@ static uint64_t now_ms(const agent_t *a)
 
 /* ---- talking to lars-dns ---- */
 
+static int send_pull(agent_t *a, int32_t modid, int32_t cmdid)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	int r = tcp_client_send(a->dns, LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req);
+	if (r == 0)
+		metrics_inc(a->mt.pulls);
+	return r;
+}
+
 static void pull(agent_t *a, rt_entry_t *e)
 {
-	lars_GetRouteRequest req = { .modid = e->lb.modid, .cmdid = e->lb.cmdid };
 	lb_pulling(&e->lb, now_ms(a));
 	/* Not connected: the reconnect asks for every key anyway. */
-	if (tcp_client_send(a->dns, LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req) == 0)
-		metrics_inc(a->mt.pulls);
+	send_pull(a, e->lb.modid, e->lb.cmdid);
+}
+
+/* The agent forgot a key: lars-dns need not push it any more. */
+static void unsubscribe(agent_t *a, int32_t modid, int32_t cmdid)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	/* Not connected: the next connection never had it. */
+	if (tcp_client_send(a->dns, LARS_ID_UNSUBSCRIBE_REQ, lars_GetRouteRequest_fields,
+			    &req) == 0)
+		metrics_inc(a->mt.unsubscribes);
+}
+
+static void set_level(metrics_counter_t *c, uint64_t v)
+{
+	metrics_sub(c, metrics_get(c));
+	metrics_add(c, v);
 }
 
 static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
-	/* A new connection has no subscriptions: ask for every key again. */
+	a->dns_lost = false;
+	a->dns_failures_at_connect = metrics_get(a->dns_failures);
+	/* Keys without hosts too (at most max_absent): those asked for before
+	 * this connection, and the subscriptions that tell when one appears. */
+	size_t kn = 0;
+	for (ks_entry_t *k = a->ks.head; k; k = k->next, kn++) {
+		send_pull(a, k->modid, k->cmdid);
+		k->since_ms = now_ms(a);
+	}
+	if (kn)
+		log_info("agent: asked lars-dns for %zu keys without hosts after connecting", kn);
+	/* A new connection has no subscriptions: ask for every route again. */
 	size_t iter = 0, n = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&a->rt.map, &iter));) {
 		pull(a, s->value);
@@ -83,6 +137,21 @@ static void on_dns_connect(tcp_client_t *cli, void *user)
 	}
 	if (n)
 		log_info("agent: asked lars-dns for %zu routes after connecting", n);
+}
+
+static void on_dns_disconnect(tcp_client_t *cli, void *user)
+{
+	agent_t *a = user;
+	a->dns_lost = true;
+}
+
+/* Not connected and not merely connecting for the first time. */
+static bool dns_unreachable(const agent_t *a)
+{
+	if (tcp_client_connected(a->dns))
+		return false;
+	return a->dns_lost || !a->dns_failures ||
+	       metrics_get(a->dns_failures) > a->dns_failures_at_connect;
 }
 
 static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -110,11 +179,39 @@ static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *bo
 		msg_vec_deinit(&vec);
 		return err;
 	}
+	uint64_t now = now_ms(a);
 	rt_entry_t *e = rt_peek(&a->rt, resp.modid, resp.cmdid);
-	if (e) {
-		lb_update(&e->lb, vec.v, vec.n, now_ms(a));
+	ks_entry_t *k = e ? NULL : ks_peek(&a->ks, resp.modid, resp.cmdid);
+	if (e && vec.n == 0) {
+		/* Deleted at lars-dns: remembered as absent, out of the table. */
+		rt_remove(&a->rt, e);
+		ks_put(&a->ks, resp.modid, resp.cmdid, KS_ABSENT, now);
+		metrics_inc(a->mt.pushes);
+	} else if (e) {
+		lb_update(&e->lb, vec.v, vec.n, now);
+		metrics_inc(a->mt.pushes);
+	} else if (k && vec.n == 0) {
+		k->state = KS_ABSENT;
+		k->since_ms = now;
+		metrics_inc(a->mt.pushes);
+	} else if (k) {
+		/* Hosts: now it is a route. Only routes idle for update_timeout
+		 * make room (LRU); otherwise it waits, answering SYSTEM_ERROR. */
+		e = rt_create(&a->rt, resp.modid, resp.cmdid, now);
+		if (e) {
+			ks_del(&a->ks, k);
+			lb_update(&e->lb, vec.v, vec.n, now);
+		} else {
+			if (k->state != KS_NO_ROOM)
+				metrics_inc(a->mt.no_room);
+			k->state = KS_NO_ROOM;
+			k->since_ms = now;
+		}
 		metrics_inc(a->mt.pushes);
 	}
+	/* Neither: a key already forgotten (or a lars-dns that ignores
+	 * unsubscribing). Nothing to do. */
+	set_level(a->mt.absent, ks_size(&a->ks));
 	msg_vec_deinit(&vec);
 	return 0;
 }
@@ -205,8 +302,8 @@ static void on_tick(uv_timer_t *t)
 {
 	agent_t *a = t->data;
 	rt_tick(&a->rt, now_ms(a), TICK_BUDGET, on_tick_change, a);
-	metrics_sub(a->mt.routes, metrics_get(a->mt.routes));
-	metrics_add(a->mt.routes, rt_size(&a->rt));
+	set_level(a->mt.routes, rt_size(&a->rt));
+	set_level(a->mt.absent, ks_size(&a->ks));
 }
 
 static void on_evict(rt_entry_t *e, void *user)
@@ -214,24 +311,76 @@ static void on_evict(rt_entry_t *e, void *user)
 	agent_t *a = user;
 	metrics_inc(a->mt.evicted);
 	log_debug("agent: evicting route %d/%d (least recently used)", e->lb.modid, e->lb.cmdid);
+	unsubscribe(a, e->lb.modid, e->lb.cmdid);
+}
+
+static void on_ks_evict(ks_entry_t *k, void *user)
+{
+	agent_t *a = user;
+	metrics_inc(a->mt.absent_evicted);
+	unsubscribe(a, k->modid, k->cmdid);
 }
 
 /* ---- the UDP API ---- */
 
-/* The balancer for a request: known, or created and pulled. NULL: full. */
-static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid)
+/* A pull for a key not in the route table, within pull_rate. */
+static bool pull_unknown(agent_t *a, int32_t modid, int32_t cmdid, uint64_t now)
+{
+	if (!tokens_take(&a->pull_tokens, now)) {
+		metrics_inc(a->mt.pulls_limited);
+		return false;
+	}
+	return send_pull(a, modid, cmdid) == 0;
+}
+
+/*
+ * The balancer for a request, or NULL with *rcp saying why there is none:
+ * NOEXIST while the first pull is out (as the original answers) or when
+ * lars-dns says there is no such route; SYSTEM_ERROR when lars-dns is
+ * unreachable, the pull budget is spent, or the table has no room.
+ */
+static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid, int *rcp)
 {
 	uint64_t now = now_ms(a);
 	rt_entry_t *e = rt_find(&a->rt, modid, cmdid, now);
-	if (!e) {
-		e = rt_create(&a->rt, modid, cmdid, now);
-		if (!e)
-			return NULL;
-		pull(a, e);
-	} else if (lb_needs_pull(&e->lb, now)) {
-		pull(a, e); /* served from what it has meanwhile */
+	if (e) {
+		if (lb_needs_pull(&e->lb, now))
+			pull(a, e); /* served from what it has meanwhile */
+		return e;
 	}
-	return e;
+	bool up = tcp_client_connected(a->dns);
+	bool unreachable = dns_unreachable(a);
+	uint64_t timeout = (uint64_t)a->cfg.lb.update_timeout_s * 1000;
+	ks_entry_t *k = ks_find(&a->ks, modid, cmdid);
+	if (k) {
+		/* Asked again after update_timeout: the answer was lost, or the
+		 * route may exist by now (a push would have said so, unless
+		 * lars-dns dropped the subscription at its cap). */
+		if (up && now - k->since_ms >= timeout && pull_unknown(a, modid, cmdid, now))
+			k->since_ms = now; /* the state stays until the answer */
+		if (k->state == KS_ABSENT)
+			*rcp = LARS_RET_NOEXIST; /* what lars-dns said last */
+		else if (k->state == KS_PENDING && !unreachable)
+			*rcp = LARS_RET_NOEXIST; /* still being pulled */
+		else
+			*rcp = LARS_RET_SYSTEM_ERROR;
+		return NULL;
+	}
+	/* Connecting (the agent just started): remembered as pending, pulled
+	 * by on_dns_connect. Unreachable: the agent cannot know. */
+	if (unreachable || !tokens_take(&a->pull_tokens, now)) {
+		if (!unreachable)
+			metrics_inc(a->mt.pulls_limited);
+		*rcp = LARS_RET_SYSTEM_ERROR; /* lars-dns unreachable, or over pull_rate */
+		return NULL;
+	}
+	if (up && send_pull(a, modid, cmdid)) {
+		*rcp = LARS_RET_SYSTEM_ERROR; /* the send queue to lars-dns is full */
+		return NULL;
+	}
+	ks_put(&a->ks, modid, cmdid, KS_PENDING, now);
+	*rcp = LARS_RET_NOEXIST;
+	return NULL;
 }
 
 static int on_get_host(void *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -246,9 +395,10 @@ static int on_get_host(void *peer, void *user, int32_t msgid, const uint8_t *bod
 	resp.seq = req.seq;
 	resp.modid = req.modid;
 	resp.cmdid = req.cmdid;
-	rt_entry_t *e = route_for(a, req.modid, req.cmdid);
+	int rc;
+	rt_entry_t *e = route_for(a, req.modid, req.cmdid, &rc);
 	if (!e) {
-		resp.retcode = LARS_RET_SYSTEM_ERROR; /* max_routes, all in use */
+		resp.retcode = rc;
 	} else {
 		resp.retcode = lb_get_host(&e->lb, now_ms(a), &resp.host);
 		resp.has_host = resp.retcode == LARS_RET_SUCC;
@@ -292,22 +442,37 @@ static int on_api_get_route(void *peer, void *user, int32_t msgid, const uint8_t
 	if (r)
 		return r;
 	metrics_inc(a->mt.api_routes);
-	rt_entry_t *e = route_for(a, req.modid, req.cmdid);
+	int rc;
+	rt_entry_t *e = route_for(a, req.modid, req.cmdid, &rc);
 	size_t n = e ? lb_n_hosts(&e->lb) : 0;
-	if (n > MSG_UDP_MAX_HOSTS)
-		n = MSG_UDP_MAX_HOSTS; /* what one datagram holds */
+	/* As many hosts as one datagram holds by their encoded sizes; a cut
+	 * list says how many there are in host_total. */
+	msg_route_fit_t fit;
+	msg_route_fit_init(&fit, req.modid, req.cmdid, n);
 	lars_HostInfo *hosts = xreallocarray(NULL, n ? n : 1, sizeof(*hosts));
 	size_t k = 0;
-	for (lb_host_t *h = e ? e->lb.idle.head : NULL; h && k < n; h = h->next)
-		hosts[k++] = (lars_HostInfo){ h->ip, h->port };
-	for (lb_host_t *h = e ? e->lb.overload.head : NULL; h && k < n; h = h->next)
-		hosts[k++] = (lars_HostInfo){ h->ip, h->port };
+	bool more = true;
+	for (lb_host_t *h = e ? e->lb.idle.head : NULL; h && more; h = h->next)
+		if ((more = msg_route_fit_add(&fit, h->ip, h->port)))
+			hosts[k++] = (lars_HostInfo){ h->ip, h->port };
+	for (lb_host_t *h = e ? e->lb.overload.head : NULL; h && more; h = h->next)
+		if ((more = msg_route_fit_add(&fit, h->ip, h->port)))
+			hosts[k++] = (lars_HostInfo){ h->ip, h->port };
+	bool cut;
+	k = msg_route_fit_count(&fit, &cut);
 	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
 	resp.modid = req.modid;
 	resp.cmdid = req.cmdid;
+	if (cut) {
+		resp.host_total = n > INT32_MAX ? INT32_MAX : (int32_t)n;
+		metrics_inc(a->mt.api_cut);
+	}
 	msg_array_t arr = MSG_HOSTS(hosts, k);
 	msg_array_bind(&arr, &resp.host);
-	udp_server_reply(peer, LARS_ID_API_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
+	r = udp_server_reply(peer, LARS_ID_API_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
+	if (r)
+		log_debug("agent: get_route %d/%d answer not sent (%zu hosts): %s", req.modid,
+			 req.cmdid, k, r < 0 ? strerror(-r) : msg_strerror(r));
 	free(hosts);
 	return 0;
 }
@@ -360,6 +525,12 @@ static void agent_metrics(agent_t *a)
 	a->mt.evicted = metrics_counter(m, "lars_agent_routes_evicted_total", "Routes evicted at max_routes");
 	a->mt.truncated = metrics_counter(m, "lars_agent_routes_truncated_total", "Route answers cut to max_hosts");
 	a->mt.routes = metrics_level(m, "lars_agent_routes", "Routes (balancers) held");
+	a->mt.pulls_limited = metrics_counter(m, "lars_agent_pulls_limited_total", "Pulls for unknown keys not sent: over [agent] pull_rate");
+	a->mt.unsubscribes = metrics_counter(m, "lars_agent_unsubscribes_total", "UnsubscribeRequests sent to lars-dns for forgotten keys");
+	a->mt.absent = metrics_level(m, "lars_agent_absent_keys", "Keys held without hosts (pulling, absent, no room)");
+	a->mt.absent_evicted = metrics_counter(m, "lars_agent_absent_evicted_total", "Keys without hosts dropped at [agent] max_absent");
+	a->mt.no_room = metrics_counter(m, "lars_agent_routes_no_room_total", "Routes with hosts not held: max_routes, all in use");
+	a->mt.api_cut = metrics_counter(m, "lars_agent_get_route_cut_total", "API get_route answers cut to one datagram");
 	metrics_gauge(m, "lars_agent_report_buffered_hosts", "Hosts with counts waiting for lars-reporter",
 		      gauge_buffered, a);
 }
@@ -378,6 +549,10 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		&a->cfg.lb);
 	a->rt.on_evict = on_evict;
 	a->rt.user = a;
+	ks_init(&a->ks, (size_t)cfg->max_absent);
+	a->ks.on_evict = on_ks_evict;
+	a->ks.user = a;
+	tokens_init(&a->pull_tokens, cfg->pull_rate, cfg->pull_burst, uv_now(loop));
 	rb_init(&a->rb, (size_t)cfg->report_max_hosts);
 	a->caller = machine_ipv4(cfg->caller);
 	char caller[16];
@@ -422,7 +597,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		/* Big routes are cut to max_hosts after decoding; the frame itself
 		 * may be large (a route of a million hosts is ~12 MB). */
 		.max_frame = 64u << 20,
-		.dispatch = &a->dns_d, .on_connect = on_dns_connect, .user = a, .metrics = m,
+		.dispatch = &a->dns_d, .on_connect = on_dns_connect,
+		.on_disconnect = on_dns_disconnect, .user = a, .metrics = m,
 	};
 	dispatch_init(&a->rep_d);
 	tcp_client_opts_t ropts = {
@@ -431,6 +607,10 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.metrics = m,
 	};
 	int r = tcp_client_start(loop, &dopts, &a->dns);
+	/* Registered by the client under this name: read to tell "connecting"
+	 * from "unreachable". */
+	a->dns_failures = metrics_counter(m, "lars_upstream_connect_failures_total{upstream=\"dns\"}",
+					  "Failed connection attempts");
 	if (r == 0)
 		r = tcp_client_start(loop, &ropts, &a->rep);
 	if (r)
@@ -448,6 +628,7 @@ static void agent_on_timer_closed(uv_handle_t *h)
 	if (--a->n_timers > 0)
 		return;
 	rt_deinit(&a->rt);
+	ks_deinit(&a->ks);
 	rb_deinit(&a->rb);
 	free(a);
 }

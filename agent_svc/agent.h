@@ -19,6 +19,9 @@ typedef struct agent_cfg {
 	int base_port;
 	int sockets;
 	int max_routes;
+	int max_absent;  /* keys without hosts remembered (pulling, absent) */
+	int pull_rate;   /* pulls a second for keys not in the route table */
+	int pull_burst;  /* such pulls saved up */
 	char caller[64]; /* IPv4 reported as caller; empty = this machine's */
 	lb_cfg_t lb;
 	net_endpoint_t dns[NET_MAX_ENDPOINTS];

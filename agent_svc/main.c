@@ -69,6 +69,7 @@ int main(int argc, char **argv)
 
 	agent_cfg_t cfg = {
 		.base_port = 8888, .sockets = 3, .max_routes = 100000,
+		.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
 		.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
 	};
 	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
@@ -85,6 +86,9 @@ int main(int argc, char **argv)
 		CONFIG_KEY_INT("agent", "sockets", &cfg.sockets, 1, AGENT_MAX_SOCKETS),
 		CONFIG_KEY_INT("agent", "max_routes", &cfg.max_routes, 1, 100000000),
 		CONFIG_KEY_INT("agent", "max_hosts", &cfg.max_hosts, 1, 10000000),
+		CONFIG_KEY_INT("agent", "max_absent", &cfg.max_absent, 1, 100000000),
+		CONFIG_KEY_INT("agent", "pull_rate", &cfg.pull_rate, 1, 100000000),
+		CONFIG_KEY_INT("agent", "pull_burst", &cfg.pull_burst, 1, 100000000),
 		CONFIG_KEY_STR("agent", "caller", cfg.caller),
 		CONFIG_KEY_INT("loadbalance", "probe_num", &lb->probe_num, 0, 1000000),
 		CONFIG_KEY_INT("loadbalance", "init_succ_cnt", &lb->init_succ_cnt, 0, 100000000),

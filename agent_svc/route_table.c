@@ -65,6 +65,14 @@ rt_entry_t *rt_find(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t now
 	return e;
 }
 
+void rt_remove(route_table_t *t, rt_entry_t *e)
+{
+	lru_unlink(t, e);
+	u64map_del(&t->map, u64map_key(e->lb.modid, e->lb.cmdid));
+	lb_deinit(&e->lb);
+	free(e);
+}
+
 rt_entry_t *rt_create(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t now_ms)
 {
 	if (t->map.n >= t->max) {
@@ -73,10 +81,7 @@ rt_entry_t *rt_create(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t n
 			return NULL;
 		if (t->on_evict)
 			t->on_evict(old, t->user);
-		lru_unlink(t, old);
-		u64map_del(&t->map, u64map_key(old->lb.modid, old->lb.cmdid));
-		lb_deinit(&old->lb);
-		free(old);
+		rt_remove(t, old);
 		t->n_evicted++;
 	}
 	rt_entry_t *e = xcalloc(1, sizeof(*e));

@@ -45,6 +45,9 @@ rt_entry_t *rt_peek(const route_table_t *t, int32_t modid, int32_t cmdid);
  */
 rt_entry_t *rt_create(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t now_ms);
 
+/** rt_remove() - drop @e (freed) without on_evict: the caller knows why. */
+void rt_remove(route_table_t *t, rt_entry_t *e);
+
 static inline size_t rt_size(const route_table_t *t)
 {
 	return t->map.n;

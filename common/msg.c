@@ -167,6 +167,58 @@ int msg_frame_alloc(int32_t msgid, const pb_msgdesc_t *fields, const void *msg,
 	return 0;
 }
 
+static size_t varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+size_t msg_int32_field_size(int32_t v)
+{
+	/* A negative int32 is sign-extended to 64 bits on the wire: 10 bytes. */
+	return v ? 1 + varint_size((uint64_t)(int64_t)v) : 0;
+}
+
+size_t msg_host_elem_size(int32_t ip, int32_t port)
+{
+	size_t body = msg_int32_field_size(ip) + msg_int32_field_size(port);
+	return 1 + varint_size(body) + body; /* tag, length, HostInfo */
+}
+
+void msg_route_fit_init(msg_route_fit_t *f, int32_t modid, int32_t cmdid, size_t n_total)
+{
+	size_t fixed = FRAME_HDR_LEN + msg_int32_field_size(modid) + msg_int32_field_size(cmdid);
+	size_t total = msg_int32_field_size(n_total > INT32_MAX ? INT32_MAX : (int32_t)n_total);
+	*f = (msg_route_fit_t){ .room = MSG_UDP_DATAGRAM_MAX - fixed,
+				.room_cut = MSG_UDP_DATAGRAM_MAX - fixed - total,
+				.n_total = n_total };
+}
+
+bool msg_route_fit_add(msg_route_fit_t *f, int32_t ip, int32_t port)
+{
+	size_t sz = msg_host_elem_size(ip, port);
+	f->used += sz;
+	if (f->used <= f->room_cut)
+		f->n_cut++;
+	if (f->used > f->room) {
+		f->over = true;
+		return false;
+	}
+	f->n++;
+	return true;
+}
+
+size_t msg_route_fit_count(const msg_route_fit_t *f, bool *cutp)
+{
+	bool cut = f->over || f->n < f->n_total;
+	*cutp = cut;
+	return cut ? f->n_cut : f->n;
+}
+
 void msg_ip_to_str(int32_t ip, char out[16])
 {
 	uint32_t u = (uint32_t)ip;

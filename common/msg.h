@@ -32,6 +32,9 @@ enum {
 	LARS_ID_REPORT_REQ = 6,
 	LARS_ID_API_GET_ROUTE_REQ = 7,
 	LARS_ID_API_GET_ROUTE_RESP = 8,
+	/* Ours, not the original's: the agent drops its subscription to a key
+	 * (body GetRouteRequest, no answer). The original lars-dns skips it. */
+	LARS_ID_UNSUBSCRIBE_REQ = 9,
 };
 
 /* Small messages are static; their whole frame fits one UDP datagram. */
@@ -42,8 +45,14 @@ _Static_assert(8 + lars_ReportRequest_size <= 65535, "ReportRequest UDP frame");
 /* Sizes of one element of a repeated field, tag and length prefix included. */
 #define MSG_HOST_ELEM_MAX (1 + 1 + lars_HostInfo_size)
 #define MSG_RESULT_ELEM_MAX (1 + 1 + lars_HostCallResult_size)
-/* Hosts that always fit a UDP GetRouteResponse (ids, modid, cmdid ≤ 22 B). */
+/* Hosts that always fit a UDP GetRouteResponse (ids, modid, cmdid ≤ 22 B):
+ * a worst-case bound (negative ips, 5-byte ports). The agent fills a
+ * datagram by the hosts' actual sizes instead (msg_route_fit()). */
 #define MSG_UDP_MAX_HOSTS ((65535 - 8 - 22) / MSG_HOST_ELEM_MAX)
+/* The largest UDP payload both IPv4 (65535 - 20 - 8) and IPv6 carry. */
+#define MSG_UDP_DATAGRAM_MAX 65507u
+/* The most hosts one datagram can carry at all (2 bytes each: 0.0.0.0:0). */
+#define MSG_UDP_FIT_MAX_HOSTS ((MSG_UDP_DATAGRAM_MAX - 8) / 2)
 
 enum {
 	MSG_E_DECODE = 10,   /* body is not a valid message */
@@ -119,6 +128,33 @@ int msg_frame_encode(int32_t msgid, const pb_msgdesc_t *fields, const void *msg,
  */
 int msg_frame_alloc(int32_t msgid, const pb_msgdesc_t *fields, const void *msg,
 		    size_t max_frame, uint8_t **bufp, size_t *lenp);
+
+/** msg_int32_field_size() - bytes of a proto3 int32 field (number < 16) holding @v; 0 for 0. */
+size_t msg_int32_field_size(int32_t v);
+/** msg_host_elem_size() - bytes one host adds to a repeated HostInfo field. */
+size_t msg_host_elem_size(int32_t ip, int32_t port);
+
+/**
+ * struct msg_route_fit - how many hosts of a route fit one UDP
+ * GetRouteResponse frame (header included) of at most MSG_UDP_DATAGRAM_MAX
+ * bytes. Feed the hosts in order with msg_route_fit_add() while it returns
+ * true; then msg_route_fit_count() says how many go out and whether
+ * host_total must be set (the list is cut).
+ */
+typedef struct msg_route_fit {
+	size_t room;      /* bytes left for hosts, host_total not reserved */
+	size_t room_cut;  /* the same with host_total reserved */
+	size_t n_total;   /* the route's whole host count */
+	size_t n, n_cut;  /* hosts that fit each budget so far */
+	size_t used;
+	bool over;        /* a host did not fit the uncut budget */
+} msg_route_fit_t;
+
+void msg_route_fit_init(msg_route_fit_t *f, int32_t modid, int32_t cmdid, size_t n_total);
+/** msg_route_fit_add() - count one more host; false once no more can go. */
+bool msg_route_fit_add(msg_route_fit_t *f, int32_t ip, int32_t port);
+/** msg_route_fit_count() - hosts to send; *cutp = true when host_total must be set. */
+size_t msg_route_fit_count(const msg_route_fit_t *f, bool *cutp);
 
 /** msg_ip_to_str() - wire ip (a<<24|b<<16|c<<8|d) to dotted text. */
 void msg_ip_to_str(int32_t ip, char out[16]);

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 	app_t app = { 0 };
 	dns_cfg_t cfg = {
 		.port = 7778, .max_conns = 10000, .max_frame = 65536,
-		.max_write_queue = 16 << 20, .max_subscriptions = 100000,
+		.max_write_queue = 16 << 20, .max_subscriptions = 200000,
 		.db_threads = 2, .poll_interval_ms = 1000, .reload_interval_s = 300,
 		.change_log_days = 7,
 		.reactor_threads = -1,

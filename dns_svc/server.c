@@ -34,9 +34,20 @@ typedef struct sub_list {
 	size_t cap;
 } sub_list_t;
 
-/* Per connection: the keys it subscribed to. */
+/* One subscription of a connection, in its order of asking. */
+typedef struct dns_sub dns_sub_t;
+struct dns_sub {
+	uint64_t key;
+	dns_sub_t *prev, *next; /* head = most recently asked */
+};
+
+/* Per connection: the keys it subscribed to. At max_subscriptions the least
+ * recently asked one is dropped for a new one: an agent asks again for the
+ * routes it uses (every update_timeout), so those stay. */
 typedef struct dns_conn {
-	u64map_t keys; /* value: (void *)1 */
+	u64map_t keys; /* value: dns_sub_t */
+	dns_sub_t *head, *tail;
+	bool warned;   /* dropping logged once per connection */
 } dns_conn_t;
 
 typedef struct refresh_job {
@@ -78,7 +89,7 @@ struct dns {
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
 			*full_reloads, *refresh_failures, *subscriptions,
-			*routes, *hosts, *version;
+			*subs_dropped, *unsubscribes, *routes, *hosts, *version;
 	} mt;
 };
 
@@ -87,18 +98,81 @@ static void dns_maybe_free(dns_t *d);
 
 /* ---- subscriptions ---- */
 
+static void sub_unlink(dns_conn_t *dc, dns_sub_t *sub)
+{
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		dc->head = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	else
+		dc->tail = sub->prev;
+	sub->prev = sub->next = NULL;
+}
+
+static void sub_push_head(dns_conn_t *dc, dns_sub_t *sub)
+{
+	sub->prev = NULL;
+	sub->next = dc->head;
+	if (dc->head)
+		dc->head->prev = sub;
+	else
+		dc->tail = sub;
+	dc->head = sub;
+}
+
+/* Take @c off the key's subscriber list (the key's own entry stays). */
+static void sub_list_remove(dns_t *d, tcp_conn_t *c, uint64_t key)
+{
+	sub_list_t *l = u64map_get(&d->subs, key);
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i] == c) {
+			l->v[i] = l->v[--l->n];
+			break;
+		}
+	}
+	metrics_sub(d->mt.subscriptions, 1);
+	if (l->n == 0) {
+		u64map_del(&d->subs, key);
+		free(l->v);
+		free(l);
+	}
+}
+
+static void sub_del(dns_t *d, tcp_conn_t *c, dns_conn_t *dc, dns_sub_t *sub)
+{
+	sub_list_remove(d, c, sub->key);
+	sub_unlink(dc, sub);
+	u64map_del(&dc->keys, sub->key);
+	free(sub);
+}
+
 static void sub_add(dns_t *d, tcp_conn_t *c, int32_t modid, int32_t cmdid)
 {
 	dns_conn_t *dc = tcp_conn_data(c);
 	uint64_t key = u64map_key(modid, cmdid);
-	if (u64map_get(&dc->keys, key))
-		return;
-	if (dc->keys.n >= (size_t)d->cfg.max_subscriptions) {
-		log_warn("dns: %s asks for more than %d routes; not subscribing %d/%d",
-			 tcp_conn_peer(c), d->cfg.max_subscriptions, modid, cmdid);
+	dns_sub_t *sub = u64map_get(&dc->keys, key);
+	if (sub) {
+		sub_unlink(dc, sub);
+		sub_push_head(dc, sub); /* asked again: the last to go */
 		return;
 	}
-	u64map_put(&dc->keys, key, (void *)1);
+	if (dc->keys.n >= (size_t)d->cfg.max_subscriptions && dc->tail) {
+		if (!dc->warned)
+			log_warn("dns: %s asks for more than [dns] max_subscriptions = %d routes; "
+				 "dropping its least recently asked subscriptions",
+				 tcp_conn_peer(c), d->cfg.max_subscriptions);
+		dc->warned = true;
+		sub_del(d, c, dc, dc->tail);
+		metrics_inc(d->mt.subs_dropped);
+	}
+	sub = xcalloc(1, sizeof(*sub));
+	sub->key = key;
+	sub_push_head(dc, sub);
+	u64map_put(&dc->keys, key, sub);
 	sub_list_t *l = u64map_get(&d->subs, key);
 	if (!l) {
 		l = xcalloc(1, sizeof(*l));
@@ -114,24 +188,12 @@ static void sub_add(dns_t *d, tcp_conn_t *c, int32_t modid, int32_t cmdid)
 
 static void sub_remove_conn(dns_t *d, tcp_conn_t *c, dns_conn_t *dc)
 {
-	size_t iter = 0;
-	for (u64map_slot_t *s; (s = u64map_next(&dc->keys, &iter));) {
-		sub_list_t *l = u64map_get(&d->subs, s->key);
-		if (!l)
-			continue;
-		for (size_t i = 0; i < l->n; i++) {
-			if (l->v[i] == c) {
-				l->v[i] = l->v[--l->n];
-				break;
-			}
-		}
-		metrics_sub(d->mt.subscriptions, 1);
-		if (l->n == 0) {
-			u64map_del(&d->subs, s->key);
-			free(l->v);
-			free(l);
-		}
+	for (dns_sub_t *sub = dc->head, *next; sub; sub = next) {
+		next = sub->next;
+		sub_list_remove(d, c, sub->key);
+		free(sub);
 	}
+	dc->head = dc->tail = NULL;
 }
 
 static void dns_on_connect(tcp_conn_t *c, void *user)
@@ -195,6 +257,28 @@ static int dns_on_get_route(void *peer, void *user, int32_t msgid,
 		return r;
 	r = tcp_conn_send_frame(c, buf, n);
 	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
+}
+
+/* The agent forgot a key (ours only; the original agent never sends it). */
+static int dns_on_unsubscribe(void *peer, void *user, int32_t msgid,
+			      const uint8_t *body, size_t len)
+{
+	dns_t *d = user;
+	tcp_conn_t *c = peer;
+	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
+	const char *why;
+	int r = msg_decode(lars_GetRouteRequest_fields, &req, body, len, &why);
+	if (r) {
+		log_debug("dns: bad UnsubscribeRequest from %s: %s", tcp_conn_peer(c), why);
+		return r;
+	}
+	dns_conn_t *dc = tcp_conn_data(c);
+	dns_sub_t *sub = u64map_get(&dc->keys, u64map_key(req.modid, req.cmdid));
+	if (sub) {
+		sub_del(d, c, dc, sub);
+		metrics_inc(d->mt.unsubscribes);
+	}
+	return 0;
 }
 
 /* ---- pushing ---- */
@@ -437,6 +521,8 @@ static void dns_metrics(dns_t *d)
 	d->mt.full_reloads = metrics_counter(m, "lars_dns_full_reloads_total", "Refreshes that read every route");
 	d->mt.refresh_failures = metrics_counter(m, "lars_dns_refresh_failures_total", "Refreshes that failed (database unreachable)");
 	d->mt.subscriptions = metrics_level(m, "lars_dns_subscriptions", "Subscriptions (connection, route) held");
+	d->mt.subs_dropped = metrics_counter(m, "lars_dns_subscriptions_dropped_total", "Least recently asked subscriptions dropped at [dns] max_subscriptions");
+	d->mt.unsubscribes = metrics_counter(m, "lars_dns_unsubscribes_total", "Subscriptions ended by an agent's UnsubscribeRequest");
 	d->mt.routes = metrics_level(m, "lars_dns_routes", "Routes in the current snapshot");
 	d->mt.hosts = metrics_level(m, "lars_dns_hosts", "Hosts in the current snapshot");
 	d->mt.version = metrics_level(m, "lars_dns_route_version", "Route version of the current snapshot");
@@ -455,6 +541,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	dns_metrics(d);
 	dispatch_init(&d->dispatch);
 	dispatch_on(&d->dispatch, LARS_ID_GET_ROUTE_REQ, dns_on_get_route, d);
+	dispatch_on(&d->dispatch, LARS_ID_UNSUBSCRIBE_REQ, dns_on_unsubscribe, d);
 	backoff_init(&d->backoff, 500, 10000, uv_hrtime());
 	uv_timer_init(loop, &d->poll_timer);
 	uv_timer_init(loop, &d->reload_timer);

@@ -5,10 +5,13 @@
 // a row leaves rotation and is probed back; the call statistics arrive in
 // the reporter's history; bad datagrams are dropped and counted; the route
 // table stays within max_routes; killing lars-dns leaves get_host working.
+// A second agent takes a flood of made-up keys (issue 14.8) and serves
+// routes too big for the old fixed cap over the API (issue 15.8).
 #include "test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdarg.h>
@@ -26,7 +29,8 @@
 static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster, *lars_bin;
 static char pg_dir[64];
 static harness_proc_t dns, rep, agent;
-static int ports[3], metrics_port;
+static harness_proc_t agent2; /* the tests' second agent: stopped in teardown too */
+static int ports[3], metrics_port, dns_metrics_port;
 static int fd;
 
 static double now_ms(void)
@@ -36,8 +40,8 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 }
 
-/* get_host on the socket the original client would use: (modid + cmdid) % 3. */
-static int get_host(int32_t modid, int32_t cmdid, lars_HostInfo *out)
+/* get_host to the agent on @port_v (its three sockets), as the original client. */
+static int get_host_at(const int *port_v, int32_t modid, int32_t cmdid, lars_HostInfo *out)
 {
 	static uint32_t seq;
 	lars_GetHostRequest req = { .seq = ++seq, .modid = modid, .cmdid = cmdid };
@@ -45,7 +49,7 @@ static int get_host(int32_t modid, int32_t cmdid, lars_HostInfo *out)
 	size_t len;
 	assert_int_equal(msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &req,
 					  buf, sizeof(buf), &len), 0);
-	ssize_t n = harness_udp_call(fd, ports[(modid + cmdid) % 3], buf, len, resp,
+	ssize_t n = harness_udp_call(fd, port_v[(modid + cmdid) % 3], buf, len, resp,
 				     sizeof(resp), 2000);
 	assert_true(n >= 8);
 	frame_hdr_t hdr = frame_hdr_read(resp);
@@ -57,6 +61,52 @@ static int get_host(int32_t modid, int32_t cmdid, lars_HostInfo *out)
 	if (out)
 		*out = r.host;
 	return r.retcode;
+}
+
+/* get_host on the socket the original client would use: (modid + cmdid) % 3. */
+static int get_host(int32_t modid, int32_t cmdid, lars_HostInfo *out)
+{
+	return get_host_at(ports, modid, cmdid, out);
+}
+
+/* /metrics from @port into @out, the connection closed by the server after
+ * the answer (so the read ends at EOF, not at the deadline of 5 s). */
+static void get_metrics(int port, char *out, size_t cap)
+{
+	int mfd = harness_tcp_connect(port);
+	assert_true(mfd >= 0);
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	assert_int_equal(harness_send_all(mfd, req, sizeof(req) - 1), 0);
+	size_t len = 0;
+	double end = now_ms() + 5000;
+	while (len < cap - 1 && now_ms() < end) {
+		struct pollfd pf = { .fd = mfd, .events = POLLIN };
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t k = recv(mfd, out + len, cap - 1 - len, 0);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	out[len] = 0;
+	close(mfd);
+	assert_true(len > 0);
+}
+
+/* A metric's value in @text ("name" or "name{labels}"); -1 if absent. */
+static long long metric_in(const char *text, const char *name)
+{
+	char key[256];
+	snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = strstr(text, key);
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+static long long metric(int port, const char *name)
+{
+	static char out[1 << 17];
+	get_metrics(port, out, sizeof(out));
+	return metric_in(out, name);
 }
 
 static void report(int32_t modid, int32_t cmdid, int32_t port, int retcode)
@@ -100,7 +150,10 @@ static int setup(void **state)
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
 
-	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")), 0);
+	/* A small subscription cap: the flood test checks that it holds. */
+	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
+		"[dns]\nport = 0\nmax_subscriptions = 300\n[metrics]\nenabled = true\n")), 0);
+	dns_metrics_port = harness_port(&dns, "metrics");
 	assert_int_equal(harness_spawn(&rep, rep_bin,
 		harness_write_config("[reporter]\nport = 0\nflush_interval_ms = 100\n")), 0);
 	/* Three consecutive free ports: the client library's layout. */
@@ -108,7 +161,7 @@ static int setup(void **state)
 	assert_true(base > 0);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
-		 "[agent]\nbase_port = %d\nmax_routes = 1000\nmax_hosts = 4\n"
+		 "[agent]\nbase_port = %d\nmax_routes = 1000\nmax_hosts = 4\nmax_absent = 50\n"
 		 "[loadbalance]\noverload_timeout = 2\nupdate_timeout = 15\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
@@ -127,6 +180,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	close(fd);
+	harness_stop(&agent2); /* left running by a failed test */
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
@@ -269,21 +323,203 @@ static void test_bad_datagrams(void **state)
 	assert_int_equal(bad_msg, 2);
 }
 
-static void test_max_routes(void **state)
+/* A second agent of the test's own on the same lars-dns: @extra adds keys. */
+static void spawn_agent(harness_proc_t *p, int port_v[3], int *metricsp, const char *extra)
 {
-	/* 5,000 distinct keys against max_routes = 1000: the table stays at its
-	 * bound and the keys over it get SYSTEM_ERROR (all are in use). */
-	int sys_err = 0;
-	for (int i = 0; i < 5000; i++)
-		sys_err += get_host(1000 + i, 1, NULL) == LARS_RET_SYSTEM_ERROR;
-	assert_true(sys_err >= 4000 - 10);
-	char out[65536];
-	assert_true(harness_http_get(metrics_port, "/metrics", out, sizeof(out)) > 0);
-	const char *p = strstr(out, "\nlars_agent_routes ");
-	assert_non_null(p);
-	assert_true(atoi(p + strlen("\nlars_agent_routes ")) <= 1000);
-	/* Known routes keep working. */
-	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+	harness_stop(p); /* one left by a failed test */
+	int base = harness_free_udp_base();
+	assert_true(base > 0);
+	char cfg[1024];
+	snprintf(cfg, sizeof(cfg),
+		 "[agent]\nbase_port = %d\n%s\n"
+		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
+		 "[reporter]\nip = 127.0.0.1\nport = %d\n"
+		 "[metrics]\nenabled = true\n",
+		 base, extra, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
+	assert_int_equal(harness_spawn(p, agent_bin, harness_write_config(cfg)), 0);
+	port_v[0] = harness_port(p, "udp");
+	port_v[1] = harness_port(p, "udp1");
+	port_v[2] = harness_port(p, "udp2");
+	*metricsp = harness_port(p, "metrics");
+	assert_true(port_v[0] > 0 && port_v[1] > 0 && port_v[2] > 0 && *metricsp > 0);
+}
+
+static int wait_host_at(const int *port_v, int32_t modid, int32_t cmdid, lars_HostInfo *out,
+			int ms)
+{
+	double end = now_ms() + ms;
+	int r;
+	do {
+		r = get_host_at(port_v, modid, cmdid, out);
+		if (r == LARS_RET_SUCC)
+			return r;
+		usleep(20000);
+	} while (now_ms() < end);
+	return r;
+}
+
+static void test_flood_of_unknown_keys(void **state)
+{
+	/* Issue 14.8, scaled down: a small table, a 2 s update_timeout (a route
+	 * idle that long may make room for another), a pull budget of 100/s. */
+	int p2[3], m2;
+	spawn_agent(&agent2, p2, &m2,
+		    "max_routes = 200\nmax_absent = 100\nmax_hosts = 10000\n"
+		    "pull_rate = 100\npull_burst = 100\n[loadbalance]\nupdate_timeout = 2");
+	assert_int_equal(wait_host_at(p2, 1, 1, NULL, 3000), LARS_RET_SUCC);
+	usleep(2300000); /* 1/1 idle for longer than update_timeout */
+	long long pulls0 = metric(m2, "lars_agent_pulls_total");
+	/* The flood: distinct made-up keys for 4 s (at most 40,000 datagrams). */
+	double t0 = now_ms();
+	int keys = 0, sys_err = 0;
+	for (int i = 0; i < 40000 && now_ms() - t0 < 4000; i++, keys++)
+		sys_err += get_host_at(p2, 500000 + i, 7, NULL) == LARS_RET_SYSTEM_ERROR;
+	double secs = (now_ms() - t0) / 1000;
+	/* The real route still answers from its balancer. */
+	int fails = 0;
+	for (int i = 0; i < 20; i++)
+		fails += get_host_at(p2, 1, 1, NULL) != LARS_RET_SUCC;
+	static char text[1 << 17];
+	get_metrics(m2, text, sizeof(text));
+	long long pulls = metric_in(text, "lars_agent_pulls_total") - pulls0;
+	long long limited = metric_in(text, "lars_agent_pulls_limited_total");
+	long long routes = metric_in(text, "lars_agent_routes");
+	long long absent = metric_in(text, "lars_agent_absent_keys");
+	long long subs = metric(dns_metrics_port, "lars_dns_subscriptions");
+	fprintf(stderr, "flood: %d keys in %.1f s (%d SYSTEM_ERROR); route 1/1 failed %d of 20; "
+		"%lld pulls sent to lars-dns, %lld limited; agent routes %lld, absent keys %lld; "
+		"lars-dns subscriptions %lld\n",
+		keys, secs, sys_err, fails, pulls, limited, routes, absent, subs);
+	assert_int_equal(fails, 0);
+	assert_true(limited > 0);
+	/* The bucket: 100 saved up plus 100 a second (and a little slack). */
+	assert_true(pulls <= 100 + 100 * (long long)(secs + 1) + 20);
+	assert_true(routes >= 1 && routes <= 5); /* no made-up key entered the table */
+	assert_true(absent <= 100);
+	/* Both agents: within their max_routes in use + max_absent, under the cap. */
+	assert_true(subs >= 1 && subs <= 300);
+
+	/* A route created now reaches the agent by push (the subscription
+	 * succeeded): ask for it (NOEXIST once pulled), then add it. */
+	double end = now_ms() + 5000;
+	int r;
+	while ((r = get_host_at(p2, 4242, 1, NULL)) != LARS_RET_NOEXIST && now_ms() < end)
+		usleep(50000); /* SYSTEM_ERROR while the pull budget refills */
+	assert_int_equal(r, LARS_RET_NOEXIST);
+	usleep(300000); /* lars-dns's answer: absent */
+	double ta = now_ms();
+	assert_int_equal(harness_run("%s route add 4242 1 127.0.0.1 9100 >/dev/null", larsctl_bin), 0);
+	bool seen = false;
+	while (!seen && now_ms() - ta < 1000) {
+		lars_HostInfo h;
+		seen = get_host_at(p2, 4242, 1, &h) == LARS_RET_SUCC && h.port == 9100;
+		if (!seen)
+			usleep(10000);
+	}
+	assert_true(seen);
+	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC); /* the first agent too */
+	assert_int_equal(harness_stop(&agent2), 0);
+}
+
+/* API get_route from the agent on @port_v: hosts into @vec, the datagram's size. */
+static ssize_t api_get_route(const int *port_v, int32_t modid, int32_t cmdid, msg_vec_t *vec,
+			     int32_t *totalp)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	static uint8_t resp[65536];
+	uint8_t buf[64];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
+					  &req, buf, sizeof(buf), &len), 0);
+	ssize_t n = harness_udp_call(fd, port_v[0], buf, len, resp, sizeof(resp), 2000);
+	assert_true(n >= 8);
+	assert_int_equal(frame_hdr_read(resp).msgid, LARS_ID_API_GET_ROUTE_RESP);
+	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+	msg_vec_deinit(vec);
+	msg_vec_bind(vec, &r.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &r, resp + 8, (size_t)n - 8,
+				    NULL), 0);
+	assert_int_equal(r.modid, modid);
+	*totalp = r.host_total;
+	return n;
+}
+
+static void test_api_route_fills_datagram(void **state)
+{
+	/* Issue 15.8: 5,000 ordinary hosts fit one datagram; 7,000 do not and
+	 * arrive cut, saying how many there are. */
+	int p2[3], m2;
+	spawn_agent(&agent2, p2, &m2, "max_hosts = 10000");
+	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+				     "SELECT 50, 1, '127.0.0.1', 20000 + g FROM generate_series(0, 4999) g"), 0);
+	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+				     "SELECT 50, 2, '127.0.0.1', 20000 + g FROM generate_series(0, 6999) g"), 0);
+	msg_vec_t vec;
+	msg_hosts_init(&vec, 10000);
+	int32_t total = -1;
+	ssize_t n = 0;
+	double end = now_ms() + 5000;
+	do { /* the first answer is empty: the agent is pulling it */
+		n = api_get_route(p2, 50, 1, &vec, &total);
+		if (vec.n == 5000)
+			break;
+		usleep(50000);
+	} while (now_ms() < end);
+	fprintf(stderr, "5000-host route: %zu hosts in a %zd-byte datagram, host_total %d\n",
+		vec.n, n, total);
+	assert_int_equal(vec.n, 5000);
+	assert_int_equal(total, 0); /* whole: not set, the bytes the original sends */
+	assert_true((size_t)n <= MSG_UDP_DATAGRAM_MAX);
+	end = now_ms() + 5000;
+	do {
+		n = api_get_route(p2, 50, 2, &vec, &total);
+		if (vec.n)
+			break;
+		usleep(50000);
+	} while (now_ms() < end);
+	fprintf(stderr, "7000-host route: %zu hosts in a %zd-byte datagram, host_total %d\n",
+		vec.n, n, total);
+	assert_int_equal(total, 7000);
+	assert_true(vec.n > 5000 && vec.n < 7000);
+	assert_true((size_t)n <= MSG_UDP_DATAGRAM_MAX);
+	/* Filled: one more host (12 bytes here) would not have fitted. */
+	assert_true((size_t)n + 12 > MSG_UDP_DATAGRAM_MAX);
+	const lars_HostInfo *h = vec.v;
+	for (size_t i = 0; i < vec.n; i++)
+		assert_true(h[i].ip == 2130706433 && h[i].port >= 20000 && h[i].port < 27000);
+	msg_vec_deinit(&vec);
+	assert_true(metric(m2, "lars_agent_get_route_cut_total") >= 1);
+	assert_int_equal(harness_stop(&agent2), 0);
+	assert_int_equal(harness_sql("DELETE FROM route_data WHERE modid = 50"), 0);
+}
+
+static void test_dns_unreachable_is_system_error(void **state)
+{
+	/* Issue 15.6: nothing at the lars-dns address. The agent cannot know
+	 * the route: SYSTEM_ERROR ("route service unreachable"), not NOEXIST. */
+	int p3[3], base = harness_free_udp_base(), dead = harness_free_tcp_port();
+	assert_true(base > 0 && dead > 0);
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nip = 127.0.0.1\nport = %d\n"
+		 "[reporter]\nip = 127.0.0.1\nport = %d\n", base, dead, harness_port(&rep, "tcp"));
+	harness_stop(&agent2);
+	assert_int_equal(harness_spawn(&agent2, agent_bin, harness_write_config(cfg)), 0);
+	p3[0] = harness_port(&agent2, "udp");
+	p3[1] = harness_port(&agent2, "udp1");
+	p3[2] = harness_port(&agent2, "udp2");
+	/* Until its first connect attempt fails the agent is only connecting:
+	 * NOEXIST as the original's first answer; then SYSTEM_ERROR. */
+	double end = now_ms() + 5000;
+	int r;
+	while ((r = get_host_at(p3, 1, 1, NULL)) == LARS_RET_NOEXIST && now_ms() < end)
+		usleep(20000);
+	assert_int_equal(r, LARS_RET_SYSTEM_ERROR);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(get_host_at(p3, 1, 1, NULL), LARS_RET_SYSTEM_ERROR);
+		assert_int_equal(get_host_at(p3, 2, 7, NULL), LARS_RET_SYSTEM_ERROR);
+		usleep(100000);
+	}
+	assert_int_equal(harness_stop(&agent2), 0);
 }
 
 /* Output of a lars tool command, and its exit status. */
@@ -358,6 +594,15 @@ static void test_dns_killed_keeps_serving(void **state)
 		assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
 	usleep(500000); /* reconnect attempts fail meanwhile */
 	assert_int_equal(get_host(1, 1, NULL), LARS_RET_SUCC);
+	/* Issue 15.6: a key the agent does not know, lars-dns gone: SYSTEM_ERROR
+	 * once the agent has seen the connection drop (not NOEXIST). */
+	double end = now_ms() + 5000;
+	int r;
+	while ((r = get_host(31337, 5, NULL)) != LARS_RET_SYSTEM_ERROR && now_ms() < end)
+		usleep(50000);
+	assert_int_equal(r, LARS_RET_SYSTEM_ERROR);
+	/* What lars-dns said last still holds: 5/5 does not exist. */
+	assert_int_equal(get_host(5, 5, NULL), LARS_RET_NOEXIST);
 }
 
 int main(void)
@@ -387,7 +632,9 @@ int main(void)
 		cmocka_unit_test(test_bad_datagrams),
 		cmocka_unit_test(test_lars_tool), /* before the table fills up */
 		cmocka_unit_test(test_oversized_route_is_cut),
-		cmocka_unit_test(test_max_routes),
+		cmocka_unit_test(test_flood_of_unknown_keys),
+		cmocka_unit_test(test_api_route_fills_datagram),
+		cmocka_unit_test(test_dns_unreachable_is_system_error),
 		cmocka_unit_test(test_dns_killed_keeps_serving),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -102,7 +103,7 @@ static int setup(void **state)
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 10.0.0.1 80 >/dev/null", larsctl_bin), 0);
 	const char *cfg = harness_write_config(
-		"[dns]\nport = 0\nmax_frame = 4096\npoll_interval_ms = 500\n"
+		"[dns]\nport = 0\nmax_frame = 4096\npoll_interval_ms = 500\nmax_subscriptions = 100\n"
 		"reload_interval = 5\n[metrics]\nenabled = true\n");
 	assert_int_equal(harness_spawn(&dns, dns_bin, cfg), 0);
 	dns_port = harness_port(&dns, "tcp");
@@ -331,6 +332,107 @@ static void test_wait_for_db(void **state)
 	assert_int_equal(harness_stop(&a.p), 0);
 }
 
+/* A metric from lars-dns's /metrics (Connection: close: the read ends at EOF). */
+static long long dns_metric(const char *name)
+{
+	static char out[1 << 16];
+	int fd = harness_tcp_connect(harness_port(&dns, "metrics"));
+	assert_true(fd >= 0);
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	assert_int_equal(harness_send_all(fd, req, sizeof(req) - 1), 0);
+	size_t len = 0;
+	double end = harness_now_s() + 5;
+	while (len < sizeof(out) - 1 && harness_now_s() < end) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t k = recv(fd, out + len, sizeof(out) - 1 - len, 0);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	out[len] = 0;
+	close(fd);
+	char key[160];
+	snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = strstr(out, key);
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+static void send_unsubscribe(int fd, int32_t modid, int32_t cmdid)
+{
+	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
+	uint8_t buf[32];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_UNSUBSCRIBE_REQ, lars_GetRouteRequest_fields,
+					  &req, buf, sizeof(buf), &len), 0);
+	assert_int_equal(harness_send_all(fd, buf, len), 0);
+}
+
+static void test_subscription_cap_drops_oldest(void **state)
+{
+	/* Issue 14.8: max_subscriptions = 100 and one connection asking for 150
+	 * keys. The least recently asked go; a new one still subscribes. 700/0
+	 * is asked again every 20 keys, so it stays. */
+	route_t r;
+	long long dropped0 = dns_metric("lars_dns_subscriptions_dropped_total");
+	int fd = subscribe(700, 0, &r);
+	int asked = 0;
+	for (int i = 1; i < 150; i++) {
+		send_get_route(fd, 700, i);
+		asked++;
+		if (i % 20 == 0) {
+			send_get_route(fd, 700, 0);
+			asked++;
+		}
+	}
+	for (int i = 0; i < asked; i++)
+		assert_int_equal(recv_route(fd, &r, 5000), 1);
+	long long subs = dns_metric("lars_dns_subscriptions");
+	long long dropped = dns_metric("lars_dns_subscriptions_dropped_total") - dropped0;
+	fprintf(stderr, "150 keys against max_subscriptions = 100: %lld held, %lld dropped\n",
+		subs, dropped);
+	assert_true(subs >= 100 && subs <= 100 + 5); /* + other tests' open ones, if any */
+	/* The newest (149) and the re-asked (0) are pushed; a dropped one (1) is not. */
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) VALUES "
+	       "(700, 0, '127.0.0.1', 7000), (700, 1, '127.0.0.1', 7001), "
+	       "(700, 149, '127.0.0.1', 7149)");
+	bool got0 = false, got149 = false;
+	double end = harness_now_s() + 5;
+	while (!(got0 && got149) && harness_now_s() < end) {
+		if (recv_route(fd, &r, 200) != 1)
+			continue;
+		assert_int_not_equal(r.cmdid, 1);
+		got0 |= r.cmdid == 0 && r.n == 1;
+		got149 |= r.cmdid == 149 && r.n == 1;
+	}
+	assert_true(got0 && got149);
+	assert_int_equal(dropped, 50);
+	/* Unsubscribed: no push for 149 any more, and the connection stays. */
+	send_unsubscribe(fd, 700, 149);
+	sql_ok("INSERT INTO route_data (modid, cmdid, ip, port) VALUES "
+	       "(700, 149, '127.0.0.1', 7150), (700, 0, '127.0.0.1', 7002)");
+	end = harness_now_s() + 5;
+	bool again0 = false;
+	while (!again0 && harness_now_s() < end) {
+		if (recv_route(fd, &r, 200) != 1)
+			continue;
+		assert_int_not_equal(r.cmdid, 149);
+		assert_int_not_equal(r.cmdid, 1);
+		again0 = r.cmdid == 0 && r.n == 2;
+	}
+	assert_true(again0);
+	/* 149's push, had there been one, was sent in the same refresh. */
+	while (recv_route(fd, &r, 300) == 1)
+		assert_int_not_equal(r.cmdid, 149);
+	assert_true(dns_metric("lars_dns_unsubscribes_total") >= 1);
+	send_get_route(fd, 1, 1);
+	assert_int_equal(recv_route(fd, &r, 5000), 1);
+	assert_int_equal(r.modid, 1);
+	close(fd);
+	sql_ok("DELETE FROM route_data WHERE modid = 700");
+}
+
 static void test_truncate_pushes_removal(void **state)
 {
 	/* TRUNCATE fires no row trigger; its own trigger makes lars-dns reload. */
@@ -372,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_postgres_restart),
 		cmocka_unit_test(test_refuses_to_start_without_db),
 		cmocka_unit_test(test_wait_for_db),
+		cmocka_unit_test(test_subscription_cap_drops_oldest),
 		cmocka_unit_test(test_truncate_pushes_removal),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

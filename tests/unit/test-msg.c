@@ -4,6 +4,8 @@
 #include "test.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frame.h"
@@ -130,6 +132,88 @@ static void test_udp_host_bound(void **state)
 	free(hosts);
 }
 
+static void test_sizes_match_nanopb(void **state)
+{
+	static const int32_t v[] = { 0, 1, 127, 128, 16383, 16384, 65535, 2130706433,
+				     INT32_MAX, -1, INT32_MIN };
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		for (size_t j = 0; j < sizeof(v) / sizeof(v[0]); j++) {
+			lars_HostInfo h = { v[i], v[j] };
+			lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+			msg_array_t arr = MSG_HOSTS(&h, 1);
+			msg_array_bind(&arr, &r.host);
+			size_t sz;
+			assert_int_equal(msg_encoded_size(lars_GetRouteResponse_fields, &r, &sz), 0);
+			assert_int_equal(sz, msg_host_elem_size(v[i], v[j]));
+		}
+	}
+}
+
+/* Fill one datagram for @n hosts (ip, port from @ip0/@port0 up); encode it. */
+static void fit_and_encode(size_t n, int32_t ip0, int32_t port0, size_t *sentp, size_t *lenp,
+			   int32_t *totalp)
+{
+	lars_HostInfo *hosts = calloc(n, sizeof(*hosts));
+	msg_route_fit_t fit;
+	msg_route_fit_init(&fit, 7, 9, n);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		hosts[i] = (lars_HostInfo){ ip0 + (int32_t)i, port0 + (int32_t)(i % 1000) };
+		if (!msg_route_fit_add(&fit, hosts[i].ip, hosts[i].port))
+			break;
+		k++;
+	}
+	bool cut;
+	k = msg_route_fit_count(&fit, &cut);
+	lars_GetRouteResponse out = lars_GetRouteResponse_init_zero;
+	out.modid = 7;
+	out.cmdid = 9;
+	if (cut)
+		out.host_total = (int32_t)n;
+	msg_array_t arr = MSG_HOSTS(hosts, k);
+	msg_array_bind(&arr, &out.host);
+	static uint8_t buf[FRAME_UDP_MAX];
+	size_t len;
+	assert_int_equal(msg_frame_encode(8, lars_GetRouteResponse_fields, &out, buf,
+					  MSG_UDP_DATAGRAM_MAX, &len), 0);
+	/* Decoded back: the hosts and host_total. */
+	lars_GetRouteResponse in = lars_GetRouteResponse_init_zero;
+	msg_vec_t vec;
+	msg_hosts_init(&vec, MSG_UDP_FIT_MAX_HOSTS);
+	msg_vec_bind(&vec, &in.host);
+	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &in, buf + 8, len - 8, NULL), 0);
+	assert_int_equal(vec.n, k);
+	assert_int_equal(in.host_total, out.host_total);
+	msg_vec_deinit(&vec);
+	*sentp = k;
+	*lenp = len;
+	*totalp = in.host_total;
+	free(hosts);
+}
+
+static void test_route_fit(void **state)
+{
+	size_t k, len;
+	int32_t total;
+	/* Ordinary addresses (10.0.0.0/8, ports 20000+): 12 bytes a host. */
+	fit_and_encode(5000, 167772161, 20000, &k, &len, &total);
+	assert_int_equal(k, 5000);
+	assert_int_equal(total, 0);
+	fit_and_encode(7000, 167772161, 20000, &k, &len, &total);
+	assert_true(k > 5000 && k < 7000);
+	assert_int_equal(total, 7000);
+	assert_true(len <= MSG_UDP_DATAGRAM_MAX && len + 12 > MSG_UDP_DATAGRAM_MAX);
+	/* Worst case (negative ips, 5-byte ports): at least MSG_UDP_MAX_HOSTS
+	 * minus what the 65507-byte datagram (not 65535) leaves out. */
+	fit_and_encode(4000, INT32_MIN, -1000, &k, &len, &total);
+	assert_true(k >= 2700 && k < MSG_UDP_MAX_HOSTS + 1);
+	assert_int_equal(total, 4000);
+	/* An empty route: nothing to cut, no host_total. */
+	fit_and_encode(0, 0, 0, &k, &len, &total);
+	assert_int_equal(k, 0);
+	assert_int_equal(total, 0);
+}
+
 static void test_ip_text(void **state)
 {
 	char s[16];
@@ -154,6 +238,8 @@ int main(void)
 		cmocka_unit_test(test_truncated_and_garbage),
 		cmocka_unit_test(test_route_roundtrip_big),
 		cmocka_unit_test(test_udp_host_bound),
+		cmocka_unit_test(test_sizes_match_nanopb),
+		cmocka_unit_test(test_route_fit),
 		cmocka_unit_test(test_ip_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

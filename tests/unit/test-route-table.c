@@ -5,8 +5,10 @@
 
 #include <errno.h>
 
+#include "keyset.h"
 #include "report_buf.h"
 #include "route_table.h"
+#include "tokens.h"
 
 static lb_cfg_t cfg;
 
@@ -100,12 +102,80 @@ static void test_report_buf(void **state)
 	rb_deinit(&b);
 }
 
+static int n_ks_evicted;
+static int32_t last_evicted;
+static void on_ks_evict(ks_entry_t *k, void *user)
+{
+	n_ks_evicted++;
+	last_evicted = k->cmdid;
+}
+
+static void test_keyset_bounded_lru(void **state)
+{
+	keyset_t ks;
+	ks_init(&ks, 3);
+	ks.on_evict = on_ks_evict;
+	ks_put(&ks, 1, 1, KS_PENDING, 0);
+	ks_put(&ks, 1, 2, KS_PENDING, 0);
+	ks_put(&ks, 1, 3, KS_ABSENT, 0);
+	assert_non_null(ks_find(&ks, 1, 1)); /* asked again: 1/2 is now the oldest */
+	ks_put(&ks, 1, 4, KS_PENDING, 10);
+	assert_int_equal(ks_size(&ks), 3);
+	assert_int_equal(n_ks_evicted, 1);
+	assert_int_equal(last_evicted, 2);
+	assert_null(ks_peek(&ks, 1, 2));
+	/* Put on a known key updates it in place. */
+	ks_entry_t *k = ks_put(&ks, 1, 3, KS_NO_ROOM, 20);
+	assert_int_equal(k->state, KS_NO_ROOM);
+	assert_int_equal(k->since_ms, 20);
+	assert_int_equal(ks_size(&ks), 3);
+	/* A million made-up keys: still three, one eviction per key over. */
+	for (int i = 0; i < 1000000; i++)
+		ks_put(&ks, 9, i, KS_PENDING, 30);
+	assert_int_equal(ks_size(&ks), 3);
+	assert_int_equal(ks.n_evicted, 1 + 1000000);
+	ks_del(&ks, ks_peek(&ks, 9, 999999));
+	assert_int_equal(ks_size(&ks), 2);
+	ks_clear(&ks);
+	assert_int_equal(ks_size(&ks), 0);
+	ks_put(&ks, 2, 2, KS_ABSENT, 40); /* usable after a clear */
+	assert_non_null(ks_peek(&ks, 2, 2));
+	ks_deinit(&ks);
+}
+
+static void test_tokens(void **state)
+{
+	tokens_t t;
+	tokens_init(&t, 100, 10, 1000); /* 100 a second, 10 saved up */
+	int n = 0;
+	for (int i = 0; i < 50; i++)
+		n += tokens_take(&t, 1000);
+	assert_int_equal(n, 10);
+	/* 100 ms later: 10 more, never more than the burst. */
+	n = 0;
+	for (int i = 0; i < 50; i++)
+		n += tokens_take(&t, 1100);
+	assert_int_equal(n, 10);
+	n = 0;
+	for (int i = 0; i < 50; i++)
+		n += tokens_take(&t, 100000);
+	assert_int_equal(n, 10);
+	/* 5 ms: half a token, none; 10 ms: one. */
+	assert_false(tokens_take(&t, 100005));
+	assert_true(tokens_take(&t, 100010));
+	assert_false(tokens_take(&t, 100010));
+	/* A clock that goes back takes nothing away and gives nothing. */
+	assert_false(tokens_take(&t, 50000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_tick_in_chunks),
 		cmocka_unit_test(test_report_buf),
+		cmocka_unit_test(test_keyset_bounded_lru),
+		cmocka_unit_test(test_tokens),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
