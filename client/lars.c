@@ -521,7 +521,8 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 	return usage_error("unknown option");
 }
 
-int main(int argc, char **argv)
+/* main() with room for the options (@opt_argv) and the other words (@pos). */
+static int run(int argc, char **argv, char **opt_argv, char **pos)
 {
 	static char agent_ip[64];
 	lars_client_options_init(&opts);
@@ -533,12 +534,6 @@ int main(int argc, char **argv)
 	 * order, so that options may follow the command: the permutation GNU
 	 * getopt does, except that a negative number stays an argument.
 	 */
-	char **opt_argv = calloc((size_t)argc + 1, sizeof(char *));
-	char **pos = calloc((size_t)argc + 1, sizeof(char *));
-	if (!opt_argv || !pos) {
-		fprintf(stderr, "lars: out of memory\n");
-		return LARS_SYSTEM_ERROR;
-	}
 	int n_opt = 0, n_pos = 0;
 	opt_argv[n_opt++] = argv[0];
 	for (int i = 1; i < argc; i++) {
@@ -599,19 +594,28 @@ int main(int argc, char **argv)
 		return usage_error("%s is an option of simulate", sub.sim_opt);
 	if (sub.bench_opt && !bench)
 		return usage_error("%s is an option of bench", sub.bench_opt);
-	int r;
 	if (strcmp(cmd, "get-host") == 0)
-		r = cmd_get_host(sub_argc, sub_argv);
-	else if (strcmp(cmd, "get-route") == 0)
-		r = cmd_get_route(sub_argc, sub_argv);
-	else if (strcmp(cmd, "report") == 0)
-		r = cmd_report(sub_argc, sub_argv);
-	else if (sim)
-		r = cmd_simulate(sub_argc, sub_argv);
-	else if (bench)
-		r = cmd_bench(sub_argc, sub_argv);
+		return cmd_get_host(sub_argc, sub_argv);
+	if (strcmp(cmd, "get-route") == 0)
+		return cmd_get_route(sub_argc, sub_argv);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(sub_argc, sub_argv);
+	if (sim)
+		return cmd_simulate(sub_argc, sub_argv);
+	if (bench)
+		return cmd_bench(sub_argc, sub_argv);
+	return usage_error("unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv)
+{
+	char **opt_argv = calloc((size_t)argc + 1, sizeof(char *));
+	char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	int r = LARS_SYSTEM_ERROR;
+	if (opt_argv && pos)
+		r = run(argc, argv, opt_argv, pos);
 	else
-		r = usage_error("unknown command '%s'", cmd);
+		fprintf(stderr, "lars: out of memory\n");
 	free(opt_argv);
 	free(pos);
 	return r;
