@@ -7,6 +7,10 @@
 //   lars simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]
 //   lars bench [--threads N] [--seconds S] [--modid M]
 //
+// Options may come before or after the command and its arguments (as GNU
+// getopt permutes them); "--" ends the options. A negative number ("-1",
+// a RETCODE) is an argument, not an option.
+//
 // Exit status: the LARS_* return code (0 success, 1 overload, 2 system
 // error, 3 no such route); 64 for a usage error.
 #include <arpa/inet.h>
@@ -21,21 +25,41 @@
 #include <time.h>
 
 #include "lars_client.h"
+#include "lars_config.h"
 
 #define EXIT_USAGE 64
 #define MAX_FAIL 64
 #define MAX_SIM_HOSTS 1024
 #define MAX_THREADS 256
+#define PAUSE_MS 50 /* between asks for a route the agent is still fetching */
 
 static lars_client_options_t opts;
 
+/* --fail IP:PORT=PCT of simulate. */
+typedef struct fail_rule {
+	lars_host_t h;
+	int pct;
+} fail_rule_t;
+
+/* Options of simulate and bench, parsed with the global ones. */
+static struct {
+	int err_rate, count, n_fail;
+	fail_rule_t fails[MAX_FAIL];
+	int threads, seconds, modid;
+	const char *sim_opt, *bench_opt; /* the first one given, for the error */
+} sub = { .count = 1000, .threads = 1, .seconds = 10, .modid = 1 };
+
 static const char usage[] =
-	"Usage: lars [--agent HOST:BASEPORT] [--timeout MS] [--retries N] COMMAND ...\n"
+	"Usage: lars [OPTIONS] COMMAND ... [OPTIONS]\n"
 	"\n"
-	"  get-host MODID CMDID          ask the agent for a host: \"host is IP:PORT\"\n"
+	"  get-host MODID CMDID          ask the agent for a host: \"host is IP:PORT\";\n"
+	"                                a route still being fetched is asked again\n"
+	"                                until --timeout x --retries has passed\n"
 	"  get-route MODID CMDID         every host of the route, one IP:PORT per line\n"
+	"                                (waits the same way; warns when the list is cut)\n"
 	"  report MODID CMDID IP PORT RETCODE\n"
-	"                                report a call's outcome (RETCODE 0 = success)\n"
+	"                                report a call's outcome (RETCODE 0 = success),\n"
+	"                                then check that the agent answers\n"
 	"  simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]\n"
 	"                                get_host + report in a loop, outcomes drawn from\n"
 	"                                the error rates; prints per host picks, successes,\n"
@@ -46,7 +70,8 @@ static const char usage[] =
 	"\n"
 	"  --agent HOST:BASEPORT   the agent (default $LARS_AGENT, else 127.0.0.1:8888)\n"
 	"  --timeout MS            per attempt (default 100); --retries N (default 3)\n"
-	"  -h, --help              help (also after a command)\n"
+	"  -h, --help              help; --version: the version\n"
+	"Options go before or after the command; \"--\" ends them.\n"
 	"\n"
 	"Exit status: 0 success, 1 overload, 2 system error, 3 no such route, 64 usage.\n";
 
@@ -98,6 +123,34 @@ static int report_error(lars_client_t *c, int r)
 	return r;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The agent's first answer for a key it has not fetched yet is NOEXIST, as
+ * lars_reg_init() knows: ask again every PAUSE_MS until the tool's time
+ * (--timeout x --retries) is up. True if there is time for another ask.
+ */
+static bool wait_more(double deadline)
+{
+	double left = deadline - now_s();
+	if (left <= 0)
+		return false;
+	double pause = left < PAUSE_MS / 1e3 ? left : PAUSE_MS / 1e3;
+	struct timespec ts = { 0, (long)(pause * 1e9) };
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+static double deadline_of_tool(void)
+{
+	return now_s() + (double)opts.timeout_ms * opts.retries / 1e3;
+}
+
 static int cmd_get_host(int argc, char **argv)
 {
 	int modid, cmdid;
@@ -105,7 +158,11 @@ static int cmd_get_host(int argc, char **argv)
 		return usage_error("get-host needs MODID CMDID (integers >= 0)");
 	lars_client_t *c = client_or_die();
 	lars_host_t h;
-	int r = lars_get_host(c, modid, cmdid, &h);
+	double deadline = deadline_of_tool();
+	int r;
+	do
+		r = lars_get_host(c, modid, cmdid, &h);
+	while (r == LARS_NOEXIST && wait_more(deadline));
 	if (r == LARS_SUCC)
 		printf("host is %s:%d\n", h.ip_str, h.port);
 	report_error(c, r);
@@ -119,17 +176,32 @@ static int cmd_get_route(int argc, char **argv)
 	if (argc != 2 || !parse_key(argv, &modid, &cmdid))
 		return usage_error("get-route needs MODID CMDID (integers >= 0)");
 	lars_client_t *c = client_or_die();
-	static lars_host_t hosts[4096];
-	size_t n;
-	int r = lars_get_route(c, modid, cmdid, hosts, 4096, &n);
+	/* As many as a datagram can carry (all-zero hosts are 2 bytes each). */
+	const size_t cap = 65536 / 2;
+	lars_host_t *hosts = malloc(cap * sizeof(*hosts));
+	if (!hosts) {
+		fprintf(stderr, "lars: out of memory\n");
+		lars_client_free(c);
+		return LARS_SYSTEM_ERROR;
+	}
+	size_t n, total;
+	double deadline = deadline_of_tool();
+	int r;
+	do
+		r = lars_get_route_ex(c, modid, cmdid, hosts, cap, &n, &total);
+	while (r == LARS_SUCC && n == 0 && wait_more(deadline));
 	if (r == LARS_SUCC) {
-		for (size_t i = 0; i < n && i < 4096; i++)
+		for (size_t i = 0; i < n && i < cap; i++)
 			printf("%s:%d\n", hosts[i].ip_str, hosts[i].port);
+		if (total > n)
+			fprintf(stderr, "lars: warning: the list is cut: %zu of %zu hosts (what one "
+					"datagram holds)\n", n, total);
 		if (n == 0) {
 			r = LARS_NOEXIST; /* no hosts (yet) */
 			fprintf(stderr, "lars: the route has no hosts (yet)\n");
 		}
 	}
+	free(hosts);
 	report_error(c, r);
 	lars_client_free(c);
 	return r;
@@ -153,7 +225,22 @@ static int cmd_report(int argc, char **argv)
 	    !parse_int(argv[4], -2147483647, 2147483647, &retcode))
 		return usage_error("report needs MODID CMDID IP PORT RETCODE");
 	lars_client_t *c = client_or_die();
-	int r = report_error(c, lars_report(c, modid, cmdid, &h, retcode));
+	int r = lars_report(c, modid, cmdid, &h, retcode);
+	if (r == LARS_SUCC) {
+		/*
+		 * A refusal from a dead agent may arrive after lars_report()
+		 * looked, or not at all (ICMP is rate-limited): only an answer
+		 * shows the agent got it. get_route changes no balancer state.
+		 */
+		size_t n, total;
+		if (lars_get_route_ex(c, modid, cmdid, NULL, 0, &n, &total) != LARS_SUCC) {
+			fprintf(stderr, "lars: system error: the report was sent, but the agent "
+					"does not answer: %s\n", lars_client_error(c));
+			r = LARS_SYSTEM_ERROR;
+		}
+	} else {
+		report_error(c, r);
+	}
 	lars_client_free(c);
 	return r;
 }
@@ -167,49 +254,10 @@ typedef struct sim_host {
 
 static int cmd_simulate(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "err-rate", required_argument, NULL, 'e' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "fail", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int err_rate = 0, count = 1000, n_fail = 0;
-	struct { lars_host_t h; int pct; } fails[MAX_FAIL];
-	int c;
-	optind = 0; /* 0: glibc re-initialises, options may follow MODID CMDID */
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'e':
-			if (!parse_int(optarg, 0, 100, &err_rate))
-				return usage_error("--err-rate takes a percentage 0..100, not '%s'", optarg);
-			break;
-		case 'n':
-			if (!parse_int(optarg, 1, 100000000, &count))
-				return usage_error("--count takes 1..100000000, not '%s'", optarg);
-			break;
-		case 'f': {
-			char buf[64];
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			char *colon = strchr(buf, ':'), *eq = strchr(buf, '=');
-			if (!colon || !eq || eq < colon || n_fail == MAX_FAIL)
-				return usage_error("--fail takes IP:PORT=PERCENT, not '%s'", optarg);
-			*colon = *eq = '\0';
-			if (!parse_host(buf, colon + 1, &fails[n_fail].h) ||
-			    !parse_int(eq + 1, 0, 100, &fails[n_fail].pct))
-				return usage_error("--fail takes IP:PORT=PERCENT, not '%s'", optarg);
-			n_fail++;
-			break;
-		}
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		default:
-			return usage_error("bad option for simulate");
-		}
-	}
+	int err_rate = sub.err_rate, count = sub.count, n_fail = sub.n_fail;
+	const fail_rule_t *fails = sub.fails;
 	int modid, cmdid;
-	if (argc - optind != 2 || !parse_key(argv + optind, &modid, &cmdid))
+	if (argc != 2 || !parse_key(argv, &modid, &cmdid))
 		return usage_error("simulate needs MODID CMDID");
 
 	lars_client_t *cl = client_or_die();
@@ -287,13 +335,6 @@ typedef struct bench_thread {
 	double start;
 } bench_thread_t;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *bench_main(void *arg)
 {
 	bench_thread_t *t = arg;
@@ -332,37 +373,8 @@ static int cmp_float(const void *a, const void *b)
 
 static int cmd_bench(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "modid", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int threads = 1, seconds = 10, modid = 1, c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			if (!parse_int(optarg, 1, MAX_THREADS, &threads))
-				return usage_error("--threads takes 1..256, not '%s'", optarg);
-			break;
-		case 's':
-			if (!parse_int(optarg, 1, 3600, &seconds))
-				return usage_error("--seconds takes 1..3600, not '%s'", optarg);
-			break;
-		case 'm':
-			if (!parse_int(optarg, 0, 2147483647, &modid))
-				return usage_error("--modid takes an integer >= 0, not '%s'", optarg);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		default:
-			return usage_error("bad option for bench");
-		}
-	}
-	if (optind != argc)
+	int threads = sub.threads, seconds = sub.seconds, modid = sub.modid;
+	if (argc != 0)
 		return usage_error("bench takes no arguments besides its options");
 	static bench_thread_t t[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
@@ -405,39 +417,160 @@ static int cmd_bench(int argc, char **argv)
 	return errors && !total ? LARS_SYSTEM_ERROR : 0;
 }
 
-int main(int argc, char **argv)
+static const struct option all_opts[] = {
+	{ "agent", required_argument, NULL, 'a' },
+	{ "timeout", required_argument, NULL, 'T' },
+	{ "retries", required_argument, NULL, 'r' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	/* simulate */
+	{ "err-rate", required_argument, NULL, 'e' },
+	{ "count", required_argument, NULL, 'n' },
+	{ "fail", required_argument, NULL, 'f' },
+	/* bench */
+	{ "threads", required_argument, NULL, 't' },
+	{ "seconds", required_argument, NULL, 's' },
+	{ "modid", required_argument, NULL, 'm' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static bool is_negative_number(const char *s)
 {
-	static const struct option lo[] = {
-		{ "agent", required_argument, NULL, 'a' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "retries", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	if (s[0] != '-' || !s[1])
+		return false;
+	for (s++; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* Does "--NAME" (without "=VALUE") take the next word as its value? */
+static bool takes_value(const char *arg)
+{
+	const char *name = arg + 2;
+	size_t len = strlen(name);
+	const struct option *hit = NULL;
+	for (const struct option *o = all_opts; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len)
+			return o->has_arg == required_argument; /* exact */
+		if (hit)
+			return false; /* ambiguous: getopt_long says so */
+		hit = o;
+	}
+	return hit && hit->has_arg == required_argument;
+}
+
+/* One option (from getopt_long) into opts / sub. 0, or an exit status. */
+static int take_option(int c, const char *arg, const char **agentp, const char **fromp)
+{
+	switch (c) {
+	case 'a':
+		*agentp = arg;
+		*fromp = "--agent";
+		return 0;
+	case 'T':
+		if (!parse_int(arg, 1, 600000, &opts.timeout_ms))
+			return usage_error("--timeout takes milliseconds, not '%s'", arg);
+		return 0;
+	case 'r':
+		if (!parse_int(arg, 1, 100, &opts.retries))
+			return usage_error("--retries takes 1..100, not '%s'", arg);
+		return 0;
+	case 'e':
+		sub.sim_opt = sub.sim_opt ? sub.sim_opt : "--err-rate";
+		if (!parse_int(arg, 0, 100, &sub.err_rate))
+			return usage_error("--err-rate takes a percentage 0..100, not '%s'", arg);
+		return 0;
+	case 'n':
+		sub.sim_opt = sub.sim_opt ? sub.sim_opt : "--count";
+		if (!parse_int(arg, 1, 100000000, &sub.count))
+			return usage_error("--count takes 1..100000000, not '%s'", arg);
+		return 0;
+	case 'f': {
+		sub.sim_opt = sub.sim_opt ? sub.sim_opt : "--fail";
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%s", arg);
+		char *colon = strchr(buf, ':'), *eq = strchr(buf, '=');
+		if (!colon || !eq || eq < colon || sub.n_fail == MAX_FAIL)
+			return usage_error("--fail takes IP:PORT=PERCENT, not '%s'", arg);
+		*colon = *eq = '\0';
+		if (!parse_host(buf, colon + 1, &sub.fails[sub.n_fail].h) ||
+		    !parse_int(eq + 1, 0, 100, &sub.fails[sub.n_fail].pct))
+			return usage_error("--fail takes IP:PORT=PERCENT, not '%s'", arg);
+		sub.n_fail++;
+		return 0;
+	}
+	case 't':
+		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--threads";
+		if (!parse_int(arg, 1, MAX_THREADS, &sub.threads))
+			return usage_error("--threads takes 1..256, not '%s'", arg);
+		return 0;
+	case 's':
+		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--seconds";
+		if (!parse_int(arg, 1, 3600, &sub.seconds))
+			return usage_error("--seconds takes 1..3600, not '%s'", arg);
+		return 0;
+	case 'm':
+		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--modid";
+		if (!parse_int(arg, 0, 2147483647, &sub.modid))
+			return usage_error("--modid takes an integer >= 0, not '%s'", arg);
+		return 0;
+	}
+	return usage_error("unknown option");
+}
+
+/* main() with room for the options (@opt_argv) and the other words (@pos). */
+static int run(int argc, char **argv, char **opt_argv, char **pos)
+{
 	static char agent_ip[64];
 	lars_client_options_init(&opts);
 	/* LARS_AGENT=HOST:BASEPORT (deploy/lars-local env sets it) is the default. */
 	const char *agent = getenv("LARS_AGENT"), *agent_from = "LARS_AGENT";
+
+	/*
+	 * Split the words into options (with their values) and the rest, in
+	 * order, so that options may follow the command: the permutation GNU
+	 * getopt does, except that a negative number stays an argument.
+	 */
+	int n_opt = 0, n_pos = 0;
+	opt_argv[n_opt++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		char *w = argv[i];
+		if (strcmp(w, "--") == 0) {
+			while (++i < argc)
+				pos[n_pos++] = argv[i];
+			break;
+		}
+		if (w[0] != '-' || !w[1] || is_negative_number(w)) {
+			pos[n_pos++] = w;
+			continue;
+		}
+		opt_argv[n_opt++] = w;
+		if (w[1] == '-' && !strchr(w, '=') && takes_value(w) && i + 1 < argc)
+			opt_argv[n_opt++] = argv[++i];
+	}
+	opterr = 0; /* one message, ours */
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+	while ((c = getopt_long(n_opt, opt_argv, "+:h", all_opts, NULL)) != -1) {
+		int r;
 		switch (c) {
-		case 'a':
-			agent = optarg;
-			agent_from = "--agent";
-			break;
-		case 'T':
-			if (!parse_int(optarg, 1, 600000, &opts.timeout_ms))
-				return usage_error("--timeout takes milliseconds, not '%s'", optarg);
-			break;
-		case 'r':
-			if (!parse_int(optarg, 1, 100, &opts.retries))
-				return usage_error("--retries takes 1..100, not '%s'", optarg);
-			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
+		case 'V':
+			printf("lars %s\n", LARS_VERSION);
+			return 0;
+		case ':':
+			return usage_error("%s needs a value", opt_argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return usage_error("unknown option '-%c'", optopt);
+			return usage_error("unknown option '%s'", opt_argv[optind - 1]);
 		default:
-			return usage_error("unknown option");
+			if ((r = take_option(c, optarg, &agent, &agent_from)))
+				return r;
 		}
 	}
 	if (agent && *agent) {
@@ -451,26 +584,39 @@ int main(int argc, char **argv)
 			return usage_error("%s takes IPV4:BASEPORT, not '%s'", agent_from, agent);
 		opts.agent_ip = agent_ip;
 	}
-	if (optind >= argc)
+	if (n_pos == 0)
 		return usage_error("missing command");
-	const char *cmd = argv[optind];
-	int sub_argc = argc - optind - 1;
-	char **sub_argv = argv + optind + 1;
-	for (int i = 0; i < sub_argc; i++)
-		if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
-			fputs(usage, stdout);
-			return 0;
-		}
+	const char *cmd = pos[0];
+	int sub_argc = n_pos - 1;
+	char **sub_argv = pos + 1;
+	bool sim = strcmp(cmd, "simulate") == 0, bench = strcmp(cmd, "bench") == 0;
+	if (sub.sim_opt && !sim)
+		return usage_error("%s is an option of simulate", sub.sim_opt);
+	if (sub.bench_opt && !bench)
+		return usage_error("%s is an option of bench", sub.bench_opt);
 	if (strcmp(cmd, "get-host") == 0)
 		return cmd_get_host(sub_argc, sub_argv);
 	if (strcmp(cmd, "get-route") == 0)
 		return cmd_get_route(sub_argc, sub_argv);
 	if (strcmp(cmd, "report") == 0)
 		return cmd_report(sub_argc, sub_argv);
-	/* getopt_long wants argv[0] to be the command name. */
-	if (strcmp(cmd, "simulate") == 0)
-		return cmd_simulate(sub_argc + 1, sub_argv - 1);
-	if (strcmp(cmd, "bench") == 0)
-		return cmd_bench(sub_argc + 1, sub_argv - 1);
+	if (sim)
+		return cmd_simulate(sub_argc, sub_argv);
+	if (bench)
+		return cmd_bench(sub_argc, sub_argv);
 	return usage_error("unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv)
+{
+	char **opt_argv = calloc((size_t)argc + 1, sizeof(char *));
+	char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	int r = LARS_SYSTEM_ERROR;
+	if (opt_argv && pos)
+		r = run(argc, argv, opt_argv, pos);
+	else
+		fprintf(stderr, "lars: out of memory\n");
+	free(opt_argv);
+	free(pos);
+	return r;
 }

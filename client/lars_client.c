@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@
 #define MAX_SOCKETS 16
 #define REG_INIT_TRIES 5
 #define REG_INIT_PAUSE_MS 50
+/* The most hosts a UDP answer can carry: an all-zero HostInfo is 2 bytes. */
+#define ROUTE_MAX_HOSTS ((FRAME_UDP_MAX - 8) / 2)
+#define ERROR_MAX 128
 
 struct lars_client {
 	int fd[MAX_SOCKETS]; /* connected to base_port + i */
@@ -31,14 +35,54 @@ struct lars_client {
 	int retries;
 	uint32_t seq;
 	frame_idset_t ids;
-	char error[128];
+	char error[ERROR_MAX];
 	uint8_t buf[FRAME_UDP_MAX + 1];
 };
 
+/* Why the last call with a NULL client (or lars_client_new) failed. */
+static _Thread_local char null_error[ERROR_MAX];
+
+__attribute__((format(printf, 1, 2)))
+static void set_null_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(null_error, sizeof(null_error), fmt, ap);
+	va_end(ap);
+}
+
 LARS_API void lars_client_options_init(lars_client_options_t *o)
 {
-	*o = (lars_client_options_t){ .agent_ip = "127.0.0.1", .base_port = 8888,
-				      .timeout_ms = 100, .retries = 3, .sockets = 3 };
+	if (!o)
+		return;
+	*o = (lars_client_options_t){ .size = sizeof(*o), .agent_ip = "127.0.0.1",
+				      .base_port = 8888, .timeout_ms = 100, .retries = 3,
+				      .sockets = 3 };
+}
+
+/* $LARS_AGENT=IPV4:BASEPORT into @o (the buffer keeps the address text). */
+static int agent_from_env(lars_client_options_t *o, char *buf, size_t cap)
+{
+	const char *env = getenv("LARS_AGENT");
+	if (!env || !*env)
+		return 0;
+	if (strlen(env) >= cap)
+		goto bad;
+	memcpy(buf, env, strlen(env) + 1);
+	char *colon = strrchr(buf, ':'), *end;
+	if (!colon)
+		goto bad;
+	*colon = '\0';
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
+		goto bad;
+	o->agent_ip = buf;
+	o->base_port = (int)port;
+	return 0;
+bad:
+	set_null_error("$LARS_AGENT takes IPV4:BASEPORT, not '%s'", env);
+	return -EINVAL;
 }
 
 LARS_API void lars_client_free(lars_client_t *c)
@@ -54,24 +98,42 @@ LARS_API void lars_client_free(lars_client_t *c)
 LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **clientp)
 {
 	lars_client_options_t o;
-	if (opts)
-		o = *opts;
-	else
-		lars_client_options_init(&o);
+	char env_ip[64];
+	null_error[0] = '\0';
+	if (!clientp) {
+		set_null_error("no place for the client (clientp is NULL)");
+		return -EINVAL;
+	}
+	lars_client_options_init(&o);
+	if (opts) {
+		/* Only what the caller's struct has; later fields keep their defaults. */
+		if (opts->size < LARS_CLIENT_OPTIONS_MIN_SIZE) {
+			set_null_error("options.size is %zu: start from lars_client_options_init()",
+				       opts->size);
+			return -EINVAL;
+		}
+		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	} else if (agent_from_env(&o, env_ip, sizeof(env_ip))) {
+		return -EINVAL;
+	}
 	if (!o.agent_ip)
 		o.agent_ip = "127.0.0.1";
-	if (o.sockets == 0)
-		o.sockets = 3; /* options from before the field existed */
 	if (o.sockets < 1 || o.sockets > MAX_SOCKETS || o.base_port < 1 ||
-	    o.base_port > 65535 - o.sockets + 1 || o.timeout_ms < 1 || o.retries < 1)
+	    o.base_port > 65535 - o.sockets + 1 || o.timeout_ms < 1 || o.retries < 1) {
+		set_null_error("bad options (ports, timeout, retries or sockets out of range)");
 		return -EINVAL;
+	}
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	if (inet_pton(AF_INET, o.agent_ip, &a.sin_addr) != 1)
+	if (inet_pton(AF_INET, o.agent_ip, &a.sin_addr) != 1) {
+		set_null_error("the agent's address '%s' is not IPv4", o.agent_ip);
 		return -EINVAL;
+	}
 
 	lars_client_t *c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		set_null_error("out of memory");
 		return -ENOMEM;
+	}
 	c->timeout_ms = o.timeout_ms;
 	c->retries = o.retries;
 	c->sockets = o.sockets;
@@ -88,6 +150,7 @@ LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **
 		/* Connected: replies from anyone but the agent never reach us. */
 		if (c->fd[i] < 0 || connect(c->fd[i], (struct sockaddr *)&a, sizeof(a))) {
 			int r = -errno;
+			set_null_error("cannot open a socket to the agent: %s", strerror(errno));
 			lars_client_free(c);
 			return r;
 		}
@@ -109,7 +172,7 @@ LARS_API const char *lars_strerror(int code)
 
 LARS_API const char *lars_client_error(const lars_client_t *c)
 {
-	return c->error;
+	return c ? c->error : null_error;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -120,6 +183,25 @@ static int fail(lars_client_t *c, const char *fmt, ...)
 	vsnprintf(c->error, sizeof(c->error), fmt, ap);
 	va_end(ap);
 	return LARS_SYSTEM_ERROR;
+}
+
+/*
+ * The checks every call makes before it sends: a client, a place for the
+ * answer (@out), a key of non-negative numbers. LARS_SUCC or the failure.
+ */
+static int check_call(lars_client_t *c, const void *out, const char *what, int modid,
+		      int cmdid)
+{
+	if (!c) {
+		set_null_error("no client (NULL)");
+		return LARS_SYSTEM_ERROR;
+	}
+	c->error[0] = '\0';
+	if (!out)
+		return fail(c, "bad input: %s is NULL", what);
+	if (modid < 0 || cmdid < 0)
+		return fail(c, "bad input: modid %d, cmdid %d (both must be >= 0)", modid, cmdid);
+	return LARS_SUCC;
 }
 
 static int64_t mono_ms(void)
@@ -198,7 +280,8 @@ static int call(lars_client_t *c, int fd, const uint8_t *req, size_t len, int32_
 		}
 	}
 	if (refused)
-		return fail(c, "nothing listens on the agent's port (is lars-agent running?)");
+		return fail(c, "nothing listens on the agent's port: %s (is lars-agent running?)",
+			    strerror(ECONNREFUSED));
 	return fail(c, "no answer from the agent within %d ms x %d attempts", c->timeout_ms,
 		    c->retries);
 }
@@ -232,6 +315,9 @@ static bool match_host(lars_client_t *c, const uint8_t *body, size_t len, void *
 		fail(c, "bad reply from the agent: return code %d", r.retcode);
 		return false;
 	}
+	/* The agent knows no hosts for the key because lars-dns is away. */
+	if (r.retcode == LARS_SYSTEM_ERROR)
+		fail(c, "route service unreachable");
 	if (r.retcode == LARS_SUCC) {
 		if (!r.has_host) {
 			fail(c, "bad reply from the agent: success without a host");
@@ -245,6 +331,9 @@ static bool match_host(lars_client_t *c, const uint8_t *body, size_t len, void *
 
 LARS_API int lars_get_host(lars_client_t *c, int modid, int cmdid, lars_host_t *host)
 {
+	int bad = check_call(c, host, "the host", modid, cmdid);
+	if (bad)
+		return bad;
 	host_call_t hc = { .seq = ++c->seq, .modid = modid, .cmdid = cmdid, .host = host };
 	lars_GetHostRequest req = { .seq = hc.seq, .modid = modid, .cmdid = cmdid };
 	uint8_t buf[64];
@@ -258,6 +347,9 @@ LARS_API int lars_get_host(lars_client_t *c, int modid, int cmdid, lars_host_t *
 LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host_t *host,
 			 int retcode)
 {
+	int bad = check_call(c, host, "the host", modid, cmdid);
+	if (bad)
+		return bad;
 	lars_ReportRequest req = lars_ReportRequest_init_zero;
 	req.modid = modid;
 	req.cmdid = cmdid;
@@ -267,19 +359,26 @@ LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host
 	req.retcode = retcode;
 	uint8_t buf[64];
 	size_t len;
-	c->error[0] = '\0';
 	if (msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &req, buf,
 			     sizeof(buf), &len))
 		return fail(c, "cannot encode the report");
 	int fd = sock_for(c, modid, cmdid);
 	/* A refusal queued from an earlier send is not about this one. */
-	for (int i = 0; i < 2; i++) {
-		if (send(fd, buf, len, 0) == (ssize_t)len)
-			return LARS_SUCC;
-		if (errno != ECONNREFUSED)
-			break;
-	}
-	return fail(c, "cannot send the report: %s", strerror(errno));
+	int err = 0;
+	socklen_t el = sizeof(err);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (send(fd, buf, len, 0) != (ssize_t)len)
+		return fail(c, "cannot send the report: %s", strerror(errno));
+	/*
+	 * On loopback the port-unreachable answer to this datagram is usually
+	 * handled before send() returns: the socket then holds ECONNREFUSED.
+	 * Looking costs one system call and never waits.
+	 */
+	err = 0;
+	el = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err)
+		return fail(c, "cannot send the report: %s", strerror(err));
+	return LARS_SUCC;
 }
 
 typedef struct route_call {
@@ -287,6 +386,7 @@ typedef struct route_call {
 	lars_host_t *hosts;
 	size_t cap;
 	size_t *n_hosts;
+	size_t *n_total;
 } route_call_t;
 
 static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
@@ -296,7 +396,7 @@ static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void 
 	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
 	msg_vec_t vec;
 	const char *why;
-	msg_hosts_init(&vec, MSG_UDP_MAX_HOSTS + 1);
+	msg_hosts_init(&vec, ROUTE_MAX_HOSTS);
 	msg_vec_bind(&vec, &r.host);
 	int e = msg_decode(lars_GetRouteResponse_fields, &r, body, len, &why);
 	if (e) {
@@ -311,20 +411,31 @@ static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void 
 		for (size_t i = 0; i < vec.n && i < rc->cap; i++)
 			host_from_wire(&rc->hosts[i], h[i].ip, h[i].port);
 		*rc->n_hosts = vec.n;
+		/* host_total: set by the agent only when it cut the list. */
+		*rc->n_total = r.host_total > 0 && (size_t)r.host_total > vec.n
+				       ? (size_t)r.host_total : vec.n;
 		*resultp = LARS_SUCC;
 	}
 	msg_vec_deinit(&vec);
 	return mine;
 }
 
-LARS_API int lars_get_route(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
-			    size_t cap, size_t *n_hosts)
+LARS_API int lars_get_route_ex(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
+			       size_t cap, size_t *n_hosts, size_t *n_total)
 {
-	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts };
+	int bad = check_call(c, n_hosts, "n_hosts", modid, cmdid);
+	if (bad)
+		return bad;
+	if (!n_total)
+		return fail(c, "bad input: n_total is NULL");
+	if (!hosts && cap)
+		return fail(c, "bad input: hosts is NULL with cap %zu", cap);
+	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts, n_total };
 	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
 	uint8_t buf[64];
 	size_t len;
 	*n_hosts = 0;
+	*n_total = 0;
 	if (msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req, buf,
 			     sizeof(buf), &len))
 		return fail(c, "cannot encode the request");
@@ -332,9 +443,19 @@ LARS_API int lars_get_route(lars_client_t *c, int modid, int cmdid, lars_host_t 
 		    match_route, &rc);
 }
 
+LARS_API int lars_get_route(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
+			    size_t cap, size_t *n_hosts)
+{
+	size_t total;
+	return lars_get_route_ex(c, modid, cmdid, hosts, cap, n_hosts, &total);
+}
+
 LARS_API int lars_reg_init(lars_client_t *c, int modid, int cmdid)
 {
-	int r = LARS_NOEXIST;
+	int r = check_call(c, c, "the client", modid, cmdid);
+	if (r)
+		return r;
+	r = LARS_NOEXIST;
 	for (int i = 0; i < REG_INIT_TRIES; i++) {
 		size_t n = 0;
 		lars_host_t one;

@@ -12,6 +12,12 @@
  * lars_reg_init within five times that): the agent may be down, nothing
  * blocks forever. Nothing here aborts the process; allocation failures are
  * reported as -ENOMEM.
+ *
+ * Bad arguments never crash: a NULL client or a NULL out-pointer makes a
+ * call return LARS_SYSTEM_ERROR (lars_client_new: -EINVAL), and a negative
+ * modid or cmdid is refused (LARS_SYSTEM_ERROR, nothing sent). The reason
+ * is in lars_client_error(client), and for a NULL client in
+ * lars_client_error(NULL) (per thread).
  */
 #ifndef LARS_CLIENT_H
 #define LARS_CLIENT_H
@@ -26,20 +32,39 @@ extern "C" {
 /* Return codes, as the original Lars. */
 #define LARS_SUCC 0         /* a host was chosen / the call went through */
 #define LARS_OVERLOAD 1     /* every host of the route is overloaded right now */
-#define LARS_SYSTEM_ERROR 2 /* no answer in time, or a bad one: see lars_client_error() */
+#define LARS_SYSTEM_ERROR 2 /* no answer in time, a bad one, bad arguments, or the agent
+			     * cannot reach lars-dns for this route ("route service
+			     * unreachable"): see lars_client_error() */
 #define LARS_NOEXIST 3      /* the route has no hosts (or is still being fetched) */
 
 typedef struct lars_client lars_client_t;
 
-/** Where the agent is and how long to wait for it. */
+/**
+ * Where the agent is and how long to wait for it.
+ *
+ * ABI rule: @size is the size of this struct as the caller was compiled
+ * (lars_client_options_init() sets it to sizeof(lars_client_options_t)).
+ * The library reads only the fields that @size covers; a field added in a
+ * later version goes at the end and takes its default for callers compiled
+ * before it existed. A @size below LARS_CLIENT_OPTIONS_MIN_SIZE (the fields
+ * up to @sockets) is refused with -EINVAL, so always start from
+ * lars_client_options_init(). (@size arrived with liblars-client.so.2;
+ * programs built against .so.1, whose struct had no @size, are rebuilt.)
+ */
 typedef struct lars_client_options {
+	size_t size;          /* set by lars_client_options_init() */
 	const char *agent_ip; /* default "127.0.0.1" */
 	int base_port;        /* default 8888; the agent's sockets start there */
 	int timeout_ms;       /* per attempt, default 100 */
 	int retries;          /* attempts per call, default 3 */
 	int sockets;          /* the agent's [agent] sockets, default 3 (1..16);
 			       * a key uses base_port + (modid + cmdid) % sockets */
+	/* New fields go here, never above. */
 } lars_client_options_t;
+
+/* The smallest @size accepted: every field of the first version with @size. */
+#define LARS_CLIENT_OPTIONS_MIN_SIZE                                           \
+	(offsetof(lars_client_options_t, sockets) + sizeof(int))
 
 /** A host: the IPv4 address as a number (a<<24|b<<16|c<<8|d) and as text. */
 typedef struct lars_host {
@@ -48,10 +73,14 @@ typedef struct lars_host {
 	int port;
 } lars_host_t;
 
-/** lars_client_options_init() - fill @opts with the defaults above. */
+/** lars_client_options_init() - fill @opts with the defaults above and set @opts->size. */
 void lars_client_options_init(lars_client_options_t *opts);
 
-/** lars_client_new() - a client (@opts NULL = defaults). Returns 0, -EINVAL or -errno. */
+/**
+ * lars_client_new() - a client. @opts NULL: the defaults, with the agent
+ * from $LARS_AGENT ("IPV4:BASEPORT") when it is set and not empty, as the
+ * lars tool does. Returns 0, -EINVAL (bad options or $LARS_AGENT) or -errno.
+ */
 int lars_client_new(const lars_client_options_t *opts, lars_client_t **clientp);
 
 /** lars_client_free() - close the sockets and free @client (NULL is fine). */
@@ -70,24 +99,43 @@ int lars_get_host(lars_client_t *client, int modid, int cmdid, lars_host_t *host
 /**
  * lars_report() - how a call to @host went (@retcode LARS_SUCC or an error
  * code of yours; anything but LARS_SUCC counts as a failure). No answer is
- * awaited. Returns LARS_SUCC, or LARS_SYSTEM_ERROR if it could not be sent.
+ * awaited. Returns LARS_SUCC, or LARS_SYSTEM_ERROR if it could not be sent
+ * or the agent's port refused it at once (nothing listens there: the
+ * reason says "Connection refused"). A refusal can also come too late for
+ * this call, or not at all; only an answered call (lars_get_host,
+ * lars_get_route) proves the agent is there.
  */
 int lars_report(lars_client_t *client, int modid, int cmdid, const lars_host_t *host,
 		int retcode);
 
 /**
- * lars_get_route() - every host of (modid, cmdid): up to @cap into @hosts;
- * *@n_hosts gets how many the agent sent (may be more than @cap; the agent
- * sends at most what one datagram holds, about 2,700 hosts).
- * Returns LARS_SUCC (possibly with 0 hosts) or LARS_SYSTEM_ERROR.
+ * lars_get_route() - every host of (modid, cmdid): up to @cap into @hosts
+ * (NULL if @cap is 0); *@n_hosts gets how many the agent sent (may be more
+ * than @cap). The agent sends what one datagram holds (about 5,400 hosts of
+ * ordinary addresses); for a larger route the list is cut: use
+ * lars_get_route_ex() to learn that. Returns LARS_SUCC (possibly with 0
+ * hosts) or LARS_SYSTEM_ERROR.
  */
 int lars_get_route(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,
 		   size_t cap, size_t *n_hosts);
 
+/**
+ * lars_get_route_ex() - lars_get_route(), and *@n_total gets the route's
+ * whole host count: equal to *@n_hosts, or larger when the agent cut the
+ * list to fit one datagram (then *@n_hosts of *@n_total hosts were sent).
+ * This is how the C API reports a cut list; lars_get_route() does not.
+ */
+int lars_get_route_ex(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,
+		      size_t cap, size_t *n_hosts, size_t *n_total);
+
 /** lars_strerror() - a short name for a LARS_* code. */
 const char *lars_strerror(int code);
 
-/** lars_client_error() - why the last call returned LARS_SYSTEM_ERROR ("" if it did not). */
+/**
+ * lars_client_error() - why the last call returned LARS_SYSTEM_ERROR ("" if
+ * it did not). @client NULL: why the last call with a NULL client (or a
+ * failed lars_client_new) failed, in this thread.
+ */
 const char *lars_client_error(const lars_client_t *client);
 
 #ifdef __cplusplus

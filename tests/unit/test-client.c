@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The client library against a fake agent (three UDP sockets in this
 // process): seq matching, stale replies, retries, timeouts, malformed
-// replies, get_route capacity, reports, one client per thread.
+// replies, get_route capacity, reports, one client per thread; NULL and
+// negative arguments, $LARS_AGENT, the options' size; the agent's
+// SYSTEM_ERROR and cut route answers, also through the lars tool ($LARS_BIN).
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -10,7 +12,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +33,13 @@ enum mode {
 	GARBAGE,       /* a valid frame with broken protobuf */
 	BAD_RETCODE,   /* retcode 42 */
 	OTHER_KEY,     /* a route answer for another key, then the right one */
+	SYS_ERROR,     /* retcode SYSTEM_ERROR: the agent cannot reach lars-dns */
+	CUT,           /* 5 hosts of a route of 5000 (host_total) */
+	BIG,           /* a route of 5000 ordinary hosts, whole */
+	NOEXIST_FIRST, /* NOEXIST for a key's first two get_host, then hosts */
 };
+
+#define BIG_HOSTS 5000
 
 static int fds[3], base_port;
 static _Atomic int mode;
@@ -36,6 +47,8 @@ static _Atomic bool stop;
 static _Atomic int n_requests, n_reports;
 static lars_ReportRequest last_report;
 static pthread_t agent;
+static const char *lars_bin;
+static _Atomic int seen_keys[64]; /* NOEXIST_FIRST: asks per cmdid */
 
 static void reply(int fd, const struct sockaddr_in *to, int32_t id, const pb_msgdesc_t *f,
 		  const void *msg)
@@ -84,11 +97,13 @@ static void *agent_main(void *arg)
 			if (hdr.msgid == LARS_ID_API_GET_ROUTE_REQ) {
 				lars_GetRouteRequest q = lars_GetRouteRequest_init_zero;
 				msg_decode(lars_GetRouteRequest_fields, &q, buf + 8, (size_t)n - 8, NULL);
-				lars_HostInfo hosts[5];
-				for (int k = 0; k < 5; k++)
-					hosts[k] = (lars_HostInfo){ 2130706433, 9000 + k };
+				static lars_HostInfo hosts[BIG_HOSTS];
+				for (int k = 0; k < BIG_HOSTS; k++)
+					hosts[k] = (lars_HostInfo){ 2130706433 + k / 1000, 9000 + k % 1000 };
 				lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
-				msg_array_t arr = MSG_HOSTS(hosts, 5);
+				msg_array_t arr = MSG_HOSTS(hosts, m == BIG ? BIG_HOSTS : 5);
+				if (m == CUT)
+					r.host_total = BIG_HOSTS;
 				msg_array_bind(&arr, &r.host);
 				if (m == OTHER_KEY) {
 					r.modid = q.modid + 1;
@@ -128,6 +143,15 @@ static void *agent_main(void *arg)
 			}
 			if (m == BAD_RETCODE)
 				r.retcode = 42;
+			if (m == SYS_ERROR) {
+				r.retcode = LARS_SYSTEM_ERROR;
+				r.has_host = false;
+			}
+			if (m == NOEXIST_FIRST && q.cmdid >= 0 && q.cmdid < 64 &&
+			    seen_keys[q.cmdid]++ < 2) {
+				r.retcode = LARS_NOEXIST;
+				r.has_host = false;
+			}
 			reply(fds[i], &from, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &r);
 		}
 	}
@@ -343,9 +367,190 @@ static void test_no_agent(void **state)
 	assert_string_equal(lars_strerror(LARS_NOEXIST), "no such route");
 }
 
+static void test_null_and_bad_input(void **state)
+{
+	mode = ANSWER;
+	lars_client_t *c = client(100, 2);
+	lars_host_t h = { .ip = 2130706433, .ip_str = "127.0.0.1", .port = 9 };
+	size_t n, total;
+	/* NULL clients: an error and a reason, never a crash. */
+	assert_int_equal(lars_get_host(NULL, 1, 1, &h), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(lars_client_error(NULL), "no client"));
+	assert_int_equal(lars_report(NULL, 1, 1, &h, 0), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route(NULL, 1, 1, &h, 1, &n), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route_ex(NULL, 1, 1, &h, 1, &n, &total), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_reg_init(NULL, 1, 1), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_client_new(NULL, NULL), -EINVAL);
+	assert_true(strlen(lars_client_error(NULL)) > 0);
+	lars_client_options_init(NULL);
+	lars_client_free(NULL);
+	/* NULL out-pointers, and nothing is sent for them. */
+	int before = n_requests, reports = n_reports;
+	assert_int_equal(lars_get_host(c, 1, 1, NULL), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(lars_client_error(c), "bad input"));
+	assert_int_equal(lars_report(c, 1, 1, NULL, 0), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route(c, 1, 1, &h, 1, NULL), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route(c, 1, 1, NULL, 1, &n), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route_ex(c, 1, 1, &h, 1, &n, NULL), LARS_SYSTEM_ERROR);
+	/* Negative keys are bad input, refused here. */
+	assert_int_equal(lars_get_host(c, -1, 1, &h), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(lars_client_error(c), "bad input"));
+	assert_int_equal(lars_get_host(c, 1, -5, &h), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_get_route(c, -1, 1, &h, 1, &n), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_report(c, 1, -1, &h, 0), LARS_SYSTEM_ERROR);
+	assert_int_equal(lars_reg_init(c, -1, -1), LARS_SYSTEM_ERROR);
+	/* A route count of 0 needs no array. */
+	assert_int_equal(lars_get_route(c, 1, 1, NULL, 0, &n), LARS_SUCC);
+	assert_int_equal(n, 5);
+	assert_int_equal(n_requests - before, 1); /* only that one went out */
+	/* The fake agent reads on another thread: a report would be counted
+	 * by the time a later answered call returns. */
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SUCC);
+	assert_int_equal(n_reports, reports);
+	lars_client_free(c);
+}
+
+static void test_env_agent(void **state)
+{
+	/* lars_client_new(NULL) finds the agent in $LARS_AGENT, as lars does. */
+	mode = ANSWER;
+	char env[64];
+	snprintf(env, sizeof(env), "127.0.0.1:%d", base_port);
+	assert_int_equal(setenv("LARS_AGENT", env, 1), 0);
+	lars_client_t *c = NULL;
+	assert_int_equal(lars_client_new(NULL, &c), 0);
+	lars_host_t h;
+	assert_int_equal(lars_get_host(c, 2, 3, &h), LARS_SUCC);
+	assert_int_equal(h.port, 9003);
+	lars_client_free(c);
+	assert_int_equal(setenv("LARS_AGENT", "localhost", 1), 0);
+	assert_int_equal(lars_client_new(NULL, &c), -EINVAL);
+	assert_non_null(strstr(lars_client_error(NULL), "LARS_AGENT"));
+	/* Options given: they win over the environment. */
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	o.base_port = base_port;
+	assert_int_equal(lars_client_new(&o, &c), 0);
+	assert_int_equal(lars_get_host(c, 2, 3, &h), LARS_SUCC);
+	lars_client_free(c);
+	unsetenv("LARS_AGENT");
+}
+
+static void test_options_size(void **state)
+{
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	assert_int_equal(o.size, sizeof(o));
+	o.base_port = base_port;
+	lars_client_t *c;
+	/* Without a size (not from lars_client_options_init): refused. */
+	lars_client_options_t bare = o;
+	bare.size = 0;
+	assert_int_equal(lars_client_new(&bare, &c), -EINVAL);
+	assert_non_null(strstr(lars_client_error(NULL), "size"));
+	/* A caller built against a later header, with fields this library
+	 * does not know: it reads only its own. */
+	struct { lars_client_options_t o; int later_field; } newer = { o, 12345 };
+	newer.o.size = sizeof(newer);
+	assert_int_equal(lars_client_new(&newer.o, &c), 0);
+	lars_host_t h;
+	mode = ANSWER;
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SUCC);
+	lars_client_free(c);
+	assert_true(LARS_CLIENT_OPTIONS_MIN_SIZE <= sizeof(o));
+}
+
+static void test_system_error_reason(void **state)
+{
+	mode = SYS_ERROR;
+	lars_client_t *c = client(100, 2);
+	lars_host_t h;
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SYSTEM_ERROR);
+	assert_string_equal(lars_client_error(c), "route service unreachable");
+	mode = ANSWER;
+	assert_int_equal(lars_get_host(c, 1, 1, &h), LARS_SUCC);
+	assert_string_equal(lars_client_error(c), "");
+	lars_client_free(c);
+}
+
+static void test_route_cut_and_big(void **state)
+{
+	lars_client_t *c = client(500, 3);
+	static lars_host_t hosts[BIG_HOSTS];
+	size_t n = 0, total = 0;
+	mode = CUT;
+	assert_int_equal(lars_get_route_ex(c, 4, 5, hosts, BIG_HOSTS, &n, &total), LARS_SUCC);
+	assert_int_equal(n, 5);
+	assert_int_equal(total, BIG_HOSTS);
+	assert_int_equal(lars_get_route(c, 4, 5, hosts, BIG_HOSTS, &n), LARS_SUCC);
+	assert_int_equal(n, 5);
+	/* A whole route of 5000 ordinary hosts fits one datagram. */
+	mode = BIG;
+	assert_int_equal(lars_get_route_ex(c, 4, 5, hosts, BIG_HOSTS, &n, &total), LARS_SUCC);
+	assert_int_equal(n, BIG_HOSTS);
+	assert_int_equal(total, BIG_HOSTS);
+	assert_int_equal(hosts[BIG_HOSTS - 1].port, 9999);
+	assert_string_equal(hosts[BIG_HOSTS - 1].ip_str, "127.0.0.5");
+	mode = ANSWER;
+	assert_int_equal(lars_get_route_ex(c, 4, 5, hosts, 3, &n, &total), LARS_SUCC);
+	assert_int_equal(n, 5);
+	assert_int_equal(total, 5); /* not cut */
+	lars_client_free(c);
+}
+
+/* `lars --agent <fake> ARGS`: its exit status; stdout and stderr into @out. */
+static int lars_run(char *out, size_t cap, const char *args)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "'%s' %s --agent 127.0.0.1:%d 2>&1", lars_bin, args, base_port);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_lars_tool(void **state)
+{
+	if (!lars_bin) {
+		fprintf(stderr, "LARS_BIN not set: the lars tool checks are skipped\n");
+		return;
+	}
+	static char out[1 << 20];
+	/* A cut list: printed, and a warning says so. */
+	mode = CUT;
+	assert_int_equal(lars_run(out, sizeof(out), "get-route 4 5"), 0);
+	assert_non_null(strstr(out, "127.0.0.1:9004\n"));
+	assert_non_null(strstr(out, "the list is cut: 5 of 5000 hosts"));
+	mode = BIG;
+	assert_int_equal(lars_run(out, sizeof(out), "get-route 4 5"), 0);
+	assert_non_null(strstr(out, "127.0.0.5:9999\n"));
+	assert_null(strstr(out, "cut"));
+	/* The agent cannot reach lars-dns. */
+	mode = SYS_ERROR;
+	assert_int_equal(lars_run(out, sizeof(out), "get-host 1 1"), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(out, "route service unreachable"));
+	/* A route still being fetched: asked again within the timeout. */
+	mode = NOEXIST_FIRST;
+	seen_keys[7] = 0;
+	assert_int_equal(lars_run(out, sizeof(out), "get-host 1 7 --timeout 500"), 0);
+	assert_non_null(strstr(out, "host is 192.168.1.177:9007"));
+	assert_true(seen_keys[7] >= 3);
+	/* A report to a live agent: sent and answered, exit 0, options last. */
+	mode = ANSWER;
+	int before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out), "report 3 4 127.0.0.1 9004 -1"), 0);
+	assert_int_equal(n_reports, before + 1);
+	assert_int_equal(last_report.retcode, -1);
+}
+
 int main(void)
+
 {
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	lars_bin = getenv("LARS_BIN");
+	unsetenv("LARS_AGENT"); /* the defaults are what is tested */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_host),
 		cmocka_unit_test(test_stale_reply_skipped),
@@ -356,6 +561,12 @@ int main(void)
 		cmocka_unit_test(test_report),
 		cmocka_unit_test(test_one_client_per_thread),
 		cmocka_unit_test(test_no_agent),
+		cmocka_unit_test(test_null_and_bad_input),
+		cmocka_unit_test(test_env_agent),
+		cmocka_unit_test(test_options_size),
+		cmocka_unit_test(test_system_error_reason),
+		cmocka_unit_test(test_route_cut_and_big),
+		cmocka_unit_test(test_lars_tool),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
