@@ -62,9 +62,9 @@ stop() {
 "$LARSCTL" migrate >/dev/null
 "$LARSCTL" route add 5 1 127.0.0.1 9001 >/dev/null
 
-PASS="pw-$RANDOM-$RANDOM"
+PASS="test-password-$RANDOM-$RANDOM"
 echo "$PASS" | "$LARSCTL" admin-user add tester --users-file "$TMP/users" >/dev/null
-[ "$(stat -c %a "$TMP/users")" = 600 ] || fail "users file mode $(stat -c %a "$TMP/users")"
+[ "$(stat -c %a "$TMP/users")" = 640 ] || fail "users file mode $(stat -c %a "$TMP/users")"
 
 printf '[dns]\nport = 0\n' >"$TMP/dns.ini"
 start dns "$DNS" "$TMP/dns.ini"
@@ -239,7 +239,7 @@ expect "alive after hostile input" "$(call GET /api/overview)" 200
 # The users file is looked at again (at most once a second) and re-read when
 # it changed: an added user gets in, a removed one is out, soon after.
 other_is() {
-	got=$(curl -s -m 10 -u "other:other-pass" -o /dev/null -w '%{http_code}' "$URL/api/descriptions")
+	got=$(curl -s -m 10 -u "other:other-password" -o /dev/null -w '%{http_code}' "$URL/api/descriptions")
 	[ "$got" = "$1" ]
 }
 as_other() { # as_other WANT: poll until the answer is WANT (15 s at most)
@@ -247,7 +247,7 @@ as_other() { # as_other WANT: poll until the answer is WANT (15 s at most)
 	wait_for 15 other_is "$1" || true
 	echo "$got"
 }
-echo "other-pass" | "$LARSCTL" admin-user add other --users-file "$TMP/users" >/dev/null
+echo "other-password" | "$LARSCTL" admin-user add other --users-file "$TMP/users" >/dev/null
 got=$(as_other 200)
 [ "$got" = 200 ] || fail "a user added while running: $got"
 "$LARSCTL" admin-user del other --users-file "$TMP/users" >/dev/null
