@@ -204,6 +204,9 @@ bad "json array" /api/routes/add '[1,2]' 400 'JSON object'
 bad "duplicate key" /api/routes/add '{"modid":5,"modid":6,"cmdid":1,"ip":"127.0.0.1","port":80}' 400
 bad "garbage" /api/routes/add $'\x00\xff\xfe' 400
 bad "desc control" /api/describe '{"modid":5,"description":"a\nb"}' 400 '"field":"description"'
+bad "desc bidi override" /api/describe '{"modid":5,"description":"invoice\u202eexe.pdf"}' 400 '"field":"description"'
+bad "desc bidi isolate" /api/describe '{"modid":5,"description":"a\u2066b"}' 400 '"field":"description"'
+bad "desc C1 control" /api/describe '{"modid":5,"description":"a\u009b31mb"}' 400 '"field":"description"'
 bad "desc number" /api/describe '{"modid":5,"description":7}' 400 '"field":"description"'
 bad "desc long" /api/describe "{\"modid\":5,\"description\":\"$(head -c 4097 /dev/zero | tr '\0' x)\"}" 400 '"field":"description"'
 bad "desc bad modid" /api/describe '{"modid":"x","description":"y"}' 400 '"field":"modid"'
