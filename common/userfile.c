@@ -115,21 +115,62 @@ bool userfile_del(userfile_t *uf, const char *name)
 	return false;
 }
 
-int userfile_save(const char *path, const userfile_t *uf)
+/* The owner, group and mode @path has, or those a new file there gets. */
+static int userfile_target_attrs(const char *path, gid_t new_gid, userfile_attrs_t *a)
 {
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		*a = (userfile_attrs_t){ .created = false, .uid = st.st_uid, .gid = st.st_gid,
+					 .mode = st.st_mode & 07777 };
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	*a = (userfile_attrs_t){ .created = true, .uid = geteuid(), .gid = new_gid, .mode = 0640 };
+	if (new_gid != USERFILE_GID_DEFAULT)
+		return 0;
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int r = stat(dir, &st) ? -errno : 0;
+	free(dir);
+	if (r)
+		return r;
+	a->gid = (st.st_mode & S_IWOTH) ? 0 : st.st_gid;
+	return 0;
+}
+
+int userfile_save(const char *path, const userfile_t *uf, gid_t new_gid,
+		  userfile_attrs_t *attrsp)
+{
+	userfile_attrs_t a;
+	int r = userfile_target_attrs(path, new_gid, &a);
+	if (r)
+		return r;
 	char *tmp;
 	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
 		return -ENOMEM;
+	/* 0600 until the owner, group and mode are set: never readable by more. */
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		int e = -errno;
-		free(tmp);
-		return e;
-	}
-	FILE *f = fdopen(fd, "w");
-	int r = 0;
-	if (!f) {
 		r = -errno;
+		free(tmp);
+		return r;
+	}
+	/* The owner first: chown may clear mode bits that fchmod then sets. */
+	if ((a.uid != geteuid() || a.gid != getegid()) && fchown(fd, a.uid, a.gid))
+		r = -errno;
+	else if (fchmod(fd, a.mode))
+		r = -errno;
+	FILE *f = r ? NULL : fdopen(fd, "w");
+	if (!f) {
+		if (!r)
+			r = -errno;
 		close(fd);
 	} else {
 		fprintf(f, "# Lars console users (larsctl admin-user); NAME:crypt(3) hash\n");
@@ -145,6 +186,8 @@ int userfile_save(const char *path, const userfile_t *uf)
 	if (r)
 		unlink(tmp);
 	free(tmp);
+	if (!r && attrsp)
+		*attrsp = a;
 	return r;
 }
 

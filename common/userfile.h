@@ -6,9 +6,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define USERFILE_NAME_MAX 64
 #define USERFILE_PASS_MAX 256
+/* The shortest password `larsctl admin-user add` takes without --force:
+ * the console's login is guessable online, so length is the defence. */
+#define USERFILE_PASS_MIN 12
 
 typedef struct userfile_entry {
 	char *name;
@@ -42,11 +46,30 @@ const char *userfile_find(const userfile_t *uf, const char *name);
 void userfile_set(userfile_t *uf, const char *name, const char *hash);
 bool userfile_del(userfile_t *uf, const char *name);
 
+/* What userfile_save() gave the file: kept from the old one, or new. */
+typedef struct userfile_attrs {
+	bool created; /* there was no file: these are the new file's */
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+} userfile_attrs_t;
+
+/** USERFILE_GID_DEFAULT - userfile_save()'s @new_gid for the default rule. */
+#define USERFILE_GID_DEFAULT ((gid_t)-1)
+
 /**
- * userfile_save() - write @uf to @path atomically (temporary file, fsync,
- * rename), mode 0600. Return: 0 or -errno.
+ * userfile_save() - write @uf to @path atomically (a temporary file in the
+ * same directory, fsync, rename). An existing file keeps its owner, group
+ * and mode (chown root:lars + chmod 0640 stays so). A new file gets mode
+ * 0640, our user and group @new_gid; USERFILE_GID_DEFAULT means the
+ * directory's group when the directory is not world-writable, else root's
+ * (a group anyone could have made the directory with is not trusted).
+ * @attrsp: set to what the file got (may be NULL).
+ * Return: 0 or -errno (nothing changed then; -EPERM: the owner or group
+ * could not be kept or set).
  */
-int userfile_save(const char *path, const userfile_t *uf);
+int userfile_save(const char *path, const userfile_t *uf, gid_t new_gid,
+		  userfile_attrs_t *attrsp);
 
 /**
  * userfile_hash() - a new crypt(3) hash of @password with a random salt

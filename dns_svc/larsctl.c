@@ -6,6 +6,8 @@
 // Exit codes: 0 done (a duplicate add or a del of an absent host is reported
 // on stderr and is still 0), 1 database failure, 2 bad input or usage.
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,21 +75,27 @@ static const char usage_describe[] =
 	"SQL in it are stored as given).\n";
 
 static const char usage_admin_user[] =
-	"Usage: larsctl admin-user add NAME [--users-file FILE]\n"
+	"Usage: larsctl admin-user add NAME [--users-file FILE] [--group GROUP] [--force]\n"
 	"       larsctl admin-user del NAME [--users-file FILE]\n"
 	"       larsctl admin-user list [--users-file FILE]\n"
 	"Manages who may log in to the web console (lars-admin): one NAME:HASH\n"
 	"line per user (crypt(3), the system's preferred method). add asks for the\n"
 	"password twice on the terminal, or reads one line from standard input\n"
 	"when it is not a terminal; it replaces the password of an existing user.\n"
-	"The file is written with mode 0600. FILE defaults to $LARS_ADMIN_USERS,\n"
-	"else " LARS_ADMIN_USERS_DEFAULT ". NAME: 1..64 of A-Z a-z 0-9 . _ -\n";
+	"A password has at least 12 characters (bytes); --force takes a shorter one.\n"
+	"The file is replaced atomically and keeps its owner, group and mode. A new\n"
+	"file gets mode 0640 and group GROUP (default: the directory's group when\n"
+	"the directory is not world-writable, else root), and add says so.\n"
+	"FILE defaults to $LARS_ADMIN_USERS, else " LARS_ADMIN_USERS_DEFAULT ".\n"
+	"NAME: 1..64 of A-Z a-z 0-9 . _ -\n";
 
 typedef struct args {
 	const char *db;
 	const char *users_file; /* --users-file FILE */
 	const char *history; /* --history MINUTES */
 	const char *text;    /* --text TEXT */
+	const char *group;   /* --group GROUP (admin-user add, a new file) */
+	bool force;          /* --force (admin-user add: a short password) */
 	bool help;
 	int argc;
 	char *argv[16];
@@ -386,6 +394,43 @@ static void free_password(char *p)
 	}
 }
 
+/* A group name or number; 0, or -1 when there is no such group. */
+static int parse_group(const char *s, gid_t *gidp)
+{
+	const struct group *g = getgrnam(s);
+	if (g) {
+		*gidp = g->gr_gid;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v >= (gid_t)-1 || s[0] == '-')
+		return -1;
+	*gidp = (gid_t)v;
+	return 0;
+}
+
+static const char *user_str(uid_t uid, char *buf, size_t cap)
+{
+	const struct passwd *p = getpwuid(uid);
+	if (p)
+		snprintf(buf, cap, "%s", p->pw_name);
+	else
+		snprintf(buf, cap, "%u", (unsigned)uid);
+	return buf;
+}
+
+static const char *group_str(gid_t gid, char *buf, size_t cap)
+{
+	const struct group *g = getgrgid(gid);
+	if (g)
+		snprintf(buf, cap, "%s", g->gr_name);
+	else
+		snprintf(buf, cap, "%u", (unsigned)gid);
+	return buf;
+}
+
 static int cmd_admin_user(const args_t *a)
 {
 	if (a->help) {
@@ -406,6 +451,12 @@ static int cmd_admin_user(const args_t *a)
 	const char *name = list ? NULL : a->argv[2];
 	if (name && !userfile_valid_name(name))
 		return usage_error("admin-user", "NAME must be 1..64 of A-Z a-z 0-9 . _ -");
+	if ((a->group || a->force) && !add)
+		return usage_error("admin-user", "%s is for admin-user add",
+				   a->group ? "--group" : "--force");
+	gid_t new_gid = USERFILE_GID_DEFAULT;
+	if (a->group && parse_group(a->group, &new_gid))
+		return usage_error("admin-user", "no group '%s'", a->group);
 
 	userfile_t uf = { 0 };
 	const char *why = "";
@@ -434,6 +485,9 @@ static int cmd_admin_user(const args_t *a)
 		const char *bad = !pw ? "no password given"
 				: !*pw ? "the password is empty"
 				: strlen(pw) > USERFILE_PASS_MAX ? "the password is over 256 bytes"
+				: strlen(pw) < USERFILE_PASS_MIN && !a->force
+				? "the password is shorter than 12 characters (the minimum length; "
+				  "--force takes it)"
 				: again && strcmp(pw, again) != 0 ? "the passwords differ" : NULL;
 		char *hash = bad ? NULL : userfile_hash(pw);
 		free_password(pw);
@@ -450,11 +504,23 @@ static int cmd_admin_user(const args_t *a)
 		userfile_set(&uf, name, hash);
 		free(hash);
 	}
-	r = userfile_save(path, &uf);
+	userfile_attrs_t at;
+	r = userfile_save(path, &uf, new_gid, &at);
 	userfile_free(&uf);
 	if (r) {
-		fprintf(stderr, "larsctl: cannot write %s: %s\n", path, strerror(-r));
+		fprintf(stderr, "larsctl: cannot write %s: %s; nothing changed\n", path,
+			strerror(-r));
 		return EXIT_DB;
+	}
+	if (at.created) {
+		char owner[64], group[64];
+		printf("created %s (owner %s, group %s, mode %04o)\n", path,
+		       user_str(at.uid, owner, sizeof(owner)),
+		       group_str(at.gid, group, sizeof(group)), (unsigned)at.mode);
+	} else if (a->group && at.gid != new_gid) {
+		char group[64];
+		fprintf(stderr, "larsctl: %s exists: kept its group %s (--group is for a new "
+			"file; chgrp it yourself)\n", path, group_str(at.gid, group, sizeof(group)));
 	}
 	printf("%s user '%s' in %s\n", add ? "saved" : "removed", name, path);
 	return EXIT_OK;
@@ -491,6 +557,14 @@ int main(int argc, char **argv)
 			a.users_file = argv[i];
 		} else if (strncmp(s, "--users-file=", 13) == 0) {
 			a.users_file = s + 13;
+		} else if (strcmp(s, "--group") == 0) {
+			if (++i >= argc)
+				return usage_error("admin-user", "--group needs GROUP");
+			a.group = argv[i];
+		} else if (strncmp(s, "--group=", 8) == 0) {
+			a.group = s + 8;
+		} else if (strcmp(s, "--force") == 0) {
+			a.force = true;
 		} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
 			a.help = true;
 		} else if (strcmp(s, "--version") == 0) {

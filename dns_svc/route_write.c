@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,31 +65,79 @@ int route_parse(const char *modid, const char *cmdid, const char *ip,
 	return 0;
 }
 
+/* One UTF-8 sequence at @p (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF); its length with *cpp set, or 0 when invalid. */
+static size_t utf8_next(const unsigned char *p, uint32_t *cpp)
+{
+	unsigned c = p[0];
+	size_t len;
+	uint32_t cp, min;
+	if (c < 0x80) {
+		*cpp = c;
+		return 1;
+	} else if ((c & 0xe0) == 0xc0) {
+		len = 2, cp = c & 0x1f, min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3, cp = c & 0x0f, min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* the NUL at the end stops here too */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cpp = cp;
+	return len;
+}
+
+/* Characters that change how the text around them is shown: C0 and C1
+ * controls (tab aside), DEL, line and paragraph separators, and the bidi
+ * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) that
+ * can make a description read differently from what it holds. */
+static bool desc_refused(uint32_t cp)
+{
+	return (cp < 0x20 && cp != '\t') || (cp >= 0x7f && cp <= 0x9f) ||
+	       cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
+}
+
 int route_describe_check(const char *text, const char **whyp)
 {
+	static char why[128];
 	size_t n = strlen(text);
 	if (n > ROUTE_DESC_MAX) {
 		*whyp = "a description is at most 4096 bytes";
 		return -EINVAL;
 	}
-	/* UTF-8 text without control characters (tab aside): it is shown in
-	 * terminals and pages. */
+	/* Checked here, not left to PostgreSQL: bad input is the caller's
+	 * mistake (exit 2, 400), not a database failure. */
 	const unsigned char *p = (const unsigned char *)text;
 	while (*p) {
-		unsigned c = *p;
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-			   : (c & 0xf8) == 0xf0 ? 4 : 0;
-		if (len == 0 || (c < 0x20 && c != '\t') || c == 0x7f || (len == 2 && c < 0xc2))
-			goto bad;
-		for (size_t i = 1; i < len; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				goto bad;
+		uint32_t cp;
+		size_t len = utf8_next(p, &cp);
+		if (len == 0) {
+			snprintf(why, sizeof(why),
+				 "a description is UTF-8 text: invalid UTF-8 at byte %zu",
+				 (size_t)(p - (const unsigned char *)text));
+			*whyp = why;
+			return -EINVAL;
+		}
+		if (desc_refused(cp)) {
+			snprintf(why, sizeof(why),
+				 "a description is one line of text without control or "
+				 "bidirectional-override characters (U+%04X at byte %zu)",
+				 (unsigned)cp, (size_t)(p - (const unsigned char *)text));
+			*whyp = why;
+			return -EINVAL;
+		}
 		p += len;
 	}
 	return 0;
-bad:
-	*whyp = "a description is one line of UTF-8 text";
-	return -EINVAL;
 }
 
 int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text)

@@ -36,7 +36,11 @@ int route_parse(const char *modid, const char *cmdid, const char *ip,
 
 #define ROUTE_DESC_MAX 4096
 
-/** route_describe_check() - a description: one line of UTF-8, at most 4096 bytes. */
+/**
+ * route_describe_check() - a description: valid UTF-8, at most 4096 bytes,
+ * without C0/C1 control characters (tab aside), DEL, U+2028/U+2029 or bidi
+ * overrides/isolates (U+202A-U+202E, U+2066-U+2069). -EINVAL with *whyp.
+ */
 int route_describe_check(const char *text, const char **whyp);
 /**
  * route_describe() - set the description of module @modid (@cmdid < 0) or of

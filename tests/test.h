@@ -8,8 +8,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
+
+/* Monotonic milliseconds: waits in tests end at a deadline in time. */
+static inline int64_t test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Read a whole file; fails the test if it cannot. Caller frees. */
 static inline uint8_t *test_read_file(const char *path, size_t *lenp)

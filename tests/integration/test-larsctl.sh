@@ -121,6 +121,23 @@ set +e
 "$LARSCTL" describe x --text y 2>/dev/null; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "describe with a bad id exited $rc"
+# What would change how a description reads (C0/C1 controls, bidi overrides
+# and isolates) and invalid UTF-8 are bad input: exit 2 with one line from
+# our own check (not PostgreSQL's refusal, exit 1), nothing stored.
+desc_bad=(
+	$'a\nb' $'esc\e[31m' $'c1 \xc2\x9b31m' $'c1 \xc2\x80' $'rlo \xe2\x80\xae' $'lre \xe2\x80\xaa'
+	$'lri \xe2\x81\xa6' $'pdi \xe2\x81\xa9' $'surrogate \xed\xa0\x80' $'overlong \xc0\xaf'
+	$'latin-1 caf\xe9' $'above \xf4\x90\x80\x80' $'cut \xe2\x80'
+)
+for t in "${desc_bad[@]}"; do
+	rc=0
+	err=$("$LARSCTL" describe 1 1 --text "$t" 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || fail "describe $(printf %q "$t") exited $rc, want 2"
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "describe $(printf %q "$t") said more than one line: $err"
+	[[ $err == "larsctl: a description is"* ]] || fail "describe $(printf %q "$t") said: $err"
+done
+[ "$("$LARSCTL" describe 1 1)" = "$evil" ] || fail "a refused description changed the stored one"
+"$LARSCTL" describe 1 1 --text $'caf\xc3\xa9 \xe2\x80\x8e tab\tok' || fail "describe with UTF-8 text exited $?"
 
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help"; do
 	# shellcheck disable=SC2086

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <grp.h>
 
 #include "userfile.h"
 
@@ -77,12 +78,15 @@ static void test_round_trip(void **state)
 	userfile_set(&uf, "bob", "$y$hashB");
 	userfile_set(&uf, "alice", "$y$hashA2"); /* replaces */
 	assert_int_equal(uf.n, 2);
-	assert_int_equal(userfile_save(path, &uf), 0);
+	userfile_attrs_t a;
+	assert_int_equal(userfile_save(path, &uf, USERFILE_GID_DEFAULT, &a), 0);
 	userfile_free(&uf);
 
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0640); /* new: 0640, not world-readable */
+	assert_true(a.created);
+	assert_int_equal(a.mode, 0640);
 	const char *why = NULL;
 	assert_int_equal(userfile_load(path, true, &uf, &why), 0);
 	assert_int_equal(uf.n, 2);
@@ -94,6 +98,77 @@ static void test_round_trip(void **state)
 	assert_null(userfile_find(&uf, "alice"));
 	assert_int_equal(uf.n, 1);
 	userfile_free(&uf);
+}
+
+static gid_t daemon_gid(void)
+{
+	const struct group *g = getgrnam("daemon");
+	return g ? g->gr_gid : 1;
+}
+
+static void save_one(const char *path, gid_t new_gid, userfile_attrs_t *a)
+{
+	userfile_t uf = { 0 };
+	userfile_set(&uf, "alice", "$y$hashA");
+	assert_int_equal(userfile_save(path, &uf, new_gid, a), 0);
+	userfile_free(&uf);
+}
+
+static void assert_attrs(const char *path, uid_t uid, gid_t gid, mode_t mode)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, uid);
+	assert_int_equal(st.st_gid, gid);
+	assert_int_equal(st.st_mode & 07777, mode);
+}
+
+static void test_save_keeps_owner_group_mode(void **state)
+{
+	/* What the operations guide says to do (chown root:lars, chmod 0640)
+	 * must survive the next add or del. */
+	if (geteuid() != 0)
+		skip(); /* chown to another owner needs root */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/users", dir);
+	gid_t g = daemon_gid();
+	userfile_attrs_t a;
+	save_one(path, USERFILE_GID_DEFAULT, &a);
+	assert_true(a.created);
+	assert_attrs(path, 0, getegid(), 0640); /* the directory's group: root's */
+	assert_int_equal(chown(path, 0, g), 0);
+	assert_int_equal(chmod(path, 0640), 0);
+	save_one(path, USERFILE_GID_DEFAULT, &a);
+	assert_false(a.created);
+	assert_attrs(path, 0, g, 0640);
+	/* Any owner and mode are kept, even a stricter one. */
+	assert_int_equal(chown(path, 1, g), 0);
+	assert_int_equal(chmod(path, 0600), 0);
+	save_one(path, 0, &a); /* a group for a new file changes nothing here */
+	assert_false(a.created);
+	assert_attrs(path, 1, g, 0600);
+	assert_int_equal(a.gid, g);
+	unlink(path);
+
+	/* New file: the group asked for. */
+	save_one(path, g, &a);
+	assert_true(a.created);
+	assert_attrs(path, 0, g, 0640);
+	unlink(path);
+	/* New file in a directory of group daemon, not world-writable: its group. */
+	assert_int_equal(chown(dir, 0, g), 0);
+	save_one(path, USERFILE_GID_DEFAULT, &a);
+	assert_attrs(path, 0, g, 0640);
+	assert_int_equal(a.gid, g);
+	unlink(path);
+	/* ... world-writable (anyone could have made it): root's group. */
+	assert_int_equal(chmod(dir, 01777), 0);
+	save_one(path, USERFILE_GID_DEFAULT, &a);
+	assert_attrs(path, 0, 0, 0640);
+	/* No temporary file left behind. */
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = users", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_refusals(void **state)
@@ -135,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_hash_verify),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_keeps_owner_group_mode, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
