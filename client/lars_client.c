@@ -1,5 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The Lars client library (see lars_client.h).
+
+/* The shared library exports the current options calls as version
+ * LARS_CLIENT_2 and the 1.0 layout's as LARS_CLIENT_1 (see below). */
+#ifdef LARS_CLIENT_SHARED
+#define lars_client_options_init lars_client_options_init_v2
+#define lars_client_new lars_client_new_v2
+#endif
 #include "lars_client.h"
 
 #include <arpa/inet.h>
@@ -59,6 +66,55 @@ LARS_API void lars_client_options_init(lars_client_options_t *o)
 				      .base_port = 8888, .timeout_ms = 100, .retries = 3,
 				      .sockets = 3 };
 }
+
+/*
+ * liblars-client.so.1 ABI: its lars_client_options_t had no size field.
+ * Programs linked against it bind lars_client_options_init and
+ * lars_client_new at version LARS_CLIENT_1; these two read and write that
+ * layout and hand over to the current calls. (Shared library only: a
+ * static link always gets the current header's layout.)
+ */
+#ifdef LARS_CLIENT_SHARED
+typedef struct lars_client_options_v1 {
+	const char *agent_ip;
+	int base_port;
+	int timeout_ms;
+	int retries;
+	int sockets;
+} lars_client_options_v1_t;
+
+LARS_API void lars_client_options_init_v1(lars_client_options_v1_t *o);
+LARS_API int lars_client_new_v1(const lars_client_options_v1_t *opts, lars_client_t **clientp);
+__asm__(".symver lars_client_options_init_v1, lars_client_options_init@LARS_CLIENT_1");
+__asm__(".symver lars_client_new_v1, lars_client_new@LARS_CLIENT_1");
+__asm__(".symver lars_client_options_init_v2, lars_client_options_init@@LARS_CLIENT_2");
+__asm__(".symver lars_client_new_v2, lars_client_new@@LARS_CLIENT_2");
+
+LARS_API void lars_client_options_init_v1(lars_client_options_v1_t *o)
+{
+	lars_client_options_t n;
+	if (!o)
+		return;
+	lars_client_options_init(&n);
+	*o = (lars_client_options_v1_t){ .agent_ip = n.agent_ip, .base_port = n.base_port,
+					 .timeout_ms = n.timeout_ms, .retries = n.retries,
+					 .sockets = n.sockets };
+}
+
+LARS_API int lars_client_new_v1(const lars_client_options_v1_t *opts, lars_client_t **clientp)
+{
+	if (!opts)
+		return lars_client_new(NULL, clientp);
+	lars_client_options_t n;
+	lars_client_options_init(&n);
+	n.agent_ip = opts->agent_ip;
+	n.base_port = opts->base_port;
+	n.timeout_ms = opts->timeout_ms;
+	n.retries = opts->retries;
+	n.sockets = opts->sockets;
+	return lars_client_new(&n, clientp);
+}
+#endif
 
 /* $LARS_AGENT=IPV4:BASEPORT into @o (the buffer keeps the address text). */
 static int agent_from_env(lars_client_options_t *o, char *buf, size_t cap)

@@ -48,8 +48,10 @@ typedef struct lars_client lars_client_t;
  * later version goes at the end and takes its default for callers compiled
  * before it existed. A @size below LARS_CLIENT_OPTIONS_MIN_SIZE (the fields
  * up to @sockets) is refused with -EINVAL, so always start from
- * lars_client_options_init(). (@size arrived with liblars-client.so.2;
- * programs built against .so.1, whose struct had no @size, are rebuilt.)
+ * lars_client_options_init(). (@size arrived with liblars-client 1.1;
+ * programs built against 1.0, whose struct had no @size, keep working:
+ * they bind the LARS_CLIENT_1 versions of the two calls, which read the
+ * old layout.)
  */
 typedef struct lars_client_options {
 	size_t size;          /* set by lars_client_options_init() */
