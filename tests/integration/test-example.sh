@@ -20,13 +20,13 @@ sanitize=$(meson introspect --buildoptions "$BUILD" |
 	/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_sanitize"))')
 meson setup "$tmp/ex" "$SRC/client/examples" -Db_sanitize="$sanitize" >/dev/null
 meson compile -C "$tmp/ex" >/dev/null
-lib=$(dirname "$(find "$tmp/root" -name 'liblars-client.so.2' | head -n 1)")
+lib=$(dirname "$(find "$tmp/root" -name 'liblars-client.so.1' | head -n 1)")
 # Only the API is exported, and the SONAME carries the major version.
-exported=$(nm -D --defined-only "$lib/liblars-client.so.2" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort)
+exported=$(nm -D --defined-only "$lib/liblars-client.so.1" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort)
 for s in $exported; do
 	case $s in lars_*) ;; *) echo "exported non-API symbol: $s"; exit 1 ;; esac
 done
-readelf -d "$lib/liblars-client.so.2" | grep -q 'SONAME.*liblars-client.so.2' || { echo "bad SONAME"; exit 1; }
+readelf -d "$lib/liblars-client.so.1" | grep -q 'SONAME.*liblars-client.so.1' || { echo "bad SONAME"; exit 1; }
 [ -f "$lib/liblars-client.a" ] || { echo "static library not installed"; exit 1; }
 set +e
 start=$(date +%s%N)
