@@ -57,8 +57,6 @@ struct agent {
 	tokens_t pull_tokens; /* pulls for keys not in the route table */
 	/* lars-dns unreachable: a connection was lost, or an attempt failed
 	 * since the last connect (not while the first attempt is under way). */
-	metrics_counter_t *dns_failures; /* tcp_client's failed attempts */
-	uint64_t dns_failures_at_connect;
 	bool dns_lost;
 	report_buf_t rb;
 	int32_t caller;
@@ -119,7 +117,6 @@ static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
 	a->dns_lost = false;
-	a->dns_failures_at_connect = metrics_get(a->dns_failures);
 	/* Keys without hosts too (at most max_absent): those asked for before
 	 * this connection, and the subscriptions that tell when one appears. */
 	size_t kn = 0;
@@ -150,8 +147,7 @@ static bool dns_unreachable(const agent_t *a)
 {
 	if (tcp_client_connected(a->dns))
 		return false;
-	return a->dns_lost || !a->dns_failures ||
-	       metrics_get(a->dns_failures) > a->dns_failures_at_connect;
+	return a->dns_lost || tcp_client_n_failed(a->dns) > 0;
 }
 
 static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -607,10 +603,6 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.metrics = m,
 	};
 	int r = tcp_client_start(loop, &dopts, &a->dns);
-	/* Registered by the client under this name: read to tell "connecting"
-	 * from "unreachable". */
-	a->dns_failures = metrics_counter(m, "lars_upstream_connect_failures_total{upstream=\"dns\"}",
-					  "Failed connection attempts");
 	if (r == 0)
 		r = tcp_client_start(loop, &ropts, &a->rep);
 	if (r)

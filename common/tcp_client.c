@@ -318,6 +318,11 @@ uint64_t tcp_client_n_connects(const tcp_client_t *cli)
 	return cli->n_connects;
 }
 
+size_t tcp_client_n_failed(const tcp_client_t *cli)
+{
+	return cli->n_failed_cycle;
+}
+
 void *tcp_client_user(const tcp_client_t *cli)
 {
 	return cli->opts.user;

@@ -43,6 +43,8 @@ bool tcp_client_connected(const tcp_client_t *cli);
 const char *tcp_client_endpoint(const tcp_client_t *cli);
 /** tcp_client_n_connects() - successful connects so far. */
 uint64_t tcp_client_n_connects(const tcp_client_t *cli);
+/** tcp_client_n_failed() - failed connection attempts since the last connect. */
+size_t tcp_client_n_failed(const tcp_client_t *cli);
 /**
  * tcp_client_send() - encode and queue @msg.
  * Return: 0, -ENOTCONN, -ENOBUFS (queue bound), -EMSGSIZE or a UV_E* error.
