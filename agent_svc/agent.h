@@ -18,6 +18,7 @@ typedef struct agent_cfg {
 	char ip[64];
 	int base_port;
 	int sockets;
+	bool reuse_port; /* share the UDP ports (SO_REUSEPORT); exclusive by default */
 	int max_routes;
 	char caller[64]; /* IPv4 reported as caller; empty = this machine's */
 	lb_cfg_t lb;
