@@ -13,7 +13,6 @@
 #include "net.h"
 #include "xalloc.h"
 
-
 /* Send requests for small replies are recycled instead of malloc'd. */
 #define UDP_SMALL_FRAME 256
 #define UDP_FREELIST_MAX 64

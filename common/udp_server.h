@@ -27,7 +27,9 @@ typedef struct udp_peer {
  * level-triggered). libuv alone would read up to 32 per wake-up, and a
  * client on another socket waited behind them.
  */
+#ifndef UDP_TURN_MAX /* -DUDP_TURN_MAX=N to measure another bound */
 #define UDP_TURN_MAX 4
+#endif
 
 typedef struct udp_server_opts {
 	const char *name;
