@@ -80,9 +80,10 @@ void net_log_listen_error(const char *name, const char *proto, const char *ip, i
 	else
 		snprintf(addr, sizeof(addr), "%s:%d", ip, port);
 	if (err == UV_EADDRINUSE)
-		log_error("%s: cannot listen on %s %s: the port is already in use by "
-			  "another socket (another instance, or another program); "
-			  "listeners are exclusive unless reuse_port = true",
+		/* "address already in use" is what deploy/lars-local looks for. */
+		log_error("%s: cannot listen on %s %s: address already in use by another "
+			  "socket (another instance, or another program); listeners are "
+			  "exclusive unless reuse_port = true",
 			  name, proto, addr);
 	else
 		log_error("%s: cannot listen on %s %s: %s", name, proto, addr, uv_strerror(err));

@@ -59,7 +59,8 @@ static bool file_has(const char *path, const char *needle)
 }
 
 /* Starting @bin with @config must fail: exit 1, "127.0.0.1:@port" and the
- * words "already in use" on its stderr. */
+ * words "address already in use" (what deploy/lars-local looks for) on its
+ * stderr. */
 static void expect_refused(const char *bin, const char *config, int port)
 {
 	harness_proc_t p;
@@ -71,7 +72,7 @@ static void expect_refused(const char *bin, const char *config, int port)
 	assert_int_equal(p.exit_status, 1);
 	char addr[32];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-	if (!file_has(p.log, addr) || !file_has(p.log, "already in use"))
+	if (!file_has(p.log, addr) || !file_has(p.log, "address already in use"))
 		fail_msg("%s's stderr (%s) does not name %s as taken", bin, p.log, addr);
 	unlink(p.log);
 	unlink(p.config);
