@@ -17,11 +17,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,10 +231,25 @@ int main(int argc, char **argv)
 		read_ports(&base, base_ports);
 	}
 
-	/* The echo prints its ports on stdout; run it through a pipe. */
-	snprintf(cmd, sizeof(cmd), "exec %s %d", echo_bin,
-		 (int)(seconds * 4 * 3 * rounds + 120));
-	FILE *ef = popen(cmd, "r");
+	/* The echo prints its ports on stdout; run it through a pipe, with its
+	 * pid known so it is stopped at the end (its own timer is the backstop). */
+	char echo_secs[16];
+	snprintf(echo_secs, sizeof(echo_secs), "%d", (int)(seconds * 4 * 3 * rounds + 120));
+	int epipe[2];
+	if (pipe(epipe))
+		harness_die("pipe: %s", strerror(errno));
+	pid_t echo_pid = fork();
+	if (echo_pid < 0)
+		harness_die("fork: %s", strerror(errno));
+	if (echo_pid == 0) {
+		dup2(epipe[1], 1);
+		close(epipe[0]);
+		close(epipe[1]);
+		execl(echo_bin, echo_bin, echo_secs, (char *)NULL);
+		_exit(127);
+	}
+	close(epipe[1]);
+	FILE *ef = fdopen(epipe[0], "r");
 	memset(&echo, 0, sizeof(echo));
 	if (!ef || !fgets(echo.ready, sizeof(echo.ready), ef))
 		harness_die("lars-udp-echo did not start");
@@ -269,7 +286,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-agent: round %d of %d done\n", round + 1, rounds);
 	}
 
-	printf("medians of %d rounds of %.0f s each, alternated%s\n", rounds, seconds,
+	printf("medians of %d rounds of %g s each, alternated%s\n", rounds, seconds,
 	       base_bin ? "; base = LARS_AGENT_BASE_BIN" : "");
 	printf("threads   agent loops/s   echo loops/s   ratio   agent p50/p99 us   echo p50/p99 us   p99 ratio%s   (targets: ratio >= %.2f, p99 ratio <= %.1f)\n",
 	       base_bin ? "   base loops/s ratio p50/p99 p99-ratio" : "", TARGET_RATIO,
@@ -302,8 +319,9 @@ int main(int argc, char **argv)
 		}
 	}
 	fflush(stdout);
-	/* The echo exits on its own timer; stop it now. */
-	pclose(ef);
+	kill(echo_pid, SIGTERM);
+	waitpid(echo_pid, NULL, 0);
+	fclose(ef);
 	if (base_bin)
 		harness_stop(&base);
 	harness_stop(&agent);
