@@ -576,6 +576,7 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		/* base_port 0 (tests): every socket on a port of its own choosing. */
 		udp_server_opts_t o = { .name = name, .ip = cfg->ip,
 					.port = cfg->base_port ? cfg->base_port + i : 0,
+					.reuse_port = cfg->reuse_port,
 					.dispatch = &a->udp_d, .metrics = m };
 		int r = udp_server_start(loop, &o, &a->udp[i]);
 		if (r)

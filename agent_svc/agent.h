@@ -18,6 +18,7 @@ typedef struct agent_cfg {
 	char ip[64];
 	int base_port;
 	int sockets;
+	bool reuse_port; /* share the UDP ports (SO_REUSEPORT); exclusive by default */
 	int max_routes;
 	int max_absent;  /* keys without hosts remembered (pulling, absent) */
 	int pull_rate;   /* pulls a second for keys not in the route table */

@@ -83,6 +83,7 @@ int main(int argc, char **argv)
 	config_key_t keys[] = {
 		CONFIG_KEY_STR("agent", "ip", cfg.ip),
 		CONFIG_KEY_INT("agent", "base_port", &cfg.base_port, 0, 65535 - AGENT_MAX_SOCKETS),
+		CONFIG_KEY_BOOL("agent", "reuse_port", &cfg.reuse_port),
 		CONFIG_KEY_INT("agent", "sockets", &cfg.sockets, 1, AGENT_MAX_SOCKETS),
 		CONFIG_KEY_INT("agent", "max_routes", &cfg.max_routes, 1, 100000000),
 		CONFIG_KEY_INT("agent", "max_hosts", &cfg.max_hosts, 1, 10000000),

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
 
 int net_addr(const char *ip, int port, struct sockaddr_storage *ss)
 {
@@ -53,16 +56,63 @@ bool net_is_loopback(const char *ip)
 	return memcmp(a6, &lo6, sizeof(lo6)) == 0;
 }
 
-int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
-		   int backlog, uv_connection_cb cb, int *portp)
+int net_set_reuse_port(uv_handle_t *h, bool on)
 {
-	struct sockaddr_storage ss;
-	int r = uv_tcp_init(loop, tcp);
+	uv_os_fd_t fd;
+	int one = 1;
+	if (!on)
+		return 0;
+	int r = uv_fileno(h, &fd);
 	if (r)
 		return r;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+		return uv_translate_sys_error(errno);
+	return 0;
+}
+
+void net_log_listen_error(const char *name, const char *proto, const char *ip, int port,
+			  int err)
+{
+	char addr[NET_ADDR_STRLEN];
+	struct sockaddr_storage ss;
+	if (net_addr(ip, port, &ss) == 0)
+		net_addr_str((struct sockaddr *)&ss, addr);
+	else
+		snprintf(addr, sizeof(addr), "%s:%d", ip, port);
+	if (err == UV_EADDRINUSE)
+		/* "address already in use" is what deploy/lars-local looks for. */
+		log_error("%s: cannot listen on %s %s: address already in use by another "
+			  "socket (another instance, or another program); listeners are "
+			  "exclusive unless reuse_port = true",
+			  name, proto, addr);
+	else
+		log_error("%s: cannot listen on %s %s: %s", name, proto, addr, uv_strerror(err));
+}
+
+int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
+		   int backlog, bool reuse_port, uv_connection_cb cb, int *portp)
+{
+	struct sockaddr_storage ss;
+	int r = net_addr(ip, port, &ss);
+	/* With the family given, the socket exists at once and takes its
+	 * options before the bind; a bad address still leaves @tcp closable. */
+	r = uv_tcp_init_ex(loop, tcp, r ? AF_UNSPEC : ss.ss_family);
+	if (r) {
+		/* No socket (EMFILE...): a handle without one, still closable. */
+		uv_tcp_init(loop, tcp);
+		return r;
+	}
 	r = net_addr(ip, port, &ss);
 	if (r)
 		return r;
+	r = net_set_reuse_port((uv_handle_t *)tcp, reuse_port);
+	if (r)
+		return r;
+	/* libuv sets SO_REUSEADDR, which a restart needs while the previous
+	 * run's connections sit in TIME_WAIT. It never lets two listening
+	 * sockets share a port (Linux checks again at listen(): a taken port
+	 * fails here or at uv_listen, which reports libuv's delayed bind
+	 * error); only SO_REUSEPORT on both sides does. */
 	r = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
 	if (r)
 		return r;

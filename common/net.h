@@ -27,9 +27,26 @@ bool net_is_loopback(const char *ip);
 /**
  * net_listen_tcp() - init @tcp (always, so the caller may uv_close it),
  * bind @ip:@port and listen. *portp gets the bound port (useful after 0).
+ * The port is exclusive unless @reuse_port (SO_REUSEPORT): another
+ * listening socket on an overlapping address makes it fail with
+ * UV_EADDRINUSE.
  */
 int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
-		   int backlog, uv_connection_cb cb, int *portp);
+		   int backlog, bool reuse_port, uv_connection_cb cb, int *portp);
+
+/**
+ * net_set_reuse_port() - SO_REUSEPORT on the socket of @h (a TCP or UDP
+ * handle whose socket exists) when @on; nothing otherwise.
+ * Return: 0 or a UV_E* error.
+ */
+int net_set_reuse_port(uv_handle_t *h, bool on);
+
+/**
+ * net_log_listen_error() - log why @name could not listen on @proto
+ * @ip:@port (error @err), in words an operator can act on for a taken port.
+ */
+void net_log_listen_error(const char *name, const char *proto, const char *ip, int port,
+			  int err);
 
 /**
  * net_write_now() - write what the kernel takes right away (uv_try_write).

@@ -430,10 +430,10 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 	srv->rl_refused = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
 
 	int r = net_listen_tcp(loop, &srv->listener, opts->ip, opts->port,
-			       srv->opts.backlog, tcp_server_on_connection, &srv->port);
+			       srv->opts.backlog, opts->reuse_port, tcp_server_on_connection,
+			       &srv->port);
 	if (r) {
-		log_error("%s: cannot listen on %s:%d: %s", srv->name, opts->ip,
-			  opts->port, uv_strerror(r));
+		net_log_listen_error(srv->name, "tcp", opts->ip, opts->port, r);
 		uv_close((uv_handle_t *)&srv->listener, tcp_server_on_listener_closed);
 		return r;
 	}

@@ -21,6 +21,9 @@ typedef struct tcp_server_opts {
 	const char *name; /* for logs and the metrics' listener="" label */
 	const char *ip;
 	int port; /* 0 = any free port, see tcp_server_port() */
+	/* false (the default): the port is ours alone, a taken port is an
+	 * error. true: SO_REUSEPORT, shared with other sockets that ask too. */
+	bool reuse_port;
 	int backlog;
 	unsigned max_conns;     /* over it, new connections are closed at once */
 	uint32_t max_frame;     /* header + body a peer may send; bigger closes it */
@@ -32,7 +35,7 @@ typedef struct tcp_server_opts {
 	metrics_t *metrics; /* may be NULL */
 } tcp_server_opts_t;
 
-/** tcp_server_start() - bind, listen and serve on @loop. */
+/** tcp_server_start() - bind, listen and serve on @loop; a taken port is logged, UV_EADDRINUSE. */
 int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		     tcp_server_t **outp);
 /** tcp_server_port() - the bound port. */

@@ -13,8 +13,6 @@
 #include "net.h"
 #include "xalloc.h"
 
-#define UDP_RECV_BATCH 16
-
 /* Send requests for small replies are recycled instead of malloc'd. */
 #define UDP_SMALL_FRAME 256
 #define UDP_FREELIST_MAX 64
@@ -39,9 +37,11 @@ struct udp_server {
 	udp_send_t *freelist;
 	unsigned n_free;
 	log_ratelimit_t rl_bad;
-	/* recvmmsg: libuv fills up to UDP_RECV_BATCH datagrams of 64 KiB each
+	/* recvmmsg: libuv fills up to UDP_TURN_MAX datagrams of 64 KiB each
 	 * per system call from this one buffer. */
 	uint8_t *rbuf;
+	/* This turn's batch was handed out: the next alloc ends the turn. */
+	bool turn_used;
 	struct {
 		metrics_counter_t *frames, *bad[6], *bad_msg, *partial,
 			*send_err;
@@ -61,10 +61,22 @@ static void udp_server_maybe_free(udp_server_t *srv)
 	free(srv);
 }
 
+/*
+ * libuv asks for a buffer before each recvmmsg and keeps reading one socket
+ * until it is empty or 32 datagrams went by. The first request of a turn
+ * gets room for UDP_TURN_MAX datagrams; the second gets none, which makes
+ * libuv stop here (UV_ENOBUFS, the turn's end) and serve the next socket.
+ */
 static void udp_server_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	udp_server_t *srv = container_of((uv_udp_t *)h, udp_server_t, udp);
-	*buf = uv_buf_init((char *)srv->rbuf, UDP_RECV_BATCH * 65536);
+	(void)suggested;
+	if (srv->turn_used) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	srv->turn_used = true;
+	*buf = uv_buf_init((char *)srv->rbuf, UDP_TURN_MAX * 65536);
 }
 
 static void udp_server_bad(udp_server_t *srv, const struct sockaddr *addr,
@@ -84,13 +96,23 @@ static void udp_server_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 {
 	udp_server_t *srv = container_of(h, udp_server_t, udp);
 
+	if (nread == UV_ENOBUFS) {
+		/* Our own refusal in udp_server_alloc: this socket's turn is over. */
+		srv->turn_used = false;
+		return;
+	}
 	if (nread < 0) {
+		srv->turn_used = false;
 		log_warn("%s: receive error: %s", srv->name, uv_strerror((int)nread));
 		return;
 	}
-	/* Nothing more, or the end of a recvmmsg batch (our buffer is reused). */
-	if (nread == 0 && !addr)
+	if (nread == 0 && !addr) {
+		/* The end of a recvmmsg batch (our buffer is reused; the turn ends
+		 * at the next alloc), or nothing more to read (the turn is over). */
+		if (!(flags & UV_UDP_MMSG_FREE))
+			srv->turn_used = false;
 		return;
+	}
 	if (flags & UV_UDP_PARTIAL) {
 		metrics_inc(srv->m.partial);
 		udp_server_bad(srv, addr, "truncated by the kernel", nread);
@@ -241,13 +263,19 @@ int udp_server_start(uv_loop_t *loop, const udp_server_opts_t *opts,
 		free(srv);
 		return r;
 	}
+	/* The socket exists from here on, so its options precede the bind. */
 	r = uv_udp_init_ex(loop, &srv->udp, ss.ss_family | UV_UDP_RECVMMSG);
 	if (r) {
 		free(srv);
 		return r;
 	}
-	srv->rbuf = xmalloc(UDP_RECV_BATCH * 65536);
-	r = uv_udp_bind(&srv->udp, (struct sockaddr *)&ss, 0);
+	srv->rbuf = xmalloc(UDP_TURN_MAX * 65536);
+	/* No UV_UDP_REUSEADDR and no SO_REUSEPORT unless asked: Linux then
+	 * refuses any overlapping bind (0.0.0.0 against 127.0.0.1 included)
+	 * in both directions, whatever options the other socket has. */
+	r = net_set_reuse_port((uv_handle_t *)&srv->udp, opts->reuse_port);
+	if (r == 0)
+		r = uv_udp_bind(&srv->udp, (struct sockaddr *)&ss, 0);
 	if (r == 0) {
 		int len = sizeof(ss);
 		r = uv_udp_getsockname(&srv->udp, (struct sockaddr *)&ss, &len);
@@ -258,8 +286,7 @@ int udp_server_start(uv_loop_t *loop, const udp_server_opts_t *opts,
 	if (r == 0)
 		r = uv_udp_recv_start(&srv->udp, udp_server_alloc, udp_server_on_recv);
 	if (r) {
-		log_error("%s: cannot listen on udp %s:%d: %s", srv->name, opts->ip,
-			  opts->port, uv_strerror(r));
+		net_log_listen_error(srv->name, "udp", opts->ip, opts->port, r);
 		srv->closing = true;
 		uv_close((uv_handle_t *)&srv->udp, udp_server_on_closed);
 		return r;

@@ -2,6 +2,7 @@
 // libuv UDP server for Lars frames: one frame per datagram, dispatch, replies.
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,14 +20,33 @@ typedef struct udp_peer {
 	const struct sockaddr *addr;
 } udp_peer_t;
 
+/*
+ * Fairness: each socket gets at most UDP_TURN_MAX datagrams (one recvmmsg)
+ * per turn of the event loop, then the loop moves on to its other sockets
+ * and handles; what is left is read on the next turn (epoll is
+ * level-triggered). libuv alone would read up to 32 per wake-up, and a
+ * client on another socket waited behind them.
+ */
+#ifndef UDP_TURN_MAX /* -DUDP_TURN_MAX=N to measure another bound */
+#define UDP_TURN_MAX 4
+#endif
+
 typedef struct udp_server_opts {
 	const char *name;
 	const char *ip;
 	int port; /* 0 = any free port */
+	/* false (the default): the port is ours alone, a taken port is an
+	 * error. true: SO_REUSEPORT, shared with other sockets that ask too. */
+	bool reuse_port;
 	const dispatch_t *dispatch; /* handlers get a udp_peer_t * */
 	metrics_t *metrics;
 } udp_server_opts_t;
 
+/**
+ * udp_server_start() - bind @opts->ip:@opts->port and serve on @loop.
+ * Return: 0, or a UV_E* error (logged, naming the address; UV_EADDRINUSE
+ * when another socket holds the port).
+ */
 int udp_server_start(uv_loop_t *loop, const udp_server_opts_t *opts,
 		     udp_server_t **outp);
 int udp_server_port(const udp_server_t *srv);

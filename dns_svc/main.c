@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 	config_key_t keys[] = {
 		CONFIG_KEY_STR("dns", "ip", cfg.ip),
 		CONFIG_KEY_INT("dns", "port", &cfg.port, 0, 65535),
+		CONFIG_KEY_BOOL("dns", "reuse_port", &cfg.reuse_port),
 		CONFIG_KEY_INT("dns", "max_conns", &cfg.max_conns, 1, 1000000),
 		CONFIG_KEY_INT("dns", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
 		CONFIG_KEY_INT("dns", "max_write_queue", &cfg.max_write_queue, 65536, 1 << 30),

@@ -487,6 +487,7 @@ static void dns_start_serving(dns_t *d)
 {
 	tcp_server_opts_t o = {
 		.name = "dns", .ip = d->cfg.ip, .port = d->cfg.port,
+		.reuse_port = d->cfg.reuse_port,
 		.max_conns = (unsigned)d->cfg.max_conns,
 		.max_frame = (uint32_t)d->cfg.max_frame,
 		.max_write_queue = (size_t)d->cfg.max_write_queue,

@@ -24,6 +24,7 @@ typedef struct dns_cfg {
 	int reload_interval_s; /* full reload and compare */
 	int change_log_days;   /* route_change rows kept */
 	bool wait_for_db;
+	bool reuse_port; /* share the port (SO_REUSEPORT); exclusive by default */
 	char conninfo[1024];
 	int reactor_threads; /* the original's [reactor] threadNum: no effect */
 	service_common_cfg_t common;

@@ -63,6 +63,7 @@ int main(int argc, char **argv)
 	config_key_t keys[] = {
 		CONFIG_KEY_STR("reporter", "ip", cfg.ip),
 		CONFIG_KEY_INT("reporter", "port", &cfg.port, 0, 65535),
+		CONFIG_KEY_BOOL("reporter", "reuse_port", &cfg.reuse_port),
 		CONFIG_KEY_INT("reporter", "max_conns", &cfg.max_conns, 1, 1000000),
 		CONFIG_KEY_INT("reporter", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
 		CONFIG_KEY_INT("reporter", "max_results", &cfg.max_results, 1, 10000000),

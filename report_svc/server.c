@@ -442,6 +442,7 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	if (rc == 0) {
 		tcp_server_opts_t o = {
 			.name = "reporter", .ip = cfg->ip, .port = cfg->port,
+			.reuse_port = cfg->reuse_port,
 			.max_conns = (unsigned)cfg->max_conns, .max_frame = (uint32_t)cfg->max_frame,
 			.dispatch = &r->dispatch, .on_connect = on_conn,
 			.on_close = on_conn_close, .user = r, .metrics = m,

@@ -13,6 +13,7 @@ typedef struct rep_cfg {
 	char ip[64];
 	int port;
 	int max_conns;
+	bool reuse_port; /* share the port (SO_REUSEPORT); exclusive by default */
 	int max_frame;
 	int max_results;      /* results in one ReportStatusRequest */
 	int db_thread_cnt;

@@ -162,7 +162,7 @@ static int reserve_dead_port(void)
 	uv_tcp_t t;
 	int port;
 	uv_loop_init(&l);
-	assert_int_equal(net_listen_tcp(&l, &t, "127.0.0.1", 0, 1, NULL, &port), 0);
+	assert_int_equal(net_listen_tcp(&l, &t, "127.0.0.1", 0, 1, false, NULL, &port), 0);
 	uv_close((uv_handle_t *)&t, NULL);
 	uv_run(&l, UV_RUN_DEFAULT);
 	uv_loop_close(&l);
