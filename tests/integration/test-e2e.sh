@@ -29,6 +29,10 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ms() { date +%s%3N; }
 
+# The console on a kept port of its own, not 7780: another lars-admin there
+# (a run alongside) shared the port while HTTP listeners used SO_REUSEPORT.
+mkdir -p "$LARS_LOCAL_DIR/ports"
+echo "http=$((20000 + RANDOM % 12000)) metrics=0" >"$LARS_LOCAL_DIR/ports/admin"
 out=$("$LOCAL" up 2>&1) || { echo "$out"; exit 1; }
 [[ $out == *"host is 127.0.0."* ]] || fail "up did not show a get_host answer: $out"
 eval "$("$LOCAL" env)"
