@@ -336,7 +336,7 @@ int harness_run(const char *fmt, ...)
 
 int harness_cluster_start(const char *cluster, const char *dir, int *portp)
 {
-	char cmd[512], out[256] = "";
+	char cmd[512], out[1024] = "";
 	if (*portp)
 		snprintf(cmd, sizeof(cmd), "'%s' start '%s' %d", cluster, dir, *portp);
 	else
@@ -346,16 +346,32 @@ int harness_cluster_start(const char *cluster, const char *dir, int *portp)
 		return -1;
 	size_t n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = 0;
-	const char *p = strstr(out, "PGPORT=");
-	if (pclose(f) != 0 || !p)
+	if (pclose(f) != 0 || n == sizeof(out) - 1 || strncmp(out, "export ", 7) != 0)
 		return -1;
-	*portp = atoi(p + 7);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", *portp);
-	setenv("PGHOST", "127.0.0.1", 1);
-	setenv("PGPORT", port, 1);
-	setenv("PGUSER", "lars", 1);
-	setenv("PGDATABASE", "lars", 1);
+	/* "export PGHOST=127.0.0.1 PGPORT=N ... PGPASSFILE='/dir/pgpass'\n" */
+	int port = 0;
+	bool have_pass = false;
+	char *save = NULL;
+	for (char *w = strtok_r(out + 7, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		char *eq = strchr(w, '=');
+		if (!eq || strncmp(w, "PG", 2) != 0)
+			return -1;
+		*eq = 0;
+		char *v = eq + 1;
+		size_t vl = strlen(v);
+		if (vl >= 2 && v[0] == '\'' && v[vl - 1] == '\'') {
+			v[vl - 1] = 0;
+			v++;
+		}
+		if (!strcmp(w, "PGPORT"))
+			port = atoi(v);
+		if (!strcmp(w, "PGPASSFILE"))
+			have_pass = true;
+		setenv(w, v, 1);
+	}
+	if (port <= 0 || !have_pass)
+		return -1;
+	*portp = port;
 	return 0;
 }
 
@@ -379,7 +395,15 @@ int harness_sql(const char *q)
 
 long long harness_sql_num(const char *q)
 {
-	PGconn *c = PQconnectdb("connect_timeout=2");
+	/* A scram-sha-256 login costs both sides CPU: on a loaded machine give
+	 * it the time harness_sql() gives, and one more try. A server that is
+	 * down refuses at once either way. */
+	PGconn *c = PQconnectdb("connect_timeout=5");
+	if (PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		usleep(100000);
+		c = PQconnectdb("connect_timeout=5");
+	}
 	long long v = -1;
 	if (PQstatus(c) == CONNECTION_OK) {
 		PGresult *res = PQexec(c, q);

@@ -59,7 +59,8 @@ void harness_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), nore
 int harness_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /**
  * harness_cluster_start() - `@cluster start @dir [*portp]` (deploy/pg-cluster),
- * then PGHOST/PGPORT/PGUSER/PGDATABASE point at it. *portp: 0 = any free port;
+ * then the PG* variables it prints (PGHOST, PGPORT, PGUSER, PGDATABASE and
+ * PGPASSFILE, its 0600 password file) are set. *portp: 0 = any free port;
  * set to the port used, so a restart keeps it. Returns 0 or -1.
  */
 int harness_cluster_start(const char *cluster, const char *dir, int *portp);

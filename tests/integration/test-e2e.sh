@@ -10,14 +10,15 @@
 #  (d) lars-dns killed: get-host keeps working; restarted (lars-local up): a
 #      new change arrives;
 #  (e) lars-agent killed: lars get-host returns 2, it does not hang;
-# and down / up again keeps the routes.
+# and down / up again keeps the routes. The services' database sessions are
+# role lars (no superuser); no login without the password file.
 set -euo pipefail
 ROOT=$1
 BUILD=$2
 [ -n "${LARS_TEST_PG:-}" ] || { echo "no PostgreSQL for this run (deploy/lars-local test)"; exit 77; }
 export LARS_LOCAL_DIR; LARS_LOCAL_DIR=$(mktemp -d /tmp/lars-e2e.XXXXXX)
 export LARS_BUILD_DIR=$BUILD LARS_LOCAL_NO_BUILD=1
-unset PGHOST PGPORT PGUSER PGDATABASE LARS_AGENT
+unset PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE LARS_AGENT
 LOCAL=$ROOT/deploy/lars-local
 cleanup() {
 	"$LOCAL" down >/dev/null 2>&1 || true
@@ -29,6 +30,10 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ms() { date +%s%3N; }
 . "$ROOT/tests/wait.sh"
 
+# The console on a kept port of its own, not 7780: another lars-admin there
+# (a run alongside) shared the port while HTTP listeners used SO_REUSEPORT.
+mkdir -p "$LARS_LOCAL_DIR/ports"
+echo "http=$((20000 + RANDOM % 12000)) metrics=0" >"$LARS_LOCAL_DIR/ports/admin"
 out=$("$LOCAL" up 2>&1) || { echo "$out"; exit 1; }
 [[ $out == *"host is 127.0.0."* ]] || fail "up did not show a get_host answer: $out"
 eval "$("$LOCAL" env)"
@@ -45,6 +50,17 @@ got=$(curl -s -m 10 -u "$user:$pass" "${url}api/overview") || true
 [[ $got == *'"modid":1,"cmdid":1'* ]] || fail "console overview with the printed login: $got"
 got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "${url}api/overview") || true
 [ "$got" = 401 ] || fail "console without a login: $got"
+
+# The services log in as the role `lars` (no superuser); nobody else
+# gets in without the password file.
+users=$(psql -X -w -At -c "SELECT DISTINCT usename FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+[ "$users" = lars ] || fail "the services' database sessions are not (only) role lars: '$users'"
+[ "$(psql -X -w -At -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'lars'")" = f ] || fail "role lars is a superuser"
+if PGPASSFILE=/nonexistent psql -X -w -c 'SELECT 1' >/dev/null 2>&1; then fail "logged in without the password file"; fi
+if [ "$(id -u)" = 0 ] && id -u nobody >/dev/null 2>&1 &&
+	runuser -u nobody -- env -i PATH="$PATH" psql -X -w -h 127.0.0.1 -p "$PGPORT" -U lars -d lars -c 'SELECT 1' >/dev/null 2>&1; then
+	fail "user nobody logged in to the local cluster"
+fi
 
 # (a) first use
 larsctl route add 10 1 127.0.0.1 9101 >/dev/null

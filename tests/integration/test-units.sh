@@ -22,9 +22,15 @@ for u in $units; do
 	grep -q '^User=lars$' "$u" || { echo "$u: not a dedicated user"; exit 1; }
 	exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$u")
 	[ -x "$root$exe" ] || { echo "$u: ExecStart $exe not installed"; exit 1; }
-	conf=$(sed -n 's/^ExecStart=.* -c \(.*\)$/\1/p' "$u")
+	conf=$(sed -n 's/^ExecStart=.* -c \([^ ]*\).*$/\1/p' "$u")
 	[ -f "$root$conf" ] || { echo "$u: config $conf not installed"; exit 1; }
 done
+# lars-dns waits for a database that comes up later at boot (not Restart=).
+dns_unit=$(grep -l 'lars-dns ' $units)
+grep -q '^ExecStart=.*/lars-dns .*--wait-for-db' "$dns_unit" || { echo "$dns_unit: no --wait-for-db"; exit 1; }
+# The agent has no database: no word of PG* settings in its unit.
+agent_unit=$(grep -l 'lars-agent ' $units)
+! grep -qi 'postgres\|PG\*' "$agent_unit" || { echo "$agent_unit: speaks of PostgreSQL"; exit 1; }
 out=$(systemd-analyze verify --root="$root" $units 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "systemd-analyze verify complained:"; echo "$out"; exit 1; }
 echo "4 units verified"
