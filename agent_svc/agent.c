@@ -120,7 +120,8 @@ static void on_dns_connect(tcp_client_t *cli, void *user)
 	/* Keys without hosts too (at most max_absent): those asked for before
 	 * this connection, and the subscriptions that tell when one appears. */
 	size_t kn = 0;
-	for (ks_entry_t *k = a->ks.head; k; k = k->next, kn++) {
+	for (lru_link_t *n = a->ks.lru.head; n; n = n->next, kn++) {
+		ks_entry_t *k = lru_entry(n, ks_entry_t, lru);
 		send_pull(a, k->modid, k->cmdid);
 		k->since_ms = now_ms(a);
 	}

@@ -11,39 +11,15 @@ void ks_init(keyset_t *ks, size_t max)
 	*ks = (keyset_t){ .map = U64MAP_INIT, .max = max ? max : 1 };
 }
 
-static void unlink_entry(keyset_t *ks, ks_entry_t *k)
-{
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		ks->head = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
-	else
-		ks->tail = k->prev;
-	k->prev = k->next = NULL;
-}
-
-static void push_head(keyset_t *ks, ks_entry_t *k)
-{
-	k->prev = NULL;
-	k->next = ks->head;
-	if (ks->head)
-		ks->head->prev = k;
-	else
-		ks->tail = k;
-	ks->head = k;
-}
-
 void ks_clear(keyset_t *ks)
 {
-	for (ks_entry_t *k = ks->head, *next; k; k = next) {
-		next = k->next;
-		free(k);
+	for (lru_link_t *n = ks->lru.head, *next; n; n = next) {
+		next = n->next;
+		free(lru_entry(n, ks_entry_t, lru));
 	}
 	u64map_deinit(&ks->map);
 	ks->map = (u64map_t)U64MAP_INIT;
-	ks->head = ks->tail = NULL;
+	ks->lru = LRU_INIT;
 }
 
 void ks_deinit(keyset_t *ks)
@@ -59,16 +35,14 @@ ks_entry_t *ks_peek(const keyset_t *ks, int32_t modid, int32_t cmdid)
 ks_entry_t *ks_find(keyset_t *ks, int32_t modid, int32_t cmdid)
 {
 	ks_entry_t *k = ks_peek(ks, modid, cmdid);
-	if (k && k != ks->head) {
-		unlink_entry(ks, k);
-		push_head(ks, k);
-	}
+	if (k)
+		lru_touch(&ks->lru, &k->lru);
 	return k;
 }
 
 void ks_del(keyset_t *ks, ks_entry_t *k)
 {
-	unlink_entry(ks, k);
+	lru_unlink(&ks->lru, &k->lru);
 	u64map_del(&ks->map, u64map_key(k->modid, k->cmdid));
 	free(k);
 }
@@ -78,8 +52,8 @@ ks_entry_t *ks_put(keyset_t *ks, int32_t modid, int32_t cmdid, enum ks_state sta
 {
 	ks_entry_t *k = ks_find(ks, modid, cmdid);
 	if (!k) {
-		if (ks->map.n >= ks->max && ks->tail) {
-			ks_entry_t *old = ks->tail;
+		if (ks->map.n >= ks->max && ks->lru.tail) {
+			ks_entry_t *old = lru_entry(ks->lru.tail, ks_entry_t, lru);
 			if (ks->on_evict)
 				ks->on_evict(old, ks->user);
 			ks_del(ks, old);
@@ -88,7 +62,7 @@ ks_entry_t *ks_put(keyset_t *ks, int32_t modid, int32_t cmdid, enum ks_state sta
 		k = xcalloc(1, sizeof(*k));
 		k->modid = modid;
 		k->cmdid = cmdid;
-		push_head(ks, k);
+		lru_push_head(&ks->lru, &k->lru);
 		u64map_put(&ks->map, u64map_key(modid, cmdid), k);
 	}
 	k->state = state;

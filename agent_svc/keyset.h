@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lru.h"
 #include "u64map.h"
 
 enum ks_state {
@@ -22,12 +23,12 @@ struct ks_entry {
 	int32_t cmdid;
 	enum ks_state state;
 	uint64_t since_ms; /* the last pull or answer */
-	ks_entry_t *prev, *next; /* head = most recently asked */
+	lru_link_t lru; /* on keyset_t.lru */
 };
 
 typedef struct keyset {
 	u64map_t map;
-	ks_entry_t *head, *tail;
+	lru_t lru; /* head = most recently asked */
 	size_t max;
 	/* Called with an entry about to be dropped at max (to unsubscribe it). */
 	void (*on_evict)(ks_entry_t *k, void *user);

@@ -12,30 +12,6 @@ void rt_init(route_table_t *t, size_t max, uint64_t min_idle_ms, const lb_cfg_t 
 			      .cfg = cfg };
 }
 
-static void lru_unlink(route_table_t *t, rt_entry_t *e)
-{
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
-	else
-		t->lru_head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
-	else
-		t->lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_head(route_table_t *t, rt_entry_t *e)
-{
-	e->lru_prev = NULL;
-	e->lru_next = t->lru_head;
-	if (t->lru_head)
-		t->lru_head->lru_prev = e;
-	else
-		t->lru_tail = e;
-	t->lru_head = e;
-}
-
 void rt_deinit(route_table_t *t)
 {
 	size_t iter = 0;
@@ -45,7 +21,7 @@ void rt_deinit(route_table_t *t)
 		free(e);
 	}
 	u64map_deinit(&t->map);
-	t->lru_head = t->lru_tail = NULL;
+	t->lru = LRU_INIT;
 }
 
 rt_entry_t *rt_peek(const route_table_t *t, int32_t modid, int32_t cmdid)
@@ -56,18 +32,16 @@ rt_entry_t *rt_peek(const route_table_t *t, int32_t modid, int32_t cmdid)
 rt_entry_t *rt_find(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t now_ms)
 {
 	rt_entry_t *e = rt_peek(t, modid, cmdid);
-	if (e && e != t->lru_head) {
-		lru_unlink(t, e);
-		lru_push_head(t, e);
-	}
-	if (e)
+	if (e) {
+		lru_touch(&t->lru, &e->lru);
 		e->used_ms = now_ms;
+	}
 	return e;
 }
 
 void rt_remove(route_table_t *t, rt_entry_t *e)
 {
-	lru_unlink(t, e);
+	lru_unlink(&t->lru, &e->lru);
 	u64map_del(&t->map, u64map_key(e->lb.modid, e->lb.cmdid));
 	lb_deinit(&e->lb);
 	free(e);
@@ -76,7 +50,7 @@ void rt_remove(route_table_t *t, rt_entry_t *e)
 rt_entry_t *rt_create(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t now_ms)
 {
 	if (t->map.n >= t->max) {
-		rt_entry_t *old = t->lru_tail;
+		rt_entry_t *old = lru_entry(t->lru.tail, rt_entry_t, lru);
 		if (!old || now_ms - old->used_ms < t->min_idle_ms)
 			return NULL;
 		if (t->on_evict)
@@ -87,7 +61,7 @@ rt_entry_t *rt_create(route_table_t *t, int32_t modid, int32_t cmdid, uint64_t n
 	rt_entry_t *e = xcalloc(1, sizeof(*e));
 	lb_init(&e->lb, modid, cmdid, t->cfg);
 	e->used_ms = now_ms;
-	lru_push_head(t, e);
+	lru_push_head(&t->lru, &e->lru);
 	u64map_put(&t->map, u64map_key(modid, cmdid), e);
 	return e;
 }

@@ -8,18 +8,19 @@
 #include <stdint.h>
 
 #include "balancer.h"
+#include "lru.h"
 #include "u64map.h"
 
 typedef struct rt_entry rt_entry_t;
 struct rt_entry {
 	lb_t lb;
 	uint64_t used_ms;
-	rt_entry_t *lru_prev, *lru_next; /* head = most recently used */
+	lru_link_t lru; /* on route_table_t.lru */
 };
 
 typedef struct route_table {
 	u64map_t map;
-	rt_entry_t *lru_head, *lru_tail;
+	lru_t lru; /* head = most recently used */
 	size_t max;
 	uint64_t min_idle_ms; /* an entry used more recently is never evicted */
 	const lb_cfg_t *cfg;

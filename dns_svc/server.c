@@ -18,6 +18,7 @@
 #include "dispatch.h"
 #include "frame.h"
 #include "log.h"
+#include "lru.h"
 #include "msg.h"
 #include "pg_listen.h"
 #include "route_load.h"
@@ -38,7 +39,7 @@ typedef struct sub_list {
 typedef struct dns_sub dns_sub_t;
 struct dns_sub {
 	uint64_t key;
-	dns_sub_t *prev, *next; /* head = most recently asked */
+	lru_link_t lru; /* on dns_conn_t.lru */
 };
 
 /* Per connection: the keys it subscribed to. At max_subscriptions the least
@@ -46,7 +47,7 @@ struct dns_sub {
  * routes it uses (every update_timeout), so those stay. */
 typedef struct dns_conn {
 	u64map_t keys; /* value: dns_sub_t */
-	dns_sub_t *head, *tail;
+	lru_t lru;     /* head = most recently asked */
 	bool warned;   /* dropping logged once per connection */
 } dns_conn_t;
 
@@ -98,30 +99,6 @@ static void dns_maybe_free(dns_t *d);
 
 /* ---- subscriptions ---- */
 
-static void sub_unlink(dns_conn_t *dc, dns_sub_t *sub)
-{
-	if (sub->prev)
-		sub->prev->next = sub->next;
-	else
-		dc->head = sub->next;
-	if (sub->next)
-		sub->next->prev = sub->prev;
-	else
-		dc->tail = sub->prev;
-	sub->prev = sub->next = NULL;
-}
-
-static void sub_push_head(dns_conn_t *dc, dns_sub_t *sub)
-{
-	sub->prev = NULL;
-	sub->next = dc->head;
-	if (dc->head)
-		dc->head->prev = sub;
-	else
-		dc->tail = sub;
-	dc->head = sub;
-}
-
 /* Take @c off the key's subscriber list (the key's own entry stays). */
 static void sub_list_remove(dns_t *d, tcp_conn_t *c, uint64_t key)
 {
@@ -145,7 +122,7 @@ static void sub_list_remove(dns_t *d, tcp_conn_t *c, uint64_t key)
 static void sub_del(dns_t *d, tcp_conn_t *c, dns_conn_t *dc, dns_sub_t *sub)
 {
 	sub_list_remove(d, c, sub->key);
-	sub_unlink(dc, sub);
+	lru_unlink(&dc->lru, &sub->lru);
 	u64map_del(&dc->keys, sub->key);
 	free(sub);
 }
@@ -156,22 +133,21 @@ static void sub_add(dns_t *d, tcp_conn_t *c, int32_t modid, int32_t cmdid)
 	uint64_t key = u64map_key(modid, cmdid);
 	dns_sub_t *sub = u64map_get(&dc->keys, key);
 	if (sub) {
-		sub_unlink(dc, sub);
-		sub_push_head(dc, sub); /* asked again: the last to go */
+		lru_touch(&dc->lru, &sub->lru); /* asked again: the last to go */
 		return;
 	}
-	if (dc->keys.n >= (size_t)d->cfg.max_subscriptions && dc->tail) {
+	if (dc->keys.n >= (size_t)d->cfg.max_subscriptions && dc->lru.tail) {
 		if (!dc->warned)
 			log_warn("dns: %s asks for more than [dns] max_subscriptions = %d routes; "
 				 "dropping its least recently asked subscriptions",
 				 tcp_conn_peer(c), d->cfg.max_subscriptions);
 		dc->warned = true;
-		sub_del(d, c, dc, dc->tail);
+		sub_del(d, c, dc, lru_entry(dc->lru.tail, dns_sub_t, lru));
 		metrics_inc(d->mt.subs_dropped);
 	}
 	sub = xcalloc(1, sizeof(*sub));
 	sub->key = key;
-	sub_push_head(dc, sub);
+	lru_push_head(&dc->lru, &sub->lru);
 	u64map_put(&dc->keys, key, sub);
 	sub_list_t *l = u64map_get(&d->subs, key);
 	if (!l) {
@@ -188,12 +164,13 @@ static void sub_add(dns_t *d, tcp_conn_t *c, int32_t modid, int32_t cmdid)
 
 static void sub_remove_conn(dns_t *d, tcp_conn_t *c, dns_conn_t *dc)
 {
-	for (dns_sub_t *sub = dc->head, *next; sub; sub = next) {
-		next = sub->next;
+	for (lru_link_t *n = dc->lru.head, *next; n; n = next) {
+		next = n->next;
+		dns_sub_t *sub = lru_entry(n, dns_sub_t, lru);
 		sub_list_remove(d, c, sub->key);
 		free(sub);
 	}
-	dc->head = dc->tail = NULL;
+	dc->lru = LRU_INIT;
 }
 
 static void dns_on_connect(tcp_conn_t *c, void *user)
