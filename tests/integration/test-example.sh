@@ -22,7 +22,7 @@ meson setup "$tmp/ex" "$SRC/client/examples" -Db_sanitize="$sanitize" >/dev/null
 meson compile -C "$tmp/ex" >/dev/null
 lib=$(dirname "$(find "$tmp/root" -name 'liblars-client.so.1' | head -n 1)")
 # Only the API is exported, and the SONAME carries the major version.
-exported=$(nm -D --defined-only "$lib/liblars-client.so.1" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort)
+exported=$(nm -D --defined-only "$lib/liblars-client.so.1" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
 for s in $exported; do
 	case $s in lars_*) ;; *) echo "exported non-API symbol: $s"; exit 1 ;; esac
 done
@@ -37,4 +37,36 @@ set -e
 [ "$rc" = 2 ] || { echo "example exited $rc, want 2: $out"; exit 1; }
 [[ $out == *"agent"* ]] || { echo "example did not explain: $out"; exit 1; }
 [ $(( (end - start) / 1000000 )) -lt 3000 ] || { echo "example took too long"; exit 1; }
+# The static archive, too, defines only the API globally: a program with
+# functions named like the library's internals (msg_decode, frame_encode)
+# links against it without a clash and keeps its own.
+static_exported=$(nm -g --defined-only "$lib/liblars-client.a" | awk 'NF == 3 {print $3}' | sort -u)
+[ "$static_exported" = "$exported" ] || {
+	echo "the static archive exports other symbols than the shared library:"
+	diff <(echo "$exported") <(echo "$static_exported") || true
+	exit 1
+}
+cat >"$tmp/own.c" <<'C'
+#include <stdio.h>
+#include "lars_client.h"
+int msg_decode(void);
+int frame_encode(void);
+int msg_decode(void) { return 7; }
+int frame_encode(void) { return 8; }
+int main(void)
+{
+	lars_client_options_t o;
+	lars_client_t *c = NULL;
+	lars_client_options_init(&o);
+	if (lars_client_new(&o, &c) != 0)
+		return 1;
+	lars_client_free(c);
+	return msg_decode() + frame_encode() == 15 ? 0 : 1;
+}
+C
+san=()
+[ "$sanitize" = none ] || san=(-fsanitize="$sanitize")
+cc -std=c11 "${san[@]}" -I"$(dirname "$hdr")" -o "$tmp/own" "$tmp/own.c" "$lib/liblars-client.a" -lprotobuf-nanopb ||
+	{ echo "a program with its own msg_decode does not link against liblars-client.a"; exit 1; }
+"$tmp/own" || { echo "the program linked against liblars-client.a failed"; exit 1; }
 echo "example built against the installed lars-client.pc and ran: $out"
