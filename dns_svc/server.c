@@ -212,18 +212,27 @@ static int encode_route(const dns_t *d, int32_t modid, int32_t cmdid,
 	return rc;
 }
 
+/* The (modid, cmdid) body of a GetRouteRequest or an UnsubscribeRequest. */
+static int decode_key(tcp_conn_t *c, const char *what, const uint8_t *body, size_t len,
+		      lars_GetRouteRequest *req)
+{
+	const char *why;
+	*req = (lars_GetRouteRequest)lars_GetRouteRequest_init_zero;
+	int r = msg_decode(lars_GetRouteRequest_fields, req, body, len, &why);
+	if (r)
+		log_debug("dns: bad %s from %s: %s", what, tcp_conn_peer(c), why);
+	return r;
+}
+
 static int dns_on_get_route(void *peer, void *user, int32_t msgid,
 			    const uint8_t *body, size_t len)
 {
 	dns_t *d = user;
 	tcp_conn_t *c = peer;
-	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
-	const char *why;
-	int r = msg_decode(lars_GetRouteRequest_fields, &req, body, len, &why);
-	if (r) {
-		log_debug("dns: bad GetRouteRequest from %s: %s", tcp_conn_peer(c), why);
+	lars_GetRouteRequest req;
+	int r = decode_key(c, "GetRouteRequest", body, len, &req);
+	if (r)
 		return r;
-	}
 	metrics_inc(d->mt.requests);
 	/* Subscribe first: a change racing this answer is pushed after it. */
 	sub_add(d, c, req.modid, req.cmdid);
@@ -242,13 +251,10 @@ static int dns_on_unsubscribe(void *peer, void *user, int32_t msgid,
 {
 	dns_t *d = user;
 	tcp_conn_t *c = peer;
-	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
-	const char *why;
-	int r = msg_decode(lars_GetRouteRequest_fields, &req, body, len, &why);
-	if (r) {
-		log_debug("dns: bad UnsubscribeRequest from %s: %s", tcp_conn_peer(c), why);
+	lars_GetRouteRequest req;
+	int r = decode_key(c, "UnsubscribeRequest", body, len, &req);
+	if (r)
 		return r;
-	}
 	dns_conn_t *dc = tcp_conn_data(c);
 	dns_sub_t *sub = u64map_get(&dc->keys, u64map_key(req.modid, req.cmdid));
 	if (sub) {
