@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // lars-admin: the web console. Pages and a JSON API over HTTP
-// (common/http.c); reads and writes run on PostgreSQL worker threads.
+// (common/loop/http.c); reads and writes run on PostgreSQL worker threads.
 #pragma once
 
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The console's JSON API. Input is checked on the loop (the route checks of
-// dns_svc/route_write.c, as larsctl does), then one job on a PostgreSQL
+// common/db/route_write.c, as larsctl does), then one job on a PostgreSQL
 // worker thread runs the queries and builds the answer, which the loop
 // sends. Writes go through route_add/route_del/route_describe: the same
 // transaction as larsctl, so lars-dns pushes them the same way.

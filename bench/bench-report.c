@@ -22,7 +22,7 @@
 #include "harness.h"
 #include "msg.h"
 #include "pending.h"
-#include "store.h"
+#include "report_store.h"
 
 #define CONNS 8
 #define RESULTS_PER_REPORT 100

@@ -31,7 +31,7 @@
 #include "net.h"
 #include "pending.h"
 #include "pg_worker.h"
-#include "store.h"
+#include "report_store.h"
 #include "tcp_server.h"
 #include "xalloc.h"
 

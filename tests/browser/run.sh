@@ -34,15 +34,15 @@ fi
 
 LARS_DNS=$BUILD/dns_svc/lars-dns
 LARS_ADMIN=$BUILD/admin_svc/lars-admin
-LARSCTL=$BUILD/dns_svc/larsctl
+LARSCTL=$BUILD/larsctl/larsctl
 WATCH=$BUILD/tests/integration/lars-dns-watch
 for b in "$LARS_DNS" "$LARS_ADMIN" "$LARSCTL" "$WATCH"; do
 	[ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
 done
 
 # A database of our own (dropped on exit by drop_test_db).
-. "$SRC/tests/pg-testdb.sh"
-. "$SRC/tests/wait.sh"
+. "$SRC/tests/lib/pg-testdb.sh"
+. "$SRC/tests/lib/wait.sh"
 
 TMP=$(mktemp -d /tmp/lars-browser.XXXXXX)
 SHOTS=$BUILD/meson-logs/admin-screenshots

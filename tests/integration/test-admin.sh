@@ -9,8 +9,8 @@
 set -euo pipefail
 ADMIN=$1 DNS=$2 LARSCTL=$3 WATCH=$4
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-. "$SRC/tests/pg-testdb.sh"
-. "$SRC/tests/wait.sh"
+. "$SRC/tests/lib/pg-testdb.sh"
+. "$SRC/tests/lib/wait.sh"
 
 TMP=$(mktemp -d /tmp/lars-test-admin.XXXXXX)
 PIDS=()

@@ -28,7 +28,7 @@ trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ms() { date +%s%3N; }
-. "$ROOT/tests/wait.sh"
+. "$ROOT/tests/lib/wait.sh"
 
 # The console on a kept port of its own, not 7780: another lars-admin there
 # (a run alongside) shared the port while HTTP listeners used SO_REUSEPORT.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The HTTP listeners (common/http.c) against the real daemons:
+// The HTTP listeners (common/loop/http.c) against the real daemons:
 //  - a port is ours alone: a second lars-admin (or lars-agent's /metrics) on
 //    a taken port, or on one held by another socket with SO_REUSEPORT,
 //    exits 1 naming the address, and the first keeps answering everything;

@@ -5,7 +5,7 @@
 # and bad input that must exit 2 with one line on stderr and change nothing.
 set -euo pipefail
 LARSCTL=$1
-. "$(dirname "$0")/../pg-testdb.sh"
+. "$(dirname "$0")/../lib/pg-testdb.sh"
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }

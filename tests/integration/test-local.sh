@@ -38,8 +38,8 @@ for d in dns_svc/lars-dns report_svc/lars-reporter agent_svc/lars-agent admin_sv
 	printf '#!/bin/sh\nsleep 0.3\nexec %s "$@"\n' "$BUILD/$d" >"$wrap/$d"
 	chmod +x "$wrap/$d"
 done
-mkdir -p "$wrap/client"
-ln -s "$BUILD/dns_svc/larsctl" "$wrap/dns_svc/larsctl"
+mkdir -p "$wrap/client" "$wrap/larsctl"
+ln -s "$BUILD/larsctl/larsctl" "$wrap/larsctl/larsctl"
 ln -s "$BUILD/client/lars" "$wrap/client/lars"
 LARS_BUILD_DIR=$wrap
 # Kept ports to start from, away from 8888 and 7780, which the end-to-end

@@ -24,6 +24,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "pg_conn.h"
 #include "xalloc.h"
 
 #define PG_MAX_THREADS 64
@@ -70,56 +71,6 @@ static uint64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Set by pg_exec() on a worker thread when a statement failed because the
- * connection is gone: SQLSTATE class 08 (connection exception) or the
- * server's "terminating connection" (57P01-57P03), which may come while
- * PQstatus() still says CONNECTION_OK. */
-static _Thread_local bool pg__conn_lost;
-
-static bool pg_state_lost(const char *state)
-{
-	return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
-}
-
-PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
-		  const char *const *params, ExecStatusType expect)
-{
-	PGresult *res = PQexecParams(conn, sql, n_params, NULL, params, NULL, NULL, 0);
-	if (res && PQresultStatus(res) == expect)
-		return res;
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (pg_state_lost(state))
-		pg__conn_lost = true;
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-	size_t len = strcspn(msg, "\n");
-	log_warn("pg: query failed (SQLSTATE %s): %.*s", state ? state : "-",
-		 (int)len, msg);
-	PQclear(res);
-	return NULL;
-}
-
-int pg_cmd(PGconn *conn, const char *sql)
-{
-	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
-	PQclear(res);
-	return res ? 0 : -EIO;
-}
-
-PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s)
-{
-	char timeout[16];
-	snprintf(timeout, sizeof(timeout), "%u", connect_timeout_s);
-	/* Our defaults come first: what the operator's conninfo says wins. */
-	const char *const keys[] = { "connect_timeout", "keepalives",
-				     "keepalives_idle", "keepalives_interval",
-				     "keepalives_count", "tcp_user_timeout",
-				     "fallback_application_name", "dbname", NULL };
-	const char *const vals[] = { timeout, "1", "10", "5", "3", "30000",
-				     app_name, conninfo ? conninfo : "", NULL };
-	return PQconnectdbParams(keys, vals, 1);
 }
 
 /* Worker thread: a connection, or NULL if the database is unreachable now. */
@@ -210,14 +161,14 @@ static int pg_thread_run(pg_worker_t *w, pg_thread_t *t, pg_job_t *job, bool ret
 	/* A retry after the shutdown began would miss its cancel. */
 	bool cancelled = retry && w->stopping;
 	pthread_mutex_unlock(&w->lock);
-	pg__conn_lost = false;
+	pg_conn_lost_clear();
 	int status = cancelled ? -ECANCELED : job->work(c, job);
 	pthread_mutex_lock(&w->lock);
 	cancel = t->cancel;
 	t->cancel = NULL;
 	pthread_mutex_unlock(&w->lock);
 	PQfreeCancel(cancel);
-	if (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK || (status && pg__conn_lost)) {
+	if (status == -ENOTCONN || PQstatus(c) != CONNECTION_OK || (status && pg_conn_lost())) {
 		log_warn("%s: lost the PostgreSQL connection", w->name);
 		pg_thread_set_up(w, t, false);
 		PQfinish(c);

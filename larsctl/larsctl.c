@@ -20,7 +20,7 @@
 #include "lars_config.h"
 #include "log.h"
 #include "migrations.h"
-#include "pg_worker.h"
+#include "pg_conn.h"
 #include "route_write.h"
 #include "userfile.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format, and the GET /metrics listener.
-// The listener is common/http.c (libmicrohttpd on the service's loop).
+// Counters and gauges in Prometheus text format: the registry and its
+// rendering, no event loop (the listener is loop/metrics_http.c).
 #include "metrics.h"
 
 #include <errno.h>
@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
 #include "log.h"
 #include "xalloc.h"
-
-/* An idle scrape connection is closed after this long. */
-#define METRICS_TIMEOUT_S 10
 
 typedef struct metric {
 	struct metric *next;
@@ -167,76 +163,4 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 	*bufp = buf;
 	*lenp = len;
 	return 0;
-}
-
-/* ---- the listener: GET /metrics on common/http.c ---- */
-
-struct metrics_http {
-	http_server_t *http;
-	metrics_t *m;
-};
-
-static void metrics_http_handle(http_req_t *req, void *arg)
-{
-	metrics_http_t *h = arg;
-	const char *method = http_req_method(req);
-	static const char text[] = "text/plain; charset=utf-8";
-
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		http_req_add_header(req, "Allow", "GET, HEAD");
-		http_respond(req, 405, text, "method not allowed\n", 19);
-		return;
-	}
-	if (strcmp(http_req_path(req), "/metrics") != 0) {
-		http_respond(req, 404, text, "not found\n", 10);
-		return;
-	}
-	char *body;
-	size_t len;
-	if (metrics_render(h->m, &body, &len)) {
-		http_respond(req, 500, text, "error\n", 6);
-		return;
-	}
-	http_respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
-}
-
-int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
-		       bool reuse_port, metrics_http_t **outp)
-{
-	metrics_http_t *h = xcalloc(1, sizeof(*h));
-	h->m = m;
-	http_server_opts_t o = {
-		.name = "metrics",
-		.ip = ip,
-		.port = port,
-		.max_conns = 64,
-		.timeout_s = METRICS_TIMEOUT_S,
-		.request_timeout_s = METRICS_TIMEOUT_S,
-		.reserve = 8, /* a scrape is served while slow clients wait */
-		.reuse_port = reuse_port,
-		.max_body = 0,
-		.handler = metrics_http_handle,
-		.arg = h,
-	};
-	int r = http_server_start(loop, &o, &h->http);
-	if (r) {
-		free(h);
-		return r;
-	}
-	*outp = h;
-	return 0;
-}
-
-int metrics_http_port(const metrics_http_t *h)
-{
-	return http_server_port(h->http);
-}
-
-void metrics_http_close(metrics_http_t *h)
-{
-	if (!h)
-		return;
-	/* Answers are synchronous: nothing is outstanding. */
-	http_server_close(h->http);
-	free(h);
 }

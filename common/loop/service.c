@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lars_config.h"
+#include "metrics_http.h"
 #include "xalloc.h"
 
 #if LARS_HAVE_SYSTEMD

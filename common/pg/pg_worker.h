@@ -9,6 +9,8 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "pg_conn.h"
+
 #include "metrics.h"
 
 typedef struct pg_worker pg_worker_t;
@@ -72,22 +74,3 @@ unsigned pg_worker_pending(const pg_worker_t *w);
  * blocks the loop.
  */
 void pg_worker_close(pg_worker_t *w);
-
-/**
- * pg_open() - connect with our defaults (connect timeout, TCP keepalives and
- * tcp_user_timeout so a dead network is noticed) under whatever @conninfo
- * says ("" = PG* variables; its settings win). The caller checks PQstatus()
- * and PQfinish()es the result either way.
- */
-PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s);
-
-/** pg_cmd() - a statement without parameters or rows (BEGIN, COMMIT, DDL): 0 or -EIO (logged). */
-int pg_cmd(PGconn *conn, const char *sql);
-
-/**
- * pg_exec() - PQexecParams with text parameters, checked against @expect.
- * Logs the SQLSTATE and message on failure.
- * Return: the result (caller PQclear()s it), or NULL on failure.
- */
-PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
-		  const char *const *params, ExecStatusType expect);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format, and the GET /metrics listener.
+// Counters and gauges in Prometheus text format (registry and rendering).
 #pragma once
 
 #include <stdatomic.h>
@@ -7,10 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 typedef struct metrics metrics_t;
-typedef struct metrics_http metrics_http_t;
 
 /** A counter: any thread may add to it (relaxed atomics). */
 typedef struct metrics_counter {
@@ -66,15 +63,3 @@ void metrics_summary(metrics_t *m, char *out, size_t cap);
 
 /** metrics_render() - the text exposition into a new malloc'd buffer. */
 int metrics_render(metrics_t *m, char **bufp, size_t *lenp);
-
-/**
- * metrics_http_start() - serve GET /metrics on @ip:@port (0 = any free port).
- * Anything else gets 404/405; libmicrohttpd bounds requests (32 KiB, 10 s idle),
- * a request must arrive within 10 s. The port is ours alone unless @reuse_port.
- */
-int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
-		       bool reuse_port, metrics_http_t **outp);
-/** metrics_http_port() - the bound port (useful after port 0). */
-int metrics_http_port(const metrics_http_t *h);
-/** metrics_http_close() - stop listening and close every client; frees @h. */
-void metrics_http_close(metrics_http_t *h);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pg_worker.h"
+#include "pg_conn.h"
 #include "xalloc.h"
 
 #define FETCH_ROWS "50000"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pg_worker.h"
+#include "pg_conn.h"
 
 /* Any constant shared by every migrator of this schema. */
 #define MIGRATE_LOCK_KEY "7235120953"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Writing coalesced results to PostgreSQL: COPY into staging, then merge.
-#include "store.h"
+#include "report_store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pg_worker.h"
+#include "pg_conn.h"
 
 #define COPY_CHUNK 65536 /* + PENDING_MINUTES rows of at most 180 bytes */
 #define SQLSTATE_QUERY_CANCELED "57014" /* statement_timeout (or a cancel) */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pg_worker.h"
+#include "pg_conn.h"
 
 int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp)
 {

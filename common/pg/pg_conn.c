@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// PostgreSQL connection helpers: open with our defaults, run checked
+// statements. No event loop: larsctl links these alone, the worker pool
+// (pg_worker.c) and the LISTEN thread (pg_listen.c) build on them.
+#include "pg_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Set by pg_exec() on a worker thread when a statement failed because the
+ * connection is gone: SQLSTATE class 08 (connection exception) or the
+ * server's "terminating connection" (57P01-57P03), which may come while
+ * PQstatus() still says CONNECTION_OK. */
+static _Thread_local bool pg__conn_lost;
+
+bool pg_conn_lost(void)
+{
+	return pg__conn_lost;
+}
+
+void pg_conn_lost_clear(void)
+{
+	pg__conn_lost = false;
+}
+
+static bool pg_state_lost(const char *state)
+{
+	return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
+}
+
+PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
+		  const char *const *params, ExecStatusType expect)
+{
+	PGresult *res = PQexecParams(conn, sql, n_params, NULL, params, NULL, NULL, 0);
+	if (res && PQresultStatus(res) == expect)
+		return res;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (pg_state_lost(state))
+		pg__conn_lost = true;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	size_t len = strcspn(msg, "\n");
+	log_warn("pg: query failed (SQLSTATE %s): %.*s", state ? state : "-",
+		 (int)len, msg);
+	PQclear(res);
+	return NULL;
+}
+
+int pg_cmd(PGconn *conn, const char *sql)
+{
+	PGresult *res = pg_exec(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
+
+PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s)
+{
+	char timeout[16];
+	snprintf(timeout, sizeof(timeout), "%u", connect_timeout_s);
+	/* Our defaults come first: what the operator's conninfo says wins. */
+	const char *const keys[] = { "connect_timeout", "keepalives",
+				     "keepalives_idle", "keepalives_interval",
+				     "keepalives_count", "tcp_user_timeout",
+				     "fallback_application_name", "dbname", NULL };
+	const char *const vals[] = { timeout, "1", "10", "5", "3", "30000",
+				     app_name, conninfo ? conninfo : "", NULL };
+	return PQconnectdbParams(keys, vals, 1);
+}
+
