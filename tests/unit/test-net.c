@@ -49,7 +49,7 @@ static void on_deadline(uv_timer_t *t)
 		 fx.phase, fx.n_connects, fx.n_replies);
 }
 
-static int srv_on_get_host(void *peer, void *user, int32_t msgid,
+static int srv_on_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
 	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
@@ -58,8 +58,8 @@ static int srv_on_get_host(void *peer, void *user, int32_t msgid,
 		return r;
 	lars_GetHostResponse resp = lars_GetHostResponse_init_zero;
 	resp.seq = req.seq;
-	return tcp_conn_send(peer, fx.garbage ? 77 : LARS_ID_GET_HOST_RESP,
-			     lars_GetHostResponse_fields, &resp);
+	return peer_send(peer, fx.garbage ? 77 : LARS_ID_GET_HOST_RESP,
+			 lars_GetHostResponse_fields, &resp);
 }
 
 static void start_server(int port)
@@ -93,7 +93,7 @@ static void on_restart(uv_timer_t *t)
 	start_server(fx.port); /* same port: the client's retries find it */
 }
 
-static int cli_on_reply(void *peer, void *user, int32_t msgid,
+static int cli_on_reply(peer_t *peer, void *user, int32_t msgid,
 			const uint8_t *body, size_t len)
 {
 	fx.n_replies++;
@@ -169,7 +169,7 @@ static int reserve_dead_port(void)
 	return port;
 }
 
-static int failover_on_reply(void *peer, void *user, int32_t msgid,
+static int failover_on_reply(peer_t *peer, void *user, int32_t msgid,
 			     const uint8_t *body, size_t len)
 {
 	fx.n_replies++;
