@@ -24,24 +24,27 @@ typedef struct stream_write {
 static void stream_fail(stream_t *s, int what, int code, const frame_hdr_t *hdr)
 {
 	if (stream_is_open(s))
-		s->cfg_.on_fail(s, what, code, hdr);
+		s->cfg_->on_fail(s, what, code, hdr);
 }
 
 /* ---- lifetime ---- */
 
 /**
- * stream_init() - set up @s on @loop with @cfg (copied).
+ * stream_init() - set up @s on @loop.
  * @s:    embedded in its owner; nothing of it needs freeing before stream_init().
+ * @cfg:  kept by reference: it must outlive @s.
+ * @peer: what the handlers of its frames get.
  * Return: 0, or the UV_E* error of uv_tcp_init(); then @s was never
  * registered with the loop and the owner frees it directly.
  */
-int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg)
+int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg, peer_t *peer)
 {
 	memset(s, 0, sizeof(*s));
 	int r = uv_tcp_init(loop, &s->tcp);
 	if (r)
 		return r;
-	s->cfg_ = *cfg;
+	s->cfg_ = cfg;
+	s->peer_ = peer;
 	frame_buf_init(&s->in_, cfg->max_frame, &cfg->dispatch->ids);
 	return 0;
 }
@@ -113,8 +116,8 @@ static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 			stream_fail(s, STREAM_F_FRAME, r, &hdr);
 			break;
 		}
-		metrics_inc(s->cfg_.frames);
-		r = dispatch_run(s->cfg_.dispatch, s->cfg_.peer, hdr.msgid, body,
+		metrics_inc(s->cfg_->frames);
+		r = dispatch_run(s->cfg_->dispatch, s->peer_, hdr.msgid, body,
 				 (size_t)hdr.msglen);
 		if (r)
 			stream_fail(s, STREAM_F_MESSAGE, r, &hdr);
@@ -149,11 +152,11 @@ static int stream_admit(stream_t *s, size_t len)
 	if (!stream_is_open(s))
 		return -ENOTCONN;
 	size_t queued = stream_write_queue(s);
-	if (queued > 0 && queued + len > s->cfg_.max_write_queue) {
+	if (queued > 0 && queued + len > s->cfg_->max_write_queue) {
 		/* Still behind on earlier frames: a peer that does not read. A
 		 * single big frame to a peer that keeps up is always accepted. */
-		if (s->cfg_.on_overflow)
-			s->cfg_.on_overflow(s, queued, len);
+		if (s->cfg_->on_overflow)
+			s->cfg_->on_overflow(s, queued, len);
 		return -ENOBUFS;
 	}
 	return 0;

@@ -39,11 +39,11 @@ typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len);
 /** stream_closed_cb - the handle is closed and the stream deinitialised: free its owner. */
 typedef void (*stream_closed_cb)(stream_t *s);
 
+/* The settings a server's or a client's streams share; outlives them. */
 typedef struct stream_cfg {
 	uint32_t max_frame;         /* header + body a peer may send; bigger fails the stream */
 	size_t max_write_queue;     /* bytes that may wait behind a slow reader */
-	const dispatch_t *dispatch; /* a frame's handler gets @peer */
-	peer_t *peer;
+	const dispatch_t *dispatch; /* a frame's handler gets the stream's peer */
 	stream_fail_cb on_fail;         /* required */
 	stream_overflow_cb on_overflow; /* may be NULL */
 	metrics_counter_t *frames;      /* frames dispatched; may be NULL */
@@ -55,12 +55,13 @@ struct stream {
 	uv_tcp_t tcp;
 	/* private */
 	frame_buf_t in_;
-	stream_cfg_t cfg_;
+	const stream_cfg_t *cfg_;
+	peer_t *peer_;
 	stream_closed_cb closed_cb_;
 };
 
 /** stream_init() - init the handle on @loop; on failure nothing is left to close. */
-int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg);
+int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg, peer_t *peer);
 /** stream_close() - close (idempotent); @cb runs once the handle is closed. */
 void stream_close(stream_t *s, stream_closed_cb cb);
 /** stream_is_open() - not yet closing. */

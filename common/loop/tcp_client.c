@@ -30,6 +30,7 @@ struct tcp_client {
 	peer_t peer; /* what the handlers get */
 	uv_loop_t *loop;
 	tcp_client_opts_t opts;
+	stream_cfg_t stream_cfg; /* shared by each attempt's socket */
 	net_endpoint_t endpoints[NET_MAX_ENDPOINTS];
 	char name[32];
 	char endpoint[NET_ADDR_STRLEN];
@@ -51,6 +52,7 @@ struct tcp_client {
 };
 
 static void tcp_client_try(tcp_client_t *cli);
+static const peer_ops_t tcp_client_peer_ops;
 
 static void tcp_client_on_retry(uv_timer_t *t)
 {
@@ -135,6 +137,11 @@ void tcp_client_disconnect(tcp_client_t *cli, const char *why)
 	tcp_client_drop(cli, why, true);
 }
 
+static void tcp_client_peer_close(peer_t *p, const char *why)
+{
+	tcp_client_disconnect(tcp_client_of(p), why);
+}
+
 /* The client's policy: any failure of the connection drops it; it reconnects. */
 static void tcp_sock_on_fail(stream_t *st, int what, int code, const frame_hdr_t *hdr)
 {
@@ -213,15 +220,7 @@ static void tcp_client_try(tcp_client_t *cli)
 	snprintf(cli->endpoint, sizeof(cli->endpoint),
 		 strchr(ep->host, ':') ? "[%s]:%d" : "%s:%d", ep->host, ep->port);
 	tcp_sock_t *s = xcalloc(1, sizeof(*s));
-	stream_cfg_t cfg = {
-		.max_frame = cli->opts.max_frame,
-		.max_write_queue = cli->opts.max_write_queue,
-		.dispatch = cli->opts.dispatch,
-		.peer = &cli->peer,
-		.on_fail = tcp_sock_on_fail,
-		/* No on_overflow: the caller keeps what did not fit (-ENOBUFS). */
-	};
-	int r = stream_init(&s->st, cli->loop, &cfg);
+	int r = stream_init(&s->st, cli->loop, &cli->stream_cfg, &cli->peer);
 	if (r) {
 		free(s);
 		log_error("%s: cannot create a socket: %s", cli->name, uv_err_name(r));
@@ -245,44 +244,6 @@ static void tcp_client_try(tcp_client_t *cli)
 	tcp_client_timer_check(cli, "connect",
 			       uv_timer_start(&cli->connect_timeout, tcp_client_on_connect_timeout,
 					      cli->opts.connect_timeout_ms, 0));
-}
-
-static int tcp_client_peer_send(peer_t *p, int32_t msgid, const pb_msgdesc_t *fields,
-				const void *msg)
-{
-	return tcp_client_send(tcp_client_of(p), msgid, fields, msg);
-}
-
-static int tcp_client_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
-{
-	return tcp_client_send_frame(tcp_client_of(p), buf, len);
-}
-
-static void tcp_client_peer_close(peer_t *p, const char *why)
-{
-	tcp_client_disconnect(tcp_client_of(p), why);
-}
-
-static const char *tcp_client_peer_name(peer_t *p)
-{
-	return tcp_client_of(p)->endpoint;
-}
-
-static const peer_ops_t tcp_client_peer_ops = {
-	.send = tcp_client_peer_send,
-	.send_frame = tcp_client_peer_send_frame,
-	.close = tcp_client_peer_close,
-	.name = tcp_client_peer_name,
-};
-
-/**
- * tcp_client_of() - the client behind a handler's @peer.
- * @peer: of kind PEER_TCP_CLIENT (a handler registered with a tcp_client).
- */
-tcp_client_t *tcp_client_of(peer_t *peer)
-{
-	assert(peer->kind == PEER_TCP_CLIENT);
-	return container_of(peer, tcp_client_t, peer);
 }
 
 static void tcp_client_on_timer_closed(uv_handle_t *h)
@@ -315,6 +276,11 @@ int tcp_client_start(uv_loop_t *loop, const tcp_client_opts_t *opts,
 		     (uint64_t)uv_hrtime() ^ (uintptr_t)cli);
 	cli->rl_lost = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
 	cli->peer = (peer_t){ .kind = PEER_TCP_CLIENT, .ops = &tcp_client_peer_ops };
+	/* No on_overflow: the caller keeps what did not fit (-ENOBUFS). */
+	cli->stream_cfg = (stream_cfg_t){ .on_fail = tcp_sock_on_fail,
+					  .dispatch = opts->dispatch,
+					  .max_frame = cli->opts.max_frame,
+					  .max_write_queue = cli->opts.max_write_queue };
 	int r = uv_timer_init(loop, &cli->retry);
 	if (r) {
 		free(cli);
@@ -366,6 +332,11 @@ const char *tcp_client_endpoint(const tcp_client_t *cli)
 	return cli->endpoint;
 }
 
+static const char *tcp_client_peer_name(peer_t *p)
+{
+	return tcp_client_of(p)->endpoint;
+}
+
 uint64_t tcp_client_n_connects(const tcp_client_t *cli)
 {
 	return cli->n_connects;
@@ -381,6 +352,16 @@ void *tcp_client_user(const tcp_client_t *cli)
 	return cli->opts.user;
 }
 
+/**
+ * tcp_client_of() - the client behind a handler's @peer.
+ * @peer: of kind PEER_TCP_CLIENT (a handler registered with a tcp_client).
+ */
+tcp_client_t *tcp_client_of(peer_t *peer)
+{
+	assert(peer->kind == PEER_TCP_CLIENT);
+	return container_of(peer, tcp_client_t, peer);
+}
+
 int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
 {
 	if (!cli->connected) {
@@ -390,6 +371,11 @@ int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
 	return stream_send_frame(&cli->sock->st, buf, len);
 }
 
+static int tcp_client_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
+{
+	return tcp_client_send_frame(tcp_client_of(p), buf, len);
+}
+
 int tcp_client_send(tcp_client_t *cli, int32_t msgid, const pb_msgdesc_t *fields,
 		    const void *msg)
 {
@@ -397,3 +383,16 @@ int tcp_client_send(tcp_client_t *cli, int32_t msgid, const pb_msgdesc_t *fields
 		return -ENOTCONN;
 	return stream_send(&cli->sock->st, msgid, fields, msg);
 }
+
+static int tcp_client_peer_send(peer_t *p, int32_t msgid, const pb_msgdesc_t *fields,
+				const void *msg)
+{
+	return tcp_client_send(tcp_client_of(p), msgid, fields, msg);
+}
+
+static const peer_ops_t tcp_client_peer_ops = {
+	.send = tcp_client_peer_send,
+	.send_frame = tcp_client_peer_send_frame,
+	.close = tcp_client_peer_close,
+	.name = tcp_client_peer_name,
+};

@@ -20,6 +20,7 @@ struct tcp_server {
 	uv_tcp_t listener;
 	uv_loop_t *loop;
 	tcp_server_opts_t opts;
+	stream_cfg_t stream_cfg; /* shared by the connections */
 	char name[32];
 	int port;
 	unsigned n_conns;
@@ -105,6 +106,11 @@ void tcp_conn_close(tcp_conn_t *c, const char *why)
 	stream_close(&c->st, tcp_conn_on_closed);
 }
 
+static void tcp_conn_peer_close(peer_t *p, const char *why)
+{
+	tcp_conn_close(tcp_conn_of(p), why);
+}
+
 bool tcp_conn_is_open(const tcp_conn_t *c)
 {
 	return !c->closing;
@@ -113,6 +119,11 @@ bool tcp_conn_is_open(const tcp_conn_t *c)
 const char *tcp_conn_peer(const tcp_conn_t *c)
 {
 	return c->name;
+}
+
+static const char *tcp_conn_peer_name(peer_t *p)
+{
+	return tcp_conn_of(p)->name;
 }
 
 void *tcp_conn_data(const tcp_conn_t *c)
@@ -169,6 +180,11 @@ int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 	return stream_send_frame(&c->st, buf, len);
 }
 
+static int tcp_conn_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
+{
+	return tcp_conn_send_frame(tcp_conn_of(p), buf, len);
+}
+
 int tcp_conn_send(tcp_conn_t *c, int32_t msgid, const pb_msgdesc_t *fields,
 		  const void *msg)
 {
@@ -187,28 +203,6 @@ static int tcp_conn_peer_send(peer_t *p, int32_t msgid, const pb_msgdesc_t *fiel
 {
 	return tcp_conn_send(tcp_conn_of(p), msgid, fields, msg);
 }
-
-static int tcp_conn_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
-{
-	return tcp_conn_send_frame(tcp_conn_of(p), buf, len);
-}
-
-static void tcp_conn_peer_close(peer_t *p, const char *why)
-{
-	tcp_conn_close(tcp_conn_of(p), why);
-}
-
-static const char *tcp_conn_peer_name(peer_t *p)
-{
-	return tcp_conn_of(p)->name;
-}
-
-static const peer_ops_t tcp_conn_peer_ops = {
-	.send = tcp_conn_peer_send,
-	.send_frame = tcp_conn_peer_send_frame,
-	.close = tcp_conn_peer_close,
-	.name = tcp_conn_peer_name,
-};
 
 /* ---- reading ---- */
 
@@ -264,6 +258,14 @@ static void tcp_server_refuse(tcp_server_t *srv)
 			 srv->name, srv->opts.max_conns);
 }
 
+/* What the handlers of a connection's frames can do with it. */
+static const peer_ops_t tcp_conn_peer_ops = {
+	.send = tcp_conn_peer_send,
+	.send_frame = tcp_conn_peer_send_frame,
+	.close = tcp_conn_peer_close,
+	.name = tcp_conn_peer_name,
+};
+
 static void tcp_server_on_connection(uv_stream_t *ls, int status)
 {
 	tcp_server_t *srv = container_of((uv_tcp_t *)ls, tcp_server_t, listener);
@@ -284,16 +286,7 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 	c->srv = srv;
 	c->refs = 1; /* the handle */
 	c->peer = (peer_t){ .kind = PEER_TCP_CONN, .ops = &tcp_conn_peer_ops };
-	stream_cfg_t cfg = {
-		.max_frame = srv->opts.max_frame,
-		.max_write_queue = srv->opts.max_write_queue,
-		.dispatch = srv->opts.dispatch,
-		.peer = &c->peer,
-		.on_fail = tcp_conn_on_fail,
-		.on_overflow = tcp_conn_on_overflow,
-		.frames = srv->m.frames,
-	};
-	int r = stream_init(&c->st, srv->loop, &cfg);
+	int r = stream_init(&c->st, srv->loop, &srv->stream_cfg, &c->peer);
 	if (r) {
 		log_warn("%s: accept failed: %s", srv->name, uv_strerror(r));
 		free(c);
@@ -418,6 +411,15 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		return r;
 	}
 	tcp_server_metrics(srv);
+	/* Every connection: the server's limits, and its policies on failure. */
+	srv->stream_cfg = (stream_cfg_t){
+		.on_fail = tcp_conn_on_fail,
+		.on_overflow = tcp_conn_on_overflow,
+		.frames = srv->m.frames,
+		.dispatch = opts->dispatch,
+		.max_frame = srv->opts.max_frame,
+		.max_write_queue = srv->opts.max_write_queue,
+	};
 	if (!net_is_loopback(opts->ip))
 		log_warn("%s: listening on non-loopback address %s", srv->name, opts->ip);
 	log_info("%s: listening on %s:%d", srv->name, opts->ip, srv->port);
