@@ -52,6 +52,9 @@ static void on_deadline(uv_timer_t *t)
 static int srv_on_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
+	/* The typed peer: an accepted connection, named by its address. */
+	assert_int_equal(peer_kind(peer), PEER_TCP_CONN);
+	assert_string_equal(peer_name(peer), tcp_conn_peer(tcp_conn_of(peer)));
 	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
 	int r = msg_decode(lars_GetHostRequest_fields, &req, body, len, NULL);
 	if (r)
@@ -96,6 +99,10 @@ static void on_restart(uv_timer_t *t)
 static int cli_on_reply(peer_t *peer, void *user, int32_t msgid,
 			const uint8_t *body, size_t len)
 {
+	/* The typed peer: the client itself, named by its endpoint. */
+	assert_int_equal(peer_kind(peer), PEER_TCP_CLIENT);
+	assert_ptr_equal(tcp_client_of(peer), fx.cli);
+	assert_string_equal(peer_name(peer), tcp_client_endpoint(fx.cli));
 	fx.n_replies++;
 	if (fx.phase == 0) {
 		/* First answer: take the server away, bring it back shortly. */
