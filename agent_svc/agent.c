@@ -151,7 +151,7 @@ static bool dns_unreachable(const agent_t *a)
 	return a->dns_lost || tcp_client_n_failed(a->dns) > 0;
 }
 
-static int on_dns_route(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int on_dns_route(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 			size_t len)
 {
 	agent_t *a = user;
@@ -380,7 +380,7 @@ static rt_entry_t *route_for(agent_t *a, int32_t modid, int32_t cmdid, int *rcp)
 	return NULL;
 }
 
-static int on_get_host(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int on_get_host(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 		       size_t len)
 {
 	agent_t *a = user;
@@ -405,7 +405,7 @@ static int on_get_host(void *peer, void *user, int32_t msgid, const uint8_t *bod
 	return 0;
 }
 
-static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 		     size_t len)
 {
 	agent_t *a = user;
@@ -430,7 +430,7 @@ static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
 	return 0;
 }
 
-static int on_api_get_route(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int on_api_get_route(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 			    size_t len)
 {
 	agent_t *a = user;

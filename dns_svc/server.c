@@ -224,11 +224,11 @@ static int decode_key(tcp_conn_t *c, const char *what, const uint8_t *body, size
 	return r;
 }
 
-static int dns_on_get_route(void *peer, void *user, int32_t msgid,
+static int dns_on_get_route(peer_t *peer, void *user, int32_t msgid,
 			    const uint8_t *body, size_t len)
 {
 	dns_t *d = user;
-	tcp_conn_t *c = peer;
+	tcp_conn_t *c = tcp_conn_of(peer);
 	lars_GetRouteRequest req;
 	int r = decode_key(c, "GetRouteRequest", body, len, &req);
 	if (r)
@@ -246,11 +246,11 @@ static int dns_on_get_route(void *peer, void *user, int32_t msgid,
 }
 
 /* The agent forgot a key (ours only; the original agent never sends it). */
-static int dns_on_unsubscribe(void *peer, void *user, int32_t msgid,
+static int dns_on_unsubscribe(peer_t *peer, void *user, int32_t msgid,
 			      const uint8_t *body, size_t len)
 {
 	dns_t *d = user;
-	tcp_conn_t *c = peer;
+	tcp_conn_t *c = tcp_conn_of(peer);
 	lars_GetRouteRequest req;
 	int r = decode_key(c, "UnsubscribeRequest", body, len, &req);
 	if (r)

@@ -100,11 +100,11 @@ static void rep_finish(rep_t *r);
 
 /* ---- receiving ---- */
 
-static int on_report(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 		     size_t len)
 {
 	rep_t *r = user;
-	tcp_conn_t *c = peer;
+	tcp_conn_t *c = tcp_conn_of(peer);
 	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
 	msg_vec_t vec;
 	const char *why;

@@ -6,6 +6,7 @@
 // attempt can never touch the current one.
 #include "tcp_client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +16,21 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "stream.h"
 #include "xalloc.h"
 
 typedef struct tcp_sock {
-	uv_tcp_t tcp;
+	stream_t st;
 	uv_connect_t connect;
-	tcp_client_t *cli; /* NULL once detached from the client */
-	frame_buf_t in;
+	tcp_client_t *owner; /* for the close callback */
+	bool attached;       /* false once detached from the client */
 } tcp_sock_t;
 
 struct tcp_client {
+	peer_t peer; /* what the handlers get */
 	uv_loop_t *loop;
 	tcp_client_opts_t opts;
+	stream_cfg_t stream_cfg; /* shared by each attempt's socket */
 	net_endpoint_t endpoints[NET_MAX_ENDPOINTS];
 	char name[32];
 	char endpoint[NET_ADDR_STRLEN];
@@ -47,12 +51,8 @@ struct tcp_client {
 	} m;
 };
 
-typedef struct tcp_client_write {
-	uv_write_t req;
-	uint8_t *buf;
-} tcp_client_write_t;
-
 static void tcp_client_try(tcp_client_t *cli);
+static const peer_ops_t tcp_client_peer_ops;
 
 static void tcp_client_on_retry(uv_timer_t *t)
 {
@@ -65,13 +65,20 @@ static void tcp_client_release(tcp_client_t *cli)
 		free(cli);
 }
 
-static void tcp_sock_on_closed(uv_handle_t *h)
+static void tcp_sock_on_closed(stream_t *st)
 {
-	tcp_sock_t *s = container_of((uv_tcp_t *)h, tcp_sock_t, tcp);
-	tcp_client_t *cli = h->data;
-	frame_buf_deinit(&s->in);
+	tcp_sock_t *s = container_of(st, tcp_sock_t, st);
+	tcp_client_t *cli = s->owner;
 	free(s);
 	tcp_client_release(cli);
+}
+
+/* Log what a timer call failed with; the client then waits for a timer that
+ * never fires, which libuv 1.44 cannot make happen on an open timer. */
+static void tcp_client_timer_check(tcp_client_t *cli, const char *what, int r)
+{
+	if (r)
+		log_error("%s: %s timer: %s", cli->name, what, uv_err_name(r));
 }
 
 /* Detach and close the current socket; schedule the next attempt. */
@@ -84,9 +91,9 @@ static void tcp_client_drop(tcp_client_t *cli, const char *why, bool failed)
 		return;
 	cli->sock = NULL;
 	cli->connected = false;
-	s->cli = NULL;
-	uv_timer_stop(&cli->connect_timeout);
-	uv_close((uv_handle_t *)&s->tcp, tcp_sock_on_closed);
+	s->attached = false;
+	tcp_client_timer_check(cli, "connect", uv_timer_stop(&cli->connect_timeout));
+	stream_close(&s->st, tcp_sock_on_closed);
 	/* Only a connection that stayed up resets the backoff: a server that
 	 * accepts and closes at once (connection limit) is not hammered. */
 	bool stable = was_connected &&
@@ -121,7 +128,8 @@ static void tcp_client_drop(tcp_client_t *cli, const char *why, bool failed)
 		backoff_reset(&cli->backoff);
 	if (cli->n_failed_cycle >= cli->opts.n_endpoints || was_connected)
 		delay = backoff_next(&cli->backoff);
-	uv_timer_start(&cli->retry, tcp_client_on_retry, delay, 0);
+	tcp_client_timer_check(cli, "retry",
+			       uv_timer_start(&cli->retry, tcp_client_on_retry, delay, 0));
 }
 
 void tcp_client_disconnect(tcp_client_t *cli, const char *why)
@@ -129,76 +137,62 @@ void tcp_client_disconnect(tcp_client_t *cli, const char *why)
 	tcp_client_drop(cli, why, true);
 }
 
-static void tcp_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void tcp_client_peer_close(peer_t *p, const char *why)
 {
-	tcp_sock_t *s = container_of((uv_tcp_t *)h, tcp_sock_t, tcp);
-	uint8_t *p;
-	size_t n;
-	if (frame_buf_space(&s->in, &p, &n)) {
-		*buf = uv_buf_init(NULL, 0);
-		return;
-	}
-	*buf = uv_buf_init((char *)p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
+	tcp_client_disconnect(tcp_client_of(p), why);
 }
 
-static void tcp_sock_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* The client's policy: any failure of the connection drops it; it reconnects. */
+static void tcp_sock_on_fail(stream_t *st, int what, int code, const frame_hdr_t *hdr)
 {
-	tcp_sock_t *s = container_of((uv_tcp_t *)st, tcp_sock_t, tcp);
-	tcp_client_t *cli = s->cli;
+	tcp_client_t *cli = container_of(st, tcp_sock_t, st)->owner;
 
-	if (!cli)
-		return;
-	if (nread < 0) {
-		tcp_client_drop(cli, nread == UV_EOF ? "closed by peer"
-						     : uv_strerror((int)nread), false);
-		return;
-	}
-	frame_buf_commit(&s->in, (size_t)nread);
-	while (cli->sock == s) {
-		frame_hdr_t hdr;
-		const uint8_t *body;
-		int r = frame_buf_next(&s->in, &hdr, &body);
-		if (r == FRAME_E_NEED_MORE)
-			break;
-		if (r) {
-			metrics_inc(cli->m.bad);
-			log_warn("%s: bad frame from %s: %s (msgid %d, msglen %d)",
-				 cli->name, cli->endpoint, frame_strerror(r),
-				 hdr.msgid, hdr.msglen);
-			tcp_client_drop(cli, frame_strerror(r), false);
-			break;
-		}
-		r = dispatch_run(cli->opts.dispatch, cli, hdr.msgid, body,
-				 (size_t)hdr.msglen);
-		if (r && cli->sock == s) {
-			metrics_inc(cli->m.bad);
-			log_warn("%s: bad message %d from %s: %s", cli->name,
-				 hdr.msgid, cli->endpoint,
-				 r > 0 ? msg_strerror(r) : "handler failed");
-			tcp_client_drop(cli, "bad message", false);
-		}
+	switch (what) {
+	case STREAM_F_FRAME:
+		metrics_inc(cli->m.bad);
+		log_warn("%s: bad frame from %s: %s (msgid %d, msglen %d)",
+			 cli->name, cli->endpoint, frame_strerror(code),
+			 hdr->msgid, hdr->msglen);
+		tcp_client_drop(cli, frame_strerror(code), false);
+		break;
+	case STREAM_F_MESSAGE:
+		metrics_inc(cli->m.bad);
+		log_warn("%s: bad message %d from %s: %s", cli->name,
+			 hdr->msgid, cli->endpoint,
+			 code > 0 ? msg_strerror(code) : "handler failed");
+		tcp_client_drop(cli, "bad message", false);
+		break;
+	default: /* a read (EOF included) or write error */
+		tcp_client_drop(cli, code == UV_EOF ? "closed by peer" : uv_strerror(code),
+				false);
+		break;
 	}
 }
 
 static void tcp_client_on_connect(uv_connect_t *req, int status)
 {
 	tcp_sock_t *s = container_of(req, tcp_sock_t, connect);
-	tcp_client_t *cli = s->cli;
+	tcp_client_t *cli = s->owner;
 
-	if (!cli) /* detached: timed out or client closing */
+	if (!s->attached) /* detached: timed out or client closing */
 		return;
 	if (status < 0) {
 		tcp_client_drop(cli, uv_strerror(status), true);
 		return;
 	}
-	uv_timer_stop(&cli->connect_timeout);
-	int r = uv_read_start((uv_stream_t *)&s->tcp, tcp_sock_alloc, tcp_sock_on_read);
+	tcp_client_timer_check(cli, "connect", uv_timer_stop(&cli->connect_timeout));
+	int r = stream_read_start(&s->st);
 	if (r) {
 		tcp_client_drop(cli, uv_strerror(r), true);
 		return;
 	}
-	uv_tcp_nodelay(&s->tcp, 1);
-	uv_tcp_keepalive(&s->tcp, 1, 60);
+	/* Either failing costs only latency or a late notice of a dead peer. */
+	r = uv_tcp_nodelay(&s->st.tcp, 1);
+	if (r)
+		log_debug("%s: TCP_NODELAY: %s", cli->name, uv_err_name(r));
+	r = uv_tcp_keepalive(&s->st.tcp, 1, 60);
+	if (r)
+		log_debug("%s: SO_KEEPALIVE: %s", cli->name, uv_err_name(r));
 	cli->connected = true;
 	cli->n_failed_cycle = 0;
 	cli->n_connects++;
@@ -226,22 +220,35 @@ static void tcp_client_try(tcp_client_t *cli)
 	snprintf(cli->endpoint, sizeof(cli->endpoint),
 		 strchr(ep->host, ':') ? "[%s]:%d" : "%s:%d", ep->host, ep->port);
 	tcp_sock_t *s = xcalloc(1, sizeof(*s));
-	s->cli = cli;
-	frame_buf_init(&s->in, cli->opts.max_frame, &cli->opts.dispatch->ids);
-	uv_tcp_init(cli->loop, &s->tcp);
-	s->tcp.data = cli;
+	int r = stream_init(&s->st, cli->loop, &cli->stream_cfg, &cli->peer);
+	if (r) {
+		free(s);
+		log_error("%s: cannot create a socket: %s", cli->name, uv_err_name(r));
+		tcp_client_timer_check(cli, "retry",
+				       uv_timer_start(&cli->retry, tcp_client_on_retry,
+						      backoff_next(&cli->backoff), 0));
+		return;
+	}
+	s->owner = cli;
+	s->attached = true;
 	cli->n_alive++;
 	cli->sock = s;
-	int r = net_addr(ep->host, ep->port, &ss);
+	r = net_addr(ep->host, ep->port, &ss);
 	if (r == 0)
-		r = uv_tcp_connect(&s->connect, &s->tcp, (struct sockaddr *)&ss,
+		r = uv_tcp_connect(&s->connect, &s->st.tcp, (struct sockaddr *)&ss,
 				   tcp_client_on_connect);
 	if (r) {
 		tcp_client_drop(cli, uv_strerror(r), true);
 		return;
 	}
-	uv_timer_start(&cli->connect_timeout, tcp_client_on_connect_timeout,
-		       cli->opts.connect_timeout_ms, 0);
+	tcp_client_timer_check(cli, "connect",
+			       uv_timer_start(&cli->connect_timeout, tcp_client_on_connect_timeout,
+					      cli->opts.connect_timeout_ms, 0));
+}
+
+static void tcp_client_on_timer_closed(uv_handle_t *h)
+{
+	tcp_client_release(h->data);
 }
 
 int tcp_client_start(uv_loop_t *loop, const tcp_client_opts_t *opts,
@@ -268,8 +275,25 @@ int tcp_client_start(uv_loop_t *loop, const tcp_client_opts_t *opts,
 	backoff_init(&cli->backoff, cli->opts.backoff_base_ms, cli->opts.backoff_max_ms,
 		     (uint64_t)uv_hrtime() ^ (uintptr_t)cli);
 	cli->rl_lost = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
-	uv_timer_init(loop, &cli->retry);
-	uv_timer_init(loop, &cli->connect_timeout);
+	cli->peer = (peer_t){ .kind = PEER_TCP_CLIENT, .ops = &tcp_client_peer_ops };
+	/* No on_overflow: the caller keeps what did not fit (-ENOBUFS). */
+	cli->stream_cfg = (stream_cfg_t){ .on_fail = tcp_sock_on_fail,
+					  .dispatch = opts->dispatch,
+					  .max_frame = cli->opts.max_frame,
+					  .max_write_queue = cli->opts.max_write_queue };
+	int r = uv_timer_init(loop, &cli->retry);
+	if (r) {
+		free(cli);
+		return r;
+	}
+	r = uv_timer_init(loop, &cli->connect_timeout);
+	if (r) {
+		/* The one open handle frees @cli in its close callback. */
+		cli->n_alive = 1;
+		cli->retry.data = cli;
+		uv_close((uv_handle_t *)&cli->retry, tcp_client_on_timer_closed);
+		return r;
+	}
 	cli->retry.data = cli->connect_timeout.data = cli;
 	cli->n_alive = 2;
 
@@ -286,11 +310,6 @@ int tcp_client_start(uv_loop_t *loop, const tcp_client_opts_t *opts,
 	tcp_client_try(cli);
 	*outp = cli;
 	return 0;
-}
-
-static void tcp_client_on_timer_closed(uv_handle_t *h)
-{
-	tcp_client_release(h->data);
 }
 
 void tcp_client_close(tcp_client_t *cli)
@@ -313,6 +332,11 @@ const char *tcp_client_endpoint(const tcp_client_t *cli)
 	return cli->endpoint;
 }
 
+static const char *tcp_client_peer_name(peer_t *p)
+{
+	return tcp_client_of(p)->endpoint;
+}
+
 uint64_t tcp_client_n_connects(const tcp_client_t *cli)
 {
 	return cli->n_connects;
@@ -328,12 +352,14 @@ void *tcp_client_user(const tcp_client_t *cli)
 	return cli->opts.user;
 }
 
-static void tcp_client_after_write(uv_write_t *req, int status)
+/**
+ * tcp_client_of() - the client behind a handler's @peer.
+ * @peer: of kind PEER_TCP_CLIENT (a handler registered with a tcp_client).
+ */
+tcp_client_t *tcp_client_of(peer_t *peer)
 {
-	tcp_client_write_t *w = container_of(req, tcp_client_write_t, req);
-	/* Errors surface as a read error on the same socket. */
-	free(w->buf);
-	free(w);
+	assert(peer->kind == PEER_TCP_CLIENT);
+	return container_of(peer, tcp_client_t, peer);
 }
 
 int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
@@ -342,51 +368,31 @@ int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len)
 		free(buf);
 		return -ENOTCONN;
 	}
-	uv_stream_t *st = (uv_stream_t *)&cli->sock->tcp;
-	size_t queued = uv_stream_get_write_queue_size(st);
-	if (queued > 0 && queued + len > cli->opts.max_write_queue) {
-		/* The server is behind: the caller keeps the data (-ENOBUFS). */
-		free(buf);
-		return -ENOBUFS;
-	}
-	if (queued == 0) {
-		/* Straight to the kernel when nothing waits: no request, and what
-		 * is sent just before a close is not cancelled with the handle. */
-		int n = net_write_now(st, buf, &len);
-		if (n) {
-			free(buf);
-			if (n < 0)
-				tcp_client_drop(cli, uv_strerror(n), false);
-			return n < 0 ? n : 0;
-		}
-	}
-	tcp_client_write_t *w = xmalloc(sizeof(*w));
-	w->buf = buf;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	int r = uv_write(&w->req, st, &b, 1, tcp_client_after_write);
-	if (r) {
-		free(buf);
-		free(w);
-		tcp_client_drop(cli, uv_strerror(r), false);
-		return r;
-	}
-	return 0;
+	return stream_send_frame(&cli->sock->st, buf, len);
+}
+
+static int tcp_client_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
+{
+	return tcp_client_send_frame(tcp_client_of(p), buf, len);
 }
 
 int tcp_client_send(tcp_client_t *cli, int32_t msgid, const pb_msgdesc_t *fields,
 		    const void *msg)
 {
-	uint8_t *buf;
-	size_t len;
-
 	if (!cli->connected)
 		return -ENOTCONN;
-	int r = msg_frame_alloc(msgid, fields, msg, FRAME_TCP_MAX_LIMIT, &buf, &len);
-	if (r == -ENOMEM) {
-		log_error("%s: out of memory encoding frame %d", cli->name, msgid);
-		abort();
-	}
-	if (r)
-		return r == MSG_E_TOO_LARGE ? -EMSGSIZE : -EINVAL;
-	return tcp_client_send_frame(cli, buf, len);
+	return stream_send(&cli->sock->st, msgid, fields, msg);
 }
+
+static int tcp_client_peer_send(peer_t *p, int32_t msgid, const pb_msgdesc_t *fields,
+				const void *msg)
+{
+	return tcp_client_send(tcp_client_of(p), msgid, fields, msg);
+}
+
+static const peer_ops_t tcp_client_peer_ops = {
+	.send = tcp_client_peer_send,
+	.send_frame = tcp_client_peer_send_frame,
+	.close = tcp_client_peer_close,
+	.name = tcp_client_peer_name,
+};

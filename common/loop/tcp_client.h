@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libuv TCP client for Lars frames: failover over endpoints, reconnect with
-// capped exponential backoff and jitter, a hook after every (re)connect.
+// capped exponential backoff and jitter, a hook after every (re)connect
+// (the connection's transport is common/loop/stream.c).
 #pragma once
 
 #include <stdbool.h>
@@ -26,7 +27,7 @@ typedef struct tcp_client_opts {
 	uint32_t connect_timeout_ms;
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;   /* also: a connection up this long resets the backoff */
-	const dispatch_t *dispatch; /* handlers get the tcp_client_t * as peer */
+	const dispatch_t *dispatch; /* handlers get a PEER_TCP_CLIENT peer, see tcp_client_of() */
 	tcp_client_cb on_connect;    /* after each successful (re)connect */
 	tcp_client_cb on_disconnect; /* when an established connection is lost */
 	void *user;
@@ -56,3 +57,5 @@ int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len);
 /** tcp_client_disconnect() - drop the current connection (bad input); it reconnects. */
 void tcp_client_disconnect(tcp_client_t *cli, const char *why);
 void *tcp_client_user(const tcp_client_t *cli);
+/** tcp_client_of() - the client behind a handler's PEER_TCP_CLIENT @peer. */
+tcp_client_t *tcp_client_of(peer_t *peer);

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// libuv TCP server speaking Lars frames: limits, dispatch, bounded writes.
+// libuv TCP server speaking Lars frames: accepting, the connection limit,
+// pausing; each connection is a stream (stream.c) with the server's policies.
 #include "tcp_server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +13,14 @@
 #include "log.h"
 #include "msg.h"
 #include "net.h"
+#include "stream.h"
 #include "xalloc.h"
 
 struct tcp_server {
 	uv_tcp_t listener;
 	uv_loop_t *loop;
 	tcp_server_opts_t opts;
+	stream_cfg_t stream_cfg; /* shared by the connections */
 	char name[32];
 	int port;
 	unsigned n_conns;
@@ -33,22 +37,15 @@ struct tcp_server {
 };
 
 struct tcp_conn {
-	uv_tcp_t tcp;
+	stream_t st;
+	peer_t peer; /* what the handlers get */
 	tcp_server_t *srv;
 	tcp_conn_t *next, **pprev;
-	frame_buf_t in;
 	void *data;
 	unsigned refs;
 	bool closing;
-	bool in_dispatch;
-	char peer[NET_ADDR_STRLEN];
+	char name[NET_ADDR_STRLEN];
 };
-
-typedef struct tcp_write {
-	uv_write_t req;
-	tcp_conn_t *c;
-	uint8_t *buf;
-} tcp_write_t;
 
 static void tcp_server_maybe_free(tcp_server_t *srv);
 
@@ -67,15 +64,14 @@ static uint64_t now_ms(const tcp_server_t *srv)
 static void tcp_conn_free(tcp_conn_t *c)
 {
 	tcp_server_t *srv = c->srv;
-	frame_buf_deinit(&c->in);
 	free(c);
 	srv->n_alive--;
 	tcp_server_maybe_free(srv);
 }
 
-static void tcp_conn_on_closed(uv_handle_t *h)
+static void tcp_conn_on_closed(stream_t *st)
 {
-	tcp_conn_t *c = container_of((uv_tcp_t *)h, tcp_conn_t, tcp);
+	tcp_conn_t *c = container_of(st, tcp_conn_t, st);
 	tcp_conn_unref(c); /* the handle's own reference */
 }
 
@@ -99,7 +95,7 @@ void tcp_conn_close(tcp_conn_t *c, const char *why)
 	if (c->closing)
 		return;
 	c->closing = true;
-	log_debug("%s: closing %s: %s", srv->name, c->peer, why);
+	log_debug("%s: closing %s: %s", srv->name, c->name, why);
 	*c->pprev = c->next;
 	if (c->next)
 		c->next->pprev = c->pprev;
@@ -107,7 +103,12 @@ void tcp_conn_close(tcp_conn_t *c, const char *why)
 	metrics_sub(srv->m.open, 1);
 	if (srv->opts.on_close)
 		srv->opts.on_close(c, srv->opts.user);
-	uv_close((uv_handle_t *)&c->tcp, tcp_conn_on_closed);
+	stream_close(&c->st, tcp_conn_on_closed);
+}
+
+static void tcp_conn_peer_close(peer_t *p, const char *why)
+{
+	tcp_conn_close(tcp_conn_of(p), why);
 }
 
 bool tcp_conn_is_open(const tcp_conn_t *c)
@@ -117,7 +118,12 @@ bool tcp_conn_is_open(const tcp_conn_t *c)
 
 const char *tcp_conn_peer(const tcp_conn_t *c)
 {
-	return c->peer;
+	return c->name;
+}
+
+static const char *tcp_conn_peer_name(peer_t *p)
+{
+	return tcp_conn_of(p)->name;
 }
 
 void *tcp_conn_data(const tcp_conn_t *c)
@@ -137,89 +143,65 @@ void *tcp_conn_user(const tcp_conn_t *c)
 
 size_t tcp_conn_write_queue(const tcp_conn_t *c)
 {
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+	return stream_write_queue(&c->st);
+}
+
+/**
+ * tcp_conn_of() - the connection a handler's @peer is.
+ * @peer: of kind PEER_TCP_CONN (a handler registered with a tcp_server).
+ * Return: the connection; the handler does not own a reference.
+ */
+tcp_conn_t *tcp_conn_of(peer_t *peer)
+{
+	assert(peer->kind == PEER_TCP_CONN);
+	return container_of(peer, tcp_conn_t, peer);
 }
 
 /* ---- writing ---- */
 
-static void tcp_conn_after_write(uv_write_t *req, int status)
+/* The server's policy: a peer that does not read is cut off. */
+static void tcp_conn_on_overflow(stream_t *st, size_t queued, size_t len)
 {
-	tcp_write_t *w = container_of(req, tcp_write_t, req);
-	tcp_conn_t *c = w->c;
-	if (status < 0 && status != UV_ECANCELED && !c->closing)
-		tcp_conn_close(c, uv_strerror(status));
-	free(w->buf);
-	free(w);
-	tcp_conn_unref(c);
+	tcp_conn_t *c = container_of(st, tcp_conn_t, st);
+	tcp_server_t *srv = c->srv;
+	metrics_inc(srv->m.overflow);
+	log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
+		 "the bound %zu, closing",
+		 srv->name, c->name, queued, len, srv->opts.max_write_queue);
+	tcp_conn_close(c, "write queue over its bound");
 }
 
 int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 {
-	tcp_server_t *srv = c->srv;
-
 	if (c->closing) {
 		free(buf);
 		return -ENOTCONN;
 	}
-	uv_stream_t *s = (uv_stream_t *)&c->tcp;
-	size_t queued = uv_stream_get_write_queue_size(s);
-	if (queued > 0 && queued + len > srv->opts.max_write_queue) {
-		/* Still behind on earlier frames: a peer that does not read. A
-		 * single big frame to a peer that keeps up is always accepted. */
-		free(buf);
-		metrics_inc(srv->m.overflow);
-		log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
-			 "the bound %zu, closing",
-			 srv->name, c->peer, queued, len, srv->opts.max_write_queue);
-		tcp_conn_close(c, "write queue over its bound");
-		return -ENOBUFS;
-	}
-	if (queued == 0) {
-		/* Nothing queued: most replies leave in one syscall, no request. */
-		int n = net_write_now(s, buf, &len);
-		if (n) {
-			free(buf);
-			if (n < 0)
-				tcp_conn_close(c, uv_strerror(n));
-			return n < 0 ? n : 0;
-		}
-	}
-	tcp_write_t *w = xmalloc(sizeof(*w));
-	w->c = tcp_conn_ref(c);
-	w->buf = buf;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	int r = uv_write(&w->req, s, &b, 1, tcp_conn_after_write);
-	if (r) {
-		free(buf);
-		free(w);
-		tcp_conn_close(c, uv_strerror(r));
-		tcp_conn_unref(c);
-		return r;
-	}
-	return 0;
+	return stream_send_frame(&c->st, buf, len);
+}
+
+static int tcp_conn_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
+{
+	return tcp_conn_send_frame(tcp_conn_of(p), buf, len);
 }
 
 int tcp_conn_send(tcp_conn_t *c, int32_t msgid, const pb_msgdesc_t *fields,
 		  const void *msg)
 {
-	uint8_t *buf;
-	size_t len;
-
 	if (c->closing)
 		return -ENOTCONN;
-	/* max_frame bounds what peers send us; what we send is bounded by the
-	 * protocol's ceiling (a route of thousands of hosts may exceed it). */
-	int r = msg_frame_alloc(msgid, fields, msg, FRAME_TCP_MAX_LIMIT, &buf, &len);
-	if (r == -ENOMEM) {
-		log_error("%s: out of memory encoding frame %d", c->srv->name, msgid);
-		abort();
-	}
-	if (r) {
+	int r = stream_send(&c->st, msgid, fields, msg);
+	/* The two outcomes that leave the connection open: the message itself. */
+	if ((r == -EMSGSIZE || r == -EINVAL) && !c->closing)
 		log_error("%s: cannot encode frame %d for %s: %s", c->srv->name,
-			  msgid, c->peer, msg_strerror(r));
-		return r == MSG_E_TOO_LARGE ? -EMSGSIZE : -EINVAL;
-	}
-	return tcp_conn_send_frame(c, buf, len);
+			  msgid, c->name, msg_strerror(r == -EMSGSIZE ? MSG_E_TOO_LARGE : r));
+	return r;
+}
+
+static int tcp_conn_peer_send(peer_t *p, int32_t msgid, const pb_msgdesc_t *fields,
+			      const void *msg)
+{
+	return tcp_conn_send(tcp_conn_of(p), msgid, fields, msg);
 }
 
 /* ---- reading ---- */
@@ -230,57 +212,29 @@ static void tcp_conn_bad_input(tcp_conn_t *c, const char *why, const frame_hdr_t
 	unsigned long long hidden;
 	if (log_ratelimit_ok(&srv->rl_bad, now_ms(srv), &hidden))
 		log_warn("%s: bad input from %s: %s (msgid %d, msglen %d), closing%s",
-			 srv->name, c->peer, why, hdr ? hdr->msgid : -1,
+			 srv->name, c->name, why, hdr ? hdr->msgid : -1,
 			 hdr ? hdr->msglen : -1, hidden ? " (more suppressed)" : "");
 	tcp_conn_close(c, why);
 }
 
-static void tcp_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void tcp_conn_on_fail(stream_t *st, int what, int code, const frame_hdr_t *hdr)
 {
-	tcp_conn_t *c = container_of((uv_tcp_t *)h, tcp_conn_t, tcp);
-	uint8_t *p;
-	size_t n;
-	if (frame_buf_space(&c->in, &p, &n)) {
-		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-		return;
-	}
-	*buf = uv_buf_init((char *)p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
-}
-
-static void tcp_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	tcp_conn_t *c = container_of((uv_tcp_t *)s, tcp_conn_t, tcp);
+	tcp_conn_t *c = container_of(st, tcp_conn_t, st);
 	tcp_server_t *srv = c->srv;
 
-	if (nread < 0) {
-		tcp_conn_close(c, nread == UV_EOF ? "peer closed" : uv_strerror((int)nread));
-		return;
+	switch (what) {
+	case STREAM_F_FRAME:
+		metrics_inc(srv->m.bad[code]);
+		tcp_conn_bad_input(c, frame_strerror(code), hdr);
+		break;
+	case STREAM_F_MESSAGE:
+		metrics_inc(srv->m.bad_msg);
+		tcp_conn_bad_input(c, code > 0 ? msg_strerror(code) : "request failed", hdr);
+		break;
+	default: /* a read (EOF included) or write error */
+		tcp_conn_close(c, code == UV_EOF ? "peer closed" : uv_strerror(code));
+		break;
 	}
-	if (nread == 0)
-		return;
-	frame_buf_commit(&c->in, (size_t)nread);
-
-	/* A handler may close the connection; keep the struct until we return. */
-	tcp_conn_ref(c);
-	while (!c->closing) {
-		frame_hdr_t hdr;
-		const uint8_t *body;
-		int r = frame_buf_next(&c->in, &hdr, &body);
-		if (r == FRAME_E_NEED_MORE)
-			break;
-		if (r) {
-			metrics_inc(srv->m.bad[r]);
-			tcp_conn_bad_input(c, frame_strerror(r), &hdr);
-			break;
-		}
-		metrics_inc(srv->m.frames);
-		r = dispatch_run(srv->opts.dispatch, c, hdr.msgid, body, (size_t)hdr.msglen);
-		if (r && !c->closing) {
-			metrics_inc(srv->m.bad_msg);
-			tcp_conn_bad_input(c, r > 0 ? msg_strerror(r) : "request failed", &hdr);
-		}
-	}
-	tcp_conn_unref(c);
 }
 
 /* ---- accepting ---- */
@@ -289,7 +243,12 @@ static void tcp_server_refuse(tcp_server_t *srv)
 {
 	/* Accept and close at once: the peer sees a clean EOF, not a stall. */
 	uv_tcp_t *t = xmalloc(sizeof(*t));
-	uv_tcp_init(srv->loop, t);
+	int r = uv_tcp_init(srv->loop, t);
+	if (r) {
+		log_warn("%s: cannot refuse a connection: %s", srv->name, uv_err_name(r));
+		free(t);
+		return;
+	}
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t) == 0)
 		metrics_inc(srv->m.refused);
 	uv_close((uv_handle_t *)t, (uv_close_cb)free);
@@ -298,6 +257,14 @@ static void tcp_server_refuse(tcp_server_t *srv)
 		log_warn("%s: connection limit %u reached, refusing new connections",
 			 srv->name, srv->opts.max_conns);
 }
+
+/* What the handlers of a connection's frames can do with it. */
+static const peer_ops_t tcp_conn_peer_ops = {
+	.send = tcp_conn_peer_send,
+	.send_frame = tcp_conn_peer_send_frame,
+	.close = tcp_conn_peer_close,
+	.name = tcp_conn_peer_name,
+};
 
 static void tcp_server_on_connection(uv_stream_t *ls, int status)
 {
@@ -318,23 +285,30 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 	tcp_conn_t *c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->refs = 1; /* the handle */
-	frame_buf_init(&c->in, srv->opts.max_frame, &srv->opts.dispatch->ids);
-	uv_tcp_init(srv->loop, &c->tcp);
+	c->peer = (peer_t){ .kind = PEER_TCP_CONN, .ops = &tcp_conn_peer_ops };
+	int r = stream_init(&c->st, srv->loop, &srv->stream_cfg, &c->peer);
+	if (r) {
+		log_warn("%s: accept failed: %s", srv->name, uv_strerror(r));
+		free(c);
+		return;
+	}
 	srv->n_alive++;
-	int r = uv_accept(ls, (uv_stream_t *)&c->tcp);
+	r = uv_accept(ls, (uv_stream_t *)&c->st.tcp);
 	if (r) {
 		log_warn("%s: accept failed: %s", srv->name, uv_strerror(r));
 		c->closing = true;
-		uv_close((uv_handle_t *)&c->tcp, tcp_conn_on_closed);
+		stream_close(&c->st, tcp_conn_on_closed);
 		return;
 	}
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-		net_addr_str((struct sockaddr *)&ss, c->peer);
+	if (uv_tcp_getpeername(&c->st.tcp, (struct sockaddr *)&ss, &len) == 0)
+		net_addr_str((struct sockaddr *)&ss, c->name);
 	else
-		snprintf(c->peer, sizeof(c->peer), "?");
-	uv_tcp_nodelay(&c->tcp, 1);
+		snprintf(c->name, sizeof(c->name), "?");
+	r = uv_tcp_nodelay(&c->st.tcp, 1);
+	if (r) /* only latency suffers */
+		log_debug("%s: TCP_NODELAY on %s: %s", srv->name, c->name, uv_err_name(r));
 
 	c->next = srv->conns;
 	if (c->next)
@@ -344,13 +318,13 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 	srv->n_conns++;
 	metrics_inc(srv->m.open);
 	metrics_inc(srv->m.accepted);
-	log_debug("%s: connection from %s", srv->name, c->peer);
+	log_debug("%s: connection from %s", srv->name, c->name);
 
 	if (srv->opts.on_connect)
 		srv->opts.on_connect(c, srv->opts.user);
 	if (c->closing || srv->paused)
 		return;
-	r = uv_read_start((uv_stream_t *)&c->tcp, tcp_conn_alloc, tcp_conn_on_read);
+	r = stream_read_start(&c->st);
 	if (r)
 		tcp_conn_close(c, uv_strerror(r));
 }
@@ -365,10 +339,9 @@ void tcp_server_pause(tcp_server_t *srv, bool paused)
 	for (tcp_conn_t *c = srv->conns, *next; c; c = next) {
 		next = c->next; /* a failed start closes c */
 		if (paused) {
-			uv_read_stop((uv_stream_t *)&c->tcp);
+			stream_read_stop(&c->st);
 		} else {
-			int r = uv_read_start((uv_stream_t *)&c->tcp, tcp_conn_alloc,
-					      tcp_conn_on_read);
+			int r = stream_read_start(&c->st);
 			if (r)
 				tcp_conn_close(c, uv_strerror(r));
 		}
@@ -438,6 +411,15 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		return r;
 	}
 	tcp_server_metrics(srv);
+	/* Every connection: the server's limits, and its policies on failure. */
+	srv->stream_cfg = (stream_cfg_t){
+		.on_fail = tcp_conn_on_fail,
+		.on_overflow = tcp_conn_on_overflow,
+		.frames = srv->m.frames,
+		.dispatch = opts->dispatch,
+		.max_frame = srv->opts.max_frame,
+		.max_write_queue = srv->opts.max_write_queue,
+	};
 	if (!net_is_loopback(opts->ip))
 		log_warn("%s: listening on non-loopback address %s", srv->name, opts->ip);
 	log_info("%s: listening on %s:%d", srv->name, opts->ip, srv->port);

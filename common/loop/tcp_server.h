@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// libuv TCP server speaking Lars frames: limits, dispatch, bounded writes.
+// libuv TCP server speaking Lars frames: limits, dispatch, bounded writes
+// (the per-connection transport is common/loop/stream.c).
 #pragma once
 
 #include <stdbool.h>
@@ -28,7 +29,7 @@ typedef struct tcp_server_opts {
 	unsigned max_conns;     /* over it, new connections are closed at once */
 	uint32_t max_frame;     /* header + body a peer may send; bigger closes it */
 	size_t max_write_queue; /* bytes queued to a peer that is still behind before it is cut off */
-	const dispatch_t *dispatch; /* handlers get the tcp_conn_t * as peer */
+	const dispatch_t *dispatch; /* handlers get a PEER_TCP_CONN peer, see tcp_conn_of() */
 	tcp_conn_cb on_connect;
 	tcp_conn_cb on_close; /* once per connection, when it starts closing */
 	void *user;
@@ -78,3 +79,5 @@ void tcp_conn_set_data(tcp_conn_t *c, void *data);
 void *tcp_conn_user(const tcp_conn_t *c);
 /** tcp_conn_write_queue() - bytes queued but not yet written. */
 size_t tcp_conn_write_queue(const tcp_conn_t *c);
+/** tcp_conn_of() - the connection behind a handler's PEER_TCP_CONN @peer. */
+tcp_conn_t *tcp_conn_of(peer_t *peer);

@@ -2,6 +2,7 @@
 // libuv UDP server for Lars frames.
 #include "udp_server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,8 @@ struct udp_server {
 			*send_err;
 	} m;
 };
+
+static const peer_ops_t udp_peer_ops;
 
 static void udp_server_maybe_free(udp_server_t *srv)
 {
@@ -128,8 +131,12 @@ static void udp_server_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		return;
 	}
 	metrics_inc(srv->m.frames);
-	udp_peer_t peer = { .srv = srv, .addr = addr };
-	r = dispatch_run(srv->opts.dispatch, &peer, hdr.msgid, body, (size_t)hdr.msglen);
+	udp_peer_t peer = {
+		.base = { .kind = PEER_UDP, .ops = &udp_peer_ops },
+		.srv = srv,
+		.addr = addr,
+	};
+	r = dispatch_run(srv->opts.dispatch, &peer.base, hdr.msgid, body, (size_t)hdr.msglen);
 	if (r) {
 		metrics_inc(srv->m.bad_msg);
 		udp_server_bad(srv, addr, r > 0 ? msg_strerror(r) : "request failed", nread);
@@ -153,10 +160,62 @@ static void udp_server_after_send(uv_udp_send_t *req, int status)
 	udp_server_maybe_free(srv);
 }
 
-int udp_server_reply(const udp_peer_t *peer, int32_t msgid,
-		     const pb_msgdesc_t *fields, const void *msg)
+/*
+ * Send the @len bytes at @frame to @addr: straight away when the socket
+ * takes it (it rarely is full), else with a request. @s, if not NULL, is a
+ * request that holds @frame already; it is taken in every case.
+ */
+static int udp_server_send(udp_server_t *srv, const struct sockaddr *addr,
+			   const uint8_t *frame, size_t len, udp_send_t *s)
 {
-	udp_server_t *srv = peer->srv;
+	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+	int n = uv_udp_try_send(&srv->udp, &b, 1, addr);
+	if (n >= 0) {
+		free(s);
+		return 0;
+	}
+	if (n != UV_EAGAIN) {
+		free(s);
+		metrics_inc(srv->m.send_err);
+		return n;
+	}
+	if (!s) {
+		if (len > UDP_SMALL_FRAME) {
+			s = xmalloc(sizeof(*s) + len);
+			s->cap = len;
+		} else if (srv->freelist) {
+			s = srv->freelist;
+			srv->freelist = s->next;
+			srv->n_free--;
+		} else {
+			s = xmalloc(sizeof(*s) + UDP_SMALL_FRAME);
+			s->cap = UDP_SMALL_FRAME;
+		}
+		memcpy(s->buf, frame, len);
+		b = uv_buf_init((char *)s->buf, (unsigned)len);
+	}
+	s->srv = srv;
+	int r = uv_udp_send(&s->req, &srv->udp, &b, 1, addr, udp_server_after_send);
+	if (r) {
+		free(s);
+		metrics_inc(srv->m.send_err);
+		return r;
+	}
+	srv->n_sends++;
+	return 0;
+}
+
+/**
+ * udp_server_reply() - encode @msg as frame @msgid and send it to @peer.
+ * @peer: a PEER_UDP peer, the sender of the datagram being handled.
+ * Return: 0, -EMSGSIZE (over 64 KiB), -EINVAL, UV_ECANCELED (closing) or a
+ * UV_E* send error (counted, not fatal).
+ */
+int udp_server_reply(peer_t *peer, int32_t msgid, const pb_msgdesc_t *fields,
+		     const void *msg)
+{
+	udp_peer_t *p = udp_peer_of(peer);
+	udp_server_t *srv = p->srv;
 	uint8_t small[UDP_SMALL_FRAME];
 	uint8_t *frame = small;
 	size_t len;
@@ -180,39 +239,56 @@ int udp_server_reply(const udp_peer_t *peer, int32_t msgid,
 		free(s);
 		return r == MSG_E_TOO_LARGE ? -EMSGSIZE : -EINVAL;
 	}
-	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-	/* The socket is rarely full: send without a request when we can. */
-	int n = uv_udp_try_send(&srv->udp, &b, 1, peer->addr);
-	if (n >= 0) {
-		free(s);
-		return 0;
-	}
-	if (n != UV_EAGAIN) {
-		free(s);
-		metrics_inc(srv->m.send_err);
-		return n;
-	}
-	if (!s) {
-		if (srv->freelist) {
-			s = srv->freelist;
-			srv->freelist = s->next;
-			srv->n_free--;
-		} else {
-			s = xmalloc(sizeof(*s) + UDP_SMALL_FRAME);
-			s->cap = UDP_SMALL_FRAME;
-		}
-		memcpy(s->buf, small, len);
-		b = uv_buf_init((char *)s->buf, (unsigned)len);
-	}
-	s->srv = srv;
-	r = uv_udp_send(&s->req, &srv->udp, &b, 1, peer->addr, udp_server_after_send);
-	if (r) {
-		free(s);
-		metrics_inc(srv->m.send_err);
-		return r;
-	}
-	srv->n_sends++;
-	return 0;
+	return udp_server_send(srv, p->addr, frame, len, s);
+}
+
+/* An encoded frame (peer_send_frame()); takes @buf in every case. */
+static int udp_peer_send_frame(peer_t *peer, uint8_t *buf, size_t len)
+{
+	udp_peer_t *p = udp_peer_of(peer);
+	int r;
+	if (p->srv->closing)
+		r = UV_ECANCELED;
+	else if (len > FRAME_UDP_MAX)
+		r = -EMSGSIZE;
+	else
+		r = udp_server_send(p->srv, p->addr, buf, len, NULL);
+	free(buf);
+	return r;
+}
+
+/* A datagram's sender has no connection to close: the transport drops
+ * the datagram when the handler fails. */
+static void udp_peer_close(peer_t *peer, const char *why)
+{
+	(void)peer;
+	(void)why;
+}
+
+static const char *udp_peer_name(peer_t *peer)
+{
+	udp_peer_t *p = udp_peer_of(peer);
+	if (!p->name_[0]) /* formatted on demand: most datagrams never log */
+		net_addr_str(p->addr, p->name_);
+	return p->name_;
+}
+
+static const peer_ops_t udp_peer_ops = {
+	.send = udp_server_reply,
+	.send_frame = udp_peer_send_frame,
+	.close = udp_peer_close,
+	.name = udp_peer_name,
+};
+
+/**
+ * udp_peer_of() - the datagram's sender behind a handler's @peer.
+ * @peer: of kind PEER_UDP (a handler registered with a udp_server).
+ * Return: valid while the handler runs.
+ */
+udp_peer_t *udp_peer_of(peer_t *peer)
+{
+	assert(peer->kind == PEER_UDP);
+	return container_of(peer, udp_peer_t, base);
 }
 
 static void udp_server_metrics(udp_server_t *srv)

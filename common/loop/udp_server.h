@@ -11,13 +11,19 @@
 
 #include "dispatch.h"
 #include "metrics.h"
+#include "net.h"
 
 typedef struct udp_server udp_server_t;
 
-/** struct udp_peer - what a UDP handler gets as its peer: reply here. */
+/**
+ * struct udp_peer - the sender of the datagram being handled; handlers get
+ * &base (kind PEER_UDP) and reply with udp_server_reply() or peer_send().
+ */
 typedef struct udp_peer {
+	peer_t base;
 	udp_server_t *srv;
 	const struct sockaddr *addr;
+	char name_[NET_ADDR_STRLEN]; /* private: "ip:port" once asked for */
 } udp_peer_t;
 
 /*
@@ -38,7 +44,7 @@ typedef struct udp_server_opts {
 	/* false (the default): the port is ours alone, a taken port is an
 	 * error. true: SO_REUSEPORT, shared with other sockets that ask too. */
 	bool reuse_port;
-	const dispatch_t *dispatch; /* handlers get a udp_peer_t * */
+	const dispatch_t *dispatch; /* handlers get a PEER_UDP peer, see udp_peer_of() */
 	metrics_t *metrics;
 } udp_server_opts_t;
 
@@ -53,8 +59,11 @@ int udp_server_port(const udp_server_t *srv);
 /** udp_server_close() - close the socket; freed in its close callback. */
 void udp_server_close(udp_server_t *srv);
 /**
- * udp_server_reply() - encode @msg as frame @msgid and send it to @peer.
- * Return: 0, -EMSGSIZE (over 64 KiB) or a UV_E* error (counted, not fatal).
+ * udp_server_reply() - encode @msg as frame @msgid and send it to @peer
+ * (a PEER_UDP peer). Return: 0, -EMSGSIZE (over 64 KiB) or a UV_E* error
+ * (counted, not fatal).
  */
-int udp_server_reply(const udp_peer_t *peer, int32_t msgid,
-		     const pb_msgdesc_t *fields, const void *msg);
+int udp_server_reply(peer_t *peer, int32_t msgid, const pb_msgdesc_t *fields,
+		     const void *msg);
+/** udp_peer_of() - the datagram's sender behind a handler's PEER_UDP @peer. */
+udp_peer_t *udp_peer_of(peer_t *peer);

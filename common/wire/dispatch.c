@@ -20,7 +20,7 @@ int dispatch_on(dispatch_t *d, int32_t msgid, dispatch_fn fn, void *user)
 	return 0;
 }
 
-int dispatch_run(const dispatch_t *d, void *peer, int32_t msgid,
+int dispatch_run(const dispatch_t *d, peer_t *peer, int32_t msgid,
 		 const uint8_t *body, size_t len)
 {
 	if (msgid < 0 || msgid > FRAME_MAX_ID || !d->slot[msgid].fn)

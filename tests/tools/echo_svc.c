@@ -48,7 +48,7 @@ static void answer_host(const lars_GetHostRequest *req, lars_GetHostResponse *re
 	resp->host.port = 9000 + req->cmdid;
 }
 
-static int on_tcp_get_host(void *peer, void *user, int32_t msgid,
+static int on_tcp_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
 	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
@@ -57,11 +57,11 @@ static int on_tcp_get_host(void *peer, void *user, int32_t msgid,
 	if (r)
 		return r;
 	answer_host(&req, &resp);
-	r = tcp_conn_send(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
+	r = peer_send(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
 	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
 }
 
-static int on_tcp_get_route(void *peer, void *user, int32_t msgid,
+static int on_tcp_get_route(peer_t *peer, void *user, int32_t msgid,
 			    const uint8_t *body, size_t len)
 {
 	lars_GetRouteRequest req = lars_GetRouteRequest_init_zero;
@@ -80,12 +80,12 @@ static int on_tcp_get_route(void *peer, void *user, int32_t msgid,
 	resp.cmdid = req.cmdid;
 	msg_array_t arr = MSG_HOSTS(hosts, (size_t)req.cmdid);
 	msg_array_bind(&arr, &resp.host);
-	r = tcp_conn_send(peer, LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
+	r = peer_send(peer, LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp);
 	free(hosts);
 	return r == -ENOBUFS ? 0 : r;
 }
 
-static int on_udp_get_host(void *peer, void *user, int32_t msgid,
+static int on_udp_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
 	lars_GetHostRequest req = lars_GetHostRequest_init_zero;

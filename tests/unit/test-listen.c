@@ -276,14 +276,14 @@ typedef struct fair {
 
 static fair_t fair;
 
-static int fair_on_request(void *peer, void *user, int32_t msgid, const uint8_t *body,
+static int fair_on_request(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 			   size_t len)
 {
 	(void)user;
 	(void)msgid;
 	(void)body;
 	(void)len;
-	const udp_peer_t *p = peer;
+	const udp_peer_t *p = udp_peer_of(peer);
 	for (int i = 0; i < N_SOCKS; i++)
 		if (p->srv == fair.srv[i]) {
 			fair.got[i]++;

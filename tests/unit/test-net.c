@@ -49,17 +49,20 @@ static void on_deadline(uv_timer_t *t)
 		 fx.phase, fx.n_connects, fx.n_replies);
 }
 
-static int srv_on_get_host(void *peer, void *user, int32_t msgid,
+static int srv_on_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
+	/* The typed peer: an accepted connection, named by its address. */
+	assert_int_equal(peer_kind(peer), PEER_TCP_CONN);
+	assert_string_equal(peer_name(peer), tcp_conn_peer(tcp_conn_of(peer)));
 	lars_GetHostRequest req = lars_GetHostRequest_init_zero;
 	int r = msg_decode(lars_GetHostRequest_fields, &req, body, len, NULL);
 	if (r)
 		return r;
 	lars_GetHostResponse resp = lars_GetHostResponse_init_zero;
 	resp.seq = req.seq;
-	return tcp_conn_send(peer, fx.garbage ? 77 : LARS_ID_GET_HOST_RESP,
-			     lars_GetHostResponse_fields, &resp);
+	return peer_send(peer, fx.garbage ? 77 : LARS_ID_GET_HOST_RESP,
+			 lars_GetHostResponse_fields, &resp);
 }
 
 static void start_server(int port)
@@ -93,9 +96,13 @@ static void on_restart(uv_timer_t *t)
 	start_server(fx.port); /* same port: the client's retries find it */
 }
 
-static int cli_on_reply(void *peer, void *user, int32_t msgid,
+static int cli_on_reply(peer_t *peer, void *user, int32_t msgid,
 			const uint8_t *body, size_t len)
 {
+	/* The typed peer: the client itself, named by its endpoint. */
+	assert_int_equal(peer_kind(peer), PEER_TCP_CLIENT);
+	assert_ptr_equal(tcp_client_of(peer), fx.cli);
+	assert_string_equal(peer_name(peer), tcp_client_endpoint(fx.cli));
 	fx.n_replies++;
 	if (fx.phase == 0) {
 		/* First answer: take the server away, bring it back shortly. */
@@ -169,7 +176,7 @@ static int reserve_dead_port(void)
 	return port;
 }
 
-static int failover_on_reply(void *peer, void *user, int32_t msgid,
+static int failover_on_reply(peer_t *peer, void *user, int32_t msgid,
 			     const uint8_t *body, size_t len)
 {
 	fx.n_replies++;

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+// One framed TCP stream, under both the TCP server and the TCP client.
+//
+// The stream does the transport work; what a failure means is its owner's
+// business (stream_fail_cb): the server closes that connection, the client
+// drops it and reconnects. Both see the same failures for the same causes.
+#include "stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "msg.h"
+#include "net.h"
+#include "xalloc.h"
+
+/* A queued write: the request and what is left of the frame, one allocation. */
+typedef struct stream_write {
+	uv_write_t req;
+	uint8_t data[];
+} stream_write_t;
+
+static void stream_fail(stream_t *s, int what, int code, const frame_hdr_t *hdr)
+{
+	if (stream_is_open(s))
+		s->cfg_->on_fail(s, what, code, hdr);
+}
+
+/* ---- lifetime ---- */
+
+/**
+ * stream_init() - set up @s on @loop.
+ * @s:    embedded in its owner; nothing of it needs freeing before stream_init().
+ * @cfg:  kept by reference: it must outlive @s.
+ * @peer: what the handlers of its frames get.
+ * Return: 0, or the UV_E* error of uv_tcp_init(); then @s was never
+ * registered with the loop and the owner frees it directly.
+ */
+int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg, peer_t *peer)
+{
+	memset(s, 0, sizeof(*s));
+	int r = uv_tcp_init(loop, &s->tcp);
+	if (r)
+		return r;
+	s->cfg_ = cfg;
+	s->peer_ = peer;
+	frame_buf_init(&s->in_, cfg->max_frame, &cfg->dispatch->ids);
+	return 0;
+}
+
+static void stream_on_closed(uv_handle_t *h)
+{
+	stream_t *s = container_of((uv_tcp_t *)h, stream_t, tcp);
+	frame_buf_deinit(&s->in_);
+	s->closed_cb_(s);
+}
+
+/**
+ * stream_close() - close the handle; pending writes are cancelled first.
+ * @cb: runs once, after every write callback, when the owner may free @s.
+ * A second call does nothing.
+ */
+void stream_close(stream_t *s, stream_closed_cb cb)
+{
+	if (!stream_is_open(s))
+		return;
+	s->closed_cb_ = cb;
+	uv_close((uv_handle_t *)&s->tcp, stream_on_closed);
+}
+
+/** stream_is_open() - whether @s is not yet closing. */
+bool stream_is_open(const stream_t *s)
+{
+	return !uv_is_closing((const uv_handle_t *)&s->tcp);
+}
+
+/* ---- reading ---- */
+
+/* One input buffer per connection: hand libuv its free tail. */
+static void stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	stream_t *s = container_of((uv_tcp_t *)h, stream_t, tcp);
+	uint8_t *p;
+	size_t n;
+	(void)suggested;
+	if (frame_buf_space(&s->in_, &p, &n)) {
+		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+		return;
+	}
+	*buf = uv_buf_init((char *)p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
+}
+
+static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+	stream_t *s = container_of((uv_tcp_t *)h, stream_t, tcp);
+	(void)buf; /* the free tail of s->in_ */
+
+	if (nread < 0) {
+		stream_fail(s, STREAM_F_READ, (int)nread, NULL);
+		return;
+	}
+	if (nread == 0)
+		return;
+	frame_buf_commit(&s->in_, (size_t)nread);
+	/* A handler may close the stream: its memory lasts until the close
+	 * callback, which never runs inside this one. */
+	while (stream_is_open(s)) {
+		frame_hdr_t hdr;
+		const uint8_t *body;
+		/* Refuses a bad header as soon as its 8 bytes are in. */
+		int r = frame_buf_next(&s->in_, &hdr, &body);
+		if (r == FRAME_E_NEED_MORE)
+			break;
+		if (r) {
+			stream_fail(s, STREAM_F_FRAME, r, &hdr);
+			break;
+		}
+		metrics_inc(s->cfg_->frames);
+		r = dispatch_run(s->cfg_->dispatch, s->peer_, hdr.msgid, body,
+				 (size_t)hdr.msglen);
+		if (r)
+			stream_fail(s, STREAM_F_MESSAGE, r, &hdr);
+	}
+}
+
+/** stream_read_start() - start reading frames into the stream's buffer. Return: 0 or UV_E*. */
+int stream_read_start(stream_t *s)
+{
+	return uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
+}
+
+/** stream_read_stop() - stop reading; the peer's sends wait in the kernel. */
+void stream_read_stop(stream_t *s)
+{
+	int r = uv_read_stop((uv_stream_t *)&s->tcp);
+	if (r) /* libuv 1.44 always returns 0; a later one might not */
+		log_warn("stream: cannot stop reading: %s", uv_err_name(r));
+}
+
+/* ---- writing ---- */
+
+/** stream_write_queue() - bytes libuv holds for @s, not yet written. */
+size_t stream_write_queue(const stream_t *s)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&s->tcp);
+}
+
+/* May @len more bytes be queued? 0, -ENOTCONN or -ENOBUFS. */
+static int stream_admit(stream_t *s, size_t len)
+{
+	if (!stream_is_open(s))
+		return -ENOTCONN;
+	size_t queued = stream_write_queue(s);
+	if (queued > 0 && queued + len > s->cfg_->max_write_queue) {
+		/* Still behind on earlier frames: a peer that does not read. A
+		 * single big frame to a peer that keeps up is always accepted. */
+		if (s->cfg_->on_overflow)
+			s->cfg_->on_overflow(s, queued, len);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/*
+ * Nothing queued: most frames leave in one syscall, without a request, and
+ * what is sent just before a close is not cancelled with the handle.
+ * Return: 1 if all of it went, 0 if *lenp bytes (now at the front of @data)
+ * must be queued, or a UV_E* error (the owner was told).
+ */
+static int stream_write_now(stream_t *s, uint8_t *data, size_t *lenp)
+{
+	if (stream_write_queue(s) > 0)
+		return 0; /* behind earlier frames, keep the order */
+	int n = net_write_now((uv_stream_t *)&s->tcp, data, lenp);
+	if (n < 0)
+		stream_fail(s, STREAM_F_WRITE, n, NULL);
+	return n;
+}
+
+static void stream_after_write(uv_write_t *req, int status)
+{
+	stream_t *s = container_of((uv_tcp_t *)req->handle, stream_t, tcp);
+	free(container_of(req, stream_write_t, req));
+	/* Cancelled: the stream is closing already. */
+	if (status < 0 && status != UV_ECANCELED)
+		stream_fail(s, STREAM_F_WRITE, status, NULL);
+}
+
+/* Queue the first @len bytes of @w->data; takes @w. */
+static int stream_queue(stream_t *s, stream_write_t *w, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+	int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_after_write);
+	if (r) {
+		free(w);
+		stream_fail(s, STREAM_F_WRITE, r, NULL);
+	}
+	return r;
+}
+
+/**
+ * stream_send_frame() - write a whole frame, or queue what the kernel did not take.
+ * @buf: malloc'd; the stream takes it in every case.
+ * Return: 0; -ENOTCONN (closing); -ENOBUFS (over the write-queue bound, see
+ * stream_overflow_cb; nothing was sent); or a UV_E* write error, after
+ * stream_fail_cb ran.
+ */
+int stream_send_frame(stream_t *s, uint8_t *buf, size_t len)
+{
+	int r = stream_admit(s, len);
+	if (r == 0)
+		r = stream_write_now(s, buf, &len);
+	if (r) {
+		free(buf);
+		return r < 0 ? r : 0;
+	}
+	stream_write_t *w = xmalloc(sizeof(*w) + len);
+	memcpy(w->data, buf, len);
+	free(buf);
+	return stream_queue(s, w, len);
+}
+
+/**
+ * stream_send() - encode @msg as frame @msgid and send or queue it. The
+ * frame is encoded into the request that queues it, so a frame the kernel
+ * does not take at once costs no copy.
+ * Return: as stream_send_frame(), or -EMSGSIZE (above FRAME_TCP_MAX_LIMIT)
+ * or -EINVAL (cannot be encoded), which leave the stream as it was.
+ */
+int stream_send(stream_t *s, int32_t msgid, const pb_msgdesc_t *fields, const void *msg)
+{
+	size_t body, len;
+
+	if (!stream_is_open(s))
+		return -ENOTCONN;
+	/* max_frame bounds what peers send us; what we send is bounded by the
+	 * protocol's ceiling (a route of thousands of hosts may exceed it). */
+	if (msg_encoded_size(fields, msg, &body))
+		return -EINVAL;
+	if (body > FRAME_TCP_MAX_LIMIT - FRAME_HDR_LEN)
+		return -EMSGSIZE;
+	int r = stream_admit(s, FRAME_HDR_LEN + body);
+	if (r)
+		return r;
+	stream_write_t *w = xmalloc(sizeof(*w) + FRAME_HDR_LEN + body);
+	if (msg_frame_encode(msgid, fields, msg, w->data, FRAME_HDR_LEN + body, &len)) {
+		free(w);
+		return -EINVAL;
+	}
+	r = stream_write_now(s, w->data, &len);
+	if (r) {
+		free(w);
+		return r < 0 ? r : 0;
+	}
+	return stream_queue(s, w, len);
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// One framed TCP stream: the input buffer, the read loop, dispatch, and the
+// bounded write queue, shared by tcp_server (accepted) and tcp_client (connected).
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pb.h>
+#include <uv.h>
+
+#include "dispatch.h"
+#include "frame.h"
+#include "metrics.h"
+
+typedef struct stream stream_t;
+
+/* What went wrong, for stream_fail_cb (the owner closes the stream). */
+enum {
+	STREAM_F_READ = 1, /* @code: UV_EOF or a read error */
+	STREAM_F_WRITE,    /* @code: a UV_E* error writing */
+	STREAM_F_FRAME,    /* @code: the decoder's FRAME_E_* refusal of @hdr */
+	STREAM_F_MESSAGE,  /* @code: the handler's nonzero return for frame @hdr */
+};
+
+/**
+ * stream_fail_cb - the stream cannot go on; the owner must stream_close() it.
+ * @what: STREAM_F_*. @hdr is the frame's header for FRAME and MESSAGE, else NULL.
+ * Runs at most once while the stream is open (never after stream_close()).
+ */
+typedef void (*stream_fail_cb)(stream_t *s, int what, int code, const frame_hdr_t *hdr);
+/**
+ * stream_overflow_cb - a send of @len bytes was refused: @queued bytes are
+ * still waiting and both together exceed max_write_queue. The send returns
+ * -ENOBUFS; the owner decides whether that peer is cut off.
+ */
+typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len);
+/** stream_closed_cb - the handle is closed and the stream deinitialised: free its owner. */
+typedef void (*stream_closed_cb)(stream_t *s);
+
+/* The settings a server's or a client's streams share; outlives them. */
+typedef struct stream_cfg {
+	uint32_t max_frame;         /* header + body a peer may send; bigger fails the stream */
+	size_t max_write_queue;     /* bytes that may wait behind a slow reader */
+	const dispatch_t *dispatch; /* a frame's handler gets the stream's peer */
+	stream_fail_cb on_fail;         /* required */
+	stream_overflow_cb on_overflow; /* may be NULL */
+	metrics_counter_t *frames;      /* frames dispatched; may be NULL */
+} stream_cfg_t;
+
+/** struct stream - embed it in the connection's owner and get back with container_of. */
+struct stream {
+	/* public, for accept/connect and socket options; closed by stream_close() */
+	uv_tcp_t tcp;
+	/* private */
+	frame_buf_t in_;
+	const stream_cfg_t *cfg_;
+	peer_t *peer_;
+	stream_closed_cb closed_cb_;
+};
+
+/** stream_init() - init the handle on @loop; on failure nothing is left to close. */
+int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg, peer_t *peer);
+/** stream_close() - close (idempotent); @cb runs once the handle is closed. */
+void stream_close(stream_t *s, stream_closed_cb cb);
+/** stream_is_open() - not yet closing. */
+bool stream_is_open(const stream_t *s);
+
+/** stream_read_start() - read and dispatch frames; 0 or a UV_E* error. */
+int stream_read_start(stream_t *s);
+/** stream_read_stop() - stop reading (backpressure); frames already read stay queued. */
+void stream_read_stop(stream_t *s);
+
+/** stream_send() - encode @msg as frame @msgid and send or queue it. */
+int stream_send(stream_t *s, int32_t msgid, const pb_msgdesc_t *fields, const void *msg);
+/** stream_send_frame() - send or queue an encoded frame; takes @buf (malloc'd) in every case. */
+int stream_send_frame(stream_t *s, uint8_t *buf, size_t len);
+/** stream_write_queue() - bytes queued but not yet written. */
+size_t stream_write_queue(const stream_t *s);
