@@ -34,7 +34,7 @@ typedef struct rep_cfg {
 typedef struct rep rep_t;
 typedef void (*rep_done_cb)(void *user);
 
-/** rep_new() - listen and serve; @on_ready(@user, port) once listening. */
+/** rep_new() - listen and serve; @on_ready(@user, port) once listening; *@outp only on success. */
 int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	    void (*on_ready)(void *user, int port), void *user, rep_t **outp);
 /**

@@ -263,6 +263,8 @@ bool batch_cap_done(batch_cap_t *c, size_t n, enum batch_outcome outcome, size_t
 		if (n / 2 < c->cur)
 			c->cur = n / 2;
 		return false;
+	case BATCH_CANCELLED:
+		return true; /* says nothing about the size */
 	case BATCH_FAILED:
 	default:
 		c->n_ok = 0;

@@ -120,6 +120,7 @@ enum batch_outcome {
 	BATCH_STORED,
 	BATCH_TIMED_OUT, /* SQLSTATE 57014: the statement timeout */
 	BATCH_FAILED,    /* anything else: retried whole, with backoff */
+	BATCH_CANCELLED, /* never ran (shutdown): retried whole, size untouched */
 };
 
 void batch_cap_init(batch_cap_t *c, size_t max);
@@ -128,7 +129,8 @@ size_t batch_cap_size(const batch_cap_t *c, size_t pending);
 /**
  * batch_cap_done() - a batch of @n keys came back with @outcome, @pending
  * keys now waiting.
- * Return: true if the retry should wait for the backoff (a failure, or a
- * batch of a single key that still timed out), false to go on at once.
+ * Return: true if the retry should wait for the backoff (a failure, a
+ * cancelled batch, or a batch of a single key that still timed out), false
+ * to go on at once.
  */
 bool batch_cap_done(batch_cap_t *c, size_t n, enum batch_outcome outcome, size_t pending);

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 // What the reporter admits a report with: the caller comes from the TCP peer
 // unless the peer is trusted (loopback, trusted_proxies), and a ts beyond
-// max_clock_skew is refused (ahead) or replaced by ours (behind).
+// max_clock_skew is refused (ahead) or replaced by ours (behind). Then a
+// whole ReportStatusRequest through intake_report(), as lars-reporter
+// handles one: decoded, admitted, folded into the pending map.
 #include "test.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "admit.h"
+#include "intake.h"
+#include "msg.h"
 
 static void test_ts_window(void **state)
 {
@@ -109,6 +114,172 @@ static void test_peer_ip(void **state)
 	assert_int_equal(admit_peer_ip("127.0.0.1:1", ip, 4), -EINVAL);
 }
 
+/* ---- a report, as lars-reporter handles it ---- */
+
+#define WALL_S 1800000000ull
+
+typedef struct frame {
+	uint8_t buf[4096];
+	size_t len;
+} frame_t;
+
+/* A ReportStatusRequest for (1, 2) from @caller with @n results into @f. */
+static const frame_t *report(frame_t *f, int32_t caller, uint32_t ts,
+			     const lars_HostCallResult *res, size_t n)
+{
+	lars_ReportStatusRequest q = lars_ReportStatusRequest_init_zero;
+	q.modid = 1;
+	q.cmdid = 2;
+	q.caller = caller;
+	q.ts = ts;
+	msg_array_t arr = MSG_RESULTS(res, n);
+	msg_array_bind(&arr, &q.results);
+	assert_int_equal(msg_frame_encode(LARS_ID_REPORT_STATUS_REQ,
+					  lars_ReportStatusRequest_fields, &q, f->buf,
+					  sizeof(f->buf), &f->len), 0);
+	return f;
+}
+
+/* @f's body through intake_report(), as on_report() passes it. */
+static int feed(intake_t *in, intake_conn_t *c, const char *peer, const frame_t *f,
+		uint64_t wall_us, uint64_t now_ms, pending_t *p, intake_result_t *r)
+{
+	return intake_report(in, c, peer, f->buf + 8, f->len - 8, wall_us, now_ms, p, r);
+}
+
+static const report_entry_t *find(const pending_t *p, int32_t ip, int32_t caller)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].key.ip == ip && p->v[i].key.caller == caller)
+			return &p->v[i];
+	return NULL;
+}
+
+static void test_intake_caller(void **state)
+{
+	intake_t in;
+	const char *why;
+	assert_int_equal(intake_init(&in, "10.9.0.0/16", true, 300, 100, &why), 0);
+	assert_int_equal(intake_init(&in, "10.9.0.0/99", true, 300, 100, &why), -EINVAL);
+	assert_int_equal(intake_init(&in, "10.9.0.0/16", true, 300, 100, &why), 0);
+	intake_conn_t lo, proxy, agent, v6, junk;
+	intake_conn_init(&in, "127.0.0.1:5000", &lo);
+	intake_conn_init(&in, "10.9.1.1:5000", &proxy);
+	intake_conn_init(&in, "10.1.2.3:5000", &agent);
+	intake_conn_init(&in, "[2001:db8::1]:5000", &v6);
+	intake_conn_init(&in, "?", &junk);
+	pending_t p;
+	pending_init(&p);
+	const lars_HostCallResult res[2] = { { 0x0a000001, 80, 5, 1, false },
+					     { 0x0a000002, 80, 2, 0, true } };
+	const uint64_t wall = WALL_S * 1000000, now = 7;
+	frame_t f;
+	intake_result_t r;
+
+	/* Trusted: the caller it sends. */
+	assert_int_equal(feed(&in, &lo, "127.0.0.1:5000", report(&f, 77, 0, res, 2), wall, now,
+			      &p, &r), 0);
+	assert_true(r.added);
+	assert_int_equal(r.n_results, 2);
+	assert_false(r.caller_replaced);
+	assert_non_null(find(&p, 0x0a000001, 77));
+	assert_int_equal(feed(&in, &proxy, "10.9.1.1:5000", report(&f, 78, 0, res, 1), wall, now,
+			      &p, &r), 0);
+	assert_non_null(find(&p, 0x0a000001, 78));
+
+	/* Untrusted: its own address, whatever it claims. */
+	assert_int_equal(feed(&in, &agent, "10.1.2.3:5000", report(&f, 77, 0, res, 2), wall, now,
+			      &p, &r), 0);
+	assert_true(r.added);
+	assert_true(r.caller_replaced);
+	const report_entry_t *e = find(&p, 0x0a000002, 0x0a010203);
+	assert_non_null(e);
+	assert_int_equal(e->succ, 2);
+	assert_true(e->overload);
+	assert_int_equal(e->ts, WALL_S); /* none sent: ours */
+	assert_int_equal(feed(&in, &agent, "10.1.2.3:5000",
+			      report(&f, 0x0a010203, 0, res, 1), wall, now, &p, &r), 0);
+	assert_false(r.caller_replaced); /* it said the truth */
+	assert_int_equal(pending_keys(&p), 5);
+
+	/* Untrusted IPv6, or no address: refused, counted, nothing added. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(feed(&in, &v6, "[2001:db8::1]:5000",
+				      report(&f, 77, 0, res, 2), wall, now, &p, &r), 0);
+		assert_false(r.added);
+		assert_true(r.caller_refused);
+		assert_int_equal(r.n_results, 2);
+		assert_true(v6.warned);
+	}
+	assert_int_equal(feed(&in, &junk, "?", report(&f, 77, 0, res, 2), wall,
+			      now, &p, &r), 0);
+	assert_true(r.caller_refused);
+	/* The connection is closing: counted, not added. */
+	assert_int_equal(feed(&in, NULL, "127.0.0.1:5000", report(&f, 77, 0, res, 2), wall, now,
+			      &p, &r), 0);
+	assert_false(r.added);
+	assert_false(r.caller_refused);
+	assert_int_equal(r.n_results, 2);
+	assert_int_equal(pending_keys(&p), 5);
+	assert_int_equal(p.n_results, 2 + 1 + 2 + 1);
+	pending_deinit(&p);
+}
+
+static void test_intake_time_and_order(void **state)
+{
+	intake_t in;
+	const char *why;
+	assert_int_equal(intake_init(&in, "", true, 300, 2, &why), 0);
+	intake_conn_t c;
+	intake_conn_init(&in, "127.0.0.1:1", &c);
+	pending_t p;
+	pending_init(&p);
+	const uint64_t wall = WALL_S * 1000000 + 123456;
+	lars_HostCallResult res[3] = { { 1, 80, 5, 1, false }, { 2, 80, 1, 1, false },
+			      { 3, 80, 1, 1, false } };
+	frame_t f;
+	intake_result_t r;
+
+	/* Ahead by more than the skew: dropped. */
+	assert_int_equal(feed(&in, &c, "127.0.0.1:1",
+			      report(&f, 9, (uint32_t)WALL_S + 301, res, 1), wall,
+			      1, &p, &r), 0);
+	assert_false(r.added);
+	assert_int_equal(r.ts, ADMIT_TS_FUTURE);
+	assert_int_equal(pending_keys(&p), 0);
+	/* Behind: kept, under our time. */
+	assert_int_equal(feed(&in, &c, "127.0.0.1:1",
+			      report(&f, 9, (uint32_t)WALL_S - 3600, res, 1), wall,
+			      2, &p, &r), 0);
+	assert_true(r.added);
+	assert_int_equal(r.ts, ADMIT_TS_PAST);
+	assert_int_equal(p.v[0].ts, WALL_S);
+	assert_int_equal(p.v[0].rx_us, wall);
+	assert_int_equal(p.v[0].first_ms, 2);
+
+	/* Two reports in the same microsecond (or a clock step back): the
+	 * later one still wins the status, whatever ts it claims. */
+	res[0].succ = 8;
+	assert_int_equal(feed(&in, &c, "127.0.0.1:1",
+			      report(&f, 9, (uint32_t)WALL_S + 60, res, 1),
+			      wall - 5, 3, &p, &r), 0);
+	assert_int_equal(r.ts, ADMIT_TS_OK);
+	assert_int_equal(p.v[0].rx_us, wall + 1);
+	assert_int_equal(p.v[0].succ, 8);
+	assert_int_equal(p.v[0].ts, WALL_S + 60);
+	assert_int_equal(p.v[0].n_results, 2);
+
+	/* Bad input: the connection is closed, nothing added. */
+	assert_int_equal(feed(&in, &c, "127.0.0.1:1", report(&f, 9, 0, res, 3),
+			      wall, 4, &p, &r), MSG_E_TOO_MANY);
+	static const uint8_t junk[] = { 0x22, 0x7f, 0x01 };
+	assert_int_equal(intake_report(&in, &c, "127.0.0.1:1", junk, sizeof(junk), wall, 4, &p,
+			      &r), MSG_E_DECODE);
+	assert_int_equal(pending_keys(&p), 1);
+	assert_int_equal(p.n_results, 2);
+	pending_deinit(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +287,8 @@ int main(void)
 		cmocka_unit_test(test_nets_parse),
 		cmocka_unit_test(test_peer),
 		cmocka_unit_test(test_peer_ip),
+		cmocka_unit_test(test_intake_caller),
+		cmocka_unit_test(test_intake_time_and_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -237,6 +237,16 @@ static void test_batch_cap_halves_and_grows(void **state)
 	for (int i = 0; i < BATCH_CAP_GROW_AFTER; i++)
 		batch_cap_done(&c, 600, BATCH_STORED, 5000);
 	assert_int_equal(c.cur, 1000);
+	/* A batch cancelled at shutdown never ran: it waits, and says nothing
+	 * about the size (the run of successes goes on). */
+	batch_cap_init(&c, 8);
+	assert_false(batch_cap_done(&c, 8, BATCH_TIMED_OUT, 100));
+	for (int i = 0; i < BATCH_CAP_GROW_AFTER - 1; i++)
+		batch_cap_done(&c, 4, BATCH_STORED, 100);
+	assert_true(batch_cap_done(&c, 4, BATCH_CANCELLED, 100));
+	assert_int_equal(c.cur, 4);
+	batch_cap_done(&c, 4, BATCH_STORED, 100);
+	assert_int_equal(c.cur, 8);
 }
 
 /* The decisions together: a 26,000-key backlog with a "database" that times

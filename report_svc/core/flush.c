@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+// lars-reporter's flush policy: batches, fold-back, backoff, backpressure.
+#include "flush.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+
+#define FLUSH_BACKOFF_BASE_MS 200
+#define FLUSH_BACKOFF_MAX_MS 5000
+#define FLUSH_BEHIND_LOG_MS 10000 /* "still behind" at most this often */
+
+/**
+ * flush_init() - an empty policy for @cfg; the backoff starts at 200 ms and
+ * doubles up to 5 s. Undo with flush_deinit().
+ */
+void flush_init(flush_t *f, const flush_cfg_t *cfg)
+{
+	*f = (flush_t){ .cfg = *cfg };
+	pending_init(&f->pending);
+	batch_cap_init(&f->cap, cfg->batch_keys);
+	backoff_init(&f->backoff, FLUSH_BACKOFF_BASE_MS, FLUSH_BACKOFF_MAX_MS, cfg->seed);
+}
+
+/**
+ * flush_deinit() - free what is pending. Batches in flight belong to whoever
+ * holds them (flush_batch_done() frees them).
+ */
+void flush_deinit(flush_t *f)
+{
+	pending_deinit(&f->pending);
+}
+
+static void flush_log_behind(flush_t *f, uint64_t now_ms, const char *what)
+{
+	uint64_t oldest = pending_oldest_ms(&f->pending);
+	log_warn("reporter: %s; %zu keys (%llu results) pending, oldest %.1f s, "
+		 "%u batches in flight (%zu keys, %llu results)",
+		 what, pending_keys(&f->pending),
+		 (unsigned long long)f->pending.n_results,
+		 oldest ? (double)(now_ms - oldest) / 1000 : 0.0, f->n_batches,
+		 f->inflight_keys, (unsigned long long)f->inflight_results);
+	f->last_behind_log_ms = now_ms;
+}
+
+/**
+ * flush_received() - results of one report were added to @f->pending. A
+ * flush follows if batch_size keys are pending, then the input is paused if
+ * max_pending_keys still are.
+ */
+void flush_received(flush_t *f)
+{
+	if (pending_keys(&f->pending) >= f->cfg.batch_size)
+		f->want_flush = true;
+	f->want_pause_check = true;
+}
+
+/**
+ * flush_tick() - the flush interval passed: flush what is pending (all of it
+ * when closing), as far as the in-flight limit and the backoff allow. While
+ * the database refuses batches, says how far behind we are every 10 s.
+ */
+void flush_tick(flush_t *f)
+{
+	f->want_flush = true;
+	f->want_behind_log = true;
+}
+
+/* A batch that was not stored goes back into the map, counts and all. */
+static void flush_fold_back(flush_t *f, const flush_batch_t *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		pending_merge(&f->pending, &b->v[i]);
+}
+
+/**
+ * flush_batch_done() - the batch @b that flush_next() handed out came back
+ * with @outcome at @now_ms. Stored: the backoff resets. Timed out (and more
+ * than one key): folded back and cut in halves, at once. Otherwise folded
+ * back, and no batch goes before the backoff's delay (->retry_at_ms). A
+ * paused input resumes once fewer than 9/10 of max_pending_keys are pending.
+ *
+ * Return: what became of the batch. @b->v is freed and @b emptied.
+ */
+enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcome outcome,
+				 uint64_t now_ms)
+{
+	enum flush_done done;
+
+	f->n_batches--;
+	f->inflight_keys -= b->n;
+	f->inflight_results -= b->n_results;
+	if (outcome == BATCH_STORED) {
+		batch_cap_done(&f->cap, b->n, BATCH_STORED, pending_keys(&f->pending));
+		backoff_reset(&f->backoff);
+		f->retry_at_ms = 0;
+		if (f->failing) {
+			log_info("reporter: database writes work again");
+			f->failing = false;
+		}
+		done = FLUSH_DONE_STORED;
+	} else if (outcome == BATCH_TIMED_OUT && !f->finished &&
+		   !batch_cap_done(&f->cap, b->n, BATCH_TIMED_OUT, pending_keys(&f->pending))) {
+		/* Too big for the statement timeout: retried at once in halves. */
+		flush_fold_back(f, b);
+		log_warn("reporter: a batch of %zu keys (%llu results) hit the statement "
+			 "timeout; retrying in batches of %zu keys", b->n,
+			 (unsigned long long)b->n_results, f->cap.cur);
+		done = FLUSH_DONE_SPLIT;
+	} else {
+		/* Nothing of it was written: fold it back, try again later. */
+		flush_fold_back(f, b);
+		if (outcome == BATCH_FAILED)
+			batch_cap_done(&f->cap, b->n, BATCH_FAILED, pending_keys(&f->pending));
+		f->retry_at_ms = now_ms + backoff_next(&f->backoff);
+		if (!f->failing)
+			flush_log_behind(f, now_ms, outcome == BATCH_CANCELLED
+				? "batch cancelled" : "cannot store a batch, retrying with backoff");
+		else if (now_ms - f->last_behind_log_ms >= FLUSH_BEHIND_LOG_MS)
+			flush_log_behind(f, now_ms, "still behind");
+		f->failing = outcome != BATCH_CANCELLED;
+		done = FLUSH_DONE_RETRY;
+	}
+	free(b->v);
+	*b = (flush_batch_t){ 0 };
+
+	if (!f->closing && f->paused &&
+	    pending_keys(&f->pending) < f->cfg.max_pending_keys * 9 / 10)
+		f->want_resume = true;
+	if (f->closing ? !f->finished : pending_keys(&f->pending) >= f->cfg.batch_size)
+		f->want_flush = true;
+	return done;
+}
+
+/**
+ * flush_close() - shutting down: from now on every flush takes all that is
+ * pending (the in-flight limit no longer applies) and the backoff is
+ * forgotten once. flush_drained() says when everything is stored.
+ */
+void flush_close(flush_t *f)
+{
+	f->closing = true;
+	f->retry_at_ms = 0;
+	f->want_flush = true;
+}
+
+/**
+ * flush_finish() - the shutdown flush is over (stored, or out of time): no
+ * batch leaves any more; those in flight still come back to
+ * flush_batch_done() and are folded back.
+ */
+void flush_finish(flush_t *f)
+{
+	f->finished = true;
+	f->want_flush = false;
+}
+
+/**
+ * flush_next() - the next thing to do after an event: resume the input, then
+ * submit batches, then pause the input, in the order the event asks for.
+ * @now_ms: the caller's clock (for the backoff).
+ * @b: filled for FLUSH_ACT_SUBMIT; the caller owns the batch until it hands
+ * it to flush_batch_done().
+ *
+ * Return: the action, FLUSH_ACT_NONE once there is nothing left to do.
+ */
+enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
+{
+	if (f->want_resume) {
+		f->want_resume = false;
+		if (f->paused) {
+			f->paused = false;
+			return FLUSH_ACT_RESUME;
+		}
+	}
+	if (f->want_flush) {
+		size_t keys = pending_keys(&f->pending);
+		if (keys && !f->finished && now_ms >= f->retry_at_ms &&
+		    (f->closing || f->n_batches < f->cfg.max_batches)) {
+			b->v = pending_take_batch(&f->pending, batch_cap_size(&f->cap, keys),
+						  &b->n, &b->n_results);
+			f->n_batches++;
+			f->inflight_keys += b->n;
+			f->inflight_results += b->n_results;
+			return FLUSH_ACT_SUBMIT;
+		}
+		f->want_flush = false;
+	}
+	if (f->want_pause_check) {
+		f->want_pause_check = false;
+		if (!f->paused && pending_keys(&f->pending) >= f->cfg.max_pending_keys) {
+			log_warn("reporter: %zu keys pending (max_pending_keys): not reading "
+				 "from agents until the database catches up",
+				 pending_keys(&f->pending));
+			f->paused = true;
+			return FLUSH_ACT_PAUSE;
+		}
+	}
+	if (f->want_behind_log) {
+		f->want_behind_log = false;
+		if (f->failing && now_ms - f->last_behind_log_ms >= FLUSH_BEHIND_LOG_MS)
+			flush_log_behind(f, now_ms, "still behind");
+	}
+	return FLUSH_ACT_NONE;
+}
