@@ -90,24 +90,26 @@ static int parse_group(const char *s, gid_t *gidp)
 	return 0;
 }
 
+/* A user's or group's name, else its number. */
+static const char *id_str(const char *name, unsigned id, char *buf, size_t cap)
+{
+	if (name)
+		snprintf(buf, cap, "%s", name);
+	else
+		snprintf(buf, cap, "%u", id);
+	return buf;
+}
+
 static const char *user_str(uid_t uid, char *buf, size_t cap)
 {
 	const struct passwd *p = getpwuid(uid);
-	if (p)
-		snprintf(buf, cap, "%s", p->pw_name);
-	else
-		snprintf(buf, cap, "%u", (unsigned)uid);
-	return buf;
+	return id_str(p ? p->pw_name : NULL, (unsigned)uid, buf, cap);
 }
 
 static const char *group_str(gid_t gid, char *buf, size_t cap)
 {
 	const struct group *g = getgrgid(gid);
-	if (g)
-		snprintf(buf, cap, "%s", g->gr_name);
-	else
-		snprintf(buf, cap, "%u", (unsigned)gid);
-	return buf;
+	return id_str(g ? g->gr_name : NULL, (unsigned)gid, buf, cap);
 }
 
 int cmd_admin_user(const args_t *a)
