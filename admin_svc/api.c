@@ -165,55 +165,54 @@ static json_t *host_json(const status_host_t *r, double fail_pct)
 	return h;
 }
 
+/* Text from the database as a JSON string (never NULL: our schema holds
+ * UTF-8, but a bad byte must not crash the console). */
+static json_t *text_json(const char *s)
+{
+	json_t *j = json_string(s);
+	return j ? j : json_string("?");
+}
+
+static json_t *route_health_json(const status_route_t *r)
+{
+	char when[STATUS_TIME_MAX];
+	json_t *o = json_object();
+	json_object_set_new(o, "modid", json_integer(r->modid));
+	json_object_set_new(o, "cmdid", json_integer(r->cmdid));
+	json_object_set_new(o, "mod_description", text_json(r->mod_description));
+	json_object_set_new(o, "description", text_json(r->description));
+	json_object_set_new(o, "hosts", json_integer(r->n_hosts));
+	json_object_set_new(o, "overloaded", json_integer(r->n_overloaded));
+	json_object_set_new(o, "failing", json_integer(r->n_failing));
+	json_object_set_new(o, "reporting", json_integer(r->n_reporting));
+	json_object_set_new(o, "version", r->has_change ? json_integer(r->version) : json_null());
+	json_object_set_new(o, "changed_at", r->has_change
+			    ? json_string(status_time_text(r->changed_at, 0, STATUS_TIME_ISO, when))
+			    : json_null());
+	return o;
+}
+
 static int work_overview(PGconn *conn, api_call_t *c)
 {
-	const char *p[4] = { c->max_age, c->fail_pct, c->limit, opt(c->modid) };
+	status_route_t *rows;
+	size_t n;
+	bool truncated;
+	status_filter_t f = route_filter(c);
+	if (status_routes(conn, f.modid, c->max_age_s, strtod(c->fail_pct, NULL),
+			  strtoul(c->limit, NULL, 10), &rows, &n, &truncated))
+		return -EIO;
 	json_t *o = json_object();
-	json_t *routes = query_rows(conn,
-		"WITH ids AS ("
-		"  SELECT modid, cmdid FROM cmdid_config WHERE $4::int IS NULL OR modid = $4::int"
-		"  UNION SELECT DISTINCT modid, cmdid FROM route_data"
-		"  WHERE $4::int IS NULL OR modid = $4::int"
-		"  ORDER BY 1, 2 LIMIT $3::int + 1),"
-		" st AS ("
-		"  SELECT h.modid, h.cmdid, h.ip, h.port, bool_or(h.overload) AS overload,"
-		"         sum(h.succ) AS succ, sum(h.err) AS err"
-		"  FROM host_status h JOIN ids USING (modid, cmdid)"
-		"  JOIN route_data r USING (modid, cmdid, ip, port)"
-		"  WHERE h.updated_at > now() - make_interval(secs => $1::int)"
-		"  GROUP BY 1, 2, 3, 4),"
-		" agg AS ("
-		"  SELECT modid, cmdid, count(*) AS reporting,"
-		"         count(*) FILTER (WHERE overload) AS overloaded,"
-		"         count(*) FILTER (WHERE err > 0 AND err * 100.0 > $2::float8 * (succ + err))"
-		"           AS failing"
-		"  FROM st GROUP BY 1, 2)"
-		" SELECT i.modid, i.cmdid, coalesce(m.description, '') AS mod_description,"
-		"        coalesce(c.description, '') AS description,"
-		"        (SELECT count(*) FROM route_data r"
-		"          WHERE r.modid = i.modid AND r.cmdid = i.cmdid) AS hosts,"
-		"        coalesce(a.overloaded, 0) AS overloaded, coalesce(a.failing, 0) AS failing,"
-		"        coalesce(a.reporting, 0) AS reporting, ch.version,"
-		"        " ISO("ch.changed_at") " AS changed_at"
-		" FROM ids i LEFT JOIN modid_config m USING (modid)"
-		" LEFT JOIN cmdid_config c USING (modid, cmdid)"
-		" LEFT JOIN agg a USING (modid, cmdid)"
-		" LEFT JOIN LATERAL (SELECT version, changed_at FROM route_change rc"
-		"   WHERE rc.modid = i.modid AND rc.cmdid = i.cmdid"
-		"   ORDER BY version DESC LIMIT 1) ch ON true"
-		" ORDER BY 1, 2",
-		4, p);
-	if (!routes || !query_merge_row(conn, o,
-			"SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
-			0, NULL)) {
-		json_decref(routes);
+	if (!query_merge_row(conn, o,
+			     "SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
+			     0, NULL)) {
+		status_routes_free(rows, n);
 		json_decref(o);
 		return -EIO;
 	}
-	size_t limit = strtoul(c->limit, NULL, 10);
-	bool truncated = json_array_size(routes) > limit;
-	if (truncated)
-		json_array_remove(routes, limit);
+	json_t *routes = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(routes, route_health_json(&rows[i]));
+	status_routes_free(rows, n);
 	json_object_set_new(o, "routes", routes);
 	json_object_set_new(o, "truncated", json_boolean(truncated));
 	c->out = o;

@@ -183,6 +183,109 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 }
 
 /**
+ * status_routes() - the health of each route.
+ * @conn: an open connection
+ * @modid: the routes of this modid, or -1 for all
+ * @max_age_s: count the reports received in the last @max_age_s seconds
+ * @fail_pct: a host fails when its error rate is over this (0..100)
+ * @limit: at most this many routes (at least 1)
+ * @rowsp: gets the rows, by modid and cmdid; the caller frees them with
+ *	status_routes_free()
+ * @n_rowsp: gets their number
+ * @truncatedp: gets whether there were more than @limit
+ *
+ * A route is any (modid, cmdid) with hosts or a description. Its counts are
+ * per host of the route: the sums over the host's callers are what is
+ * compared with @fail_pct, so one caller's errors are not two hosts.
+ * Return: 0, or -EIO (logged; outputs untouched).
+ */
+int status_routes(PGconn *conn, int32_t modid, int32_t max_age_s, double fail_pct, size_t limit,
+		  status_route_t **rowsp, size_t *n_rowsp, bool *truncatedp)
+{
+	char abuf[16], pbuf[32], lbuf[24], mbuf[16];
+	snprintf(abuf, sizeof(abuf), "%d", max_age_s);
+	snprintf(pbuf, sizeof(pbuf), "%.17g", fail_pct);
+	snprintf(lbuf, sizeof(lbuf), "%zu", limit);
+	snprintf(mbuf, sizeof(mbuf), "%d", modid);
+	const char *params[4] = { abuf, pbuf, lbuf, modid >= 0 ? mbuf : NULL };
+	PGresult *res = pg_exec(conn,
+		"WITH ids AS ("
+		"  SELECT modid, cmdid FROM cmdid_config WHERE $4::int IS NULL OR modid = $4::int"
+		"  UNION SELECT DISTINCT modid, cmdid FROM route_data"
+		"  WHERE $4::int IS NULL OR modid = $4::int"
+		"  ORDER BY 1, 2 LIMIT $3::int + 1),"
+		" st AS ("
+		"  SELECT h.modid, h.cmdid, h.ip, h.port, bool_or(h.overload) AS overload,"
+		"         sum(h.succ) AS succ, sum(h.err) AS err"
+		"  FROM host_status h JOIN ids USING (modid, cmdid)"
+		"  JOIN route_data r USING (modid, cmdid, ip, port)"
+		"  WHERE h.updated_at > now() - make_interval(secs => $1::int)"
+		"  GROUP BY 1, 2, 3, 4),"
+		" agg AS ("
+		"  SELECT modid, cmdid, count(*) AS reporting,"
+		"         count(*) FILTER (WHERE overload) AS overloaded,"
+		"         count(*) FILTER (WHERE err > 0 AND err * 100.0 > $2::float8 * (succ + err))"
+		"           AS failing"
+		"  FROM st GROUP BY 1, 2)"
+		" SELECT i.modid, i.cmdid, coalesce(m.description, ''), coalesce(c.description, ''),"
+		"        (SELECT count(*) FROM route_data r"
+		"          WHERE r.modid = i.modid AND r.cmdid = i.cmdid),"
+		"        coalesce(a.reporting, 0), coalesce(a.overloaded, 0), coalesce(a.failing, 0),"
+		"        ch.version, " UNIX_S("ch.changed_at")
+		" FROM ids i LEFT JOIN modid_config m USING (modid)"
+		" LEFT JOIN cmdid_config c USING (modid, cmdid)"
+		" LEFT JOIN agg a USING (modid, cmdid)"
+		" LEFT JOIN LATERAL (SELECT version, changed_at FROM route_change rc"
+		"   WHERE rc.modid = i.modid AND rc.cmdid = i.cmdid"
+		"   ORDER BY version DESC LIMIT 1) ch ON true"
+		" ORDER BY 1, 2",
+		4, params, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	size_t n = (size_t)PQntuples(res);
+	bool truncated = n > limit;
+	if (truncated)
+		n = limit;
+	status_route_t *rows = n ? xcalloc(n, sizeof(*rows)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		status_route_t *r = &rows[i];
+		int row = (int)i;
+		r->modid = col_i32(res, row, 0);
+		r->cmdid = col_i32(res, row, 1);
+		r->mod_description = xstrdup(PQgetvalue(res, row, 2));
+		r->description = xstrdup(PQgetvalue(res, row, 3));
+		r->n_hosts = col_i64(res, row, 4);
+		r->n_reporting = col_i64(res, row, 5);
+		r->n_overloaded = col_i64(res, row, 6);
+		r->n_failing = col_i64(res, row, 7);
+		r->has_change = !PQgetisnull(res, row, 8);
+		if (r->has_change) {
+			r->version = col_i64(res, row, 8);
+			r->changed_at = col_i64(res, row, 9);
+		}
+	}
+	*rowsp = rows;
+	*n_rowsp = n;
+	*truncatedp = truncated;
+	PQclear(res);
+	return 0;
+}
+
+/**
+ * status_routes_free() - free the rows of status_routes().
+ * @rows: the rows, or NULL
+ * @n_rows: their number
+ */
+void status_routes_free(status_route_t *rows, size_t n_rows)
+{
+	for (size_t i = 0; rows && i < n_rows; i++) {
+		free(rows[i].mod_description);
+		free(rows[i].description);
+	}
+	free(rows);
+}
+
+/**
  * status_history() - per-minute sums per route over the last minutes.
  * @conn: an open connection
  * @f: the routes (NULL: all)

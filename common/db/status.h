@@ -64,6 +64,24 @@ typedef struct status_host {
 	int64_t age_s;      /* whole seconds since then */
 } status_host_t;
 
+/** A route's health: how many of its hosts report, are overloaded, fail. */
+typedef struct status_route {
+	int32_t modid;
+	int32_t cmdid;
+	char *mod_description; /* "" when none */
+	char *description;     /* "" when none */
+	int64_t n_hosts;
+	/* Of the hosts with a report younger than the max age: their number,
+	 * those any caller says are overloaded, and those over the failing
+	 * error rate (summed over their callers). */
+	int64_t n_reporting;
+	int64_t n_overloaded;
+	int64_t n_failing;
+	bool has_change;    /* the change log has a row of it: */
+	int64_t version;    /* the route version of its last change */
+	int64_t changed_at; /* and its time, Unix seconds */
+} status_route_t;
+
 /** The sums of one route's counts in one minute (host_status_history). */
 typedef struct status_minute {
 	int64_t minute;       /* Unix seconds, the start of the minute */
@@ -82,6 +100,12 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 /** status_hosts() - the hosts of the routes @f names, with their recent status. */
 int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 		 status_host_t **rowsp, size_t *n_rowsp);
+
+/** status_routes() - the health of each route (of one modid, or all), in order, up to @limit. */
+int status_routes(PGconn *conn, int32_t modid, int32_t max_age_s, double fail_pct, size_t limit,
+		  status_route_t **rowsp, size_t *n_rowsp, bool *truncatedp);
+/** status_routes_free() - free what status_routes() gave (NULL is fine). */
+void status_routes_free(status_route_t *rows, size_t n_rows);
 
 /** status_history() - per-minute sums per route over the last @minutes. */
 int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
