@@ -3,7 +3,9 @@
 // common/db/route_write.c, as larsctl does), then one job on a PostgreSQL
 // worker thread runs the queries and builds the answer, which the loop
 // sends. Writes go through route_add/route_del/route_describe: the same
-// transaction as larsctl, so lars-dns pushes them the same way.
+// transaction as larsctl, so lars-dns pushes them the same way. The status
+// reads (overview health, a route's hosts, history) are common/db/status.c's,
+// the queries larsctl prints: this file only turns their rows into JSON.
 #include "admin.h"
 
 #include <errno.h>
@@ -34,7 +36,7 @@ struct api_call {
 	/* inputs, checked on the loop */
 	char modid[16], cmdid[16]; /* "" = not given */
 	char limit[16], before[24], minutes[16];
-	char max_age[16], fail_pct[32];
+	char fail_pct[32];
 	int32_t max_age_s;
 	route_entry_t entry;
 	bool add;
@@ -431,7 +433,6 @@ static api_call_t *api_call_new(admin_t *a, http_req_t *req, api_work_fn work)
 	c->req = req;
 	c->work = work;
 	c->max_age_s = a->cfg.status_max_age_s;
-	snprintf(c->max_age, sizeof(c->max_age), "%d", a->cfg.status_max_age_s);
 	snprintf(c->fail_pct, sizeof(c->fail_pct), "%.17g", a->cfg.fail_pct);
 	return c;
 }
