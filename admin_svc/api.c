@@ -3,7 +3,9 @@
 // common/db/route_write.c, as larsctl does), then one job on a PostgreSQL
 // worker thread runs the queries and builds the answer, which the loop
 // sends. Writes go through route_add/route_del/route_describe: the same
-// transaction as larsctl, so lars-dns pushes them the same way.
+// transaction as larsctl, so lars-dns pushes them the same way. The status
+// reads (overview health, a route's hosts, history) are common/db/status.c's,
+// the queries larsctl prints: this file only turns their rows into JSON.
 #include "admin.h"
 
 #include <errno.h>
@@ -13,6 +15,7 @@
 
 #include "log.h"
 #include "route_write.h"
+#include "status.h"
 #include "xalloc.h"
 
 /* timestamptz as ISO 8601 UTC text in SQL. */
@@ -33,7 +36,8 @@ struct api_call {
 	/* inputs, checked on the loop */
 	char modid[16], cmdid[16]; /* "" = not given */
 	char limit[16], before[24], minutes[16];
-	char max_age[16], fail_pct[32];
+	char fail_pct[32];
+	int32_t max_age_s;
 	route_entry_t entry;
 	bool add;
 	char *text;
@@ -123,55 +127,94 @@ static const char *opt(const char *s)
 
 /* ---- reads ---- */
 
+/* The route of a call (modid and cmdid checked on the loop; "" = any). */
+static status_filter_t route_filter(const api_call_t *c)
+{
+	status_filter_t f = { .modid = -1, .cmdid = -1 };
+	if (c->modid[0])
+		f.modid = (int32_t)strtol(c->modid, NULL, 10);
+	if (c->cmdid[0])
+		f.cmdid = (int32_t)strtol(c->cmdid, NULL, 10);
+	return f;
+}
+
+/* A host of the route page: where it is, and its status (null when no
+ * caller reported within the max age). */
+static json_t *host_json(const status_host_t *r, double fail_pct)
+{
+	char when[STATUS_TIME_MAX];
+	json_t *h = json_object();
+	json_object_set_new(h, "ip", json_string(r->ip));
+	json_object_set_new(h, "port", json_integer(r->port));
+	json_object_set_new(h, "added_at",
+			    json_string(status_time_text(r->added_at, 0, STATUS_TIME_ISO, when)));
+	if (r->n_callers == 0) {
+		json_object_set_new(h, "status", json_null());
+		return h;
+	}
+	double pct = r->succ + r->err ? 100.0 * (double)r->err / (double)(r->succ + r->err) : 0;
+	json_t *st = json_object();
+	json_object_set_new(st, "succ", json_integer(r->succ));
+	json_object_set_new(st, "err", json_integer(r->err));
+	json_object_set_new(st, "err_pct", json_real(pct));
+	json_object_set_new(st, "overload", json_boolean(r->overload));
+	json_object_set_new(st, "failing", json_boolean(r->err > 0 && pct > fail_pct));
+	json_object_set_new(st, "callers", json_integer(r->n_callers));
+	json_object_set_new(st, "age_s", json_integer(r->age_s));
+	json_object_set_new(st, "updated_at",
+			    json_string(status_time_text(r->updated_at, 0, STATUS_TIME_ISO, when)));
+	json_object_set_new(h, "status", st);
+	return h;
+}
+
+/* Text from the database as a JSON string (never NULL: our schema holds
+ * UTF-8, but a bad byte must not crash the console). */
+static json_t *text_json(const char *s)
+{
+	json_t *j = json_string(s);
+	return j ? j : json_string("?");
+}
+
+static json_t *route_health_json(const status_route_t *r)
+{
+	char when[STATUS_TIME_MAX];
+	json_t *o = json_object();
+	json_object_set_new(o, "modid", json_integer(r->modid));
+	json_object_set_new(o, "cmdid", json_integer(r->cmdid));
+	json_object_set_new(o, "mod_description", text_json(r->mod_description));
+	json_object_set_new(o, "description", text_json(r->description));
+	json_object_set_new(o, "hosts", json_integer(r->n_hosts));
+	json_object_set_new(o, "overloaded", json_integer(r->n_overloaded));
+	json_object_set_new(o, "failing", json_integer(r->n_failing));
+	json_object_set_new(o, "reporting", json_integer(r->n_reporting));
+	json_object_set_new(o, "version", r->has_change ? json_integer(r->version) : json_null());
+	json_object_set_new(o, "changed_at", r->has_change
+			    ? json_string(status_time_text(r->changed_at, 0, STATUS_TIME_ISO, when))
+			    : json_null());
+	return o;
+}
+
 static int work_overview(PGconn *conn, api_call_t *c)
 {
-	const char *p[4] = { c->max_age, c->fail_pct, c->limit, opt(c->modid) };
+	status_route_t *rows;
+	size_t n;
+	bool truncated;
+	status_filter_t f = route_filter(c);
+	if (status_routes(conn, f.modid, c->max_age_s, strtod(c->fail_pct, NULL),
+			  strtoul(c->limit, NULL, 10), &rows, &n, &truncated))
+		return -EIO;
 	json_t *o = json_object();
-	json_t *routes = query_rows(conn,
-		"WITH ids AS ("
-		"  SELECT modid, cmdid FROM cmdid_config WHERE $4::int IS NULL OR modid = $4::int"
-		"  UNION SELECT DISTINCT modid, cmdid FROM route_data"
-		"  WHERE $4::int IS NULL OR modid = $4::int"
-		"  ORDER BY 1, 2 LIMIT $3::int + 1),"
-		" st AS ("
-		"  SELECT h.modid, h.cmdid, h.ip, h.port, bool_or(h.overload) AS overload,"
-		"         sum(h.succ) AS succ, sum(h.err) AS err"
-		"  FROM host_status h JOIN ids USING (modid, cmdid)"
-		"  JOIN route_data r USING (modid, cmdid, ip, port)"
-		"  WHERE h.updated_at > now() - make_interval(secs => $1::int)"
-		"  GROUP BY 1, 2, 3, 4),"
-		" agg AS ("
-		"  SELECT modid, cmdid, count(*) AS reporting,"
-		"         count(*) FILTER (WHERE overload) AS overloaded,"
-		"         count(*) FILTER (WHERE err > 0 AND err * 100.0 > $2::float8 * (succ + err))"
-		"           AS failing"
-		"  FROM st GROUP BY 1, 2)"
-		" SELECT i.modid, i.cmdid, coalesce(m.description, '') AS mod_description,"
-		"        coalesce(c.description, '') AS description,"
-		"        (SELECT count(*) FROM route_data r"
-		"          WHERE r.modid = i.modid AND r.cmdid = i.cmdid) AS hosts,"
-		"        coalesce(a.overloaded, 0) AS overloaded, coalesce(a.failing, 0) AS failing,"
-		"        coalesce(a.reporting, 0) AS reporting, ch.version,"
-		"        " ISO("ch.changed_at") " AS changed_at"
-		" FROM ids i LEFT JOIN modid_config m USING (modid)"
-		" LEFT JOIN cmdid_config c USING (modid, cmdid)"
-		" LEFT JOIN agg a USING (modid, cmdid)"
-		" LEFT JOIN LATERAL (SELECT version, changed_at FROM route_change rc"
-		"   WHERE rc.modid = i.modid AND rc.cmdid = i.cmdid"
-		"   ORDER BY version DESC LIMIT 1) ch ON true"
-		" ORDER BY 1, 2",
-		4, p);
-	if (!routes || !query_merge_row(conn, o,
-			"SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
-			0, NULL)) {
-		json_decref(routes);
+	if (!query_merge_row(conn, o,
+			     "SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
+			     0, NULL)) {
+		status_routes_free(rows, n);
 		json_decref(o);
 		return -EIO;
 	}
-	size_t limit = strtoul(c->limit, NULL, 10);
-	bool truncated = json_array_size(routes) > limit;
-	if (truncated)
-		json_array_remove(routes, limit);
+	json_t *routes = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(routes, route_health_json(&rows[i]));
+	status_routes_free(rows, n);
 	json_object_set_new(o, "routes", routes);
 	json_object_set_new(o, "truncated", json_boolean(truncated));
 	c->out = o;
@@ -180,7 +223,7 @@ static int work_overview(PGconn *conn, api_call_t *c)
 
 static int work_route(PGconn *conn, api_call_t *c)
 {
-	const char *p[4] = { c->modid, c->cmdid, c->max_age, c->fail_pct };
+	const char *p[2] = { c->modid, c->cmdid };
 	PGresult *res = pg_exec(conn,
 		"SELECT $1::int AS modid, $2::int AS cmdid,"
 		"  (SELECT description FROM modid_config WHERE modid = $1::int) AS mod_description,"
@@ -207,54 +250,18 @@ static int work_route(PGconn *conn, api_call_t *c)
 		json_object_set_new(o, "description", json_string(""));
 	if (json_is_null(json_object_get(o, "mod_description")))
 		json_object_set_new(o, "mod_description", json_string(""));
-	res = pg_exec(conn,
-		"SELECT host(r.ip) AS ip, r.port, " ISO("r.created_at") " AS added_at,"
-		"  s.succ, s.err, s.overload, s.callers,"
-		"  floor(extract(epoch FROM now() - s.updated_at))::bigint AS age_s,"
-		"  " ISO("s.updated_at") " AS updated_at"
-		" FROM route_data r LEFT JOIN LATERAL ("
-		"   SELECT sum(h.succ)::bigint AS succ, sum(h.err)::bigint AS err,"
-		"          bool_or(h.overload) AS overload, count(*) AS callers,"
-		"          max(h.updated_at) AS updated_at"
-		"   FROM host_status h WHERE h.modid = r.modid AND h.cmdid = r.cmdid"
-		"   AND h.ip = r.ip AND h.port = r.port"
-		"   AND h.updated_at > now() - make_interval(secs => $3::int)) s ON true"
-		" WHERE r.modid = $1::int AND r.cmdid = $2::int ORDER BY r.ip, r.port",
-		3, p, PGRES_TUPLES_OK);
-	if (!res) {
+	status_host_t *rows;
+	size_t n;
+	status_filter_t f = route_filter(c);
+	if (status_hosts(conn, &f, c->max_age_s, &rows, &n)) {
 		json_decref(o);
 		return -EIO;
 	}
 	double fail_pct = strtod(c->fail_pct, NULL);
 	json_t *hosts = json_array();
-	for (int i = 0; i < PQntuples(res); i++) {
-		json_t *row = row_json(res, i);
-		json_t *h = json_object();
-		json_object_set(h, "ip", json_object_get(row, "ip"));
-		json_object_set(h, "port", json_object_get(row, "port"));
-		json_object_set(h, "added_at", json_object_get(row, "added_at"));
-		json_int_t callers = json_integer_value(json_object_get(row, "callers"));
-		if (callers == 0) {
-			json_object_set_new(h, "status", json_null());
-		} else {
-			json_int_t succ = json_integer_value(json_object_get(row, "succ"));
-			json_int_t err = json_integer_value(json_object_get(row, "err"));
-			double pct = succ + err ? 100.0 * (double)err / (double)(succ + err) : 0;
-			json_t *st = json_object();
-			json_object_set_new(st, "succ", json_integer(succ));
-			json_object_set_new(st, "err", json_integer(err));
-			json_object_set_new(st, "err_pct", json_real(pct));
-			json_object_set(st, "overload", json_object_get(row, "overload"));
-			json_object_set_new(st, "failing", json_boolean(err > 0 && pct > fail_pct));
-			json_object_set_new(st, "callers", json_integer(callers));
-			json_object_set(st, "age_s", json_object_get(row, "age_s"));
-			json_object_set(st, "updated_at", json_object_get(row, "updated_at"));
-			json_object_set_new(h, "status", st);
-		}
-		json_decref(row);
-		json_array_append_new(hosts, h);
-	}
-	PQclear(res);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(hosts, host_json(&rows[i], fail_pct));
+	free(rows);
 	json_object_set_new(o, "hosts", hosts);
 	c->out = o;
 	return 0;
@@ -262,21 +269,37 @@ static int work_route(PGconn *conn, api_call_t *c)
 
 static int work_history(PGconn *conn, api_call_t *c)
 {
-	const char *p[3] = { c->modid, c->cmdid, c->minutes };
-	json_t *rows = query_rows(conn,
-		"SELECT " ISO("g.minute") " AS minute,"
-		"  coalesce(sum(h.succ), 0)::bigint AS succ, coalesce(sum(h.err), 0)::bigint AS err"
-		" FROM generate_series(date_trunc('minute', now())"
-		"     - make_interval(mins => $3::int - 1),"
-		"   date_trunc('minute', now()), interval '1 minute') g(minute)"
-		" LEFT JOIN host_status_history h ON h.minute = g.minute"
-		"   AND h.modid = $1::int AND h.cmdid = $2::int"
-		" GROUP BY g.minute ORDER BY g.minute",
-		3, p);
-	if (!rows)
+	status_minute_t *rows;
+	size_t n;
+	int64_t first;
+	int32_t minutes = (int32_t)strtol(c->minutes, NULL, 10);
+	status_filter_t f = route_filter(c);
+	if (status_history(conn, &f, minutes, &first, &rows, &n))
 		return -EIO;
+	/* Every minute of the window, 0 where nothing was reported (and
+	 * nothing of the minutes after it: an agent's clock ahead). */
+	json_t *arr = json_array();
+	size_t j = 0;
+	for (int32_t i = 0; i < minutes; i++) {
+		int64_t minute = first + 60 * (int64_t)i;
+		int64_t succ = 0, err = 0;
+		for (; j < n && rows[j].minute <= minute; j++) {
+			if (rows[j].minute == minute) {
+				succ += rows[j].succ;
+				err += rows[j].err;
+			}
+		}
+		char when[STATUS_TIME_MAX];
+		json_t *m = json_object();
+		json_object_set_new(m, "minute", json_string(status_time_text(minute, 0, STATUS_TIME_ISO,
+									     when)));
+		json_object_set_new(m, "succ", json_integer(succ));
+		json_object_set_new(m, "err", json_integer(err));
+		json_array_append_new(arr, m);
+	}
+	free(rows);
 	c->out = json_object();
-	json_object_set_new(c->out, "minutes", rows);
+	json_object_set_new(c->out, "minutes", arr);
 	return 0;
 }
 
@@ -409,7 +432,7 @@ static api_call_t *api_call_new(admin_t *a, http_req_t *req, api_work_fn work)
 	c->a = a;
 	c->req = req;
 	c->work = work;
-	snprintf(c->max_age, sizeof(c->max_age), "%d", a->cfg.status_max_age_s);
+	c->max_age_s = a->cfg.status_max_age_s;
 	snprintf(c->fail_pct, sizeof(c->fail_pct), "%.17g", a->cfg.fail_pct);
 	return c;
 }

@@ -181,6 +181,40 @@ got=$(call GET '/api/history?modid=5&cmdid=1&minutes=2')
 # between the insert and the query.)
 [[ $got == *'"succ":7,"err":3}'* ]] || fail "history sums: $got"
 [ "$(grep -o '"minute"' <<<"$got" | wc -l)" = 2 ] || fail "history minutes: $got"
+# larsctl and the console read these tables through the same queries
+# (common/db/status.c): for the same rows they show the same numbers. More
+# rows first: a minute before, another caller.
+q "INSERT INTO host_status_history VALUES
+ (date_trunc('minute', now()) - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.2', 11, 0),
+ (date_trunc('minute', now()), 5, 1, '127.0.0.1', 9001, '10.0.0.2', 5, 5)" >/dev/null
+cli_status=$("$LARSCTL" status 5 1) || fail "larsctl status exited $?"
+api_route=$(call GET '/api/route?modid=5&cmdid=1')
+cli_hist=$(PGTZ=UTC "$LARSCTL" status --history 3 5 1) || fail "larsctl status --history exited $?"
+api_hist=$(call GET '/api/history?modid=5&cmdid=1&minutes=3')
+same=$(/usr/bin/python3 - "$cli_status" "${api_route#200 }" "$cli_hist" "${api_hist#200 }" <<'PY'
+import json, sys
+status, route, hist, api_hist = sys.argv[1:]
+cli = {}  # host -> [succ, err, callers], summed over larsctl's caller rows
+for line in status.splitlines()[1:]:
+    f = line.split()
+    h = cli.setdefault(f[2], [0, 0, 0])
+    h[0] += int(f[4]); h[1] += int(f[5]); h[2] += 1
+api = {"%s:%d" % (h["ip"], h["port"]): [h["status"]["succ"], h["status"]["err"], h["status"]["callers"]]
+       for h in json.loads(route)["hosts"] if h["status"]}
+cli_m = {}  # minute -> (succ, err)
+for line in hist.splitlines()[1:]:
+    f = line.split()
+    cli_m["%sT%s:00Z" % (f[0], f[1])] = (int(f[4]), int(f[5]))
+api_m = {m["minute"]: (m["succ"], m["err"]) for m in json.loads(api_hist)["minutes"] if m["succ"] or m["err"]}
+if cli != api or not cli:
+    print("status: larsctl %s, console %s" % (cli, api))
+elif cli_m != api_m or len(cli_m) < 2:
+    print("history: larsctl %s, console %s" % (cli_m, api_m))
+else:
+    print("same")
+PY
+)
+[ "$same" = same ] || fail "larsctl and the console differ: $same"
 
 # ---- a write, pushed by lars-dns to a subscriber ----
 "$WATCH" --port "$(ready_port dns tcp)" --count 3 --timeout 30 5 1 >"$TMP/watch.out" 2>"$TMP/watch.err" &

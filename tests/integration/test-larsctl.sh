@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # larsctl against a real PostgreSQL: migrations once, route add/del/list with
 # the version, change log and description rows they imply, duplicate adds,
-# and bad input that must exit 2 with one line on stderr and change nothing.
+# and bad input that must exit 2 with one line on stderr and change nothing;
+# status and status --history, column for column.
 set -euo pipefail
 LARSCTL=$1
 . "$(dirname "$0")/../lib/pg-testdb.sh"
@@ -139,7 +140,59 @@ done
 [ "$("$LARSCTL" describe 1 1)" = "$evil" ] || fail "a refused description changed the stored one"
 "$LARSCTL" describe 1 1 --text $'caf\xc3\xa9 \xe2\x80\x8e tab\tok' || fail "describe with UTF-8 text exited $?"
 
-for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help"; do
+# ---- status and status --history: the columns scripts read ----
+# (common/db/status.c runs the queries; the console runs the same ones, see
+# test-admin.sh.) A report dated ahead of the database's clock is 0 s old;
+# ERR% is SQL's round(x, 1): 3 of 2000 is 0.15 %, shown as 0.2; no calls "-".
+q "INSERT INTO host_status VALUES
+ (20, 1, '10.0.0.1', 80, '10.9.0.1', 1997, 3, true, now() + interval '1 hour', now()),
+ (20, 1, '10.0.0.1', 80, '10.9.0.2', 0, 0, false, now() + interval '1 hour', now()),
+ (20, 2, '10.0.0.2', 8080, '::1', 4611686018427387903, 1, false, now() + interval '1 hour', now()),
+ (21, 1, '10.0.0.3', 1, '10.9.0.1', 1, 2, false, now() - interval '2 days', now())" >/dev/null
+want_status=$(cat <<'EOT'
+MODID      CMDID      HOST                  CALLER                SUCC        ERR   ERR% OVERLOAD AGE
+20         1          10.0.0.1:80           10.9.0.1              1997          3    0.2 yes      0s
+20         1          10.0.0.1:80           10.9.0.2                 0          0      - no       0s
+20         2          10.0.0.2:8080         ::1             4611686018427387903          1    0.0 no       0s
+EOT
+)
+out=$("$LARSCTL" status 20) || fail "status 20 exited $?"
+[ "$out" = "$want_status" ] || fail "status 20:"$'\n'"$out"$'\n'"want:"$'\n'"$want_status"
+out=$("$LARSCTL" status 20 2) || fail "status 20 2 exited $?"
+[ "$out" = "$(sed -n '1p;4p' <<<"$want_status")" ] || fail "status 20 2: $out"
+age=$("$LARSCTL" status 21 | awk 'NR == 2 {print $NF}')
+[[ $age =~ ^[0-9]+s$ ]] && [ "${age%s}" -ge 172800 ] && [ "${age%s}" -lt 173000 ] || fail "status age: $age"
+[ "$("$LARSCTL" status 22)" = "$(head -n 1 <<<"$want_status")" ] || fail "status of a route without reports"
+# History: per-minute sums per route, the minute in the session's time zone
+# (PGTZ here: +05:30 shows that it is not UTC's); 3 of 2002 is 0.1 %.
+q "INSERT INTO host_status_history VALUES
+ (date_trunc('minute', now()) - interval '2 min', 20, 1, '10.0.0.1', 80, '10.9.0.1', 1000, 1),
+ (date_trunc('minute', now()) - interval '2 min', 20, 1, '10.0.0.1', 80, '10.9.0.2', 999, 2),
+ (date_trunc('minute', now()) - interval '2 min', 20, 2, '10.0.0.2', 8080, '::1', 0, 0),
+ (date_trunc('minute', now()) - interval '1 min', 20, 1, '10.0.0.1', 80, '10.9.0.1', 1, 1),
+ (date_trunc('minute', now()) - interval '90 min', 20, 1, '10.0.0.1', 80, '10.9.0.1', 5, 5)" >/dev/null
+m2=$(PGTZ=Asia/Kolkata q "SELECT to_char(min(minute), 'YYYY-MM-DD HH24:MI') FROM host_status_history WHERE modid = 20 AND succ = 1000")
+m1=$(PGTZ=Asia/Kolkata q "SELECT to_char(minute, 'YYYY-MM-DD HH24:MI') FROM host_status_history WHERE modid = 20 AND succ = 1")
+m90=$(PGTZ=Asia/Kolkata q "SELECT to_char(minute, 'YYYY-MM-DD HH24:MI') FROM host_status_history WHERE modid = 20 AND succ = 5")
+want_hist=$(printf '%-17s %-10s %-10s %12s %12s %6s\n' MINUTE MODID CMDID SUCC ERR 'ERR%' \
+	"$m2" 20 1 1999 3 0.1 "$m2" 20 2 0 0 - "$m1" 20 1 1 1 50.0)
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 20) || fail "status --history exited $?"
+[ "$out" = "$want_hist" ] || fail "status --history 5 20:"$'\n'"$out"$'\n'"want:"$'\n'"$want_hist"
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history=100 20 1)
+[ "$(sed -n 2p <<<"$out")" = "$(printf '%-17s %-10s %-10s %12s %12s %6s' "$m90" 20 1 5 5 50.0)" ] ||
+	fail "status --history 100 20 1: $out"
+[ "$(wc -l <<<"$out")" = 4 ] || fail "status --history 100 20 1 rows: $out"
+for c in "status --history 0" "status --history 525601" "status --history x" "status --history" \
+	 "status 20 1 2" "status x"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+[ "$(PGTZ=UTC "$LARSCTL" status --history 525600 | wc -l)" = 5 ] || fail "status --history 525600"
+
+for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
+	 "status --help"; do
 	# shellcheck disable=SC2086
 	"$LARSCTL" $c >/dev/null || fail "'$c' exited $?"
 done
@@ -148,6 +201,12 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 1 ] || fail "unreachable database exited $rc, want 1"
+for c in "status" "status --history 5"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" --db "host=127.0.0.1 port=1 connect_timeout=2" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 1 ] && [[ $err == *"cannot connect to PostgreSQL"* ]] || fail "unreachable database, $c: $rc $err"
+done
 
 [ "$fails" = 0 ] || exit 1
 echo "larsctl: all checks passed"

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// Call statistics read back from PostgreSQL: what lars-reporter stored in
+// host_status and host_status_history, as plain rows for larsctl (text)
+// and lars-admin (JSON). Synchronous on a PGconn, like the rest of common/db.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+/* Room for host(inet) text: an IPv6 address with an embedded IPv4 one. */
+#define STATUS_ADDR_MAX 46
+/* The longest minute window status_history() takes (larsctl's limit). */
+#define STATUS_HISTORY_MINUTES_MAX 525600
+
+/* The error rate 100 * err / (succ + err) in tenths of a percent, rounded
+ * half away from zero as SQL's round(x, 1) does it (the columns larsctl
+ * prints): 0..1000, or -1 when there were no calls. */
+#define STATUS_ERR_TENTHS_NONE (-1)
+
+/* status_time_text() layouts, and room for any (years of any int). */
+#define STATUS_TIME_MAX 80
+enum status_time_layout {
+	STATUS_TIME_MINUTE, /* "YYYY-MM-DD HH:MM" */
+	STATUS_TIME_ISO,    /* "YYYY-MM-DDTHH:MM:SSZ" (offset 0) */
+};
+
+/** Which routes: an id, or -1 for any. */
+typedef struct status_filter {
+	int32_t modid;
+	int32_t cmdid;
+} status_filter_t;
+
+/** The latest report of one caller about one host (a host_status row). */
+typedef struct status_caller {
+	int32_t modid;
+	int32_t cmdid;
+	char ip[STATUS_ADDR_MAX];
+	int32_t port;
+	char caller[STATUS_ADDR_MAX]; /* the reporting agent's machine */
+	int64_t succ;
+	int64_t err;
+	int32_t err_tenths; /* the error rate, see STATUS_ERR_TENTHS_NONE */
+	bool overload;
+	int64_t age_s; /* since the agent's time of the report, at least 0 */
+} status_caller_t;
+
+/** A host of a route, with what its callers reported recently. */
+typedef struct status_host {
+	int32_t modid;
+	int32_t cmdid;
+	char ip[STATUS_ADDR_MAX];
+	int32_t port;
+	int64_t added_at; /* Unix seconds */
+	/* Over the callers whose report is younger than the max age; with
+	 * n_callers 0 the rest is 0 and false. */
+	int64_t n_callers;
+	int64_t succ;
+	int64_t err;
+	bool overload;      /* any of them */
+	int64_t updated_at; /* the newest of them, Unix seconds (rounded down) */
+	int64_t age_s;      /* whole seconds since then */
+} status_host_t;
+
+/** A route's health: how many of its hosts report, are overloaded, fail. */
+typedef struct status_route {
+	int32_t modid;
+	int32_t cmdid;
+	char *mod_description; /* "" when none */
+	char *description;     /* "" when none */
+	int64_t n_hosts;
+	/* Of the hosts with a report younger than the max age: their number,
+	 * those any caller says are overloaded, and those over the failing
+	 * error rate (summed over their callers). */
+	int64_t n_reporting;
+	int64_t n_overloaded;
+	int64_t n_failing;
+	bool has_change;    /* the change log has a row of it: */
+	int64_t version;    /* the route version of its last change */
+	int64_t changed_at; /* and its time, Unix seconds */
+} status_route_t;
+
+/** The sums of one route's counts in one minute (host_status_history). */
+typedef struct status_minute {
+	int64_t minute;       /* Unix seconds, the start of the minute */
+	int32_t utc_offset_s; /* of the session's time zone at @minute */
+	int32_t modid;
+	int32_t cmdid;
+	int64_t succ;
+	int64_t err;
+	int32_t err_tenths; /* the error rate, see STATUS_ERR_TENTHS_NONE */
+} status_minute_t;
+
+/** status_callers() - the latest status per host and caller of the routes @f names. */
+int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **rowsp,
+		   size_t *n_rowsp);
+
+/** status_hosts() - the hosts of the routes @f names, with their recent status. */
+int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
+		 status_host_t **rowsp, size_t *n_rowsp);
+
+/** status_routes() - the health of each route (of one modid, or all), in order, up to @limit. */
+int status_routes(PGconn *conn, int32_t modid, int32_t max_age_s, double fail_pct, size_t limit,
+		  status_route_t **rowsp, size_t *n_rowsp, bool *truncatedp);
+/** status_routes_free() - free what status_routes() gave (NULL is fine). */
+void status_routes_free(status_route_t *rows, size_t n_rows);
+
+/** status_history() - per-minute sums per route over the last @minutes. */
+int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
+		   int64_t *firstp, status_minute_t **rowsp, size_t *n_rowsp);
+
+/** status_time_text() - @unix_s shifted by @offset_s, as text in @layout. */
+const char *status_time_text(int64_t unix_s, int32_t offset_s, enum status_time_layout layout,
+			     char out[STATUS_TIME_MAX]);

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+// larsctl: what main.c and the command files (routes.c, status.c, users.c)
+// share: the parsed arguments, the exit codes and the helpers every command
+// uses to refuse input and to connect.
+#pragma once
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "status.h"
+
+/* The exit codes are a contract (scripts test them): 0 done, 1 database
+ * (or users file) failure, 2 bad input or usage. */
+enum { EXIT_OK = 0, EXIT_DB = 1, EXIT_USAGE = 2 };
+
+/* The command line: options wherever they are, and the words in order. */
+typedef struct args {
+	const char *db;
+	const char *users_file; /* --users-file FILE */
+	const char *history;    /* --history MINUTES */
+	const char *text;       /* --text TEXT */
+	const char *group;      /* --group GROUP (admin-user add, a new file) */
+	bool force;             /* --force (admin-user add: a short password) */
+	bool help;
+	int argc;
+	char *argv[16];
+} args_t;
+
+/** larsctl_usage_error() - bad input: one line on stderr; returns EXIT_USAGE. */
+__attribute__((format(printf, 2, 3)))
+int larsctl_usage_error(const char *cmd, const char *fmt, ...);
+
+/** larsctl_connect() - the database of --db (else PG*), or NULL (logged). */
+PGconn *larsctl_connect(const char *db);
+
+/** larsctl_parse_filter() - optional MODID [CMDID] from argv[@first..]: 0 or EXIT_USAGE. */
+int larsctl_parse_filter(const args_t *a, int first, const char *cmd, status_filter_t *f);
+
+/* The commands (each returns the exit code). */
+int cmd_migrate(const args_t *a);   /* routes.c */
+int cmd_route(const args_t *a);     /* routes.c */
+int cmd_describe(const args_t *a);  /* routes.c */
+int cmd_status(const args_t *a);    /* status.c */
+int cmd_admin_user(const args_t *a); /* users.c */
