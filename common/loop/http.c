@@ -463,6 +463,15 @@ static int http_listen(const http_server_t *s, const struct sockaddr_storage *ad
 	return 0;
 }
 
+/**
+ * http_server_start() - listen on @opts->ip:@opts->port and serve from @loop.
+ * @loop: the loop every handler runs on.
+ * @opts: copied; @opts->headers must outlive the server.
+ * @outp: gets the server, only on success.
+ *
+ * Return: 0, or a negative errno (logged). On failure nothing is left but
+ * the handles the loop frees in their close callbacks.
+ */
 int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **outp)
 {
 	struct sockaddr_storage addr;
