@@ -169,9 +169,20 @@ bool admin_host_ok(const admin_t *a, const char *host)
 	return strcmp(name, "localhost") == 0 && net_is_loopback(a->cfg.ip);
 }
 
-int admin_parse_names(admin_t *a, const char *list, const char **whyp)
+static void names_free(char **names, size_t n)
 {
-	admin_free_names(a);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* [admin] server_names: comma-separated host names or IP addresses (no
+ * ports). Return: 0 and the lower-cased list in *namesp / *np, or -EINVAL
+ * with *@whyp set (and nothing allocated). */
+static int names_parse(const char *list, char ***namesp, size_t *np, const char **whyp)
+{
+	char **names = NULL;
+	size_t n_names = 0;
 	const char *p = list;
 	while (*p) {
 		while (*p == ' ' || *p == '\t' || *p == ',')
@@ -182,7 +193,7 @@ int admin_parse_names(admin_t *a, const char *list, const char **whyp)
 		char name[256];
 		if (n >= sizeof(name)) {
 			*whyp = "a name in [admin] server_names is over 255 characters";
-			admin_free_names(a);
+			names_free(names, n_names);
 			return -EINVAL;
 		}
 		memcpy(name, p, n);
@@ -201,25 +212,59 @@ int admin_parse_names(admin_t *a, const char *list, const char **whyp)
 		if (!ok) {
 			*whyp = "[admin] server_names takes host names or IP addresses, "
 				"comma-separated, without ports";
-			admin_free_names(a);
+			names_free(names, n_names);
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < n; i++)
 			if (name[i] >= 'A' && name[i] <= 'Z')
 				name[i] = (char)(name[i] + 32);
-		a->names = xrealloc(a->names, (a->n_names + 1) * sizeof(*a->names));
-		a->names[a->n_names++] = xstrdup(name);
+		names = xrealloc(names, (n_names + 1) * sizeof(*names));
+		names[n_names++] = xstrdup(name);
 	}
+	*namesp = names;
+	*np = n_names;
 	return 0;
 }
 
-void admin_free_names(admin_t *a)
+/**
+ * admin_check_cfg() - the checks of an [admin] section after loading.
+ * @cfg: the loaded configuration.
+ * @path: its file, for the log lines.
+ *
+ * Without a users file anyone who reaches the port may change routes, so
+ * only this machine may then; the reserve must leave room; the realm goes
+ * into a quoted header; server_names must parse.
+ * Return: 0, or -EINVAL after logging why.
+ */
+int admin_check_cfg(const admin_cfg_t *cfg, const char *path)
 {
-	for (size_t i = 0; i < a->n_names; i++)
-		free(a->names[i]);
-	free(a->names);
-	a->names = NULL;
-	a->n_names = 0;
+	if (!cfg->users_file[0] && !net_is_loopback(cfg->ip)) {
+		log_error("%s: [admin] ip = %s is not a loopback address: set [admin] users_file "
+			  "(larsctl admin-user add NAME) before serving other machines",
+			  path, cfg->ip);
+		return -EINVAL;
+	}
+	if (cfg->reserve_conns >= cfg->max_conns) {
+		log_error("%s: [admin] reserve_conns = %d must be below max_conns = %d", path,
+			  cfg->reserve_conns, cfg->max_conns);
+		return -EINVAL;
+	}
+	for (const char *p = cfg->realm; *p; p++) {
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+			log_error("%s: [admin] realm may not hold quotes, backslashes or control "
+				  "characters", path);
+			return -EINVAL;
+		}
+	}
+	char **names;
+	size_t n;
+	const char *why;
+	if (names_parse(cfg->server_names, &names, &n, &why)) {
+		log_error("%s: %s", path, why);
+		return -EINVAL;
+	}
+	names_free(names, n);
+	return 0;
 }
 
 static void admin_handle(http_req_t *req, void *arg)
@@ -254,10 +299,46 @@ static void admin_handle(http_req_t *req, void *arg)
 		admin_route(a, req);
 }
 
-int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
+static void admin_free(admin_t *a)
 {
+	auth_free(a->auth);
+	assets_free(a->assets);
+	names_free(a->names, a->n_names);
+	free(a);
+}
+
+/* Every request is answered (so no database job or password check can call
+ * back any more): the console may go. */
+static void admin_on_http_closed(void *arg)
+{
+	admin_free(arg);
+}
+
+/**
+ * admin_new() - the console: pages, users, database workers, HTTP server.
+ * @loop: the service's loop.
+ * @svc: the service (unused: every service part is made the same way).
+ * @cfg: the checked configuration (admin_check_cfg()); copied.
+ * @m: the registry for the console's counters.
+ * @on_ready: called with @user and "http=PORT" once listening.
+ * @user: for @on_ready.
+ * @outp: gets the console, only on success.
+ *
+ * Return: 0, or a negative errno (logged; everything made is undone).
+ */
+int admin_new(uv_loop_t *loop, service_t *svc, const admin_cfg_t *cfg, metrics_t *m,
+	      void (*on_ready)(void *user, const char *ports), void *user, admin_t **outp)
+{
+	(void)svc;
+	admin_t *a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
-	a->svc = svc;
+	a->cfg = *cfg;
+	const char *why;
+	int r = names_parse(cfg->server_names, &a->names, &a->n_names, &why);
+	if (r) {
+		log_error("admin: %s", why);
+		goto fail;
+	}
 	/* Objects are built on the database threads: seed jansson's hash
 	 * function once, here, before any of them runs. */
 	json_object_seed(0);
@@ -278,13 +359,13 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 	a->c_db_errors = metrics_counter(m, "lars_admin_db_errors_total",
 					 "Requests that failed in the database");
 
-	int r = assets_load(a->cfg.assets_dir, &a->assets);
+	r = assets_load(a->cfg.assets_dir, &a->assets);
 	if (r)
-		return r;
+		goto fail;
 	if (a->cfg.users_file[0]) {
 		r = auth_new(loop, a->cfg.users_file, &a->auth);
 		if (r)
-			return r;
+			goto fail;
 	} else {
 		log_warn("admin: no [admin] users_file: anyone on this machine may change routes");
 	}
@@ -294,7 +375,7 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 				.statement_timeout_ms = 30000, .metrics = m };
 	r = pg_worker_start(loop, &wo, &a->db);
 	if (r)
-		return r;
+		goto fail;
 	http_server_opts_t ho = {
 		.name = "admin", .ip = a->cfg.ip, .port = a->cfg.port,
 		.max_conns = (unsigned)a->cfg.max_conns, .timeout_s = (unsigned)a->cfg.timeout_s,
@@ -302,22 +383,33 @@ int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m)
 		.reserve = (unsigned)a->cfg.reserve_conns,
 		.max_per_ip = (unsigned)a->cfg.max_conns_per_ip, .reuse_port = a->cfg.reuse_port,
 		.max_body = (size_t)a->cfg.max_body, .headers = security_headers,
-		.handler = admin_handle, .arg = a,
+		.handler = admin_handle, .arg = a, .on_closed = admin_on_http_closed,
 	};
 	r = http_server_start(loop, &ho, &a->http);
 	if (r)
-		return r;
+		goto fail;
 	a->port = http_server_port(a->http);
 	char ports[32];
-	snprintf(ports, sizeof(ports), "http=%d", http_server_port(a->http));
-	service_ready_ports(svc, ports);
+	snprintf(ports, sizeof(ports), "http=%d", a->port);
+	on_ready(user, ports);
+	*outp = a;
 	return 0;
+fail:
+	/* No job was submitted: the workers go on their own. */
+	pg_worker_close(a->db);
+	admin_free(a);
+	return r;
 }
 
-void admin_stop(admin_t *a)
+/**
+ * admin_close() - shut the console down.
+ * @a: the console; freed once the HTTP server is closed.
+ *
+ * Queued jobs are answered (503) at once, running ones when they end; the
+ * HTTP server finishes once every request has its answer.
+ */
+void admin_close(admin_t *a)
 {
-	/* Queued jobs are answered (503) at once, running ones when they end;
-	 * the HTTP server finishes once every request has its answer. */
 	pg_worker_close(a->db);
 	a->db = NULL;
 	http_server_close(a->http);

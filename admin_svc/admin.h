@@ -39,7 +39,6 @@ typedef struct assets assets_t;
 
 typedef struct admin {
 	uv_loop_t *loop;
-	service_t *svc;
 	admin_cfg_t cfg;
 	http_server_t *http;
 	pg_worker_t *db; /* NULL once closing */
@@ -60,17 +59,13 @@ typedef struct admin {
 
 /* ---- admin.c: the HTTP side ---- */
 
-/** admin_start() - the HTTP server and the database workers. */
-int admin_start(admin_t *a, uv_loop_t *loop, service_t *svc, metrics_t *m);
-/** admin_stop() - answer what is pending, stop listening, close the workers. */
-void admin_stop(admin_t *a);
-/**
- * admin_parse_names() - [admin] server_names: comma-separated host names or
- * IP addresses (no ports). Return: 0 and the lower-cased list in
- * a->names, or -EINVAL with *@whyp set.
- */
-int admin_parse_names(admin_t *a, const char *list, const char **whyp);
-void admin_free_names(admin_t *a);
+/** admin_check_cfg() - refuse an [admin] section the console cannot serve safely. */
+int admin_check_cfg(const admin_cfg_t *cfg, const char *path);
+/** admin_new() - the pages, the users, the database workers and the HTTP server. */
+int admin_new(uv_loop_t *loop, service_t *svc, const admin_cfg_t *cfg, metrics_t *m,
+	      void (*on_ready)(void *user, const char *ports), void *user, admin_t **outp);
+/** admin_close() - answer what is pending, stop listening, close the workers; frees @a. */
+void admin_close(admin_t *a);
 /** admin_host_ok() - is @host (a Host header) this console's address or name? */
 bool admin_host_ok(const admin_t *a, const char *host);
 

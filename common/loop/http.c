@@ -37,6 +37,7 @@
 
 #include <microhttpd.h>
 
+#include "handles.h"
 #include "log.h"
 #include "net.h"
 #include "xalloc.h"
@@ -64,7 +65,7 @@ struct http_server {
 	char where[NET_ADDR_STRLEN];
 	int port;
 	unsigned outstanding; /* handed to the handler, not answered yet */
-	int n_handles;        /* open uv handles; freed when the last closes */
+	handles_t handles;    /* poll, timer, deadline; freed when all are closed */
 	bool closing;
 	bool stopped;
 	/* Connections waiting for their request, oldest first. */
@@ -114,6 +115,15 @@ static void http_on_poll(uv_poll_t *p, int status, int events)
 	http_run(p->data);
 }
 
+/* One-shot timers only; uv_timer_start() fails only on a closing handle,
+ * and ours close only once the server is stopped. */
+static void http_timer_start(http_server_t *s, uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
+{
+	int r = uv_timer_start(t, cb, ms, 0);
+	if (r)
+		log_error("%s: cannot start a timer: %s", s->name, uv_err_name(r));
+}
+
 /* Run MHD until it has nothing to do now, then wait for its descriptor or
  * its next timeout. */
 static void http_run(http_server_t *s)
@@ -127,23 +137,28 @@ static void http_run(http_server_t *s)
 	MHD_run(s->d);
 	MHD_UNSIGNED_LONG_LONG ms;
 	if (MHD_get_timeout(s->d, &ms) == MHD_YES)
-		uv_timer_start(&s->timer, http_on_timer, ms, 0);
+		http_timer_start(s, &s->timer, http_on_timer, ms);
 	else
-		uv_timer_stop(&s->timer);
+		(void)uv_timer_stop(&s->timer); /* always 0 */
 }
 
 /* After a resume (outside MHD's callbacks): run MHD from the loop soon. */
 static void http_kick(http_server_t *s)
 {
 	if (!s->stopped)
-		uv_timer_start(&s->timer, http_on_timer, 0, 0);
+		http_timer_start(s, &s->timer, http_on_timer, 0);
 }
 
-static void http_on_handle_closed(uv_handle_t *h)
+/* The last handle is closed: free the server; tell its owner if it was
+ * closed by http_server_close() (not by a failed start). */
+static void http_on_closed(handles_t *g)
 {
-	http_server_t *s = h->data;
-	if (--s->n_handles == 0)
-		free(s);
+	http_server_t *s = container_of(g, http_server_t, handles);
+	void (*on_closed)(void *arg) = s->closing ? s->opts.on_closed : NULL;
+	void *arg = s->opts.arg;
+	free(s);
+	if (on_closed)
+		on_closed(arg);
 }
 
 /* Everything answered: stop MHD (closing every connection) and the handles. */
@@ -154,13 +169,11 @@ static void http_finish(http_server_t *s)
 	/* Let MHD take back resumed connections and send what it can. */
 	MHD_run(s->d);
 	s->stopped = true;
-	uv_poll_stop(&s->poll); /* before MHD closes the epoll descriptor */
+	(void)uv_poll_stop(&s->poll); /* always 0; before MHD closes the epoll descriptor */
 	MHD_stop_daemon(s->d);
 	s->d = NULL;
 	http_log_cuts(s, true);
-	uv_close((uv_handle_t *)&s->poll, http_on_handle_closed);
-	uv_close((uv_handle_t *)&s->timer, http_on_handle_closed);
-	uv_close((uv_handle_t *)&s->deadline, http_on_handle_closed);
+	handles_close(&s->handles, http_on_closed);
 }
 
 static void conn_unwait(http_server_t *s, http_conn_t *c)
@@ -197,8 +210,8 @@ static void conn_wait(http_server_t *s, http_conn_t *c)
 	s->wait_tail = c;
 	c->waiting = true;
 	if (++s->n_waiting == 1)
-		uv_timer_start(&s->deadline, http_on_deadline,
-			       (uint64_t)s->opts.request_timeout_s * 1000, 0);
+		http_timer_start(s, &s->deadline, http_on_deadline,
+				 (uint64_t)s->opts.request_timeout_s * 1000);
 }
 
 static void http_log_cuts(http_server_t *s, bool force)
@@ -237,7 +250,7 @@ static void http_on_deadline(uv_timer_t *t)
 	while (s->wait_head && s->wait_head->deadline_ms <= now)
 		conn_cut(s, s->wait_head, true);
 	if (s->wait_head)
-		uv_timer_start(&s->deadline, http_on_deadline, s->wait_head->deadline_ms - now, 0);
+		http_timer_start(s, &s->deadline, http_on_deadline, s->wait_head->deadline_ms - now);
 	http_log_cuts(s, false);
 }
 
@@ -450,6 +463,15 @@ static int http_listen(const http_server_t *s, const struct sockaddr_storage *ad
 	return 0;
 }
 
+/**
+ * http_server_start() - listen on @opts->ip:@opts->port and serve from @loop.
+ * @loop: the loop every handler runs on.
+ * @opts: copied; @opts->headers must outlive the server.
+ * @outp: gets the server, only on success.
+ *
+ * Return: 0, or a negative errno (logged). On failure nothing is left but
+ * the handles the loop frees in their close callbacks.
+ */
 int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **outp)
 {
 	struct sockaddr_storage addr;
@@ -509,20 +531,32 @@ int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_serv
 		free(s);
 		return err;
 	}
+	handles_init(&s->handles);
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
 	r = di ? uv_poll_init(loop, &s->poll, di->epoll_fd) : UV_EINVAL;
+	if (r == 0) {
+		handles_add(&s->handles, &s->poll);
+		r = uv_timer_init(loop, &s->timer);
+	}
+	if (r == 0) {
+		handles_add(&s->handles, &s->timer);
+		r = uv_timer_init(loop, &s->deadline);
+	}
+	if (r == 0) {
+		handles_add(&s->handles, &s->deadline);
+		s->poll.data = s->timer.data = s->deadline.data = s;
+		r = uv_poll_start(&s->poll, UV_READABLE, http_on_poll);
+	}
 	if (r) {
 		log_error("%s: cannot watch libmicrohttpd's epoll descriptor: %s", name,
-			  uv_strerror(r));
+			  uv_err_name(r));
+		s->stopped = true;
 		MHD_stop_daemon(s->d);
-		free(s);
+		s->d = NULL;
+		/* Frees @s from the close callbacks (or at once if none was made). */
+		handles_close(&s->handles, http_on_closed);
 		return r;
 	}
-	uv_timer_init(loop, &s->timer);
-	uv_timer_init(loop, &s->deadline);
-	s->poll.data = s->timer.data = s->deadline.data = s;
-	s->n_handles = 3;
-	uv_poll_start(&s->poll, UV_READABLE, http_on_poll);
 	log_info("%s: listening on %s", name, s->where);
 	*outp = s;
 	return 0;

@@ -43,16 +43,25 @@ typedef struct http_server_opts {
 	size_t max_body;        /* bigger bodies get 413; 0: none accepted */
 	const http_header_t *headers; /* added to every response; must outlive the server */
 	http_handler_fn handler;
-	void *arg;
+	void *arg;              /* of handler and on_closed */
+	/* Optional: after http_server_close(), once the server is freed (every
+	 * request answered, every handle closed). */
+	void (*on_closed)(void *arg);
 } http_server_opts_t;
 
+/**
+ * http_server_start() - listen on opts->ip:port and serve from @loop.
+ * Return: 0 and *@outp set, or a negative errno (logged; nothing is left
+ * behind but what the loop frees in close callbacks, and *@outp untouched).
+ */
 int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **outp);
 /** http_server_port() - the bound port (useful after port 0). */
 int http_server_port(const http_server_t *s);
 /**
  * http_server_close() - stop listening; requests still waiting for their
  * answer get it first (new ones on open connections get 503), then every
- * connection is closed and @s freed once its handles are closed.
+ * connection is closed and @s freed once its handles are closed (then
+ * opts->on_closed runs). @s may be NULL.
  */
 void http_server_close(http_server_t *s);
 

@@ -40,6 +40,22 @@ static void metrics_http_handle(http_req_t *req, void *arg)
 	http_respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
+static void metrics_http_on_closed(void *arg)
+{
+	free(arg);
+}
+
+/**
+ * metrics_http_start() - serve GET /metrics of @m on @ip:@port.
+ * @loop: the service's loop.
+ * @m: the registry; must outlive the listener.
+ * @ip: numeric address to bind.
+ * @port: 0 for any free port (metrics_http_port() tells which).
+ * @reuse_port: share the port (SO_REUSEPORT); else a taken port fails.
+ * @outp: gets the listener, only on success.
+ *
+ * Return: 0, or a negative errno (logged; nothing left behind).
+ */
 int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		       bool reuse_port, metrics_http_t **outp)
 {
@@ -57,6 +73,7 @@ int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		.max_body = 0,
 		.handler = metrics_http_handle,
 		.arg = h,
+		.on_closed = metrics_http_on_closed,
 	};
 	int r = http_server_start(loop, &o, &h->http);
 	if (r) {
@@ -72,11 +89,13 @@ int metrics_http_port(const metrics_http_t *h)
 	return http_server_port(h->http);
 }
 
+/**
+ * metrics_http_close() - stop listening and close every client.
+ * @h: the listener, or NULL. Freed once its server is (it answers nothing
+ *     after this: requests now get 503).
+ */
 void metrics_http_close(metrics_http_t *h)
 {
-	if (!h)
-		return;
-	/* Answers are synchronous: nothing is outstanding. */
-	http_server_close(h->http);
-	free(h);
+	if (h)
+		http_server_close(h->http);
 }

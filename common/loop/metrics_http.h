@@ -19,5 +19,5 @@ int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 		       bool reuse_port, metrics_http_t **outp);
 /** metrics_http_port() - the bound port (useful after port 0). */
 int metrics_http_port(const metrics_http_t *h);
-/** metrics_http_close() - stop listening and close every client; frees @h. */
+/** metrics_http_close() - stop listening and close every client; @h is freed once closed. */
 void metrics_http_close(metrics_http_t *h);

@@ -98,8 +98,9 @@ int net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp, const char *ip, int port,
 	 * options before the bind; a bad address still leaves @tcp closable. */
 	r = uv_tcp_init_ex(loop, tcp, r ? AF_UNSPEC : ss.ss_family);
 	if (r) {
-		/* No socket (EMFILE...): a handle without one, still closable. */
-		uv_tcp_init(loop, tcp);
+		/* No socket (EMFILE...): a handle without one, still closable;
+		 * without a socket to make, uv_tcp_init() cannot fail. */
+		(void)uv_tcp_init(loop, tcp);
 		return r;
 	}
 	r = net_addr(ip, port, &ss);

@@ -1,5 +1,13 @@
 // SPDX-License-Identifier: MIT
-// What every Lars daemon shares: arguments, signals, readiness, shutdown.
+// What every Lars daemon shares: arguments, configuration, signals,
+// readiness, shutdown.
+//
+// service_main() is every daemon's main(): it parses the arguments, loads
+// the definition's keys plus [log] / [metrics], then builds the loop, the
+// metrics registry, the signal handlers, the stats timer and the /metrics
+// listener, calls the definition's start and runs the loop. SIGTERM/SIGINT
+// (or service_stop()) closes what is ours and calls its stop; the loop runs
+// until every handle is closed and uv_loop_close() succeeds.
 #include "service.h"
 
 #include <errno.h>
@@ -10,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handles.h"
 #include "lars_config.h"
 #include "metrics_http.h"
 #include "xalloc.h"
@@ -18,49 +27,43 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+typedef struct service_args {
+	const char *config;  /* -c FILE */
+	int ready_fd;        /* --ready-fd N, -1 if not given */
+	enum log_level level;
+	bool level_given;    /* --log-level overrides the config */
+} service_args_t;
+
 struct service {
 	uv_loop_t *loop;
+	const service_def_t *def;
+	void *obj;           /* what def->start made, NULL if nothing */
+	handles_t handles;   /* sigint, sigterm, stats_timer */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
-	service_stop_cb on_stop;
-	void *user;
+	uv_timer_t stats_timer;
+	bool stats_running;
+	metrics_t *metrics;
+	metrics_http_t *metrics_http;
+	int metrics_port;
 	int ready_fd;
 	bool level_given;
 	bool stopping;
 	bool failed;
-	int metrics_port;
-	metrics_http_t *metrics_http;
-	metrics_t *stats_metrics;
-	uv_timer_t stats_timer;
-	bool stats_running;
 };
 
-int service_parse_log_level(const char *value, void *dst, const char **whyp)
-{
-	if (log_level_parse(value, dst)) {
-		*whyp = "expected error, warn, info or debug";
-		return -EINVAL;
-	}
-	return 0;
-}
+/* ---- arguments ---- */
 
-void service_common_defaults(service_common_cfg_t *c)
+static void usage(FILE *f, const service_def_t *def)
 {
-	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO,
-				      .stats_interval = 60 };
-	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
-}
-
-static void usage(FILE *f, const char *prog, const char *summary,
-		  const service_flag_t *flags)
-{
+	const service_flag_t *flags = def->flags;
 	fprintf(f,
 		"Usage: %s -c FILE [--ready-fd N] [--log-level LEVEL]%s\n"
 		"%s\n\n"
 		"  -c, --config FILE    configuration (INI)\n"
 		"      --ready-fd N     write \"name=port ...\" to fd N once serving, then close it\n"
 		"      --log-level L    error, warn, info (default) or debug\n",
-		prog, flags && flags[0].name ? " [OPTIONS]" : "", summary);
+		def->name, flags && flags[0].name ? " [OPTIONS]" : "", def->summary);
 	for (size_t i = 0; flags && flags[i].name; i++)
 		fprintf(f, "      --%-16s %s\n", flags[i].name, flags[i].help);
 	fprintf(f,
@@ -70,10 +73,14 @@ static void usage(FILE *f, const char *prog, const char *summary,
 
 #define SERVICE_MAX_FLAGS 8
 
-int service_parse_args(const char *prog, const char *summary,
-		       const service_flag_t *flags, int argc, char **argv,
-		       service_args_t *a)
+/* "-c FILE [--ready-fd N] [--log-level L]" plus the daemon's flags. Prints
+ * usage for --help / --version and bad arguments. Return: 0 to run, 1 to
+ * exit successfully (help, version), -EINVAL. */
+static int service_parse_args(const service_def_t *def, int argc, char **argv,
+			      service_args_t *a)
 {
+	const char *prog = def->name;
+	const service_flag_t *flags = def->flags;
 	struct option longopts[6 + SERVICE_MAX_FLAGS] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "ready-fd", required_argument, NULL, 'r' },
@@ -115,22 +122,67 @@ int service_parse_args(const char *prog, const char *summary,
 			a->level_given = true;
 			break;
 		case 'h':
-			usage(stdout, prog, summary, flags);
+			usage(stdout, def);
 			return 1;
 		case 'V':
 			printf("%s %s\n", prog, LARS_VERSION);
 			return 1;
 		default:
-			usage(stderr, prog, summary, flags);
+			usage(stderr, def);
 			return -EINVAL;
 		}
 	}
 	if (optind < argc || !a->config) {
-		usage(stderr, prog, summary, flags);
+		usage(stderr, def);
 		return -EINVAL;
 	}
 	return 0;
 }
+
+/* ---- configuration ---- */
+
+static int service_parse_log_level(const char *value, void *dst, const char **whyp)
+{
+	if (log_level_parse(value, dst)) {
+		*whyp = "expected error, warn, info or debug";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Every daemon's [log] and [metrics]: info logs, stats every 60 s, metrics
+ * off (127.0.0.1 when on). */
+static int service_configure(const service_def_t *def, const char *path)
+{
+	service_common_cfg_t *c = def->common;
+	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO, .stats_interval = 60 };
+	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
+	if (def->defaults)
+		def->defaults(def->cfg);
+
+	const config_key_t common[] = {
+		CONFIG_KEY_FN("log", "level", &c->log_level, service_parse_log_level),
+		CONFIG_KEY_INT("log", "stats_interval", &c->stats_interval, 0, 86400),
+		CONFIG_KEY_BOOL("metrics", "enabled", &c->metrics_enabled),
+		CONFIG_KEY_STR("metrics", "ip", c->metrics_ip),
+		CONFIG_KEY_INT("metrics", "port", &c->metrics_port, 0, 65535),
+		CONFIG_KEY_BOOL("metrics", "reuse_port", &c->metrics_reuse_port),
+	};
+	size_t n = def->n_keys + ARRAY_SIZE(common);
+	config_key_t *keys = xcalloc(n, sizeof(*keys));
+	if (def->n_keys)
+		memcpy(keys, def->keys, def->n_keys * sizeof(*keys));
+	memcpy(keys + def->n_keys, common, sizeof(common));
+	int r = config_load(path, keys, n);
+	free(keys);
+	if (r == 0 && def->conninfo)
+		r = config_check_secret(path, def->conninfo);
+	if (r == 0 && def->check)
+		r = def->check(def->cfg, path);
+	return r;
+}
+
+/* ---- the service on its loop ---- */
 
 static void service_on_signal(uv_signal_t *s, int signum)
 {
@@ -139,66 +191,92 @@ static void service_on_signal(uv_signal_t *s, int signum)
 	service_stop(svc);
 }
 
-int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_stop,
-		void *user, service_t **outp)
+static void service_on_failed_closed(handles_t *g)
+{
+	free(container_of(g, service_t, handles));
+}
+
+/* Signals on @loop: SIGINT/SIGTERM stop the service once, SIGPIPE is
+ * ignored. On failure the handles close (and @svc is freed) when the loop
+ * runs next. */
+static int service_new(uv_loop_t *loop, const service_def_t *def, const service_args_t *a,
+		       metrics_t *m, service_t **outp)
 {
 	service_t *svc = xcalloc(1, sizeof(*svc));
 	svc->loop = loop;
-	svc->on_stop = on_stop;
-	svc->user = user;
+	svc->def = def;
+	svc->metrics = m;
 	svc->ready_fd = a->ready_fd;
 	svc->level_given = a->level_given;
+	handles_init(&svc->handles);
 	signal(SIGPIPE, SIG_IGN);
-	uv_signal_init(loop, &svc->sigint);
-	uv_signal_init(loop, &svc->sigterm);
-	svc->sigint.data = svc->sigterm.data = svc;
-	int r = uv_signal_start(&svc->sigint, service_on_signal, SIGINT);
+	int r = uv_signal_init(loop, &svc->sigint);
+	if (r == 0) {
+		handles_add(&svc->handles, &svc->sigint);
+		r = uv_signal_init(loop, &svc->sigterm);
+	}
+	if (r == 0) {
+		handles_add(&svc->handles, &svc->sigterm);
+		svc->sigint.data = svc->sigterm.data = svc;
+		r = uv_signal_start(&svc->sigint, service_on_signal, SIGINT);
+	}
 	if (r == 0)
 		r = uv_signal_start(&svc->sigterm, service_on_signal, SIGTERM);
 	if (r) {
-		log_error("cannot install signal handlers: %s", uv_strerror(r));
-		uv_close((uv_handle_t *)&svc->sigint, NULL);
-		uv_close((uv_handle_t *)&svc->sigterm, NULL);
-		uv_run(loop, UV_RUN_DEFAULT);
-		free(svc);
+		log_error("cannot install signal handlers: %s", uv_err_name(r));
+		handles_close(&svc->handles, service_on_failed_closed);
 		return r;
 	}
 	*outp = svc;
 	return 0;
 }
 
-static void service_on_stats(uv_timer_t *t)
+static void service_log_stats(service_t *svc)
 {
-	service_t *svc = t->data;
 	char line[1536];
-	metrics_summary(svc->stats_metrics, line, sizeof(line));
+	metrics_summary(svc->metrics, line, sizeof(line));
 	if (line[0])
 		log_info("stats: %s", line);
 }
 
-int service_apply_common(service_t *svc, const service_common_cfg_t *c,
-			 metrics_t *m, int *portp)
+static void service_on_stats(uv_timer_t *t)
 {
+	service_log_stats(t->data);
+}
+
+/* The log level (unless --log-level was given), @m's non-zero counters in
+ * the log every stats_interval seconds, and GET /metrics if [metrics] port
+ * is set or enabled = true. */
+static int service_apply_common(service_t *svc)
+{
+	const service_common_cfg_t *c = svc->def->common;
 	if (!svc->level_given)
 		log_set_level(c->log_level);
-	*portp = 0;
-	if (c->stats_interval > 0 && !svc->stats_running) {
+	if (c->stats_interval > 0) {
 		uint64_t ms = (uint64_t)c->stats_interval * 1000;
-		svc->stats_metrics = m;
-		uv_timer_init(svc->loop, &svc->stats_timer);
+		int r = uv_timer_init(svc->loop, &svc->stats_timer);
+		if (r) {
+			log_error("cannot create the stats timer: %s", uv_err_name(r));
+			return r;
+		}
+		handles_add(&svc->handles, &svc->stats_timer);
 		svc->stats_timer.data = svc;
-		uv_timer_start(&svc->stats_timer, service_on_stats, ms, ms);
+		r = uv_timer_start(&svc->stats_timer, service_on_stats, ms, ms);
+		if (r) {
+			log_error("cannot start the stats timer: %s", uv_err_name(r));
+			return r;
+		}
 		/* A summary is no reason to keep the loop alive. */
 		uv_unref((uv_handle_t *)&svc->stats_timer);
 		svc->stats_running = true;
 	}
 	if (!c->metrics_enabled && c->metrics_port == 0)
 		return 0;
-	int r = metrics_http_start(svc->loop, m, c->metrics_ip, c->metrics_port,
+	int r = metrics_http_start(svc->loop, svc->metrics, c->metrics_ip, c->metrics_port,
 				   c->metrics_reuse_port, &svc->metrics_http);
 	if (r)
 		return r;
-	*portp = svc->metrics_port = metrics_http_port(svc->metrics_http);
+	svc->metrics_port = metrics_http_port(svc->metrics_http);
 	return 0;
 }
 
@@ -207,6 +285,18 @@ void service_ready_ports(service_t *svc, const char *ports)
 	char line[512];
 	snprintf(line, sizeof(line), "%s metrics=%d", ports, svc->metrics_port);
 	service_ready(svc, line);
+}
+
+void service_on_ready_ports(void *svc, const char *ports)
+{
+	service_ready_ports(svc, ports);
+}
+
+void service_on_ready_tcp(void *svc, int port)
+{
+	char ports[32];
+	snprintf(ports, sizeof(ports), "tcp=%d", port);
+	service_ready_ports(svc, ports);
 }
 
 void service_ready(service_t *svc, const char *line)
@@ -233,17 +323,24 @@ void service_stop(service_t *svc)
 #if LARS_HAVE_SYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif
-	uv_close((uv_handle_t *)&svc->sigint, NULL);
-	uv_close((uv_handle_t *)&svc->sigterm, NULL);
 	metrics_http_close(svc->metrics_http);
 	svc->metrics_http = NULL;
 	if (svc->stats_running) {
-		service_on_stats(&svc->stats_timer); /* the last numbers */
-		uv_close((uv_handle_t *)&svc->stats_timer, NULL);
+		service_log_stats(svc); /* the last numbers */
 		svc->stats_running = false;
 	}
-	if (svc->on_stop)
-		svc->on_stop(svc->user);
+	/* Freed by service_run() once the loop is done. */
+	handles_close(&svc->handles, NULL);
+	void *obj = svc->obj;
+	svc->obj = NULL;
+	if (obj)
+		svc->def->stop(obj);
+}
+
+void service_fail(service_t *svc)
+{
+	svc->failed = true;
+	service_stop(svc);
 }
 
 static void service_close_stray(uv_handle_t *h, void *arg)
@@ -258,55 +355,81 @@ static void service_close_stray(uv_handle_t *h, void *arg)
 	uv_close(h, NULL);
 }
 
-void service_fail(service_t *svc)
+/* Close whatever handles remain and @loop itself. Return: 0, or UV_EBUSY
+ * (logged) if it would not close. */
+static int service_close_loop(uv_loop_t *loop, unsigned *n_strayp)
 {
-	svc->failed = true;
-	service_stop(svc);
+	*n_strayp = 0;
+	uv_walk(loop, service_close_stray, n_strayp);
+	(void)uv_run(loop, UV_RUN_DEFAULT); /* nothing is left to keep it busy */
+	int r = uv_loop_close(loop);
+	if (r)
+		log_error("event loop did not close: %s", uv_err_name(r));
+	return r;
 }
 
-int service_run(service_t *svc)
+/* Run until the service stopped, then close the loop; frees @svc.
+ * Return: 0 on a clean shutdown, 1 otherwise. */
+static int service_run(service_t *svc)
 {
 	uv_loop_t *loop = svc->loop;
-	uv_run(loop, UV_RUN_DEFAULT);
+	/* Returns once nothing is active: after a stop, when all is closed. */
+	(void)uv_run(loop, UV_RUN_DEFAULT);
 	bool clean = svc->stopping && !svc->failed;
 	if (!svc->stopping)
 		service_stop(svc);
-	/* Whatever the service left open is closed here, so the loop can close. */
-	unsigned n_stray = 0;
-	uv_walk(loop, service_close_stray, &n_stray);
-	uv_run(loop, UV_RUN_DEFAULT);
-	if (n_stray)
+	unsigned n_stray;
+	if (service_close_loop(loop, &n_stray) || n_stray)
 		clean = false;
-	int r = uv_loop_close(loop);
-	if (r) {
-		log_error("event loop did not close: %s", uv_strerror(r));
-		clean = false;
-	}
 	if (svc->ready_fd >= 0)
 		close(svc->ready_fd);
 	free(svc);
 	return clean ? 0 : 1;
 }
 
-int service_main(const char *prog, const service_args_t *args,
-		 const service_common_cfg_t *common, service_start_fn start,
-		 service_stop_cb stop, void *user)
+/**
+ * service_main() - run the daemon @def from its command line.
+ * @def: the daemon; its configuration storage is filled here.
+ * @argc: as main() got it.
+ * @argv: as main() got it.
+ *
+ * Exit statuses: 2 for bad arguments or configuration (nothing started),
+ * 1 if the loop, the signals, the [metrics] listener or @def->start failed
+ * or the shutdown was not clean, 0 otherwise (and for --help / --version).
+ * "NAME stopped" is the last log line of a run.
+ * Return: the process exit status.
+ */
+int service_main(const service_def_t *def, int argc, char **argv)
 {
-	uv_loop_t loop;
-	metrics_t *m;
-	service_t *svc;
-	int port;
+	service_args_t args;
+	int r = service_parse_args(def, argc, argv, &args);
+	if (r)
+		return r > 0 ? 0 : 2;
+	log_init(args.level);
+	if (service_configure(def, args.config))
+		return 2;
 
-	uv_loop_init(&loop);
-	metrics_new(&m);
-	if (service_new(&loop, args, stop, user, &svc)) {
+	uv_loop_t loop;
+	r = uv_loop_init(&loop);
+	if (r) {
+		log_error("cannot create the event loop: %s", uv_err_name(r));
+		return 1;
+	}
+	metrics_t *m = NULL;
+	r = metrics_new(&m);
+	service_t *svc;
+	if (r == 0)
+		r = service_new(&loop, def, &args, m, &svc);
+	if (r) {
+		unsigned n_stray;
+		(void)service_close_loop(&loop, &n_stray);
 		metrics_free(m);
 		return 1;
 	}
-	if (service_apply_common(svc, common, m, &port) || start(&loop, svc, m, user))
+	if (service_apply_common(svc) || def->start(&loop, svc, def->cfg, m, &svc->obj))
 		service_fail(svc);
-	int r = service_run(svc);
+	r = service_run(svc);
 	metrics_free(m);
-	log_info("%s stopped", prog);
+	log_info("%s stopped", def->name);
 	return r;
 }

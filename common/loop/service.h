@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// What every Lars daemon shares: arguments, signals, readiness, shutdown.
+// What every Lars daemon shares: arguments, configuration, signals,
+// readiness, shutdown. A daemon is a service_def_t run by service_main().
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <uv.h>
 
@@ -10,12 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 
-typedef struct service_args {
-	const char *config;  /* -c FILE */
-	int ready_fd;        /* --ready-fd N, -1 if not given */
-	enum log_level level;
-	bool level_given;    /* --log-level overrides the config */
-} service_args_t;
+typedef struct service service_t;
 
 /** struct service_common_cfg - keys every daemon has: [log] and [metrics]. */
 typedef struct service_common_cfg {
@@ -27,23 +24,6 @@ typedef struct service_common_cfg {
 	bool metrics_reuse_port; /* share the port (SO_REUSEPORT) */
 } service_common_cfg_t;
 
-int service_parse_log_level(const char *value, void *dst, const char **whyp);
-
-/* Append to a service's config_key_t table. */
-#define SERVICE_COMMON_KEYS(c)                                                 \
-	CONFIG_KEY_FN("log", "level", &(c).log_level, service_parse_log_level), \
-	CONFIG_KEY_INT("log", "stats_interval", &(c).stats_interval, 0, 86400), \
-	CONFIG_KEY_BOOL("metrics", "enabled", &(c).metrics_enabled),           \
-	CONFIG_KEY_STR("metrics", "ip", (c).metrics_ip),                       \
-	CONFIG_KEY_INT("metrics", "port", &(c).metrics_port, 0, 65535),        \
-	CONFIG_KEY_BOOL("metrics", "reuse_port", &(c).metrics_reuse_port)
-
-/** service_common_defaults() - info logs, stats every 60 s, metrics off (127.0.0.1 when on). */
-void service_common_defaults(service_common_cfg_t *c);
-
-typedef struct service service_t;
-typedef void (*service_stop_cb)(void *user);
-
 /** struct service_flag - a boolean --option of one daemon; NULL name ends a table. */
 typedef struct service_flag {
 	const char *name; /* without the dashes: "wait-for-db" */
@@ -52,58 +32,90 @@ typedef struct service_flag {
 } service_flag_t;
 
 /**
- * service_parse_args() - "-c FILE [--ready-fd N] [--log-level L]" plus the
- * daemon's own boolean @flags (may be NULL).
- * Prints usage for --help / --version and bad arguments.
- * Return: 0 to run, 1 to exit successfully (help, version), -EINVAL.
+ * service_start_fn - create the daemon's part on @loop from @cfg (the
+ * definition's, loaded and checked). Return: 0 and *@objp set, or a negative
+ * errno with nothing left behind (*@objp untouched).
  */
-int service_parse_args(const char *prog, const char *summary,
-		       const service_flag_t *flags, int argc, char **argv,
-		       service_args_t *a);
+typedef int (*service_start_fn)(uv_loop_t *loop, service_t *svc, void *cfg, metrics_t *m,
+				void **objp);
+/** service_stop_fn - begin closing what start made (it frees itself once closed). */
+typedef void (*service_stop_fn)(void *obj);
 
 /**
- * service_new() - signals on @loop: SIGINT/SIGTERM call @on_stop once (it must
- * close the service's own handles), SIGPIPE is ignored.
+ * struct service_def - one daemon. Its configuration lives in static
+ * storage of its main.c, so @keys, @flags, @common and @cfg point into it.
+ * @name:     program name: usage, --version, "NAME stopped".
+ * @summary:  one line printed under the usage.
+ * @flags:    the daemon's own boolean --options, or NULL.
+ * @keys:     its configuration keys; [log] and [metrics] are added here.
+ * @common:   where the [log] / [metrics] keys go (set to their defaults).
+ * @cfg:      passed to @defaults, @check and @start.
+ * @conninfo: if not NULL, a configuration file holding a password that
+ *            others may read is refused (config_check_secret()).
+ * @defaults: optional, before loading: defaults a static initialiser cannot give.
+ * @check:    optional, after loading: 0, or -EINVAL after logging why (exit 2).
+ * @start:    creates the daemon's part; it reports readiness itself.
+ * @stop:     on SIGTERM / SIGINT (or service_stop()) with what @start made.
  */
-int service_new(uv_loop_t *loop, const service_args_t *a, service_stop_cb on_stop,
-		void *user, service_t **outp);
+typedef struct service_def {
+	const char *name;
+	const char *summary;
+	const service_flag_t *flags;
+	const config_key_t *keys;
+	size_t n_keys;
+	service_common_cfg_t *common;
+	void *cfg;
+	const char *conninfo;
+	void (*defaults)(void *cfg);
+	int (*check)(void *cfg, const char *path);
+	service_start_fn start;
+	service_stop_fn stop;
+} service_def_t;
+
 /**
- * service_apply_common() - set the log level (unless --log-level was given),
- * log @m's non-zero counters every stats_interval seconds and serve @m at
- * GET /metrics if [metrics] port is set or enabled = true. *portp gets its port, or 0. The timer and the
- * listener are closed by the shutdown.
+ * SERVICE_PART() - the start and stop of a service_def_t for a daemon that
+ * is one object: `int new_fn(loop, svc, cfg, metrics, ready_fn, svc, &obj)`
+ * and `void close_fn(obj)`. Defines service_part_start and service_part_stop.
  */
-int service_apply_common(service_t *svc, const service_common_cfg_t *c,
-			 metrics_t *m, int *portp);
+#define SERVICE_PART(type, new_fn, close_fn, ready_fn)                              \
+	static int service_part_start(uv_loop_t *loop_, service_t *svc_, void *cfg_, \
+				      metrics_t *m_, void **objp_)                    \
+	{                                                                             \
+		type *obj_ = NULL;                                                    \
+		int r_ = new_fn(loop_, svc_, cfg_, m_, ready_fn, svc_, &obj_);        \
+		if (r_ == 0)                                                          \
+			*objp_ = obj_;                                                \
+		else if (obj_) /* a constructor that set it anyway: undo it */        \
+			close_fn(obj_);                                               \
+		return r_;                                                            \
+	}                                                                             \
+	static void service_part_stop(void *obj_)                                     \
+	{                                                                             \
+		close_fn(obj_);                                                       \
+	}
+
+/**
+ * service_main() - run the daemon @def: "-c FILE [--ready-fd N] [--log-level L]"
+ * and its flags, configuration, log, signals, stats and /metrics, then
+ * @def->start, the loop until SIGTERM / SIGINT, @def->stop, and the close.
+ * Return: the exit status: 0 (clean shutdown, --help, --version), 1 (the
+ * service failed), 2 (bad arguments or configuration).
+ */
+int service_main(const service_def_t *def, int argc, char **argv);
+
 /**
  * service_ready() - tell whoever waits that we serve: writes @line (e.g.
  * "tcp=7778 metrics=9100") and a newline to --ready-fd and closes it, and
  * sends READY=1 to systemd.
  */
 void service_ready(service_t *svc, const char *line);
-/** service_stop() - begin the graceful shutdown from code (as SIGTERM does). */
-void service_stop(service_t *svc);
-/** service_fail() - shut down because the service cannot work; service_run returns 1. */
-void service_fail(service_t *svc);
 /** service_ready_ports() - service_ready() of "@ports metrics=PORT". */
 void service_ready_ports(service_t *svc, const char *ports);
-
-/** service_start_fn - creates the daemon's own parts on @loop (0, or fail). */
-typedef int (*service_start_fn)(uv_loop_t *loop, service_t *svc, metrics_t *m, void *user);
-
-/**
- * service_main() - what every daemon's main() does once its configuration
- * is loaded: the loop, the metrics registry, signals, the [log] / [metrics]
- * keys of @common, then @start; runs until shutdown (which calls
- * @stop(@user)) and cleans up. Return: the process exit status.
- */
-int service_main(const char *prog, const service_args_t *args,
-		 const service_common_cfg_t *common, service_start_fn start,
-		 service_stop_cb stop, void *user);
-
-/**
- * service_run() - run the loop until the service stopped, close whatever
- * handles remain and close the loop; frees @svc.
- * Return: 0 on a clean shutdown, 1 otherwise.
- */
-int service_run(service_t *svc);
+/** service_on_ready_ports() - service_ready_ports() as a callback with @svc as its user. */
+void service_on_ready_ports(void *svc, const char *ports);
+/** service_on_ready_tcp() - service_ready_ports() of "tcp=@port", as a callback. */
+void service_on_ready_tcp(void *svc, int port);
+/** service_stop() - begin the graceful shutdown from code (as SIGTERM does). */
+void service_stop(service_t *svc);
+/** service_fail() - shut down because the service cannot work; exit status 1. */
+void service_fail(service_t *svc);

@@ -65,7 +65,8 @@ static void pg_listen_signal(pg_listen_t *l, bool reconnected)
 	else
 		l->ev_notified = true;
 	pthread_mutex_unlock(&l->lock);
-	uv_async_send(&l->async);
+	/* Fails only on a handle that is not an async one. */
+	(void)uv_async_send(&l->async);
 }
 
 static PGconn *pg_listen_connect(pg_listen_t *l)
@@ -153,15 +154,20 @@ static void *pg_listen_main(void *arg)
 	return NULL;
 }
 
-static void pg_listen_on_closed(uv_handle_t *h)
+static void pg_listen_free(pg_listen_t *l)
 {
-	pg_listen_t *l = container_of((uv_async_t *)h, pg_listen_t, async);
-	close(l->wake[0]);
-	close(l->wake[1]);
+	for (int i = 0; i < 2; i++)
+		if (l->wake[i] >= 0)
+			close(l->wake[i]);
 	pthread_mutex_destroy(&l->lock);
 	free(l->conninfo);
 	free(l->channel);
 	free(l);
+}
+
+static void pg_listen_on_closed(uv_handle_t *h)
+{
+	pg_listen_free(container_of((uv_async_t *)h, pg_listen_t, async));
 }
 
 static void pg_listen_on_async(uv_async_t *a)
@@ -192,10 +198,19 @@ static void *pg_listen_joiner(void *arg)
 	pthread_mutex_lock(&l->lock);
 	l->joined = true;
 	pthread_mutex_unlock(&l->lock);
-	uv_async_send(&l->async);
+	(void)uv_async_send(&l->async); /* as in pg_listen_signal() */
 	return NULL;
 }
 
+/**
+ * pg_listen_start() - LISTEN on @opts->channel from a thread of its own.
+ * @loop: where @opts->cb runs.
+ * @opts: copied.
+ * @outp: gets the listener, only on success.
+ *
+ * Return: 0, or a negative errno (logged where it is ours to log); a
+ * listener that failed frees itself (at once, or in its close callback).
+ */
 int pg_listen_start(uv_loop_t *loop, const pg_listen_opts_t *opts, pg_listen_t **outp)
 {
 	pg_listen_t *l = xcalloc(1, sizeof(*l));
@@ -203,21 +218,26 @@ int pg_listen_start(uv_loop_t *loop, const pg_listen_opts_t *opts, pg_listen_t *
 	snprintf(l->name, sizeof(l->name), "%s", opts->name ? opts->name : "listen");
 	l->conninfo = xstrdup(opts->conninfo ? opts->conninfo : "");
 	l->channel = xstrdup(opts->channel);
+	pthread_mutex_init(&l->lock, NULL);
 	if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK)) {
 		int r = -errno;
-		free(l->conninfo);
-		free(l->channel);
-		free(l);
+		log_error("%s: cannot make the wake-up pipe: %s", l->name, strerror(-r));
+		l->wake[0] = l->wake[1] = -1;
+		pg_listen_free(l);
 		return r;
 	}
-	pthread_mutex_init(&l->lock, NULL);
 	char name[160];
 	snprintf(name, sizeof(name), "lars_db_notifications_total{listener=\"%s\"}", l->name);
 	l->m.notifies = metrics_counter(opts->metrics, name, "NOTIFY messages received");
 	snprintf(name, sizeof(name), "lars_db_listen_connects_total{listener=\"%s\"}", l->name);
 	l->m.connects = metrics_counter(opts->metrics, name, "LISTEN connections established");
-	uv_async_init(loop, &l->async, pg_listen_on_async);
-	int r = pthread_create(&l->thread, NULL, pg_listen_main, l);
+	int r = uv_async_init(loop, &l->async, pg_listen_on_async);
+	if (r) {
+		log_error("%s: cannot create the async handle: %s", l->name, uv_err_name(r));
+		pg_listen_free(l);
+		return r;
+	}
+	r = pthread_create(&l->thread, NULL, pg_listen_main, l);
 	if (r) {
 		log_error("%s: cannot start the LISTEN thread: %s", l->name, strerror(r));
 		l->joined = true;

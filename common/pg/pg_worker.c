@@ -141,7 +141,8 @@ static void pg_worker_finish(pg_worker_t *w, pg_job_t *job, int status)
 	*w->done_tail = job;
 	w->done_tail = &job->next;
 	pthread_mutex_unlock(&w->lock);
-	uv_async_send(&w->async);
+	/* Fails only on a handle that is not an async one. */
+	(void)uv_async_send(&w->async);
 }
 
 /* Runs @job once on this thread's connection. Return: what work returned,
@@ -218,13 +219,17 @@ static void *pg_thread_main(void *arg)
 	return NULL;
 }
 
-static void pg_worker_on_closed(uv_handle_t *h)
+static void pg_worker_free(pg_worker_t *w)
 {
-	pg_worker_t *w = container_of((uv_async_t *)h, pg_worker_t, async);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->conninfo);
 	free(w);
+}
+
+static void pg_worker_on_closed(uv_handle_t *h)
+{
+	pg_worker_free(container_of((uv_async_t *)h, pg_worker_t, async));
 }
 
 static void pg_worker_on_async(uv_async_t *a)
@@ -280,10 +285,19 @@ static void *pg_joiner_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	w->joined = true;
 	pthread_mutex_unlock(&w->lock);
-	uv_async_send(&w->async);
+	(void)uv_async_send(&w->async); /* as in pg_worker_finish() */
 	return NULL;
 }
 
+/**
+ * pg_worker_start() - start @opts->n_threads database threads.
+ * @loop: where the jobs' done callbacks run.
+ * @opts: copied; defaults for the zero fields.
+ * @outp: gets the worker, only on success.
+ *
+ * Return: 0, or a negative errno (logged). A worker that started some
+ * threads before failing shuts them down and frees itself off the loop.
+ */
 int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 		    pg_worker_t **outp)
 {
@@ -323,10 +337,8 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 
 	int r = uv_async_init(loop, &w->async, pg_worker_on_async);
 	if (r) {
-		pthread_mutex_destroy(&w->lock);
-		pthread_cond_destroy(&w->cond);
-		free(w->conninfo);
-		free(w);
+		log_error("%s: cannot create the async handle: %s", w->name, uv_err_name(r));
+		pg_worker_free(w);
 		return r;
 	}
 	for (unsigned i = 0; i < w->opts.n_threads; i++) {

@@ -31,9 +31,22 @@ typedef struct echo_cfg {
 	service_common_cfg_t common;
 } echo_cfg_t;
 
+static echo_cfg_t cfg = { .ip = "127.0.0.1", .max_conns = 1000,
+			  .max_frame = FRAME_TCP_MAX_DEFAULT, .max_write_queue = 1 << 20 };
+
+static const config_key_t keys[] = {
+	CONFIG_KEY_STR("echo", "ip", cfg.ip),
+	CONFIG_KEY_INT("echo", "port", &cfg.port, 0, 65535),
+	CONFIG_KEY_INT("echo", "udp_port", &cfg.udp_port, 0, 65535),
+	CONFIG_KEY_INT("echo", "max_conns", &cfg.max_conns, 1, 1000000),
+	CONFIG_KEY_INT("echo", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
+	CONFIG_KEY_INT("echo", "max_write_queue", &cfg.max_write_queue, 1024, 1 << 30),
+};
+
 typedef struct echo {
 	tcp_server_t *tcp;
 	udp_server_t *udp;
+	dispatch_t tcp_d, udp_d; /* the servers' tables: freed with them */
 } echo_t;
 
 static void answer_host(const lars_GetHostRequest *req, lars_GetHostResponse *resp)
@@ -98,78 +111,61 @@ static int on_udp_get_host(peer_t *peer, void *user, int32_t msgid,
 	return 0;
 }
 
-static void echo_stop(void *user)
+/* Neither server calls back once closed: @e goes with them. */
+static void echo_close(echo_t *e)
 {
-	echo_t *e = user;
 	tcp_server_close(e->tcp);
 	udp_server_close(e->udp);
+	free(e);
 }
+
+/* As the daemons' parts: @on_ready(@user, "tcp=P udp=Q") once listening;
+ * *@outp only on success, nothing left behind on failure. */
+static int echo_new(uv_loop_t *loop, service_t *svc, const echo_cfg_t *c, metrics_t *m,
+		    void (*on_ready)(void *user, const char *ports), void *user, echo_t **outp)
+{
+	(void)svc;
+	echo_t *e = xcalloc(1, sizeof(*e));
+	dispatch_init(&e->tcp_d);
+	dispatch_on(&e->tcp_d, LARS_ID_GET_HOST_REQ, on_tcp_get_host, e);
+	dispatch_on(&e->tcp_d, LARS_ID_GET_ROUTE_REQ, on_tcp_get_route, e);
+	dispatch_init(&e->udp_d);
+	dispatch_on(&e->udp_d, LARS_ID_GET_HOST_REQ, on_udp_get_host, e);
+
+	tcp_server_opts_t topts = {
+		.name = "echo", .ip = c->ip, .port = c->port,
+		.max_conns = (unsigned)c->max_conns, .max_frame = (uint32_t)c->max_frame,
+		.max_write_queue = (size_t)c->max_write_queue, .dispatch = &e->tcp_d,
+		.user = e, .metrics = m,
+	};
+	udp_server_opts_t uopts = { .name = "echo-udp", .ip = c->ip,
+				    .port = c->udp_port, .dispatch = &e->udp_d, .metrics = m };
+	int r = tcp_server_start(loop, &topts, &e->tcp);
+	if (r == 0)
+		r = udp_server_start(loop, &uopts, &e->udp);
+	if (r) {
+		echo_close(e); /* NULL parts are no-ops */
+		return r;
+	}
+	char ports[64];
+	snprintf(ports, sizeof(ports), "tcp=%d udp=%d", tcp_server_port(e->tcp),
+		 udp_server_port(e->udp));
+	on_ready(user, ports);
+	*outp = e;
+	return 0;
+}
+
+SERVICE_PART(echo_t, echo_new, echo_close, service_on_ready_ports)
+
+static const service_def_t def = {
+	.name = "lars-test-svc",
+	.summary = "Test daemon built from the Lars service core.",
+	.keys = keys, .n_keys = ARRAY_SIZE(keys),
+	.common = &cfg.common, .cfg = &cfg,
+	.start = service_part_start, .stop = service_part_stop,
+};
 
 int main(int argc, char **argv)
 {
-	service_args_t args;
-	int r = service_parse_args("lars-test-svc", "Test daemon built from the Lars service core.",
-				   NULL, argc, argv, &args);
-	if (r)
-		return r > 0 ? 0 : 2;
-	log_init(args.level);
-
-	echo_cfg_t cfg = { .port = 0, .udp_port = 0, .max_conns = 1000,
-			   .max_frame = FRAME_TCP_MAX_DEFAULT,
-			   .max_write_queue = 1 << 20 };
-	snprintf(cfg.ip, sizeof(cfg.ip), "127.0.0.1");
-	service_common_defaults(&cfg.common);
-	config_key_t keys[] = {
-		CONFIG_KEY_STR("echo", "ip", cfg.ip),
-		CONFIG_KEY_INT("echo", "port", &cfg.port, 0, 65535),
-		CONFIG_KEY_INT("echo", "udp_port", &cfg.udp_port, 0, 65535),
-		CONFIG_KEY_INT("echo", "max_conns", &cfg.max_conns, 1, 1000000),
-		CONFIG_KEY_INT("echo", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
-		CONFIG_KEY_INT("echo", "max_write_queue", &cfg.max_write_queue, 1024, 1 << 30),
-		SERVICE_COMMON_KEYS(cfg.common),
-	};
-	if (config_load(args.config, keys, ARRAY_SIZE(keys)))
-		return 2;
-
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	metrics_t *m;
-	metrics_new(&m);
-	echo_t e = { 0 };
-	service_t *svc;
-	if (service_new(&loop, &args, echo_stop, &e, &svc))
-		return 1;
-
-	dispatch_t tcp_d, udp_d;
-	dispatch_init(&tcp_d);
-	dispatch_on(&tcp_d, LARS_ID_GET_HOST_REQ, on_tcp_get_host, &e);
-	dispatch_on(&tcp_d, LARS_ID_GET_ROUTE_REQ, on_tcp_get_route, &e);
-	dispatch_init(&udp_d);
-	dispatch_on(&udp_d, LARS_ID_GET_HOST_REQ, on_udp_get_host, &e);
-
-	tcp_server_opts_t topts = {
-		.name = "echo", .ip = cfg.ip, .port = cfg.port,
-		.max_conns = (unsigned)cfg.max_conns, .max_frame = (uint32_t)cfg.max_frame,
-		.max_write_queue = (size_t)cfg.max_write_queue, .dispatch = &tcp_d,
-		.user = &e, .metrics = m,
-	};
-	udp_server_opts_t uopts = { .name = "echo-udp", .ip = cfg.ip,
-				    .port = cfg.udp_port, .dispatch = &udp_d, .metrics = m };
-	int mport = 0;
-	if (tcp_server_start(&loop, &topts, &e.tcp) ||
-	    udp_server_start(&loop, &uopts, &e.udp) ||
-	    service_apply_common(svc, &cfg.common, m, &mport)) {
-		service_stop(svc);
-		service_run(svc);
-		metrics_free(m);
-		return 1;
-	}
-	char ready[128];
-	snprintf(ready, sizeof(ready), "tcp=%d udp=%d metrics=%d",
-		 tcp_server_port(e.tcp), udp_server_port(e.udp), mport);
-	service_ready(svc, ready);
-	r = service_run(svc);
-	metrics_free(m);
-	log_info("stopped");
-	return r;
+	return service_main(&def, argc, argv);
 }
