@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg.h"
 #include "xalloc.h"
 
 void lb_cfg_defaults(lb_cfg_t *c)
@@ -143,19 +142,58 @@ lb_host_t *lb_find(const lb_t *lb, int32_t ip, int32_t port)
 	return u64map_get(&lb->hosts, host_key(ip, port));
 }
 
+/**
+ * lb_iter_init() - start a walk over @lb's hosts: idle first, then overloaded.
+ * @it: the walk, valid until @lb changes.
+ * @lb: the balancer, or NULL for an empty walk.
+ */
+void lb_iter_init(lb_iter_t *it, const lb_t *lb)
+{
+	*it = lb ? (lb_iter_t){ lb->idle.head, lb->overload.head, lb_n_hosts(lb) }
+		 : (lb_iter_t){ NULL, NULL, 0 };
+	if (!it->next) {
+		it->next = it->overload;
+		it->overload = NULL;
+	}
+}
+
+/**
+ * lb_iter_next() - the next host of the walk.
+ * Return: the host (owned by the balancer), or NULL when every host was seen.
+ */
+const lb_host_t *lb_iter_next(lb_iter_t *it)
+{
+	const lb_host_t *h = it->next;
+	if (!h)
+		return NULL;
+	it->next = h->next;
+	if (!it->next) {
+		it->next = it->overload;
+		it->overload = NULL;
+	}
+	return h;
+}
+
+/**
+ * lb_get_host() - pick a host, as the original agent does (DESIGN §5).
+ * @lb: the balancer.
+ * @now_ms: the clock (unused by the pick itself; windows run on reports).
+ * @out: set to the host on LB_OK, untouched otherwise.
+ * Return: LB_OK, LB_E_OVERLOAD or LB_E_NOEXIST.
+ */
 int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out)
 {
 	lb_host_t *h;
 
 	if (lb_n_hosts(lb) == 0)
-		return LARS_RET_NOEXIST; /* still pulling, or the route is absent */
+		return LB_E_NOEXIST; /* still pulling, or the route is absent */
 	if (lb->idle.n == 0) {
 		if (lb->access_cnt >= (uint32_t)lb->cfg->probe_num) {
 			lb->access_cnt = 0;
 			h = list_rotate(&lb->overload); /* a probe */
 		} else {
 			lb->access_cnt++;
-			return LARS_RET_OVERLOAD;
+			return LB_E_OVERLOAD;
 		}
 	} else if (lb->overload.n == 0) {
 		h = list_rotate(&lb->idle);
@@ -168,7 +206,7 @@ int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out)
 	}
 	out->ip = h->ip;
 	out->port = h->port;
-	return LARS_RET_SUCC;
+	return LB_OK;
 }
 
 bool lb_needs_pull(const lb_t *lb, uint64_t now_ms)
@@ -218,12 +256,11 @@ void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms)
 	lb->updated_ms = now_ms;
 }
 
-int lb_report(lb_t *lb, int32_t ip, int32_t port, int retcode, uint64_t now_ms)
+int lb_report(lb_t *lb, int32_t ip, int32_t port, bool ok, uint64_t now_ms)
 {
 	lb_host_t *h = lb_find(lb, ip, port);
 	if (!h)
 		return -ENOENT;
-	bool ok = retcode == LARS_RET_SUCC;
 	if (ok) {
 		h->vsucc++;
 		h->rsucc++;

@@ -71,13 +71,31 @@ enum {
 	LB_CHANGED = 1,
 };
 
+/* lb_get_host()'s outcomes; the agent's core maps them to its answers. */
+enum {
+	LB_OK = 0,
+	LB_E_OVERLOAD = 1, /* every host overloaded, not a probe turn */
+	LB_E_NOEXIST = 2,  /* no hosts */
+};
+
+/**
+ * struct lb_iter - a walk over a route's hosts, idle ones first, then the
+ * overloaded ones. Valid while the balancer is not changed.
+ * @n: the route's hosts (what the walk yields at most).
+ */
+typedef struct lb_iter {
+	const lb_host_t *next;
+	const lb_host_t *overload; /* where the walk goes after idle */
+	size_t n;
+} lb_iter_t;
+
 void lb_init(lb_t *lb, int32_t modid, int32_t cmdid, const lb_cfg_t *cfg);
 void lb_deinit(lb_t *lb);
 
 /**
  * lb_get_host() - pick a host (round robin, probing overloaded hosts every
- * probe_num calls). Return: LARS_RET_SUCC with *out set, LARS_RET_OVERLOAD
- * (every host overloaded, not a probe turn) or LARS_RET_NOEXIST (no hosts).
+ * probe_num calls). Return: LB_OK with *out set, LB_E_OVERLOAD (every host
+ * overloaded, not a probe turn) or LB_E_NOEXIST (no hosts).
  */
 int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out);
 
@@ -94,11 +112,11 @@ void lb_pulling(lb_t *lb, uint64_t now_ms);
 void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms);
 
 /**
- * lb_report() - one call's outcome (@retcode 0 = success) for a host.
+ * lb_report() - one call's outcome (@ok: it succeeded) for a host.
  * Return: LB_CHANGED if the host moved between idle and overload,
  * LB_NO_CHANGE, or -ENOENT for a host not in the route.
  */
-int lb_report(lb_t *lb, int32_t ip, int32_t port, int retcode, uint64_t now_ms);
+int lb_report(lb_t *lb, int32_t ip, int32_t port, bool ok, uint64_t now_ms);
 
 /**
  * lb_tick() - window and overload expiry without any report (from a timer).
@@ -107,6 +125,11 @@ int lb_report(lb_t *lb, int32_t ip, int32_t port, int retcode, uint64_t now_ms);
 int lb_tick(lb_t *lb, uint64_t now_ms);
 
 lb_host_t *lb_find(const lb_t *lb, int32_t ip, int32_t port);
+/** lb_iter_init() - walk @lb's hosts (none for a NULL @lb). */
+void lb_iter_init(lb_iter_t *it, const lb_t *lb);
+/** lb_iter_next() - the next host, or NULL at the end. */
+const lb_host_t *lb_iter_next(lb_iter_t *it);
+
 static inline size_t lb_n_hosts(const lb_t *lb)
 {
 	return lb->idle.n + lb->overload.n;

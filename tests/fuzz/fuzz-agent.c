@@ -1,19 +1,45 @@
 // SPDX-License-Identifier: MIT
-// The agent's request handling without sockets: a stream of datagrams
-// ([u16 length][datagram] ...) decoded and applied to the route table, the
-// balancers and the report buffer as lars-agent does, with a clock that the
-// input moves. Invariants are checked after every step.
+// lars-agent's request handling without sockets: a stream of steps
+// ([u16 length][u8 clock step][datagram] ...) goes through the frame decoder
+// and the same agent_wire functions (decode → core → answer) the daemon
+// runs. The clock step's low 7 bits move the clock (250 ms each), its top
+// bit makes the next sends to lars-dns and lars-reporter fail (a full queue).
+// Besides the agent's own messages, a frame with id GetRouteRequest stands
+// for a lars-dns (re)connect, ReportStatusRequest for a report flush and
+// Unsubscribe for losing lars-dns. As the daemon's timers do, every step ticks
+// the core, and reports are flushed soon after a state change and every 5 s.
+// Invariants are checked after every step.
 #include <stdlib.h>
 #include <string.h>
 
-#include "balancer.h"
+#include "agent_core.h"
+#include "agent_wire.h"
 #include "fuzz.h"
 #include "log.h"
-#include "report_buf.h"
-#include "route_table.h"
 
-static void check(const route_table_t *t)
+typedef struct fuzz_link {
+	bool fail; /* sends fail this step */
+} fuzz_link_t;
+
+static int send_dns(void *user, int32_t msgid, const lars_GetRouteRequest *req)
 {
+	const fuzz_link_t *l = user;
+	if (msgid != LARS_ID_GET_ROUTE_REQ && msgid != LARS_ID_UNSUBSCRIBE_REQ)
+		__builtin_trap();
+	return l->fail ? -1 : 0;
+}
+
+static int send_report(void *user, const lars_ReportStatusRequest *req, size_t n)
+{
+	const fuzz_link_t *l = user;
+	if (n == 0)
+		__builtin_trap(); /* a route goes out only with hosts */
+	return l->fail ? -1 : 0;
+}
+
+static void check(const acore_t *c, const acore_cfg_t *cfg)
+{
+	const route_table_t *t = acore_routes(c);
 	size_t iter = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&t->map, &iter));) {
 		const lb_t *lb = &((rt_entry_t *)s->value)->lb;
@@ -25,95 +51,113 @@ static void check(const route_table_t *t)
 		for (const lb_host_t *h = lb->overload.head; h; h = h->next)
 			if (!h->overload)
 				__builtin_trap();
+		/* A key lives in the route table or the keyset, never both. */
+		if (ks_peek(acore_keyset(c), lb->modid, lb->cmdid))
+			__builtin_trap();
 	}
-	if (t->map.n > t->max)
+	if (rt_size(t) > cfg->max_routes || ks_size(acore_keyset(c)) > cfg->max_absent)
 		__builtin_trap();
+	const report_buf_t *rb = acore_report_buf(c);
+	if (rb->n_hosts > rb->max_hosts)
+		__builtin_trap();
+}
+
+static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64_t now)
+{
+	size_t len = (size_t)hdr->msglen;
+	uint8_t out[65536];
+	size_t olen;
+	switch (hdr->msgid) {
+	case LARS_ID_GET_HOST_REQ: {
+		lars_GetHostResponse resp;
+		if (awire_get_host(w, body, len, now, &resp) == 0 &&
+		    (msg_frame_encode(LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp,
+				      out, sizeof(out), &olen) ||
+		     resp.retcode < 0 || resp.retcode > 3 ||
+		     resp.has_host != (resp.retcode == LARS_RET_SUCC)))
+			__builtin_trap();
+		break;
+	}
+	case LARS_ID_REPORT_REQ:
+		awire_report(w, body, len, now);
+		break;
+	case LARS_ID_API_GET_ROUTE_REQ: {
+		awire_route_t ans;
+		if (awire_get_route(w, body, len, now, &ans) == 0) {
+			/* The answer always fits one datagram. */
+			if (msg_frame_encode(LARS_ID_API_GET_ROUTE_RESP, lars_GetRouteResponse_fields,
+					     &ans.resp, out, MSG_UDP_DATAGRAM_MAX, &olen))
+				__builtin_trap();
+			awire_route_deinit(&ans);
+		}
+		break;
+	}
+	case LARS_ID_GET_ROUTE_RESP: {
+		bool truncated;
+		awire_route_answer(w, body, len, now, &truncated);
+		break;
+	}
+	case LARS_ID_GET_ROUTE_REQ:
+		acore_dns_connected(w->core, now);
+		awire_drain_dns(w, ACORE_OK);
+		break;
+	case LARS_ID_UNSUBSCRIBE_REQ:
+		acore_set_link(w->core, ACORE_LINK_DOWN);
+		break;
+	case LARS_ID_REPORT_STATUS_REQ:
+		awire_flush_reports(w, (uint32_t)(now / 1000));
+		break;
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static lb_cfg_t cfg;
-	lb_cfg_defaults(&cfg);
-	cfg.probe_num = 3;
-	cfg.contin_err_limit = 4;
-	cfg.contin_succ_limit = 4;
-	route_table_t t;
-	rt_init(&t, 8, 5000, &cfg);
-	report_buf_t rb;
-	rb_init(&rb, 64);
+	acore_cfg_t cfg = { .max_routes = 8, .max_absent = 8, .pull_rate = 4, .pull_burst = 4,
+			    .report_max_hosts = 64 };
+	lb_cfg_defaults(&cfg.lb);
+	cfg.lb.probe_num = 3;
+	cfg.lb.contin_err_limit = 4;
+	cfg.lb.contin_succ_limit = 4;
+	log_set_level(LOG_LVL_ERROR); /* bad answers from "lars-dns" are the point */
+	uint64_t now = 0, flushed = 0;
+	acore_t *c;
+	if (acore_new(&cfg, now, &c))
+		__builtin_trap();
+	fuzz_link_t link = { false };
+	awire_t w = { .core = c, .send_dns = send_dns, .send_report = send_report,
+		      .user = &link, .max_hosts = 64, .caller = 1 };
 	frame_idset_t ids;
 	frame_idset_clear(&ids);
 	frame_idset_add(&ids, LARS_ID_GET_HOST_REQ);
 	frame_idset_add(&ids, LARS_ID_REPORT_REQ);
 	frame_idset_add(&ids, LARS_ID_API_GET_ROUTE_REQ);
 	frame_idset_add(&ids, LARS_ID_GET_ROUTE_RESP); /* as from lars-dns */
-	uint64_t now = 0;
+	frame_idset_add(&ids, LARS_ID_GET_ROUTE_REQ);     /* lars-dns (re)connects */
+	frame_idset_add(&ids, LARS_ID_UNSUBSCRIBE_REQ);   /* lars-dns lost */
+	frame_idset_add(&ids, LARS_ID_REPORT_STATUS_REQ); /* report flush */
+	acore_dns_connected(c, now);
 
 	while (size >= 3) {
 		size_t len = (size_t)data[0] | (size_t)data[1] << 8;
-		now += (uint64_t)data[2] * 250; /* up to ~64 s per step */
+		now += (uint64_t)(data[2] & 0x7f) * 250; /* up to ~32 s per step */
+		link.fail = data[2] & 0x80;
 		data += 3;
 		size -= 3;
 		if (len > size)
 			len = size;
 		frame_hdr_t hdr;
 		const uint8_t *body;
-		if (frame_udp_parse(data, len, &ids, &hdr, &body) == FRAME_OK) {
-			size_t blen = (size_t)hdr.msglen;
-			if (hdr.msgid == LARS_ID_GET_HOST_REQ || hdr.msgid == LARS_ID_API_GET_ROUTE_REQ) {
-				lars_GetHostRequest q = lars_GetHostRequest_init_zero;
-				lars_GetRouteRequest g = lars_GetRouteRequest_init_zero;
-				int32_t modid, cmdid;
-				int r = hdr.msgid == LARS_ID_GET_HOST_REQ
-						? msg_decode(lars_GetHostRequest_fields, &q, body, blen, NULL)
-						: msg_decode(lars_GetRouteRequest_fields, &g, body, blen, NULL);
-				modid = hdr.msgid == LARS_ID_GET_HOST_REQ ? q.modid : g.modid;
-				cmdid = hdr.msgid == LARS_ID_GET_HOST_REQ ? q.cmdid : g.cmdid;
-				if (r == 0) {
-					rt_entry_t *e = rt_find(&t, modid, cmdid, now);
-					if (!e)
-						e = rt_create(&t, modid, cmdid, now);
-					if (e) {
-						if (lb_needs_pull(&e->lb, now))
-							lb_pulling(&e->lb, now);
-						lars_HostInfo h;
-						lb_get_host(&e->lb, now, &h);
-					}
-				}
-			} else if (hdr.msgid == LARS_ID_REPORT_REQ) {
-				lars_ReportRequest q = lars_ReportRequest_init_zero;
-				if (msg_decode(lars_ReportRequest_fields, &q, body, blen, NULL) == 0) {
-					rt_entry_t *e = rt_peek(&t, q.modid, q.cmdid);
-					if (e && lb_report(&e->lb, q.host.ip, q.host.port, q.retcode, now) >= 0)
-						rb_add(&rb, q.modid, q.cmdid, q.host.ip, q.host.port,
-						       q.retcode == 0, q.retcode != 0);
-				}
-			} else if (hdr.msgid == LARS_ID_GET_ROUTE_RESP) {
-				lars_GetRouteResponse q = lars_GetRouteResponse_init_zero;
-				msg_vec_t vec;
-				msg_hosts_init(&vec, 64);
-				msg_vec_bind(&vec, &q.host);
-				if (msg_decode(lars_GetRouteResponse_fields, &q, body, blen, NULL) == 0) {
-					rt_entry_t *e = rt_peek(&t, q.modid, q.cmdid);
-					if (e)
-						lb_update(&e->lb, vec.v, vec.n, now);
-				}
-				msg_vec_deinit(&vec);
-			}
+		if (frame_udp_parse(data, len, &ids, &hdr, &body) == FRAME_OK)
+			step(&w, &hdr, body, now);
+		acore_tick(c, now);
+		if (acore_take_flush_soon(c) || now - flushed >= 5000) {
+			awire_flush_reports(&w, (uint32_t)(now / 1000));
+			flushed = now;
 		}
-		rt_tick(&t, now, 3, NULL, NULL);
-		check(&t);
-		if (rb.n_hosts > rb.max_hosts)
-			__builtin_trap();
+		check(c, &cfg);
 		data += len;
 		size -= len;
 	}
-	size_t n;
-	rb_route_t **v = rb_take_all(&rb, &n);
-	for (size_t i = 0; i < n; i++)
-		rb_route_free(v[i]);
-	free(v);
-	rb_deinit(&rb);
-	rt_deinit(&t);
+	acore_free(c);
 	return 0;
 }

@@ -37,14 +37,14 @@ static int32_t pick(uint64_t now)
 {
 	lars_HostInfo out = { 0 };
 	int r = lb_get_host(&lb, now, &out);
-	return r == LARS_RET_SUCC ? out.ip : -r;
+	return r == LB_OK ? out.ip : -r;
 }
 
 static int fail_n(const lars_HostInfo *h, int n, uint64_t now)
 {
 	int changed = LB_NO_CHANGE;
 	for (int i = 0; i < n; i++)
-		changed |= lb_report(&lb, h->ip, h->port, LARS_RET_SYSTEM_ERROR, now);
+		changed |= lb_report(&lb, h->ip, h->port, false, now);
 	return changed;
 }
 
@@ -52,7 +52,7 @@ static int succ_n(const lars_HostInfo *h, int n, uint64_t now)
 {
 	int changed = LB_NO_CHANGE;
 	for (int i = 0; i < n; i++)
-		changed |= lb_report(&lb, h->ip, h->port, LARS_RET_SUCC, now);
+		changed |= lb_report(&lb, h->ip, h->port, true, now);
 	return changed;
 }
 
@@ -73,14 +73,14 @@ static void test_pulling_and_absent(void **state)
 {
 	/* No data yet (PULLING): NOEXIST. */
 	assert_int_equal(lb.status, LB_PULLING);
-	assert_int_equal(pick(0), -LARS_RET_NOEXIST);
+	assert_int_equal(pick(0), -LB_E_NOEXIST);
 	lb_pulling(&lb, S(0));
 	assert_false(lb_needs_pull(&lb, S(14)));
 	assert_true(lb_needs_pull(&lb, S(15))); /* the answer never came: ask again */
 	/* An empty route: NEW, NOEXIST, and no new pull before update_timeout. */
 	set_hosts(NULL, 0, S(20));
 	assert_int_equal(lb.status, LB_NEW);
-	assert_int_equal(pick(S(21)), -LARS_RET_NOEXIST);
+	assert_int_equal(pick(S(21)), -LB_E_NOEXIST);
 	assert_false(lb_needs_pull(&lb, S(34)));
 	assert_true(lb_needs_pull(&lb, S(35)));
 }
@@ -116,7 +116,7 @@ static void test_contin_err_to_overload(void **state)
 	assert_int_equal(lb.overload.n, 1);
 	assert_int_equal(lb.idle.n, 1);
 	/* Unknown host. */
-	assert_int_equal(lb_report(&lb, 9, 9, 0, S(1)), -ENOENT);
+	assert_int_equal(lb_report(&lb, 9, 9, true, S(1)), -ENOENT);
 }
 
 static void test_err_rate_to_overload(void **state)
@@ -176,7 +176,7 @@ static void test_success_never_overloads_idle_and_failure_never_idles(void **sta
 static void window_pattern(uint64_t now)
 {
 	for (int i = 0; i < 10; i++)
-		lb_report(&lb, A.ip, A.port, i % 10 < 3 ? 0 : 1, now);
+		lb_report(&lb, A.ip, A.port, i % 10 < 3, now);
 }
 
 static void test_window_to_overload_on_report(void **state)
@@ -189,17 +189,17 @@ static void test_window_to_overload_on_report(void **state)
 	assert_int_equal(a->rsucc, 3);
 	/* Before the window ends nothing happens; at 15 s a report decides. */
 	assert_int_equal(succ_n(&A, 0, S(14)), LB_NO_CHANGE);
-	assert_int_equal(lb_report(&lb, A.ip, A.port, 1, S(15)), LB_CHANGED);
+	assert_int_equal(lb_report(&lb, A.ip, A.port, false, S(15)), LB_CHANGED);
 	assert_true(a->overload);
 }
 
 static void test_window_resets_when_healthy(void **state)
 {
 	set_hosts(&A, 1, 0);
-	lb_report(&lb, A.ip, A.port, 1, S(1)); /* one error in ten */
+	lb_report(&lb, A.ip, A.port, false, S(1)); /* one error in ten */
 	succ_n(&A, 9, S(1));
 	lb_host_t *a = lb_find(&lb, 1, 1);
-	assert_int_equal(lb_report(&lb, A.ip, A.port, 0, S(16)), LB_NO_CHANGE);
+	assert_int_equal(lb_report(&lb, A.ip, A.port, true, S(16)), LB_NO_CHANGE);
 	/* A new window: counters back to idle values, window restarted. */
 	assert_false(a->overload);
 	assert_int_equal(a->rsucc + a->rerr, 0);
@@ -227,7 +227,7 @@ static void test_overload_timeout_on_report(void **state)
 	set_hosts(&A, 1, 0);
 	fail_n(&A, 15, S(0));
 	/* A failure after the timeout: the window rule still returns it. */
-	assert_int_equal(lb_report(&lb, A.ip, A.port, 1, S(15)), LB_CHANGED);
+	assert_int_equal(lb_report(&lb, A.ip, A.port, false, S(15)), LB_CHANGED);
 	assert_false(lb_find(&lb, 1, 1)->overload);
 }
 
@@ -254,10 +254,10 @@ static void test_all_overloaded(void **state)
 	fail_n(&B, 15, 0);
 	/* OVERLOAD ten times, then a probe, round robin over the overloaded. */
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(pick(0), -LARS_RET_OVERLOAD);
+		assert_int_equal(pick(0), -LB_E_OVERLOAD);
 	assert_int_equal(pick(0), 1);
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(pick(0), -LARS_RET_OVERLOAD);
+		assert_int_equal(pick(0), -LB_E_OVERLOAD);
 	assert_int_equal(pick(0), 2);
 }
 
@@ -289,7 +289,7 @@ static void test_update_keeps_and_removes(void **state)
 	}
 	/* Removing everything: NOEXIST. */
 	set_hosts(NULL, 0, S(3));
-	assert_int_equal(pick(S(3)), -LARS_RET_NOEXIST);
+	assert_int_equal(pick(S(3)), -LB_E_NOEXIST);
 	assert_int_equal(lb_n_hosts(&lb), 0);
 }
 
@@ -305,6 +305,37 @@ static void test_update_keeps_overloaded_host_that_stays(void **state)
 	const lars_HostInfo dup[3] = { A, A, B };
 	set_hosts(dup, 3, S(3));
 	assert_int_equal(lb_n_hosts(&lb), 2);
+}
+
+static void test_iter_idle_then_overload(void **state)
+{
+	lb_iter_t it;
+	lb_iter_init(&it, &lb); /* no hosts */
+	assert_int_equal(it.n, 0);
+	assert_null(lb_iter_next(&it));
+	lb_iter_init(&it, NULL); /* no route */
+	assert_null(lb_iter_next(&it));
+	const lars_HostInfo h[3] = { A, B, C };
+	set_hosts(h, 3, 0);
+	fail_n(&B, 15, S(1)); /* B overloaded: walked after the idle ones */
+	lb_iter_init(&it, &lb);
+	assert_int_equal(it.n, 3);
+	int32_t seen[4] = { 0 };
+	size_t n = 0;
+	for (const lb_host_t *x; (x = lb_iter_next(&it)) && n < 4;)
+		seen[n++] = x->ip;
+	assert_int_equal(n, 3);
+	assert_int_equal(seen[0], 1);
+	assert_int_equal(seen[1], 3);
+	assert_int_equal(seen[2], 2);
+	/* Only overloaded hosts: the walk starts in the overload list. */
+	fail_n(&A, 15, S(1));
+	fail_n(&C, 15, S(1));
+	lb_iter_init(&it, &lb);
+	n = 0;
+	while (lb_iter_next(&it) && n < 4)
+		n++;
+	assert_int_equal(n, 3);
 }
 
 int main(void)
@@ -327,6 +358,7 @@ int main(void)
 		T(test_all_overloaded),
 		T(test_update_keeps_and_removes),
 		T(test_update_keeps_overloaded_host_that_stays),
+		T(test_iter_idle_then_overload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

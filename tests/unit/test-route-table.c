@@ -48,7 +48,7 @@ static void test_tick_in_chunks(void **state)
 		rt_entry_t *e = rt_create(&t, 1, i, 0);
 		lb_update(&e->lb, &h, 1, 0);
 		for (int k = 0; k < 15; k++)
-			lb_report(&e->lb, 1, 1, 1, 0); /* overloaded at 0 */
+			lb_report(&e->lb, 1, 1, false, 0); /* overloaded at 0 */
 	}
 	/* overload_timeout passed: 100 routes change, 30 per call. */
 	n_changed = 0;

@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: MIT
+// The agent's decisions (DESIGN §5), without sockets or a clock of its own.
+//
+// DESIGN: a request never waits: unknown keys answer NOEXIST and start a
+// pull; stale routes are served while the refresh is in flight. Every dns
+// (re)connect asks for every known key again, which also re-subscribes that
+// connection to their pushes. App reports go into the balancer and into a
+// coalesced buffer that is taken per route every [reporter] interval and soon
+// after a host changes state; while lars-reporter is away it stays buffered
+// (bounded).
+//
+// Unknown keys are an app's to choose, so they are bounded apart from the
+// routes: pulls for them spend tokens of [agent] pull_rate, and a key without
+// hosts (being pulled, absent at lars-dns, or without room) lives in the
+// keyset ([agent] max_absent), never in the route table. A route enters the
+// table only when lars-dns answers with hosts, so a flood of made-up keys
+// cannot evict a route that has hosts. Whatever the agent forgets it
+// unsubscribes at lars-dns, so the connection's subscriptions stay within
+// max_routes + max_absent.
+#include "agent_core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "msg.h"
+#include "tokens.h"
+#include "xalloc.h"
+
+/* Why a pull was queued: what acore_dns_unsent() undoes. */
+enum {
+	WHY_ROUTE,   /* a route's refresh, or a reconnect: the next one asks again */
+	WHY_NEW,     /* a key first asked for by the request just handled */
+	WHY_AGAIN,   /* a key without hosts asked for again after update_timeout */
+	WHY_FORGOT,  /* an unsubscribe */
+};
+
+struct acore {
+	acore_cfg_t cfg;
+	uint64_t update_ms;
+	enum acore_link link;
+	route_table_t rt;
+	keyset_t ks;          /* keys without hosts */
+	tokens_t pull_tokens; /* pulls for keys not in the route table */
+	report_buf_t rb;
+	bool flush_soon;      /* a host changed state: report soon */
+	struct {
+		acore_dns_msg_t *v;
+		size_t n, head, cap;
+	} dns;                /* requests for lars-dns, oldest at head */
+	struct {
+		rb_route_t **v;   /* taken out of rb, being sent */
+		size_t n, i;
+		lars_HostCallResult *res;
+		size_t res_cap;
+	} out;
+	uint64_t count[ACORE_N_COUNTERS];
+};
+
+static void dns_push(acore_t *c, enum acore_dns_kind kind, int32_t modid, int32_t cmdid,
+		     int why, uint64_t since_ms)
+{
+	if (c->dns.n == c->dns.cap) {
+		c->dns.cap = c->dns.cap ? 2 * c->dns.cap : 16;
+		c->dns.v = xreallocarray(c->dns.v, c->dns.cap, sizeof(*c->dns.v));
+	}
+	c->dns.v[c->dns.n++] = (acore_dns_msg_t){ .kind = kind, .modid = modid, .cmdid = cmdid,
+						  ._why = why, ._since_ms = since_ms };
+}
+
+/* The agent forgot a key: lars-dns need not push it any more. */
+static void on_rt_evict(rt_entry_t *e, void *user)
+{
+	acore_t *c = user;
+	c->count[ACORE_C_EVICTED]++;
+	log_debug("agent: evicting route %d/%d (least recently used)", e->lb.modid, e->lb.cmdid);
+	dns_push(c, ACORE_UNSUBSCRIBE, e->lb.modid, e->lb.cmdid, WHY_FORGOT, 0);
+}
+
+static void on_ks_evict(ks_entry_t *k, void *user)
+{
+	acore_t *c = user;
+	c->count[ACORE_C_ABSENT_EVICTED]++;
+	dns_push(c, ACORE_UNSUBSCRIBE, k->modid, k->cmdid, WHY_FORGOT, 0);
+}
+
+/**
+ * acore_new() - the agent's decisions, empty, with a full pull budget.
+ * @cfg: limits and [loadbalance] (copied).
+ * @now_ms: the clock.
+ * @outp: set to the core on success; the caller frees it with acore_free().
+ * Return: 0 (memory failures abort, as everywhere in the daemons).
+ */
+int acore_new(const acore_cfg_t *cfg, uint64_t now_ms, acore_t **outp)
+{
+	acore_t *c = xcalloc(1, sizeof(*c));
+	c->cfg = *cfg;
+	c->update_ms = (uint64_t)cfg->lb.update_timeout_s * 1000;
+	c->link = ACORE_LINK_CONNECTING;
+	rt_init(&c->rt, cfg->max_routes, c->update_ms, &c->cfg.lb);
+	c->rt.on_evict = on_rt_evict;
+	c->rt.user = c;
+	ks_init(&c->ks, cfg->max_absent);
+	c->ks.on_evict = on_ks_evict;
+	c->ks.user = c;
+	tokens_init(&c->pull_tokens, cfg->pull_rate, cfg->pull_burst, now_ms);
+	rb_init(&c->rb, cfg->report_max_hosts);
+	*outp = c;
+	return 0;
+}
+
+/** acore_free() - free @c and what it holds (NULL is fine). Return: NULL. */
+acore_t *acore_free(acore_t *c)
+{
+	if (!c)
+		return NULL;
+	acore_reports_unsent(c);
+	rt_deinit(&c->rt);
+	ks_deinit(&c->ks);
+	rb_deinit(&c->rb);
+	free(c->dns.v);
+	free(c->out.res);
+	free(c);
+	return NULL;
+}
+
+/**
+ * acore_set_link() - the lars-dns link as the loop sees it now; the loop
+ * says so before each request (a failed attempt has no event of its own).
+ */
+void acore_set_link(acore_t *c, enum acore_link link)
+{
+	c->link = link;
+}
+
+/**
+ * acore_dns_connected() - a new lars-dns connection has no subscriptions:
+ * pull every key without hosts (at most max_absent: those asked for before
+ * this connection, and the subscriptions that tell when one appears) and
+ * every route again. The pulls come out of acore_next_dns().
+ */
+void acore_dns_connected(acore_t *c, uint64_t now_ms)
+{
+	c->link = ACORE_LINK_UP;
+	size_t kn = 0;
+	for (lru_link_t *n = c->ks.lru.head; n; n = n->next, kn++) {
+		ks_entry_t *k = lru_entry(n, ks_entry_t, lru);
+		dns_push(c, ACORE_PULL, k->modid, k->cmdid, WHY_ROUTE, 0);
+		k->since_ms = now_ms;
+	}
+	if (kn)
+		log_info("agent: asked lars-dns for %zu keys without hosts after connecting", kn);
+	size_t iter = 0, n = 0;
+	for (u64map_slot_t *s; (s = u64map_next(&c->rt.map, &iter)); n++) {
+		rt_entry_t *e = s->value;
+		lb_pulling(&e->lb, now_ms);
+		dns_push(c, ACORE_PULL, e->lb.modid, e->lb.cmdid, WHY_ROUTE, 0);
+	}
+	if (n)
+		log_info("agent: asked lars-dns for %zu routes after connecting", n);
+}
+
+/* A pull for a key not in the route table, within pull_rate. */
+static bool pull_unknown(acore_t *c, int32_t modid, int32_t cmdid, int why, uint64_t since_ms,
+			 uint64_t now_ms)
+{
+	if (!tokens_take(&c->pull_tokens, now_ms)) {
+		c->count[ACORE_C_PULLS_LIMITED]++;
+		return false;
+	}
+	if (c->link == ACORE_LINK_UP)
+		dns_push(c, ACORE_PULL, modid, cmdid, why, since_ms);
+	return true;
+}
+
+/*
+ * The balancer for a request, or NULL with *rcp saying why there is none:
+ * PENDING while the first pull is out, ABSENT when lars-dns says there is
+ * no such route; UNREACHABLE, LIMITED or NO_ROOM when the agent cannot know
+ * or hold it.
+ */
+static rt_entry_t *route_for(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
+			     int *rcp)
+{
+	rt_entry_t *e = rt_find(&c->rt, modid, cmdid, now_ms);
+	if (e) {
+		if (lb_needs_pull(&e->lb, now_ms)) {
+			/* Served from what it has meanwhile. Not connected: the
+			 * reconnect asks for every key anyway. */
+			lb_pulling(&e->lb, now_ms);
+			if (c->link == ACORE_LINK_UP)
+				dns_push(c, ACORE_PULL, modid, cmdid, WHY_ROUTE, 0);
+		}
+		return e;
+	}
+	bool up = c->link == ACORE_LINK_UP;
+	bool unreachable = c->link == ACORE_LINK_DOWN;
+	ks_entry_t *k = ks_find(&c->ks, modid, cmdid);
+	if (k) {
+		/* Asked again after update_timeout: the answer was lost, or the
+		 * route may exist by now (a push would have said so, unless
+		 * lars-dns dropped the subscription at its cap). The state stays
+		 * until the answer. */
+		if (up && now_ms - k->since_ms >= c->update_ms &&
+		    pull_unknown(c, modid, cmdid, WHY_AGAIN, k->since_ms, now_ms))
+			k->since_ms = now_ms;
+		if (k->state == KS_ABSENT)
+			*rcp = ACORE_E_ABSENT; /* what lars-dns said last */
+		else if (k->state == KS_PENDING)
+			*rcp = unreachable ? ACORE_E_UNREACHABLE : ACORE_E_PENDING;
+		else
+			*rcp = ACORE_E_NO_ROOM;
+		return NULL;
+	}
+	/* Connecting (the agent just started): remembered as pending, pulled
+	 * by acore_dns_connected(). Unreachable: the agent cannot know. */
+	if (unreachable) {
+		*rcp = ACORE_E_UNREACHABLE;
+		return NULL;
+	}
+	if (!pull_unknown(c, modid, cmdid, WHY_NEW, 0, now_ms)) {
+		*rcp = ACORE_E_LIMITED;
+		return NULL;
+	}
+	ks_put(&c->ks, modid, cmdid, KS_PENDING, now_ms);
+	*rcp = ACORE_E_PENDING;
+	return NULL;
+}
+
+/**
+ * acore_get_host() - a host for an app's call.
+ * @hostp: set on ACORE_OK only.
+ * Return: ACORE_OK, ACORE_E_OVERLOAD, or why there is no host (ACORE_E_PENDING:
+ * a pull for it may now wait in acore_next_dns()).
+ */
+int acore_get_host(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		   lars_HostInfo *hostp)
+{
+	int rc;
+	rt_entry_t *e = route_for(c, modid, cmdid, now_ms, &rc);
+	if (!e)
+		return rc;
+	switch (lb_get_host(&e->lb, now_ms, hostp)) {
+	case LB_OK:
+		return ACORE_OK;
+	case LB_E_OVERLOAD:
+		return ACORE_E_OVERLOAD;
+	default:
+		return ACORE_E_ABSENT; /* a route without hosts */
+	}
+}
+
+/**
+ * acore_get_route() - every host of a route, for the API's get_route.
+ * @itp: set to a walk over the hosts (empty without a route), valid until
+ *       the next call into @c.
+ * Return: ACORE_OK, or why there is no route (as acore_get_host()).
+ */
+int acore_get_route(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		    lb_iter_t *itp)
+{
+	int rc = ACORE_OK;
+	rt_entry_t *e = route_for(c, modid, cmdid, now_ms, &rc);
+	lb_iter_init(itp, e ? &e->lb : NULL);
+	return rc;
+}
+
+/* A host changed state: its route is reported soon, counts or not. */
+static void state_changed(acore_t *c, rt_entry_t *e, int32_t ip, int32_t port)
+{
+	c->count[ACORE_C_STATE_CHANGES]++;
+	rb_add(&c->rb, e->lb.modid, e->lb.cmdid, ip, port, 0, 0);
+	c->flush_soon = true;
+}
+
+/**
+ * acore_report() - an app's call result (@ok: it succeeded) for a host:
+ * into the balancer and the report buffer.
+ * Return: ACORE_OK, or ACORE_E_UNKNOWN_HOST (not counted anywhere else).
+ */
+int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		 bool ok, uint64_t now_ms)
+{
+	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+	int changed = e ? lb_report(&e->lb, ip, port, ok, now_ms) : -ENOENT;
+	if (changed < 0) {
+		c->count[ACORE_C_UNKNOWN_HOST]++; /* not (any more) in the route */
+		return ACORE_E_UNKNOWN_HOST;
+	}
+	if (rb_add(&c->rb, modid, cmdid, ip, port, ok, !ok))
+		c->count[ACORE_C_REPORT_DROPPED]++;
+	if (changed == LB_CHANGED)
+		state_changed(c, e, ip, port);
+	return ACORE_OK;
+}
+
+/**
+ * acore_apply_route() - a route answer or push from lars-dns: @n hosts
+ * (none: deleted there). Routes with hosts enter the table (evicting an idle
+ * one at max_routes: its unsubscribe comes out of acore_next_dns()); keys
+ * without hosts are remembered as absent; a key already forgotten changes
+ * nothing.
+ */
+void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
+		       size_t n, uint64_t now_ms)
+{
+	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+	ks_entry_t *k = e ? NULL : ks_peek(&c->ks, modid, cmdid);
+	if (e && n == 0) {
+		/* Deleted at lars-dns: remembered as absent, out of the table. */
+		rt_remove(&c->rt, e);
+		ks_put(&c->ks, modid, cmdid, KS_ABSENT, now_ms);
+	} else if (e) {
+		lb_update(&e->lb, hosts, n, now_ms);
+	} else if (k && n == 0) {
+		k->state = KS_ABSENT;
+		k->since_ms = now_ms;
+	} else if (k) {
+		/* Hosts: now it is a route. Only routes idle for update_timeout
+		 * make room (LRU); otherwise it waits, answering NO_ROOM. */
+		e = rt_create(&c->rt, modid, cmdid, now_ms);
+		if (e) {
+			ks_del(&c->ks, k);
+			lb_update(&e->lb, hosts, n, now_ms);
+		} else {
+			if (k->state != KS_NO_ROOM)
+				c->count[ACORE_C_NO_ROOM]++;
+			k->state = KS_NO_ROOM;
+			k->since_ms = now_ms;
+		}
+	} else {
+		/* Neither: a key already forgotten (or a lars-dns that ignores
+		 * unsubscribing). Nothing to do. */
+		return;
+	}
+	c->count[ACORE_C_ROUTE_UPDATES]++;
+}
+
+static void on_tick_change(rt_entry_t *e, void *user)
+{
+	acore_t *c = user;
+	/* Which host moved is not known here: report the route's hosts. */
+	lb_iter_t it;
+	lb_iter_init(&it, &e->lb);
+	for (const lb_host_t *h; (h = lb_iter_next(&it));)
+		rb_add(&c->rb, e->lb.modid, e->lb.cmdid, h->ip, h->port, 0, 0);
+	c->count[ACORE_C_STATE_CHANGES]++;
+	c->flush_soon = true;
+}
+
+/**
+ * acore_tick() - window and overload expiry without reports, over at most
+ * ACORE_TICK_BUDGET balancers (the next call goes on from there).
+ */
+void acore_tick(acore_t *c, uint64_t now_ms)
+{
+	rt_tick(&c->rt, now_ms, ACORE_TICK_BUDGET, on_tick_change, c);
+}
+
+/**
+ * acore_next_dns() - the oldest request for lars-dns not yet taken.
+ * @msgp: set to it; if it cannot be sent, tell acore_dns_unsent() before
+ *        the next call into the core.
+ * Return: whether there was one.
+ */
+bool acore_next_dns(acore_t *c, acore_dns_msg_t *msgp)
+{
+	if (c->dns.head == c->dns.n) {
+		c->dns.head = c->dns.n = 0;
+		return false;
+	}
+	*msgp = c->dns.v[c->dns.head++];
+	return true;
+}
+
+/**
+ * acore_dns_unsent() - @msg (from acore_next_dns()) could not be sent.
+ * A key first asked for by the request just handled is forgotten, as if
+ * never asked for; one asked for again may be pulled at its next request.
+ * Everything else is asked for again anyway (refresh, reconnect).
+ * Return: ACORE_E_BUSY when the request's answer is that instead, else 0.
+ */
+int acore_dns_unsent(acore_t *c, const acore_dns_msg_t *msg)
+{
+	ks_entry_t *k = msg->kind == ACORE_PULL ? ks_peek(&c->ks, msg->modid, msg->cmdid)
+						: NULL;
+	if (!k)
+		return 0;
+	if (msg->_why == WHY_NEW) {
+		ks_del(&c->ks, k);
+		return ACORE_E_BUSY;
+	}
+	if (msg->_why == WHY_AGAIN)
+		k->since_ms = msg->_since_ms;
+	return 0;
+}
+
+/** acore_take_flush_soon() - whether a state change wants the reports out soon (cleared). */
+bool acore_take_flush_soon(acore_t *c)
+{
+	bool r = c->flush_soon;
+	c->flush_soon = false;
+	return r;
+}
+
+/**
+ * acore_take_reports() - take every route's counts out of the buffer, to be
+ * walked with acore_next_report(); what comes in meanwhile is buffered anew.
+ * Return: the number of routes taken.
+ */
+size_t acore_take_reports(acore_t *c)
+{
+	acore_reports_unsent(c); /* a walk left unfinished */
+	c->out.v = rb_take_all(&c->rb, &c->out.n);
+	c->out.i = 0;
+	return c->out.n;
+}
+
+/**
+ * acore_next_report() - the next taken route's counts, each host marked
+ * overload as its balancer has it now. The previous one counts as sent.
+ * @rp: set to the route; its results are valid until the next call.
+ * Return: false when every taken route was seen (the walk is over).
+ */
+bool acore_next_report(acore_t *c, acore_report_t *rp)
+{
+	if (c->out.i > 0) {
+		rb_route_free(c->out.v[c->out.i - 1]);
+		c->out.v[c->out.i - 1] = NULL;
+	}
+	if (c->out.i == c->out.n) {
+		free(c->out.v);
+		c->out.v = NULL;
+		c->out.n = c->out.i = 0;
+		return false;
+	}
+	rb_route_t *r = c->out.v[c->out.i++];
+	if (r->hosts.n > c->out.res_cap) {
+		c->out.res_cap = r->hosts.n;
+		c->out.res = xreallocarray(c->out.res, c->out.res_cap, sizeof(*c->out.res));
+	}
+	rt_entry_t *e = rt_peek(&c->rt, r->modid, r->cmdid);
+	size_t k = 0, iter = 0;
+	for (u64map_slot_t *s; (s = u64map_next(&r->hosts, &iter));) {
+		rb_counts_t *n = s->value;
+		lb_host_t *h = e ? lb_find(&e->lb, n->ip, n->port) : NULL;
+		c->out.res[k++] = (lars_HostCallResult){ .ip = n->ip, .port = n->port,
+							 .succ = n->succ, .err = n->err,
+							 .overload = h && h->overload };
+	}
+	*rp = (acore_report_t){ .modid = r->modid, .cmdid = r->cmdid, .results = c->out.res,
+				.n = k };
+	return true;
+}
+
+/**
+ * acore_reports_unsent() - the route last returned by acore_next_report()
+ * and the rest of the walk were not sent: their counts go back into the
+ * buffer, coalesced with what came meanwhile. The walk is over.
+ */
+void acore_reports_unsent(acore_t *c)
+{
+	for (size_t i = c->out.i ? c->out.i - 1 : 0; i < c->out.n; i++)
+		if (c->out.v[i])
+			rb_put_back(&c->rb, c->out.v[i]);
+	free(c->out.v);
+	c->out.v = NULL;
+	c->out.n = c->out.i = 0;
+}
+
+/**
+ * acore_retcode() - the wire return code (DESIGN: 0 SUCC, 1 OVERLOAD,
+ * 2 SYSTEM_ERROR, 3 NOEXIST) of a core answer: the one place they meet.
+ */
+int acore_retcode(int rc)
+{
+	switch (rc) {
+	case ACORE_OK:
+		return LARS_RET_SUCC;
+	case ACORE_E_OVERLOAD:
+		return LARS_RET_OVERLOAD;
+	case ACORE_E_PENDING: /* as the original answers while the first pull is out */
+	case ACORE_E_ABSENT:
+		return LARS_RET_NOEXIST;
+	default: /* unreachable, over pull_rate, no room, busy */
+		return LARS_RET_SYSTEM_ERROR;
+	}
+}
+
+/** acore_count() - how often counter @i happened so far. */
+uint64_t acore_count(const acore_t *c, enum acore_counter i)
+{
+	return c->count[i];
+}
+
+/** acore_routes() - the route table (read-only: sizes, invariants). */
+const route_table_t *acore_routes(const acore_t *c)
+{
+	return &c->rt;
+}
+
+/** acore_keyset() - the keys without hosts (read-only). */
+const keyset_t *acore_keyset(const acore_t *c)
+{
+	return &c->ks;
+}
+
+/** acore_report_buf() - the counts waiting for lars-reporter (read-only). */
+const report_buf_t *acore_report_buf(const acore_t *c)
+{
+	return &c->rb;
+}

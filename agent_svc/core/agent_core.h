@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+// The agent's decisions: what get_host, get_route and report answer, what a
+// route answer or push from lars-dns changes, which pulls and unsubscribes go
+// to lars-dns, which counts go to lars-reporter, and what the timers expire.
+// No sockets and no clock of its own: every call takes now_ms, and what is
+// to be sent comes out of queues the loop drains (acore_next_dns(),
+// acore_take_reports()). The loop tells the core how the lars-dns link is.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balancer.h"
+#include "keyset.h"
+#include "report_buf.h"
+#include "route_table.h"
+
+typedef struct acore acore_t;
+
+/* The core's answers; acore_retcode() maps them to the wire, in one place. */
+enum {
+	ACORE_OK = 0,
+	ACORE_E_OVERLOAD = 1,    /* every host overloaded, not a probe turn */
+	ACORE_E_PENDING = 2,     /* no hosts yet: being pulled (or waits for the connection) */
+	ACORE_E_ABSENT = 3,      /* lars-dns says there is no such route */
+	ACORE_E_UNREACHABLE = 4, /* lars-dns is unreachable: the agent cannot know */
+	ACORE_E_LIMITED = 5,     /* over [agent] pull_rate: not pulled */
+	ACORE_E_NO_ROOM = 6,     /* hosts, but max_routes routes all in use */
+	ACORE_E_BUSY = 7,        /* the pull could not be sent (lars-dns's queue full) */
+	ACORE_E_UNKNOWN_HOST = 8, /* a report for a host not (any more) in the route */
+};
+
+/* State of the connection to lars-dns, as the loop sees it. */
+enum acore_link {
+	ACORE_LINK_CONNECTING, /* the first attempt is under way */
+	ACORE_LINK_UP,
+	ACORE_LINK_DOWN,       /* lost, or an attempt failed since the last connect */
+};
+
+/* What the core counts; the loop exports them under their metric names. */
+enum acore_counter {
+	ACORE_C_UNKNOWN_HOST,   /* reports for a host not in the route */
+	ACORE_C_ROUTE_UPDATES,  /* route answers and pushes applied */
+	ACORE_C_STATE_CHANGES,  /* balancers in which a host changed state */
+	ACORE_C_REPORT_DROPPED, /* reports not buffered: report buffer full */
+	ACORE_C_EVICTED,        /* routes evicted at max_routes */
+	ACORE_C_PULLS_LIMITED,  /* pulls not sent: over pull_rate */
+	ACORE_C_ABSENT_EVICTED, /* keys without hosts dropped at max_absent */
+	ACORE_C_NO_ROOM,        /* routes with hosts not held: max_routes, all in use */
+	ACORE_N_COUNTERS
+};
+
+typedef struct acore_cfg {
+	size_t max_routes;
+	size_t max_absent;       /* keys without hosts remembered */
+	double pull_rate;        /* pulls a second for keys not in the route table */
+	double pull_burst;
+	size_t report_max_hosts; /* hosts with counts buffered for lars-reporter */
+	lb_cfg_t lb;
+} acore_cfg_t;
+
+enum acore_dns_kind {
+	ACORE_PULL,        /* GetRouteRequest */
+	ACORE_UNSUBSCRIBE, /* UnsubscribeRequest */
+};
+
+/** struct acore_dns_msg - one request for lars-dns, from acore_next_dns(). */
+typedef struct acore_dns_msg {
+	enum acore_dns_kind kind;
+	int32_t modid;
+	int32_t cmdid;
+	/* private: what acore_dns_unsent() needs to undo */
+	int _why;
+	uint64_t _since_ms;
+} acore_dns_msg_t;
+
+/** struct acore_report - one route's counts for lars-reporter. */
+typedef struct acore_report {
+	int32_t modid;
+	int32_t cmdid;
+	const lars_HostCallResult *results; /* owned by the core, until the next call */
+	size_t n;
+} acore_report_t;
+
+/* Balancers looked at per acore_tick(): a pass over 100k routes takes 1 s at 5 ticks a second. */
+#define ACORE_TICK_BUDGET 20000
+
+int acore_new(const acore_cfg_t *cfg, uint64_t now_ms, acore_t **outp);
+acore_t *acore_free(acore_t *c);
+
+/** acore_set_link() - how the lars-dns link is now (before a request). */
+void acore_set_link(acore_t *c, enum acore_link link);
+/** acore_dns_connected() - a new lars-dns connection: every key is pulled again. */
+void acore_dns_connected(acore_t *c, uint64_t now_ms);
+
+int acore_get_host(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		   lars_HostInfo *hostp);
+int acore_get_route(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		    lb_iter_t *itp);
+int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		 bool ok, uint64_t now_ms);
+void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
+		       size_t n, uint64_t now_ms);
+void acore_tick(acore_t *c, uint64_t now_ms);
+
+bool acore_next_dns(acore_t *c, acore_dns_msg_t *msgp);
+int acore_dns_unsent(acore_t *c, const acore_dns_msg_t *msg);
+
+bool acore_take_flush_soon(acore_t *c);
+size_t acore_take_reports(acore_t *c);
+bool acore_next_report(acore_t *c, acore_report_t *rp);
+void acore_reports_unsent(acore_t *c);
+
+int acore_retcode(int rc);
+
+uint64_t acore_count(const acore_t *c, enum acore_counter i);
+const route_table_t *acore_routes(const acore_t *c);
+const keyset_t *acore_keyset(const acore_t *c);
+const report_buf_t *acore_report_buf(const acore_t *c);

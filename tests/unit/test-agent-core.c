@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MIT
+// The agent's decisions on a fake clock: get_host of an unknown key, the pull
+// it queues and the answer that makes it a route; pushes; pull tokens;
+// reports and taking them; expiry; eviction and its unsubscribes; and the
+// agent_wire glue the daemon and the fuzz target share.
+#include "test.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "agent_core.h"
+#include "agent_wire.h"
+#include "msg.h"
+
+#define S(sec) ((uint64_t)(sec) * 1000)
+#define T0 S(1000) /* the fake clock starts here */
+
+static const lars_HostInfo A = { 10, 80 }, B = { 11, 80 }, C = { 12, 80 };
+
+static acore_cfg_t cfg;
+static acore_t *c;
+
+static int setup(void **state)
+{
+	cfg = (acore_cfg_t){ .max_routes = 100, .max_absent = 100, .pull_rate = 1000,
+			     .pull_burst = 1000, .report_max_hosts = 1000 };
+	lb_cfg_defaults(&cfg.lb);
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	acore_set_link(c, ACORE_LINK_UP);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	c = acore_free(c);
+	return 0;
+}
+
+/* The next request for lars-dns must be @kind for @cmdid (modid 1). */
+static void expect_dns(enum acore_dns_kind kind, int32_t cmdid)
+{
+	acore_dns_msg_t m;
+	assert_true(acore_next_dns(c, &m));
+	assert_int_equal(m.kind, kind);
+	assert_int_equal(m.modid, 1);
+	assert_int_equal(m.cmdid, cmdid);
+}
+
+static void expect_no_dns(void)
+{
+	acore_dns_msg_t m;
+	assert_false(acore_next_dns(c, &m));
+}
+
+static int get(int32_t cmdid, uint64_t now, int32_t *ipp)
+{
+	lars_HostInfo h = { -1, -1 };
+	int rc = acore_get_host(c, 1, cmdid, now, &h);
+	if (rc == ACORE_OK)
+		*ipp = h.ip;
+	else
+		assert_true(h.ip == -1 && h.port == -1); /* untouched without a host */
+	return rc;
+}
+
+/* A route 1/@cmdid with hosts, as the daemon gets one: asked, pulled, answered. */
+static void make_route(int32_t cmdid, const lars_HostInfo *h, size_t n, uint64_t now)
+{
+	int32_t ip;
+	assert_int_equal(get(cmdid, now, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, cmdid);
+	acore_apply_route(c, 1, cmdid, h, n, now);
+}
+
+static void test_retcodes_on_the_wire(void **state)
+{
+	assert_int_equal(acore_retcode(ACORE_OK), LARS_RET_SUCC);
+	assert_int_equal(acore_retcode(ACORE_E_OVERLOAD), LARS_RET_OVERLOAD);
+	assert_int_equal(acore_retcode(ACORE_E_PENDING), LARS_RET_NOEXIST);
+	assert_int_equal(acore_retcode(ACORE_E_ABSENT), LARS_RET_NOEXIST);
+	assert_int_equal(acore_retcode(ACORE_E_UNREACHABLE), LARS_RET_SYSTEM_ERROR);
+	assert_int_equal(acore_retcode(ACORE_E_LIMITED), LARS_RET_SYSTEM_ERROR);
+	assert_int_equal(acore_retcode(ACORE_E_NO_ROOM), LARS_RET_SYSTEM_ERROR);
+	assert_int_equal(acore_retcode(ACORE_E_BUSY), LARS_RET_SYSTEM_ERROR);
+}
+
+static void test_noexist_pull_then_host(void **state)
+{
+	int32_t ip = 0;
+	/* Unknown: NOEXIST on the wire, one pull queued, the key held apart. */
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 1);
+	expect_no_dns();
+	assert_int_equal(ks_size(acore_keyset(c)), 1);
+	assert_int_equal(rt_size(acore_routes(c)), 0);
+	/* Asked again while the pull is out: no second pull. */
+	assert_int_equal(get(1, T0 + 10, &ip), ACORE_E_PENDING);
+	expect_no_dns();
+	/* The answer: a route now, served round robin. */
+	const lars_HostInfo h[2] = { A, B };
+	acore_apply_route(c, 1, 1, h, 2, T0 + 20);
+	assert_int_equal(acore_count(c, ACORE_C_ROUTE_UPDATES), 1);
+	assert_int_equal(rt_size(acore_routes(c)), 1);
+	assert_int_equal(ks_size(acore_keyset(c)), 0);
+	assert_int_equal(get(1, T0 + 30, &ip), ACORE_OK);
+	assert_int_equal(ip, A.ip);
+	assert_int_equal(get(1, T0 + 30, &ip), ACORE_OK);
+	assert_int_equal(ip, B.ip);
+	expect_no_dns();
+}
+
+static void test_answer_without_hosts_is_absent(void **state)
+{
+	int32_t ip;
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 1);
+	acore_apply_route(c, 1, 1, NULL, 0, T0 + 5);
+	assert_int_equal(get(1, T0 + 10, &ip), ACORE_E_ABSENT);
+	assert_int_equal(acore_retcode(ACORE_E_ABSENT), LARS_RET_NOEXIST);
+	expect_no_dns();
+	/* After update_timeout the next ask pulls again; a lost pull (not
+	 * sent) leaves it due, so the ask after that pulls once more. */
+	assert_int_equal(get(1, T0 + 5 + S(15), &ip), ACORE_E_ABSENT);
+	acore_dns_msg_t m;
+	assert_true(acore_next_dns(c, &m));
+	assert_int_equal(m.kind, ACORE_PULL);
+	assert_int_equal(acore_dns_unsent(c, &m), 0);
+	assert_int_equal(get(1, T0 + 6 + S(15), &ip), ACORE_E_ABSENT);
+	expect_dns(ACORE_PULL, 1);
+	/* Sent this time: not again before another update_timeout. */
+	assert_int_equal(get(1, T0 + 7 + S(15), &ip), ACORE_E_ABSENT);
+	expect_no_dns();
+	/* A push with hosts turns it into a route. */
+	acore_apply_route(c, 1, 1, &C, 1, T0 + S(20));
+	assert_int_equal(get(1, T0 + S(20), &ip), ACORE_OK);
+	assert_int_equal(ip, C.ip);
+}
+
+static void test_push_updates_and_deletes(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	int32_t ip;
+	/* A push with other hosts: only those are served. */
+	const lars_HostInfo h2[2] = { B, C };
+	acore_apply_route(c, 1, 1, h2, 2, T0 + S(1));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(get(1, T0 + S(1), &ip), ACORE_OK);
+		assert_true(ip == B.ip || ip == C.ip);
+	}
+	/* Deleted at lars-dns: out of the table, remembered as absent. */
+	acore_apply_route(c, 1, 1, NULL, 0, T0 + S(2));
+	assert_int_equal(rt_size(acore_routes(c)), 0);
+	assert_int_equal(get(1, T0 + S(2), &ip), ACORE_E_ABSENT);
+	assert_int_equal(acore_count(c, ACORE_C_ROUTE_UPDATES), 3);
+	/* A push for a key the agent never asked for (or forgot) changes nothing. */
+	acore_apply_route(c, 1, 99, h, 2, T0 + S(3));
+	assert_int_equal(rt_size(acore_routes(c)), 0);
+	assert_int_equal(acore_count(c, ACORE_C_ROUTE_UPDATES), 3);
+	expect_no_dns();
+}
+
+static void test_pulls_are_token_limited(void **state)
+{
+	c = acore_free(c);
+	cfg.pull_rate = 10; /* one token per 100 ms */
+	cfg.pull_burst = 2;
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	acore_set_link(c, ACORE_LINK_UP);
+	int32_t ip;
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	assert_int_equal(get(2, T0, &ip), ACORE_E_PENDING);
+	assert_int_equal(get(3, T0, &ip), ACORE_E_LIMITED); /* the burst is spent */
+	assert_int_equal(acore_retcode(ACORE_E_LIMITED), LARS_RET_SYSTEM_ERROR);
+	assert_int_equal(acore_count(c, ACORE_C_PULLS_LIMITED), 1);
+	expect_dns(ACORE_PULL, 1);
+	expect_dns(ACORE_PULL, 2);
+	expect_no_dns();
+	assert_int_equal(ks_size(acore_keyset(c)), 2); /* 3 is not remembered */
+	/* 50 ms: half a token; 100 ms: one pull more. */
+	assert_int_equal(get(3, T0 + 50, &ip), ACORE_E_LIMITED);
+	assert_int_equal(get(3, T0 + 100, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 3);
+	/* Asking again for a pending key after update_timeout spends a token
+	 * too; without one it is not pulled and keeps its answer. */
+	assert_int_equal(get(1, T0 + 100 + S(15), &ip), ACORE_E_PENDING);
+	assert_int_equal(get(2, T0 + 100 + S(15), &ip), ACORE_E_PENDING);
+	assert_int_equal(get(3, T0 + 100 + S(15), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 1);
+	expect_dns(ACORE_PULL, 2);
+	expect_no_dns();
+	assert_int_equal(acore_count(c, ACORE_C_PULLS_LIMITED), 3);
+	/* Routes with hosts are refreshed without tokens. */
+	acore_apply_route(c, 1, 1, &A, 1, T0 + S(16));
+	assert_int_equal(get(1, T0 + S(32), &ip), ACORE_OK); /* stale: served, pulled */
+	expect_dns(ACORE_PULL, 1);
+	assert_int_equal(acore_count(c, ACORE_C_PULLS_LIMITED), 3);
+}
+
+static void test_link_states(void **state)
+{
+	int32_t ip;
+	/* Connecting: remembered as pending, pulled once connected. */
+	acore_set_link(c, ACORE_LINK_CONNECTING);
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	expect_no_dns();
+	acore_dns_connected(c, T0 + S(1));
+	expect_dns(ACORE_PULL, 1);
+	expect_no_dns();
+	acore_apply_route(c, 1, 1, &A, 1, T0 + S(1));
+	/* Unreachable: unknown keys cannot be known, pending ones neither;
+	 * routes with hosts are served, without a pull. */
+	assert_int_equal(get(2, T0 + S(1), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 2);
+	acore_set_link(c, ACORE_LINK_DOWN);
+	assert_int_equal(get(3, T0 + S(2), &ip), ACORE_E_UNREACHABLE);
+	assert_int_equal(get(2, T0 + S(2), &ip), ACORE_E_UNREACHABLE);
+	assert_int_equal(acore_retcode(ACORE_E_UNREACHABLE), LARS_RET_SYSTEM_ERROR);
+	assert_int_equal(get(1, T0 + S(30), &ip), ACORE_OK);
+	assert_int_equal(ip, A.ip);
+	expect_no_dns();
+	assert_null(ks_peek(acore_keyset(c), 1, 3));
+	/* Reconnected: every key without hosts and every route is asked again. */
+	acore_dns_connected(c, T0 + S(31));
+	expect_dns(ACORE_PULL, 2);
+	expect_dns(ACORE_PULL, 1);
+	expect_no_dns();
+	assert_int_equal(rt_peek(acore_routes(c), 1, 1)->lb.status, LB_PULLING);
+}
+
+static int send_fails(void *user, int32_t msgid, const lars_GetRouteRequest *req)
+{
+	(*(int *)user)++;
+	return -ENOBUFS;
+}
+
+static void test_unsent_new_pull_is_busy(void **state)
+{
+	/* lars-dns's send queue is full: the key is not remembered and the
+	 * answer says SYSTEM_ERROR; the next ask tries again. */
+	int n_sends = 0;
+	awire_t w = { .core = c, .send_dns = send_fails, .user = &n_sends };
+	int32_t ip;
+	int rc = awire_drain_dns(&w, get(1, T0, &ip));
+	assert_int_equal(rc, ACORE_E_BUSY);
+	assert_int_equal(n_sends, 1);
+	assert_int_equal(ks_size(acore_keyset(c)), 0);
+	assert_int_equal(get(1, T0 + 1, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 1);
+}
+
+static const lars_HostCallResult *result_of(const acore_report_t *r, int32_t ip)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->results[i].ip == ip)
+			return &r->results[i];
+	return NULL;
+}
+
+static void test_reports_aggregate_and_are_taken(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(acore_report(c, 1, 1, A.ip, A.port, true, T0), ACORE_OK);
+	assert_int_equal(acore_report(c, 1, 1, A.ip, A.port, false, T0), ACORE_OK);
+	assert_int_equal(acore_report(c, 1, 1, B.ip, B.port, true, T0), ACORE_OK);
+	/* Not in the route: counted, not buffered. */
+	assert_int_equal(acore_report(c, 1, 1, C.ip, C.port, true, T0), ACORE_E_UNKNOWN_HOST);
+	assert_int_equal(acore_report(c, 1, 7, A.ip, A.port, true, T0), ACORE_E_UNKNOWN_HOST);
+	assert_int_equal(acore_count(c, ACORE_C_UNKNOWN_HOST), 2);
+	assert_false(acore_take_flush_soon(c)); /* no state change */
+	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
+
+	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
+	acore_report_t r;
+	assert_true(acore_next_report(c, &r));
+	assert_int_equal(r.modid, 1);
+	assert_int_equal(r.cmdid, 1);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(result_of(&r, A.ip)->succ, 3);
+	assert_int_equal(result_of(&r, A.ip)->err, 1);
+	assert_int_equal(result_of(&r, B.ip)->succ, 1);
+	assert_false(result_of(&r, A.ip)->overload);
+	/* Not sent: back in, coalesced with what came meanwhile. */
+	assert_int_equal(acore_report(c, 1, 1, A.ip, A.port, true, T0), ACORE_OK);
+	acore_reports_unsent(c);
+	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
+	assert_int_equal(acore_take_reports(c), 1);
+	assert_true(acore_next_report(c, &r));
+	assert_int_equal(result_of(&r, A.ip)->succ, 4);
+	assert_false(acore_next_report(c, &r)); /* sent: gone */
+	assert_int_equal(acore_take_reports(c), 0);
+	assert_false(acore_next_report(c, &r));
+}
+
+static void test_state_change_is_reported_soon(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	/* 15 errors in a row: A overloaded; the route wants out soon. */
+	for (int i = 0; i < 15; i++)
+		acore_report(c, 1, 1, A.ip, A.port, false, T0 + S(1));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 1);
+	assert_true(acore_take_flush_soon(c));
+	assert_false(acore_take_flush_soon(c));
+	assert_int_equal(acore_take_reports(c), 1);
+	acore_report_t r;
+	assert_true(acore_next_report(c, &r));
+	assert_true(result_of(&r, A.ip)->overload);
+	assert_int_equal(result_of(&r, A.ip)->err, 15);
+	assert_false(acore_next_report(c, &r));
+	int32_t ip;
+	/* Only B is picked until A is probed (every probe_num calls). */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(get(1, T0 + S(2), &ip), ACORE_OK);
+		assert_int_equal(ip, B.ip);
+	}
+}
+
+static void test_expiry_on_the_clock(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	for (int i = 0; i < 15; i++)
+		acore_report(c, 1, 1, A.ip, A.port, false, T0);
+	assert_true(acore_take_flush_soon(c));
+	acore_take_reports(c);
+	for (acore_report_t r; acore_next_report(c, &r);)
+		;
+	/* Before overload_timeout the tick changes nothing ... */
+	acore_tick(c, T0 + S(14));
+	assert_false(acore_take_flush_soon(c));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 1);
+	/* ... at it A is idle again, reported at once (0/0 for each host). */
+	acore_tick(c, T0 + S(15));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 2);
+	assert_true(acore_take_flush_soon(c));
+	assert_int_equal(acore_take_reports(c), 1);
+	acore_report_t r;
+	assert_true(acore_next_report(c, &r));
+	assert_int_equal(r.n, 2);
+	assert_false(result_of(&r, A.ip)->overload);
+	assert_int_equal(result_of(&r, A.ip)->succ + result_of(&r, A.ip)->err, 0);
+	assert_false(acore_next_report(c, &r));
+	/* The route is stale after update_timeout: served, and pulled once. */
+	int32_t ip;
+	expect_no_dns();
+	assert_int_equal(get(1, T0 + S(15), &ip), ACORE_OK);
+	expect_dns(ACORE_PULL, 1);
+	assert_int_equal(get(1, T0 + S(16), &ip), ACORE_OK);
+	expect_no_dns();
+	/* That pull's answer got lost: asked again update_timeout later. */
+	assert_int_equal(get(1, T0 + S(30), &ip), ACORE_OK);
+	expect_dns(ACORE_PULL, 1);
+	/* A pending key whose answer got lost is pulled again as well. */
+	assert_int_equal(get(2, T0 + S(30), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 2);
+	assert_int_equal(get(2, T0 + S(44), &ip), ACORE_E_PENDING);
+	expect_no_dns();
+	assert_int_equal(get(2, T0 + S(45), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 2);
+}
+
+static void test_no_room_then_eviction_unsubscribes(void **state)
+{
+	c = acore_free(c);
+	cfg.max_routes = 1;
+	cfg.max_absent = 2;
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	acore_set_link(c, ACORE_LINK_UP);
+	make_route(1, &A, 1, T0);
+	int32_t ip;
+	/* 1/2 has hosts but 1/1 was used just now: no room. */
+	assert_int_equal(get(2, T0 + S(1), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 2);
+	acore_apply_route(c, 1, 2, &B, 1, T0 + S(1));
+	assert_int_equal(acore_count(c, ACORE_C_NO_ROOM), 1);
+	assert_int_equal(get(2, T0 + S(2), &ip), ACORE_E_NO_ROOM);
+	assert_int_equal(acore_retcode(ACORE_E_NO_ROOM), LARS_RET_SYSTEM_ERROR);
+	/* 1/1 idle for update_timeout: the next answer for 1/2 evicts it. */
+	acore_apply_route(c, 1, 2, &B, 1, T0 + S(16));
+	expect_dns(ACORE_UNSUBSCRIBE, 1);
+	expect_no_dns();
+	assert_int_equal(acore_count(c, ACORE_C_EVICTED), 1);
+	assert_int_equal(get(2, T0 + S(16), &ip), ACORE_OK);
+	assert_int_equal(ip, B.ip);
+	assert_null(rt_peek(acore_routes(c), 1, 1));
+	/* Keys without hosts are bounded too: the least recently asked goes. */
+	assert_int_equal(get(3, T0 + S(17), &ip), ACORE_E_PENDING);
+	assert_int_equal(get(4, T0 + S(17), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 3);
+	expect_dns(ACORE_PULL, 4);
+	assert_int_equal(get(5, T0 + S(17), &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 5);
+	expect_dns(ACORE_UNSUBSCRIBE, 3);
+	expect_no_dns();
+	assert_int_equal(acore_count(c, ACORE_C_ABSENT_EVICTED), 1);
+	assert_int_equal(ks_size(acore_keyset(c)), 2);
+}
+
+/* ---- agent_wire: the daemon's decode → core → answer ---- */
+
+static int n_dns_sent;
+static lars_GetRouteRequest last_dns;
+static int send_ok(void *user, int32_t msgid, const lars_GetRouteRequest *req)
+{
+	n_dns_sent++;
+	last_dns = *req;
+	return 0;
+}
+
+static size_t enc(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap)
+{
+	size_t len;
+	assert_int_equal(msg_frame_encode(1, fields, msg, buf, cap, &len), 0);
+	return len - 8; /* the body */
+}
+
+static void test_wire_get_host_and_route_answer(void **state)
+{
+	awire_t w = { .core = c, .send_dns = send_ok, .max_hosts = 2 };
+	uint8_t buf[512];
+	lars_GetHostRequest q = { .seq = 7, .modid = 1, .cmdid = 1 };
+	size_t len = enc(lars_GetHostRequest_fields, &q, buf, sizeof(buf));
+	lars_GetHostResponse resp;
+	n_dns_sent = 0;
+	assert_int_equal(awire_get_host(&w, buf + 8, len, T0, &resp), 0);
+	assert_int_equal(resp.seq, 7);
+	assert_int_equal(resp.retcode, LARS_RET_NOEXIST);
+	assert_false(resp.has_host);
+	assert_int_equal(n_dns_sent, 1);
+	assert_int_equal(last_dns.cmdid, 1);
+	/* The answer from lars-dns, with more hosts than max_hosts: cut. */
+	const lars_HostInfo h[3] = { A, B, C };
+	msg_array_t arr = MSG_HOSTS(h, 3);
+	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+	r.modid = 1;
+	r.cmdid = 1;
+	msg_array_bind(&arr, &r.host);
+	size_t rlen = enc(lars_GetRouteResponse_fields, &r, buf, sizeof(buf));
+	bool truncated;
+	assert_int_equal(awire_route_answer(&w, buf + 8, rlen, T0 + 1, &truncated), 0);
+	assert_true(truncated);
+	assert_int_equal(lb_n_hosts(&rt_peek(acore_routes(c), 1, 1)->lb), 2);
+	len = enc(lars_GetHostRequest_fields, &q, buf, sizeof(buf));
+	assert_int_equal(awire_get_host(&w, buf + 8, len, T0 + 2, &resp), 0);
+	assert_int_equal(resp.retcode, LARS_RET_SUCC);
+	assert_true(resp.has_host);
+	assert_int_equal(resp.host.ip, A.ip);
+	/* The API's get_route lists the hosts. */
+	lars_GetRouteRequest g = { .modid = 1, .cmdid = 1 };
+	len = enc(lars_GetRouteRequest_fields, &g, buf, sizeof(buf));
+	awire_route_t ans;
+	assert_int_equal(awire_get_route(&w, buf + 8, len, T0 + 3, &ans), 0);
+	assert_int_equal(ans.arr.n, 2);
+	assert_false(ans.cut);
+	awire_route_deinit(&ans);
+	/* Broken bodies are refused, nothing answered. */
+	const uint8_t junk[] = { 0xff, 0xff, 0xff };
+	assert_int_equal(awire_get_host(&w, junk, sizeof(junk), T0, &resp), MSG_E_DECODE);
+	assert_int_equal(awire_report(&w, junk, sizeof(junk), T0), MSG_E_DECODE);
+	assert_int_not_equal(awire_route_answer(&w, junk, sizeof(junk), T0, &truncated), 0);
+}
+
+static int n_reports_sent, report_fail_after;
+static int send_report(void *user, const lars_ReportStatusRequest *req, size_t n)
+{
+	if (n_reports_sent >= report_fail_after)
+		return -ENOBUFS;
+	n_reports_sent++;
+	assert_int_equal(req->caller, 42);
+	assert_int_equal(req->ts, 1234);
+	return 0;
+}
+
+static void test_wire_flush_reports(void **state)
+{
+	awire_t w = { .core = c, .send_dns = send_ok, .send_report = send_report, .caller = 42 };
+	for (int32_t k = 1; k <= 3; k++) {
+		make_route(k, &A, 1, T0);
+		acore_report(c, 1, k, A.ip, A.port, true, T0);
+	}
+	/* The second send fails: it and the rest stay buffered. */
+	n_reports_sent = 0;
+	report_fail_after = 1;
+	awire_flush_reports(&w, 1234);
+	assert_int_equal(n_reports_sent, 1);
+	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
+	report_fail_after = 100;
+	awire_flush_reports(&w, 1234);
+	assert_int_equal(n_reports_sent, 3);
+	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_retcodes_on_the_wire),
+		T(test_noexist_pull_then_host),
+		T(test_answer_without_hosts_is_absent),
+		T(test_push_updates_and_deletes),
+		T(test_pulls_are_token_limited),
+		T(test_link_states),
+		T(test_unsent_new_pull_is_busy),
+		T(test_reports_aggregate_and_are_taken),
+		T(test_state_change_is_reported_soon),
+		T(test_expiry_on_the_clock),
+		T(test_no_room_then_eviction_unsubscribes),
+		T(test_wire_get_host_and_route_answer),
+		T(test_wire_flush_reports),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
