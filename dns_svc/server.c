@@ -56,7 +56,7 @@ struct dns {
 	uv_timer_t reload_timer;
 	uv_timer_t retry_timer; /* first load, with wait_for_db */
 	refresh_t refresh;      /* the decisions */
-	dns_job_t *job;     /* in flight: its done is still to come */
+	dns_job_t *job;         /* in flight: its done is still to come */
 	snapshot_t *snap;
 	subs_t subs;
 	bool closing;
