@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // lars-dns: serving routes, subscriptions, refresh and push.
 //
-// DESIGN: the loop owns the current snapshot and the subscriptions. Every
-// refresh (NOTIFY, the version poll, the periodic full reload) is one DB job
-// at a time: the worker reads the database, builds the next snapshot and the
-// list of keys whose hosts changed; the loop swaps the pointer, frees the old
+// DESIGN: the loop owns the current snapshot and the subscriptions; the
+// decisions are in core/: refresh.c says when to read the database and what
+// to do with the result, request.c answers from the snapshot, subs.c keeps
+// who subscribed to what. This file carries them out: each refresh is one DB
+// job (the worker reads the database, builds the next snapshot and the list
+// of keys whose hosts changed); the loop swaps the pointer, frees the old
 // snapshot and pushes each changed key to its subscribers. Requests are
 // answered from memory and never wait for the database.
 #include "server.h"
@@ -14,54 +16,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
 #include "dispatch.h"
-#include "frame.h"
 #include "log.h"
-#include "lru.h"
 #include "msg.h"
 #include "pg_listen.h"
+#include "refresh.h"
+#include "request.h"
 #include "route_load.h"
 #include "snapshot.h"
+#include "subs.h"
 #include "tcp_server.h"
-#include "u64map.h"
 #include "xalloc.h"
 
 #define DNS_CHANNEL "lars_route"
 
-typedef struct sub_list {
-	tcp_conn_t **v;
-	size_t n;
-	size_t cap;
-} sub_list_t;
-
-/* One subscription of a connection, in its order of asking. */
-typedef struct dns_sub dns_sub_t;
-struct dns_sub {
-	uint64_t key;
-	lru_link_t lru; /* on dns_conn_t.lru */
-};
-
-/* Per connection: the keys it subscribed to. At max_subscriptions the least
- * recently asked one is dropped for a new one: an agent asks again for the
- * routes it uses (every update_timeout), so those stay. */
-typedef struct dns_conn {
-	u64map_t keys; /* value: dns_sub_t */
-	lru_t lru;     /* head = most recently asked */
-	bool warned;   /* dropping logged once per connection */
-} dns_conn_t;
-
-typedef struct refresh_job {
+typedef struct dns_job {
 	pg_job_t base;
 	dns_t *d;
 	const snapshot_t *old; /* read-only for the worker; the loop keeps it alive */
-	bool full;
+	enum refresh_job_kind kind;
 	int change_log_days;
 	snapshot_t *result;
 	snap_keys_t changed;
 	bool was_full;
-	uint64_t started_ms;
-} refresh_job_t;
+} dns_job_t;
 
 struct dns {
 	uv_loop_t *loop;
@@ -77,15 +55,11 @@ struct dns {
 	uv_timer_t poll_timer;
 	uv_timer_t reload_timer;
 	uv_timer_t retry_timer; /* first load, with wait_for_db */
-	backoff_t backoff;
+	refresh_t refresh;      /* the decisions */
+	dns_job_t *job;         /* in flight: its done is still to come */
 	snapshot_t *snap;
-	u64map_t subs; /* key -> sub_list_t */
-	bool refreshing;
-	bool again;      /* another refresh was asked for meanwhile */
-	bool again_full;
+	subs_t subs;
 	bool closing;
-	bool db_failing; /* last refresh failed: logged once */
-	bool retried;    /* one immediate retry after a lost connection */
 	unsigned n_handles; /* timers not yet closed */
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
@@ -94,134 +68,50 @@ struct dns {
 	} mt;
 };
 
-static void dns_refresh(dns_t *d, bool full);
+static void dns_apply(dns_t *d, refresh_action_t a, dns_job_t *job);
 static void dns_maybe_free(dns_t *d);
 
-/* ---- subscriptions ---- */
-
-/* Take @c off the key's subscriber list (the key's own entry stays). */
-static void sub_list_remove(dns_t *d, tcp_conn_t *c, uint64_t key)
-{
-	sub_list_t *l = u64map_get(&d->subs, key);
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++) {
-		if (l->v[i] == c) {
-			l->v[i] = l->v[--l->n];
-			break;
-		}
-	}
-	metrics_sub(d->mt.subscriptions, 1);
-	if (l->n == 0) {
-		u64map_del(&d->subs, key);
-		free(l->v);
-		free(l);
-	}
-}
-
-static void sub_del(dns_t *d, tcp_conn_t *c, dns_conn_t *dc, dns_sub_t *sub)
-{
-	sub_list_remove(d, c, sub->key);
-	lru_unlink(&dc->lru, &sub->lru);
-	u64map_del(&dc->keys, sub->key);
-	free(sub);
-}
-
-static void sub_add(dns_t *d, tcp_conn_t *c, int32_t modid, int32_t cmdid)
-{
-	dns_conn_t *dc = tcp_conn_data(c);
-	uint64_t key = u64map_key(modid, cmdid);
-	dns_sub_t *sub = u64map_get(&dc->keys, key);
-	if (sub) {
-		lru_touch(&dc->lru, &sub->lru); /* asked again: the last to go */
-		return;
-	}
-	if (dc->keys.n >= (size_t)d->cfg.max_subscriptions && dc->lru.tail) {
-		if (!dc->warned)
-			log_warn("dns: %s asks for more than [dns] max_subscriptions = %d routes; "
-				 "dropping its least recently asked subscriptions",
-				 tcp_conn_peer(c), d->cfg.max_subscriptions);
-		dc->warned = true;
-		sub_del(d, c, dc, lru_entry(dc->lru.tail, dns_sub_t, lru));
-		metrics_inc(d->mt.subs_dropped);
-	}
-	sub = xcalloc(1, sizeof(*sub));
-	sub->key = key;
-	lru_push_head(&dc->lru, &sub->lru);
-	u64map_put(&dc->keys, key, sub);
-	sub_list_t *l = u64map_get(&d->subs, key);
-	if (!l) {
-		l = xcalloc(1, sizeof(*l));
-		u64map_put(&d->subs, key, l);
-	}
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 4;
-		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
-	}
-	l->v[l->n++] = c;
-	metrics_inc(d->mt.subscriptions);
-}
-
-static void sub_remove_conn(dns_t *d, tcp_conn_t *c, dns_conn_t *dc)
-{
-	for (lru_link_t *n = dc->lru.head, *next; n; n = next) {
-		next = n->next;
-		dns_sub_t *sub = lru_entry(n, dns_sub_t, lru);
-		sub_list_remove(d, c, sub->key);
-		free(sub);
-	}
-	dc->lru = LRU_INIT;
-}
+/* ---- connections and requests ---- */
 
 static void dns_on_connect(tcp_conn_t *c, void *user)
 {
-	tcp_conn_set_data(c, xcalloc(1, sizeof(dns_conn_t)));
+	subs_peer_t *p = xmalloc(sizeof(*p));
+	subs_peer_init(p, c);
+	tcp_conn_set_data(c, p);
 }
 
 static void dns_on_close(tcp_conn_t *c, void *user)
 {
 	dns_t *d = user;
-	dns_conn_t *dc = tcp_conn_data(c);
-	if (!dc)
+	subs_peer_t *p = tcp_conn_data(c);
+	if (!p)
 		return;
-	sub_remove_conn(d, c, dc);
-	u64map_deinit(&dc->keys);
-	free(dc);
+	metrics_sub(d->mt.subscriptions, subs_peer_deinit(&d->subs, p));
+	free(p);
 	tcp_conn_set_data(c, NULL);
 }
 
-/* ---- answering ---- */
-
-/* GetRouteResponse for a key from the current snapshot (no hosts if absent). */
-static int encode_route(const dns_t *d, int32_t modid, int32_t cmdid,
-			uint8_t **bufp, size_t *lenp)
+/* Count what a request did and log what operators look for. */
+static void dns_count(dns_t *d, tcp_conn_t *c, const char *what, const request_out_t *o)
 {
-	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
-	resp.modid = modid;
-	resp.cmdid = cmdid;
-	const snap_route_t *r = snapshot_find(d->snap, modid, cmdid);
-	msg_array_t arr = MSG_HOSTS(r ? snapshot_hosts(d->snap, r) : NULL,
-				    r ? r->n_hosts : 0);
-	msg_array_bind(&arr, &resp.host);
-	int rc = msg_frame_alloc(LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields,
-				 &resp, FRAME_TCP_MAX_LIMIT, bufp, lenp);
-	if (rc == -ENOMEM) {
-		log_error("dns: out of memory encoding a route");
-		abort();
+	if (!o->decoded) {
+		log_debug("dns: bad %s from %s: %s", what, tcp_conn_peer(c), o->why);
+		return;
 	}
-	return rc;
-}
-
-/* The (modid, cmdid) body of a GetRouteRequest or an UnsubscribeRequest. */
-static int decode_key(tcp_conn_t *c, const char *what, const uint8_t *body, size_t len,
-		      lars_GetRouteRequest *req)
-{
-	const char *why;
-	*req = (lars_GetRouteRequest)lars_GetRouteRequest_init_zero;
-	int r = msg_decode(lars_GetRouteRequest_fields, req, body, len, &why);
-	if (r)
-		log_debug("dns: bad %s from %s: %s", what, tcp_conn_peer(c), why);
-	return r;
+	if (o->subs & SUBS_FIRST_DROP)
+		log_warn("dns: %s asks for more than [dns] max_subscriptions = %d routes; "
+			 "dropping its least recently asked subscriptions",
+			 tcp_conn_peer(c), d->cfg.max_subscriptions);
+	if (o->subs & SUBS_DROPPED) {
+		metrics_sub(d->mt.subscriptions, 1);
+		metrics_inc(d->mt.subs_dropped);
+	}
+	if (o->subs & SUBS_ADDED)
+		metrics_inc(d->mt.subscriptions);
+	if (o->unsubscribed) {
+		metrics_sub(d->mt.subscriptions, 1);
+		metrics_inc(d->mt.unsubscribes);
+	}
 }
 
 static int dns_on_get_route(peer_t *peer, void *user, int32_t msgid,
@@ -229,19 +119,14 @@ static int dns_on_get_route(peer_t *peer, void *user, int32_t msgid,
 {
 	dns_t *d = user;
 	tcp_conn_t *c = tcp_conn_of(peer);
-	lars_GetRouteRequest req;
-	int r = decode_key(c, "GetRouteRequest", body, len, &req);
+	request_out_t o;
+	int r = request_get_route(&d->subs, tcp_conn_data(c), d->snap, body, len, &o);
+	if (o.decoded)
+		metrics_inc(d->mt.requests);
+	dns_count(d, c, "GetRouteRequest", &o);
 	if (r)
 		return r;
-	metrics_inc(d->mt.requests);
-	/* Subscribe first: a change racing this answer is pushed after it. */
-	sub_add(d, c, req.modid, req.cmdid);
-	uint8_t *buf;
-	size_t n;
-	r = encode_route(d, req.modid, req.cmdid, &buf, &n);
-	if (r)
-		return r;
-	r = tcp_conn_send_frame(c, buf, n);
+	r = tcp_conn_send_frame(c, o.frame, o.len);
 	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
 }
 
@@ -251,17 +136,10 @@ static int dns_on_unsubscribe(peer_t *peer, void *user, int32_t msgid,
 {
 	dns_t *d = user;
 	tcp_conn_t *c = tcp_conn_of(peer);
-	lars_GetRouteRequest req;
-	int r = decode_key(c, "UnsubscribeRequest", body, len, &req);
-	if (r)
-		return r;
-	dns_conn_t *dc = tcp_conn_data(c);
-	dns_sub_t *sub = u64map_get(&dc->keys, u64map_key(req.modid, req.cmdid));
-	if (sub) {
-		sub_del(d, c, dc, sub);
-		metrics_inc(d->mt.unsubscribes);
-	}
-	return 0;
+	request_out_t o;
+	int r = request_unsubscribe(&d->subs, tcp_conn_data(c), body, len, &o);
+	dns_count(d, c, "UnsubscribeRequest", &o);
+	return r;
 }
 
 /* ---- pushing ---- */
@@ -270,21 +148,21 @@ static void dns_push(dns_t *d, const snap_keys_t *changed)
 {
 	for (size_t i = 0; i < changed->n; i++) {
 		int32_t modid = changed->v[i].modid, cmdid = changed->v[i].cmdid;
-		sub_list_t *l = u64map_get(&d->subs, u64map_key(modid, cmdid));
-		if (!l || l->n == 0)
+		size_t n = subs_count(&d->subs, modid, cmdid);
+		if (n == 0)
 			continue;
 		uint8_t *frame;
 		size_t len;
-		if (encode_route(d, modid, cmdid, &frame, &len)) {
+		if (request_route_frame(d->snap, modid, cmdid, &frame, &len)) {
 			log_error("dns: route %d/%d cannot be encoded (too many hosts); "
-				  "its %zu subscribers keep the previous list", modid, cmdid, l->n);
+				  "its %zu subscribers keep the previous list", modid, cmdid, n);
 			continue;
 		}
 		/* A subscriber cut off while we send leaves the list: walk a copy. */
-		size_t n = l->n;
-		tcp_conn_t **to = xreallocarray(NULL, n, sizeof(*to));
+		void **to = xreallocarray(NULL, n, sizeof(*to));
+		n = subs_collect(&d->subs, modid, cmdid, to, n);
 		for (size_t j = 0; j < n; j++)
-			to[j] = tcp_conn_ref(l->v[j]);
+			tcp_conn_ref(to[j]);
 		for (size_t j = 0; j < n; j++) {
 			if (tcp_conn_is_open(to[j])) {
 				uint8_t *copy = xmalloc(len);
@@ -300,7 +178,7 @@ static void dns_push(dns_t *d, const snap_keys_t *changed)
 	}
 }
 
-/* ---- refreshing ---- */
+/* ---- refreshing: database jobs and timers carry out the core's actions ---- */
 
 static void set_snapshot_gauges(dns_t *d)
 {
@@ -313,16 +191,16 @@ static void set_snapshot_gauges(dns_t *d)
 	metrics_add(d->mt.version, (uint64_t)d->snap->version);
 }
 
-static int refresh_work(PGconn *conn, pg_job_t *j)
+static int dns_job_work(PGconn *conn, pg_job_t *j)
 {
-	refresh_job_t *job = container_of(j, refresh_job_t, base);
-	if (!job->old) {
-		int r = route_load_full(conn, &job->result);
+	dns_job_t *job = container_of(j, dns_job_t, base);
+	int r;
+	switch (job->kind) {
+	case REFRESH_JOB_LOAD:
 		job->was_full = true;
-		return r;
-	}
-	if (job->full) {
-		int r = route_load_full(conn, &job->result);
+		return route_load_full(conn, &job->result);
+	case REFRESH_JOB_RELOAD:
+		r = route_load_full(conn, &job->result);
 		if (r)
 			return r;
 		snapshot_diff(job->old, job->result, NULL, &job->changed);
@@ -333,129 +211,77 @@ static int refresh_work(PGconn *conn, pg_job_t *j)
 			log_info("dns: pruned %lld route_change rows older than %d days",
 				 pruned, job->change_log_days);
 		return 0;
+	case REFRESH_JOB_CHANGES:
+		return route_load_changes(conn, job->old, &job->result, &job->changed,
+					  &job->was_full);
+	case REFRESH_JOB_NONE:
+		break;
 	}
-	return route_load_changes(conn, job->old, &job->result, &job->changed, &job->was_full);
+	return -EINVAL;
 }
 
-static void dns_start_serving(dns_t *d);
-
-static void on_retry_first_load(uv_timer_t *t)
+static enum refresh_status dns_job_status(int status)
 {
-	dns_refresh(t->data, true);
+	switch (status) {
+	case 0:
+		return REFRESH_OK;
+	case -ENOTCONN:
+		return REFRESH_LOST;
+	case -ECANCELED:
+		return REFRESH_CANCELED;
+	}
+	return REFRESH_FAILED;
 }
 
-static void refresh_done(pg_job_t *j, int status)
+static void dns_job_free(dns_job_t *job)
 {
-	refresh_job_t *job = container_of(j, refresh_job_t, base);
-	dns_t *d = job->d;
-	bool first = d->snap == NULL;
-
-	d->refreshing = false;
-	if (status == -ECANCELED || d->closing) {
-		snapshot_free(job->result);
-		snap_keys_deinit(&job->changed);
-		free(job);
-		dns_maybe_free(d);
-		return;
-	}
-	if (status) {
-		metrics_inc(d->mt.refresh_failures);
-		if (first) {
-			if (!d->cfg.wait_for_db) {
-				log_error("dns: cannot load the routes from PostgreSQL; not "
-					  "starting (check [postgres] conninfo / PG* variables, "
-					  "run `larsctl migrate`, or start with --wait-for-db)");
-				service_fail(d->svc);
-			} else {
-				uint32_t delay = backoff_next(&d->backoff);
-				log_warn("dns: waiting for PostgreSQL to load the routes "
-					 "(next try in %u ms)", delay);
-				uv_timer_start(&d->retry_timer, on_retry_first_load, delay, 0);
-			}
-		} else if (!d->db_failing) {
-			log_warn("dns: cannot refresh routes; serving version %lld "
-				 "from memory until PostgreSQL answers",
-				 (long long)d->snap->version);
-		}
-		d->db_failing = !first;
-		bool lost = status == -ENOTCONN && !first;
-		snapshot_free(job->result);
-		snap_keys_deinit(&job->changed);
-		free(job);
-		/* A connection found dead (PostgreSQL restarted) is reopened by the
-		 * next job: try again now rather than at the next poll. The
-		 * worker's backoff keeps this from spinning while it is down. */
-		if (!first && (d->again || (lost && !d->retried))) {
-			d->retried = lost;
-			d->again = false;
-			dns_refresh(d, d->again_full);
-		}
-		return;
-	}
-	if (d->db_failing)
-		log_info("dns: PostgreSQL answers again");
-	d->db_failing = false;
-	d->retried = false;
-	metrics_inc(d->mt.refreshes);
-	if (job->was_full)
-		metrics_inc(d->mt.full_reloads);
-	if (job->result) {
-		snapshot_t *old = d->snap;
-		d->snap = job->result;
-		set_snapshot_gauges(d);
-		if (first || job->changed.n)
-			log_info("dns: routes at version %lld: %zu routes, %zu hosts, "
-				 "%zu changed (%s, %llu ms)",
-				 (long long)d->snap->version, d->snap->n_routes,
-				 d->snap->n_hosts, job->changed.n,
-				 job->was_full ? "full load" : "incremental",
-				 (unsigned long long)(uv_now(d->loop) - job->started_ms));
-		if (!first)
-			dns_push(d, &job->changed);
-		snapshot_free(old);
-	}
+	snapshot_free(job->result);
 	snap_keys_deinit(&job->changed);
 	free(job);
-	if (first)
-		dns_start_serving(d);
-	if (d->again && !d->closing) {
-		d->again = false;
-		dns_refresh(d, d->again_full);
-	}
 }
 
-static void dns_refresh(dns_t *d, bool full)
+static void dns_job_done(pg_job_t *j, int status)
+{
+	dns_job_t *job = container_of(j, dns_job_t, base);
+	dns_t *d = job->d;
+	d->job = NULL;
+	refresh_action_t a = refresh_done(&d->refresh, dns_job_status(status), uv_now(d->loop));
+	dns_apply(d, a, job);
+	dns_job_free(job);
+	dns_maybe_free(d);
+}
+
+static void dns_submit(dns_t *d, enum refresh_job_kind kind)
 {
 	if (d->closing)
 		return;
-	if (d->refreshing) {
-		/* One job at a time keeps the snapshot chain linear. */
-		d->again = true;
-		d->again_full |= full;
-		return;
-	}
-	if (full)
-		d->again_full = false;
-	refresh_job_t *job = xcalloc(1, sizeof(*job));
-	job->base.work = refresh_work;
-	job->base.done = refresh_done;
+	dns_job_t *job = xcalloc(1, sizeof(*job));
+	job->base.work = dns_job_work;
+	job->base.done = dns_job_done;
 	job->d = d;
 	job->old = d->snap;
-	job->full = full;
+	job->kind = kind;
 	job->change_log_days = d->cfg.change_log_days;
-	job->started_ms = uv_now(d->loop);
-	d->refreshing = true;
+	d->job = job;
 	pg_worker_submit(d->db, &job->base);
+}
+
+static void on_retry_first_load(uv_timer_t *t)
+{
+	dns_t *d = t->data;
+	dns_apply(d, refresh_retry(&d->refresh, uv_now(d->loop)), NULL);
 }
 
 static void on_poll(uv_timer_t *t)
 {
-	dns_refresh(t->data, false);
+	dns_t *d = t->data;
+	dns_apply(d, refresh_poll(&d->refresh, uv_now(d->loop)), NULL);
 }
 
 static void on_reload(uv_timer_t *t)
 {
-	dns_refresh(t->data, true);
+	dns_t *d = t->data;
+	dns_apply(d, refresh_reload(&d->refresh, uv_now(d->loop)), NULL);
 }
 
 static void on_notify(void *user, bool reconnected)
@@ -463,10 +289,17 @@ static void on_notify(void *user, bool reconnected)
 	dns_t *d = user;
 	if (reconnected)
 		log_debug("dns: LISTEN (re)connected: checking for missed changes");
-	dns_refresh(d, false);
+	dns_apply(d, refresh_notify(&d->refresh, uv_now(d->loop)), NULL);
 }
 
-static void dns_start_serving(dns_t *d)
+static void dns_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
+{
+	int r = uv_timer_start(t, cb, timeout, repeat);
+	if (r)
+		log_error("dns: cannot start a timer: %s", uv_err_name(r));
+}
+
+static void dns_start_serving(dns_t *d, const refresh_action_t *a)
 {
 	tcp_server_opts_t o = {
 		.name = "dns", .ip = d->cfg.ip, .port = d->cfg.port,
@@ -487,12 +320,65 @@ static void dns_start_serving(dns_t *d)
 				.metrics = d->m };
 	if (pg_listen_start(d->loop, &lo, &d->listen))
 		d->listen = NULL; /* the version poll still finds every change */
-	uv_timer_start(&d->poll_timer, on_poll, (uint64_t)d->cfg.poll_interval_ms,
-		       (uint64_t)d->cfg.poll_interval_ms);
-	uint64_t reload = (uint64_t)d->cfg.reload_interval_s * 1000;
-	if (reload)
-		uv_timer_start(&d->reload_timer, on_reload, reload, reload);
+	dns_timer_start(&d->poll_timer, on_poll, a->poll_ms, a->poll_ms);
+	if (a->reload_ms)
+		dns_timer_start(&d->reload_timer, on_reload, a->reload_ms, a->reload_ms);
 	d->on_ready(d->ready_user, tcp_server_port(d->srv));
+}
+
+/* Serve a finished job's snapshot: swap, log, push. */
+static void dns_serve(dns_t *d, const refresh_action_t *a, dns_job_t *job)
+{
+	metrics_inc(d->mt.refreshes);
+	if (job->was_full)
+		metrics_inc(d->mt.full_reloads);
+	if (!job->result)
+		return; /* the current snapshot is up to date */
+	snapshot_t *old = d->snap;
+	d->snap = job->result;
+	job->result = NULL;
+	set_snapshot_gauges(d);
+	if (!(a->flags & REFRESH_PUSH) || job->changed.n)
+		log_info("dns: routes at version %lld: %zu routes, %zu hosts, "
+			 "%zu changed (%s, %llu ms)",
+			 (long long)d->snap->version, d->snap->n_routes,
+			 d->snap->n_hosts, job->changed.n,
+			 job->was_full ? "full load" : "incremental",
+			 (unsigned long long)a->took_ms);
+	if (a->flags & REFRESH_PUSH)
+		dns_push(d, &job->changed);
+	snapshot_free(old);
+}
+
+/* Carry out the refresh core's actions, in their order. @job: the one that
+ * ended, for SERVE. */
+static void dns_apply(dns_t *d, refresh_action_t a, dns_job_t *job)
+{
+	if (a.flags & REFRESH_FAILURE)
+		metrics_inc(d->mt.refresh_failures);
+	if (a.flags & REFRESH_FAIL_SERVICE) {
+		log_error("dns: cannot load the routes from PostgreSQL; not "
+			  "starting (check [postgres] conninfo / PG* variables, "
+			  "run `larsctl migrate`, or start with --wait-for-db)");
+		service_fail(d->svc);
+	}
+	if (a.flags & REFRESH_RETRY)
+		log_warn("dns: waiting for PostgreSQL to load the routes "
+			 "(next try in %u ms)", a.delay_ms);
+	if (a.flags & REFRESH_DB_DOWN)
+		log_warn("dns: cannot refresh routes; serving version %lld "
+			 "from memory until PostgreSQL answers",
+			 (long long)d->snap->version);
+	if (a.flags & REFRESH_DB_BACK)
+		log_info("dns: PostgreSQL answers again");
+	if ((a.flags & REFRESH_SERVE) && job)
+		dns_serve(d, &a, job);
+	if (a.flags & REFRESH_START)
+		dns_start_serving(d, &a);
+	if (a.flags & REFRESH_SUBMIT)
+		dns_submit(d, a.job);
+	if ((a.flags & REFRESH_RETRY) && !d->closing)
+		dns_timer_start(&d->retry_timer, on_retry_first_load, a.delay_ms, 0);
 }
 
 static void dns_metrics(dns_t *d)
@@ -512,6 +398,19 @@ static void dns_metrics(dns_t *d)
 	d->mt.version = metrics_level(m, "lars_dns_route_version", "Route version of the current snapshot");
 }
 
+/**
+ * dns_new() - start lars-dns: the database worker, then the first load (off
+ * the loop); serving starts when it is in (see dns_ready_cb).
+ * @loop: the event loop.
+ * @svc: the service, failed when the first load fails without wait_for_db.
+ * @cfg: copied.
+ * @m: the metrics registry; lars_dns_* are registered in it.
+ * @on_ready: called with @user and the bound port once serving.
+ * @outp: set to the new server on success only.
+ *
+ * Return: 0, or the worker's negative errno with nothing left behind.
+ * Afterwards the caller owns the server: dns_close() it.
+ */
 int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	    dns_ready_cb on_ready, void *user, dns_t **outp)
 {
@@ -526,23 +425,31 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	dispatch_init(&d->dispatch);
 	dispatch_on(&d->dispatch, LARS_ID_GET_ROUTE_REQ, dns_on_get_route, d);
 	dispatch_on(&d->dispatch, LARS_ID_UNSUBSCRIBE_REQ, dns_on_unsubscribe, d);
-	backoff_init(&d->backoff, 500, 10000, uv_hrtime());
-	uv_timer_init(loop, &d->poll_timer);
-	uv_timer_init(loop, &d->reload_timer);
-	uv_timer_init(loop, &d->retry_timer);
-	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
-	d->n_handles = 3;
 
 	pg_worker_opts_t wo = { .name = "dns-db", .conninfo = cfg->conninfo,
 				.n_threads = (unsigned)cfg->db_threads, .metrics = m };
 	int r = pg_worker_start(loop, &wo, &d->db);
 	if (r) {
+		/* Nothing of ours is on the loop yet: free it here and now. */
 		log_error("dns: cannot start the database worker: %s", strerror(-r));
-		d->db = NULL;
-		dns_close(d);
+		free(d);
 		return r;
 	}
-	dns_refresh(d, true);
+	subs_init(&d->subs, (size_t)cfg->max_subscriptions);
+	/* uv_timer_init() only fills in the handle; it cannot fail. */
+	(void)uv_timer_init(loop, &d->poll_timer);
+	(void)uv_timer_init(loop, &d->reload_timer);
+	(void)uv_timer_init(loop, &d->retry_timer);
+	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
+	d->n_handles = 3;
+	refresh_cfg_t rc = {
+		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
+		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
+		.wait_for_db = cfg->wait_for_db,
+		.seed = uv_hrtime(),
+	};
+	refresh_init(&d->refresh, &rc);
+	dns_apply(d, refresh_start(&d->refresh, uv_now(loop)), NULL);
 	*outp = d;
 	return 0;
 }
@@ -550,16 +457,10 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 /* Freed once its timers are closed and no refresh job can call back. */
 static void dns_maybe_free(dns_t *d)
 {
-	if (!d->closing || d->n_handles || d->refreshing)
+	if (!d->closing || d->n_handles || d->job)
 		return;
 	snapshot_free(d->snap);
-	size_t iter = 0;
-	for (u64map_slot_t *s; (s = u64map_next(&d->subs, &iter));) {
-		sub_list_t *l = s->value;
-		free(l->v);
-		free(l);
-	}
-	u64map_deinit(&d->subs);
+	subs_deinit(&d->subs);
 	free(d);
 }
 
@@ -570,11 +471,17 @@ static void dns_on_timer_closed(uv_handle_t *h)
 	dns_maybe_free(d);
 }
 
+/**
+ * dns_close() - stop serving and close every handle (NULL is fine). @d is
+ * freed once its timers are closed and no database job can call back.
+ * @d: the server, or NULL.
+ */
 void dns_close(dns_t *d)
 {
 	if (!d || d->closing)
 		return;
 	d->closing = true;
+	refresh_close(&d->refresh);
 	/* Connections close first: their on_close empties the subscriptions. */
 	tcp_server_close(d->srv);
 	pg_listen_close(d->listen);

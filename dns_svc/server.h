@@ -33,12 +33,12 @@ typedef struct dns_cfg {
 typedef struct dns dns_t;
 
 /**
- * dns_new() - load the routes (off the loop), then listen and serve.
- * @on_ready(@user, port) runs once serving, with the bound TCP port; on a failed first
- * load without wait_for_db the service fails (service_fail).
+ * dns_ready_cb - lars-dns serves now, on TCP port @port. On a failed first
+ * load without wait_for_db the service fails (service_fail) instead.
  */
 typedef void (*dns_ready_cb)(void *user, int port);
 
+/** dns_new() - load the routes (off the loop), then listen and serve; *outp only on success. */
 int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	    dns_ready_cb on_ready, void *user, dns_t **outp);
 /** dns_close() - stop serving, close every handle; freed when they are. */

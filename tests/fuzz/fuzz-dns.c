@@ -2,12 +2,18 @@
 // The route service's data path: entries from the input build a snapshot,
 // more of the input patches it; the patch must equal a full rebuild and the
 // diff must name exactly the changed keys. Then requests (TCP frames from
-// the rest of the input) are answered from it as lars-dns does.
+// the rest of the input) go through lars-dns's own request core, from two
+// connections with a small max_subscriptions, and the changed keys are
+// pushed to their subscribers as lars-dns does.
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "request.h"
 #include "snapshot.h"
+#include "subs.h"
+
+#define FUZZ_MAX_SUBS 4
 
 static void take_entries(const uint8_t **data, size_t *size, snap_builder_t *b, size_t max)
 {
@@ -62,11 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	take_entries(&data, &size, &raw, 16);
 	/* Only entries of changed keys belong to a patch. */
 	for (size_t i = 0; i < raw.n; i++) {
-		snap_keys_t one = { 0 };
 		bool in = false;
 		for (size_t k = 0; k < keys.n; k++)
 			in |= keys.v[k].modid == raw.v[i].modid && keys.v[k].cmdid == raw.v[i].cmdid;
-		(void)one;
 		if (in) {
 			snap_builder_add(&changes, raw.v[i].modid, raw.v[i].cmdid, raw.v[i].ip, raw.v[i].port);
 			snap_builder_add(&expect, raw.v[i].modid, raw.v[i].cmdid, raw.v[i].ip, raw.v[i].port);
@@ -94,10 +98,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap(); /* listed but unchanged */
 	}
 
-	/* Requests from the rest, answered from the patched snapshot. */
+	/* Requests from the rest, from two connections taking turns, answered
+	 * from the patched snapshot by the daemon's own handlers' core. */
+	subs_t subs;
+	subs_init(&subs, FUZZ_MAX_SUBS);
+	int conns[2];
+	subs_peer_t peers[2];
+	subs_peer_init(&peers[0], &conns[0]);
+	subs_peer_init(&peers[1], &conns[1]);
 	frame_idset_t ids;
 	frame_idset_clear(&ids);
 	frame_idset_add(&ids, LARS_ID_GET_ROUTE_REQ);
+	frame_idset_add(&ids, LARS_ID_UNSUBSCRIBE_REQ);
 	frame_buf_t fb;
 	frame_buf_init(&fb, 4096, &ids);
 	uint8_t *dst;
@@ -108,23 +120,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		frame_buf_commit(&fb, k);
 		frame_hdr_t hdr;
 		const uint8_t *body;
-		while (frame_buf_next(&fb, &hdr, &body) == FRAME_OK) {
-			lars_GetRouteRequest q = lars_GetRouteRequest_init_zero;
-			if (msg_decode(lars_GetRouteRequest_fields, &q, body, (size_t)hdr.msglen, NULL))
-				break;
-			const snap_route_t *r = snapshot_find(patched, q.modid, q.cmdid);
-			lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
-			resp.modid = q.modid;
-			resp.cmdid = q.cmdid;
-			msg_array_t arr = MSG_HOSTS(r ? snapshot_hosts(patched, r) : NULL, r ? r->n_hosts : 0);
-			msg_array_bind(&arr, &resp.host);
-			uint8_t *out;
-			size_t olen;
-			if (msg_frame_alloc(LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields, &resp,
-					    FRAME_TCP_MAX_LIMIT, &out, &olen) == 0)
-				free(out);
+		for (unsigned turn = 0; frame_buf_next(&fb, &hdr, &body) == FRAME_OK; turn++) {
+			subs_peer_t *p = &peers[turn & 1];
+			size_t before = subs_peer_count(p);
+			request_out_t o;
+			int r = hdr.msgid == LARS_ID_GET_ROUTE_REQ
+				? request_get_route(&subs, p, patched, body, (size_t)hdr.msglen, &o)
+				: request_unsubscribe(&subs, p, body, (size_t)hdr.msglen, &o);
+			if (r != 0 && (r != MSG_E_DECODE || o.decoded || o.frame))
+				__builtin_trap(); /* every route here fits a frame */
+			if (r)
+				break; /* the transport closes the connection */
+			if (hdr.msgid == LARS_ID_GET_ROUTE_REQ) {
+				/* Answered, subscribed, within the cap. */
+				if (!o.frame || !subs_has(p, o.modid, o.cmdid) ||
+				    subs_peer_count(p) > FUZZ_MAX_SUBS ||
+				    subs_peer_count(p) != before + !!(o.subs & SUBS_ADDED) -
+							     !!(o.subs & SUBS_DROPPED))
+					__builtin_trap();
+				free(o.frame);
+			} else if (o.frame || subs_has(p, o.modid, o.cmdid) ||
+				   subs_peer_count(p) != before - o.unsubscribed) {
+				__builtin_trap();
+			}
+			if (subs.n != subs_peer_count(&peers[0]) + subs_peer_count(&peers[1]))
+				__builtin_trap();
 		}
 	}
+	/* Push the changed keys to whoever subscribed to them. */
+	for (size_t i = 0; i < diff.n; i++) {
+		void *to[2];
+		size_t n = subs_collect(&subs, diff.v[i].modid, diff.v[i].cmdid, to, 2);
+		if (n != subs_count(&subs, diff.v[i].modid, diff.v[i].cmdid))
+			__builtin_trap();
+		for (size_t j = 0; j < n; j++)
+			if (!subs_has(&peers[to[j] == &conns[1]], diff.v[i].modid, diff.v[i].cmdid))
+				__builtin_trap();
+		uint8_t *out;
+		size_t olen;
+		if (n && request_route_frame(patched, diff.v[i].modid, diff.v[i].cmdid, &out, &olen) == 0)
+			free(out);
+	}
+	size_t held = subs.n;
+	if (subs_peer_deinit(&subs, &peers[0]) + subs_peer_deinit(&subs, &peers[1]) != held ||
+	    subs.n != 0)
+		__builtin_trap();
+	subs_deinit(&subs);
 	frame_buf_deinit(&fb);
 	snap_keys_deinit(&diff);
 	snap_keys_deinit(&keys);

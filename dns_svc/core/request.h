@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// lars-dns's requests, answered from the current snapshot: GetRouteRequest
+// subscribes the asking connection and returns the route's hosts,
+// UnsubscribeRequest ends a subscription. No libuv: the caller decodes
+// frames, sends what comes back and counts the outcome.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot.h"
+#include "subs.h"
+
+/** struct request_out - what one request did, for the caller to send and count. */
+typedef struct request_out {
+	bool decoded;     /* the body was a valid message (else ->why says why) */
+	const char *why;  /* nanopb's reason when it was not */
+	int32_t modid;
+	int32_t cmdid;
+	unsigned subs;    /* SUBS_* flags of the subscription made */
+	bool unsubscribed; /* an UnsubscribeRequest ended a subscription */
+	uint8_t *frame;   /* the answer (malloc'd, the caller owns it), or NULL */
+	size_t len;
+} request_out_t;
+
+/**
+ * request_route_frame() - the GetRouteResponse frame of (@modid, @cmdid)
+ * from @snap (may be NULL): its hosts, or none if the route is absent.
+ * Aborts when out of memory, like every allocation in the services.
+ * Return: 0 with *bufp (malloc'd, the caller's) and *lenp set, or
+ * MSG_E_TOO_LARGE when the route does not fit a TCP frame.
+ */
+int request_route_frame(const snapshot_t *snap, int32_t modid, int32_t cmdid,
+			uint8_t **bufp, size_t *lenp);
+
+/**
+ * request_get_route() - a GetRouteRequest of @peer: subscribe it first (a
+ * change racing the answer is pushed after it), then answer from @snap.
+ * Return: 0 with out->frame to send, MSG_E_DECODE (bad body) or
+ * MSG_E_TOO_LARGE (route too big; subscribed anyway): bad input to the
+ * transport, which closes the connection.
+ */
+int request_get_route(subs_t *subs, subs_peer_t *peer, const snapshot_t *snap,
+		      const uint8_t *body, size_t len, request_out_t *out);
+
+/**
+ * request_unsubscribe() - an UnsubscribeRequest of @peer (body as a
+ * GetRouteRequest); no answer.
+ * Return: 0, or MSG_E_DECODE.
+ */
+int request_unsubscribe(subs_t *subs, subs_peer_t *peer, const uint8_t *body,
+			size_t len, request_out_t *out);
