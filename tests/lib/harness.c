@@ -39,19 +39,6 @@ int harness_left_ms(int64_t deadline)
 	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
-bool harness_wait_until(bool (*ready)(void *arg), void *arg, int ms, int every_ms)
-{
-	int64_t deadline = mono_ms() + ms;
-	for (;;) {
-		if (ready(arg))
-			return true;
-		int left = harness_left_ms(deadline);
-		if (left == 0)
-			return false;
-		usleep((useconds_t)(left < every_ms ? left : every_ms) * 1000);
-	}
-}
-
 const char *harness_write_config(const char *text)
 {
 	static char paths[8][64];

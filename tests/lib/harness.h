@@ -54,12 +54,6 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
 int64_t harness_deadline(int ms);
 /** harness_left_ms() - milliseconds until @deadline, 0 once it passed. */
 int harness_left_ms(int64_t deadline);
-/**
- * harness_wait_until() - call @ready(@arg) every @every_ms until it returns
- * true or @ms passed (a deadline in time, not a count of tries).
- * Return: whether it became ready.
- */
-bool harness_wait_until(bool (*ready)(void *arg), void *arg, int ms, int every_ms);
 /** harness_now_s() - monotonic seconds. */
 double harness_now_s(void);
 /** harness_die() - "PROG: message" on stderr (PROG from program_invocation_short_name), exit 1. */
