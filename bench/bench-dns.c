@@ -28,6 +28,7 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
 #define SUBS 1000
 #define CHANGES 200
@@ -52,18 +53,16 @@ static int cmp_double(const void *a, const void *b)
 
 static void send_get_route(int fd, int32_t modid, int32_t cmdid)
 {
-	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
-	uint8_t buf[32];
-	size_t len;
-	if (msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req,
-			     buf, sizeof(buf), &len) || harness_send_all(fd, buf, len))
-		harness_die("send failed");
+	int r = wc_get_route_send(fd, modid, cmdid);
+	if (r)
+		harness_die("send failed: %s", strerror(-r));
 }
 
+/* One frame (not decoded: the echo reference reads the same way). */
 static void recv_frame(int fd, uint8_t *body, size_t cap)
 {
 	frame_hdr_t hdr;
-	if (harness_recv_frame(fd, &hdr, body, cap, 10000) != 1)
+	if (wc_recv_frame(fd, &hdr, body, cap, harness_deadline(10000)) != 1)
 		harness_die("no answer from lars-dns");
 }
 

@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 #include "pending.h"
 #include "report_store.h"
 
@@ -102,25 +103,15 @@ static void *sender(void *p)
 		harness_die("connect: %s", strerror(errno));
 	lars_HostCallResult res[RESULTS_PER_REPORT];
 	for (uint64_t r = 0; !stop_senders && r < 100000000; r++) {
-		lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
 		int base = (int)((r * RESULTS_PER_REPORT) % KEYS_PER_CONN);
-		req.modid = 100 + a->id;
-		req.cmdid = base / 1000;
-		req.caller = 0x7f000001;
-		req.ts = (uint32_t)time(NULL);
 		for (int i = 0; i < RESULTS_PER_REPORT; i++)
 			res[i] = (lars_HostCallResult){ .ip = 0x0a000000 + base + i,
 							 .port = 1 + (base + i) % 1000,
 							 .succ = 10, .err = 1 };
-		msg_array_t arr = MSG_RESULTS(res, RESULTS_PER_REPORT);
-		msg_array_bind(&arr, &req.results);
-		uint8_t buf[8192];
-		size_t len;
-		if (msg_frame_encode(LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
-				     &req, buf, sizeof(buf), &len))
-			harness_die("encode");
-		if (harness_send_all(fd, buf, len))
-			harness_die("send: %s", strerror(errno));
+		int rc = wc_report_status_send(fd, 100 + a->id, base / 1000, 0x7f000001,
+					       (uint32_t)time(NULL), res, RESULTS_PER_REPORT);
+		if (rc)
+			harness_die("send: %s", strerror(-rc));
 		a->sent += RESULTS_PER_REPORT;
 	}
 	close(fd);

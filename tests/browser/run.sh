@@ -35,7 +35,7 @@ fi
 LARS_DNS=$BUILD/dns_svc/lars-dns
 LARS_ADMIN=$BUILD/admin_svc/lars-admin
 LARSCTL=$BUILD/larsctl/larsctl
-WATCH=$BUILD/tests/integration/lars-dns-watch
+WATCH=$BUILD/tests/tools/lars-dns-watch
 for b in "$LARS_DNS" "$LARS_ADMIN" "$LARSCTL" "$WATCH"; do
 	[ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
 done

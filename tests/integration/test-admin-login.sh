@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+. "$SRC/tests/lib/wait.sh"
 
 PASS="right-$RANDOM-$RANDOM-password"
 CPASS="carols-$RANDOM-$RANDOM-password"
@@ -40,11 +40,7 @@ EOF
 "$ADMIN" -c "$TMP/admin.ini" --ready-fd 3 3>"$TMP/ready" >"$TMP/admin.log" 2>&1 &
 ADMIN_PID=$!
 PIDS+=($ADMIN_PID)
-end=$(($(now_ms) + 10000))
-until [ -s "$TMP/ready" ]; do
-	[ "$(now_ms)" -lt "$end" ] || { cat "$TMP/admin.log"; echo "FAIL: lars-admin did not start"; exit 1; }
-	sleep 0.1
-done
+wait_for 10 test -s "$TMP/ready" || { cat "$TMP/admin.log"; echo "FAIL: lars-admin did not start"; exit 1; }
 ready_port() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" "$TMP/ready"; }
 PORT=$(ready_port http)
 URL=http://127.0.0.1:$PORT/
@@ -78,8 +74,8 @@ done
 codes() { cat "$TMP"/a[1-4].codes; }
 # During the attack: the operator, from an address that did not fail, gets in
 # (no success is cached yet: the password is checked).
-end=$(($(now_ms) + 10000))
-while [ "$(codes | grep -c '^429$')" -lt 3 ] && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+refused3() { [ "$(codes | grep -c '^429$')" -ge 3 ]; }
+wait_for 10 refused3 || true
 [ "$(codes | grep -c '^429$')" -ge 3 ] || fail "the guessing address was never refused: $(codes | sort | uniq -c | tr '\n' ' ')"
 [ "$(login 127.0.0.2 tester "$PASS")" = 200 ] || fail "the right password from another address during the attack"
 wait "${GUESS_PIDS[@]}"

@@ -9,28 +9,22 @@
 set -euo pipefail
 ADMIN=$1 LARSCTL=$2
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-CLUSTER=${LARS_PG_CLUSTER:-$SRC/deploy/pg-cluster}
-if [ -z "${LARS_TEST_PG:-}" ]; then
-	echo "no PostgreSQL for this run (deploy/lars-local test provides one)"
-	exit 77
-fi
+# The fixture every test uses, with a cluster of its own (it restarts it).
+TEST_PG_OWN_CLUSTER=1
+. "$SRC/tests/lib/pg-testdb.sh"
+. "$SRC/tests/lib/wait.sh"
 TMP=$(mktemp -d /tmp/lars-test-admin-pgr.XXXXXX)
-# The cluster's own directory: pg-cluster hands it to its owner.
-PGDIR=$(mktemp -d /tmp/lars-test-admin-pgr-db.XXXXXX)
-chmod 755 "$PGDIR"
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	"$CLUSTER" stop "$PGDIR" >/dev/null 2>&1 || true
-	rm -rf "$TMP" "$PGDIR"
+	rm -rf "$TMP"
+	drop_test_db
 }
 trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-eval "$("$CLUSTER" start "$PGDIR")"
 "$LARSCTL" migrate >/dev/null
 "$LARSCTL" route add 5 1 127.0.0.1 9001 >/dev/null
 
@@ -47,11 +41,7 @@ EOF
 "$ADMIN" -c "$TMP/admin.ini" --ready-fd 3 3>"$TMP/ready" >"$TMP/admin.log" 2>&1 &
 ADMIN_PID=$!
 PIDS+=($ADMIN_PID)
-end=$(($(now_ms) + 10000))
-until [ -s "$TMP/ready" ]; do
-	[ "$(now_ms)" -lt "$end" ] || { cat "$TMP/admin.log"; echo "FAIL: lars-admin did not start"; exit 1; }
-	sleep 0.1
-done
+wait_for 10 test -s "$TMP/ready" || { cat "$TMP/admin.log"; echo "FAIL: lars-admin did not start"; exit 1; }
 ready_port() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" "$TMP/ready"; }
 URL=http://127.0.0.1:$(ready_port http)
 METRICS=http://127.0.0.1:$(ready_port metrics)/metrics
@@ -62,16 +52,17 @@ post() {
 }
 connections() { curl -s -m 10 "$METRICS" | sed -n 's/^lars_db_connections{worker="admin-db"} //p'; }
 
+locked() {
+	[ "$(psql -X -At -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE c.relname = 'route_data' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]
+}
+
 # warm: every worker thread opens its connection. Reads queued behind a
 # table lock hold one thread each until the lock goes.
 warm() {
 	psql -X -q -c "BEGIN; LOCK TABLE route_data; SELECT pg_sleep(2); COMMIT" >/dev/null &
-	local lock=$! end=$(($(now_ms) + 10000)) ps=()
-	until [ "$(psql -X -At -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-		WHERE c.relname = 'route_data' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]; do
-		[ "$(now_ms)" -lt "$end" ] || break
-		sleep 0.05
-	done
+	local lock=$! ps=()
+	wait_for 10 locked || true
 	for _ in $(seq 1 $THREADS); do
 		curl -s -m 20 -o /dev/null "$URL/api/overview" &
 		ps+=($!)
@@ -82,7 +73,7 @@ warm() {
 
 warm
 [ "$(get /api/overview)" = 200 ] || fail "read before the restart: $(cat "$TMP/body")"
-"$CLUSTER" restart "$PGDIR" >/dev/null
+test_pg_server restart
 reads=(/api/overview "/api/route?modid=5&cmdid=1" /api/descriptions "/api/changes?modid=5"
        "/api/history?modid=5&cmdid=1&minutes=2" /api/overview)
 n200=0
@@ -96,7 +87,7 @@ grep -q "retrying a read on a new connection" "$TMP/admin.log" || fail "no read 
 # A write is not retried: on a stale connection it reports the failure and
 # changes nothing; the next one works.
 warm
-"$CLUSTER" restart "$PGDIR" >/dev/null
+test_pg_server restart
 got=$(post /api/routes/add '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002}')
 [ "$got" = 503 ] && grep -q "nothing was changed" "$TMP/body" || fail "write on a stale connection: $got $(cat "$TMP/body")"
 [ "$(psql -X -At -c "SELECT count(*) FROM route_data WHERE port = 9002")" = 0 ] ||

@@ -25,9 +25,10 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
-static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster, *lars_bin;
-static char pg_dir[64];
+static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *lars_bin;
+static harness_pg_t pg;
 static harness_proc_t dns, rep, agent;
 static harness_proc_t agent2; /* the tests' second agent: stopped in teardown too */
 static int ports[3], metrics_port, dns_metrics_port;
@@ -44,18 +45,8 @@ static double now_ms(void)
 static int get_host_at(const int *port_v, int32_t modid, int32_t cmdid, lars_HostInfo *out)
 {
 	static uint32_t seq;
-	lars_GetHostRequest req = { .seq = ++seq, .modid = modid, .cmdid = cmdid };
-	uint8_t buf[64], resp[65536];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields, &req,
-					  buf, sizeof(buf), &len), 0);
-	ssize_t n = harness_udp_call(fd, port_v[(modid + cmdid) % 3], buf, len, resp,
-				     sizeof(resp), 2000);
-	assert_true(n >= 8);
-	frame_hdr_t hdr = frame_hdr_read(resp);
-	assert_int_equal(hdr.msgid, LARS_ID_GET_HOST_RESP);
-	lars_GetHostResponse r = lars_GetHostResponse_init_zero;
-	assert_int_equal(msg_decode(lars_GetHostResponse_fields, &r, resp + 8, (size_t)n - 8, NULL), 0);
+	lars_GetHostResponse r;
+	assert_int_equal(wc_get_host(fd, port_v[(modid + cmdid) % 3], ++seq, modid, cmdid, &r, 2000), 0);
 	assert_int_equal(r.seq, seq);
 	assert_int_equal(r.modid, modid);
 	if (out)
@@ -111,20 +102,8 @@ static long long metric(int port, const char *name)
 
 static void report(int32_t modid, int32_t cmdid, int32_t port, int retcode)
 {
-	lars_ReportRequest req = lars_ReportRequest_init_zero;
-	req.modid = modid;
-	req.cmdid = cmdid;
-	req.has_host = true;
-	req.host.ip = 2130706433;
-	req.host.port = port;
-	req.retcode = retcode;
-	uint8_t buf[64];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &req,
-					  buf, sizeof(buf), &len), 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[(modid + cmdid) % 3]) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)len);
+	lars_HostInfo host = { .ip = 2130706433, .port = port };
+	assert_int_equal(wc_report(fd, ports[(modid + cmdid) % 3], modid, cmdid, host, retcode), 0);
 }
 
 /* Polls get_host until it answers SUCC (≤ @ms). */
@@ -143,9 +122,7 @@ static int wait_host(int32_t modid, int32_t cmdid, lars_HostInfo *out, int ms)
 
 static int setup(void **state)
 {
-	int pg_port = 0;
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-agent-%d", (int)getpid());
-	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_pg_start(&pg, "agent", false), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
@@ -184,7 +161,7 @@ static int teardown(void **state)
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
-	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	assert_int_equal(ra, 0);
 	return 0;
 }
@@ -224,24 +201,12 @@ static void test_larsctl_add_is_served(void **state)
 
 static void test_api_get_route(void **state)
 {
-	lars_GetRouteRequest req = { .modid = 1, .cmdid = 1 };
-	uint8_t buf[64], resp[65536];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
-					  &req, buf, sizeof(buf), &len), 0);
 	/* Any socket: one shared view of the routes. */
 	for (int s = 0; s < 3; s++) {
-		ssize_t n = harness_udp_call(fd, ports[s], buf, len, resp, sizeof(resp), 2000);
-		assert_true(n >= 8);
-		assert_int_equal(frame_hdr_read(resp).msgid, LARS_ID_API_GET_ROUTE_RESP);
-		lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
-		msg_vec_t vec;
-		msg_hosts_init(&vec, 100);
-		msg_vec_bind(&vec, &r.host);
-		assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &r, resp + 8,
-					    (size_t)n - 8, NULL), 0);
-		assert_int_equal(vec.n, 3);
-		msg_vec_deinit(&vec);
+		wc_route_t r;
+		assert_true(wc_api_get_route(fd, ports[s], 1, 1, &r, 100, 2000) >= 8);
+		assert_int_equal(r.n, 3);
+		wc_route_free(&r);
 	}
 }
 
@@ -420,26 +385,13 @@ static void test_flood_of_unknown_keys(void **state)
 	assert_int_equal(harness_stop(&agent2), 0);
 }
 
-/* API get_route from the agent on @port_v: hosts into @vec, the datagram's size. */
-static ssize_t api_get_route(const int *port_v, int32_t modid, int32_t cmdid, msg_vec_t *vec,
-			     int32_t *totalp)
+/* API get_route from the agent on @port_v into @r (freed first); the datagram's size. */
+static ssize_t api_get_route(const int *port_v, int32_t modid, int32_t cmdid, wc_route_t *r)
 {
-	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
-	static uint8_t resp[65536];
-	uint8_t buf[64];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_API_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
-					  &req, buf, sizeof(buf), &len), 0);
-	ssize_t n = harness_udp_call(fd, port_v[0], buf, len, resp, sizeof(resp), 2000);
+	wc_route_free(r);
+	ssize_t n = wc_api_get_route(fd, port_v[0], modid, cmdid, r, 10000, 2000);
 	assert_true(n >= 8);
-	assert_int_equal(frame_hdr_read(resp).msgid, LARS_ID_API_GET_ROUTE_RESP);
-	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
-	msg_vec_deinit(vec);
-	msg_vec_bind(vec, &r.host);
-	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &r, resp + 8, (size_t)n - 8,
-				    NULL), 0);
-	assert_int_equal(r.modid, modid);
-	*totalp = r.host_total;
+	assert_int_equal(r->modid, modid);
 	return n;
 }
 
@@ -453,40 +405,38 @@ static void test_api_route_fills_datagram(void **state)
 				     "SELECT 50, 1, '127.0.0.1', 20000 + g FROM generate_series(0, 4999) g"), 0);
 	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
 				     "SELECT 50, 2, '127.0.0.1', 20000 + g FROM generate_series(0, 6999) g"), 0);
-	msg_vec_t vec;
-	msg_hosts_init(&vec, 10000);
-	int32_t total = -1;
+	wc_route_t vec = { 0 };
 	ssize_t n = 0;
 	double end = now_ms() + 5000;
 	do { /* the first answer is empty: the agent is pulling it */
-		n = api_get_route(p2, 50, 1, &vec, &total);
+		n = api_get_route(p2, 50, 1, &vec);
 		if (vec.n == 5000)
 			break;
 		usleep(50000);
 	} while (now_ms() < end);
 	fprintf(stderr, "5000-host route: %zu hosts in a %zd-byte datagram, host_total %d\n",
-		vec.n, n, total);
+		vec.n, n, vec.host_total);
 	assert_int_equal(vec.n, 5000);
-	assert_int_equal(total, 0); /* whole: not set, the bytes the original sends */
+	assert_int_equal(vec.host_total, 0); /* whole: not set, the bytes the original sends */
 	assert_true((size_t)n <= MSG_UDP_DATAGRAM_MAX);
 	end = now_ms() + 5000;
 	do {
-		n = api_get_route(p2, 50, 2, &vec, &total);
+		n = api_get_route(p2, 50, 2, &vec);
 		if (vec.n)
 			break;
 		usleep(50000);
 	} while (now_ms() < end);
 	fprintf(stderr, "7000-host route: %zu hosts in a %zd-byte datagram, host_total %d\n",
-		vec.n, n, total);
-	assert_int_equal(total, 7000);
+		vec.n, n, vec.host_total);
+	assert_int_equal(vec.host_total, 7000);
 	assert_true(vec.n > 5000 && vec.n < 7000);
 	assert_true((size_t)n <= MSG_UDP_DATAGRAM_MAX);
 	/* Filled: one more host (12 bytes here) would not have fitted. */
 	assert_true((size_t)n + 12 > MSG_UDP_DATAGRAM_MAX);
-	const lars_HostInfo *h = vec.v;
+	const lars_HostInfo *h = vec.hosts;
 	for (size_t i = 0; i < vec.n; i++)
 		assert_true(h[i].ip == 2130706433 && h[i].port >= 20000 && h[i].port < 27000);
-	msg_vec_deinit(&vec);
+	wc_route_free(&vec);
 	assert_true(metric(m2, "lars_agent_get_route_cut_total") >= 1);
 	assert_int_equal(harness_stop(&agent2), 0);
 	assert_int_equal(harness_sql("DELETE FROM route_data WHERE modid = 50"), 0);
@@ -615,12 +565,11 @@ int main(void)
 	dns_bin = getenv("LARS_DNS_BIN");
 	rep_bin = getenv("LARS_REPORTER_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	cluster = getenv("LARS_PG_CLUSTER");
 	lars_bin = getenv("LARS_BIN");
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster || !lars_bin) {
+	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !lars_bin) {
 		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN and "
-				"LARS_PG_CLUSTER must be set\n");
+				"LARS_BIN must be set\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {

@@ -22,10 +22,10 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
-static const char *dns_bin, *larsctl_bin, *cluster;
-static char pg_dir[64];
-static int pg_port;
+static const char *dns_bin, *larsctl_bin;
+static harness_pg_t pg;
 static harness_proc_t dns;
 static int dns_port;
 
@@ -34,21 +34,22 @@ static void sql_ok(const char *q)
 	assert_int_equal(harness_sql(q), 0);
 }
 
+/* Start again (same port) the cluster that pg_server_down() stopped. */
 static void cluster_start(void)
 {
-	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_pg_server(&pg, "up"), 0);
+}
+
+static void pg_server_down(void)
+{
+	assert_int_equal(harness_pg_server(&pg, "down"), 0);
 }
 
 /* ---- the protocol, from an agent's side ---- */
 
 static void send_get_route(int fd, int32_t modid, int32_t cmdid)
 {
-	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
-	uint8_t buf[32];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
-					  &req, buf, sizeof(buf), &len), 0);
-	assert_int_equal(harness_send_all(fd, buf, len), 0);
+	assert_int_equal(wc_get_route_send(fd, modid, cmdid), 0);
 }
 
 typedef struct route {
@@ -57,27 +58,24 @@ typedef struct route {
 	lars_HostInfo hosts[64];
 } route_t;
 
-/* 1 with @r filled, 0 on EOF, -1 on timeout. */
+/* 1 with @r filled, 0 on EOF, -1 on timeout; anything else fails the test. */
 static int recv_route(int fd, route_t *r, int timeout_ms)
 {
-	static uint8_t body[1 << 16];
-	frame_hdr_t hdr;
-	int rc = harness_recv_frame(fd, &hdr, body, sizeof(body), timeout_ms);
-	if (rc <= 0)
-		return rc;
-	assert_int_equal(hdr.msgid, LARS_ID_GET_ROUTE_RESP);
-	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
-	msg_vec_t vec;
-	msg_hosts_init(&vec, 64);
-	msg_vec_bind(&vec, &resp.host);
-	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &resp, body,
-				    (size_t)hdr.msglen, NULL), 0);
-	r->modid = resp.modid;
-	r->cmdid = resp.cmdid;
-	r->n = vec.n;
-	if (vec.n)
-		memcpy(r->hosts, vec.v, vec.n * sizeof(lars_HostInfo));
-	msg_vec_deinit(&vec);
+	wc_route_t w;
+	int rc = wc_route_recv(fd, &w, 1 << 16, harness_deadline(timeout_ms), NULL);
+	if (rc == -ETIMEDOUT)
+		return -1;
+	if (rc < 0)
+		fail_msg("no GetRouteResponse from lars-dns: %s", strerror(-rc));
+	if (rc == 0)
+		return 0;
+	assert_true(w.n <= 64);
+	r->modid = w.modid;
+	r->cmdid = w.cmdid;
+	r->n = w.n;
+	if (w.n)
+		memcpy(r->hosts, w.hosts, w.n * sizeof(lars_HostInfo));
+	wc_route_free(&w);
 	return 1;
 }
 
@@ -96,8 +94,8 @@ static int subscribe(int32_t modid, int32_t cmdid, route_t *first)
 
 static int setup(void **state)
 {
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-dns-%d", (int)getpid());
-	cluster_start();
+	/* A cluster of its own: the tests stop and start it. */
+	assert_int_equal(harness_pg_start(&pg, "dns", true), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
@@ -114,7 +112,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&dns);
-	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -266,7 +264,7 @@ static void test_postgres_restart(void **state)
 	route_t r;
 	int fd = subscribe(6, 1, &r);
 	assert_int_equal(r.n, 0);
-	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	pg_server_down();
 	/* Down: answers keep coming from the last snapshot. */
 	for (int i = 0; i < 3; i++) {
 		int q = harness_tcp_connect(dns_port);
@@ -317,7 +315,7 @@ static void *spawn_thread(void *arg)
 static void test_wait_for_db(void **state)
 {
 	/* With wait_for_db it waits for PostgreSQL, then serves. */
-	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	pg_server_down();
 	spawn_arg_t a = { .cfg = harness_write_config("[dns]\nport = 0\nwait_for_db = true\n") };
 	pthread_t t;
 	pthread_create(&t, NULL, spawn_thread, &a);
@@ -364,12 +362,7 @@ static long long dns_metric(const char *name)
 
 static void send_unsubscribe(int fd, int32_t modid, int32_t cmdid)
 {
-	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
-	uint8_t buf[32];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_UNSUBSCRIBE_REQ, lars_GetRouteRequest_fields,
-					  &req, buf, sizeof(buf), &len), 0);
-	assert_int_equal(harness_send_all(fd, buf, len), 0);
+	assert_int_equal(wc_unsubscribe_send(fd, modid, cmdid), 0);
 }
 
 static void test_subscription_cap_drops_oldest(void **state)
@@ -457,9 +450,8 @@ int main(void)
 	}
 	dns_bin = getenv("LARS_DNS_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	cluster = getenv("LARS_PG_CLUSTER");
-	if (!dns_bin || !larsctl_bin || !cluster) {
-		fprintf(stderr, "LARS_DNS_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set\n");
+	if (!dns_bin || !larsctl_bin) {
+		fprintf(stderr, "LARS_DNS_BIN and LARSCTL_BIN must be set\n");
 		return 1;
 	}
 	struct rlimit rl;

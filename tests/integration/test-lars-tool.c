@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The lars tool against a real lars-agent, lars-dns and PostgreSQL (a
-// cluster of the test's own): the first `lars get-host` for a key the agent
+// database of the test's own): the first `lars get-host` for a key the agent
 // has never fetched prints a host (issue 15 item 6: the printed first step
 // after `deploy/lars-local up`), the same for get-route; options after the
 // command work against the real agent, and a report to it exits 0.
@@ -15,16 +15,14 @@
 
 #include "harness.h"
 
-static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster, *lars_bin;
-static char pg_dir[64];
+static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *lars_bin;
+static harness_pg_t pg;
 static harness_proc_t dns, rep, agent;
 static int base;
 
 static int setup(void **state)
 {
-	int pg_port = 0;
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-tool-%d", (int)getpid());
-	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_pg_start(&pg, "lars_tool", false), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	for (int c = 1; c <= 4; c++)
 		for (int p = 1; p <= 3; p++)
@@ -50,7 +48,7 @@ static int teardown(void **state)
 	int ra = harness_stop(&agent);
 	harness_stop(&rep);
 	harness_stop(&dns);
-	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	assert_int_equal(ra, 0);
 	return 0;
 }
@@ -109,11 +107,10 @@ int main(void)
 	dns_bin = getenv("LARS_DNS_BIN");
 	rep_bin = getenv("LARS_REPORTER_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	cluster = getenv("LARS_PG_CLUSTER");
 	lars_bin = getenv("LARS_BIN");
-	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster || !lars_bin) {
-		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN, "
-				"LARS_BIN and LARS_PG_CLUSTER must be set\n");
+	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !lars_bin) {
+		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN and "
+				"LARS_BIN must be set\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The PostgreSQL worker against a real server (a cluster of its own through
-// $LARS_PG_CLUSTER as the other C tests do, else the PG* variables): results come back on the loop thread, SQL is
+// The PostgreSQL worker against a real server (a database of its own from
+// the fixture every test uses, tests/tools/lars-test-pg): results come back on the loop thread, SQL is
 // parameterised, errors do not stop the worker, a killed backend is
 // reconnected, an unreachable server fails jobs fast, and closing cancels
 // what has not started.
@@ -292,14 +292,9 @@ int main(void)
 	}
 	log_init(LOG_LVL_WARN);
 	loop_thread = pthread_self();
-	const char *cluster = getenv("LARS_PG_CLUSTER");
-	char pg_dir[64];
-	int pg_port = 0;
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-pg-worker-%d", (int)getpid());
-	if (cluster && harness_cluster_start(cluster, pg_dir, &pg_port)) {
-		fprintf(stderr, "%s start %s did not start a cluster\n", cluster, pg_dir);
+	harness_pg_t pg;
+	if (harness_pg_start(&pg, "pg_worker", false))
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jobs_and_parameters),
 		cmocka_unit_test(test_reconnects_after_backend_killed),
@@ -309,7 +304,6 @@ int main(void)
 		cmocka_unit_test(test_close_cancels_running),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	if (cluster)
-		harness_run("'%s' stop '%s' >/dev/null; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	return r;
 }

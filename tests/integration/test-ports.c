@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Exclusive listening ports of the real lars-dns, lars-reporter and
-// lars-agent (a PostgreSQL cluster of the test's own; loopback only):
+// lars-agent (a PostgreSQL database of the test's own; loopback only):
 // - a port held by another process's socket (SO_REUSEADDR and SO_REUSEPORT
 //   set on it, listening for TCP): the daemon exits 1 and names
 //   127.0.0.1:PORT on stderr;
@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,9 +21,10 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
-static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin, *cluster;
-static char pg_dir[64];
+static const char *agent_bin, *dns_bin, *rep_bin, *larsctl_bin;
+static harness_pg_t pg;
 static harness_proc_t dns, rep; /* the running pair behind the agents */
 
 /* A socket of another program on 127.0.0.1:@port (0: any), sharing
@@ -84,15 +86,10 @@ static void dns_serves(int port)
 {
 	int fd = harness_tcp_connect(port);
 	assert_true(fd >= 0);
-	lars_GetRouteRequest req = { .modid = 1, .cmdid = 1 };
-	uint8_t buf[64], body[4096];
-	size_t len;
-	assert_int_equal(msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields,
-					  &req, buf, sizeof(buf), &len), 0);
-	assert_int_equal(harness_send_all(fd, buf, len), 0);
-	frame_hdr_t hdr;
-	assert_int_equal(harness_recv_frame(fd, &hdr, body, sizeof(body), 5000), 1);
-	assert_int_equal(hdr.msgid, LARS_ID_GET_ROUTE_RESP);
+	assert_int_equal(wc_get_route_send(fd, 1, 1), 0);
+	wc_route_t r;
+	assert_int_equal(wc_route_recv(fd, &r, 4096, harness_deadline(5000), NULL), 1);
+	wc_route_free(&r);
 	close(fd);
 }
 
@@ -102,19 +99,8 @@ static void rep_serves(int port, int32_t cmdid)
 	int fd = harness_tcp_connect(port);
 	assert_true(fd >= 0);
 	lars_HostCallResult res = { .ip = 2130706433, .port = 9000, .succ = 1 };
-	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
-	req.modid = 2;
-	req.cmdid = cmdid;
-	req.caller = 2130706433;
-	req.ts = (uint32_t)time(NULL);
-	msg_array_t arr = MSG_RESULTS(&res, 1);
-	msg_array_bind(&arr, &req.results);
-	uint8_t *buf;
-	size_t len;
-	assert_int_equal(msg_frame_alloc(LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
-					 &req, FRAME_TCP_MAX_LIMIT, &buf, &len), 0);
-	assert_int_equal(harness_send_all(fd, buf, len), 0);
-	free(buf);
+	assert_int_equal(wc_report_status_send(fd, 2, cmdid, 2130706433, (uint32_t)time(NULL),
+					       &res, 1), 0);
 	char q[160];
 	snprintf(q, sizeof(q),
 		 "SELECT count(*) FROM host_status WHERE modid = 2 AND cmdid = %d", (int)cmdid);
@@ -127,15 +113,11 @@ static void agent_serves(const int ports[3])
 {
 	int fd = harness_udp_socket();
 	for (int i = 0; i < 3; i++) {
-		lars_GetHostRequest req = { .seq = (uint32_t)i + 1, .modid = 1, .cmdid = 1 };
-		uint8_t buf[64], resp[4096];
-		size_t len;
-		assert_int_equal(msg_frame_encode(LARS_ID_GET_HOST_REQ, lars_GetHostRequest_fields,
-						  &req, buf, sizeof(buf), &len), 0);
-		ssize_t n = harness_udp_call(fd, ports[i], buf, len, resp, sizeof(resp), 3000);
-		if (n < 8)
+		lars_GetHostResponse resp;
+		int r = wc_get_host(fd, ports[i], (uint32_t)i + 1, 1, 1, &resp, 3000);
+		if (r == -ETIMEDOUT)
 			fail_msg("agent socket %d (port %d) does not answer", i, ports[i]);
-		assert_int_equal(frame_hdr_read(resp).msgid, LARS_ID_GET_HOST_RESP);
+		assert_int_equal(r, 0); /* a GetHostResponse */
 	}
 	close(fd);
 }
@@ -256,9 +238,7 @@ static void test_reuse_port_shares(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	int pg_port = 0;
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-ports-%d", (int)getpid());
-	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_pg_start(&pg, "ports", false), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_spawn(&dns, dns_bin, dns_config(0, false)), 0);
@@ -270,7 +250,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	int r1 = harness_stop(&rep), r2 = harness_stop(&dns);
-	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	assert_int_equal(r1, 0);
 	assert_int_equal(r2, 0);
 	return 0;
@@ -286,10 +266,9 @@ int main(void)
 	dns_bin = getenv("LARS_DNS_BIN");
 	rep_bin = getenv("LARS_REPORTER_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	cluster = getenv("LARS_PG_CLUSTER");
-	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin || !cluster) {
-		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN and "
-			"LARS_PG_CLUSTER must be set\n");
+	if (!agent_bin || !dns_bin || !rep_bin || !larsctl_bin) {
+		fprintf(stderr, "LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN and LARSCTL_BIN "
+			"must be set\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {

@@ -29,25 +29,32 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
-static const char *rep_bin, *larsctl_bin, *cluster;
-static char pg_dir[64];
-static int pg_port;
+static const char *rep_bin, *larsctl_bin;
+static harness_pg_t pg; /* a cluster of its own: the tests stop it */
 static harness_proc_t rep;
 static int rep_port;
 
+/* Start again (same port) the cluster pg_server_down() stopped. */
 static void cluster_start(void)
 {
-	assert_int_equal(harness_cluster_start(cluster, pg_dir, &pg_port), 0);
+	assert_int_equal(harness_pg_server(&pg, "up"), 0);
+}
+
+static void pg_server_down(void)
+{
+	assert_int_equal(harness_pg_server(&pg, "down"), 0);
 }
 
 /* One number from SQL (-1 if the database does not answer). */
 /* Waits (≤ @ms) until @q returns @want; returns the last value seen. */
-/* A ReportStatusRequest frame; results get ports base..base+n-1. */
-static uint8_t *report_frame(int32_t modid, int32_t cmdid, int32_t caller, uint32_t ts,
-			     size_t n, int base, uint32_t succ, uint32_t err, size_t *lenp)
+/* A ReportStatusRequest; results get ports base..base+n-1. */
+static void send_report(int fd, int32_t modid, int32_t cmdid, int32_t caller, uint32_t ts,
+			size_t n, int base, uint32_t succ, uint32_t err)
 {
 	lars_HostCallResult *res = calloc(n, sizeof(*res));
+	assert_non_null(res);
 	for (size_t i = 0; i < n; i++) {
 		res[i].ip = 2130706433;
 		res[i].port = base + (int)i;
@@ -55,27 +62,8 @@ static uint8_t *report_frame(int32_t modid, int32_t cmdid, int32_t caller, uint3
 		res[i].err = err;
 		res[i].overload = err > succ;
 	}
-	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
-	req.modid = modid;
-	req.cmdid = cmdid;
-	req.caller = caller;
-	req.ts = ts;
-	msg_array_t arr = MSG_RESULTS(res, n);
-	msg_array_bind(&arr, &req.results);
-	uint8_t *buf;
-	assert_int_equal(msg_frame_alloc(LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
-					 &req, FRAME_TCP_MAX_LIMIT, &buf, lenp), 0);
+	assert_int_equal(wc_report_status_send(fd, modid, cmdid, caller, ts, res, n), 0);
 	free(res);
-	return buf;
-}
-
-static void send_report(int fd, int32_t modid, int32_t cmdid, int32_t caller, uint32_t ts,
-			size_t n, int base, uint32_t succ, uint32_t err)
-{
-	size_t len;
-	uint8_t *buf = report_frame(modid, cmdid, caller, ts, n, base, succ, err, &len);
-	assert_int_equal(harness_send_all(fd, buf, len), 0);
-	free(buf);
 }
 
 static int spawn_reporter(harness_proc_t *p)
@@ -159,8 +147,7 @@ static char *slurp(const char *path)
 
 static int setup(void **state)
 {
-	snprintf(pg_dir, sizeof(pg_dir), "/tmp/lars-test-rep-%d", (int)getpid());
-	cluster_start();
+	assert_int_equal(harness_pg_start(&pg, "reporter", true), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(spawn_reporter(&rep), 0);
 	rep_port = harness_port(&rep, "tcp");
@@ -170,7 +157,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	int r = harness_stop(&rep);
-	harness_run("'%s' stop '%s'; rm -rf '%s'", cluster, pg_dir, pg_dir);
+	harness_pg_stop(&pg);
 	assert_int_equal(r, 0);
 	return 0;
 }
@@ -233,7 +220,7 @@ static void test_postgres_down_10s_loses_nothing(void **state)
 	pthread_t t;
 	pthread_create(&t, NULL, stream_thread, &s);
 	sleep(2);
-	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	pg_server_down();
 	sleep(10);
 	cluster_start();
 	pthread_join(t, NULL);
@@ -304,7 +291,7 @@ static void test_sigterm_stores_pending(void **state)
 	harness_proc_t p;
 	assert_int_equal(spawn_reporter(&p), 0);
 	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
-	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	pg_server_down();
 	send_report(fd, 14, 1, 1, (uint32_t)time(NULL), 50, 1, 2, 1);
 	usleep(500000);
 	close(fd);
@@ -442,7 +429,7 @@ static void test_outage_backlog_stored_once(void **state)
 				    "db_thread_cnt = 2\nshutdown_timeout = 30\n"
 				    "[postgres]\nstatement_timeout_ms = 150\n"), 0);
 	int fd = harness_tcp_connect(harness_port(&p, "tcp"));
-	assert_int_equal(harness_run("'%s' stop '%s'", cluster, pg_dir), 0);
+	pg_server_down();
 	long long sent = send_keys(fd, 21, 120000, 10000);
 	/* The same keys again: coalesced, still counted. */
 	sent += send_keys(fd, 21, 20000, 10000);
@@ -513,9 +500,8 @@ int main(void)
 	}
 	rep_bin = getenv("LARS_REPORTER_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	cluster = getenv("LARS_PG_CLUSTER");
-	if (!rep_bin || !larsctl_bin || !cluster) {
-		fprintf(stderr, "LARS_REPORTER_BIN, LARSCTL_BIN and LARS_PG_CLUSTER must be set\n");
+	if (!rep_bin || !larsctl_bin) {
+		fprintf(stderr, "LARS_REPORTER_BIN and LARSCTL_BIN must be set\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {

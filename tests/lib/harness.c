@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Integration-test helpers (see harness.h).
 #include "harness.h"
+#include "wire_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,17 @@ static int64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t harness_deadline(int ms)
+{
+	return mono_ms() + ms;
+}
+
+int harness_left_ms(int64_t deadline)
+{
+	int64_t left = deadline - mono_ms();
+	return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 const char *harness_write_config(const char *text)
@@ -206,43 +218,11 @@ int harness_send_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Read exactly @len bytes before @deadline: 1 ok, 0 EOF, -1 timeout/error. */
-static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
-{
-	while (len) {
-		int left = (int)(deadline - mono_ms());
-		if (left <= 0)
-			return -1;
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		if (poll(&pf, 1, left) <= 0)
-			return -1;
-		ssize_t n = recv(fd, buf, len, 0);
-		if (n == 0)
-			return 0;
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return errno == ECONNRESET ? 0 : -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 1;
-}
-
 int harness_recv_frame(int fd, frame_hdr_t *hdrp, uint8_t *body, size_t cap,
 		       int timeout_ms)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
-	uint8_t h[8];
-	int r = recv_exact(fd, h, 8, deadline);
-	if (r <= 0)
-		return r;
-	*hdrp = frame_hdr_read(h);
-	if (hdrp->msglen < 0 || (size_t)hdrp->msglen > cap)
-		return -1;
-	r = recv_exact(fd, body, (size_t)hdrp->msglen, deadline);
-	return r;
+	int r = wc_recv_frame(fd, hdrp, body, cap, harness_deadline(timeout_ms));
+	return r < 0 ? -1 : r;
 }
 
 int harness_wait_eof(int fd, int timeout_ms)
@@ -334,25 +314,18 @@ int harness_run(const char *fmt, ...)
 	return r != -1 && WIFEXITED(r) ? WEXITSTATUS(r) : -1;
 }
 
-int harness_cluster_start(const char *cluster, const char *dir, int *portp)
+/*
+ * Takes over the PG* variables of a line "export PGHOST=... PGPORT=N ..."
+ * (deploy/pg-cluster and tests/tools/lars-test-pg print one). Returns the
+ * port, or -1 if @line is not one.
+ */
+static int take_pg_env(char *line)
 {
-	char cmd[512], out[1024] = "";
-	if (*portp)
-		snprintf(cmd, sizeof(cmd), "'%s' start '%s' %d", cluster, dir, *portp);
-	else
-		snprintf(cmd, sizeof(cmd), "'%s' start '%s'", cluster, dir);
-	FILE *f = popen(cmd, "r");
-	if (!f)
+	if (strncmp(line, "export ", 7) != 0)
 		return -1;
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	if (pclose(f) != 0 || n == sizeof(out) - 1 || strncmp(out, "export ", 7) != 0)
-		return -1;
-	/* "export PGHOST=127.0.0.1 PGPORT=N ... PGPASSFILE='/dir/pgpass'\n" */
 	int port = 0;
-	bool have_pass = false;
 	char *save = NULL;
-	for (char *w = strtok_r(out + 7, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+	for (char *w = strtok_r(line + 7, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
 		char *eq = strchr(w, '=');
 		if (!eq || strncmp(w, "PG", 2) != 0)
 			return -1;
@@ -365,14 +338,80 @@ int harness_cluster_start(const char *cluster, const char *dir, int *portp)
 		}
 		if (!strcmp(w, "PGPORT"))
 			port = atoi(v);
-		if (!strcmp(w, "PGPASSFILE"))
-			have_pass = true;
 		setenv(w, v, 1);
 	}
-	if (port <= 0 || !have_pass)
+	return port > 0 ? port : -1;
+}
+
+/* Runs @cmd; its whole standard output into @out (NUL-terminated). 0 if it exited 0. */
+static int run_capture(const char *cmd, char *out, size_t cap)
+{
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = 0;
+	int st = pclose(f);
+	return st == 0 && n < cap - 1 ? 0 : -1;
+}
+
+int harness_cluster_start(const char *cluster, const char *dir, int *portp)
+{
+	char cmd[512], out[1024] = "";
+	if (*portp)
+		snprintf(cmd, sizeof(cmd), "'%s' start '%s' %d", cluster, dir, *portp);
+	else
+		snprintf(cmd, sizeof(cmd), "'%s' start '%s'", cluster, dir);
+	if (run_capture(cmd, out, sizeof(out)) || !strstr(out, "PGPASSFILE="))
+		return -1;
+	int port = take_pg_env(out);
+	if (port < 0)
 		return -1;
 	*portp = port;
 	return 0;
+}
+
+int harness_pg_start(harness_pg_t *pg, const char *name, bool own_cluster)
+{
+	char cmd[512], out[1024] = "";
+	memset(pg, 0, sizeof(*pg));
+	snprintf(pg->dir, sizeof(pg->dir), "/tmp/lars-test-pg-XXXXXX");
+	if (!mkdtemp(pg->dir)) {
+		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+		pg->dir[0] = 0;
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' start '%s' '%s'%s", HARNESS_PG_TOOL, pg->dir, name,
+		 own_cluster ? " --own-cluster" : "");
+	if (run_capture(cmd, out, sizeof(out)) || take_pg_env(out) < 0) {
+		fprintf(stderr, "harness: %s failed\n", cmd);
+		harness_pg_stop(pg);
+		return -1;
+	}
+	return 0;
+}
+
+int harness_pg_server(harness_pg_t *pg, const char *what)
+{
+	char cmd[512], out[1024] = "";
+	snprintf(cmd, sizeof(cmd), "'%s' server %s '%s'", HARNESS_PG_TOOL, what, pg->dir);
+	if (run_capture(cmd, out, sizeof(out))) {
+		fprintf(stderr, "harness: %s failed\n", cmd);
+		return -1;
+	}
+	/* "up" prints the (unchanged) variables again. */
+	if (out[0] && take_pg_env(out) < 0)
+		return -1;
+	return 0;
+}
+
+void harness_pg_stop(harness_pg_t *pg)
+{
+	if (!pg->dir[0])
+		return;
+	if (harness_run("'%s' stop '%s'", HARNESS_PG_TOOL, pg->dir))
+		fprintf(stderr, "harness: lars-test-pg stop %s failed\n", pg->dir);
+	pg->dir[0] = 0;
 }
 
 int harness_sql(const char *q)

@@ -50,6 +50,10 @@ ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
 /** harness_http_get() - GET @path from 127.0.0.1:@port into @out; returns bytes or -1. */
 ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
 
+/** harness_deadline() - the monotonic time @ms from now, for harness_left_ms(). */
+int64_t harness_deadline(int ms);
+/** harness_left_ms() - milliseconds until @deadline, 0 once it passed. */
+int harness_left_ms(int64_t deadline);
 /** harness_now_s() - monotonic seconds. */
 double harness_now_s(void);
 /** harness_die() - "PROG: message" on stderr (PROG from program_invocation_short_name), exit 1. */
@@ -64,6 +68,31 @@ int harness_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * set to the port used, so a restart keeps it. Returns 0 or -1.
  */
 int harness_cluster_start(const char *cluster, const char *dir, int *portp);
+/**
+ * struct harness_pg - a test's PostgreSQL fixture (tests/tools/lars-test-pg):
+ * a fresh database of its own, on the run's server or a private cluster.
+ */
+typedef struct harness_pg {
+	char dir[64]; /* the fixture's directory; empty once stopped */
+} harness_pg_t;
+
+/**
+ * harness_pg_start() - `lars-test-pg start`: a new empty database for the
+ * test @name (on a cluster of its own with @own_cluster: tests that stop,
+ * kill or restart PostgreSQL) and the PG* variables naming it set in this
+ * process, for libpq, larsctl and the daemons it spawns. The test applies
+ * the migrations (`larsctl migrate`).
+ * Return: 0, or -1 with the reason on stderr (and nothing left behind).
+ */
+int harness_pg_start(harness_pg_t *pg, const char *name, bool own_cluster);
+/**
+ * harness_pg_server() - `lars-test-pg server @what`: "down", "up" (same
+ * port), "restart" or "kill" the private cluster. Return: 0 or -1.
+ */
+int harness_pg_server(harness_pg_t *pg, const char *what);
+/** harness_pg_stop() - drop the database, stop a private cluster, remove the directory; NULL-safe on a stopped one. */
+void harness_pg_stop(harness_pg_t *pg);
+
 /** harness_sql() - run a statement (PG* variables); 0, or -1 with the error printed. */
 int harness_sql(const char *q);
 /** harness_sql_num() - the single number a query returns; -1 if none or unreachable. */

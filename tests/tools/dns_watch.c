@@ -12,23 +12,19 @@
 // connection error, 2 on bad arguments. Diagnostics go to stderr only.
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "wire_client.h"
 
 #define USAGE                                                                  \
 	"usage: lars-dns-watch [--ip IP] --port PORT [--count N] "             \
@@ -51,64 +47,6 @@ static bool parse_long(const char *s, long min, long max, long *out)
 		return false;
 	*out = v;
 	return true;
-}
-
-/* Milliseconds left until @deadline (monotonic seconds); ≤ 0 when past. */
-static int left_ms(double deadline)
-{
-	double left = (deadline - harness_now_s()) * 1000.0;
-	if (left <= 0)
-		return 0;
-	return left > INT_MAX ? INT_MAX : (int)left + 1;
-}
-
-/*
- * Connect to @ip:@port before @deadline. harness_tcp_connect() only knows
- * loopback and blocks, so --ip needs this: a non-blocking connect bounded by
- * the overall timeout. Return: the (blocking) socket, -1 on error, -2 on timeout.
- */
-static int connect_before(struct in_addr ip, int port, double deadline)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		fprintf(stderr, "lars-dns-watch: socket: %s\n", strerror(errno));
-		return -1;
-	}
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr = ip };
-	int err = 0;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		if (errno != EINPROGRESS) {
-			err = errno;
-		} else {
-			struct pollfd pf = { .fd = fd, .events = POLLOUT };
-			int r;
-			do
-				r = poll(&pf, 1, left_ms(deadline));
-			while (r < 0 && errno == EINTR);
-			if (r == 0) {
-				close(fd);
-				return -2;
-			}
-			socklen_t len = sizeof(err);
-			if (r < 0)
-				err = errno;
-			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
-				err = errno;
-		}
-	}
-	if (err) {
-		char text[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &ip, text, sizeof(text));
-		fprintf(stderr, "lars-dns-watch: connect %s:%d: %s\n", text, port, strerror(err));
-		close(fd);
-		return -1;
-	}
-	int fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
 }
 
 static int host_cmp(const void *pa, const void *pb)
@@ -197,87 +135,66 @@ int main(int argc, char **argv)
 	if (inet_pton(AF_INET, ip_text, &ip) != 1)
 		usage_exit("--ip: expected an IPv4 address");
 
-	double deadline = harness_now_s() + timeout_s;
-	int fd = connect_before(ip, (int)port, deadline);
-	if (fd == -2) {
+	int64_t deadline = harness_deadline((int)(timeout_s * 1000.0) + 1);
+	int fd = wc_connect(ip_text, (int)port, deadline);
+	if (fd == -ETIMEDOUT) {
 		fprintf(stderr, "lars-dns-watch: timeout after %g s (connecting)\n", timeout_s);
 		return 1;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "lars-dns-watch: connect %s:%ld: %s\n", ip_text, port, strerror(-fd));
 		return 1;
-
-	lars_GetRouteRequest req = { .modid = (int32_t)modid, .cmdid = (int32_t)cmdid };
-	uint8_t reqbuf[8 + lars_GetRouteRequest_size];
-	size_t reqlen;
-	if (msg_frame_encode(LARS_ID_GET_ROUTE_REQ, lars_GetRouteRequest_fields, &req,
-			     reqbuf, sizeof(reqbuf), &reqlen) ||
-	    harness_send_all(fd, reqbuf, reqlen)) {
-		fprintf(stderr, "lars-dns-watch: sending the request: %s\n", strerror(errno));
+	}
+	int r = wc_get_route_send(fd, (int32_t)modid, (int32_t)cmdid);
+	if (r) {
+		fprintf(stderr, "lars-dns-watch: sending the request: %s\n", strerror(-r));
 		close(fd);
 		return 1;
 	}
 
-	/* The largest frame lars-dns sends by default. */
-	size_t cap = FRAME_TCP_MAX_DEFAULT;
-	uint8_t *body = malloc(cap);
-	if (!body) {
-		fprintf(stderr, "lars-dns-watch: out of memory\n");
-		close(fd);
-		return 1;
-	}
 	long printed = 0;
 	int rc = 1;
 	for (;;) {
-		int ms = left_ms(deadline);
-		if (ms <= 0) {
+		wc_route_t route;
+		int32_t msgid = 0;
+		/* The largest frame lars-dns sends by default. */
+		r = wc_route_recv(fd, &route, FRAME_TCP_MAX_DEFAULT, deadline, &msgid);
+		if (r == -ETIMEDOUT) {
 			fprintf(stderr, "lars-dns-watch: timeout after %g s (%ld line%s printed)\n",
 				timeout_s, printed, printed == 1 ? "" : "s");
 			break;
 		}
-		frame_hdr_t hdr = { 0, 0 };
-		int r = harness_recv_frame(fd, &hdr, body, cap, ms);
 		if (r == 0) {
 			fprintf(stderr, "lars-dns-watch: lars-dns closed the connection\n");
 			break;
 		}
-		if (r < 0) {
-			if (left_ms(deadline) > 0 && hdr.msglen >= 0 && (size_t)hdr.msglen > cap)
-				fprintf(stderr, "lars-dns-watch: frame of %d bytes is too large\n",
-					(int)hdr.msglen);
-			else if (left_ms(deadline) > 0)
-				fprintf(stderr, "lars-dns-watch: receive error\n");
-			else
-				continue; /* reported as a timeout above */
-			break;
-		}
-		if (hdr.msgid != LARS_ID_GET_ROUTE_RESP) {
-			fprintf(stderr, "lars-dns-watch: ignoring a frame with msgid %d\n",
-				(int)hdr.msgid);
+		if (r == -EBADMSG) {
+			fprintf(stderr, "lars-dns-watch: ignoring a frame with msgid %d\n", (int)msgid);
 			continue;
 		}
-		lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
-		msg_vec_t vec;
-		msg_hosts_init(&vec, SIZE_MAX / sizeof(lars_HostInfo));
-		msg_vec_bind(&vec, &resp.host);
-		const char *why = NULL;
-		if (msg_decode(lars_GetRouteResponse_fields, &resp, body, (size_t)hdr.msglen,
-			       &why)) {
-			fprintf(stderr, "lars-dns-watch: bad GetRouteResponse: %s\n",
-				why ? why : "?");
-			msg_vec_deinit(&vec);
+		if (r == -EMSGSIZE) {
+			fprintf(stderr, "lars-dns-watch: frame too large (above %d bytes)\n",
+				(int)FRAME_TCP_MAX_DEFAULT);
 			break;
 		}
-		if (resp.modid == (int32_t)modid && resp.cmdid == (int32_t)cmdid) {
-			print_route(resp.modid, resp.cmdid, vec.v, vec.n);
+		if (r == -EPROTO) {
+			fprintf(stderr, "lars-dns-watch: bad GetRouteResponse\n");
+			break;
+		}
+		if (r < 0) {
+			fprintf(stderr, "lars-dns-watch: receive error: %s\n", strerror(-r));
+			break;
+		}
+		if (route.modid == (int32_t)modid && route.cmdid == (int32_t)cmdid) {
+			print_route(route.modid, route.cmdid, route.hosts, route.n);
 			printed++;
 		}
-		msg_vec_deinit(&vec);
+		wc_route_free(&route);
 		if (count && printed >= count) {
 			rc = 0;
 			break;
 		}
 	}
-	free(body);
 	close(fd);
 	return rc;
 }
