@@ -19,6 +19,7 @@
 #include "agent_core.h"
 #include "agent_wire.h"
 #include "dispatch.h"
+#include "handles.h"
 #include "log.h"
 #include "msg.h"
 #include "tcp_client.h"
@@ -46,7 +47,7 @@ struct agent {
 	uv_timer_t tick_timer;
 	uv_timer_t report_timer;
 	uv_timer_t state_timer; /* a flush soon after a state change */
-	unsigned n_timers;
+	handles_t timers; /* tick, report, state */
 	bool closing;
 	struct {
 		metrics_counter_t *get_host[4], *reports, *api_routes, *pulls, *report_msgs,
@@ -295,11 +296,9 @@ static void agent_metrics(agent_t *a)
 		      gauge_buffered, a);
 }
 
-static void agent_on_timer_closed(uv_handle_t *h)
+static void agent_on_timers_closed(handles_t *g)
 {
-	agent_t *a = h->data;
-	if (--a->n_timers > 0)
-		return;
+	agent_t *a = container_of(g, agent_t, timers);
 	acore_free(a->core);
 	free(a);
 }
@@ -335,7 +334,10 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	(void)uv_timer_init(loop, &a->report_timer);
 	(void)uv_timer_init(loop, &a->state_timer);
 	a->tick_timer.data = a->report_timer.data = a->state_timer.data = a;
-	a->n_timers = 3;
+	handles_init(&a->timers);
+	handles_add(&a->timers, &a->tick_timer);
+	handles_add(&a->timers, &a->report_timer);
+	handles_add(&a->timers, &a->state_timer);
 	agent_metrics(a);
 	a->wire = (awire_t){ .core = a->core, .send_dns = send_dns, .send_report = send_report,
 			     .user = a, .max_hosts = (size_t)cfg->max_hosts,
@@ -424,7 +426,5 @@ void agent_close(agent_t *a)
 		udp_server_close(a->udp[i]);
 	tcp_client_close(a->dns);
 	tcp_client_close(a->rep);
-	uv_close((uv_handle_t *)&a->tick_timer, agent_on_timer_closed);
-	uv_close((uv_handle_t *)&a->report_timer, agent_on_timer_closed);
-	uv_close((uv_handle_t *)&a->state_timer, agent_on_timer_closed);
+	handles_close(&a->timers, agent_on_timers_closed);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "handles.h"
 #include "log.h"
 #include "msg.h"
 #include "pg_listen.h"
@@ -60,7 +61,8 @@ struct dns {
 	snapshot_t *snap;
 	subs_t subs;
 	bool closing;
-	unsigned n_handles; /* timers not yet closed */
+	handles_t timers;       /* poll, reload, retry */
+	bool timers_closed;
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
 			*full_reloads, *refresh_failures, *subscriptions,
@@ -441,7 +443,10 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &d->reload_timer);
 	(void)uv_timer_init(loop, &d->retry_timer);
 	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
-	d->n_handles = 3;
+	handles_init(&d->timers);
+	handles_add(&d->timers, &d->poll_timer);
+	handles_add(&d->timers, &d->reload_timer);
+	handles_add(&d->timers, &d->retry_timer);
 	refresh_cfg_t rc = {
 		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
 		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
@@ -457,17 +462,17 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 /* Freed once its timers are closed and no refresh job can call back. */
 static void dns_maybe_free(dns_t *d)
 {
-	if (!d->closing || d->n_handles || d->job)
+	if (!d->closing || !d->timers_closed || d->job)
 		return;
 	snapshot_free(d->snap);
 	subs_deinit(&d->subs);
 	free(d);
 }
 
-static void dns_on_timer_closed(uv_handle_t *h)
+static void dns_on_timers_closed(handles_t *g)
 {
-	dns_t *d = h->data;
-	d->n_handles--;
+	dns_t *d = container_of(g, dns_t, timers);
+	d->timers_closed = true;
 	dns_maybe_free(d);
 }
 
@@ -486,7 +491,5 @@ void dns_close(dns_t *d)
 	tcp_server_close(d->srv);
 	pg_listen_close(d->listen);
 	pg_worker_close(d->db); /* a refresh in flight ends with -ECANCELED */
-	uv_close((uv_handle_t *)&d->poll_timer, dns_on_timer_closed);
-	uv_close((uv_handle_t *)&d->reload_timer, dns_on_timer_closed);
-	uv_close((uv_handle_t *)&d->retry_timer, dns_on_timer_closed);
+	handles_close(&d->timers, dns_on_timers_closed);
 }

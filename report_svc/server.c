@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "flush.h"
 #include "intake.h"
+#include "handles.h"
 #include "log.h"
 #include "msg.h"
 #include "pending.h"
@@ -57,7 +58,8 @@ struct rep {
 	uv_timer_t flush_timer;
 	uv_timer_t prune_timer;
 	uv_timer_t shutdown_timer;
-	unsigned n_timers;
+	handles_t timers; /* flush, prune, shutdown */
+	bool timers_closed;
 	unsigned in_flight; /* DB jobs not yet done: batches and prunes */
 	struct {
 		metrics_counter_t *reports, *results, *stored, *rows, *batches,
@@ -383,7 +385,10 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &r->prune_timer);
 	(void)uv_timer_init(loop, &r->shutdown_timer);
 	r->flush_timer.data = r->prune_timer.data = r->shutdown_timer.data = r;
-	r->n_timers = 3;
+	handles_init(&r->timers);
+	handles_add(&r->timers, &r->flush_timer);
+	handles_add(&r->timers, &r->prune_timer);
+	handles_add(&r->timers, &r->shutdown_timer);
 	rep_timer_start(&r->flush_timer, on_flush_timer, (uint64_t)cfg->flush_interval_ms,
 			(uint64_t)cfg->flush_interval_ms);
 	/* Retention at start, then hourly. */
@@ -398,10 +403,10 @@ fail:
 	return rc;
 }
 
-static void rep_on_timer_closed(uv_handle_t *h)
+static void rep_on_timers_closed(handles_t *g)
 {
-	rep_t *r = h->data;
-	r->n_timers--;
+	rep_t *r = container_of(g, rep_t, timers);
+	r->timers_closed = true;
 	rep_maybe_free(r);
 }
 
@@ -413,7 +418,7 @@ static void rep_on_timer_closed(uv_handle_t *h)
 static void rep_maybe_free(rep_t *r)
 {
 	const pending_t *p = &r->flush.pending;
-	if (!r->flush.finished || r->n_timers || r->in_flight)
+	if (!r->flush.finished || !r->timers_closed || r->in_flight)
 		return;
 	if (pending_keys(p))
 		log_error("reporter: shutting down with %zu keys (%llu results) not stored",
@@ -437,9 +442,7 @@ static void rep_finish(rep_t *r)
 			 f->n_batches, f->inflight_keys,
 			 (unsigned long long)f->inflight_results);
 	flush_finish(&r->flush);
-	uv_close((uv_handle_t *)&r->flush_timer, rep_on_timer_closed);
-	uv_close((uv_handle_t *)&r->prune_timer, rep_on_timer_closed);
-	uv_close((uv_handle_t *)&r->shutdown_timer, rep_on_timer_closed);
+	handles_close(&r->timers, rep_on_timers_closed);
 	/* Queued batches come back -ECANCELED (folded in, then dropped with us). */
 	pg_worker_close(r->db);
 	r->db = NULL;

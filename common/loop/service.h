@@ -83,10 +83,8 @@ typedef struct service_def {
 	{                                                                             \
 		type *obj_ = NULL;                                                    \
 		int r_ = new_fn(loop_, svc_, cfg_, m_, ready_fn, svc_, &obj_);        \
-		if (r_ == 0)                                                          \
+		if (r_ == 0) /* constructors set obj_ on success only */              \
 			*objp_ = obj_;                                                \
-		else if (obj_) /* a constructor that set it anyway: undo it */        \
-			close_fn(obj_);                                               \
 		return r_;                                                            \
 	}                                                                             \
 	static void service_part_stop(void *obj_)                                     \
