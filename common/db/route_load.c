@@ -16,7 +16,7 @@
 /* The IPv4 address as the number a<<24|b<<16|c<<8|d (0..2^32-1). */
 #define IP_NUM "(ip - '0.0.0.0'::inet)"
 
-static int read_version(PGconn *conn, int64_t *versionp)
+int route_version_read(PGconn *conn, int64_t *versionp)
 {
 	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
 				0, NULL, PGRES_TUPLES_OK);
@@ -83,7 +83,7 @@ int route_load_full(PGconn *conn, snapshot_t **outp)
 	snap_builder_init(&b);
 	if (pg_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
-	if (read_version(conn, &version) || load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT")) {
+	if (route_version_read(conn, &version) || load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT")) {
 		pg_cmd(conn, "ROLLBACK");
 		snap_builder_deinit(&b);
 		return -EIO;
@@ -107,7 +107,7 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	snap_builder_init(&b);
 	if (pg_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
-	if (read_version(conn, &version))
+	if (route_version_read(conn, &version))
 		goto fail;
 	if (version == old->version)
 		return pg_cmd(conn, "COMMIT");

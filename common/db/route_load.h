@@ -7,6 +7,9 @@
 
 #include "snapshot.h"
 
+/** route_version_read() - the route version (0 before the first change), or -EIO. */
+int route_version_read(PGconn *conn, int64_t *versionp);
+
 /**
  * route_load_full() - every route, in one consistent read.
  * Return: 0 with *outp set, or -EIO / -ENOTCONN.

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pg_conn.h"
+#include "route_load.h"
 
 int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp)
 {
@@ -174,17 +175,6 @@ int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text)
 	return pg_cmd(conn, "COMMIT") ? -EIO : 0;
 }
 
-static int current_version(PGconn *conn, int64_t *versionp)
-{
-	PGresult *res = pg_exec(conn, "SELECT version FROM route_version WHERE id = 1",
-				0, NULL, PGRES_TUPLES_OK);
-	if (!res)
-		return -EIO;
-	*versionp = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-	PQclear(res);
-	return 0;
-}
-
 /* Runs @sql (params modid, cmdid, ip, port) that returns a row per host it
  * changed, inside one transaction with the bookkeeping around it. */
 static int route_change(PGconn *conn, const route_entry_t *e, const char *sql,
@@ -219,9 +209,9 @@ static int route_change(PGconn *conn, const route_entry_t *e, const char *sql,
 	PQclear(res);
 	if (!changed) {
 		pg_cmd(conn, "ROLLBACK");
-		return current_version(conn, versionp) ? -EIO : ROUTE_UNCHANGED;
+		return route_version_read(conn, versionp) ? -EIO : ROUTE_UNCHANGED;
 	}
-	if (current_version(conn, versionp))
+	if (route_version_read(conn, versionp))
 		goto fail;
 	return pg_cmd(conn, "COMMIT") ? -EIO : ROUTE_CHANGED;
 fail:
