@@ -117,21 +117,31 @@ int wc_send(int fd, int32_t msgid, const pb_msgdesc_t *fields, const void *msg)
 	return r;
 }
 
-/* Read exactly @len bytes before @deadline: 1 ok, 0 EOF, -ETIMEDOUT, -EIO. */
-static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
+/* Wait until @fd is readable before @deadline: 0, -ETIMEDOUT or -errno. */
+static int wait_readable(int fd, int64_t deadline)
 {
-	while (len) {
+	for (;;) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		int left = harness_left_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;
 		int n = poll(&pf, 1, left);
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n > 0)
+			return 0;
 		if (n == 0)
 			return -ETIMEDOUT;
-		if (n < 0)
-			return -EIO;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Read exactly @len bytes before @deadline: 1 ok, 0 EOF, -ETIMEDOUT, -EIO. */
+static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
+{
+	while (len) {
+		int w = wait_readable(fd, deadline);
+		if (w)
+			return w == -ETIMEDOUT ? w : -EIO;
 		ssize_t k = recv(fd, buf, len, 0);
 		if (k == 0)
 			return 0;
@@ -255,17 +265,9 @@ static ssize_t recv_dgram(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 {
 	int64_t deadline = harness_deadline(timeout_ms);
 	for (;;) {
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		int left = harness_left_ms(deadline);
-		if (left == 0)
-			return -ETIMEDOUT;
-		int n = poll(&pf, 1, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (n < 0)
-			return -errno;
+		int w = wait_readable(fd, deadline);
+		if (w)
+			return w;
 		ssize_t k = recv(fd, buf, cap, 0);
 		if (k >= 0)
 			return k;
