@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // lars-dns: the route service. Its configuration keys and checks; the rest
 // is common/loop/service.c.
+#include <stdint.h>
+
 #include "config.h"
 #include "frame.h"
 #include "log.h"
@@ -11,6 +13,9 @@
 static dns_cfg_t cfg = {
 	.ip = "127.0.0.1", .port = 7778, .max_conns = 10000, .max_frame = 65536,
 	.max_write_queue = 16 << 20, .max_subscriptions = 200000,
+	.output_soft_limit = -1, .output_soft_seconds = 30,
+	.output_total_limit = 256 << 20, .max_conns_per_ip = 1024,
+	.subscribe_timeout_s = 60, .partial_frame_timeout_s = 10,
 	.db_threads = 2, .poll_interval_ms = 1000, .reload_interval_s = 300,
 	.change_log_days = 7,
 	.reactor_threads = -1,
@@ -24,6 +29,13 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_INT("dns", "max_conns", &cfg.max_conns, 1, 1000000),
 	CONFIG_KEY_INT("dns", "max_frame", &cfg.max_frame, 64, FRAME_TCP_MAX_LIMIT),
 	CONFIG_KEY_INT("dns", "max_write_queue", &cfg.max_write_queue, 65536, 1 << 30),
+	CONFIG_KEY_INT("dns", "output_hard_limit", &cfg.output_hard_limit, 65536, 1 << 30),
+	CONFIG_KEY_INT("dns", "output_soft_limit", &cfg.output_soft_limit, -1, 1 << 30),
+	CONFIG_KEY_INT("dns", "output_soft_seconds", &cfg.output_soft_seconds, 1, 86400),
+	CONFIG_KEY_INT("dns", "output_total_limit", &cfg.output_total_limit, 0, INT32_MAX),
+	CONFIG_KEY_INT("dns", "max_conns_per_ip", &cfg.max_conns_per_ip, 0, 1000000),
+	CONFIG_KEY_INT("dns", "subscribe_timeout", &cfg.subscribe_timeout_s, 0, 86400),
+	CONFIG_KEY_INT("dns", "partial_frame_timeout", &cfg.partial_frame_timeout_s, 0, 86400),
 	CONFIG_KEY_INT("dns", "max_subscriptions", &cfg.max_subscriptions, 1, 10000000),
 	CONFIG_KEY_INT("dns", "db_threads", &cfg.db_threads, 1, 64),
 	CONFIG_KEY_INT("dns", "poll_interval_ms", &cfg.poll_interval_ms, 10, 3600000),
@@ -48,6 +60,16 @@ static int dns_check(void *c, const char *path)
 {
 	dns_cfg_t *d = c;
 	d->wait_for_db |= wait_for_db;
+	if (!d->output_hard_limit)
+		d->output_hard_limit = d->max_write_queue;
+	if (d->output_soft_limit < 0) /* not set: a quarter of the hard limit */
+		d->output_soft_limit = d->output_hard_limit / 4;
+	if (d->output_soft_limit >= d->output_hard_limit) {
+		log_error("%s: [dns] output_soft_limit = %d must be below the hard limit %d "
+			  "(output_hard_limit, or max_write_queue)", path ? path : "defaults",
+			  d->output_soft_limit, d->output_hard_limit);
+		return -1;
+	}
 	if (d->reactor_threads >= 0)
 		log_info("[reactor] threadNum has no effect: one event loop serves every "
 			 "connection and database work runs on [dns] db_threads workers");

@@ -9,6 +9,11 @@
 // of keys whose hosts changed); the loop swaps the pointer, frees the old
 // snapshot and pushes each changed key to its subscribers. Requests are
 // answered from memory and never wait for the database.
+//
+// Loop work stays small at any size: a route's frame is encoded once (by
+// the worker for changed and big routes) and every answer and push of it
+// is a reference to the same bytes; pushes go out in slices of at most
+// DNS_PUSH_SLICE_NS per loop turn, so requests are answered in between.
 #include "server.h"
 
 #include <errno.h>
@@ -30,6 +35,21 @@
 #include "xalloc.h"
 
 #define DNS_CHANNEL "lars_route"
+#define DNS_PUSH_SLICE_NS (2 * 1000 * 1000) /* loop time pushes may take per turn */
+
+/* Changed keys waiting to be pushed, in the order their snapshots came. */
+typedef struct push_batch {
+	struct push_batch *next;
+	snap_keys_t keys;
+	size_t i; /* next key */
+} push_batch_t;
+
+/* The key being pushed: its frame and the subscribers still to get it. */
+typedef struct push_cur {
+	sbuf_t *frame;
+	tcp_conn_t **to; /* referenced */
+	size_t n, i, cap;
+} push_cur_t;
 
 typedef struct dns_job {
 	pg_job_t base;
@@ -60,8 +80,12 @@ struct dns {
 	dns_job_t *job;         /* in flight: its done is still to come */
 	snapshot_t *snap;
 	subs_t subs;
+	push_batch_t *push_head, *push_tail;
+	push_cur_t push;
+	size_t push_keys;       /* keys waiting in the batches */
+	uv_idle_t push_idle;    /* runs a slice each loop turn while pushes wait */
 	bool closing;
-	handles_t timers;       /* poll, reload, retry */
+	handles_t timers;       /* poll, reload, retry, push_idle */
 	bool timers_closed;
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
@@ -128,7 +152,9 @@ static int dns_on_get_route(peer_t *peer, void *user, int32_t msgid,
 	dns_count(d, c, "GetRouteRequest", &o);
 	if (r)
 		return r;
-	r = tcp_conn_send_frame(c, o.frame, o.len);
+	tcp_conn_set_active(c);
+	r = tcp_conn_send_shared(c, o.frame);
+	sbuf_unref(o.frame);
 	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
 }
 
@@ -144,40 +170,125 @@ static int dns_on_unsubscribe(peer_t *peer, void *user, int32_t msgid,
 	return r;
 }
 
-/* ---- pushing ---- */
+/* ---- pushing, in slices ---- */
 
-static void dns_push(dns_t *d, const snap_keys_t *changed)
+/* Drop what the current key still had to send. */
+static void push_cur_clear(push_cur_t *p)
 {
-	for (size_t i = 0; i < changed->n; i++) {
-		int32_t modid = changed->v[i].modid, cmdid = changed->v[i].cmdid;
+	for (size_t j = p->i; j < p->n; j++)
+		tcp_conn_unref(p->to[j]);
+	p->frame = sbuf_unref(p->frame);
+	p->n = p->i = 0;
+}
+
+/* Make the next waiting key current: its frame and its subscribers now.
+ * Return: false when no key waits. */
+static bool push_next_key(dns_t *d)
+{
+	push_cur_t *p = &d->push;
+	for (push_batch_t *b; (b = d->push_head);) {
+		if (b->i == b->keys.n) {
+			d->push_head = b->next;
+			if (!d->push_head)
+				d->push_tail = NULL;
+			snap_keys_deinit(&b->keys);
+			free(b);
+			continue;
+		}
+		int32_t modid = b->keys.v[b->i].modid, cmdid = b->keys.v[b->i].cmdid;
+		b->i++;
+		d->push_keys--;
 		size_t n = subs_count(&d->subs, modid, cmdid);
 		if (n == 0)
 			continue;
-		uint8_t *frame;
-		size_t len;
-		if (request_route_frame(d->snap, modid, cmdid, &frame, &len)) {
+		/* The newest snapshot's frame: a key changed twice goes out as it is now. */
+		if (request_route_frame(d->snap, modid, cmdid, &p->frame)) {
 			log_error("dns: route %d/%d cannot be encoded (too many hosts); "
 				  "its %zu subscribers keep the previous list", modid, cmdid, n);
 			continue;
 		}
-		/* A subscriber cut off while we send leaves the list: walk a copy. */
-		void **to = xreallocarray(NULL, n, sizeof(*to));
-		n = subs_collect(&d->subs, modid, cmdid, to, n);
-		for (size_t j = 0; j < n; j++)
-			tcp_conn_ref(to[j]);
-		for (size_t j = 0; j < n; j++) {
-			if (tcp_conn_is_open(to[j])) {
-				uint8_t *copy = xmalloc(len);
-				memcpy(copy, frame, len);
-				if (tcp_conn_send_frame(to[j], copy, len) == 0)
-					metrics_inc(d->mt.push_frames);
-			}
-			tcp_conn_unref(to[j]);
+		if (n > p->cap) {
+			p->cap = n;
+			p->to = xreallocarray(p->to, n, sizeof(*p->to));
 		}
-		free(to);
-		free(frame);
+		/* Subscribers cut off meanwhile leave the list: keep references. */
+		p->n = subs_collect(&d->subs, modid, cmdid, (void **)p->to, n);
+		p->i = 0;
+		for (size_t j = 0; j < p->n; j++)
+			tcp_conn_ref(p->to[j]);
 		metrics_inc(d->mt.pushes);
+		return true;
 	}
+	return false;
+}
+
+/* Push until the waiting keys are done or the slice's time is up. */
+static void dns_push_slice(dns_t *d)
+{
+	uint64_t end = uv_hrtime() + DNS_PUSH_SLICE_NS;
+	push_cur_t *p = &d->push;
+	for (unsigned k = 0;; k++) {
+		if ((k & 63) == 63 && uv_hrtime() >= end)
+			break;
+		if (p->i == p->n) {
+			p->frame = sbuf_unref(p->frame);
+			if (!push_next_key(d))
+				break;
+			continue;
+		}
+		tcp_conn_t *c = p->to[p->i++];
+		if (tcp_conn_is_open(c) && tcp_conn_send_shared(c, p->frame) == 0)
+			metrics_inc(d->mt.push_frames);
+		tcp_conn_unref(c);
+	}
+	if (p->i == p->n && !p->frame && !d->push_head)
+		(void)uv_idle_stop(&d->push_idle);
+}
+
+static void on_push_idle(uv_idle_t *h)
+{
+	dns_push_slice(h->data);
+}
+
+/* Queue @changed (taken) for pushing and send the first slice now. */
+static void dns_push(dns_t *d, snap_keys_t *changed)
+{
+	if (!changed->n)
+		return;
+	push_batch_t *b = xcalloc(1, sizeof(*b));
+	b->keys = *changed;
+	*changed = (snap_keys_t){ 0 };
+	d->push_keys += b->keys.n;
+	if (d->push_tail)
+		d->push_tail->next = b;
+	else
+		d->push_head = b;
+	d->push_tail = b;
+	(void)uv_idle_start(&d->push_idle, on_push_idle);
+	dns_push_slice(d);
+}
+
+/* Shutting down: what was not pushed yet is not. */
+static void dns_push_drop(dns_t *d)
+{
+	push_cur_clear(&d->push);
+	while (d->push_head) {
+		push_batch_t *b = d->push_head;
+		d->push_head = b->next;
+		snap_keys_deinit(&b->keys);
+		free(b);
+	}
+	d->push_tail = NULL;
+	d->push_keys = 0;
+	free(d->push.to);
+	d->push.to = NULL;
+	d->push.cap = 0;
+}
+
+static double push_backlog_gauge(void *arg)
+{
+	const dns_t *d = arg;
+	return (double)(d->push_keys + (d->push.n - d->push.i > 0));
 }
 
 /* ---- refreshing: database jobs and timers carry out the core's actions ---- */
@@ -200,12 +311,16 @@ static int dns_job_work(PGconn *conn, pg_job_t *j)
 	switch (job->kind) {
 	case REFRESH_JOB_LOAD:
 		job->was_full = true;
-		return route_load_full(conn, &job->result);
+		r = route_load_full(conn, &job->result);
+		if (r == 0)
+			request_prefill(job->result, NULL);
+		return r;
 	case REFRESH_JOB_RELOAD:
 		r = route_load_full(conn, &job->result);
 		if (r)
 			return r;
 		snapshot_diff(job->old, job->result, NULL, &job->changed);
+		request_prefill(job->result, &job->changed);
 		job->was_full = true;
 		/* Housekeeping rides on the periodic reload; a failure is harmless. */
 		long long pruned;
@@ -214,8 +329,11 @@ static int dns_job_work(PGconn *conn, pg_job_t *j)
 				 pruned, job->change_log_days);
 		return 0;
 	case REFRESH_JOB_CHANGES:
-		return route_load_changes(conn, job->old, &job->result, &job->changed,
-					  &job->was_full);
+		r = route_load_changes(conn, job->old, &job->result, &job->changed,
+				       &job->was_full);
+		if (r == 0)
+			request_prefill(job->result, &job->changed);
+		return r;
 	case REFRESH_JOB_NONE:
 		break;
 	}
@@ -308,7 +426,14 @@ static void dns_start_serving(dns_t *d, const refresh_action_t *a)
 		.reuse_port = d->cfg.reuse_port,
 		.max_conns = (unsigned)d->cfg.max_conns,
 		.max_frame = (uint32_t)d->cfg.max_frame,
-		.max_write_queue = (size_t)d->cfg.max_write_queue,
+		.max_write_queue = (size_t)d->cfg.output_hard_limit,
+		.soft_write_queue = (size_t)d->cfg.output_soft_limit,
+		.soft_write_queue_ms = (unsigned)d->cfg.output_soft_seconds * 1000,
+		.max_output_total = (size_t)d->cfg.output_total_limit,
+		.hold_while_queued = true,
+		.max_conns_per_ip = (unsigned)d->cfg.max_conns_per_ip,
+		.hello_timeout_ms = (unsigned)d->cfg.subscribe_timeout_s * 1000,
+		.partial_frame_timeout_ms = (unsigned)d->cfg.partial_frame_timeout_s * 1000,
 		.dispatch = &d->dispatch, .on_connect = dns_on_connect,
 		.on_close = dns_on_close, .user = d, .metrics = d->m,
 	};
@@ -398,6 +523,8 @@ static void dns_metrics(dns_t *d)
 	d->mt.routes = metrics_level(m, "lars_dns_routes", "Routes in the current snapshot");
 	d->mt.hosts = metrics_level(m, "lars_dns_hosts", "Hosts in the current snapshot");
 	d->mt.version = metrics_level(m, "lars_dns_route_version", "Route version of the current snapshot");
+	metrics_gauge(m, "lars_dns_push_backlog", "Changed routes not yet pushed to all their subscribers",
+		      push_backlog_gauge, d);
 }
 
 /**
@@ -442,11 +569,14 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &d->poll_timer);
 	(void)uv_timer_init(loop, &d->reload_timer);
 	(void)uv_timer_init(loop, &d->retry_timer);
+	(void)uv_idle_init(loop, &d->push_idle);
 	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
+	d->push_idle.data = d;
 	handles_init(&d->timers);
 	handles_add(&d->timers, &d->poll_timer);
 	handles_add(&d->timers, &d->reload_timer);
 	handles_add(&d->timers, &d->retry_timer);
+	handles_add(&d->timers, &d->push_idle);
 	refresh_cfg_t rc = {
 		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
 		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
@@ -487,8 +617,10 @@ void dns_close(dns_t *d)
 		return;
 	d->closing = true;
 	refresh_close(&d->refresh);
-	/* Connections close first: their on_close empties the subscriptions. */
+	/* Connections close first: their on_close empties the subscriptions;
+	 * the references of pushes not yet sent go with them. */
 	tcp_server_close(d->srv);
+	dns_push_drop(d);
 	pg_listen_close(d->listen);
 	pg_worker_close(d->db); /* a refresh in flight ends with -ECANCELED */
 	handles_close(&d->timers, dns_on_timers_closed);

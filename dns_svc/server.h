@@ -17,7 +17,14 @@ typedef struct dns_cfg {
 	int port;
 	int max_conns;
 	int max_frame;
-	int max_write_queue;
+	int max_write_queue;   /* the hard output limit when output_hard_limit is 0 */
+	int output_hard_limit; /* bytes behind that cut a subscriber off at once */
+	int output_soft_limit; /* bytes behind that cut it off after output_soft_seconds */
+	int output_soft_seconds;
+	int output_total_limit; /* bytes queued to all connections together */
+	int max_conns_per_ip;
+	int subscribe_timeout_s;     /* a connection that asks for nothing is closed */
+	int partial_frame_timeout_s; /* a frame begun and not finished */
 	int max_subscriptions; /* keys one connection may subscribe to */
 	int db_threads;
 	int poll_interval_ms;  /* version check, the fallback for NOTIFY */

@@ -15,9 +15,15 @@
 #include "net.h"
 #include "xalloc.h"
 
-/* A queued write: the request and what is left of the frame, one allocation. */
+/*
+ * A queued write: the request and what is left of the frame, one allocation;
+ * or the request and a reference to a shared frame, written from @off.
+ */
 typedef struct stream_write {
 	uv_write_t req;
+	sbuf_t *shared;     /* NULL: the bytes follow in data[] */
+	size_t cost;        /* counted in the stream's queued_ */
+	size_t budget_cost; /* counted in the budget */
 	uint8_t data[];
 } stream_write_t;
 
@@ -91,6 +97,51 @@ static void stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
 }
 
+static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+
+/* Answers wait: stop reading until they are written (stream_after_write). */
+static bool stream_hold(stream_t *s)
+{
+	if (!s->cfg_->hold_while_queued || s->queued_ == 0)
+		return false;
+	if (!s->held_) {
+		s->held_ = true;
+		if (s->reading_)
+			(void)uv_read_stop((uv_stream_t *)&s->tcp);
+	}
+	return true;
+}
+
+/* Dispatch the whole frames in the buffer, unless answers make us wait. */
+static void stream_dispatch(stream_t *s)
+{
+	/* A handler may close the stream: its memory lasts until the close
+	 * callback, which never runs inside this one. */
+	while (stream_is_open(s) && !stream_hold(s)) {
+		frame_hdr_t hdr;
+		const uint8_t *body;
+		/* Refuses a bad header as soon as its 8 bytes are in. */
+		int r = frame_buf_next(&s->in_, &hdr, &body);
+		if (r == FRAME_E_NEED_MORE)
+			break;
+		if (r) {
+			stream_fail(s, STREAM_F_FRAME, r, &hdr);
+			break;
+		}
+		s->partial_since_ = 0;
+		metrics_inc(s->cfg_->frames);
+		r = dispatch_run(s->cfg_->dispatch, s->peer_, hdr.msgid, body,
+				 (size_t)hdr.msglen);
+		if (r)
+			stream_fail(s, STREAM_F_MESSAGE, r, &hdr);
+	}
+	/* What is left is the start of a frame still coming in. */
+	if (frame_buf_pending(&s->in_) == 0)
+		s->partial_since_ = 0;
+	else if (!s->partial_since_)
+		s->partial_since_ = uv_now(s->tcp.loop) | 1;
+}
+
 static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
 	stream_t *s = container_of((uv_tcp_t *)h, stream_t, tcp);
@@ -103,60 +154,86 @@ static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0)
 		return;
 	frame_buf_commit(&s->in_, (size_t)nread);
-	/* A handler may close the stream: its memory lasts until the close
-	 * callback, which never runs inside this one. */
-	while (stream_is_open(s)) {
-		frame_hdr_t hdr;
-		const uint8_t *body;
-		/* Refuses a bad header as soon as its 8 bytes are in. */
-		int r = frame_buf_next(&s->in_, &hdr, &body);
-		if (r == FRAME_E_NEED_MORE)
-			break;
-		if (r) {
-			stream_fail(s, STREAM_F_FRAME, r, &hdr);
-			break;
-		}
-		metrics_inc(s->cfg_->frames);
-		r = dispatch_run(s->cfg_->dispatch, s->peer_, hdr.msgid, body,
-				 (size_t)hdr.msglen);
-		if (r)
-			stream_fail(s, STREAM_F_MESSAGE, r, &hdr);
-	}
+	stream_dispatch(s);
 }
 
 /** stream_read_start() - start reading frames into the stream's buffer. Return: 0 or UV_E*. */
 int stream_read_start(stream_t *s)
 {
+	s->reading_ = true;
+	if (s->held_)
+		return 0; /* resumes once the answers are written */
 	return uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
 }
 
 /** stream_read_stop() - stop reading; the peer's sends wait in the kernel. */
 void stream_read_stop(stream_t *s)
 {
+	s->reading_ = false;
 	int r = uv_read_stop((uv_stream_t *)&s->tcp);
 	if (r) /* libuv 1.44 always returns 0; a later one might not */
 		log_warn("stream: cannot stop reading: %s", uv_err_name(r));
 }
 
+/* The queue drained: take the frames that waited, then read again. */
+static void stream_unhold(stream_t *s)
+{
+	s->held_ = false;
+	stream_dispatch(s);
+	if (s->held_ || !s->reading_ || !stream_is_open(s))
+		return;
+	int r = uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
+	if (r)
+		stream_fail(s, STREAM_F_READ, r, NULL);
+}
+
+/** stream_held() - whether @s waits for its answers to be written before reading on. */
+bool stream_held(const stream_t *s)
+{
+	return s->held_;
+}
+
+/** stream_partial_since() - when the peer began the frame it has not finished, 0 if none. */
+uint64_t stream_partial_since(const stream_t *s)
+{
+	return s->held_ ? 0 : s->partial_since_;
+}
+
 /* ---- writing ---- */
 
-/** stream_write_queue() - bytes libuv holds for @s, not yet written. */
+/** stream_write_queue() - real bytes queued for @s (frames and their requests). */
 size_t stream_write_queue(const stream_t *s)
 {
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&s->tcp);
+	return s->queued_;
+}
+
+/* What queueing @len bytes costs @s's owner at most: the request, and the
+ * bytes unless @shared is queued somewhere already. */
+static size_t stream_budget_cost(size_t len, const sbuf_t *shared)
+{
+	if (shared)
+		return sizeof(stream_write_t) + (shared->queued ? 0 : sbuf_cost(shared->len));
+	return sizeof(stream_write_t) + len;
 }
 
 /* May @len more bytes be queued? 0, -ENOTCONN or -ENOBUFS. */
-static int stream_admit(stream_t *s, size_t len)
+static int stream_admit(stream_t *s, size_t len, const sbuf_t *shared)
 {
 	if (!stream_is_open(s))
 		return -ENOTCONN;
-	size_t queued = stream_write_queue(s);
-	if (queued > 0 && queued + len > s->cfg_->max_write_queue) {
+	size_t queued = s->queued_;
+	size_t cost = sizeof(stream_write_t) + len;
+	if (queued > 0 && queued + cost > s->cfg_->max_write_queue) {
 		/* Still behind on earlier frames: a peer that does not read. A
 		 * single big frame to a peer that keeps up is always accepted. */
 		if (s->cfg_->on_overflow)
-			s->cfg_->on_overflow(s, queued, len);
+			s->cfg_->on_overflow(s, queued, len, false);
+		return -ENOBUFS;
+	}
+	stream_budget_t *b = s->cfg_->budget;
+	if (b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
+		if (s->cfg_->on_overflow)
+			s->cfg_->on_overflow(s, queued, len, true);
 		return -ENOBUFS;
 	}
 	return 0;
@@ -170,7 +247,7 @@ static int stream_admit(stream_t *s, size_t len)
  */
 static int stream_write_now(stream_t *s, uint8_t *data, size_t *lenp)
 {
-	if (stream_write_queue(s) > 0)
+	if (s->queued_ > 0)
 		return 0; /* behind earlier frames, keep the order */
 	int n = net_write_now((uv_stream_t *)&s->tcp, data, lenp);
 	if (n < 0)
@@ -181,34 +258,58 @@ static int stream_write_now(stream_t *s, uint8_t *data, size_t *lenp)
 static void stream_after_write(uv_write_t *req, int status)
 {
 	stream_t *s = container_of((uv_tcp_t *)req->handle, stream_t, tcp);
-	free(container_of(req, stream_write_t, req));
+	stream_write_t *w = container_of(req, stream_write_t, req);
+	s->queued_ -= w->cost;
+	stream_budget_t *b = s->cfg_->budget;
+	if (b)
+		b->used -= w->budget_cost;
+	if (w->shared) {
+		/* The shared bytes count once, while any queue holds them. */
+		if (--w->shared->queued == 0 && b)
+			b->used -= sbuf_cost(w->shared->len);
+		sbuf_unref(w->shared);
+	}
+	free(w);
 	/* Cancelled: the stream is closing already. */
 	if (status < 0 && status != UV_ECANCELED)
 		stream_fail(s, STREAM_F_WRITE, status, NULL);
+	else if (s->held_ && s->queued_ == 0 && stream_is_open(s))
+		stream_unhold(s);
 }
 
-/* Queue the first @len bytes of @w->data; takes @w. */
-static int stream_queue(stream_t *s, stream_write_t *w, size_t len)
+/* Queue @len bytes at @p for @w (which holds them); takes @w. */
+static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t len)
 {
-	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+	w->cost = sizeof(*w) + len;
+	w->budget_cost = w->shared ? sizeof(*w) : w->cost;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
 	int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_after_write);
 	if (r) {
+		if (w->shared)
+			sbuf_unref(w->shared);
 		free(w);
 		stream_fail(s, STREAM_F_WRITE, r, NULL);
+		return r;
 	}
-	return r;
+	s->queued_ += w->cost;
+	stream_budget_t *bud = s->cfg_->budget;
+	if (bud)
+		bud->used += w->budget_cost;
+	if (w->shared && w->shared->queued++ == 0 && bud)
+		bud->used += sbuf_cost(w->shared->len);
+	return 0;
 }
 
 /**
  * stream_send_frame() - write a whole frame, or queue what the kernel did not take.
  * @buf: malloc'd; the stream takes it in every case.
- * Return: 0; -ENOTCONN (closing); -ENOBUFS (over the write-queue bound, see
- * stream_overflow_cb; nothing was sent); or a UV_E* write error, after
- * stream_fail_cb ran.
+ * Return: 0; -ENOTCONN (closing); -ENOBUFS (over the write-queue bound or
+ * the shared budget, see stream_overflow_cb; nothing was sent); or a UV_E*
+ * write error, after stream_fail_cb ran.
  */
 int stream_send_frame(stream_t *s, uint8_t *buf, size_t len)
 {
-	int r = stream_admit(s, len);
+	int r = stream_admit(s, len, NULL);
 	if (r == 0)
 		r = stream_write_now(s, buf, &len);
 	if (r) {
@@ -216,9 +317,38 @@ int stream_send_frame(stream_t *s, uint8_t *buf, size_t len)
 		return r < 0 ? r : 0;
 	}
 	stream_write_t *w = xmalloc(sizeof(*w) + len);
+	w->shared = NULL;
 	memcpy(w->data, buf, len);
 	free(buf);
-	return stream_queue(s, w, len);
+	return stream_queue(s, w, w->data, len);
+}
+
+/**
+ * stream_send_shared() - write a shared frame, or queue a reference to what
+ * the kernel did not take (the bytes are never copied).
+ * @b: the caller keeps its reference; the queue takes one of its own.
+ * Return: as stream_send_frame().
+ */
+int stream_send_shared(stream_t *s, sbuf_t *b)
+{
+	int r = stream_admit(s, b->len, b);
+	if (r)
+		return r;
+	size_t off = 0;
+	if (s->queued_ == 0) {
+		uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
+		int n = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
+		if (n == (int)b->len)
+			return 0;
+		if (n < 0 && n != UV_EAGAIN) {
+			stream_fail(s, STREAM_F_WRITE, n, NULL);
+			return n;
+		}
+		off = n > 0 ? (size_t)n : 0;
+	}
+	stream_write_t *w = xmalloc(sizeof(*w));
+	w->shared = sbuf_ref(b);
+	return stream_queue(s, w, b->data + off, b->len - off);
 }
 
 /**
@@ -240,10 +370,11 @@ int stream_send(stream_t *s, int32_t msgid, const pb_msgdesc_t *fields, const vo
 		return -EINVAL;
 	if (body > FRAME_TCP_MAX_LIMIT - FRAME_HDR_LEN)
 		return -EMSGSIZE;
-	int r = stream_admit(s, FRAME_HDR_LEN + body);
+	int r = stream_admit(s, FRAME_HDR_LEN + body, NULL);
 	if (r)
 		return r;
 	stream_write_t *w = xmalloc(sizeof(*w) + FRAME_HDR_LEN + body);
+	w->shared = NULL;
 	if (msg_frame_encode(msgid, fields, msg, w->data, FRAME_HDR_LEN + body, &len)) {
 		free(w);
 		return -EINVAL;
@@ -253,5 +384,5 @@ int stream_send(stream_t *s, int32_t msgid, const pb_msgdesc_t *fields, const vo
 		free(w);
 		return r < 0 ? r : 0;
 	}
-	return stream_queue(s, w, len);
+	return stream_queue(s, w, w->data, len);
 }

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "frame.h"
 #include "metrics.h"
+#include "sbuf.h"
 
 typedef struct stream stream_t;
 
@@ -32,17 +33,32 @@ enum {
 typedef void (*stream_fail_cb)(stream_t *s, int what, int code, const frame_hdr_t *hdr);
 /**
  * stream_overflow_cb - a send of @len bytes was refused: @queued bytes are
- * still waiting and both together exceed max_write_queue. The send returns
+ * still waiting and both together exceed max_write_queue (@global false), or
+ * the streams' shared budget is spent (@global true). The send returns
  * -ENOBUFS; the owner decides whether that peer is cut off.
  */
-typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len);
+typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len, bool global);
 /** stream_closed_cb - the handle is closed and the stream deinitialised: free its owner. */
 typedef void (*stream_closed_cb)(stream_t *s);
+
+/**
+ * struct stream_budget - what every stream of one owner may queue together,
+ * in real bytes: frames plus their bookkeeping, a shared frame once however
+ * many queues hold it.
+ */
+typedef struct stream_budget {
+	size_t used;
+	size_t max; /* 0 = no limit */
+} stream_budget_t;
 
 /* The settings a server's or a client's streams share; outlives them. */
 typedef struct stream_cfg {
 	uint32_t max_frame;         /* header + body a peer may send; bigger fails the stream */
-	size_t max_write_queue;     /* bytes that may wait behind a slow reader */
+	size_t max_write_queue;     /* real bytes that may wait behind a slow reader */
+	stream_budget_t *budget;    /* shared by the streams; may be NULL */
+	/* Read no further frame while answers wait to be written: a peer that
+	 * does not read cannot make us queue more than one answer. */
+	bool hold_while_queued;
 	const dispatch_t *dispatch; /* a frame's handler gets the stream's peer */
 	stream_fail_cb on_fail;         /* required */
 	stream_overflow_cb on_overflow; /* may be NULL */
@@ -58,6 +74,10 @@ struct stream {
 	const stream_cfg_t *cfg_;
 	peer_t *peer_;
 	stream_closed_cb closed_cb_;
+	size_t queued_;          /* real bytes of the queued writes */
+	uint64_t partial_since_; /* loop ms an unfinished frame began, or 0 */
+	bool reading_;           /* the owner wants frames */
+	bool held_;              /* not reading: answers wait (hold_while_queued) */
 };
 
 /** stream_init() - init the handle on @loop; on failure nothing is left to close. */
@@ -76,5 +96,11 @@ void stream_read_stop(stream_t *s);
 int stream_send(stream_t *s, int32_t msgid, const pb_msgdesc_t *fields, const void *msg);
 /** stream_send_frame() - send or queue an encoded frame; takes @buf (malloc'd) in every case. */
 int stream_send_frame(stream_t *s, uint8_t *buf, size_t len);
-/** stream_write_queue() - bytes queued but not yet written. */
+/** stream_send_shared() - send or queue a shared frame; takes a reference only if queued. */
+int stream_send_shared(stream_t *s, sbuf_t *b);
+/** stream_write_queue() - real bytes queued but not yet written (frames and bookkeeping). */
 size_t stream_write_queue(const stream_t *s);
+/** stream_partial_since() - loop ms the peer's unfinished frame began; 0 if none (or held). */
+uint64_t stream_partial_since(const stream_t *s);
+/** stream_held() - not reading because answers wait to be written. */
+bool stream_held(const stream_t *s);

@@ -14,6 +14,7 @@
 #include "msg.h"
 #include "net.h"
 #include "stream.h"
+#include "u64map.h"
 #include "xalloc.h"
 
 struct tcp_server {
@@ -28,11 +29,15 @@ struct tcp_server {
 	bool closing;
 	bool paused; /* not reading from any connection */
 	tcp_conn_t *conns;
+	stream_budget_t budget; /* max_output_total */
+	u64map_t per_ip;        /* address key -> connections from it (as a pointer) */
+	uv_timer_t sweep;       /* deadlines and the soft output limit */
 	log_ratelimit_t rl_bad;
 	log_ratelimit_t rl_refused;
+	log_ratelimit_t rl_limits;
 	struct {
-		metrics_counter_t *accepted, *refused, *frames, *bad[6],
-			*bad_msg, *overflow, *open;
+		metrics_counter_t *accepted, *refused, *refused_ip, *frames, *bad[6],
+			*bad_msg, *overflow, *budget, *slow, *partial, *idle, *open;
 	} m;
 };
 
@@ -44,6 +49,11 @@ struct tcp_conn {
 	void *data;
 	unsigned refs;
 	bool closing;
+	bool active;            /* tcp_conn_set_active() */
+	bool per_ip;            /* counted in srv->per_ip under ip_key */
+	uint64_t ip_key;
+	uint64_t since_ms;      /* connected */
+	uint64_t soft_since_ms; /* over the soft output limit since, or 0 */
 	char name[NET_ADDR_STRLEN];
 };
 
@@ -100,6 +110,14 @@ void tcp_conn_close(tcp_conn_t *c, const char *why)
 	if (c->next)
 		c->next->pprev = c->pprev;
 	srv->n_conns--;
+	if (c->per_ip) {
+		uintptr_t n = (uintptr_t)u64map_get(&srv->per_ip, c->ip_key);
+		if (n > 1)
+			u64map_put(&srv->per_ip, c->ip_key, (void *)(n - 1));
+		else
+			u64map_del(&srv->per_ip, c->ip_key);
+		c->per_ip = false;
+	}
 	metrics_sub(srv->m.open, 1);
 	if (srv->opts.on_close)
 		srv->opts.on_close(c, srv->opts.user);
@@ -159,15 +177,30 @@ tcp_conn_t *tcp_conn_of(peer_t *peer)
 
 /* ---- writing ---- */
 
-/* The server's policy: a peer that does not read is cut off. */
-static void tcp_conn_on_overflow(stream_t *st, size_t queued, size_t len)
+/* The server's policy: a peer that does not read is cut off, and so is one
+ * whose send would take the output of all of them past max_output_total. */
+static void tcp_conn_on_overflow(stream_t *st, size_t queued, size_t len, bool global)
 {
 	tcp_conn_t *c = container_of(st, tcp_conn_t, st);
 	tcp_server_t *srv = c->srv;
+	unsigned long long hidden;
+	bool say = log_ratelimit_ok(&srv->rl_limits, now_ms(srv), &hidden);
+	if (global) {
+		metrics_inc(srv->m.budget);
+		if (say)
+			log_warn("%s: output queued to all connections is at its bound "
+				 "%zu bytes; closing %s (%zu bytes behind)%s", srv->name,
+				 srv->budget.max, c->name, queued,
+				 hidden ? " (more suppressed)" : "");
+		tcp_conn_close(c, "output budget spent");
+		return;
+	}
 	metrics_inc(srv->m.overflow);
-	log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
-		 "the bound %zu, closing",
-		 srv->name, c->name, queued, len, srv->opts.max_write_queue);
+	if (say)
+		log_warn("%s: %s does not read: write queue %zu + %zu bytes over "
+			 "the bound %zu, closing%s",
+			 srv->name, c->name, queued, len, srv->opts.max_write_queue,
+			 hidden ? " (more suppressed)" : "");
 	tcp_conn_close(c, "write queue over its bound");
 }
 
@@ -178,6 +211,23 @@ int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len)
 		return -ENOTCONN;
 	}
 	return stream_send_frame(&c->st, buf, len);
+}
+
+int tcp_conn_send_shared(tcp_conn_t *c, sbuf_t *b)
+{
+	if (c->closing)
+		return -ENOTCONN;
+	return stream_send_shared(&c->st, b);
+}
+
+void tcp_conn_set_active(tcp_conn_t *c)
+{
+	c->active = true;
+}
+
+size_t tcp_server_output_bytes(const tcp_server_t *srv)
+{
+	return srv->budget.used;
 }
 
 static int tcp_conn_peer_send_frame(peer_t *p, uint8_t *buf, size_t len)
@@ -238,6 +288,19 @@ static void tcp_conn_on_fail(stream_t *st, int what, int code, const frame_hdr_t
 }
 
 /* ---- accepting ---- */
+
+/* One key per address (IPv4, or IPv6 folded to 64 bits: a collision only
+ * counts two addresses together). */
+static uint64_t tcp_addr_key(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return 1ull << 63 | ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+	const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (int i = 0; i < 16; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h & ~(1ull << 63);
+}
 
 static void tcp_server_refuse(tcp_server_t *srv)
 {
@@ -302,10 +365,29 @@ static void tcp_server_on_connection(uv_stream_t *ls, int status)
 	}
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	if (uv_tcp_getpeername(&c->st.tcp, (struct sockaddr *)&ss, &len) == 0)
+	if (uv_tcp_getpeername(&c->st.tcp, (struct sockaddr *)&ss, &len) == 0) {
 		net_addr_str((struct sockaddr *)&ss, c->name);
-	else
+		c->ip_key = tcp_addr_key((struct sockaddr *)&ss);
+		c->per_ip = srv->opts.max_conns_per_ip > 0;
+	} else {
 		snprintf(c->name, sizeof(c->name), "?");
+	}
+	if (c->per_ip) {
+		uintptr_t n = (uintptr_t)u64map_get(&srv->per_ip, c->ip_key);
+		if (n >= srv->opts.max_conns_per_ip) {
+			metrics_inc(srv->m.refused_ip);
+			unsigned long long hidden;
+			if (log_ratelimit_ok(&srv->rl_refused, now_ms(srv), &hidden))
+				log_warn("%s: %s has max_conns_per_ip = %u connections "
+					 "open already, refusing it", srv->name, c->name,
+					 srv->opts.max_conns_per_ip);
+			c->closing = true;
+			stream_close(&c->st, tcp_conn_on_closed);
+			return;
+		}
+		u64map_put(&srv->per_ip, c->ip_key, (void *)(n + 1));
+	}
+	c->since_ms = now_ms(srv);
 	r = uv_tcp_nodelay(&c->st.tcp, 1);
 	if (r) /* only latency suffers */
 		log_debug("%s: TCP_NODELAY on %s: %s", srv->name, c->name, uv_err_name(r));
@@ -353,6 +435,80 @@ bool tcp_server_paused(const tcp_server_t *srv)
 	return srv->paused;
 }
 
+static double tcp_server_output_gauge(void *arg)
+{
+	return (double)((tcp_server_t *)arg)->budget.used;
+}
+
+/* ---- deadlines and the soft output limit ---- */
+
+/* Why @c must go now, or NULL. */
+static const char *tcp_conn_overdue(tcp_server_t *srv, tcp_conn_t *c, uint64_t now)
+{
+	const tcp_server_opts_t *o = &srv->opts;
+	uint64_t partial = stream_partial_since(&c->st);
+	if (o->partial_frame_timeout_ms && partial &&
+	    now - partial >= o->partial_frame_timeout_ms) {
+		metrics_inc(srv->m.partial);
+		return "a frame unfinished past partial_frame_timeout";
+	}
+	if (o->hello_timeout_ms && !c->active && now - c->since_ms >= o->hello_timeout_ms) {
+		metrics_inc(srv->m.idle);
+		return "nothing asked for within the deadline";
+	}
+	if (!o->soft_write_queue)
+		return NULL;
+	if (stream_write_queue(&c->st) <= o->soft_write_queue) {
+		c->soft_since_ms = 0;
+		return NULL;
+	}
+	if (!c->soft_since_ms) {
+		c->soft_since_ms = now | 1;
+		return NULL;
+	}
+	if (now - c->soft_since_ms < o->soft_write_queue_ms)
+		return NULL;
+	metrics_inc(srv->m.slow);
+	unsigned long long hidden;
+	if (log_ratelimit_ok(&srv->rl_limits, now, &hidden))
+		log_warn("%s: %s is %zu bytes behind, over the soft limit %zu for "
+			 "%u ms: closing%s", srv->name, c->name, stream_write_queue(&c->st),
+			 o->soft_write_queue, o->soft_write_queue_ms,
+			 hidden ? " (more suppressed)" : "");
+	return "over the soft output limit too long";
+}
+
+/* Every connection once: a few compares each, 10,000 in well under a ms. */
+static void tcp_server_on_sweep(uv_timer_t *t)
+{
+	tcp_server_t *srv = container_of(t, tcp_server_t, sweep);
+	uint64_t now = now_ms(srv);
+	for (tcp_conn_t *c = srv->conns, *next; c; c = next) {
+		next = c->next;
+		const char *why = tcp_conn_overdue(srv, c, now);
+		if (why)
+			tcp_conn_close(c, why);
+	}
+}
+
+/* A quarter of the shortest deadline, between 50 ms and 1 s; 0: none set. */
+static uint64_t tcp_server_sweep_ms(const tcp_server_opts_t *o)
+{
+	uint64_t iv = 0;
+	unsigned t[3] = { o->hello_timeout_ms, o->partial_frame_timeout_ms,
+			  o->soft_write_queue ? o->soft_write_queue_ms : 0 };
+	bool on[3] = { t[0] > 0, t[1] > 0, o->soft_write_queue > 0 };
+	for (int i = 0; i < 3; i++) {
+		uint64_t q = t[i] / 4;
+		if (!on[i])
+			continue;
+		q = q < 50 ? 50 : q > 1000 ? 1000 : q;
+		if (!iv || q < iv)
+			iv = q;
+	}
+	return iv;
+}
+
 static void tcp_server_metrics(tcp_server_t *srv)
 {
 	metrics_t *m = srv->opts.metrics;
@@ -367,6 +523,9 @@ static void tcp_server_metrics(tcp_server_t *srv)
 	C(refused, "lars_tcp_refused_total", "TCP connections refused at the connection limit");
 	C(frames, "lars_frames_total", "Frames received and dispatched");
 	C(overflow, "lars_tcp_write_overflow_total", "Peers cut off at the write-queue bound");
+	C(refused_ip, "lars_tcp_refused_per_ip_total", "TCP connections refused at max_conns_per_ip");
+	C(budget, "lars_tcp_output_budget_overflow_total", "Peers cut off because the output of all connections was at its bound");
+	C(slow, "lars_tcp_slow_closed_total", "Peers cut off after staying over the soft output limit too long");
 	C(bad_msg, "lars_bad_messages_total", "Frames whose handler rejected the body");
 #undef C
 	static const char *const reason[6] = {
@@ -380,8 +539,15 @@ static void tcp_server_metrics(tcp_server_t *srv)
 			 "lars_bad_frames_total{listener=\"%s\",reason=\"%s\"}", l, reason[i]);
 		srv->m.bad[i] = metrics_counter(m, name, "Frames refused by the decoder");
 	}
+	snprintf(name, sizeof(name), "lars_tcp_timeouts_total{listener=\"%s\",reason=\"partial_frame\"}", l);
+	srv->m.partial = metrics_counter(m, name, "Connections closed by a deadline");
+	snprintf(name, sizeof(name), "lars_tcp_timeouts_total{listener=\"%s\",reason=\"idle\"}", l);
+	srv->m.idle = metrics_counter(m, name, "Connections closed by a deadline");
 	snprintf(name, sizeof(name), "lars_tcp_connections{listener=\"%s\"}", l);
 	srv->m.open = metrics_level(m, name, "TCP connections open");
+	snprintf(name, sizeof(name), "lars_tcp_output_bytes{listener=\"%s\"}", l);
+	metrics_gauge(m, name, "Real bytes (frames and bookkeeping) queued to all connections",
+		      tcp_server_output_gauge, srv);
 }
 
 int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
@@ -401,6 +567,8 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		srv->opts.max_write_queue = 16u * 1024 * 1024;
 	srv->rl_bad = (log_ratelimit_t)LOG_RATELIMIT_INIT(1000, 10);
 	srv->rl_refused = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
+	srv->rl_limits = (log_ratelimit_t)LOG_RATELIMIT_INIT(1000, 10);
+	srv->budget.max = opts->max_output_total;
 
 	int r = net_listen_tcp(loop, &srv->listener, opts->ip, opts->port,
 			       srv->opts.backlog, opts->reuse_port, tcp_server_on_connection,
@@ -419,7 +587,16 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		.dispatch = opts->dispatch,
 		.max_frame = srv->opts.max_frame,
 		.max_write_queue = srv->opts.max_write_queue,
+		.budget = &srv->budget,
+		.hold_while_queued = srv->opts.hold_while_queued,
 	};
+	uint64_t sweep_ms = tcp_server_sweep_ms(&srv->opts);
+	(void)uv_timer_init(loop, &srv->sweep);
+	srv->n_alive++; /* the sweep timer, closed with the server */
+	if (sweep_ms) {
+		(void)uv_timer_start(&srv->sweep, tcp_server_on_sweep, sweep_ms, sweep_ms);
+		uv_unref((uv_handle_t *)&srv->sweep);
+	}
 	if (!net_is_loopback(opts->ip))
 		log_warn("%s: listening on non-loopback address %s", srv->name, opts->ip);
 	log_info("%s: listening on %s:%d", srv->name, opts->ip, srv->port);
@@ -443,7 +620,15 @@ static void tcp_server_maybe_free(tcp_server_t *srv)
 	    uv_is_closing((uv_handle_t *)&srv->listener))
 		return;
 	/* The listener's close callback is the last one: free there. */
+	u64map_deinit(&srv->per_ip);
 	uv_close((uv_handle_t *)&srv->listener, tcp_server_on_listener_closed);
+}
+
+static void tcp_server_on_sweep_closed(uv_handle_t *h)
+{
+	tcp_server_t *srv = container_of((uv_timer_t *)h, tcp_server_t, sweep);
+	srv->n_alive--;
+	tcp_server_maybe_free(srv);
 }
 
 void tcp_server_close(tcp_server_t *srv)
@@ -453,5 +638,5 @@ void tcp_server_close(tcp_server_t *srv)
 	srv->closing = true;
 	while (srv->conns)
 		tcp_conn_close(srv->conns, "server shutting down");
-	tcp_server_maybe_free(srv);
+	uv_close((uv_handle_t *)&srv->sweep, tcp_server_on_sweep_closed);
 }

@@ -12,6 +12,7 @@
 
 #include "dispatch.h"
 #include "metrics.h"
+#include "sbuf.h"
 
 typedef struct tcp_server tcp_server_t;
 typedef struct tcp_conn tcp_conn_t;
@@ -28,7 +29,22 @@ typedef struct tcp_server_opts {
 	int backlog;
 	unsigned max_conns;     /* over it, new connections are closed at once */
 	uint32_t max_frame;     /* header + body a peer may send; bigger closes it */
-	size_t max_write_queue; /* bytes queued to a peer that is still behind before it is cut off */
+	/* Output limits, in real bytes (frames plus bookkeeping), as redis's
+	 * client-output-buffer-limit: a peer still behind by more than
+	 * max_write_queue (hard) is cut off at once; one over soft_write_queue
+	 * for soft_write_queue_ms is cut off then (0 = no soft limit). */
+	size_t max_write_queue;
+	size_t soft_write_queue;
+	unsigned soft_write_queue_ms;
+	size_t max_output_total; /* over every connection; a send past it cuts its peer off; 0 = none */
+	/* Read no further frame from a connection while its answers wait. */
+	bool hold_while_queued;
+	unsigned max_conns_per_ip; /* from one address; 0 = no limit */
+	/* A connection not marked active (tcp_conn_set_active) this long after
+	 * connecting is closed; 0 = never. */
+	unsigned hello_timeout_ms;
+	/* A frame begun and not finished this long closes the connection; 0 = never. */
+	unsigned partial_frame_timeout_ms;
 	const dispatch_t *dispatch; /* handlers get a PEER_TCP_CONN peer, see tcp_conn_of() */
 	tcp_conn_cb on_connect;
 	tcp_conn_cb on_close; /* once per connection, when it starts closing */
@@ -65,6 +81,15 @@ int tcp_conn_send(tcp_conn_t *c, int32_t msgid, const pb_msgdesc_t *fields,
 		  const void *msg);
 /** tcp_conn_send_frame() - queue a whole encoded frame; takes @buf (malloc'd) in every case. */
 int tcp_conn_send_frame(tcp_conn_t *c, uint8_t *buf, size_t len);
+/**
+ * tcp_conn_send_shared() - queue a shared frame: a reference, never a copy.
+ * The caller keeps its reference. Return: as tcp_conn_send_frame().
+ */
+int tcp_conn_send_shared(tcp_conn_t *c, sbuf_t *b);
+/** tcp_conn_set_active() - @c did what a client does (hello_timeout no longer applies). */
+void tcp_conn_set_active(tcp_conn_t *c);
+/** tcp_server_output_bytes() - real bytes queued over every connection. */
+size_t tcp_server_output_bytes(const tcp_server_t *srv);
 /** tcp_conn_close() - close (idempotent); @why is logged at debug. */
 void tcp_conn_close(tcp_conn_t *c, const char *why);
 /** tcp_conn_ref() / tcp_conn_unref() - keep the struct alive past close (e.g. for a DB job). */

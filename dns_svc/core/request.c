@@ -8,23 +8,71 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "xalloc.h"
 
-int request_route_frame(const snapshot_t *snap, int32_t modid, int32_t cmdid,
-			uint8_t **bufp, size_t *lenp)
+/* A new frame for route @r of @snap (NULL: absent, no hosts). */
+static int route_encode(const snapshot_t *snap, const snap_route_t *r, int32_t modid,
+			int32_t cmdid, sbuf_t **framep)
 {
 	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
 	resp.modid = modid;
 	resp.cmdid = cmdid;
-	const snap_route_t *r = snapshot_find(snap, modid, cmdid);
 	msg_array_t arr = MSG_HOSTS(r ? snapshot_hosts(snap, r) : NULL, r ? r->n_hosts : 0);
 	msg_array_bind(&arr, &resp.host);
-	int rc = msg_frame_alloc(LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields,
-				 &resp, FRAME_TCP_MAX_LIMIT, bufp, lenp);
-	if (rc == -ENOMEM) {
-		log_error("dns: out of memory encoding a route");
-		abort();
+	size_t body, len;
+	if (msg_encoded_size(lars_GetRouteResponse_fields, &resp, &body))
+		return -EINVAL;
+	if (body > FRAME_TCP_MAX_LIMIT - FRAME_HDR_LEN)
+		return MSG_E_TOO_LARGE;
+	sbuf_t *b = sbuf_new(FRAME_HDR_LEN + body);
+	int rc = msg_frame_encode(LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse_fields,
+				  &resp, b->data, b->len, &len);
+	if (rc) {
+		sbuf_unref(b);
+		return rc;
 	}
+	*framep = b;
+	return 0;
+}
+
+/* The cached frame of route @r, encoded now if it is not yet. */
+static int route_cached(snapshot_t *snap, const snap_route_t *r, sbuf_t **framep)
+{
+	size_t i = (size_t)(r - snap->routes);
+	if (!snap->frames)
+		snap->frames = xcalloc(snap->n_routes, sizeof(*snap->frames));
+	if (!snap->frames[i]) {
+		int rc = route_encode(snap, r, r->modid, r->cmdid, &snap->frames[i]);
+		if (rc)
+			return rc;
+	}
+	*framep = snap->frames[i];
+	return 0;
+}
+
+int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t **framep)
+{
+	const snap_route_t *r = snapshot_find(snap, modid, cmdid);
+	if (!r) /* a handful of bytes: not worth keeping */
+		return route_encode(snap, NULL, modid, cmdid, framep);
+	sbuf_t *b;
+	int rc = route_cached(snap, r, &b);
+	if (rc == 0)
+		*framep = sbuf_ref(b);
 	return rc;
+}
+
+void request_prefill(snapshot_t *snap, const snap_keys_t *keys)
+{
+	sbuf_t *b;
+	for (size_t i = 0; snap && keys && i < keys->n; i++) {
+		const snap_route_t *r = snapshot_find(snap, keys->v[i].modid, keys->v[i].cmdid);
+		if (r)
+			(void)route_cached(snap, r, &b);
+	}
+	for (size_t i = 0; snap && i < snap->n_routes; i++)
+		if (snap->routes[i].n_hosts >= REQUEST_PREFILL_HOSTS)
+			(void)route_cached(snap, &snap->routes[i], &b);
 }
 
 /* The (modid, cmdid) body both requests carry. */
@@ -41,14 +89,14 @@ static int request_decode_key(const uint8_t *body, size_t len, request_out_t *ou
 	return 0;
 }
 
-int request_get_route(subs_t *subs, subs_peer_t *peer, const snapshot_t *snap,
+int request_get_route(subs_t *subs, subs_peer_t *peer, snapshot_t *snap,
 		      const uint8_t *body, size_t len, request_out_t *out)
 {
 	int r = request_decode_key(body, len, out);
 	if (r)
 		return r;
 	out->subs = subs_add(subs, peer, out->modid, out->cmdid);
-	return request_route_frame(snap, out->modid, out->cmdid, &out->frame, &out->len);
+	return request_route_frame(snap, out->modid, out->cmdid, &out->frame);
 }
 
 int request_unsubscribe(subs_t *subs, subs_peer_t *peer, const uint8_t *body,

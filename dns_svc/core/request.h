@@ -20,19 +20,31 @@ typedef struct request_out {
 	int32_t cmdid;
 	unsigned subs;    /* SUBS_* flags of the subscription made */
 	bool unsubscribed; /* an UnsubscribeRequest ended a subscription */
-	uint8_t *frame;   /* the answer (malloc'd, the caller owns it), or NULL */
-	size_t len;
+	sbuf_t *frame;    /* the answer (a reference the caller drops), or NULL */
 } request_out_t;
+
+/* Routes of at least this many hosts are encoded before a snapshot is
+ * served (request_prefill), so no request pays for it on the loop. */
+#define REQUEST_PREFILL_HOSTS 512
 
 /**
  * request_route_frame() - the GetRouteResponse frame of (@modid, @cmdid)
  * from @snap (may be NULL): its hosts, or none if the route is absent.
- * Aborts when out of memory, like every allocation in the services.
- * Return: 0 with *bufp (malloc'd, the caller's) and *lenp set, or
- * MSG_E_TOO_LARGE when the route does not fit a TCP frame.
+ * A route's frame is encoded once and kept in @snap; every answer and push
+ * of it is a reference to the same bytes. Aborts when out of memory, like
+ * every allocation in the services.
+ * Return: 0 with *framep (a new reference), or MSG_E_TOO_LARGE when the
+ * route does not fit a TCP frame.
  */
-int request_route_frame(const snapshot_t *snap, int32_t modid, int32_t cmdid,
-			uint8_t **bufp, size_t *lenp);
+int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t **framep);
+
+/**
+ * request_prefill() - encode into @snap, before it is served, the frames of
+ * the routes in @keys (may be NULL: to be pushed) and of every route of
+ * REQUEST_PREFILL_HOSTS hosts or more: the expensive encodes happen where
+ * @snap is built, off the loop. A route too big for a frame is left out.
+ */
+void request_prefill(snapshot_t *snap, const snap_keys_t *keys);
 
 /**
  * request_get_route() - a GetRouteRequest of @peer: subscribe it first (a
@@ -41,7 +53,7 @@ int request_route_frame(const snapshot_t *snap, int32_t modid, int32_t cmdid,
  * MSG_E_TOO_LARGE (route too big; subscribed anyway): bad input to the
  * transport, which closes the connection.
  */
-int request_get_route(subs_t *subs, subs_peer_t *peer, const snapshot_t *snap,
+int request_get_route(subs_t *subs, subs_peer_t *peer, snapshot_t *snap,
 		      const uint8_t *body, size_t len, request_out_t *out);
 
 /**

@@ -119,6 +119,9 @@ snapshot_t *snapshot_build(snap_builder_t *b, int64_t version)
 snapshot_t *snapshot_free(snapshot_t *s)
 {
 	if (s) {
+		for (size_t i = 0; s->frames && i < s->n_routes; i++)
+			sbuf_unref(s->frames[i]);
+		free(s->frames);
 		free(s->routes);
 		free(s->hosts);
 		free(s->index);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lars.pb.h"
+#include "sbuf.h"
 
 /** struct snap_entry - one host of one route, as loaded. */
 typedef struct snap_entry {
@@ -32,6 +33,11 @@ typedef struct snapshot {
 	lars_HostInfo *hosts; /* per route sorted by (ip unsigned, port) */
 	size_t index_cap;     /* power of two */
 	uint32_t *index;      /* route number + 1, 0 = empty */
+	/* Each route's GetRouteResponse frame once encoded (request.c), or
+	 * NULL; allocated at first use. The only part that changes after the
+	 * snapshot is built: by the worker before it hands the snapshot over,
+	 * by the loop after. */
+	sbuf_t **frames;
 } snapshot_t;
 
 /** struct snap_builder - collects entries, then makes a snapshot. */

@@ -138,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    subs_peer_count(p) != before + !!(o.subs & SUBS_ADDED) -
 							     !!(o.subs & SUBS_DROPPED))
 					__builtin_trap();
-				free(o.frame);
+				sbuf_unref(o.frame);
 			} else if (o.frame || subs_has(p, o.modid, o.cmdid) ||
 				   subs_peer_count(p) != before - o.unsubscribed) {
 				__builtin_trap();
@@ -156,10 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t j = 0; j < n; j++)
 			if (!subs_has(&peers[to[j] == &conns[1]], diff.v[i].modid, diff.v[i].cmdid))
 				__builtin_trap();
-		uint8_t *out;
-		size_t olen;
-		if (n && request_route_frame(patched, diff.v[i].modid, diff.v[i].cmdid, &out, &olen) == 0)
-			free(out);
+		sbuf_t *out;
+		if (n && request_route_frame(patched, diff.v[i].modid, diff.v[i].cmdid, &out) == 0)
+			sbuf_unref(out);
 	}
 	size_t held = subs.n;
 	if (subs_peer_deinit(&subs, &peers[0]) + subs_peer_deinit(&subs, &peers[1]) != held ||

@@ -41,16 +41,17 @@ static void decode_answer(const request_out_t *o, int32_t modid, int32_t cmdid,
 			  lars_HostInfo *hosts, size_t *np)
 {
 	assert_non_null(o->frame);
-	assert_true(o->len >= FRAME_HDR_LEN);
-	frame_hdr_t h = frame_hdr_read(o->frame);
+	assert_true(o->frame->len >= FRAME_HDR_LEN);
+	frame_hdr_t h = frame_hdr_read(o->frame->data);
 	assert_int_equal(h.msgid, LARS_ID_GET_ROUTE_RESP);
-	assert_int_equal(h.msglen, o->len - FRAME_HDR_LEN);
+	assert_int_equal(h.msglen, o->frame->len - FRAME_HDR_LEN);
 	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
 	msg_vec_t vec;
 	msg_hosts_init(&vec, 16);
 	msg_vec_bind(&vec, &resp.host);
 	assert_int_equal(msg_decode(lars_GetRouteResponse_fields, &resp,
-				    o->frame + FRAME_HDR_LEN, o->len - FRAME_HDR_LEN, NULL), 0);
+				    o->frame->data + FRAME_HDR_LEN, o->frame->len - FRAME_HDR_LEN,
+				    NULL), 0);
 	assert_int_equal(resp.modid, modid);
 	assert_int_equal(resp.cmdid, cmdid);
 	*np = vec.n;
@@ -58,7 +59,7 @@ static void decode_answer(const request_out_t *o, int32_t modid, int32_t cmdid,
 	msg_vec_deinit(&vec);
 }
 
-static void get(subs_t *s, subs_peer_t *p, const snapshot_t *sn, int32_t modid,
+static void get(subs_t *s, subs_peer_t *p, snapshot_t *sn, int32_t modid,
 		int32_t cmdid, request_out_t *o)
 {
 	uint8_t body[64];
@@ -89,21 +90,20 @@ static void test_get_route_answers_and_subscribes(void **state)
 	assert_int_equal(h[0].port, 9000);
 	assert_int_equal(h[1].ip, 0x7f000002);
 	assert_int_equal(h[1].port, 9001);
-	/* The same bytes as the frame a push sends. */
-	uint8_t *push;
-	size_t push_len;
-	assert_int_equal(request_route_frame(sn, 1, 1, &push, &push_len), 0);
-	assert_int_equal(push_len, o.len);
-	assert_memory_equal(push, o.frame, o.len);
-	free(push);
-	free(o.frame);
+	/* The very bytes a push sends: encoded once, shared. */
+	sbuf_t *push;
+	assert_int_equal(request_route_frame(sn, 1, 1, &push), 0);
+	assert_ptr_equal(push, o.frame);
+	assert_int_equal(push->refs, 3); /* the snapshot's, the answer's, ours */
+	sbuf_unref(push);
+	sbuf_unref(o.frame);
 	assert_true(subs_has(&p, 1, 1));
 	assert_int_equal(s.n, 1);
 
 	/* Asked again: answered, already subscribed. */
 	get(&s, &p, sn, 1, 1, &o);
 	assert_int_equal(o.subs, 0);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	assert_int_equal(s.n, 1);
 
 	/* An unknown route: no hosts, subscribed all the same (it may appear). */
@@ -111,14 +111,14 @@ static void test_get_route_answers_and_subscribes(void **state)
 	assert_int_equal(o.subs, SUBS_ADDED);
 	decode_answer(&o, 3, 3, h, &n);
 	assert_int_equal(n, 0);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	assert_int_equal(subs_count(&s, 3, 3), 1);
 
 	/* No snapshot at all answers the same way. */
 	get(&s, &p, NULL, 2, 5, &o);
 	decode_answer(&o, 2, 5, h, &n);
 	assert_int_equal(n, 0);
-	free(o.frame);
+	sbuf_unref(o.frame);
 
 	assert_int_equal(subs_peer_deinit(&s, &p), 3);
 	assert_int_equal(s.n, 0);
@@ -150,7 +150,7 @@ static void test_bad_body(void **state)
 	assert_int_equal(request_get_route(&s, &p, sn, NULL, 0, &o), 0);
 	assert_true(o.decoded);
 	assert_int_equal(o.modid, 0);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	assert_true(subs_has(&p, 0, 0));
 	assert_int_equal(subs_peer_deinit(&s, &p), 1);
 	subs_deinit(&s);
@@ -166,9 +166,9 @@ static void test_unsubscribe(void **state)
 	subs_peer_init(&p, NULL);
 	request_out_t o;
 	get(&s, &p, sn, 1, 1, &o);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	get(&s, &p, sn, 2, 5, &o);
-	free(o.frame);
+	sbuf_unref(o.frame);
 
 	uint8_t body[64];
 	size_t len = key_body(1, 1, body, sizeof(body));
@@ -201,17 +201,17 @@ static void test_lru_drop(void **state)
 	for (int32_t c = 1; c <= 3; c++) {
 		get(&s, &p, sn, 9, c, &o);
 		assert_int_equal(o.subs, SUBS_ADDED);
-		free(o.frame);
+		sbuf_unref(o.frame);
 	}
 	get(&s, &q, sn, 9, 2, &o); /* another connection, same route */
-	free(o.frame);
+	sbuf_unref(o.frame);
 	get(&s, &p, sn, 9, 1, &o); /* asked again: now the most recent */
 	assert_int_equal(o.subs, 0);
-	free(o.frame);
+	sbuf_unref(o.frame);
 
 	get(&s, &p, sn, 9, 4, &o);
 	assert_int_equal(o.subs, SUBS_ADDED | SUBS_DROPPED | SUBS_FIRST_DROP);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	assert_false(subs_has(&p, 9, 2)); /* the least recently asked */
 	assert_true(subs_has(&p, 9, 1));
 	assert_true(subs_has(&p, 9, 3));
@@ -223,7 +223,7 @@ static void test_lru_drop(void **state)
 
 	get(&s, &p, sn, 9, 5, &o); /* warned once per connection */
 	assert_int_equal(o.subs, SUBS_ADDED | SUBS_DROPPED);
-	free(o.frame);
+	sbuf_unref(o.frame);
 	assert_false(subs_has(&p, 9, 3));
 	assert_int_equal(s.n, 4);
 	assert_int_equal(subs_peer_deinit(&s, &p), 3);
@@ -245,10 +245,10 @@ static void test_collect_and_close(void **state)
 	for (int i = 0; i < 5; i++) {
 		subs_peer_init(&p[i], &conns[i]);
 		get(&s, &p[i], sn, 1, 1, &o);
-		free(o.frame);
+		sbuf_unref(o.frame);
 		if (i % 2 == 0) {
 			get(&s, &p[i], sn, 2, 5, &o);
-			free(o.frame);
+			sbuf_unref(o.frame);
 		}
 	}
 	assert_int_equal(subs_count(&s, 1, 1), 5);
