@@ -36,7 +36,10 @@ static const config_key_t keys[] = {
 
 static int check(void *c, const char *path)
 {
-	return admin_check_cfg(c, path);
+	int r = admin_check_cfg(c, path);
+	if (r == 0)
+		service_need_fds((unsigned)cfg.max_conns, "[admin] max_conns");
+	return r;
 }
 
 SERVICE_PART(admin_t, admin_new, admin_close, service_on_ready_ports)

@@ -73,6 +73,7 @@ static int dns_check(void *c, const char *path)
 	if (d->reactor_threads >= 0)
 		log_info("[reactor] threadNum has no effect: one event loop serves every "
 			 "connection and database work runs on [dns] db_threads workers");
+	service_need_fds((unsigned)d->max_conns, "[dns] max_conns");
 	return 0;
 }
 

@@ -53,6 +53,7 @@ static int rep_check(void *c, const char *path)
 		log_error("%s: [reporter] trusted_proxies = %s: %s", path, r->trusted_proxies, why);
 		return -EINVAL;
 	}
+	service_need_fds((unsigned)r->max_conns, "[reporter] max_conns");
 	return 0;
 }
 

@@ -4,10 +4,10 @@
 //
 // service_main() is every daemon's main(): it parses the arguments, loads
 // the definition's keys plus [log] / [metrics], then builds the loop, the
-// metrics registry, the signal handlers, the stats timer and the /metrics
-// listener, calls the definition's start and runs the loop. SIGTERM/SIGINT
-// (or service_stop()) closes what is ours and calls its stop; the loop runs
-// until every handle is closed and uv_loop_close() succeeds.
+// metrics registry, the signal handlers, the loop-lag timer, the stats timer
+// and the /metrics listener, calls the definition's start and runs the loop.
+// SIGTERM/SIGINT (or service_stop()) closes what is ours and calls its stop;
+// the loop runs until every handle is closed and uv_loop_close() succeeds.
 #include "service.h"
 
 #include <errno.h>
@@ -16,11 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "handles.h"
 #include "lars_config.h"
+#include "loop_lag.h"
 #include "metrics_http.h"
+#include "nofile.h"
 #include "xalloc.h"
 
 #if LARS_HAVE_SYSTEMD
@@ -38,11 +41,13 @@ struct service {
 	uv_loop_t *loop;
 	const service_def_t *def;
 	void *obj;           /* what def->start made, NULL if nothing */
-	handles_t handles;   /* sigint, sigterm, stats_timer */
+	handles_t handles;   /* sigint, sigterm, stats_timer, lag.timer */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 	uv_timer_t stats_timer;
 	bool stats_running;
+	loop_lag_t lag;      /* lars_loop_lag_seconds; its gauge reads it */
+	bool lag_ready;      /* lag initialised (and in handles) */
 	metrics_t *metrics;
 	metrics_http_t *metrics_http;
 	int metrics_port;
@@ -244,14 +249,21 @@ static void service_on_stats(uv_timer_t *t)
 	service_log_stats(t->data);
 }
 
-/* The log level (unless --log-level was given), @m's non-zero counters in
- * the log every stats_interval seconds, and GET /metrics if [metrics] port
- * is set or enabled = true. */
+/* The log level (unless --log-level was given), the loop-lag metrics, @m's
+ * non-zero counters in the log every stats_interval seconds, and GET
+ * /metrics if [metrics] port is set or enabled = true. */
 static int service_apply_common(service_t *svc)
 {
 	const service_common_cfg_t *c = svc->def->common;
 	if (!svc->level_given)
 		log_set_level(c->log_level);
+	int lr = loop_lag_init(&svc->lag, svc->loop, svc->metrics);
+	if (lr) {
+		log_error("cannot create the loop lag timer: %s", uv_err_name(lr));
+		return lr;
+	}
+	handles_add(&svc->handles, &svc->lag.timer);
+	svc->lag_ready = true;
 	if (c->stats_interval > 0) {
 		uint64_t ms = (uint64_t)c->stats_interval * 1000;
 		int r = uv_timer_init(svc->loop, &svc->stats_timer);
@@ -337,6 +349,44 @@ void service_stop(service_t *svc)
 		svc->def->stop(obj);
 }
 
+/**
+ * service_need_fds() - raise the open-file soft limit for @n connections.
+ * @n: the connections the daemon may hold (its max_conns).
+ * @why: the key that sets @n, for the log: "[dns] max_conns".
+ *
+ * Raises RLIMIT_NOFILE's soft limit to @n + NOFILE_MARGIN, at most to the
+ * hard limit (logged at info), and warns when the hard limit is lower than
+ * that: connections beyond it fail to be accepted (EMFILE). Never lowers the
+ * limit; failures are logged and otherwise ignored.
+ */
+void service_need_fds(unsigned n, const char *why)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	nofile_plan_t p = nofile_plan(rl.rlim_cur, rl.rlim_max, n);
+	if (p.too_low)
+		log_warn("%s = %u needs about %llu open files; the hard limit is %llu: "
+			 "connections beyond about %llu will fail (raise LimitNOFILE= "
+			 "or the hard ulimit -n)",
+			 why, n, (unsigned long long)p.need, (unsigned long long)rl.rlim_max,
+			 (unsigned long long)(rl.rlim_max > NOFILE_MARGIN
+						      ? rl.rlim_max - NOFILE_MARGIN : 0));
+	if (!p.raise)
+		return;
+	unsigned long long old = rl.rlim_cur;
+	rl.rlim_cur = p.soft;
+	if (setrlimit(RLIMIT_NOFILE, &rl)) {
+		log_warn("cannot raise the open-file limit from %llu to %llu: %s", old,
+			 (unsigned long long)p.soft, strerror(errno));
+		return;
+	}
+	log_info("open-file limit raised from %llu to %llu for %s = %u", old,
+		 (unsigned long long)p.soft, why, n);
+}
+
 void service_fail(service_t *svc)
 {
 	svc->failed = true;
@@ -373,6 +423,13 @@ static int service_close_loop(uv_loop_t *loop, unsigned *n_strayp)
 static int service_run(service_t *svc)
 {
 	uv_loop_t *loop = svc->loop;
+	/* From here on: the daemon's start may have taken a while, but that
+	 * was before the loop served anything. */
+	if (svc->lag_ready && !svc->stopping) {
+		int r = loop_lag_start(&svc->lag);
+		if (r)
+			log_warn("cannot start the loop lag timer: %s", uv_err_name(r));
+	}
 	/* Returns once nothing is active: after a stop, when all is closed. */
 	(void)uv_run(loop, UV_RUN_DEFAULT);
 	bool clean = svc->stopping && !svc->failed;

@@ -94,7 +94,8 @@ typedef struct service_def {
 
 /**
  * service_main() - run the daemon @def: "-c FILE [--ready-fd N] [--log-level L]"
- * and its flags, configuration, log, signals, stats and /metrics, then
+ * and its flags, configuration, log, signals, stats, /metrics and the
+ * loop-lag timer (lars_loop_lag_seconds, lars_loop_lag_max_seconds), then
  * @def->start, the loop until SIGTERM / SIGINT, @def->stop, and the close.
  * Return: the exit status: 0 (clean shutdown, --help, --version), 1 (the
  * service failed), 2 (bad arguments or configuration).
@@ -115,5 +116,10 @@ void service_on_ready_ports(void *svc, const char *ports);
 void service_on_ready_tcp(void *svc, int port);
 /** service_stop() - begin the graceful shutdown from code (as SIGTERM does). */
 void service_stop(service_t *svc);
+/**
+ * service_need_fds() - raise the open-file soft limit for @n connections (up
+ * to the hard limit); warns naming @why ("[dns] max_conns") if that is short.
+ */
+void service_need_fds(unsigned n, const char *why);
 /** service_fail() - shut down because the service cannot work; exit status 1. */
 void service_fail(service_t *svc);

@@ -1,15 +1,30 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format: the registry and its
-// rendering, no event loop (the listener is loop/metrics_http.c).
+// Counters, gauges and histograms in Prometheus text format: the registry
+// and its rendering, no event loop (the listener is loop/metrics_http.c).
 #include "metrics.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "xalloc.h"
+
+/*
+ * Each bucket counts only the values that fell into it (not cumulative), so
+ * an observation is one relaxed increment; rendering adds them up. _count is
+ * that total too, so it always equals the +Inf bucket even while other
+ * threads observe. The sum is a double kept as its bits, added by CAS.
+ */
+struct metrics_histogram {
+	double *bounds;            /* n_bounds finite upper bounds, increasing */
+	size_t n_bounds;
+	_Atomic uint64_t *buckets; /* n_bounds + 1: the last one is +Inf */
+	_Atomic uint64_t sum_bits;
+};
 
 typedef struct metric {
 	struct metric *next;
@@ -18,6 +33,7 @@ typedef struct metric {
 	metrics_counter_t counter;
 	metrics_gauge_fn gauge;
 	void *arg;
+	metrics_histogram_t *hist; /* a histogram: ->counter unused */
 	bool level; /* a gauge stored in ->counter, signed */
 } metric_t;
 
@@ -46,6 +62,11 @@ metrics_t *metrics_free(metrics_t *m)
 		return NULL;
 	for (metric_t *x = m->head, *n; x; x = n) {
 		n = x->next;
+		if (x->hist) {
+			free(x->hist->bounds);
+			free(x->hist->buckets);
+			free(x->hist);
+		}
 		free(x->name);
 		free(x->help);
 		free(x);
@@ -69,7 +90,7 @@ metrics_counter_t *metrics_counter(metrics_t *m, const char *name, const char *h
 	if (!m)
 		return NULL;
 	for (metric_t *x = m->head; x; x = x->next)
-		if (!x->gauge && !x->level && strcmp(x->name, name) == 0)
+		if (!x->gauge && !x->level && !x->hist && strcmp(x->name, name) == 0)
 			return &x->counter;
 	return &metrics_add_metric(m, name, help)->counter;
 }
@@ -96,6 +117,107 @@ void metrics_gauge(metrics_t *m, const char *name, const char *help,
 	x->arg = arg;
 }
 
+/**
+ * metrics_histogram() - register (or find) a histogram.
+ * @m: the registry (NULL: returns NULL, and metrics_observe() ignores that).
+ * @name: the family name without labels; the series are @name_bucket{le=...},
+ *        @name_sum and @name_count.
+ * @help: its HELP text.
+ * @bounds: @n_bounds finite upper bounds, strictly increasing (copied); the
+ *          +Inf bucket is always added.
+ * @n_bounds: how many.
+ *
+ * A second registration of @name returns the first (its bounds stay).
+ * Return: the histogram, owned by @m (valid until metrics_free).
+ */
+metrics_histogram_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
+				       const double *bounds, size_t n_bounds)
+{
+	if (!m)
+		return NULL;
+	assert(!strchr(name, '{'));
+	for (size_t i = 0; i < n_bounds; i++)
+		assert(isfinite(bounds[i]) && (i == 0 || bounds[i - 1] < bounds[i]));
+	for (metric_t *x = m->head; x; x = x->next)
+		if (x->hist && strcmp(x->name, name) == 0)
+			return x->hist;
+	metrics_histogram_t *h = xcalloc(1, sizeof(*h));
+	h->bounds = xcalloc(n_bounds ? n_bounds : 1, sizeof(*h->bounds));
+	if (n_bounds)
+		memcpy(h->bounds, bounds, n_bounds * sizeof(*bounds));
+	h->n_bounds = n_bounds;
+	h->buckets = xcalloc(n_bounds + 1, sizeof(*h->buckets));
+	metrics_add_metric(m, name, help)->hist = h;
+	return h;
+}
+
+static double bits_to_double(uint64_t bits)
+{
+	double d;
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+
+static uint64_t double_to_bits(double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof(bits));
+	return bits;
+}
+
+/**
+ * metrics_observe() - count one value.
+ * @h: the histogram, or NULL (nothing happens).
+ * @v: the value; it goes into the first bucket whose bound is >= @v (the
+ *     text format's "le"), or +Inf. NaN is ignored.
+ *
+ * Any thread may call it (relaxed atomics, like the counters).
+ */
+void metrics_observe(metrics_histogram_t *h, double v)
+{
+	if (!h || isnan(v))
+		return;
+	size_t i = 0;
+	while (i < h->n_bounds && v > h->bounds[i])
+		i++;
+	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+	uint64_t old = atomic_load_explicit(&h->sum_bits, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old,
+						      double_to_bits(bits_to_double(old) + v),
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* @v in the fewest digits that read back as the same double: "0.1", not
+ * "0.10000000000000001" (bounds are labels, so they should look as written). */
+static void format_shortest(char *out, size_t cap, double v)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(out, cap, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+static void render_histogram(FILE *f, const metric_t *x)
+{
+	const metrics_histogram_t *h = x->hist;
+	uint64_t total = 0;
+	char le[32];
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", x->name, x->help, x->name);
+	for (size_t i = 0; i <= h->n_bounds; i++) {
+		total += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+		if (i < h->n_bounds)
+			format_shortest(le, sizeof(le), h->bounds[i]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", x->name, le, (unsigned long long)total);
+	}
+	fprintf(f, "%s_sum %.17g\n%s_count %llu\n", x->name,
+		bits_to_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)),
+		x->name, (unsigned long long)total);
+}
+
 static size_t family_len(const char *name)
 {
 	const char *brace = strchr(name, '{');
@@ -108,7 +230,7 @@ void metrics_summary(metrics_t *m, char *out, size_t cap)
 	out[0] = '\0';
 	for (metric_t *x = m->head; x && len + 1 < cap; x = x->next) {
 		uint64_t v = metrics_get(&x->counter);
-		if (x->gauge || v == 0)
+		if (x->gauge || x->hist || v == 0)
 			continue;
 		int n = x->level ? snprintf(out + len, cap - len, "%s%s=%lld",
 					    len ? " " : "", x->name, (long long)(int64_t)v)
@@ -156,12 +278,16 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 			seen = same_family(p, x);
 		if (seen)
 			continue;
+		if (x->hist) {
+			render_histogram(f, x);
+			continue;
+		}
 		size_t fl = family_len(x->name);
 		fprintf(f, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)fl, x->name,
 			x->help, (int)fl, x->name,
 			x->gauge || x->level ? "gauge" : "counter");
 		for (metric_t *y = x; y; y = y->next)
-			if (same_family(x, y))
+			if (!y->hist && same_family(x, y))
 				render_sample(f, y);
 	}
 	if (fclose(f))

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Counters and gauges in Prometheus text format (registry and rendering).
+// Counters, gauges and histograms in Prometheus text format (registry and
+// rendering).
 #pragma once
 
 #include <stdatomic.h>
@@ -13,6 +14,9 @@ typedef struct metrics metrics_t;
 typedef struct metrics_counter {
 	_Atomic uint64_t value;
 } metrics_counter_t;
+
+/** A histogram: any thread may observe into it (relaxed atomics). */
+typedef struct metrics_histogram metrics_histogram_t;
 
 /** A gauge read when /metrics is rendered (on the loop thread). */
 typedef double (*metrics_gauge_fn)(void *arg);
@@ -36,6 +40,16 @@ metrics_counter_t *metrics_level(metrics_t *m, const char *name, const char *hel
 void metrics_gauge(metrics_t *m, const char *name, const char *help,
 		   metrics_gauge_fn fn, void *arg);
 
+/**
+ * metrics_histogram() - register (or find) a histogram of @n_bounds upper
+ * bounds (strictly increasing, finite; "+Inf" is added). @name has no labels.
+ * Return: the histogram, owned by @m (valid until metrics_free).
+ */
+metrics_histogram_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
+				       const double *bounds, size_t n_bounds);
+/** metrics_observe() - count @v into @h (NULL: nothing); NaN is ignored. */
+void metrics_observe(metrics_histogram_t *h, double v);
+
 static inline void metrics_add(metrics_counter_t *c, uint64_t n)
 {
 	if (c)
@@ -57,7 +71,8 @@ static inline uint64_t metrics_get(const metrics_counter_t *c)
 
 /**
  * metrics_summary() - "name=value ..." of the non-zero counters and levels
- * (gauges computed by callbacks left out) into @out; truncated to fit.
+ * (gauges computed by callbacks and histograms left out: a histogram is a
+ * dozen numbers, /metrics has them) into @out; truncated to fit.
  */
 void metrics_summary(metrics_t *m, char *out, size_t cap);
 

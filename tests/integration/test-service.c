@@ -2,7 +2,8 @@
 // The service core as the daemons use it, through a real process
 // (lars-test-svc): readiness on --ready-fd with port 0, TCP and UDP serving,
 // bad input closing only the offending peer, the connection limit, the
-// write-queue bound, /metrics, and a clean exit on SIGTERM.
+// write-queue bound, /metrics, the loop-lag metrics seeing a stalled loop,
+// and a clean exit on SIGTERM.
 #include "test.h"
 
 #include <sys/time.h>
@@ -293,6 +294,68 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(out, "404"));
 }
 
+/* The value of the sample @name (with its labels) in @text, or -1. */
+static double metric_value(const char *text, const char *name)
+{
+	char key[160];
+	snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = strstr(text, key);
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* echo_svc's test-only GetHost (modid 999999): blocks its loop cmdid ms. */
+#define STALL_MODID 999999
+#define STALL_MS 800
+#define LAG_INTERVAL_MS 100 /* common/loop/loop_lag.h */
+
+/* service_main() gives every daemon the lag metrics; a loop blocked for
+ * STALL_MS shows: the lag timer fell due at most one interval into it. */
+static void test_loop_lag(void **state)
+{
+	static char out[65536];
+	assert_true(harness_http_get(metrics_port, "/metrics", out, sizeof(out)) > 0);
+	assert_non_null(strstr(out, "# TYPE lars_loop_lag_seconds histogram\n"));
+	assert_non_null(strstr(out, "\nlars_loop_lag_seconds_bucket{le=\"0.001\"} "));
+	assert_non_null(strstr(out, "\nlars_loop_lag_seconds_bucket{le=\"+Inf\"} "));
+	assert_non_null(strstr(out, "\nlars_loop_lag_seconds_sum "));
+	assert_non_null(strstr(out, "# TYPE lars_loop_lag_max_seconds gauge\n"));
+	double before = metric_value(out, "lars_loop_lag_seconds_count");
+	assert_true(before >= 0);
+
+	int fd = harness_tcp_connect(tcp_port);
+	assert_true(fd >= 0);
+	uint8_t buf[64], body[256];
+	size_t len = get_host_frame(buf, 77, STALL_MODID, STALL_MS);
+	assert_int_equal(harness_send_all(fd, buf, len), 0);
+	frame_hdr_t hdr;
+	assert_int_equal(harness_recv_frame(fd, &hdr, body, sizeof(body), 15000), 1);
+	close(fd);
+
+	/* The timer runs in the loop's next turn; wait for it up to a deadline. */
+	double want = (STALL_MS - LAG_INTERVAL_MS - 1) / 1000.0, max = -1;
+	int64_t deadline = harness_deadline(10000);
+	do {
+		if (harness_http_get(metrics_port, "/metrics", out, sizeof(out)) > 0)
+			max = metric_value(out, "lars_loop_lag_max_seconds");
+		if (max < want)
+			usleep(50000);
+	} while (max < want && harness_left_ms(deadline) > 0);
+	if (max < want)
+		fail_msg("lars_loop_lag_max_seconds = %g after a %d ms stall, want >= %g",
+			 max, STALL_MS, want);
+	print_message("lars_loop_lag_max_seconds = %g after a %d ms stall\n", max, STALL_MS);
+	/* It was observed: above the 0.5 s bucket, counted, and in the sum. */
+	double count = metric_value(out, "lars_loop_lag_seconds_count");
+	assert_true(count > before);
+	assert_true(metric_value(out, "lars_loop_lag_seconds_bucket{le=\"0.5\"}") < count);
+	assert_true(metric_value(out, "lars_loop_lag_seconds_bucket{le=\"+Inf\"}") == count);
+	assert_true(metric_value(out, "lars_loop_lag_seconds_sum") >= want);
+	/* The daemon serves on. */
+	fd = harness_tcp_connect(tcp_port);
+	tcp_roundtrip(fd, 78, 1);
+	close(fd);
+}
+
 static void test_sd_notify_ready(void **state)
 {
 	/* Type=notify units: READY=1 once serving, STOPPING=1 at SIGTERM. */
@@ -338,6 +401,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_write_queue_bound),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_loop_lag),
 		cmocka_unit_test(test_sd_notify_ready),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

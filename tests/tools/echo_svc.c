@@ -5,10 +5,14 @@
 //
 // GetHostRequest (4) -> GetHostResponse (5): host 127.0.0.1:(9000 + cmdid).
 // GetRouteRequest (1) -> GetRouteResponse (2) with cmdid hosts (big frames).
+// Test only: a TCP GetHostRequest for modid ECHO_STALL_MODID blocks the loop
+// for cmdid ms (at most 10 s) before it is answered, so the tests can see
+// lars_loop_lag_seconds measure a stall.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "dispatch.h"
@@ -43,6 +47,9 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_INT("echo", "max_write_queue", &cfg.max_write_queue, 1024, 1 << 30),
 };
 
+#define ECHO_STALL_MODID 999999
+#define ECHO_STALL_MAX_MS 10000
+
 typedef struct echo {
 	tcp_server_t *tcp;
 	udp_server_t *udp;
@@ -61,6 +68,21 @@ static void answer_host(const lars_GetHostRequest *req, lars_GetHostResponse *re
 	resp->host.port = 9000 + req->cmdid;
 }
 
+/* Block the loop thread for @ms, as a slow callback in a daemon would. */
+static void echo_stall(int ms)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL) == EINTR)
+		;
+}
+
 static int on_tcp_get_host(peer_t *peer, void *user, int32_t msgid,
 			   const uint8_t *body, size_t len)
 {
@@ -69,6 +91,8 @@ static int on_tcp_get_host(peer_t *peer, void *user, int32_t msgid,
 	int r = msg_decode(lars_GetHostRequest_fields, &req, body, len, NULL);
 	if (r)
 		return r;
+	if (req.modid == ECHO_STALL_MODID && req.cmdid > 0 && req.cmdid <= ECHO_STALL_MAX_MS)
+		echo_stall(req.cmdid);
 	answer_host(&req, &resp);
 	r = peer_send(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
 	return r == -ENOBUFS ? 0 : r; /* cut off already: not bad input */
