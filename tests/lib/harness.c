@@ -263,7 +263,7 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap)
 	if (fd < 0)
 		return -1;
 	char req[256];
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
 	if (harness_send_all(fd, req, (size_t)n)) {
 		close(fd);
 		return -1;
