@@ -106,42 +106,26 @@ static void tell_link(agent_t *a)
 	acore_set_link(a->core, l);
 }
 
-static void on_repull_idle(uv_idle_t *h);
-
-/* One slice of the re-pull, sent; the idle handle runs while more is left. */
-static void repull_step(agent_t *a)
-{
-	bool more = acore_repull_step(a->core, now_ms(a), ACORE_REPULL_BUDGET);
-	awire_drain_dns(&a->wire, ACORE_OK);
-	bool active = uv_is_active((uv_handle_t *)&a->repull_idle);
-	if (more == active || a->closing)
-		return;
-	if (!more) {
-		(void)uv_idle_stop(&a->repull_idle); /* cannot fail */
-		return;
-	}
-	int r = uv_idle_start(&a->repull_idle, on_repull_idle);
-	if (r)
-		log_warn("agent: re-pull idle handle: %s (the rest is pulled on demand)",
-			 uv_err_name(r));
-}
-
+/* One slice of the re-pull a loop turn, sent; the handle stops after the last. */
 static void on_repull_idle(uv_idle_t *h)
 {
 	agent_t *a = h->data;
-	if (!acore_repulling(a->core)) {
-		(void)uv_idle_stop(h); /* the connection went away meanwhile */
-		return;
-	}
-	repull_step(a);
+	if (!acore_repull_step(a->core, now_ms(a), ACORE_REPULL_BUDGET))
+		(void)uv_idle_stop(h); /* done, or the connection went away: cannot fail */
+	awire_drain_dns(&a->wire, ACORE_OK);
 }
 
 static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
 	a->dns_lost = false;
-	acore_dns_connected(a->core, now_ms(a));
-	repull_step(a); /* the first slice now, the rest a slice per loop turn */
+	acore_dns_connected(a->core, now_ms(a)); /* notes the keys, pulls none yet */
+	if (!acore_repulling(a->core) || a->closing)
+		return;
+	int r = uv_idle_start(&a->repull_idle, on_repull_idle);
+	if (r)
+		log_warn("agent: re-pull idle handle: %s (keys are pulled on demand)",
+			 uv_err_name(r));
 }
 
 static void on_dns_disconnect(tcp_client_t *cli, void *user)

