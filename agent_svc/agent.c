@@ -7,6 +7,8 @@
 // the core's decisions out: a frame's body goes through core/agent_wire.c
 // (decode, core, answer), the answer goes back, and what the core queued for
 // lars-dns and lars-reporter is sent; timers tick the core and flush reports.
+// The re-pull after a lars-dns (re)connect goes out a slice per loop turn
+// (an idle handle while it lasts), so requests are answered in between.
 #include "agent.h"
 
 #include <arpa/inet.h>
@@ -47,7 +49,8 @@ struct agent {
 	uv_timer_t tick_timer;
 	uv_timer_t report_timer;
 	uv_timer_t state_timer; /* a flush soon after a state change */
-	handles_t timers; /* tick, report, state */
+	uv_idle_t repull_idle;  /* a slice of the re-pull each loop turn while one lasts */
+	handles_t timers; /* tick, report, state, repull */
 	bool closing;
 	struct {
 		metrics_counter_t *get_host[4], *reports, *api_routes, *pulls, *report_msgs,
@@ -103,19 +106,35 @@ static void tell_link(agent_t *a)
 	acore_set_link(a->core, l);
 }
 
+/* One slice of the re-pull a loop turn, sent; the handle stops after the last. */
+static void on_repull_idle(uv_idle_t *h)
+{
+	agent_t *a = h->data;
+	if (!acore_repull_step(a->core, now_ms(a), ACORE_REPULL_BUDGET))
+		(void)uv_idle_stop(h); /* done, or the connection went away: cannot fail */
+	awire_drain_dns(&a->wire, ACORE_OK);
+}
+
 static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
 	a->dns_lost = false;
-	acore_dns_connected(a->core, now_ms(a));
-	awire_drain_dns(&a->wire, ACORE_OK);
+	acore_dns_connected(a->core, now_ms(a)); /* notes the keys, pulls none yet */
+	if (!acore_repulling(a->core) || a->closing)
+		return;
+	int r = uv_idle_start(&a->repull_idle, on_repull_idle);
+	if (r)
+		log_warn("agent: re-pull idle handle: %s (keys are pulled on demand)",
+			 uv_err_name(r));
 }
 
 static void on_dns_disconnect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
 	a->dns_lost = true;
-	acore_set_link(a->core, ACORE_LINK_DOWN);
+	acore_set_link(a->core, ACORE_LINK_DOWN); /* ends a re-pull under way */
+	if (!a->closing)
+		(void)uv_idle_stop(&a->repull_idle);
 }
 
 static int on_dns_route(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -333,11 +352,14 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	(void)uv_timer_init(loop, &a->tick_timer); /* cannot fail on a live loop */
 	(void)uv_timer_init(loop, &a->report_timer);
 	(void)uv_timer_init(loop, &a->state_timer);
+	(void)uv_idle_init(loop, &a->repull_idle);
 	a->tick_timer.data = a->report_timer.data = a->state_timer.data = a;
+	a->repull_idle.data = a;
 	handles_init(&a->timers);
 	handles_add(&a->timers, &a->tick_timer);
 	handles_add(&a->timers, &a->report_timer);
 	handles_add(&a->timers, &a->state_timer);
+	handles_add(&a->timers, &a->repull_idle);
 	agent_metrics(a);
 	a->wire = (awire_t){ .core = a->core, .send_dns = send_dns, .send_report = send_report,
 			     .user = a, .max_hosts = (size_t)cfg->max_hosts,

@@ -10,7 +10,9 @@
 // one the database refuses (folded back, retried with backoff, or in halves
 // after a statement timeout) and when the agents' connections stop being
 // read (max_pending_keys). Here: the sockets, the DB worker jobs that store
-// a batch in one transaction, the timers, the counters and the shutdown.
+// a batch in one transaction, the timers, the counters and the shutdown. A
+// refused batch is folded back a slice per loop turn (an idle handle while
+// flush_folding()), so agents' reports are read in between.
 #include "server.h"
 
 #include <errno.h>
@@ -58,7 +60,8 @@ struct rep {
 	uv_timer_t flush_timer;
 	uv_timer_t prune_timer;
 	uv_timer_t shutdown_timer;
-	handles_t timers; /* flush, prune, shutdown */
+	uv_idle_t fold_idle; /* a slice of fold-back each loop turn while there is one */
+	handles_t timers; /* flush, prune, shutdown, fold */
 	bool timers_closed;
 	unsigned in_flight; /* DB jobs not yet done: batches and prunes */
 	struct {
@@ -201,6 +204,8 @@ static void rep_submit(rep_t *r, const flush_batch_t *batch)
 	pg_worker_submit(r->db, &b->base);
 }
 
+static void on_fold_idle(uv_idle_t *h);
+
 /* Carry out what the flush policy decided after an event. */
 static void rep_act(rep_t *r)
 {
@@ -224,6 +229,23 @@ static void rep_act(rep_t *r)
 			break;
 		}
 	}
+	/* Once shutdown is over the handle is closing; rep_maybe_free() folds the rest. */
+	if (flush_folding(&r->flush) && !r->flush.finished &&
+	    !uv_is_active((uv_handle_t *)&r->fold_idle)) {
+		int rc = uv_idle_start(&r->fold_idle, on_fold_idle);
+		if (rc)
+			log_error("reporter: cannot start the fold-back: %s", uv_err_name(rc));
+	}
+}
+
+/* One slice of the fold-back, then what the flush policy makes of it. */
+static void on_fold_idle(uv_idle_t *h)
+{
+	rep_t *r = h->data;
+	flush_fold_step(&r->flush, FLUSH_FOLD_BUDGET);
+	if (!flush_folding(&r->flush))
+		(void)uv_idle_stop(h); /* cannot fail */
+	rep_act(r);
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -271,13 +293,13 @@ static void on_prune_timer(uv_timer_t *t)
 
 static double gauge_pending_keys(void *arg)
 {
-	return (double)pending_keys(&((rep_t *)arg)->flush.pending);
+	return (double)flush_pending_keys(&((rep_t *)arg)->flush);
 }
 
 static double gauge_oldest(void *arg)
 {
 	rep_t *r = arg;
-	uint64_t oldest = pending_oldest_ms(&r->flush.pending);
+	uint64_t oldest = flush_oldest_ms(&r->flush);
 	return oldest ? (double)(uv_now(r->loop) - oldest) / 1000 : 0;
 }
 
@@ -384,11 +406,14 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &r->flush_timer);
 	(void)uv_timer_init(loop, &r->prune_timer);
 	(void)uv_timer_init(loop, &r->shutdown_timer);
+	(void)uv_idle_init(loop, &r->fold_idle); /* as uv_timer_init() */
 	r->flush_timer.data = r->prune_timer.data = r->shutdown_timer.data = r;
+	r->fold_idle.data = r;
 	handles_init(&r->timers);
 	handles_add(&r->timers, &r->flush_timer);
 	handles_add(&r->timers, &r->prune_timer);
 	handles_add(&r->timers, &r->shutdown_timer);
+	handles_add(&r->timers, &r->fold_idle);
 	rep_timer_start(&r->flush_timer, on_flush_timer, (uint64_t)cfg->flush_interval_ms,
 			(uint64_t)cfg->flush_interval_ms);
 	/* Retention at start, then hourly. */
@@ -412,14 +437,16 @@ static void rep_on_timers_closed(handles_t *g)
 
 /*
  * Freed once the timers are closed and no DB job can call back. By then every
- * batch has come back (stored, or folded into pending), so what pending
- * holds is exactly what was not stored.
+ * batch has come back (stored, or folded back), so what pending holds is
+ * exactly what was not stored. The fold-back left is merged in one go here,
+ * for that count: the listener and the timers are gone, nothing else waits.
  */
 static void rep_maybe_free(rep_t *r)
 {
 	const pending_t *p = &r->flush.pending;
 	if (!r->flush.finished || !r->timers_closed || r->in_flight)
 		return;
+	flush_fold_all(&r->flush);
 	if (pending_keys(p))
 		log_error("reporter: shutting down with %zu keys (%llu results) not stored",
 			  pending_keys(p), (unsigned long long)p->n_results);
@@ -435,10 +462,10 @@ static void rep_finish(rep_t *r)
 	const flush_t *f = &r->flush;
 	if (f->finished)
 		return;
-	if (pending_keys(&f->pending) || f->n_batches)
+	if (flush_pending_keys(f) || f->n_batches)
 		log_warn("reporter: shutdown timeout: %zu keys (%llu results) pending and "
 			 "%u batches in flight (%zu keys, %llu results); cancelling them",
-			 pending_keys(&f->pending), (unsigned long long)f->pending.n_results,
+			 flush_pending_keys(f), (unsigned long long)flush_pending_results(f),
 			 f->n_batches, f->inflight_keys,
 			 (unsigned long long)f->inflight_results);
 	flush_finish(&r->flush);
@@ -465,12 +492,12 @@ void rep_close(rep_t *r)
 	flush_close(&r->flush);
 	tcp_server_close(r->srv); /* no new results */
 	r->srv = NULL;
-	if (pending_keys(&r->flush.pending) == 0 && r->in_flight == 0) {
+	if (flush_pending_keys(&r->flush) == 0 && r->in_flight == 0) {
 		rep_finish(r);
 		return;
 	}
 	log_info("reporter: storing %zu pending keys before exit (up to %d s)",
-		 pending_keys(&r->flush.pending), r->cfg.shutdown_timeout_s);
+		 flush_pending_keys(&r->flush), r->cfg.shutdown_timeout_s);
 	rep_act(r);
 	rep_timer_start(&r->shutdown_timer, on_shutdown_timeout,
 			(uint64_t)r->cfg.shutdown_timeout_s * 1000, 0);

@@ -4,10 +4,15 @@
 // DESIGN: a request never waits: unknown keys answer NOEXIST and start a
 // pull; stale routes are served while the refresh is in flight. Every dns
 // (re)connect asks for every known key again, which also re-subscribes that
-// connection to their pushes. App reports go into the balancer and into a
-// coalesced buffer that is taken per route every [reporter] interval and soon
-// after a host changes state; while lars-reporter is away it stays buffered
-// (bounded).
+// connection to their pushes. That re-pull may cover max_routes +
+// max_absent keys, so it is carried out in slices (acore_repull_step(), one
+// per loop turn) over the keys as they were at the connect: each key is
+// looked up again when its turn comes (one forgotten meanwhile is skipped),
+// and one already pulled or answered on this connection (pull_gen, the
+// connection's number) is not pulled again. App reports go into the
+// balancer and into a coalesced buffer that is taken per route every
+// [reporter] interval and soon after a host changes state; while
+// lars-reporter is away it stays buffered (bounded).
 //
 // Unknown keys are an app's to choose, so they are bounded apart from the
 // routes: pulls for them spend tokens of [agent] pull_rate, and a key without
@@ -54,6 +59,13 @@ struct acore {
 		lars_HostCallResult *res;
 		size_t res_cap;
 	} out;
+	uint32_t conn_gen;    /* lars-dns connections so far: the current one's number */
+	struct {
+		uint64_t *keys;   /* the keys at the connect: without hosts, then routes */
+		size_t n, i;      /* keys[i..n) still to look at */
+		size_t n_keys;    /* keys without hosts pulled so far */
+		size_t n_routes;  /* routes pulled so far */
+	} repull;             /* keys == NULL: none under way */
 	uint64_t count[ACORE_N_COUNTERS];
 };
 
@@ -118,46 +130,134 @@ acore_t *acore_free(acore_t *c)
 	rt_deinit(&c->rt);
 	ks_deinit(&c->ks);
 	rb_deinit(&c->rb);
+	free(c->repull.keys);
 	free(c->dns.v);
 	free(c->out.res);
 	free(c);
 	return NULL;
 }
 
+/* The re-pull is over (done, or the connection it was for is gone). */
+static void repull_end(acore_t *c)
+{
+	free(c->repull.keys);
+	c->repull.keys = NULL;
+	c->repull.n = c->repull.i = 0;
+	c->repull.n_keys = c->repull.n_routes = 0;
+}
+
 /**
  * acore_set_link() - the lars-dns link as the loop sees it now; the loop
  * says so before each request (a failed attempt has no event of its own).
+ * A link that is not up ends a re-pull under way: the next connection
+ * starts its own from the beginning.
  */
 void acore_set_link(acore_t *c, enum acore_link link)
 {
 	c->link = link;
+	if (link != ACORE_LINK_UP && c->repull.keys) {
+		log_info("agent: re-pull stopped after %zu of %zu keys: lars-dns connection "
+			 "lost; it starts again at the next connect", c->repull.i, c->repull.n);
+		repull_end(c);
+	}
+}
+
+/*
+ * The keys of @m, appended at @v[*np]. Reads the slot array only, in one
+ * sequential pass (no entry is touched): 200,000 keys take about a
+ * millisecond, the one part of a re-pull not done in slices.
+ */
+static void snapshot_keys(const u64map_t *m, uint64_t *v, size_t *np)
+{
+	size_t n = *np;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].value)
+			v[n++] = m->slots[i].key;
+	*np = n;
 }
 
 /**
  * acore_dns_connected() - a new lars-dns connection has no subscriptions:
- * pull every key without hosts (at most max_absent: those asked for before
- * this connection, and the subscriptions that tell when one appears) and
- * every route again. The pulls come out of acore_next_dns().
+ * every key without hosts (at most max_absent: those asked for before this
+ * connection, and the subscriptions that tell when one appears) and every
+ * route is to be pulled again. This only notes which keys there are (their
+ * map keys, no entries touched); acore_repull_step() pulls them, a budget at
+ * a time, and the pulls come out of acore_next_dns(). A re-pull still under
+ * way starts again from the beginning.
  */
 void acore_dns_connected(acore_t *c, uint64_t now_ms)
 {
+	(void)now_ms;
+	repull_end(c);
 	c->link = ACORE_LINK_UP;
-	size_t kn = 0;
-	for (lru_link_t *n = c->ks.lru.head; n; n = n->next, kn++) {
-		ks_entry_t *k = lru_entry(n, ks_entry_t, lru);
-		dns_push(c, ACORE_PULL, k->modid, k->cmdid, WHY_ROUTE, 0);
-		k->since_ms = now_ms;
-	}
-	if (kn)
-		log_info("agent: asked lars-dns for %zu keys without hosts after connecting", kn);
-	size_t iter = 0, n = 0;
-	for (u64map_slot_t *s; (s = u64map_next(&c->rt.map, &iter)); n++) {
-		rt_entry_t *e = s->value;
+	c->conn_gen++;
+	if (c->conn_gen == 0)
+		c->conn_gen = 1; /* 0 is "never pulled" */
+	size_t n = ks_size(&c->ks) + rt_size(&c->rt);
+	if (n == 0)
+		return;
+	c->repull.keys = xreallocarray(NULL, n, sizeof(*c->repull.keys));
+	snapshot_keys(&c->ks.map, c->repull.keys, &c->repull.n);
+	snapshot_keys(&c->rt.map, c->repull.keys, &c->repull.n);
+	log_debug("agent: re-pulling %zu keys from lars-dns", n);
+}
+
+/* One key of the re-pull: pulled unless forgotten or pulled on this connection. */
+static void repull_key(acore_t *c, uint64_t key, uint64_t now_ms)
+{
+	int32_t modid = (int32_t)(uint32_t)(key >> 32), cmdid = (int32_t)(uint32_t)key;
+	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+	if (e) {
+		if (e->pull_gen == c->conn_gen)
+			return;
 		lb_pulling(&e->lb, now_ms);
-		dns_push(c, ACORE_PULL, e->lb.modid, e->lb.cmdid, WHY_ROUTE, 0);
+		e->pull_gen = c->conn_gen;
+		dns_push(c, ACORE_PULL, modid, cmdid, WHY_ROUTE, 0);
+		c->repull.n_routes++;
+		return;
 	}
-	if (n)
-		log_info("agent: asked lars-dns for %zu routes after connecting", n);
+	ks_entry_t *k = ks_peek(&c->ks, modid, cmdid);
+	if (!k || k->pull_gen == c->conn_gen)
+		return; /* forgotten meanwhile (unsubscribed), or already pulled */
+	k->since_ms = now_ms;
+	k->pull_gen = c->conn_gen;
+	dns_push(c, ACORE_PULL, modid, cmdid, WHY_ROUTE, 0);
+	c->repull.n_keys++;
+}
+
+/**
+ * acore_repull_step() - go on with the re-pull of acore_dns_connected():
+ * look at the next @budget keys of it (at most @budget pulls come out of
+ * acore_next_dns()). A key forgotten since the connect is skipped, and so is
+ * one pulled or answered on this connection already (a request that asked
+ * for it meanwhile). When the last key is looked at, says in the log how
+ * many were asked for.
+ * @now_ms: the clock (a route pulled is PULLING from now on).
+ * Return: whether keys are left for another step.
+ */
+bool acore_repull_step(acore_t *c, uint64_t now_ms, size_t budget)
+{
+	if (!c->repull.keys)
+		return false;
+	size_t end = c->repull.n - c->repull.i > budget ? c->repull.i + budget : c->repull.n;
+	while (c->repull.i < end)
+		repull_key(c, c->repull.keys[c->repull.i++], now_ms);
+	if (c->repull.i < c->repull.n)
+		return true;
+	if (c->repull.n_keys)
+		log_info("agent: asked lars-dns for %zu keys without hosts after connecting",
+			 c->repull.n_keys);
+	if (c->repull.n_routes)
+		log_info("agent: asked lars-dns for %zu routes after connecting",
+			 c->repull.n_routes);
+	repull_end(c);
+	return false;
+}
+
+/** acore_repulling() - whether a re-pull has keys left for acore_repull_step(). */
+bool acore_repulling(const acore_t *c)
+{
+	return c->repull.keys != NULL;
 }
 
 /* A pull for a key not in the route table, within pull_rate. */
@@ -188,8 +288,10 @@ static rt_entry_t *route_for(acore_t *c, int32_t modid, int32_t cmdid, uint64_t 
 			/* Served from what it has meanwhile. Not connected: the
 			 * reconnect asks for every key anyway. */
 			lb_pulling(&e->lb, now_ms);
-			if (c->link == ACORE_LINK_UP)
+			if (c->link == ACORE_LINK_UP) {
 				dns_push(c, ACORE_PULL, modid, cmdid, WHY_ROUTE, 0);
+				e->pull_gen = c->conn_gen;
+			}
 		}
 		return e;
 	}
@@ -202,8 +304,10 @@ static rt_entry_t *route_for(acore_t *c, int32_t modid, int32_t cmdid, uint64_t 
 		 * lars-dns dropped the subscription at its cap). The state stays
 		 * until the answer. */
 		if (up && now_ms - k->since_ms >= c->update_ms &&
-		    pull_unknown(c, modid, cmdid, WHY_AGAIN, k->since_ms, now_ms))
+		    pull_unknown(c, modid, cmdid, WHY_AGAIN, k->since_ms, now_ms)) {
 			k->since_ms = now_ms;
+			k->pull_gen = c->conn_gen;
+		}
 		if (k->state == KS_ABSENT)
 			*rcp = ACORE_E_ABSENT; /* what lars-dns said last */
 		else if (k->state == KS_PENDING)
@@ -222,7 +326,9 @@ static rt_entry_t *route_for(acore_t *c, int32_t modid, int32_t cmdid, uint64_t 
 		*rcp = ACORE_E_LIMITED;
 		return NULL;
 	}
-	ks_put(&c->ks, modid, cmdid, KS_PENDING, now_ms);
+	k = ks_put(&c->ks, modid, cmdid, KS_PENDING, now_ms);
+	if (up)
+		k->pull_gen = c->conn_gen;
 	*rcp = ACORE_E_PENDING;
 	return NULL;
 }
@@ -299,7 +405,8 @@ int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t p
  * (none: deleted there). Routes with hosts enter the table (evicting an idle
  * one at max_routes: its unsubscribe comes out of acore_next_dns()); keys
  * without hosts are remembered as absent; a key already forgotten changes
- * nothing.
+ * nothing. lars-dns answers only what this connection is subscribed to, so
+ * the key counts as pulled on it (a re-pull under way skips it).
  */
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms)
@@ -309,12 +416,14 @@ void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_Host
 	if (e && n == 0) {
 		/* Deleted at lars-dns: remembered as absent, out of the table. */
 		rt_remove(&c->rt, e);
-		ks_put(&c->ks, modid, cmdid, KS_ABSENT, now_ms);
+		ks_put(&c->ks, modid, cmdid, KS_ABSENT, now_ms)->pull_gen = c->conn_gen;
 	} else if (e) {
 		lb_update(&e->lb, hosts, n, now_ms);
+		e->pull_gen = c->conn_gen;
 	} else if (k && n == 0) {
 		k->state = KS_ABSENT;
 		k->since_ms = now_ms;
+		k->pull_gen = c->conn_gen;
 	} else if (k) {
 		/* Hosts: now it is a route. Only routes idle for update_timeout
 		 * make room (LRU); otherwise it waits, answering NO_ROOM. */
@@ -322,11 +431,13 @@ void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_Host
 		if (e) {
 			ks_del(&c->ks, k);
 			lb_update(&e->lb, hosts, n, now_ms);
+			e->pull_gen = c->conn_gen;
 		} else {
 			if (k->state != KS_NO_ROOM)
 				c->count[ACORE_C_NO_ROOM]++;
 			k->state = KS_NO_ROOM;
 			k->since_ms = now_ms;
+			k->pull_gen = c->conn_gen;
 		}
 	} else {
 		/* Neither: a key already forgotten (or a lars-dns that ignores
@@ -377,15 +488,22 @@ bool acore_next_dns(acore_t *c, acore_dns_msg_t *msgp)
  * acore_dns_unsent() - @msg (from acore_next_dns()) could not be sent.
  * A key first asked for by the request just handled is forgotten, as if
  * never asked for; one asked for again may be pulled at its next request.
- * Everything else is asked for again anyway (refresh, reconnect).
+ * Everything else is asked for again anyway (refresh, reconnect). A key
+ * whose pull was not sent does not count as pulled on this connection: a
+ * re-pull that has not reached it yet still pulls it.
  * Return: ACORE_E_BUSY when the request's answer is that instead, else 0.
  */
 int acore_dns_unsent(acore_t *c, const acore_dns_msg_t *msg)
 {
-	ks_entry_t *k = msg->kind == ACORE_PULL ? ks_peek(&c->ks, msg->modid, msg->cmdid)
-						: NULL;
+	if (msg->kind != ACORE_PULL)
+		return 0;
+	rt_entry_t *e = rt_peek(&c->rt, msg->modid, msg->cmdid);
+	if (e)
+		e->pull_gen = 0;
+	ks_entry_t *k = e ? NULL : ks_peek(&c->ks, msg->modid, msg->cmdid);
 	if (!k)
 		return 0;
+	k->pull_gen = 0;
 	if (msg->_why == WHY_NEW) {
 		ks_del(&c->ks, k);
 		return ACORE_E_BUSY;

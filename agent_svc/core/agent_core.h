@@ -85,14 +85,21 @@ typedef struct acore_report {
 
 /* Balancers looked at per acore_tick(): a pass over 100k routes takes 1 s at 5 ticks a second. */
 #define ACORE_TICK_BUDGET 20000
+/* Keys looked at per acore_repull_step() (one loop turn): each may be a pull
+ * sent, so this bounds the frames one turn encodes and queues. */
+#define ACORE_REPULL_BUDGET 1000
 
 int acore_new(const acore_cfg_t *cfg, uint64_t now_ms, acore_t **outp);
 acore_t *acore_free(acore_t *c);
 
 /** acore_set_link() - how the lars-dns link is now (before a request). */
 void acore_set_link(acore_t *c, enum acore_link link);
-/** acore_dns_connected() - a new lars-dns connection: every key is pulled again. */
+/** acore_dns_connected() - a new lars-dns connection: every key is to be pulled again. */
 void acore_dns_connected(acore_t *c, uint64_t now_ms);
+/** acore_repull_step() - pull the next @budget keys of that; false once all are done. */
+bool acore_repull_step(acore_t *c, uint64_t now_ms, size_t budget);
+/** acore_repulling() - whether a re-pull has keys left. */
+bool acore_repulling(const acore_t *c);
 
 int acore_get_host(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
 		   lars_HostInfo *hostp);

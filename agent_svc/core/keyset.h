@@ -23,6 +23,7 @@ struct ks_entry {
 	int32_t cmdid;
 	enum ks_state state;
 	uint64_t since_ms; /* the last pull or answer */
+	uint32_t pull_gen; /* the owner's lars-dns connection it was last pulled on, 0: none */
 	lru_link_t lru; /* on keyset_t.lru */
 };
 

@@ -15,6 +15,7 @@ typedef struct rt_entry rt_entry_t;
 struct rt_entry {
 	lb_t lb;
 	uint64_t used_ms;
+	uint32_t pull_gen; /* the owner's lars-dns connection it was last pulled on, 0: none */
 	lru_link_t lru; /* on route_table_t.lru */
 };
 

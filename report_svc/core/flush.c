@@ -3,8 +3,10 @@
 #include "flush.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 #define FLUSH_BACKOFF_BASE_MS 200
 #define FLUSH_BACKOFF_MAX_MS 5000
@@ -23,21 +25,28 @@ void flush_init(flush_t *f, const flush_cfg_t *cfg)
 }
 
 /**
- * flush_deinit() - free what is pending. Batches in flight belong to whoever
- * holds them (flush_batch_done() frees them).
+ * flush_deinit() - free what is pending, refused batches not yet folded
+ * back included. Batches in flight belong to whoever holds them
+ * (flush_batch_done() takes them back).
  */
 void flush_deinit(flush_t *f)
 {
+	for (size_t i = 0; i < f->fold.n; i++)
+		free(f->fold.v[i].v);
+	free(f->fold.v);
+	f->fold.v = NULL;
+	f->fold.n = f->fold.cap = f->fold.pos = f->fold.keys = 0;
+	f->fold.results = 0;
 	pending_deinit(&f->pending);
 }
 
 static void flush_log_behind(flush_t *f, uint64_t now_ms, const char *what)
 {
-	uint64_t oldest = pending_oldest_ms(&f->pending);
+	uint64_t oldest = flush_oldest_ms(f);
 	log_warn("reporter: %s; %zu keys (%llu results) pending, oldest %.1f s, "
 		 "%u batches in flight (%zu keys, %llu results)",
-		 what, pending_keys(&f->pending),
-		 (unsigned long long)f->pending.n_results,
+		 what, flush_pending_keys(f),
+		 (unsigned long long)flush_pending_results(f),
 		 oldest ? (double)(now_ms - oldest) / 1000 : 0.0, f->n_batches,
 		 f->inflight_keys, (unsigned long long)f->inflight_results);
 	f->last_behind_log_ms = now_ms;
@@ -50,7 +59,7 @@ static void flush_log_behind(flush_t *f, uint64_t now_ms, const char *what)
  */
 void flush_received(flush_t *f)
 {
-	if (pending_keys(&f->pending) >= f->cfg.batch_size)
+	if (flush_pending_keys(f) >= f->cfg.batch_size)
 		f->want_flush = true;
 	f->want_pause_check = true;
 }
@@ -66,11 +75,112 @@ void flush_tick(flush_t *f)
 	f->want_behind_log = true;
 }
 
-/* A batch that was not stored goes back into the map, counts and all. */
-static void flush_fold_back(flush_t *f, const flush_batch_t *b)
+/*
+ * A batch that was not stored goes back, counts and all: queued whole (it
+ * owns @b->v now), merged into the map by flush_fold_step() or handed out
+ * again first by flush_next(), whichever comes to each entry first.
+ */
+static void flush_fold_back(flush_t *f, flush_batch_t *b)
 {
-	for (size_t i = 0; i < b->n; i++)
-		pending_merge(&f->pending, &b->v[i]);
+	if (b->n == 0) {
+		free(b->v);
+		return;
+	}
+	if (f->fold.n == f->fold.cap) {
+		f->fold.cap = f->fold.cap ? 2 * f->fold.cap : 4;
+		f->fold.v = xreallocarray(f->fold.v, f->fold.cap, sizeof(*f->fold.v));
+	}
+	if (!f->fold.keys || b->oldest_ms < f->fold.oldest_ms)
+		f->fold.oldest_ms = b->oldest_ms;
+	f->fold.v[f->fold.n++] = *b;
+	f->fold.keys += b->n;
+	f->fold.results += b->n_results;
+}
+
+/* The first queued batch is used up: gone from the queue. */
+static void fold_pop(flush_t *f)
+{
+	free(f->fold.v[0].v);
+	memmove(&f->fold.v[0], &f->fold.v[1], (f->fold.n - 1) * sizeof(*f->fold.v));
+	f->fold.n--;
+	f->fold.pos = 0;
+}
+
+/* The next batch from the queue: up to @max keys of its first batch. */
+static void fold_take(flush_t *f, size_t max, flush_batch_t *b)
+{
+	flush_batch_t *h = &f->fold.v[0];
+	size_t k = h->n - f->fold.pos;
+	if (max < 1)
+		max = 1;
+	if (k > max)
+		k = max;
+	if (f->fold.pos == 0 && k == h->n) {
+		*b = *h; /* whole: no copy */
+		h->v = NULL;
+		fold_pop(f);
+	} else {
+		*b = (flush_batch_t){ .v = xreallocarray(NULL, k, sizeof(*b->v)), .n = k,
+				      .oldest_ms = h->oldest_ms };
+		memcpy(b->v, h->v + f->fold.pos, k * sizeof(*b->v));
+		for (size_t i = 0; i < k; i++)
+			b->n_results += b->v[i].n_results;
+		f->fold.pos += k;
+		if (f->fold.pos == h->n)
+			fold_pop(f);
+	}
+	f->fold.keys -= k;
+	f->fold.results -= b->n_results;
+}
+
+/* What a batch coming back (or a fold-back done) decides: resume, flush. */
+static void flush_after_return(flush_t *f)
+{
+	if (!f->closing && f->paused &&
+	    flush_pending_keys(f) < f->cfg.max_pending_keys * 9 / 10)
+		f->want_resume = true;
+	if (f->closing ? !f->finished : flush_pending_keys(f) >= f->cfg.batch_size)
+		f->want_flush = true;
+}
+
+/**
+ * flush_fold_step() - merge up to @budget keys of the batches that came back
+ * unstored into the map, oldest first, counts and all. Once the last one is
+ * merged, resuming and flushing are decided again (call flush_next()).
+ * Return: the keys merged (0: nothing was waiting).
+ */
+size_t flush_fold_step(flush_t *f, size_t budget)
+{
+	size_t done = 0;
+	while (f->fold.n && done < budget) {
+		flush_batch_t *h = &f->fold.v[0];
+		size_t k = h->n - f->fold.pos;
+		if (k > budget - done)
+			k = budget - done;
+		for (size_t i = 0; i < k; i++) {
+			const report_entry_t *e = &h->v[f->fold.pos + i];
+			pending_merge(&f->pending, e); /* its results count there now */
+			f->fold.results -= e->n_results;
+		}
+		f->fold.pos += k;
+		f->fold.keys -= k;
+		done += k;
+		if (f->fold.pos == h->n)
+			fold_pop(f);
+	}
+	if (done && !f->fold.keys)
+		flush_after_return(f);
+	return done;
+}
+
+/**
+ * flush_fold_all() - merge every key still waiting to be folded back, in one
+ * call: for the exact count of what is left at exit, when nothing else
+ * waits on the loop any more.
+ */
+void flush_fold_all(flush_t *f)
+{
+	flush_fold_step(f, SIZE_MAX);
 }
 
 /**
@@ -79,8 +189,10 @@ static void flush_fold_back(flush_t *f, const flush_batch_t *b)
  * than one key): folded back and cut in halves, at once. Otherwise folded
  * back, and no batch goes before the backoff's delay (->retry_at_ms). A
  * paused input resumes once fewer than 9/10 of max_pending_keys are pending.
+ * Folded back means queued for flush_fold_step() (see flush.h): its keys
+ * count as pending from now on.
  *
- * Return: what became of the batch. @b->v is freed and @b emptied.
+ * Return: what became of the batch. @b->v is freed or queued, @b emptied.
  */
 enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcome outcome,
 				 uint64_t now_ms)
@@ -91,7 +203,7 @@ enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcom
 	f->inflight_keys -= b->n;
 	f->inflight_results -= b->n_results;
 	if (outcome == BATCH_STORED) {
-		batch_cap_done(&f->cap, b->n, BATCH_STORED, pending_keys(&f->pending));
+		batch_cap_done(&f->cap, b->n, BATCH_STORED, flush_pending_keys(f));
 		backoff_reset(&f->backoff);
 		f->retry_at_ms = 0;
 		if (f->failing) {
@@ -100,18 +212,18 @@ enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcom
 		}
 		done = FLUSH_DONE_STORED;
 	} else if (outcome == BATCH_TIMED_OUT && !f->finished &&
-		   !batch_cap_done(&f->cap, b->n, BATCH_TIMED_OUT, pending_keys(&f->pending))) {
+		   !batch_cap_done(&f->cap, b->n, BATCH_TIMED_OUT, flush_pending_keys(f))) {
 		/* Too big for the statement timeout: retried at once in halves. */
-		flush_fold_back(f, b);
 		log_warn("reporter: a batch of %zu keys (%llu results) hit the statement "
 			 "timeout; retrying in batches of %zu keys", b->n,
 			 (unsigned long long)b->n_results, f->cap.cur);
+		flush_fold_back(f, b);
 		done = FLUSH_DONE_SPLIT;
 	} else {
 		/* Nothing of it was written: fold it back, try again later. */
 		flush_fold_back(f, b);
 		if (outcome == BATCH_FAILED)
-			batch_cap_done(&f->cap, b->n, BATCH_FAILED, pending_keys(&f->pending));
+			batch_cap_done(&f->cap, b->n, BATCH_FAILED, flush_pending_keys(f));
 		f->retry_at_ms = now_ms + backoff_next(&f->backoff);
 		if (!f->failing)
 			flush_log_behind(f, now_ms, outcome == BATCH_CANCELLED
@@ -121,14 +233,10 @@ enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcom
 		f->failing = outcome != BATCH_CANCELLED;
 		done = FLUSH_DONE_RETRY;
 	}
-	free(b->v);
+	if (done == FLUSH_DONE_STORED)
+		free(b->v); /* otherwise the fold-back queue owns it */
 	*b = (flush_batch_t){ 0 };
-
-	if (!f->closing && f->paused &&
-	    pending_keys(&f->pending) < f->cfg.max_pending_keys * 9 / 10)
-		f->want_resume = true;
-	if (f->closing ? !f->finished : pending_keys(&f->pending) >= f->cfg.batch_size)
-		f->want_flush = true;
+	flush_after_return(f);
 	return done;
 }
 
@@ -174,11 +282,17 @@ enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
 		}
 	}
 	if (f->want_flush) {
-		size_t keys = pending_keys(&f->pending);
+		size_t keys = flush_pending_keys(f);
 		if (keys && !f->finished && now_ms >= f->retry_at_ms &&
 		    (f->closing || f->n_batches < f->cfg.max_batches)) {
-			b->v = pending_take_batch(&f->pending, batch_cap_size(&f->cap, keys),
-						  &b->n, &b->n_results);
+			size_t max = batch_cap_size(&f->cap, keys);
+			if (f->fold.keys) {
+				fold_take(f, max, b); /* refused keys go first, unmerged */
+			} else {
+				b->oldest_ms = pending_oldest_ms(&f->pending);
+				b->v = pending_take_batch(&f->pending, max, &b->n,
+							  &b->n_results);
+			}
 			f->n_batches++;
 			f->inflight_keys += b->n;
 			f->inflight_results += b->n_results;
@@ -188,10 +302,10 @@ enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
 	}
 	if (f->want_pause_check) {
 		f->want_pause_check = false;
-		if (!f->paused && pending_keys(&f->pending) >= f->cfg.max_pending_keys) {
+		if (!f->paused && flush_pending_keys(f) >= f->cfg.max_pending_keys) {
 			log_warn("reporter: %zu keys pending (max_pending_keys): not reading "
 				 "from agents until the database catches up",
-				 pending_keys(&f->pending));
+				 flush_pending_keys(f));
 			f->paused = true;
 			return FLUSH_ACT_PAUSE;
 		}

@@ -14,6 +14,21 @@
 // max_pending_keys the input is paused; it resumes when a batch comes back
 // and fewer than 9/10 of that are pending. On shutdown (flush_close) every
 // flush takes all that is pending, whatever is in flight.
+//
+// Folding back is bounded loop work: a batch that comes back unstored (up to
+// batch_keys keys, and at shutdown all that was pending) is queued whole and
+// merged into the map FLUSH_FOLD_BUDGET keys at a time by flush_fold_step(),
+// which the loop calls once a turn while flush_folding(). Until then its
+// keys are still "pending", and every decision sees them: they count in
+// flush_pending_keys() (an upper bound: a key also in the map counts twice
+// until merged) for flushing, pausing, resuming and draining, and the next
+// batch is cut from the front of that queue before the map, unmerged, so
+// they are the first to go again (at once after a statement timeout, in
+// halves) and a shutdown flush takes them like the rest. Each entry leaves
+// the queue exactly once, merged or in a batch, so nothing is lost or stored
+// twice. Finishing a fold-back re-checks resuming, as a batch coming back
+// does. flush_fold_all() merges the rest in one go, for the last count at
+// exit.
 #pragma once
 
 #include <stdbool.h>
@@ -31,11 +46,15 @@ typedef struct flush_cfg {
 	uint64_t seed;           /* for the backoff's jitter */
 } flush_cfg_t;
 
+/* Keys of a refused batch merged back into the map per flush_fold_step(). */
+#define FLUSH_FOLD_BUDGET 4096
+
 /** struct flush_batch - keys to store in one transaction, oldest first. */
 typedef struct flush_batch {
 	report_entry_t *v;
 	size_t n;
 	uint64_t n_results; /* results folded into the entries */
+	uint64_t oldest_ms; /* no entry arrived before this (an upper bound on age) */
 } flush_batch_t;
 
 /** enum flush_act - what flush_next() asks the caller to do. */
@@ -74,6 +93,14 @@ typedef struct flush {
 	bool want_pause_check;
 	bool want_resume;
 	bool want_behind_log;
+	struct {
+		flush_batch_t *v; /* came back unstored, oldest first */
+		size_t n, cap;
+		size_t pos;       /* entries of v[0] already merged or handed out */
+		size_t keys;      /* entries not yet merged or handed out, in all */
+		uint64_t results; /* results in them */
+		uint64_t oldest_ms;
+	} fold;
 } flush_t;
 
 void flush_init(flush_t *f, const flush_cfg_t *cfg);
@@ -97,8 +124,40 @@ void flush_finish(flush_t *f);
 /** flush_next() - the next action; for FLUSH_ACT_SUBMIT the batch in *@b. */
 enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b);
 
+/** flush_fold_step() - merge up to @budget keys of refused batches back. Return: merged. */
+size_t flush_fold_step(flush_t *f, size_t budget);
+/** flush_fold_all() - merge every refused key back now (the count at exit). */
+void flush_fold_all(flush_t *f);
+
+/** flush_folding() - refused keys are waiting for flush_fold_step(). */
+static inline bool flush_folding(const flush_t *f)
+{
+	return f->fold.keys > 0;
+}
+
+/** flush_pending_keys() - keys not stored nor in flight: the map and those to fold. */
+static inline size_t flush_pending_keys(const flush_t *f)
+{
+	return pending_keys(&f->pending) + f->fold.keys;
+}
+
+/** flush_pending_results() - results in flush_pending_keys(). */
+static inline uint64_t flush_pending_results(const flush_t *f)
+{
+	return f->pending.n_results + f->fold.results;
+}
+
+/** flush_oldest_ms() - when the oldest pending result arrived (upper bound on age), 0: none. */
+static inline uint64_t flush_oldest_ms(const flush_t *f)
+{
+	uint64_t o = pending_oldest_ms(&f->pending);
+	if (f->fold.keys && (!o || f->fold.oldest_ms < o))
+		o = f->fold.oldest_ms;
+	return o;
+}
+
 /** flush_drained() - closing, and every key stored: nothing pending or in flight. */
 static inline bool flush_drained(const flush_t *f)
 {
-	return f->closing && f->n_batches == 0 && pending_keys(&f->pending) == 0;
+	return f->closing && f->n_batches == 0 && flush_pending_keys(f) == 0;
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The agent's decisions on a fake clock: get_host of an unknown key, the pull
 // it queues and the answer that makes it a route; pushes; pull tokens;
-// reports and taking them; expiry; eviction and its unsubscribes; and the
-// agent_wire glue the daemon and the fuzz target share.
+// reports and taking them; expiry; eviction and its unsubscribes; the
+// re-pull after a (re)connect in slices (a budget each, every key once, a
+// lost connection starting it again, keys forgotten or pulled meanwhile);
+// and the agent_wire glue the daemon and the fuzz target share.
 #include "test.h"
 
 #include <errno.h>
@@ -205,6 +207,8 @@ static void test_link_states(void **state)
 	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
 	expect_no_dns();
 	acore_dns_connected(c, T0 + S(1));
+	expect_no_dns(); /* pulled by the re-pull steps */
+	assert_false(acore_repull_step(c, T0 + S(1), 100));
 	expect_dns(ACORE_PULL, 1);
 	expect_no_dns();
 	acore_apply_route(c, 1, 1, &A, 1, T0 + S(1));
@@ -222,6 +226,8 @@ static void test_link_states(void **state)
 	assert_null(ks_peek(acore_keyset(c), 1, 3));
 	/* Reconnected: every key without hosts and every route is asked again. */
 	acore_dns_connected(c, T0 + S(31));
+	assert_false(acore_repull_step(c, T0 + S(31), 100));
+	assert_false(acore_repulling(c));
 	expect_dns(ACORE_PULL, 2);
 	expect_dns(ACORE_PULL, 1);
 	expect_no_dns();
@@ -400,6 +406,260 @@ static void test_no_room_then_eviction_unsubscribes(void **state)
 	assert_int_equal(ks_size(acore_keyset(c)), 2);
 }
 
+/* ---- the re-pull after a (re)connect, in slices ---- */
+
+#define RP_MAX 6000 /* cmdids 0 .. RP_MAX-1, modid 1 */
+
+static unsigned rp_pulls[RP_MAX], rp_unsubs[RP_MAX];
+
+/* A core with @n_routes routes (cmdid 0..) and @n_keys keys without hosts
+ * (absent, the cmdids after), made at T0 on a first connection. */
+static void rp_fill(size_t n_routes, size_t n_keys, size_t max_routes, size_t max_absent)
+{
+	c = acore_free(c);
+	cfg.max_routes = max_routes;
+	cfg.max_absent = max_absent;
+	cfg.pull_rate = 1e6;
+	cfg.pull_burst = 1e6;
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	acore_dns_connected(c, T0);
+	assert_false(acore_repull_step(c, T0, 1)); /* nothing known yet */
+	int32_t ip;
+	for (size_t i = 0; i < n_routes + n_keys; i++) {
+		int32_t id = (int32_t)i;
+		assert_int_equal(get(id, T0, &ip), ACORE_E_PENDING);
+		expect_dns(ACORE_PULL, id);
+		lars_HostInfo h = { 1000 + id, 80 };
+		acore_apply_route(c, 1, id, &h, i < n_routes ? 1 : 0, T0);
+	}
+	expect_no_dns();
+	assert_int_equal(rt_size(acore_routes(c)), n_routes);
+	assert_int_equal(ks_size(acore_keyset(c)), n_keys);
+	memset(rp_pulls, 0, sizeof(rp_pulls));
+	memset(rp_unsubs, 0, sizeof(rp_unsubs));
+}
+
+/* Take what the core queued for lars-dns, counted per key. Return: pulls. */
+static size_t rp_drain(void)
+{
+	size_t n = 0;
+	acore_dns_msg_t m;
+	while (acore_next_dns(c, &m)) {
+		assert_int_equal(m.modid, 1);
+		assert_true(m.cmdid >= 0 && m.cmdid < RP_MAX);
+		if (m.kind == ACORE_PULL) {
+			rp_pulls[m.cmdid]++;
+			n++;
+		} else {
+			rp_unsubs[m.cmdid]++;
+		}
+	}
+	return n;
+}
+
+/* One step of @budget: at most @budget pulls come out. Return: more left. */
+static bool rp_step(uint64_t now, size_t budget, size_t *pullsp)
+{
+	bool more = acore_repull_step(c, now, budget);
+	size_t n = rp_drain();
+	assert_true(n <= budget);
+	if (pullsp)
+		*pullsp += n;
+	assert_int_equal(acore_repulling(c), more);
+	return more;
+}
+
+static bool rp_known(int32_t id)
+{
+	return rt_peek(acore_routes(c), 1, id) || ks_peek(acore_keyset(c), 1, id);
+}
+
+/* 5,000 keys, 64 a step: every route and every key without hosts pulled
+ * exactly once, in 79 steps, and requests answered between the steps. */
+static void test_repull_in_slices(void **state)
+{
+	rp_fill(3000, 2000, 3000, 2000);
+	acore_set_link(c, ACORE_LINK_DOWN);
+	uint64_t now = T0 + S(60);
+	acore_dns_connected(c, now);
+	expect_no_dns(); /* the connect itself queues nothing */
+	assert_true(acore_repulling(c));
+	size_t steps = 0, pulls = 0, on_demand = 0;
+	while (rp_step(now, 64, &pulls)) {
+		steps++;
+		assert_true(steps < 1000);
+		/* A route served between two slices: stale, so pulled at the
+		 * first ask (once: the re-pull skips it then), served all along. */
+		int32_t ip;
+		assert_int_equal(get(2999, now, &ip), ACORE_OK);
+		on_demand += rp_drain();
+		now += 1;
+	}
+	assert_int_equal(steps + 1, (5000 + 63) / 64);
+	assert_true(on_demand <= 1);
+	assert_int_equal(pulls + on_demand, 5000);
+	for (int32_t i = 0; i < 5000; i++) {
+		assert_int_equal(rp_pulls[i], 1);
+		assert_int_equal(rp_unsubs[i], 0);
+	}
+	/* Routes are PULLING (served meanwhile); the keys' clocks restarted. */
+	assert_int_equal(rt_peek(acore_routes(c), 1, 0)->lb.status, LB_PULLING);
+	assert_true(ks_peek(acore_keyset(c), 1, 4999)->since_ms >= T0 + S(60));
+	assert_false(acore_repull_step(c, now, 64));
+	assert_int_equal(rp_drain(), 0);
+}
+
+/* The connection lost half way: the rest is dropped, nothing is pulled
+ * while down, and the next connect pulls every key again from the start. */
+static void test_repull_disconnect_restarts(void **state)
+{
+	rp_fill(1500, 500, 2000, 1000);
+	uint64_t now = T0 + S(60);
+	acore_set_link(c, ACORE_LINK_DOWN);
+	acore_dns_connected(c, now);
+	size_t pulls = 0;
+	for (int i = 0; i < 10; i++)
+		assert_true(rp_step(now, 100, &pulls));
+	assert_int_equal(pulls, 1000);
+	acore_set_link(c, ACORE_LINK_DOWN);
+	assert_false(acore_repulling(c));
+	assert_false(acore_repull_step(c, now, 100));
+	assert_int_equal(rp_drain(), 0);
+	/* A connect attempt under way is not a connection either. */
+	acore_set_link(c, ACORE_LINK_CONNECTING);
+	assert_false(acore_repull_step(c, now, 100));
+	assert_int_equal(rp_drain(), 0);
+
+	memset(rp_pulls, 0, sizeof(rp_pulls));
+	now += S(5);
+	acore_dns_connected(c, now);
+	/* Connected again before that re-pull ended: it starts over too. */
+	pulls = 0;
+	assert_true(rp_step(now, 300, &pulls));
+	acore_dns_connected(c, now + 1);
+	memset(rp_pulls, 0, sizeof(rp_pulls));
+	pulls = 0;
+	while (rp_step(now + 1, 300, &pulls))
+		;
+	assert_int_equal(pulls, 2000);
+	for (int32_t i = 0; i < 2000; i++)
+		assert_int_equal(rp_pulls[i], 1);
+}
+
+/*
+ * Mid re-pull, the table changes under it: routes evicted for new ones,
+ * a route deleted at lars-dns, keys without hosts dropped at max_absent.
+ * Nothing forgotten is pulled (and nothing freed is touched: each key is
+ * looked up again at its turn; -Db_sanitize=address checks that), new keys
+ * are pulled once on demand, the rest once by the re-pull.
+ */
+static void test_repull_eviction_safe(void **state)
+{
+	rp_fill(2000, 1000, 2000, 1200);
+	uint64_t now = T0 + S(60); /* every route idle: evictable */
+	acore_set_link(c, ACORE_LINK_DOWN);
+	acore_dns_connected(c, now);
+	size_t pulls = 0;
+	for (int i = 0; i < 15; i++) /* half way */
+		assert_true(rp_step(now, 100, &pulls));
+	/* 500 new routes (4000..4499) evict 500 old ones. */
+	int32_t ip;
+	for (int32_t id = 4000; id < 4500; id++) {
+		assert_int_equal(get(id, now, &ip), ACORE_E_PENDING);
+		lars_HostInfo h = { id, 80 };
+		acore_apply_route(c, 1, id, &h, 1, now);
+	}
+	/* 600 new unknown keys (5000..5599) drop 400 old keys without hosts. */
+	for (int32_t id = 5000; id < 5600; id++)
+		assert_int_equal(get(id, now, &ip), ACORE_E_PENDING);
+	/* Routes deleted at lars-dns: pushed on this connection, so known to
+	 * be subscribed; absent now, not pulled again. */
+	int32_t deleted[3] = { 0 };
+	int n_deleted = 0;
+	for (int32_t id = 1999; id >= 0 && n_deleted < 3; id--) {
+		if (rt_peek(acore_routes(c), 1, id) && rp_pulls[id] == 0) {
+			acore_apply_route(c, 1, id, NULL, 0, now);
+			deleted[n_deleted++] = id;
+		}
+	}
+	assert_int_equal(n_deleted, 3);
+	size_t before[RP_MAX];
+	for (int32_t i = 0; i < RP_MAX; i++)
+		before[i] = rp_pulls[i];
+	size_t on_demand = rp_drain();
+	assert_int_equal(on_demand, 500 + 600);
+	assert_int_equal(acore_count(c, ACORE_C_EVICTED), 500);
+	assert_int_equal(acore_count(c, ACORE_C_ABSENT_EVICTED), 400 + 3);
+
+	while (rp_step(now, 100, &pulls))
+		;
+	unsigned gone_pulled = 0, gone_unpulled = 0; /* before they were forgotten */
+	for (int32_t i = 0; i < RP_MAX; i++) {
+		if ((i >= 3000 && i < 4000) || (i >= 4500 && i < 5000) ||
+		    i == deleted[0] || i == deleted[1] || i == deleted[2])
+			continue; /* never known, or checked below */
+		if (i >= 4000) {
+			assert_int_equal(rp_pulls[i], i < 4500 || (i >= 5000 && i < 5600));
+			continue;
+		}
+		if (!rp_known(i)) {
+			/* Forgotten: unsubscribed, and not pulled since. */
+			assert_int_equal(rp_unsubs[i], 1);
+			assert_int_equal(rp_pulls[i], before[i]);
+			assert_true(rp_pulls[i] <= 1);
+			if (i < 2000)
+				*(before[i] ? &gone_pulled : &gone_unpulled) += 1;
+		} else {
+			assert_int_equal(rp_pulls[i], 1);
+		}
+	}
+	assert_int_equal(gone_pulled + gone_unpulled, 500);
+	assert_true(gone_pulled > 0 && gone_unpulled > 0); /* both sides of the cursor */
+	for (int k = 0; k < n_deleted; k++) {
+		assert_int_equal(rp_pulls[deleted[k]], 0);
+		assert_non_null(ks_peek(acore_keyset(c), 1, deleted[k]));
+	}
+}
+
+/* A key pulled on demand while the re-pull is under way (a stale route,
+ * a key without hosts asked again) is not pulled a second time by it; one
+ * whose pull could not be sent is. */
+static void test_repull_skips_pulled_on_demand(void **state)
+{
+	rp_fill(1000, 1000, 1000, 1000);
+	uint64_t now = T0 + S(60); /* older than update_timeout: every key is due */
+	acore_set_link(c, ACORE_LINK_DOWN);
+	acore_dns_connected(c, now);
+	size_t pulls = 0;
+	assert_true(rp_step(now, 10, &pulls));
+	int32_t ip;
+	int32_t asked_route = -1, asked_key = -1, unsent = -1;
+	for (int32_t id = 999; id >= 0 && asked_route < 0; id--)
+		if (rp_pulls[id] == 0)
+			asked_route = id;
+	for (int32_t id = 1999; id >= 1000 && asked_key < 0; id--)
+		if (rp_pulls[id] == 0)
+			asked_key = id;
+	for (int32_t id = 998; id >= 0 && unsent < 0; id--)
+		if (rp_pulls[id] == 0 && id != asked_route)
+			unsent = id;
+	assert_true(asked_route >= 0 && asked_key >= 0 && unsent >= 0);
+	assert_int_equal(get(asked_route, now, &ip), ACORE_OK); /* stale: served, pulled */
+	assert_int_equal(get(asked_key, now, &ip), ACORE_E_ABSENT); /* due: pulled again */
+	assert_int_equal(rp_drain(), 2);
+	/* A stale route pulled on demand, but lars-dns's queue was full. */
+	assert_int_equal(get(unsent, now, &ip), ACORE_OK);
+	acore_dns_msg_t m;
+	assert_true(acore_next_dns(c, &m));
+	assert_int_equal(m.cmdid, unsent);
+	assert_int_equal(acore_dns_unsent(c, &m), 0);
+	while (rp_step(now, 10, &pulls))
+		;
+	assert_int_equal(pulls, 2000 - 2);
+	for (int32_t i = 0; i < 2000; i++)
+		assert_int_equal(rp_pulls[i], 1);
+}
+
 /* ---- agent_wire: the daemon's decode → core → answer ---- */
 
 static int n_dns_sent;
@@ -509,6 +769,10 @@ int main(void)
 		T(test_state_change_is_reported_soon),
 		T(test_expiry_on_the_clock),
 		T(test_no_room_then_eviction_unsubscribes),
+		T(test_repull_in_slices),
+		T(test_repull_disconnect_restarts),
+		T(test_repull_eviction_safe),
+		T(test_repull_skips_pulled_on_demand),
 		T(test_wire_get_host_and_route_answer),
 		T(test_wire_flush_reports),
 	};

@@ -3,9 +3,10 @@
 // interval, in-flight limits, pausing the input at max_pending_keys and
 // resuming once a batch drains it, a refused batch folded back and retried
 // after the backoff (or at once in halves after a statement timeout), the
-// database down for a while, and the shutdown flush. Batches are kept by the
-// test as the DB worker would, and it decides how each one comes back:
-// every count is stored exactly once.
+// database down for a while, and the shutdown flush; the fold-back of a
+// refused batch in slices, with flushing, pausing and shutdown while it is
+// partial. Batches are kept by the test as the DB worker would, and it
+// decides how each one comes back: every count is stored exactly once.
 #include "test.h"
 
 #include <string.h>
@@ -24,6 +25,8 @@ typedef struct rig {
 	uint64_t sent, sent_results;     /* succ + err, results added */
 	uint64_t stored, stored_results; /* of batches stored */
 	uint64_t rx;                     /* receive order */
+	bool manual_fold; /* the test steps the fold-back itself */
+	unsigned n_fold_steps;
 } rig_t;
 
 static uint64_t batch_sum(const flush_batch_t *b)
@@ -105,6 +108,27 @@ static void rig_tick(rig_t *t, uint64_t now)
 	rig_act(t, now);
 }
 
+/*
+ * Loop turns after an event, as server.c's idle handle runs them: a slice
+ * of the fold-back of at most @budget keys each, then the actions, until
+ * nothing is left to fold. Return: the slices.
+ */
+static unsigned rig_fold(rig_t *t, size_t budget, uint64_t now)
+{
+	unsigned n = 0;
+	while (flush_folding(&t->f)) {
+		size_t keys = flush_pending_keys(&t->f);
+		size_t done = flush_fold_step(&t->f, budget);
+		assert_true(done > 0 && done <= budget);
+		assert_true(flush_pending_keys(&t->f) <= keys); /* merging never adds */
+		rig_act(t, now);
+		n++;
+		assert_true(n < 1000000);
+	}
+	t->n_fold_steps += n;
+	return n;
+}
+
 /* Batch @i in flight comes back with @o at @now. */
 static enum flush_done rig_done(rig_t *t, size_t i, enum batch_outcome o, uint64_t now)
 {
@@ -119,12 +143,16 @@ static enum flush_done rig_done(rig_t *t, size_t i, enum batch_outcome o, uint64
 	enum flush_done d = flush_batch_done(&t->f, &b, o, now);
 	assert_null(b.v);
 	rig_act(t, now);
+	if (!t->manual_fold)
+		rig_fold(t, FLUSH_FOLD_BUDGET, now);
 	return d;
 }
 
 static void rig_assert_all_stored(const rig_t *t)
 {
 	assert_int_equal(pending_keys(&t->f.pending), 0);
+	assert_int_equal(flush_pending_keys(&t->f), 0);
+	assert_false(flush_folding(&t->f));
 	assert_int_equal(t->n_flight, 0);
 	assert_int_equal(t->f.inflight_keys, 0);
 	assert_int_equal(t->f.inflight_results, 0);
@@ -431,6 +459,230 @@ static void test_shutdown_flush(void **state)
 	rig_deinit(&t);
 }
 
+/* ---- the fold-back of a refused batch, in slices ---- */
+
+/* The sum of succ + err still pending, in the map and waiting to be folded. */
+static uint64_t rig_pending_sum(const rig_t *t)
+{
+	const pending_t *p = &t->f.pending;
+	uint64_t s = 0;
+	for (size_t i = 0; i < p->n; i++)
+		for (unsigned m = 0; m < p->v[i].n_mins; m++)
+			s += p->v[i].mins[m].succ + p->v[i].mins[m].err;
+	for (size_t i = p->bl_pos; i < p->bl_n; i++)
+		for (unsigned m = 0; m < p->bl[i].n_mins; m++)
+			s += p->bl[i].mins[m].succ + p->bl[i].mins[m].err;
+	for (size_t b = 0; b < t->f.fold.n; b++) {
+		const flush_batch_t *fb = &t->f.fold.v[b];
+		for (size_t i = b ? 0 : t->f.fold.pos; i < fb->n; i++)
+			for (unsigned m = 0; m < fb->v[i].n_mins; m++)
+				s += fb->v[i].mins[m].succ + fb->v[i].mins[m].err;
+	}
+	return s;
+}
+
+/* Stored, in flight or pending: every count is somewhere, exactly once. */
+static void rig_assert_conserved(const rig_t *t)
+{
+	uint64_t flight = 0, flight_results = 0;
+	for (size_t i = 0; i < t->n_flight; i++) {
+		flight += batch_sum(&t->flight[i]);
+		flight_results += t->flight[i].n_results;
+	}
+	assert_int_equal(t->stored + flight + rig_pending_sum(t), t->sent);
+	assert_int_equal(t->stored_results + flight_results + flush_pending_results(&t->f),
+			 t->sent_results);
+}
+
+/* 10,000 keys refused: nothing is merged when the batch comes back, then
+ * at most the budget a step; the totals count it all along, results arriving
+ * meanwhile for the same keys coalesce with it, and it is stored once. */
+static void test_fold_back_in_slices(void **state)
+{
+	rig_t t;
+	rig_init(&t, 100000, 10000, 1, 1000000);
+	t.manual_fold = true;
+	rig_report(&t, 0, 10000, 2, 100);
+	rig_tick(&t, 200);
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(t.flight[0].n, 10000);
+	assert_int_equal(rig_done(&t, 0, BATCH_FAILED, 210), FLUSH_DONE_RETRY);
+	/* Queued whole: still pending for every decision, nothing merged yet. */
+	assert_true(flush_folding(&t.f));
+	assert_int_equal(pending_keys(&t.f.pending), 0);
+	assert_int_equal(flush_pending_keys(&t.f), 10000);
+	assert_int_equal(flush_pending_results(&t.f), 10000);
+	assert_int_equal(flush_oldest_ms(&t.f), 100); /* when they arrived */
+	rig_assert_conserved(&t);
+
+	unsigned steps = 0;
+	while (flush_folding(&t.f)) {
+		size_t done = flush_fold_step(&t.f, 512);
+		assert_true(done > 0 && done <= 512);
+		rig_act(&t, 220);
+		steps++;
+		if (steps == 5) {
+			/* Halfway: the same 100 keys and 100 new ones arrive. */
+			rig_report(&t, 9900, 200, 1, 230);
+			assert_int_equal(flush_pending_keys(&t.f), 10200);
+		}
+		assert_int_equal(t.n_flight, 0); /* the backoff holds */
+		rig_assert_conserved(&t);
+	}
+	assert_int_equal(steps, (10000 + 511) / 512);
+	assert_int_equal(flush_fold_step(&t.f, 512), 0);
+	assert_int_equal(pending_keys(&t.f.pending), 10100); /* coalesced */
+	assert_int_equal(flush_pending_keys(&t.f), 10100);
+	assert_int_equal(t.f.pending.n_results, 10200);
+
+	for (uint64_t now = t.f.retry_at_ms; t.n_flight || flush_pending_keys(&t.f);
+	     now += 200) {
+		assert_true(now < 100000);
+		rig_tick(&t, now);
+		while (t.n_flight)
+			rig_done(&t, 0, BATCH_STORED, now + 1);
+	}
+	rig_assert_all_stored(&t);
+	rig_deinit(&t);
+}
+
+/* After a statement timeout the refused keys go out again at once, in
+ * halves, straight from the fold-back queue and before anything newer;
+ * what was merged meanwhile goes with the map. */
+static void test_fold_back_handed_out_first(void **state)
+{
+	rig_t t;
+	rig_init(&t, 10, 64, 1, 1000);
+	t.manual_fold = true;
+	rig_report(&t, 0, 64, 1, 0);
+	assert_int_equal(t.flight[0].n, 64);
+	rig_report(&t, 1000, 20, 1, 210); /* newer keys in the map */
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(rig_done(&t, 0, BATCH_TIMED_OUT, 30000), FLUSH_DONE_SPLIT);
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(t.flight[0].n, 32); /* half, from the queue */
+	for (size_t i = 0; i < 32; i++)
+		assert_int_equal(t.flight[0].v[i].key.ip, (int32_t)i);
+	assert_int_equal(t.f.fold.keys, 32);
+	rig_assert_conserved(&t);
+	/* One slice of 10 merged into the map before it comes back. */
+	assert_int_equal(flush_fold_step(&t.f, 10), 10);
+	rig_act(&t, 30001);
+	assert_int_equal(t.f.fold.keys, 22);
+	assert_int_equal(pending_keys(&t.f.pending), 30);
+	rig_assert_conserved(&t);
+	rig_done(&t, 0, BATCH_STORED, 30002);
+	/* The rest of the queue first (22 keys, ips 42..63), then the map. */
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(t.flight[0].n, 22);
+	assert_int_equal(t.flight[0].v[0].key.ip, 42);
+	assert_false(flush_folding(&t.f));
+	rig_done(&t, 0, BATCH_STORED, 30003);
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(t.flight[0].n, 30); /* ips 1000..1019 and 32..41 */
+	rig_done(&t, 0, BATCH_STORED, 30004);
+	rig_assert_all_stored(&t);
+	rig_deinit(&t);
+}
+
+/* Paused: a refused batch counts as pending until merged, so it does not
+ * resume the input; once merged into the same keys, the fold-back's end
+ * finds fewer than 9/10 and resumes. */
+static void test_fold_back_resumes_when_merged(void **state)
+{
+	rig_t t;
+	rig_init(&t, 1000, 50, 2, 100);
+	t.manual_fold = true;
+	rig_report(&t, 0, 100, 1, 0);
+	assert_true(t.f.paused);
+	rig_tick(&t, 200);
+	assert_int_equal(t.n_flight, 2); /* 0..49 and 50..99 */
+	rig_report(&t, 0, 50, 1, 210); /* buffered on the sockets before the pause */
+	assert_int_equal(rig_done(&t, 0, BATCH_FAILED, 220), FLUSH_DONE_RETRY);
+	assert_int_equal(flush_pending_keys(&t.f), 100); /* 50 in the map, 50 to fold */
+	assert_true(t.f.paused);
+	assert_int_equal(t.n_resumes, 0);
+	assert_int_equal(rig_fold(&t, 16, 230), 4);
+	assert_int_equal(flush_pending_keys(&t.f), 50); /* the same keys */
+	assert_int_equal(t.n_resumes, 1);
+	assert_false(t.f.paused);
+	rig_assert_conserved(&t);
+	rig_done(&t, 0, BATCH_STORED, 240);
+	rig_tick(&t, t.f.retry_at_ms);
+	rig_done(&t, 0, BATCH_STORED, t.f.retry_at_ms + 1);
+	rig_assert_all_stored(&t);
+	rig_deinit(&t);
+}
+
+/*
+ * Shutdown while a fold-back is partial: the shutdown flush takes the rest
+ * of the queue first, then the map, and drained means all of it stored.
+ * Out of time instead: what came back cancelled is folded at exit
+ * (flush_fold_all) and counted exactly; and a queue never folded is freed.
+ */
+static void test_fold_back_at_shutdown(void **state)
+{
+	rig_t t;
+	rig_init(&t, 100000, 1000, 1, 100000);
+	t.manual_fold = true;
+	rig_report(&t, 0, 3000, 1, 0);
+	rig_tick(&t, 200);
+	assert_int_equal(rig_done(&t, 0, BATCH_FAILED, 210), FLUSH_DONE_RETRY);
+	assert_int_equal(flush_fold_step(&t.f, 300), 300);
+	rig_act(&t, 220);
+	assert_int_equal(t.n_flight, 0);
+	flush_close(&t.f);
+	assert_false(flush_drained(&t.f));
+	rig_act(&t, 230);
+	assert_int_equal(t.n_flight, 4); /* 700 left in the queue, then 2300 in the map */
+	assert_int_equal(t.flight[0].n, 700);
+	assert_int_equal(t.flight[0].v[0].key.ip, 300);
+	assert_int_equal(t.flight[1].n + t.flight[2].n + t.flight[3].n, 2300);
+	assert_false(flush_folding(&t.f));
+	rig_assert_conserved(&t);
+	while (t.n_flight) {
+		assert_false(flush_drained(&t.f));
+		rig_done(&t, 0, BATCH_STORED, 240);
+	}
+	assert_true(flush_drained(&t.f));
+	rig_assert_all_stored(&t);
+	rig_deinit(&t);
+
+	/* Out of time: batches come back cancelled after flush_finish() and
+	 * are not folded by the loop any more; the exit count folds them. */
+	rig_init(&t, 100000, 1000, 1, 100000);
+	t.manual_fold = true;
+	rig_report(&t, 0, 2500, 1, 0);
+	flush_close(&t.f);
+	rig_act(&t, 10);
+	assert_int_equal(t.n_flight, 3);
+	rig_done(&t, 0, BATCH_STORED, 20);
+	rig_report(&t, 1000, 10, 1, 25); /* arrived before the close, counted */
+	flush_finish(&t.f);
+	rig_done(&t, 0, BATCH_CANCELLED, 30);
+	rig_done(&t, 0, BATCH_CANCELLED, 30);
+	assert_int_equal(t.n_flight, 0);
+	assert_int_equal(flush_pending_keys(&t.f), 1500 + 10); /* upper bound */
+	rig_assert_conserved(&t);
+	flush_fold_all(&t.f);
+	assert_false(flush_folding(&t.f));
+	assert_int_equal(pending_keys(&t.f.pending), 1500); /* the 10 coalesced */
+	assert_int_equal(t.f.pending.n_results, 1510);
+	assert_int_equal(t.stored + rig_pending_sum(&t), t.sent);
+	assert_false(flush_drained(&t.f));
+	rig_deinit(&t);
+
+	/* Freed with a queue never folded (checked by -Db_sanitize=address). */
+	rig_init(&t, 100000, 1000, 1, 100000);
+	t.manual_fold = true;
+	rig_report(&t, 0, 1500, 1, 0);
+	rig_tick(&t, 200);
+	rig_done(&t, 0, BATCH_FAILED, 210);
+	assert_int_equal(flush_fold_step(&t.f, 10), 10);
+	assert_true(flush_folding(&t.f));
+	rig_deinit(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +694,10 @@ int main(void)
 		cmocka_unit_test(test_timeout_halves),
 		cmocka_unit_test(test_database_down),
 		cmocka_unit_test(test_shutdown_flush),
+		cmocka_unit_test(test_fold_back_in_slices),
+		cmocka_unit_test(test_fold_back_handed_out_first),
+		cmocka_unit_test(test_fold_back_resumes_when_merged),
+		cmocka_unit_test(test_fold_back_at_shutdown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
