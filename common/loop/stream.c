@@ -55,6 +55,8 @@ int stream_init(stream_t *s, uv_loop_t *loop, const stream_cfg_t *cfg, peer_t *p
 	return 0;
 }
 
+static void stream_pace_unlink(stream_t *s);
+
 static void stream_on_closed(uv_handle_t *h)
 {
 	stream_t *s = container_of((uv_tcp_t *)h, stream_t, tcp);
@@ -72,6 +74,7 @@ void stream_close(stream_t *s, stream_closed_cb cb)
 	if (!stream_is_open(s))
 		return;
 	s->closed_cb_ = cb;
+	stream_pace_unlink(s);
 	uv_close((uv_handle_t *)&s->tcp, stream_on_closed);
 }
 
@@ -99,6 +102,121 @@ static void stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 
+/* ---- pacing: a budget of loop time per turn ---- */
+
+static void stream_pace_unlink(stream_t *s)
+{
+	stream_pacer_t *p = s->cfg_ ? s->cfg_->pacer : NULL;
+	if (!s->deferred_ || !p)
+		return;
+	if (s->pace_prev_)
+		s->pace_prev_->pace_next_ = s->pace_next_;
+	else
+		p->head_ = s->pace_next_;
+	if (s->pace_next_)
+		s->pace_next_->pace_prev_ = s->pace_prev_;
+	else
+		p->tail_ = s->pace_prev_;
+	s->pace_prev_ = s->pace_next_ = NULL;
+	s->deferred_ = false;
+	if (!p->head_)
+		(void)uv_idle_stop(&p->idle_);
+}
+
+/* Is this turn's budget spent? */
+static bool stream_over_budget(const stream_t *s)
+{
+	const stream_pacer_t *p = s->cfg_->pacer;
+	return p && uv_hrtime() - p->turn_start_ > p->budget_ns_;
+}
+
+static void stream_pacer_on_idle(uv_idle_t *h);
+
+/* Wait for the next turn, with @err (a read error) if there is one. */
+static void stream_defer(stream_t *s, int err)
+{
+	stream_pacer_t *p = s->cfg_->pacer;
+	s->deferred_err_ = err;
+	if (s->deferred_)
+		return;
+	s->deferred_ = true;
+	if (s->reading_ && !s->held_)
+		(void)uv_read_stop((uv_stream_t *)&s->tcp);
+	s->pace_prev_ = p->tail_;
+	s->pace_next_ = NULL;
+	if (p->tail_)
+		p->tail_->pace_next_ = s;
+	else
+		p->head_ = s;
+	p->tail_ = s;
+	(void)uv_idle_start(&p->idle_, stream_pacer_on_idle);
+}
+
+static void stream_dispatch(stream_t *s);
+
+/* Read again unless something still says wait. */
+static void stream_read_resume(stream_t *s)
+{
+	if (s->held_ || s->deferred_ || !s->reading_ || !stream_is_open(s))
+		return;
+	int r = uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
+	if (r)
+		stream_fail(s, STREAM_F_READ, r, NULL);
+}
+
+static void stream_pacer_on_prepare(uv_prepare_t *h)
+{
+	stream_pacer_t *p = container_of(h, stream_pacer_t, prep_);
+	p->turn_start_ = uv_hrtime();
+}
+
+/* A new turn: the streams that waited go first, in order, within the budget. */
+static void stream_pacer_on_idle(uv_idle_t *h)
+{
+	stream_pacer_t *p = container_of(h, stream_pacer_t, idle_);
+	p->turn_start_ = uv_hrtime();
+	for (stream_t *s; (s = p->head_);) {
+		if (stream_over_budget(s))
+			return; /* the rest wait for the next turn */
+		int err = s->deferred_err_;
+		stream_pace_unlink(s);
+		if (err) {
+			stream_fail(s, STREAM_F_READ, err, NULL);
+			continue;
+		}
+		stream_dispatch(s);
+		stream_read_resume(s);
+	}
+}
+
+static void stream_pacer_on_closed(uv_handle_t *h)
+{
+	stream_pacer_t *p = h->data;
+	if (--p->n_open_ == 0 && p->closed_cb_)
+		p->closed_cb_(p);
+}
+
+void stream_pacer_init(stream_pacer_t *p, uv_loop_t *loop, uint64_t budget_ns)
+{
+	memset(p, 0, sizeof(*p));
+	p->budget_ns_ = budget_ns;
+	(void)uv_prepare_init(loop, &p->prep_);
+	(void)uv_idle_init(loop, &p->idle_);
+	p->prep_.data = p->idle_.data = p;
+	p->n_open_ = 2;
+	/* The idle handle runs only while streams wait (stream_defer()). */
+	(void)uv_prepare_start(&p->prep_, stream_pacer_on_prepare);
+	uv_unref((uv_handle_t *)&p->prep_);
+	p->turn_start_ = uv_hrtime();
+}
+
+void stream_pacer_close(stream_pacer_t *p, void (*cb)(stream_pacer_t *p))
+{
+	p->closed_cb_ = cb;
+	uv_close((uv_handle_t *)&p->prep_, stream_pacer_on_closed);
+	uv_close((uv_handle_t *)&p->idle_, stream_pacer_on_closed);
+}
+
 /* Answers wait: stop reading until they are written (stream_after_write). */
 static bool stream_hold(stream_t *s)
 {
@@ -106,7 +224,7 @@ static bool stream_hold(stream_t *s)
 		return false;
 	if (!s->held_) {
 		s->held_ = true;
-		if (s->reading_)
+		if (s->reading_ && !s->deferred_)
 			(void)uv_read_stop((uv_stream_t *)&s->tcp);
 	}
 	return true;
@@ -115,11 +233,17 @@ static bool stream_hold(stream_t *s)
 /* Dispatch the whole frames in the buffer, unless answers make us wait. */
 static void stream_dispatch(stream_t *s)
 {
+	if (s->deferred_)
+		return; /* the pacer's turn comes */
 	/* A handler may close the stream: its memory lasts until the close
 	 * callback, which never runs inside this one. */
 	while (stream_is_open(s) && !stream_hold(s)) {
 		frame_hdr_t hdr;
 		const uint8_t *body;
+		if (frame_buf_pending(&s->in_) && stream_over_budget(s)) {
+			stream_defer(s, 0);
+			break;
+		}
 		/* Refuses a bad header as soon as its 8 bytes are in. */
 		int r = frame_buf_next(&s->in_, &hdr, &body);
 		if (r == FRAME_E_NEED_MORE)
@@ -148,7 +272,11 @@ static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	(void)buf; /* the free tail of s->in_ */
 
 	if (nread < 0) {
-		stream_fail(s, STREAM_F_READ, (int)nread, NULL);
+		/* A storm of closes is paced like one of requests. */
+		if (stream_over_budget(s))
+			stream_defer(s, (int)nread);
+		else
+			stream_fail(s, STREAM_F_READ, (int)nread, NULL);
 		return;
 	}
 	if (nread == 0)
@@ -161,8 +289,8 @@ static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 int stream_read_start(stream_t *s)
 {
 	s->reading_ = true;
-	if (s->held_)
-		return 0; /* resumes once the answers are written */
+	if (s->held_ || s->deferred_)
+		return 0; /* resumes once the answers are written / next turn */
 	return uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
 }
 
@@ -180,11 +308,7 @@ static void stream_unhold(stream_t *s)
 {
 	s->held_ = false;
 	stream_dispatch(s);
-	if (s->held_ || !s->reading_ || !stream_is_open(s))
-		return;
-	int r = uv_read_start((uv_stream_t *)&s->tcp, stream_alloc, stream_on_read);
-	if (r)
-		stream_fail(s, STREAM_F_READ, r, NULL);
+	stream_read_resume(s);
 }
 
 /** stream_held() - whether @s waits for its answers to be written before reading on. */

@@ -51,6 +51,28 @@ typedef struct stream_budget {
 	size_t max; /* 0 = no limit */
 } stream_budget_t;
 
+/**
+ * struct stream_pacer - a budget of loop time per turn for the frames of
+ * many streams. A storm (thousands of peers sending or closing at once, all
+ * ready in one poll) would otherwise be handled in one go while timers wait;
+ * past the budget a stream stops reading and its frames (or its EOF) wait
+ * for the next turn, in the order they came. Private: use the functions.
+ */
+typedef struct stream_pacer {
+	uv_prepare_t prep_;   /* a new turn: the budget starts again */
+	uv_idle_t idle_;      /* while streams wait: resume them next turn */
+	uint64_t budget_ns_;
+	uint64_t turn_start_;
+	stream_t *head_, *tail_;
+	unsigned n_open_;     /* handles not yet closed */
+	void (*closed_cb_)(struct stream_pacer *p);
+} stream_pacer_t;
+
+/** stream_pacer_init() - @budget_ns of frame handling per loop turn. */
+void stream_pacer_init(stream_pacer_t *p, uv_loop_t *loop, uint64_t budget_ns);
+/** stream_pacer_close() - close its handles; @cb once they are (its streams must be closed). */
+void stream_pacer_close(stream_pacer_t *p, void (*cb)(stream_pacer_t *p));
+
 /* The settings a server's or a client's streams share; outlives them. */
 typedef struct stream_cfg {
 	uint32_t max_frame;         /* header + body a peer may send; bigger fails the stream */
@@ -59,6 +81,7 @@ typedef struct stream_cfg {
 	/* Read no further frame while answers wait to be written: a peer that
 	 * does not read cannot make us queue more than one answer. */
 	bool hold_while_queued;
+	stream_pacer_t *pacer;      /* may be NULL: no budget per turn */
 	const dispatch_t *dispatch; /* a frame's handler gets the stream's peer */
 	stream_fail_cb on_fail;         /* required */
 	stream_overflow_cb on_overflow; /* may be NULL */
@@ -78,6 +101,9 @@ struct stream {
 	uint64_t partial_since_; /* loop ms an unfinished frame began, or 0 */
 	bool reading_;           /* the owner wants frames */
 	bool held_;              /* not reading: answers wait (hold_while_queued) */
+	bool deferred_;          /* on the pacer's list: over this turn's budget */
+	int deferred_err_;       /* a read error (EOF) that waits with it, or 0 */
+	stream_t *pace_prev_, *pace_next_;
 };
 
 /** stream_init() - init the handle on @loop; on failure nothing is left to close. */

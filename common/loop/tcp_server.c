@@ -32,6 +32,7 @@ struct tcp_server {
 	stream_budget_t budget; /* max_output_total */
 	u64map_t per_ip;        /* address key -> connections from it (as a pointer) */
 	uv_timer_t sweep;       /* deadlines and the soft output limit */
+	stream_pacer_t pacer;   /* frame handling per loop turn, over all connections */
 	log_ratelimit_t rl_bad;
 	log_ratelimit_t rl_refused;
 	log_ratelimit_t rl_limits;
@@ -56,6 +57,10 @@ struct tcp_conn {
 	uint64_t soft_since_ms; /* over the soft output limit since, or 0 */
 	char name[NET_ADDR_STRLEN];
 };
+
+/* Loop time the frames of all connections may take per turn: a storm of
+ * thousands of peers is spread over turns, timers and pushes run between. */
+#define TCP_SERVER_TURN_BUDGET_NS (4 * 1000 * 1000)
 
 static void tcp_server_maybe_free(tcp_server_t *srv);
 
@@ -558,7 +563,7 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 	srv->opts = *opts;
 	snprintf(srv->name, sizeof(srv->name), "%s", opts->name ? opts->name : "tcp");
 	if (!srv->opts.backlog)
-		srv->opts.backlog = 511;
+		srv->opts.backlog = 4096; /* a fleet reconnecting at once; the kernel caps it at somaxconn */
 	if (!srv->opts.max_conns)
 		srv->opts.max_conns = 10000;
 	if (!srv->opts.max_frame)
@@ -589,7 +594,10 @@ int tcp_server_start(uv_loop_t *loop, const tcp_server_opts_t *opts,
 		.max_write_queue = srv->opts.max_write_queue,
 		.budget = &srv->budget,
 		.hold_while_queued = srv->opts.hold_while_queued,
+		.pacer = &srv->pacer,
 	};
+	stream_pacer_init(&srv->pacer, loop, TCP_SERVER_TURN_BUDGET_NS);
+	srv->n_alive++; /* the pacer, closed with the server */
 	uint64_t sweep_ms = tcp_server_sweep_ms(&srv->opts);
 	(void)uv_timer_init(loop, &srv->sweep);
 	srv->n_alive++; /* the sweep timer, closed with the server */
@@ -624,6 +632,13 @@ static void tcp_server_maybe_free(tcp_server_t *srv)
 	uv_close((uv_handle_t *)&srv->listener, tcp_server_on_listener_closed);
 }
 
+static void tcp_server_on_pacer_closed(stream_pacer_t *p)
+{
+	tcp_server_t *srv = container_of(p, tcp_server_t, pacer);
+	srv->n_alive--;
+	tcp_server_maybe_free(srv);
+}
+
 static void tcp_server_on_sweep_closed(uv_handle_t *h)
 {
 	tcp_server_t *srv = container_of((uv_timer_t *)h, tcp_server_t, sweep);
@@ -639,4 +654,5 @@ void tcp_server_close(tcp_server_t *srv)
 	while (srv->conns)
 		tcp_conn_close(srv->conns, "server shutting down");
 	uv_close((uv_handle_t *)&srv->sweep, tcp_server_on_sweep_closed);
+	stream_pacer_close(&srv->pacer, tcp_server_on_pacer_closed);
 }

@@ -99,6 +99,9 @@ static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64
 	}
 	case LARS_ID_GET_ROUTE_REQ:
 		acore_dns_connected(w->core, now);
+		/* The loop's re-pull, a slice per turn. */
+		while (acore_repull_step(w->core, now, 4))
+			awire_drain_dns(w, ACORE_OK);
 		awire_drain_dns(w, ACORE_OK);
 		break;
 	case LARS_ID_UNSUBSCRIBE_REQ:
