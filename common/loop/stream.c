@@ -106,6 +106,7 @@ static bool stream_hold(stream_t *s)
 		return false;
 	if (!s->held_) {
 		s->held_ = true;
+		s->held_since_ = uv_now(s->tcp.loop);
 		if (s->reading_)
 			(void)uv_read_stop((uv_stream_t *)&s->tcp);
 	}
@@ -179,6 +180,10 @@ void stream_read_stop(stream_t *s)
 static void stream_unhold(stream_t *s)
 {
 	s->held_ = false;
+	/* We did not read meanwhile (the rest of the frame may be waiting in
+	 * the kernel): the peer's clock for its unfinished frame stood still. */
+	if (s->partial_since_)
+		s->partial_since_ += uv_now(s->tcp.loop) - s->held_since_;
 	stream_dispatch(s);
 	if (s->held_ || !s->reading_ || !stream_is_open(s))
 		return;

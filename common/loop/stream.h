@@ -76,6 +76,7 @@ struct stream {
 	stream_closed_cb closed_cb_;
 	size_t queued_;          /* real bytes of the queued writes */
 	uint64_t partial_since_; /* loop ms an unfinished frame began, or 0 */
+	uint64_t held_since_;    /* loop ms held_ was set */
 	bool reading_;           /* the owner wants frames */
 	bool held_;              /* not reading: answers wait (hold_while_queued) */
 };

@@ -746,6 +746,43 @@ static void test_deadlines(void **state)
 	fx_free(f);
 }
 
+/*
+ * A frame begun when the answers made the stream hold: the time it did not
+ * read is not the peer's. After the drain the peer still has the deadline to
+ * finish the frame (the rest may have waited in the kernel all along).
+ */
+static void test_partial_clock_stops_while_held(void **state)
+{
+	(void)state;
+	const uint32_t len = 8u << 20;
+	fixture_t *f = fx_new((tcp_server_opts_t){ .hold_while_queued = true,
+						   .partial_frame_timeout_ms = 800 });
+	rc_t *c = rc_open(f, NULL, 16384, true);
+	c->reading = true;
+	rc_ask(f, c, 0, 16, ASK_HELLO);
+	WAIT_UNTIL(f, c->n_frames == 1);
+	c->reading = false;
+
+	/* A request for a big answer and five bytes of the next one. */
+	uint8_t buf[2 * REQ_LEN];
+	make_req(buf, 1, len, ASK_FRAME);
+	make_req(buf + REQ_LEN, 2, 16, ASK_FRAME);
+	rc_send(f, c, buf, REQ_LEN + 5);
+	WAIT_UNTIL(f, f->n_dispatched == 2);
+	assert_true(tcp_conn_write_queue(f->conns[0]) > 0); /* held */
+	pump_for(f, 2000); /* well past the deadline, held */
+	assert_false(f->closed[0]);
+
+	c->reading = true;
+	WAIT_UNTIL(f, c->n_frames == 2);
+	pump_for(f, 400); /* two sweeps, half the deadline */
+	assert_false(f->closed[0]);
+	rc_send(f, c, buf + REQ_LEN + 5, REQ_LEN - 5);
+	WAIT_UNTIL(f, c->n_frames == 3);
+	assert_false(f->closed[0]);
+	fx_free(f);
+}
+
 int main(void)
 {
 	log_init(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
@@ -758,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_soft_limit),
 		cmocka_unit_test(test_conns_per_ip),
 		cmocka_unit_test(test_deadlines),
+		cmocka_unit_test(test_partial_clock_stops_while_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
