@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "sbuf.h"
+#include "tcp_client.h"
 #include "tcp_server.h"
 
 /* Generous: a loaded 2-core machine. */
@@ -783,6 +784,87 @@ static void test_partial_clock_stops_while_held(void **state)
 	fx_free(f);
 }
 
+/* ---- the client's side of the same stream ---- */
+
+static int n_cli_down;
+
+static void cli_on_disconnect(tcp_client_t *cli, void *user)
+{
+	(void)cli;
+	(void)user;
+	n_cli_down++;
+}
+
+/*
+ * tcp_client has no on_overflow: a send past max_write_queue to a server
+ * that does not read fails with -ENOBUFS and the connection stays; once the
+ * server reads, every accepted frame arrives whole and sends succeed again.
+ */
+static void test_client_queue_bound(void **state)
+{
+	(void)state;
+	const uint32_t len = 256u << 10;
+	fixture_t *f = fx_new((tcp_server_opts_t){ 0 });
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(ls >= 0);
+	int small = 16384; /* inherited by the accepted socket */
+	assert_int_equal(setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+
+	char ep[64];
+	snprintf(ep, sizeof(ep), "127.0.0.1:%d", ntohs(sa.sin_port));
+	net_endpoint_t e[1];
+	assert_int_equal(net_endpoints_parse(ep, e, 1), 1);
+	n_cli_down = 0;
+	tcp_client_opts_t o = { .name = "cli", .endpoints = e, .n_endpoints = 1,
+				.max_write_queue = 1u << 20, .dispatch = &f->d,
+				.on_disconnect = cli_on_disconnect };
+	tcp_client_t *cli;
+	assert_int_equal(tcp_client_start(&f->loop, &o, &cli), 0);
+	rc_t *peer = calloc(1, sizeof(*peer));
+	assert_non_null(peer);
+	peer->fd = -1;
+	f->clients[f->n_clients++] = peer;
+	peer->check_order = true;
+	WAIT_UNTIL(f, tcp_client_connected(cli) &&
+			      (peer->fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0);
+
+	uint32_t sent = 0;
+	int r = 0;
+	while (sent < 200 && r == 0) {
+		uint8_t *buf = malloc(FRAME_HDR_LEN + len);
+		assert_non_null(buf);
+		fill_answer(buf, sent, len);
+		r = tcp_client_send_frame(cli, buf, FRAME_HDR_LEN + len);
+		if (r == 0)
+			sent++;
+		pump_once(f);
+	}
+	assert_int_equal(r, -ENOBUFS);
+	pump_for(f, 100);
+	assert_true(tcp_client_connected(cli));
+	assert_int_equal(n_cli_down, 0);
+	assert_int_equal(tcp_client_n_connects(cli), 1);
+
+	peer->reading = true;
+	WAIT_UNTIL(f, peer->n_frames == sent);
+	uint8_t *buf = malloc(FRAME_HDR_LEN + len);
+	assert_non_null(buf);
+	fill_answer(buf, sent, len);
+	assert_int_equal(tcp_client_send_frame(cli, buf, FRAME_HDR_LEN + len), 0);
+	WAIT_UNTIL(f, peer->n_frames == sent + 1);
+	assert_int_equal(peer->bytes, (uint64_t)(sent + 1) * (FRAME_HDR_LEN + len));
+	assert_int_equal(n_cli_down, 0);
+	tcp_client_close(cli);
+	close(ls);
+	fx_free(f);
+}
+
 int main(void)
 {
 	log_init(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
@@ -796,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_conns_per_ip),
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_partial_clock_stops_while_held),
+		cmocka_unit_test(test_client_queue_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
