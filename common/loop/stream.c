@@ -235,13 +235,27 @@ static int stream_admit(stream_t *s, size_t len, const sbuf_t *shared)
 			s->cfg_->on_overflow(s, queued, len, false);
 		return -ENOBUFS;
 	}
+	/* Behind already: all of it would wait. A peer that keeps up costs
+	 * the budget only what the kernel does not take (stream_queue). */
 	stream_budget_t *b = s->cfg_->budget;
-	if (b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
+	if (queued > 0 && b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
 		if (s->cfg_->on_overflow)
 			s->cfg_->on_overflow(s, queued, len, true);
 		return -ENOBUFS;
 	}
 	return 0;
+}
+
+/* Would queueing @w (and, in no queue yet, its shared bytes) pass the budget? */
+static bool stream_over_budget(const stream_t *s, const stream_write_t *w)
+{
+	const stream_budget_t *b = s->cfg_->budget;
+	if (!b || !b->max)
+		return false;
+	size_t cost = w->budget_cost;
+	if (w->shared && !w->shared->queued)
+		cost += sbuf_cost(w->shared->len);
+	return b->used + cost > b->max;
 }
 
 /*
@@ -287,6 +301,18 @@ static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t
 {
 	w->cost = sizeof(*w) + len;
 	w->budget_cost = w->shared ? sizeof(*w) : w->cost;
+	if (stream_over_budget(s, w)) {
+		/* What the kernel left of a frame to an empty queue: the peer
+		 * has part of it, the stream cannot go on without the rest. */
+		size_t queued = s->queued_;
+		if (w->shared)
+			sbuf_unref(w->shared);
+		free(w);
+		if (s->cfg_->on_overflow)
+			s->cfg_->on_overflow(s, queued, len, true);
+		stream_fail(s, STREAM_F_WRITE, UV_ENOBUFS, NULL);
+		return -ENOBUFS;
+	}
 	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
 	int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_after_write);
 	if (r) {
@@ -309,8 +335,9 @@ static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t
  * stream_send_frame() - write a whole frame, or queue what the kernel did not take.
  * @buf: malloc'd; the stream takes it in every case.
  * Return: 0; -ENOTCONN (closing); -ENOBUFS (over the write-queue bound or
- * the shared budget, see stream_overflow_cb; nothing was sent); or a UV_E*
- * write error, after stream_fail_cb ran.
+ * the shared budget, see stream_overflow_cb; nothing was sent, unless the
+ * queue was empty and the stream failed); or a UV_E* write error, after
+ * stream_fail_cb ran.
  */
 int stream_send_frame(stream_t *s, uint8_t *buf, size_t len)
 {

@@ -35,7 +35,10 @@ typedef void (*stream_fail_cb)(stream_t *s, int what, int code, const frame_hdr_
  * stream_overflow_cb - a send of @len bytes was refused: @queued bytes are
  * still waiting and both together exceed max_write_queue (@global false), or
  * the streams' shared budget is spent (@global true). The send returns
- * -ENOBUFS; the owner decides whether that peer is cut off.
+ * -ENOBUFS; the owner decides whether that peer is cut off. Only what must
+ * wait counts against the budget: a frame to an empty queue is offered to
+ * the kernel first, and if what it left does not fit, the frame is cut and
+ * the stream fails after this callback (STREAM_F_WRITE, UV_ENOBUFS).
  */
 typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len, bool global);
 /** stream_closed_cb - the handle is closed and the stream deinitialised: free its owner. */

@@ -564,14 +564,16 @@ static void test_output_budget(void **state)
 	for (unsigned k = 0; k < 32 && refused < 0; k++) {
 		int i = (int)(k % N);
 		size_t before = tcp_server_output_bytes(f->srv);
+		bool behind = tcp_conn_write_queue(f->conns[i]) > 0;
 		uint8_t *buf = malloc(FRAME_HDR_LEN + len);
 		assert_non_null(buf);
 		fill_answer(buf, k, len);
 		int r = tcp_conn_send_frame(f->conns[i], buf, FRAME_HDR_LEN + len);
-		/* The cost is the frame and one request (a few hundred bytes). */
+		/* The cost is at most the frame and one request (a few hundred
+		 * bytes); all of it for a peer behind already. */
 		if (before + FRAME_HDR_LEN + len + 1024 <= max)
 			assert_int_equal(r, 0);
-		else if (before + FRAME_HDR_LEN + len + sizeof(uv_write_t) > max)
+		else if (behind && before + FRAME_HDR_LEN + len + sizeof(uv_write_t) > max)
 			assert_int_equal(r, -ENOBUFS);
 		if (r == -ENOBUFS)
 			refused = i;
@@ -601,6 +603,70 @@ static void test_output_budget(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(f->closed[i], i == refused);
 	assert_int_equal(counter(f, "lars_tcp_output_budget_overflow_total"), 1);
+	fx_free(f);
+}
+
+/*
+ * The budget is against peers that do not read: one that keeps up (its
+ * queue empty) is not cut off for a frame the kernel takes at once, however
+ * much the others hold; the next send to one that is behind is refused.
+ */
+static void test_budget_spares_a_reader(void **state)
+{
+	(void)state;
+	const size_t max = 8u << 20;
+	fixture_t *f = fx_new((tcp_server_opts_t){ .max_write_queue = 64u << 20,
+						   .max_output_total = max,
+						   .hold_while_queued = true });
+	rc_t *a = rc_open(f, NULL, 16384, true);
+	rc_t *b = rc_open(f, NULL, 16384, true);
+	rc_t *reader = rc_open(f, NULL, 0, true);
+	rc_t *d = rc_open(f, NULL, 16384, true);
+	reader->reading = true;
+	rc_ask(f, a, 0, 6u << 20, ASK_FRAME);
+	WAIT_UNTIL(f, f->n_dispatched == 1);
+	rc_ask(f, b, 0, 5u << 20, ASK_FRAME);
+	WAIT_UNTIL(f, f->n_dispatched == 2);
+	assert_int_equal(f->last_send, 0);
+	size_t used = tcp_server_output_bytes(f->srv);
+	assert_true(tcp_conn_write_queue(f->conns[0]) > 0);
+	assert_true(used < max);
+
+	/* More than what is left: it all goes at once but 1 MiB at most. */
+	uint32_t len = (uint32_t)(max - used) + (1u << 20);
+	rc_ask(f, reader, 1, len, ASK_FRAME);
+	WAIT_UNTIL(f, f->n_dispatched == 3);
+	assert_int_equal(f->last_send, 0);
+	assert_false(f->closed[0] || f->closed[1] || f->closed[2]);
+	WAIT_UNTIL(f, reader->n_frames == 1);
+	assert_int_equal(counter(f, "lars_tcp_output_budget_overflow_total"), 0);
+	assert_true(tcp_server_output_bytes(f->srv) <= max);
+
+	/* A peer behind asking for as much: refused whole, cut off. */
+	uint8_t *buf = malloc(FRAME_HDR_LEN + len);
+	assert_non_null(buf);
+	fill_answer(buf, 2, len);
+	assert_int_equal(tcp_conn_send_frame(f->conns[0], buf, FRAME_HDR_LEN + len), -ENOBUFS);
+	assert_true(f->closed[0]);
+	assert_false(f->closed[1] || f->closed[2]);
+	assert_int_equal(counter(f, "lars_tcp_output_budget_overflow_total"), 1);
+	b->reading = true;
+	WAIT_UNTIL(f, b->n_frames == 1 && tcp_server_output_bytes(f->srv) == 0);
+
+	/* A queue empty, but what the kernel leaves of the frame (it takes
+	 * 4 MiB at most) is more than the budget: the frame is cut, the peer
+	 * cut off. */
+	const uint32_t big = (uint32_t)max + (6u << 20);
+	rc_ask(f, d, 3, big, ASK_FRAME);
+	WAIT_UNTIL(f, f->closed[3]);
+	assert_int_equal(f->last_send, -ENOBUFS);
+	assert_int_equal(counter(f, "lars_tcp_output_budget_overflow_total"), 2);
+	assert_int_equal(tcp_server_output_bytes(f->srv), 0);
+	d->reading = true;
+	WAIT_UNTIL(f, d->eof);
+	assert_int_equal(d->n_frames, 0);
+	assert_true(d->bytes > 0 && d->bytes < FRAME_HDR_LEN + big);
+	assert_false(f->closed[1] || f->closed[2]);
 	fx_free(f);
 }
 
@@ -874,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_close_while_held),
 		cmocka_unit_test(test_hard_limit),
 		cmocka_unit_test(test_output_budget),
+		cmocka_unit_test(test_budget_spares_a_reader),
 		cmocka_unit_test(test_soft_limit),
 		cmocka_unit_test(test_conns_per_ip),
 		cmocka_unit_test(test_deadlines),
