@@ -64,6 +64,7 @@ struct rep {
 	handles_t timers; /* flush, prune, shutdown, fold */
 	bool timers_closed;
 	unsigned in_flight; /* DB jobs not yet done: batches and prunes */
+	unsigned prunes;    /* of those, prunes: housekeeping a shutdown does not wait for */
 	struct {
 		metrics_counter_t *reports, *results, *stored, *rows, *batches,
 			*batch_failures, *batch_timeouts, *pruned, *paused,
@@ -187,7 +188,7 @@ static void batch_done(pg_job_t *j, int status)
 	free(b);
 	rep_act(r);
 	if (r->flush.closing) {
-		if (!r->flush.finished && flush_drained(&r->flush) && r->in_flight == 0)
+		if (!r->flush.finished && flush_drained(&r->flush) && r->in_flight == r->prunes)
 			rep_finish(r);
 		rep_maybe_free(r);
 	}
@@ -267,6 +268,7 @@ static void prune_done(pg_job_t *j, int status)
 	prune_job_t *p = container_of(j, prune_job_t, base);
 	rep_t *r = p->r;
 	r->in_flight--;
+	r->prunes--;
 	if (status == 0 && p->deleted > 0) {
 		metrics_add(r->mt.pruned, (uint64_t)p->deleted);
 		log_info("reporter: removed %lld history rows older than %d days",
@@ -286,6 +288,7 @@ static void on_prune_timer(uv_timer_t *t)
 	p->base.done = prune_done;
 	p->r = r;
 	r->in_flight++;
+	r->prunes++;
 	pg_worker_submit(r->db, &p->base);
 }
 
@@ -492,7 +495,8 @@ void rep_close(rep_t *r)
 	flush_close(&r->flush);
 	tcp_server_close(r->srv); /* no new results */
 	r->srv = NULL;
-	if (flush_pending_keys(&r->flush) == 0 && r->in_flight == 0) {
+	/* A prune in flight is cancelled with the worker, not waited for. */
+	if (flush_pending_keys(&r->flush) == 0 && r->in_flight == r->prunes) {
 		rep_finish(r);
 		return;
 	}

@@ -123,8 +123,8 @@ static void stream_pace_unlink(stream_t *s)
 		(void)uv_idle_stop(&p->idle_);
 }
 
-/* Is this turn's budget spent? */
-static bool stream_over_budget(const stream_t *s)
+/* Is this turn's budget of loop time spent? */
+static bool stream_turn_spent(const stream_t *s)
 {
 	const stream_pacer_t *p = s->cfg_->pacer;
 	return p && uv_hrtime() - p->turn_start_ > p->budget_ns_;
@@ -176,7 +176,7 @@ static void stream_pacer_on_idle(uv_idle_t *h)
 	stream_pacer_t *p = container_of(h, stream_pacer_t, idle_);
 	p->turn_start_ = uv_hrtime();
 	for (stream_t *s; (s = p->head_);) {
-		if (stream_over_budget(s))
+		if (stream_turn_spent(s))
 			return; /* the rest wait for the next turn */
 		int err = s->deferred_err_;
 		stream_pace_unlink(s);
@@ -224,6 +224,7 @@ static bool stream_hold(stream_t *s)
 		return false;
 	if (!s->held_) {
 		s->held_ = true;
+		s->held_since_ = uv_now(s->tcp.loop);
 		if (s->reading_ && !s->deferred_)
 			(void)uv_read_stop((uv_stream_t *)&s->tcp);
 	}
@@ -240,7 +241,7 @@ static void stream_dispatch(stream_t *s)
 	while (stream_is_open(s) && !stream_hold(s)) {
 		frame_hdr_t hdr;
 		const uint8_t *body;
-		if (frame_buf_pending(&s->in_) && stream_over_budget(s)) {
+		if (frame_buf_pending(&s->in_) && stream_turn_spent(s)) {
 			stream_defer(s, 0);
 			break;
 		}
@@ -273,7 +274,7 @@ static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 
 	if (nread < 0) {
 		/* A storm of closes is paced like one of requests. */
-		if (stream_over_budget(s))
+		if (stream_turn_spent(s))
 			stream_defer(s, (int)nread);
 		else
 			stream_fail(s, STREAM_F_READ, (int)nread, NULL);
@@ -307,6 +308,10 @@ void stream_read_stop(stream_t *s)
 static void stream_unhold(stream_t *s)
 {
 	s->held_ = false;
+	/* We did not read meanwhile (the rest of the frame may be waiting in
+	 * the kernel): the peer's clock for its unfinished frame stood still. */
+	if (s->partial_since_)
+		s->partial_since_ += uv_now(s->tcp.loop) - s->held_since_;
 	stream_dispatch(s);
 	stream_read_resume(s);
 }
@@ -354,13 +359,27 @@ static int stream_admit(stream_t *s, size_t len, const sbuf_t *shared)
 			s->cfg_->on_overflow(s, queued, len, false);
 		return -ENOBUFS;
 	}
+	/* Behind already: all of it would wait. A peer that keeps up costs
+	 * the budget only what the kernel does not take (stream_queue). */
 	stream_budget_t *b = s->cfg_->budget;
-	if (b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
+	if (queued > 0 && b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
 		if (s->cfg_->on_overflow)
 			s->cfg_->on_overflow(s, queued, len, true);
 		return -ENOBUFS;
 	}
 	return 0;
+}
+
+/* Would queueing @w (and, in no queue yet, its shared bytes) pass the budget? */
+static bool stream_over_budget(const stream_t *s, const stream_write_t *w)
+{
+	const stream_budget_t *b = s->cfg_->budget;
+	if (!b || !b->max)
+		return false;
+	size_t cost = w->budget_cost;
+	if (w->shared && !w->shared->queued)
+		cost += sbuf_cost(w->shared->len);
+	return b->used + cost > b->max;
 }
 
 /*
@@ -406,6 +425,18 @@ static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t
 {
 	w->cost = sizeof(*w) + len;
 	w->budget_cost = w->shared ? sizeof(*w) : w->cost;
+	if (stream_over_budget(s, w)) {
+		/* What the kernel left of a frame to an empty queue: the peer
+		 * has part of it, the stream cannot go on without the rest. */
+		size_t queued = s->queued_;
+		if (w->shared)
+			sbuf_unref(w->shared);
+		free(w);
+		if (s->cfg_->on_overflow)
+			s->cfg_->on_overflow(s, queued, len, true);
+		stream_fail(s, STREAM_F_WRITE, UV_ENOBUFS, NULL);
+		return -ENOBUFS;
+	}
 	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
 	int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, stream_after_write);
 	if (r) {
@@ -428,8 +459,9 @@ static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t
  * stream_send_frame() - write a whole frame, or queue what the kernel did not take.
  * @buf: malloc'd; the stream takes it in every case.
  * Return: 0; -ENOTCONN (closing); -ENOBUFS (over the write-queue bound or
- * the shared budget, see stream_overflow_cb; nothing was sent); or a UV_E*
- * write error, after stream_fail_cb ran.
+ * the shared budget, see stream_overflow_cb; nothing was sent, unless the
+ * queue was empty and the stream failed); or a UV_E* write error, after
+ * stream_fail_cb ran.
  */
 int stream_send_frame(stream_t *s, uint8_t *buf, size_t len)
 {

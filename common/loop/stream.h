@@ -35,7 +35,10 @@ typedef void (*stream_fail_cb)(stream_t *s, int what, int code, const frame_hdr_
  * stream_overflow_cb - a send of @len bytes was refused: @queued bytes are
  * still waiting and both together exceed max_write_queue (@global false), or
  * the streams' shared budget is spent (@global true). The send returns
- * -ENOBUFS; the owner decides whether that peer is cut off.
+ * -ENOBUFS; the owner decides whether that peer is cut off. Only what must
+ * wait counts against the budget: a frame to an empty queue is offered to
+ * the kernel first, and if what it left does not fit, the frame is cut and
+ * the stream fails after this callback (STREAM_F_WRITE, UV_ENOBUFS).
  */
 typedef void (*stream_overflow_cb)(stream_t *s, size_t queued, size_t len, bool global);
 /** stream_closed_cb - the handle is closed and the stream deinitialised: free its owner. */
@@ -99,6 +102,7 @@ struct stream {
 	stream_closed_cb closed_cb_;
 	size_t queued_;          /* real bytes of the queued writes */
 	uint64_t partial_since_; /* loop ms an unfinished frame began, or 0 */
+	uint64_t held_since_;    /* loop ms held_ was set */
 	bool reading_;           /* the owner wants frames */
 	bool held_;              /* not reading: answers wait (hold_while_queued) */
 	bool deferred_;          /* on the pacer's list: over this turn's budget */

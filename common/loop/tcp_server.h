@@ -36,7 +36,9 @@ typedef struct tcp_server_opts {
 	size_t max_write_queue;
 	size_t soft_write_queue;
 	unsigned soft_write_queue_ms;
-	size_t max_output_total; /* over every connection; a send past it cuts its peer off; 0 = none */
+	/* Over every connection; a send whose waiting part would pass it cuts
+	 * its peer off (what the kernel takes at once is not counted); 0 = none. */
+	size_t max_output_total;
 	/* Read no further frame from a connection while its answers wait. */
 	bool hold_while_queued;
 	unsigned max_conns_per_ip; /* from one address; 0 = no limit */
