@@ -186,8 +186,23 @@ static int harness_reap(harness_proc_t *p)
 
 int harness_tcp_connect(int port)
 {
+	return harness_tcp_connect_from(NULL, port, 0);
+}
+
+int harness_tcp_connect_from(const char *src, int port, int rcvbuf)
+{
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (fd < 0)
+		return -1;
+	if (rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	if (src && (inet_pton(AF_INET, src, &a.sin_addr) != 1 ||
+		    bind(fd, (struct sockaddr *)&a, sizeof(a)))) {
+		close(fd);
+		return -1;
+	}
+	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);

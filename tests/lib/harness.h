@@ -32,6 +32,12 @@ int harness_stop(harness_proc_t *p);
 const char *harness_write_config(const char *text);
 
 int harness_tcp_connect(int port);
+/**
+ * harness_tcp_connect_from() - a loopback connection to @port from source
+ * address @src (a 127.x address, NULL: any), with SO_RCVBUF @rcvbuf set
+ * before connecting (0: the default). Return: the socket or -1.
+ */
+int harness_tcp_connect_from(const char *src, int port, int rcvbuf);
 int harness_udp_socket(void);
 /** harness_send_all() - write all bytes; -1 on error. */
 int harness_send_all(int fd, const void *buf, size_t len);
