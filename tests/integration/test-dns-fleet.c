@@ -300,10 +300,10 @@ static void test_attack_non_readers(void **state)
 	assert_int_equal(harness_stop(&d), 0);
 }
 
-/* 4 connections pipelining 75,000 small requests each without reading. */
+/* 4 connections pipelining 300,000 small requests each without reading. */
 static void test_attack_pipelining(void **state)
 {
-	enum { N = 4, REQS = 75000 };
+	enum { N = 4, REQS = 300000 };
 	harness_proc_t d;
 	spawn_dns(&d, "");
 	int port = harness_port(&d, "tcp");
