@@ -247,8 +247,13 @@ static void stream_dispatch(stream_t *s)
 		}
 		/* Refuses a bad header as soon as its 8 bytes are in. */
 		int r = frame_buf_next(&s->in_, &hdr, &body);
-		if (r == FRAME_E_NEED_MORE)
+		if (r == FRAME_E_NEED_MORE) {
+			/* What is left is the start of a frame still coming in
+			 * (not whole frames waiting for a hold or the pacer). */
+			if (frame_buf_pending(&s->in_) && !s->partial_since_)
+				s->partial_since_ = uv_now(s->tcp.loop) | 1;
 			break;
+		}
 		if (r) {
 			stream_fail(s, STREAM_F_FRAME, r, &hdr);
 			break;
@@ -260,11 +265,8 @@ static void stream_dispatch(stream_t *s)
 		if (r)
 			stream_fail(s, STREAM_F_MESSAGE, r, &hdr);
 	}
-	/* What is left is the start of a frame still coming in. */
 	if (frame_buf_pending(&s->in_) == 0)
 		s->partial_since_ = 0;
-	else if (!s->partial_since_)
-		s->partial_since_ = uv_now(s->tcp.loop) | 1;
 }
 
 static void stream_on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
@@ -310,7 +312,7 @@ static void stream_unhold(stream_t *s)
 	s->held_ = false;
 	/* We did not read meanwhile (the rest of the frame may be waiting in
 	 * the kernel): the peer's clock for its unfinished frame stood still. */
-	if (s->partial_since_)
+	if (s->partial_since_ && s->partial_since_ < s->held_since_)
 		s->partial_since_ += uv_now(s->tcp.loop) - s->held_since_;
 	stream_dispatch(s);
 	stream_read_resume(s);

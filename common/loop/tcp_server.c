@@ -452,7 +452,7 @@ static const char *tcp_conn_overdue(tcp_server_t *srv, tcp_conn_t *c, uint64_t n
 {
 	const tcp_server_opts_t *o = &srv->opts;
 	uint64_t partial = stream_partial_since(&c->st);
-	if (o->partial_frame_timeout_ms && partial &&
+	if (o->partial_frame_timeout_ms && partial && now > partial &&
 	    now - partial >= o->partial_frame_timeout_ms) {
 		metrics_inc(srv->m.partial);
 		return "a frame unfinished past partial_frame_timeout";

@@ -850,6 +850,45 @@ static void test_partial_clock_stops_while_held(void **state)
 	fx_free(f);
 }
 
+/*
+ * Whole frames waiting behind a hold are not a partial frame: held past the
+ * deadline with two complete requests buffered, the connection is served
+ * once it reads, and the partial-frame sweep leaves it alone. (The clock
+ * used to start for such frames; moved on by the hold and then deferred by
+ * the pacer it could point past "now", and the sweep's unsigned difference
+ * closed a healthy agent. That needs the pacer's timing to show; this checks
+ * the behaviour around it.)
+ */
+static void test_whole_frames_behind_hold_are_not_partial(void **state)
+{
+	(void)state;
+	const uint32_t len = 8u << 20;
+	fixture_t *f = fx_new((tcp_server_opts_t){ .hold_while_queued = true,
+						   .partial_frame_timeout_ms = 400 });
+	rc_t *c = rc_open(f, NULL, 16384, true);
+	c->reading = true;
+	rc_ask(f, c, 0, 16, ASK_HELLO);
+	WAIT_UNTIL(f, c->n_frames == 1);
+	c->reading = false;
+
+	/* A big answer, then two small whole requests that wait behind it. */
+	uint8_t buf[3 * REQ_LEN];
+	make_req(buf, 1, len, ASK_FRAME);
+	make_req(buf + REQ_LEN, 2, 16, ASK_FRAME);
+	make_req(buf + 2 * REQ_LEN, 3, 16, ASK_FRAME);
+	rc_send(f, c, buf, sizeof(buf));
+	WAIT_UNTIL(f, f->n_dispatched == 2);
+	assert_true(tcp_conn_write_queue(f->conns[0]) > 0); /* held */
+	pump_for(f, 1200); /* three deadlines, held */
+	assert_false(f->closed[0]);
+
+	c->reading = true;
+	WAIT_UNTIL(f, c->n_frames == 4);
+	pump_for(f, 1200); /* sweeps after the drain */
+	assert_false(f->closed[0]);
+	fx_free(f);
+}
+
 /* ---- the client's side of the same stream ---- */
 
 static int n_cli_down;
@@ -945,6 +984,7 @@ int main(void)
 		cmocka_unit_test(test_conns_per_ip),
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_partial_clock_stops_while_held),
+		cmocka_unit_test(test_whole_frames_behind_hold_are_not_partial),
 		cmocka_unit_test(test_client_queue_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
