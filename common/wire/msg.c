@@ -234,3 +234,16 @@ int msg_ip_from_str(const char *s, int32_t *ipp)
 	*ipp = (int32_t)ntohl(a.s_addr);
 	return 0;
 }
+
+const uint32_t msg_lat_bounds_us[MSG_LAT_BUCKETS - 1] = {
+	500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000,
+	1000000, 2000000,
+};
+
+unsigned msg_lat_bucket(uint32_t us)
+{
+	unsigned i = 0;
+	while (i < MSG_LAT_BUCKETS - 1 && us > msg_lat_bounds_us[i])
+		i++;
+	return i;
+}

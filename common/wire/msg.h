@@ -35,7 +35,21 @@ enum {
 	/* Ours, not the original's: the agent drops its subscription to a key
 	 * (body GetRouteRequest, no answer). The original lars-dns skips it. */
 	LARS_ID_UNSUBSCRIBE_REQ = 9,
+	/* Ours: lars-reporter -> agent, every ReportStatusRequest of the agent
+	 * up to a sequence number is stored (body ReportStatusAck). */
+	LARS_ID_REPORT_STATUS_ACK = 10,
 };
+
+/*
+ * Call durations travel as a fixed histogram: MSG_LAT_BUCKETS counts, bucket
+ * i holding durations up to msg_lat_bounds_us[i] (the last one: above the
+ * last bound). The bounds never change: agents and reporters of different
+ * versions add up the same buckets.
+ */
+#define MSG_LAT_BUCKETS 13
+extern const uint32_t msg_lat_bounds_us[MSG_LAT_BUCKETS - 1];
+/** msg_lat_bucket() - the bucket a duration of @us microseconds counts in. */
+unsigned msg_lat_bucket(uint32_t us);
 
 /* Small messages are static; their whole frame fits one UDP datagram. */
 _Static_assert(8 + lars_GetHostResponse_size <= 65535, "GetHostResponse UDP frame");

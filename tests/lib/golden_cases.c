@@ -36,6 +36,24 @@ static const lars_ReportRequest report_req = {
 	.host = { HOST_192_168_1_177, 8080 }, .retcode = 1,
 };
 
+static const lars_ReportStatusRequest status_acked = {
+	.modid = 1, .cmdid = 1, .caller = LOCALHOST, .ts = 1764000000,
+	.agent_id = 18364758544493064720ull, .seq = 42, .delta = true,
+};
+static const lars_HostCallResult status_acked_results[] = {
+	{ .ip = LOCALHOST, .port = 9001, .succ = 120, .err = 3, .lat_count = 123,
+	  .lat_sum_us = 615000, .lat_buckets_count = 13,
+	  .lat_buckets = { 0, 0, 3, 100, 20, 0, 0, 0, 0, 0, 0, 0, 0 } },
+	{ .ip = HOST_192_168_1_177, .port = 9002, .succ = 4 },
+};
+static const lars_ReportStatusAck status_ack = {
+	.agent_id = 18364758544493064720ull, .seq = 42,
+};
+static const lars_ReportRequest report_req_latency = {
+	.modid = 1, .cmdid = 1, .has_host = true,
+	.host = { HOST_192_168_1_177, 8080 }, .latency_us = 4200,
+};
+
 #define CASE(n, id, type, value) \
 	{ n, id, type##_fields, sizeof(type), &(value), 0, { 0 } }
 #define CASE_REP(n, id, type, value, field, arr, etype)                       \
@@ -59,6 +77,11 @@ const golden_case_t golden_cases[] = {
 	CASE("GetHostResponse", LARS_ID_GET_HOST_RESP, lars_GetHostResponse, host_resp),
 	CASE("GetHostResponse_noexist", LARS_ID_GET_HOST_RESP, lars_GetHostResponse, host_resp_noexist),
 	CASE("ReportRequest", LARS_ID_REPORT_REQ, lars_ReportRequest, report_req),
+	/* Ours, beside the original's: acknowledged delivery and latency. */
+	CASE_REP("ReportStatusRequest_acked", LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest,
+		 status_acked, results, status_acked_results, lars_HostCallResult),
+	CASE("ReportStatusAck", LARS_ID_REPORT_STATUS_ACK, lars_ReportStatusAck, status_ack),
+	CASE("ReportRequest_latency", LARS_ID_REPORT_REQ, lars_ReportRequest, report_req_latency),
 };
 const size_t golden_n_cases = sizeof(golden_cases) / sizeof(golden_cases[0]);
 

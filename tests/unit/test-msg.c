@@ -231,6 +231,23 @@ static void test_ip_text(void **state)
 	assert_int_equal(msg_ip_from_str("", &ip), -EINVAL);
 }
 
+/* Durations fall in the fixed buckets: a bound belongs to its own bucket. */
+static void test_lat_buckets(void **state)
+{
+	assert_int_equal(msg_lat_bucket(0), 0);
+	assert_int_equal(msg_lat_bucket(500), 0);
+	assert_int_equal(msg_lat_bucket(501), 1);
+	assert_int_equal(msg_lat_bucket(4200), 3);
+	assert_int_equal(msg_lat_bucket(2000000), MSG_LAT_BUCKETS - 2);
+	assert_int_equal(msg_lat_bucket(2000001), MSG_LAT_BUCKETS - 1);
+	assert_int_equal(msg_lat_bucket(UINT32_MAX), MSG_LAT_BUCKETS - 1);
+	for (unsigned i = 1; i < MSG_LAT_BUCKETS - 1; i++)
+		assert_true(msg_lat_bounds_us[i] > msg_lat_bounds_us[i - 1]);
+	/* The wire's array holds them all. */
+	lars_HostCallResult r;
+	assert_true(sizeof(r.lat_buckets) / sizeof(r.lat_buckets[0]) >= MSG_LAT_BUCKETS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_sizes_match_nanopb),
 		cmocka_unit_test(test_route_fit),
 		cmocka_unit_test(test_ip_text),
+		cmocka_unit_test(test_lat_buckets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
