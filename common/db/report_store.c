@@ -223,6 +223,74 @@ static int agents_update(PGconn *conn, const report_agent_seq_t *a, const size_t
 	return rc;
 }
 
+static size_t entry_hash(const report_key_t *k)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
+	for (int i = 0; i < 5; i++) {
+		h ^= (uint32_t)f[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return (size_t)h;
+}
+
+/*
+ * Whether a key comes twice in @v (but what @skip marks): then its rows are
+ * summed before the merge, which costs a grouping. Keys of one pending map
+ * are distinct, so only a batch with agents' parts can have one twice (two
+ * agents of one caller, or an agent's and another's).
+ */
+static bool has_dup_keys(const report_entry_t *v, size_t n, const bool *skip)
+{
+	size_t cap = 64;
+	while (cap < 2 * n)
+		cap *= 2;
+	uint32_t *t = xcalloc(cap, sizeof(*t));
+	bool dup = false;
+	for (size_t i = 0; i < n && !dup; i++) {
+		if (skip && skip[i])
+			continue;
+		size_t j = entry_hash(&v[i].key) & (cap - 1);
+		for (; t[j]; j = (j + 1) & (cap - 1)) {
+			const report_key_t *a = &v[t[j] - 1].key, *b = &v[i].key;
+			if (a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
+			    a->port == b->port && a->caller == b->caller) {
+				dup = true;
+				break;
+			}
+		}
+		t[j] = (uint32_t)i + 1;
+	}
+	free(t);
+	return dup;
+}
+
+/* The history merge: rows as they are, or summed per (key, minute) first. */
+#define HISTORY_MERGE(select, from) \
+	"INSERT INTO host_status_history AS h " \
+	" (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us," \
+	"  lat_buckets) " select from \
+	"ORDER BY modid, cmdid, ip, port, caller " \
+	"ON CONFLICT (minute, modid, cmdid, ip, port, caller) DO UPDATE " \
+	"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err, " \
+	"    lat_count = h.lat_count + EXCLUDED.lat_count, " \
+	"    lat_sum_us = h.lat_sum_us + EXCLUDED.lat_sum_us, " \
+	"    lat_buckets = CASE WHEN EXCLUDED.lat_buckets IS NULL THEN h.lat_buckets " \
+	"      WHEN h.lat_buckets IS NULL THEN EXCLUDED.lat_buckets " \
+	"      ELSE lars_lat_add(h.lat_buckets, EXCLUDED.lat_buckets) END"
+
+static const char history_plain[] = HISTORY_MERGE(
+	"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
+	"       '0.0.0.0'::inet + caller, succ_sum, err_sum, lat_count, lat_sum_us, "
+	"       lat_buckets ",
+	"FROM lars_report_stage ");
+static const char history_summed[] = HISTORY_MERGE(
+	"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
+	"       '0.0.0.0'::inet + caller, sum(succ_sum), sum(err_sum), sum(lat_count), "
+	"       sum(lat_sum_us), lars_lat_sum(lat_buckets) ",
+	"FROM lars_report_stage GROUP BY minute, modid, cmdid, ip, port, caller ");
+
 int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 		       report_agent_seq_t *agents, size_t n_agents, size_t *rowsp)
 {
@@ -260,24 +328,9 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 	if (rc)
 		goto fail;
 	/* A (key, minute) may come twice (two agents of one caller): summed
-	 * first, so each history row is touched once. */
-	rc = store_cmd(conn,
-		"INSERT INTO host_status_history AS h "
-		" (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us,"
-		"  lat_buckets) "
-		"SELECT to_timestamp(minute), modid, cmdid, '0.0.0.0'::inet + ip, port, "
-		"       '0.0.0.0'::inet + caller, sum(succ_sum), sum(err_sum), sum(lat_count), "
-		"       sum(lat_sum_us), lars_lat_sum(lat_buckets) "
-		"FROM lars_report_stage GROUP BY minute, modid, cmdid, ip, port, caller "
-		"ORDER BY modid, cmdid, ip, port, caller "
-		"ON CONFLICT (minute, modid, cmdid, ip, port, caller) DO UPDATE "
-		"SET succ = h.succ + EXCLUDED.succ, err = h.err + EXCLUDED.err, "
-		"    lat_count = h.lat_count + EXCLUDED.lat_count, "
-		"    lat_sum_us = h.lat_sum_us + EXCLUDED.lat_sum_us, "
-		"    lat_buckets = CASE WHEN EXCLUDED.lat_buckets IS NULL THEN h.lat_buckets "
-		"      WHEN h.lat_buckets IS NULL THEN EXCLUDED.lat_buckets "
-		"      ELSE lars_lat_add(h.lat_buckets, EXCLUDED.lat_buckets) END",
-		"history merge");
+	 * first then, so each history row is touched once. */
+	bool dup = n_agents && has_dup_keys(v, n, skip);
+	rc = store_cmd(conn, dup ? history_summed : history_plain, "history merge");
 	if (rc)
 		goto fail;
 	/* updated_at is when we received the report; the latest received wins
@@ -285,8 +338,7 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 	rc = store_cmd(conn,
 		"INSERT INTO host_status AS s "
 		" (modid, cmdid, ip, port, caller, succ, err, overload, ts, updated_at) "
-		"SELECT DISTINCT ON (modid, cmdid, ip, port, caller) "
-		"       modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
+		"SELECT DISTINCT ON (modid, cmdid, ip, port, caller) modid, cmdid, '0.0.0.0'::inet + ip, port, '0.0.0.0'::inet + caller, "
 		"       succ, err, overload, to_timestamp(ts), "
 		"       timestamptz 'epoch' + rx_us * interval '1 microsecond' "
 		"FROM lars_report_stage WHERE status "
