@@ -12,7 +12,11 @@
 // read (max_pending_keys). Here: the sockets, the DB worker jobs that store
 // a batch in one transaction, the timers, the counters and the shutdown. A
 // refused batch is folded back a slice per loop turn (an idle handle while
-// flush_folding()), so agents' reports are read in between.
+// flush_folding()), so agents' reports are read in between. Acknowledged
+// agents (core/agents.c): the connection each one's messages arrive on now
+// is kept (agent_id -> a reference to it), a ReportStatusAck goes there after
+// the commit of a batch with the agent's part, and at once on the message's
+// own connection for a message already stored.
 #include "server.h"
 
 #include <errno.h>
@@ -534,13 +538,13 @@ static void rep_on_timers_closed(handles_t *g)
  */
 static void rep_maybe_free(rep_t *r)
 {
-	const pending_t *p = &r->flush.pending;
+	const flush_t *f = &r->flush;
 	if (!r->flush.finished || !r->timers_closed || r->in_flight)
 		return;
 	flush_fold_all(&r->flush);
-	if (pending_keys(p))
+	if (flush_pending_keys(f))
 		log_error("reporter: shutting down with %zu keys (%llu results) not stored",
-			  pending_keys(p), (unsigned long long)p->n_results);
+			  flush_pending_keys(f), (unsigned long long)flush_pending_results(f));
 	else
 		log_info("reporter: everything received was stored");
 	flush_deinit(&r->flush);
