@@ -9,8 +9,10 @@
 // run ends when every message is acknowledged, and the delay from sending a
 // message to its acknowledgement (stored in PostgreSQL) is printed as p50
 // and p99.
-// Usage: bench-report [--acks] [SECONDS]  (environment: LARS_REPORTER_BIN,
-// LARSCTL_BIN, LARS_PG_CLUSTER; default 10 s, at most 120)
+// --rate N paces each connection to N messages a second (default: as fast
+// as the reporter reads), for the delay under a load it keeps up with.
+// Usage: bench-report [--acks] [--rate N] [SECONDS]  (environment:
+// LARS_REPORTER_BIN, LARSCTL_BIN, LARS_PG_CLUSTER; default 10 s, at most 120)
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -39,7 +41,8 @@
 
 static const char *rep_bin, *larsctl_bin, *cluster;
 static _Atomic bool stop_senders;
-static bool acks; /* --acks */
+static bool acks;    /* --acks */
+static double rate; /* --rate: messages a second per connection, 0: flat out */
 
 /* ---- the ceiling: store batches directly ---- */
 
@@ -171,7 +174,14 @@ static void *sender(void *p)
 	if (fd < 0)
 		harness_die("connect: %s", strerror(errno));
 	lars_HostCallResult res[RESULTS_PER_REPORT];
+	double start = harness_now_s();
 	for (uint64_t r = 0; !stop_senders && r < 100000000; r++) {
+		while (rate > 0 && !stop_senders && harness_now_s() < start + (double)r / rate) {
+			if (acks)
+				read_acks(a, fd, 1);
+			else
+				usleep(1000);
+		}
 		int base = (int)((r * RESULTS_PER_REPORT) % KEYS_PER_CONN);
 		for (int i = 0; i < RESULTS_PER_REPORT; i++)
 			res[i] = (lars_HostCallResult){ .ip = 0x0a000000 + base + i,
@@ -228,10 +238,18 @@ static double metric(int port, const char *name)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--acks") == 0) {
-		acks = true;
-		argv++;
-		argc--;
+	for (;;) {
+		if (argc > 1 && strcmp(argv[1], "--acks") == 0) {
+			acks = true;
+			argv++;
+			argc--;
+		} else if (argc > 2 && strcmp(argv[1], "--rate") == 0) {
+			rate = atof(argv[2]);
+			argv += 2;
+			argc -= 2;
+		} else {
+			break;
+		}
 	}
 	double seconds = argc > 1 ? atof(argv[1]) : 10;
 	if (seconds <= 0 || seconds > 120)

@@ -295,7 +295,7 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 		       report_agent_seq_t *agents, size_t n_agents, size_t *rowsp)
 {
 	*rowsp = 0;
-	if (n == 0)
+	if (n == 0 && n_agents == 0)
 		return 0;
 	if (pg_cmd(conn, "SET client_min_messages = warning") ||
 	    pg_cmd(conn, "CREATE TEMP TABLE IF NOT EXISTS lars_report_stage ("

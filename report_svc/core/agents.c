@@ -43,10 +43,11 @@ static void ring_push(rep_agents_t *ag, rep_agent_t *a)
 	a->ready = true;
 }
 
-/* On the ready queue if it has results and nothing in flight. */
+/* On the ready queue if it has messages taken in (results, or a message
+ * without any: its seq is stored too) and nothing in flight. */
 static void agent_maybe_ready(rep_agents_t *ag, rep_agent_t *a)
 {
-	if (!a->ready && !a->in_flight && pending_keys(&a->pending))
+	if (!a->ready && !a->in_flight && (pending_keys(&a->pending) || a->min_seq))
 		ring_push(ag, a);
 }
 
@@ -76,6 +77,7 @@ enum agent_admit agents_admit(rep_agents_t *ag, uint64_t id, uint64_t seq, int32
 	a->accepted = seq;
 	if (!a->min_seq)
 		a->min_seq = seq;
+	agent_maybe_ready(ag, a); /* even without results: its seq is stored */
 	return AGENT_NEW;
 }
 
@@ -111,7 +113,8 @@ void agents_take_head(rep_agents_t *ag, report_entry_t **vp, size_t *np, size_t 
 		*capp = *np + k;
 		*vp = xreallocarray(*vp, *capp ? *capp : 1, sizeof(**vp));
 	}
-	memcpy(*vp + *np, e, k * sizeof(*e));
+	if (k)
+		memcpy(*vp + *np, e, k * sizeof(*e));
 	free(e);
 	*out = (report_agent_seq_t){ .agent_id = a->id, .caller = a->caller,
 				     .min_seq = a->min_seq, .max_seq = a->accepted,
@@ -193,7 +196,7 @@ size_t agents_sweep(rep_agents_t *ag, uint64_t now_ms)
 	u64map_slot_t *s;
 	while ((s = u64map_next(&ag->map, &it))) {
 		rep_agent_t *a = s->value;
-		if (a->in_flight || a->ready || pending_keys(&a->pending))
+		if (a->in_flight || a->ready || pending_keys(&a->pending) || a->min_seq)
 			continue;
 		if (!crowded && now_ms - a->last_ms < AGENTS_IDLE_MS)
 			continue;

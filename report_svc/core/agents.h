@@ -72,7 +72,8 @@ enum agent_admit agents_admit(rep_agents_t *ag, uint64_t id, uint64_t seq, int32
 void agents_add(rep_agents_t *ag, rep_agent_t *a, const report_key_t *key,
 		const report_add_t *add, uint32_t ts, uint64_t rx_us, uint64_t now_ms);
 
-/** agents_ready() - agents whose results can go into a batch now. */
+/** agents_ready() - agents whose messages can go into a batch now (some
+ * may carry no result: a part of 0 keys still stores their seq). */
 static inline size_t agents_ready(const rep_agents_t *ag)
 {
 	return ag->r_n;

@@ -364,9 +364,10 @@ enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
 	}
 	if (f->want_flush) {
 		size_t keys = flush_pending_keys(f);
-		if (keys && flush_cuttable(f) && !f->finished && now_ms >= f->retry_at_ms &&
+		if ((keys || agents_ready(&f->agents)) && flush_cuttable(f) && !f->finished &&
+		    now_ms >= f->retry_at_ms &&
 		    (f->closing || f->n_batches < f->cfg.max_batches)) {
-			flush_cut(f, batch_cap_size(&f->cap, keys), b);
+			flush_cut(f, batch_cap_size(&f->cap, keys ? keys : 1), b);
 			f->n_batches++;
 			f->inflight_keys += b->n;
 			f->inflight_results += b->n_results;

@@ -29,6 +29,16 @@
 // twice. Finishing a fold-back re-checks resuming, as a batch coming back
 // does. flush_fold_all() merges the rest in one go, for the last count at
 // exit.
+//
+// Acknowledged agents (agents.h, issue 21): their results wait in their own
+// maps, not in ->pending. A batch takes whole ready agents (never a part of
+// one; an agent larger than the batch size goes alone) besides the other
+// keys, whichever waited longer first, and lays them out after the other
+// keys (flush_batch_t). A statement timeout halves the size as before, but
+// a batch of one agent (or one key) that times out cannot be cut: it waits
+// for the backoff. A batch that comes back gives each agent's part back to
+// it at once (agents_back(): merged with what it sent meanwhile, unsliced:
+// at most batch_keys keys), only the other keys go to the fold-back queue.
 #pragma once
 
 #include <stdbool.h>

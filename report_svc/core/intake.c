@@ -87,9 +87,8 @@ static bool intake_time(intake_t *in, const char *peer, const lars_ReportStatusR
 }
 
 /* One result of @req as it goes into the map: a difference for running totals. */
-static void intake_add(intake_t *in, const lars_ReportStatusRequest *req,
-		       const lars_HostCallResult *r, const report_key_t *key, bool cumulative,
-		       report_add_t *a, intake_result_t *res)
+static void intake_add(intake_t *in, const lars_HostCallResult *r, const report_key_t *key,
+		       bool cumulative, report_add_t *a, intake_result_t *res)
 {
 	*a = (report_add_t){ .succ = r->succ, .err = r->err, .st_succ = r->succ,
 			     .st_err = r->err, .overload = r->overload };
@@ -101,7 +100,6 @@ static void intake_add(intake_t *in, const lars_ReportStatusRequest *req,
 		a->err = de;
 		return; /* a duration total is not taken for a difference */
 	}
-	(void)req;
 	if (r->lat_count && r->lat_buckets_count && r->lat_buckets_count <= REPORT_LAT_BUCKETS) {
 		a->lat_count = r->lat_count;
 		a->lat_sum_us = r->lat_sum_us;
@@ -190,7 +188,7 @@ int intake_report_to(intake_t *in, intake_conn_t *c, const char *peer, const uin
 	for (size_t i = 0; i < vec.n; i++) {
 		report_key_t key = { req.modid, req.cmdid, r[i].ip, r[i].port, caller };
 		report_add_t add;
-		intake_add(in, &req, &r[i], &key, res->cumulative, &add, res);
+		intake_add(in, &r[i], &key, res->cumulative, &add, res);
 		if (a)
 			agents_add(ag, a, &key, &add, ts, rx_us, now_ms);
 		else

@@ -119,7 +119,7 @@ static void fuzz_act(fuzz_rep_t *r, uint64_t now)
 	while ((a = flush_next(&r->f, now, &b)) != FLUSH_ACT_NONE) {
 		if (a != FLUSH_ACT_SUBMIT)
 			continue;
-		if (r->n_flight == FUZZ_MAX_FLIGHT || b.n == 0)
+		if (r->n_flight == FUZZ_MAX_FLIGHT || (b.n == 0 && b.n_agents == 0))
 			__builtin_trap();
 		r->flight[r->n_flight++] = b;
 	}

@@ -62,7 +62,7 @@ static void rig_act(rig_t *t)
 		if (a != FLUSH_ACT_SUBMIT)
 			continue;
 		assert_true(t->n_flight < 16);
-		assert_true(b.n > 0);
+		assert_true(b.n > 0 || b.n_agents > 0);
 		/* No agent twice in flight, none split: its map is empty now. */
 		for (size_t i = 0; i < b.n_agents; i++) {
 			for (size_t k = 0; k < t->n_flight; k++)
@@ -194,6 +194,28 @@ static void test_seq_dedupe(void **state)
 	assert_int_equal(rig_done(&t, 0, BATCH_STORED, 0), FLUSH_DONE_STORED);
 	assert_int_equal(t.stored, 12 + 15);
 	assert_int_equal(flush_pending_keys(&t.f), 0);
+	rig_deinit(&t);
+}
+
+/* A message without results still has its seq stored and acknowledged. */
+static void test_empty_message_committed(void **state)
+{
+	rig_t t;
+	intake_result_t r;
+	rig_init(&t, 1000, 1000, 2);
+	assert_int_equal(rig_msg(&t, 9, 1, true, 100, 0, 0, 0, &r), 0);
+	assert_true(r.added);
+	flush_tick(&t.f);
+	rig_act(&t);
+	assert_int_equal(t.n_flight, 1);
+	assert_int_equal(t.flight[0].n, 0);
+	assert_int_equal(t.flight[0].n_agents, 1);
+	assert_int_equal(t.flight[0].agents[0].max_seq, 1);
+	rig_done(&t, 0, BATCH_STORED, 0);
+	assert_int_equal(agent(&t, 9)->committed, 1);
+	rig_msg(&t, 9, 1, true, 100, 0, 0, 0, &r);
+	assert_true(r.ack_now && r.ack_seq == 1);
+	assert_int_equal(agents_ready(&t.f.agents), 0);
 	rig_deinit(&t);
 }
 
@@ -528,6 +550,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seq_dedupe),
+		cmocka_unit_test(test_empty_message_committed),
 		cmocka_unit_test(test_refused_batch_back_to_agent),
 		cmocka_unit_test(test_dropped_at_commit),
 		cmocka_unit_test(test_agent_never_split),
