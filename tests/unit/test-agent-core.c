@@ -17,6 +17,8 @@
 #define S(sec) ((uint64_t)(sec) * 1000)
 #define T0 S(1000) /* the fake clock starts here */
 
+#define AGENT_ID 0x0123456789abcdefull
+
 static const lars_HostInfo A = { 10, 80 }, B = { 11, 80 }, C = { 12, 80 };
 
 static acore_cfg_t cfg;
@@ -25,10 +27,12 @@ static acore_t *c;
 static int setup(void **state)
 {
 	cfg = (acore_cfg_t){ .max_routes = 100, .max_absent = 100, .pull_rate = 1000,
-			     .pull_burst = 1000, .report_max_hosts = 1000 };
+			     .pull_burst = 1000, .report_max_hosts = 1000,
+			     .agent_id = AGENT_ID, .ack_timeout_ms = 5000 };
 	lb_cfg_defaults(&cfg.lb);
 	assert_int_equal(acore_new(&cfg, T0, &c), 0);
 	acore_set_link(c, ACORE_LINK_UP);
+	acore_reporter_connected(c, T0);
 	return 0;
 }
 
@@ -278,7 +282,7 @@ static void test_reports_aggregate_and_are_taken(void **state)
 	assert_false(acore_take_flush_soon(c)); /* no state change */
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
 
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
@@ -293,11 +297,11 @@ static void test_reports_aggregate_and_are_taken(void **state)
 	assert_int_equal(acore_report(c, 1, 1, A.ip, A.port, true, T0), ACORE_OK);
 	acore_reports_unsent(c);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	assert_true(acore_next_report(c, &r));
 	assert_int_equal(result_of(&r, A.ip)->succ, 4);
 	assert_false(acore_next_report(c, &r)); /* sent: gone */
-	assert_int_equal(acore_take_reports(c), 0);
+	assert_int_equal(acore_take_reports(c, 0, T0), 0);
 	assert_false(acore_next_report(c, &r));
 }
 
@@ -311,7 +315,7 @@ static void test_state_change_is_reported_soon(void **state)
 	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 1);
 	assert_true(acore_take_flush_soon(c));
 	assert_false(acore_take_flush_soon(c));
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
 	assert_true(result_of(&r, A.ip)->overload);
@@ -332,7 +336,7 @@ static void test_expiry_on_the_clock(void **state)
 	for (int i = 0; i < 15; i++)
 		acore_report(c, 1, 1, A.ip, A.port, false, T0);
 	assert_true(acore_take_flush_soon(c));
-	acore_take_reports(c);
+	acore_take_reports(c, 0, T0);
 	for (acore_report_t r; acore_next_report(c, &r);)
 		;
 	/* Before overload_timeout the tick changes nothing ... */
@@ -343,7 +347,7 @@ static void test_expiry_on_the_clock(void **state)
 	acore_tick(c, T0 + S(15));
 	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 2);
 	assert_true(acore_take_flush_soon(c));
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
 	assert_int_equal(r.n, 2);
@@ -745,11 +749,11 @@ static void test_wire_flush_reports(void **state)
 	/* The second send fails: it and the rest stay buffered. */
 	n_reports_sent = 0;
 	report_fail_after = 1;
-	awire_flush_reports(&w, 1234);
+	awire_flush_reports(&w, 1234, T0);
 	assert_int_equal(n_reports_sent, 1);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
 	report_fail_after = 100;
-	awire_flush_reports(&w, 1234);
+	awire_flush_reports(&w, 1234, T0);
 	assert_int_equal(n_reports_sent, 3);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
 }
