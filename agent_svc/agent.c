@@ -240,8 +240,8 @@ static void reporter_tick(agent_t *a)
 	enum ra_event ev = acore_reporter_tick(a->core, now_ms(a));
 	unsigned long long hidden;
 	if (ev == RA_TICK_NOT_ACKING) {
-		log_info("agent: lars-reporter %s sent no ReportStatusAck within [reporter] "
-			 "ack_timeout_ms = %d: taken for an original lars_reporter, sent counts "
+		log_info("agent: lars-reporter %s sent no ReportStatusAck in time ([reporter] "
+			 "ack_timeout_ms = %d): taken for an original lars_reporter, sent counts "
 			 "count as stored (nothing is sent twice to it)",
 			 tcp_client_endpoint(a->rep), a->cfg.ack_timeout_ms);
 	} else if (ev == RA_TICK_RESEND) {

@@ -14,9 +14,11 @@
 // An original lars_reporter never acks, and must not get any message twice.
 // So a connection proves itself: until its first ack it is UNKNOWN and held
 // messages are not sent again on the timer; if ack_timeout passes after the
-// first send on it without an ack, it is an original (NOT_ACKING): what it was
-// sent counts as stored, as before acks existed, and nothing is held on it. A
-// late ack makes it ACKING from then on. After a reconnect the held messages
+// first send on it without an ack (RA_GRACE_AFTER_ACKING times that when the
+// connection before it acked: a restarted reporter of ours may be waiting for
+// PostgreSQL), it is an original (NOT_ACKING): what it was sent counts as
+// stored, as before acks existed, and nothing is held on it. A late ack makes
+// it ACKING from then on. After a reconnect the held messages
 // are sent again only if the last connection that showed either way acked;
 // otherwise they count as stored (an original gets no repeats; against ours,
 // a reporter lost before its first ack of a connection loses what it had not
@@ -188,8 +190,8 @@ int ra_ack(report_acks_t *ra, uint64_t agent_id, uint64_t seq, uint64_t now_ms)
 }
 
 /**
- * ra_tick() - on an UNKNOWN connection ack_timeout after its first send
- * without an ack: NOT_ACKING, the held messages forgotten (stored, as far
+ * ra_tick() - on an UNKNOWN connection ack_timeout (RA_GRACE_AFTER_ACKING
+ * times that after an acking one) after its first send without an ack: NOT_ACKING, the held messages forgotten (stored, as far
  * as an original says). On an ACKING one with every held message out and
  * no ack for ack_timeout: all of them due again, oldest first.
  */
@@ -197,8 +199,8 @@ enum ra_event ra_tick(report_acks_t *ra, uint64_t now_ms)
 {
 	if (!ra->connected)
 		return RA_TICK_NONE;
-	if (ra->mode == RA_UNKNOWN && ra->conn_sent_ms &&
-	    now_ms - ra->conn_sent_ms >= ra->ack_timeout_ms) {
+	uint64_t judge_ms = ra->ack_timeout_ms * (ra->resend_on_connect ? RA_GRACE_AFTER_ACKING : 1);
+	if (ra->mode == RA_UNKNOWN && ra->conn_sent_ms && now_ms - ra->conn_sent_ms >= judge_ms) {
 		ra->mode = RA_NOT_ACKING;
 		ra->resend_on_connect = false;
 		forget_all(ra);

@@ -33,6 +33,11 @@ enum ra_mode {
 	RA_NOT_ACKING, /* ack_timeout went by without one: an original lars_reporter */
 };
 
+/* After a connection that acked, a new one is given this many ack timeouts
+ * to ack before it counts as an original (a restarted reporter of ours may
+ * wait for PostgreSQL); otherwise one. */
+#define RA_GRACE_AFTER_ACKING 6
+
 /* ra_ack()'s answers. */
 enum {
 	RA_ACK_OK = 0,

@@ -284,6 +284,34 @@ static void test_late_ack_makes_it_acking(void **state)
 	assert_int_equal(ra_next_resend(&ra)->seq, 3);
 }
 
+/* After an acking connection a new one gets longer to show it acks; one that
+ * does not is an original all the same, and gets at most the one resend. */
+static void test_grace_after_acking_connection(void **state)
+{
+	ra_connected(&ra, T0);
+	make_acking(T0);
+	send_msg(1, 1, T0);
+	ra_disconnected(&ra);
+	ra_connected(&ra, T0 + 100);
+	uint64_t seqs[4];
+	assert_int_equal(resend_all(seqs, 4, T0 + 100), 1);
+	send_msg(2, 1, T0 + 200);
+	uint64_t t = T0 + 100;
+	for (int i = 1; i < RA_GRACE_AFTER_ACKING; i++)
+		assert_int_equal(ra_tick(&ra, t + (uint64_t)i * TMO), RA_TICK_NONE);
+	assert_int_equal(ra_held(&ra), 2); /* still held, not resent on the timer */
+	assert_int_equal(ra_tick(&ra, t + RA_GRACE_AFTER_ACKING * TMO), RA_TICK_NOT_ACKING);
+	assert_int_equal(ra_held(&ra), 0);
+	ra_disconnected(&ra);
+	ra_connected(&ra, t + RA_GRACE_AFTER_ACKING * TMO + 1);
+	assert_null(ra_next_resend(&ra));
+	assert_int_equal(ra.cnt.resent, 1);
+	/* Judged on this connection with the short timeout again. */
+	send_msg(3, 1, t + RA_GRACE_AFTER_ACKING * TMO + 1);
+	assert_int_equal(ra_tick(&ra, t + (RA_GRACE_AFTER_ACKING + 1) * TMO + 1),
+			 RA_TICK_NOT_ACKING);
+}
+
 /* The agent's first connection lost before any ack: nothing known, not resent. */
 static void test_first_connection_lost_before_any_ack(void **state)
 {
@@ -308,6 +336,7 @@ int main(void)
 		T(test_bound_drops_oldest_and_counts),
 		T(test_never_acking_reporter_gets_nothing_twice),
 		T(test_late_ack_makes_it_acking),
+		T(test_grace_after_acking_connection),
 		T(test_first_connection_lost_before_any_ack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
