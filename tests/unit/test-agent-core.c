@@ -5,7 +5,7 @@
 // re-pull after a (re)connect in slices (a budget each, every key once, a
 // lost connection starting it again, keys forgotten or pulled meanwhile);
 // latency aggregation and cumulative counts; acks, resends in seq order and
-// a reporter that never acks (report_acks.c has its own test-report-acks.c);
+// a reporter that never acks (report_acks.c has its own test-agent-acks.c);
 // and the agent_wire glue the daemon and the fuzz target share.
 #include "test.h"
 

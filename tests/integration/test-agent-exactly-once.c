@@ -87,7 +87,7 @@ static int wait_host(int ms)
 
 static int setup(void **state)
 {
-	assert_int_equal(harness_pg_start(&pg, "agent_acks", false), 0);
+	assert_int_equal(harness_pg_start(&pg, "agent_once", false), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_run("%s route add 7 1 127.0.0.1 9001 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config("[dns]\nport = 0\n")), 0);
