@@ -138,6 +138,15 @@ static status_filter_t route_filter(const api_call_t *c)
 	return f;
 }
 
+/* The latency members of @o: "lat_count", and "lat_mean_us" and
+ * "lat_p99_us" (null when no call had a duration). */
+static void lat_json(json_t *o, int64_t count, int64_t mean_us, int64_t p99_us)
+{
+	json_object_set_new(o, "lat_count", json_integer(count));
+	json_object_set_new(o, "lat_mean_us", count ? json_integer(mean_us) : json_null());
+	json_object_set_new(o, "lat_p99_us", count ? json_integer(p99_us) : json_null());
+}
+
 /* A host of the route page: where it is, and its status (null when no
  * caller reported within the max age). */
 static json_t *host_json(const status_host_t *r, double fail_pct)
@@ -163,6 +172,7 @@ static json_t *host_json(const status_host_t *r, double fail_pct)
 	json_object_set_new(st, "age_s", json_integer(r->age_s));
 	json_object_set_new(st, "updated_at",
 			    json_string(status_time_text(r->updated_at, 0, STATUS_TIME_ISO, when)));
+	lat_json(st, r->lat_count, r->lat_mean_us, r->lat_p99_us);
 	json_object_set_new(h, "status", st);
 	return h;
 }
@@ -277,24 +287,24 @@ static int work_history(PGconn *conn, api_call_t *c)
 	if (status_history(conn, &f, minutes, &first, &rows, &n))
 		return -EIO;
 	/* Every minute of the window, 0 where nothing was reported (and
-	 * nothing of the minutes after it: an agent's clock ahead). */
+	 * nothing of the minutes after it: an agent's clock ahead). With
+	 * modid and cmdid both given a minute has one row at most. */
 	json_t *arr = json_array();
 	size_t j = 0;
 	for (int32_t i = 0; i < minutes; i++) {
 		int64_t minute = first + 60 * (int64_t)i;
-		int64_t succ = 0, err = 0;
+		const status_minute_t none = { .minute = minute }, *row = &none;
 		for (; j < n && rows[j].minute <= minute; j++) {
-			if (rows[j].minute == minute) {
-				succ += rows[j].succ;
-				err += rows[j].err;
-			}
+			if (rows[j].minute == minute)
+				row = &rows[j];
 		}
 		char when[STATUS_TIME_MAX];
 		json_t *m = json_object();
 		json_object_set_new(m, "minute", json_string(status_time_text(minute, 0, STATUS_TIME_ISO,
 									     when)));
-		json_object_set_new(m, "succ", json_integer(succ));
-		json_object_set_new(m, "err", json_integer(err));
+		json_object_set_new(m, "succ", json_integer(row->succ));
+		json_object_set_new(m, "err", json_integer(row->err));
+		lat_json(m, row->lat_count, row->lat_mean_us, row->lat_p99_us);
 		json_array_append_new(arr, m);
 	}
 	free(rows);

@@ -10,12 +10,45 @@
 
 #include "route_write.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char usage_status[] =
 	"Usage: larsctl [--db CONNINFO] status [MODID [CMDID]]\n"
 	"       larsctl [--db CONNINFO] status --history MINUTES [MODID [CMDID]]\n"
 	"The latest status lars-reporter stored per host and caller: successes,\n"
 	"errors, error rate, overload and the age of the report; with --history,\n"
-	"per-minute sums of successes and errors per route.\n";
+	"per-minute sums of successes and errors per route.\n"
+	"When a row has call latency, every line ends with two more columns:\n"
+	"MEAN_US and P99_US, the mean and the estimated 99th percentile of the\n"
+	"calls' durations in microseconds (\"-\" for a row without any): per\n"
+	"host and caller over the last " STR(STATUS_LAT_MINUTES) " minutes of history, per route\n"
+	"and minute with --history.\n";
+
+/* Latency columns: "%10s %10s" widths, after the existing ones. */
+#define LAT_HEAD " %10s %10s"
+
+/* A latency value in microseconds as text, or "-" when @count is 0. */
+static const char *lat_text(int64_t count, int64_t us, char out[24])
+{
+	if (count == 0)
+		snprintf(out, 24, "-");
+	else
+		snprintf(out, 24, "%" PRId64, us);
+	return out;
+}
+
+/* The latency columns of a row, or "" (the lines stay as they were) when
+ * no row has latency: " MEAN_US P99_US" right-aligned. */
+static const char *lat_cols(bool show, int64_t count, int64_t mean, int64_t p99, char out[64])
+{
+	char m[24], p[24];
+	if (!show)
+		out[0] = '\0';
+	else
+		snprintf(out, 64, LAT_HEAD, lat_text(count, mean, m), lat_text(count, p99, p));
+	return out;
+}
 
 /* An error rate in tenths of a percent as "12.3", or "-" without calls. */
 static const char *pct_text(int32_t tenths, char out[16])
@@ -31,17 +64,27 @@ static int print_callers(PGconn *conn, const status_filter_t *f)
 {
 	status_caller_t *rows;
 	size_t n;
+	bool lat = false;
+	char cols[64];
 	if (status_callers(conn, f, &rows, &n))
 		return EXIT_DB;
-	printf("%-10s %-10s %-21s %-15s %10s %10s %6s %-8s %s\n", "MODID", "CMDID", "HOST",
-	       "CALLER", "SUCC", "ERR", "ERR%", "OVERLOAD", "AGE");
+	for (size_t i = 0; i < n; i++)
+		lat = lat || rows[i].lat_count > 0;
+	/* With the latency columns after it, AGE gets a width of its own. */
+	printf("%-10s %-10s %-21s %-15s %10s %10s %6s %-8s %-*s", "MODID", "CMDID", "HOST",
+	       "CALLER", "SUCC", "ERR", "ERR%", "OVERLOAD", lat ? 8 : 0, "AGE");
+	if (lat)
+		printf(LAT_HEAD, "MEAN_US", "P99_US");
+	putchar('\n');
 	for (size_t i = 0; i < n; i++) {
 		const status_caller_t *r = &rows[i];
-		char host[STATUS_ADDR_MAX + 8], pct[16];
+		char host[STATUS_ADDR_MAX + 8], pct[16], age[24];
 		snprintf(host, sizeof(host), "%s:%d", r->ip, r->port);
-		printf("%-10d %-10d %-21s %-15s %10" PRId64 " %10" PRId64 " %6s %-8s %" PRId64 "s\n",
+		snprintf(age, sizeof(age), "%" PRId64 "s", r->age_s);
+		printf("%-10d %-10d %-21s %-15s %10" PRId64 " %10" PRId64 " %6s %-8s %-*s%s\n",
 		       r->modid, r->cmdid, host, r->caller, r->succ, r->err,
-		       pct_text(r->err_tenths, pct), r->overload ? "yes" : "no", r->age_s);
+		       pct_text(r->err_tenths, pct), r->overload ? "yes" : "no", lat ? 8 : 0, age,
+		       lat_cols(lat, r->lat_count, r->lat_mean_us, r->lat_p99_us, cols));
 	}
 	free(rows);
 	return EXIT_OK;
@@ -51,16 +94,24 @@ static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes
 {
 	status_minute_t *rows;
 	size_t n;
+	bool lat = false;
+	char cols[64];
 	if (status_history(conn, f, minutes, NULL, &rows, &n))
 		return EXIT_DB;
-	printf("%-17s %-10s %-10s %12s %12s %6s\n", "MINUTE", "MODID", "CMDID", "SUCC", "ERR",
+	for (size_t i = 0; i < n; i++)
+		lat = lat || rows[i].lat_count > 0;
+	printf("%-17s %-10s %-10s %12s %12s %6s", "MINUTE", "MODID", "CMDID", "SUCC", "ERR",
 	       "ERR%");
+	if (lat)
+		printf(LAT_HEAD, "MEAN_US", "P99_US");
+	putchar('\n');
 	for (size_t i = 0; i < n; i++) {
 		const status_minute_t *r = &rows[i];
 		char when[STATUS_TIME_MAX], pct[16];
-		printf("%-17s %-10d %-10d %12" PRId64 " %12" PRId64 " %6s\n",
+		printf("%-17s %-10d %-10d %12" PRId64 " %12" PRId64 " %6s%s\n",
 		       status_time_text(r->minute, r->utc_offset_s, STATUS_TIME_MINUTE, when),
-		       r->modid, r->cmdid, r->succ, r->err, pct_text(r->err_tenths, pct));
+		       r->modid, r->cmdid, r->succ, r->err, pct_text(r->err_tenths, pct),
+		       lat_cols(lat, r->lat_count, r->lat_mean_us, r->lat_p99_us, cols));
 	}
 	free(rows);
 	return EXIT_OK;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* One route: its hosts with their latest reports, add/remove, and a chart of
- * the last hour's successes and errors. Refreshes every 10 s. */
+/* One route: its hosts with their latest reports, add/remove, and charts of
+ * the last hour's successes and errors and of its call latency (mean and
+ * p99 per minute). Refreshes every 10 s. */
 'use strict';
 
 (function route() {
@@ -10,12 +11,14 @@
 	const form = document.getElementById('route-add-form');
 	const addResult = document.getElementById('route-add-result');
 	const SVGNS = 'http://www.w3.org/2000/svg';
+	const COLS = 12; /* of the hosts table */
 
 	if (modid === null || cmdid === null) {
 		showBanner({ status: 400, body: { error: 'this page needs ?modid=M&cmdid=C (non-negative integers)' } });
-		emptyRow(tbody, 10, 'no route selected');
+		emptyRow(tbody, COLS, 'no route selected');
 		form.querySelectorAll('input, button').forEach((e) => { e.disabled = true; });
 		document.getElementById('history-chart').replaceChildren();
+		document.getElementById('latency-chart').replaceChildren();
 		return;
 	}
 	const name = modid + '/' + cmdid;
@@ -35,6 +38,14 @@
 			' · ', el('a', { href: 'changes.html?modid=' + modid + '&cmdid=' + cmdid }, 'change log'));
 	}
 
+	/* Microseconds as milliseconds with about three significant digits,
+	 * or null (no latency). */
+	function msText(us) {
+		if (typeof us !== 'number') return null;
+		const ms = us / 1000;
+		return ms.toFixed(ms < 10 ? 2 : ms < 100 ? 1 : 0);
+	}
+
 	function hostRow(h) {
 		const key = hostStr(h.ip, h.port);
 		const s = h.status;
@@ -50,6 +61,7 @@
 			el('td', { class: 'mono' }, key),
 			el('td', {}, timeEl(h.added_at, '–')),
 			numTd(s && s.succ), numTd(s && s.err), numTd(pct),
+			numTd(s && msText(s.lat_mean_us)), numTd(s && msText(s.lat_p99_us)),
 			el('td', {}, s ? (s.overload ? 'yes' : 'no') : '–'),
 			numTd(s && s.callers),
 			el('td', { title: s ? fmtAbs(s.updated_at) : null, class: s ? 'nowrap' : 'nowrap muted' },
@@ -75,25 +87,23 @@
 		return d ? d.toISOString().slice(11, 16) : '';
 	}
 
-	function drawChart(minutes) {
-		const box = document.getElementById('history-chart');
+	/* An axis label: whole above 10, else up to two decimals. */
+	function tick(v) {
+		return String(v >= 10 ? Math.round(v) : Math.round(v * 100) / 100);
+	}
+
+	/* The frame of a per-minute chart of @minutes with the y axis 0..max:
+	 * grid, labels, time axis. Returns the svg and its x(i), y(v). */
+	function frame(minutes, max, label) {
 		const n = minutes.length;
-		if (n === 0) { box.replaceChildren(el('p', { class: 'muted' }, 'no history')); return; }
 		const W = 760, H = 220, L = 52, R = 12, T = 30, B = 26;
-		let tSucc = 0, tErr = 0, top = 0;
-		for (const m of minutes) {
-			tSucc += m.succ || 0; tErr += m.err || 0;
-			top = Math.max(top, m.succ || 0, m.err || 0);
-		}
-		const max = niceMax(Math.max(top, 1));
 		const x = (i) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2);
 		const y = (v) => T + (H - T - B) * (1 - v / max);
-		const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img',
-			'aria-label': `successes and errors per minute for route ${name}` });
+		const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', 'aria-label': label });
 		for (const v of [0, max / 2, max]) {
 			g.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#ddd' }),
 				svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#555' },
-					String(Math.round(v * 10) / 10)));
+					tick(v)));
 		}
 		for (let i = n - 1; i >= 0; i -= 15) {
 			g.append(svg('line', { x1: x(i), x2: x(i), y1: H - B, y2: H - B + 4, stroke: '#888' }),
@@ -102,25 +112,90 @@
 		}
 		g.append(svg('text', { x: L - 6, y: H - 6, 'text-anchor': 'end', 'font-size': 10, fill: '#888' }, 'UTC'),
 			svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: '#888' }));
-		for (const [key, color] of [['succ', '#2e7d32'], ['err', '#c62828']]) {
-			const pts = minutes.map((m, i) => `${x(i).toFixed(1)},${y(m[key] || 0).toFixed(1)}`).join(' ');
-			g.append(svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2,
-				'stroke-linejoin': 'round' }));
-		}
-		const legend = [['#2e7d32', `successes (${tSucc} in ${n} min)`], ['#c62828', `errors (${tErr})`]];
-		let lx = L;
-		for (const [color, label] of legend) {
-			g.append(svg('rect', { x: lx, y: 8, width: 12, height: 12, fill: color }),
+		return { g, x, y, W, H, L, R, T, B };
+	}
+
+	/* Colored squares with labels along the top of @f. */
+	function legend(f, items) {
+		let lx = f.L;
+		for (const [color, label] of items) {
+			f.g.append(svg('rect', { x: lx, y: 8, width: 12, height: 12, fill: color }),
 				svg('text', { x: lx + 16, y: 18, 'font-size': 12, fill: '#222' }, label));
 			lx += 18 + label.length * 7;
 		}
-		const step = n > 1 ? (W - L - R) / (n - 1) : W - L - R;
+	}
+
+	/* A transparent column per minute with @text(m) as its tooltip. */
+	function hover(f, minutes, text) {
+		const n = minutes.length;
+		const step = n > 1 ? (f.W - f.L - f.R) / (n - 1) : f.W - f.L - f.R;
 		minutes.forEach((m, i) => {
-			const hit = svg('rect', { x: x(i) - step / 2, y: T, width: step, height: H - T - B, fill: 'transparent' });
-			hit.append(svg('title', {}, `${hhmm(m.minute)} UTC: ${m.succ || 0} succ, ${m.err || 0} err`));
-			g.append(hit);
+			const hit = svg('rect', { x: f.x(i) - step / 2, y: f.T, width: step, height: f.H - f.T - f.B, fill: 'transparent' });
+			hit.append(svg('title', {}, `${hhmm(m.minute)} UTC: ${text(m)}`));
+			f.g.append(hit);
 		});
-		box.replaceChildren(g);
+	}
+
+	function drawChart(minutes) {
+		const box = document.getElementById('history-chart');
+		const n = minutes.length;
+		if (n === 0) { box.replaceChildren(el('p', { class: 'muted' }, 'no history')); return; }
+		let tSucc = 0, tErr = 0, top = 0;
+		for (const m of minutes) {
+			tSucc += m.succ || 0; tErr += m.err || 0;
+			top = Math.max(top, m.succ || 0, m.err || 0);
+		}
+		const f = frame(minutes, niceMax(Math.max(top, 1)), `successes and errors per minute for route ${name}`);
+		for (const [key, color] of [['succ', '#2e7d32'], ['err', '#c62828']]) {
+			const pts = minutes.map((m, i) => `${f.x(i).toFixed(1)},${f.y(m[key] || 0).toFixed(1)}`).join(' ');
+			f.g.append(svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2,
+				'stroke-linejoin': 'round' }));
+		}
+		legend(f, [['#2e7d32', `successes (${tSucc} in ${n} min)`], ['#c62828', `errors (${tErr})`]]);
+		hover(f, minutes, (m) => `${m.succ || 0} succ, ${m.err || 0} err`);
+		box.replaceChildren(f.g);
+	}
+
+	/* Mean and p99 latency per minute in ms; a minute without latency is a
+	 * gap in the lines (a minute alone between gaps is a dot). */
+	function drawLatency(minutes) {
+		const box = document.getElementById('latency-chart');
+		const ms = (us) => (typeof us === 'number' ? us / 1000 : null);
+		let top = 0, calls = 0;
+		for (const m of minutes) {
+			if (!m.lat_count) continue;
+			calls += m.lat_count;
+			top = Math.max(top, ms(m.lat_mean_us) || 0, ms(m.lat_p99_us) || 0);
+		}
+		if (calls === 0) {
+			box.replaceChildren(el('p', { class: 'muted' }, 'no latency reported in these minutes'));
+			return;
+		}
+		const f = frame(minutes, niceMax(Math.max(top, 0.01)), `mean and p99 call latency in ms per minute for route ${name}`);
+		for (const [key, color, cls] of [['lat_mean_us', '#0b5cad', 'lat-mean'], ['lat_p99_us', '#8250df', 'lat-p99']]) {
+			let run = [];
+			const flush = () => {
+				if (run.length === 1) {
+					const [cx, cy] = run[0];
+					f.g.append(svg('circle', { cx, cy, r: 2.5, fill: color, class: cls }));
+				} else if (run.length > 1) {
+					f.g.append(svg('polyline', { points: run.map((p) => p.join(',')).join(' '), fill: 'none',
+						stroke: color, 'stroke-width': 2, 'stroke-linejoin': 'round', class: cls }));
+				}
+				run = [];
+			};
+			minutes.forEach((m, i) => {
+				const v = m.lat_count ? ms(m[key]) : null;
+				if (v === null) flush();
+				else run.push([f.x(i).toFixed(1), f.y(v).toFixed(1)]);
+			});
+			flush();
+		}
+		legend(f, [['#0b5cad', `mean ms (${calls} calls in ${minutes.length} min)`], ['#8250df', 'p99 ms']]);
+		hover(f, minutes, (m) => (m.lat_count
+			? `mean ${msText(m.lat_mean_us)} ms, p99 ${msText(m.lat_p99_us)} ms (${m.lat_count} calls)`
+			: 'no latency'));
+		box.replaceChildren(f.g);
 	}
 
 	async function load() {
@@ -130,12 +205,16 @@
 			renderHead(r.body);
 			const hosts = Array.isArray(r.body.hosts) ? r.body.hosts : [];
 			if (hosts.length) tbody.replaceChildren(...hosts.map(hostRow));
-			else emptyRow(tbody, 10, 'no hosts in this route');
+			else emptyRow(tbody, COLS, 'no hosts in this route');
 		} else if (r.status === 404) {
 			/* no such route (yet): still show the chart and the add form */
-			emptyRow(tbody, 10, errorText(r, false));
+			emptyRow(tbody, COLS, errorText(r, false));
 		}
-		if (isOk(hist)) drawChart(Array.isArray(hist.body.minutes) ? hist.body.minutes : []);
+		if (isOk(hist)) {
+			const minutes = Array.isArray(hist.body.minutes) ? hist.body.minutes : [];
+			drawChart(minutes);
+			drawLatency(minutes);
+		}
 		return !isOk(r) && r.status !== 404 ? r : !isOk(hist) ? hist : null;
 	}
 

@@ -9,8 +9,10 @@
 //   c. the add-host form adds a host: the route row appears;
 //   d. a bad ip gets its field error next to the ip input, nothing changes;
 //   e. lars-dns pushed the new host to the subscriber;
-//   f. the route page removes the host (confirm dialog): the row goes, and
-//      the subscriber gets the empty route;
+//   f. the route page shows the host's mean and p99 latency and charts the
+//      latency run.sh stored (lines, and dots for minutes alone between
+//      gaps); it removes the host (confirm dialog): the row goes, and the
+//      subscriber gets the empty route;
 //   g. the change log shows the add and the del; a description set in the
 //      descriptions page is listed (and shown on the overview);
 //   h. no console error, page error or CSP violation on any page.
@@ -23,6 +25,9 @@
 //   LARS_MODID, LARS_CMDID  the route to use (should be new: default 4242 7)
 //   LARS_HOST_PORT   the port of the host added (default 9701)
 //   LARS_CHROMIUM    the browser (default /usr/bin/chromium)
+//   LARS_LAT_MEAN_MS, LARS_LAT_P99_MS  the host's latency cells as shown
+//   LARS_LAT_RUNS, LARS_LAT_DOTS  the latency chart's lines (of 2+ minutes)
+//                    and dots (a minute alone), for mean and for p99 each
 //
 // Exit 0 when every step passed, 1 with the reason otherwise. No test
 // runner: one line per step on stdout, "FAIL: why" on stderr.
@@ -130,6 +135,10 @@ async function main(state) {
 	const cmdid = envInt('LARS_CMDID', 7, 0, 2147483647);
 	const hostPort = envInt('LARS_HOST_PORT', 9701, 1, 65535);
 	const chromiumPath = env('LARS_CHROMIUM', '/usr/bin/chromium');
+	const latMean = env('LARS_LAT_MEAN_MS');
+	const latP99 = env('LARS_LAT_P99_MS');
+	const latRuns = envInt('LARS_LAT_RUNS', 0, 0, 60);
+	const latDots = envInt('LARS_LAT_DOTS', 0, 0, 60);
 	const host = `127.0.0.1:${hostPort}`;
 	const route = `${modid}/${cmdid}`;
 	fs.mkdirSync(shotDir, { recursive: true });
@@ -311,6 +320,27 @@ async function main(state) {
 	const hostRow = page.locator(`#hosts tbody tr[data-host="${host}"]`);
 	await waitFor(`${host} is not in the hosts table`, hostRow.waitFor());
 	await waitFor('the history chart was not drawn', page.locator('#history-chart svg').waitFor());
+	// The hosts table: mean ms and p99 ms are the 6th and 7th columns.
+	{
+		const head = await page.locator('#hosts thead th').allTextContents();
+		check(head[5] === 'mean ms' && head[6] === 'p99 ms', `the hosts table head is ${JSON.stringify(head)}`);
+		await waitFor(`${host}'s mean latency is not shown as ${latMean}`,
+			hostRow.locator('td:nth-child(6)', { hasText: new RegExp(`^${latMean.replace('.', '\\.')}$`) }).waitFor());
+		await waitFor(`${host}'s p99 latency is not shown as ${latP99}`,
+			hostRow.locator('td:nth-child(7)', { hasText: new RegExp(`^${latP99.replace('.', '\\.')}$`) }).waitFor());
+	}
+	// The latency chart: per series its lines and dots, gaps between them.
+	await waitFor('the latency chart was not drawn', page.locator('#latency-chart svg').waitFor());
+	for (const cls of ['lat-mean', 'lat-p99']) {
+		const runs = await page.locator(`#latency-chart svg polyline.${cls}`).count();
+		const dots = await page.locator(`#latency-chart svg circle.${cls}`).count();
+		check(runs === latRuns && dots === latDots,
+			`the latency chart has ${runs} lines and ${dots} dots of ${cls}, want ${latRuns} and ${latDots}`);
+		const pts = await page.locator(`#latency-chart svg polyline.${cls}`).evaluateAll((ls) =>
+			ls.map((l) => l.getAttribute('points').trim().split(/\s+/).map((p) => p.split(',').map(Number))));
+		check(pts.every((line) => line.length >= 2 && line.every(([x, y]) => Number.isFinite(x) && Number.isFinite(y))),
+			`the latency lines have bad points: ${JSON.stringify(pts)}`);
+	}
 	await shot(page, 'route.png');
 	dialogs = [];
 	await hostRow.locator('button.remove-host').click();

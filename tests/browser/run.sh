@@ -148,7 +148,25 @@ start admin "$LARS_ADMIN" "$TMP/admin.ini" http >"$TMP/admin.port"
 ADMIN_PORT=$(cat "$TMP/admin.port")
 echo "lars-dns on 127.0.0.1:$DNS_PORT, lars-admin on 127.0.0.1:$ADMIN_PORT"
 
-MODID=4242 CMDID=7
+MODID=4242 CMDID=7 HOST_PORT=9701
+# What lars-reporter would have stored about the host console.mjs adds
+# (host_status needs no route row): its latest status, and call latency
+# (buckets of deploy/sql/006_report_acks.sql) 30-28 minutes ago (a line),
+# 20 minutes ago (a minute alone: a dot) and 2 minutes ago (a dot; within
+# status_max_age, 600 s, so the hosts table shows it): 4 calls of 2-5 ms,
+# sum 8000 us, so mean 2.00 ms and p99 2000 + 3000 * 3.96 / 4 = 4970 us.
+lat_row() { # lat_row MINUTES_AGO COUNT SUM_US BUCKETS
+	printf "(date_trunc('minute', now()) - interval '%d min', %d, %d, '127.0.0.1', %d, '10.9.0.1', %d, 0, %d, %d, '%s')" \
+		"$1" "$MODID" "$CMDID" "$HOST_PORT" "$2" "$2" "$3" "$4"
+}
+psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO host_status VALUES
+ ($MODID, $CMDID, '127.0.0.1', $HOST_PORT, '10.9.0.1', 10, 0, false, now(), now());
+INSERT INTO host_status_history
+ (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us, lat_buckets) VALUES
+ $(lat_row 30 2 1000 '{0,2,0,0,0,0,0,0,0,0,0,0,0}'), $(lat_row 29 1 30000 '{0,0,0,0,0,0,1,0,0,0,0,0,0}'),
+ $(lat_row 28 2 3000 '{0,0,2,0,0,0,0,0,0,0,0,0,0}'), $(lat_row 20 1 600000 '{0,0,0,0,0,0,0,0,0,0,1,0,0}'),
+ $(lat_row 2 4 8000 '{0,0,0,4,0,0,0,0,0,0,0,0,0}')" ||
+	{ echo "FAIL: cannot insert the status rows"; exit 1; }
 "$WATCH" --ip 127.0.0.1 --port "$DNS_PORT" --timeout 200 "$MODID" "$CMDID" \
 	>"$TMP/watch.out" 2>"$TMP/watch.log" &
 PIDS[watch]=$!
@@ -161,6 +179,7 @@ first=$(head -n 1 "$TMP/watch.out")
 t0=$(date +%s)
 LARS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT LARS_ADMIN_USER=tester LARS_ADMIN_PASS=$PASS \
 	LARS_WATCH_OUT=$TMP/watch.out LARS_SHOT_DIR=$SHOTS LARS_CHROMIUM=$CHROMIUM \
-	LARS_MODID=$MODID LARS_CMDID=$CMDID LARS_HOST_PORT=9701 \
+	LARS_MODID=$MODID LARS_CMDID=$CMDID LARS_HOST_PORT=$HOST_PORT \
+	LARS_LAT_MEAN_MS=2.00 LARS_LAT_P99_MS=4.97 LARS_LAT_RUNS=1 LARS_LAT_DOTS=2 \
 	node "$HERE/console.mjs" </dev/null
 echo "console.mjs took $(($(date +%s) - t0)) s; screenshots in $SHOTS"

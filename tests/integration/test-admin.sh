@@ -174,12 +174,13 @@ q "INSERT INTO host_status_history VALUES (date_trunc('minute', now()), 5, 1, '1
 got=$(call GET '/api/route?modid=5&cmdid=1')
 expect "route status" "$got" 200 '"status":{"succ":60,"err":50'
 [[ $got == *'"overload":true'*'"failing":true,"callers":2'* ]] || fail "route status fields: $got"
+[[ $got == *'"lat_count":0,"lat_mean_us":null,"lat_p99_us":null}'* ]] || fail "route status without latency: $got"
 got=$(call GET /api/overview)
 [[ $got == *'"hosts":1,"overloaded":1,"failing":1,"reporting":1'* ]] || fail "overview health: $got"
 got=$(call GET '/api/history?modid=5&cmdid=1&minutes=2')
 # (The row is in the current minute, or the one before if a minute began
 # between the insert and the query.)
-[[ $got == *'"succ":7,"err":3}'* ]] || fail "history sums: $got"
+[[ $got == *'"succ":7,"err":3,"lat_count":0,"lat_mean_us":null,"lat_p99_us":null}'* ]] || fail "history sums: $got"
 [ "$(grep -o '"minute"' <<<"$got" | wc -l)" = 2 ] || fail "history minutes: $got"
 # larsctl and the console read these tables through the same queries
 # (common/db/status.c): for the same rows they show the same numbers. More
@@ -187,6 +188,26 @@ got=$(call GET '/api/history?modid=5&cmdid=1&minutes=2')
 q "INSERT INTO host_status_history VALUES
  (date_trunc('minute', now()) - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.2', 11, 0),
  (date_trunc('minute', now()), 5, 1, '127.0.0.1', 9001, '10.0.0.2', 5, 5)" >/dev/null
+# Call latency (buckets of deploy/sql/006_report_acks.sql): a minute ago one
+# call of 500-1000 us and one of 1000-2000 us (sum 1500): mean 750, p99 at
+# 0.99 * 2 = 1.98 is 1000 + 1000 * 0.98 = 1980. Three minutes ago one above
+# 2 s (2.5 s): outside the 3 minutes of history, inside the route page's
+# status_max_age (600 s): there 3 calls, mean 2501500 / 3 = 833833, p99 the
+# last bucket's lower bound 2000000.
+q "INSERT INTO host_status_history
+ (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us, lat_buckets) VALUES
+ (date_trunc('minute', now()) - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 2, 1500,
+  '{0,1,1,0,0,0,0,0,0,0,0,0,0}'),
+ (date_trunc('minute', now()) - interval '3 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 1, 2500000,
+  '{0,0,0,0,0,0,0,0,0,0,0,0,1}')" >/dev/null
+got=$(call GET '/api/route?modid=5&cmdid=1')
+[[ $got == *'"callers":2,'*'"lat_count":3,"lat_mean_us":833833,"lat_p99_us":2000000}'* ]] ||
+	fail "route status latency: $got"
+got=$(call GET '/api/history?modid=5&cmdid=1&minutes=3')
+[ "$(grep -o '"lat_count":2,"lat_mean_us":750,"lat_p99_us":1980}' <<<"$got" | wc -l)" = 1 ] ||
+	fail "history latency: $got"
+[ "$(grep -o '"lat_count":0,"lat_mean_us":null,"lat_p99_us":null}' <<<"$got" | wc -l)" = 2 ] ||
+	fail "history minutes without latency: $got"
 cli_status=$("$LARSCTL" status 5 1) || fail "larsctl status exited $?"
 api_route=$(call GET '/api/route?modid=5&cmdid=1')
 cli_hist=$(PGTZ=UTC "$LARSCTL" status --history 3 5 1) || fail "larsctl status --history exited $?"
@@ -201,14 +222,16 @@ for line in status.splitlines()[1:]:
     h[0] += int(f[4]); h[1] += int(f[5]); h[2] += 1
 api = {"%s:%d" % (h["ip"], h["port"]): [h["status"]["succ"], h["status"]["err"], h["status"]["callers"]]
        for h in json.loads(route)["hosts"] if h["status"]}
-cli_m = {}  # minute -> (succ, err)
+cli_m = {}  # minute -> (succ, err, mean, p99), latency None for "-"
+lat = lambda v: None if v == "-" else int(v)
 for line in hist.splitlines()[1:]:
     f = line.split()
-    cli_m["%sT%s:00Z" % (f[0], f[1])] = (int(f[4]), int(f[5]))
-api_m = {m["minute"]: (m["succ"], m["err"]) for m in json.loads(api_hist)["minutes"] if m["succ"] or m["err"]}
+    cli_m["%sT%s:00Z" % (f[0], f[1])] = (int(f[4]), int(f[5]), lat(f[7]), lat(f[8]))
+api_m = {m["minute"]: (m["succ"], m["err"], m["lat_mean_us"], m["lat_p99_us"])
+         for m in json.loads(api_hist)["minutes"] if m["succ"] or m["err"] or m["lat_count"]}
 if cli != api or not cli:
     print("status: larsctl %s, console %s" % (cli, api))
-elif cli_m != api_m or len(cli_m) < 2:
+elif cli_m != api_m or len(cli_m) < 2 or not any(m[2] for m in cli_m.values()):
     print("history: larsctl %s, console %s" % (cli_m, api_m))
 else:
     print("same")

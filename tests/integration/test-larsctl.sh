@@ -191,6 +191,67 @@ for c in "status --history 0" "status --history 525601" "status --history x" "st
 done
 [ "$(PGTZ=UTC "$LARSCTL" status --history 525600 | wc -l)" = 5 ] || fail "status --history 525600"
 
+# ---- latency: MEAN_US and P99_US appended when any row has latency ----
+# Buckets (13, deploy/sql/006_report_acks.sql): <=0.5, 1, 2, 5 ms, ... >2 s.
+# By hand: 10.0.1.1:80 from 10.9.0.1 has 4 calls of 500-1000 us (sum 3600)
+# a minute ago and 2 of 2000-5000 us (sum 6000) now: mean 9600 / 6 = 1600,
+# p99 at 0.99 * 6 = 5.94 is in the 2000-5000 bucket, 2000 + 3000 * 1.94 / 2
+# = 4910. 10.0.1.3:90 has one call above 2 s: p99 is the bucket's lower
+# bound, 2000000. 10.0.1.2:81's latency is 10 minutes old (outside the 5
+# minutes of status), and 10.9.0.2 reported none: "-".
+q "INSERT INTO host_status VALUES
+ (23, 1, '10.0.1.1', 80, '10.9.0.1', 10, 0, false, now() + interval '1 hour', now()),
+ (23, 1, '10.0.1.1', 80, '10.9.0.2', 5, 1, false, now() + interval '1 hour', now()),
+ (23, 1, '10.0.1.2', 81, '10.9.0.1', 3, 0, false, now() + interval '1 hour', now()),
+ (23, 2, '10.0.1.3', 90, '10.9.0.1', 1, 0, true, now() + interval '1 hour', now())" >/dev/null
+q "INSERT INTO host_status_history
+ (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us, lat_buckets) VALUES
+ (date_trunc('minute', now()) - interval '1 min', 23, 1, '10.0.1.1', 80, '10.9.0.1', 6, 0, 4, 3600,
+  '{0,4,0,0,0,0,0,0,0,0,0,0,0}'),
+ (date_trunc('minute', now()) - interval '1 min', 23, 1, '10.0.1.1', 80, '10.9.0.2', 5, 1, 0, 0, NULL),
+ (date_trunc('minute', now()) - interval '1 min', 23, 3, '10.0.1.4', 1, '10.9.0.1', 1, 1, 0, 0, NULL),
+ (date_trunc('minute', now()), 23, 1, '10.0.1.1', 80, '10.9.0.1', 4, 0, 2, 6000,
+  '{0,0,0,2,0,0,0,0,0,0,0,0,0}'),
+ (date_trunc('minute', now()), 23, 2, '10.0.1.3', 90, '10.9.0.1', 1, 0, 1, 3000000,
+  '{0,0,0,0,0,0,0,0,0,0,0,0,1}'),
+ (date_trunc('minute', now()) - interval '10 min', 23, 1, '10.0.1.2', 81, '10.9.0.1', 3, 0, 3, 300,
+  '{3,0,0,0,0,0,0,0,0,0,0,0,0}')" >/dev/null
+want_lat=$(cat <<'EOT'
+MODID      CMDID      HOST                  CALLER                SUCC        ERR   ERR% OVERLOAD AGE         MEAN_US     P99_US
+23         1          10.0.1.1:80           10.9.0.1                10          0    0.0 no       0s             1600       4910
+23         1          10.0.1.1:80           10.9.0.2                 5          1   16.7 no       0s                -          -
+23         1          10.0.1.2:81           10.9.0.1                 3          0    0.0 no       0s                -          -
+23         2          10.0.1.3:90           10.9.0.1                 1          0    0.0 yes      0s          3000000    2000000
+EOT
+)
+out=$("$LARSCTL" status 23) || fail "status 23 exited $?"
+[ "$out" = "$want_lat" ] || fail "status 23:"$'\n'"$out"$'\n'"want:"$'\n'"$want_lat"
+out=$("$LARSCTL" status 23 2) || fail "status 23 2 exited $?"
+[ "$out" = "$(sed -n '1p;5p' <<<"$want_lat")" ] || fail "status 23 2: $out"
+# All routes: every line has the two columns, "-" where a row has none.
+out=$("$LARSCTL" status)
+[ "$(head -n 1 <<<"$out")" = "$(head -n 1 <<<"$want_lat")" ] || fail "status header with latency: $out"
+[ "$(grep -c '^20 .* 0s  *-  *-$' <<<"$out")" = 3 ] || fail "status rows without latency: $out"
+# Per minute: a minute ago 23/1 had 11 + 1 calls (8.3 %), 4 with latency,
+# mean 900, p99 500 + 500 * 3.96 / 4 = 995; 23/3 none; now 23/1 mean 3000,
+# p99 2000 + 3000 * 1.98 / 2 = 4970, and 23/2 as above.
+ma=$(PGTZ=Asia/Kolkata q "SELECT to_char(minute, 'YYYY-MM-DD HH24:MI') FROM host_status_history WHERE modid = 23 AND cmdid = 3")
+mb=$(PGTZ=Asia/Kolkata q "SELECT to_char(minute, 'YYYY-MM-DD HH24:MI') FROM host_status_history WHERE modid = 23 AND cmdid = 2")
+hf='%-17s %-10s %-10s %12s %12s %6s %10s %10s\n'
+want_lhist=$(printf "$hf" MINUTE MODID CMDID SUCC ERR 'ERR%' MEAN_US P99_US \
+	"$ma" 23 1 11 1 8.3 900 995 "$ma" 23 3 1 1 50.0 - - \
+	"$mb" 23 1 4 0 0.0 3000 4970 "$mb" 23 2 1 0 0.0 3000000 2000000)
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 23) || fail "status --history 5 23 exited $?"
+[ "$out" = "$want_lhist" ] || fail "status --history 5 23:"$'\n'"$out"$'\n'"want:"$'\n'"$want_lhist"
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 23 3)
+[ "$out" = "$(printf '%-17s %-10s %-10s %12s %12s %6s\n' MINUTE MODID CMDID SUCC ERR 'ERR%' "$ma" 23 3 1 1 50.0)" ] ||
+	fail "status --history 5 23 3 (no latency): $out"
+# The routes without latency print exactly what they did before.
+out=$("$LARSCTL" status 20)
+[ "$out" = "$want_status" ] || fail "status 20 after latency rows elsewhere:"$'\n'"$out"
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 20)
+[ "$out" = "$want_hist" ] || fail "status --history 5 20 after latency rows elsewhere:"$'\n'"$out"
+
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
 	 "status --help"; do
 	# shellcheck disable=SC2086
