@@ -223,18 +223,6 @@ static int agents_update(PGconn *conn, const report_agent_seq_t *a, const size_t
 	return rc;
 }
 
-static size_t entry_hash(const report_key_t *k)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ull;
-	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
-	for (int i = 0; i < 5; i++) {
-		h ^= (uint32_t)f[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return (size_t)h;
-}
-
 /*
  * Whether a key comes twice in @v (but what @skip marks): then its rows are
  * summed before the merge, which costs a grouping. Keys of one pending map
@@ -251,11 +239,9 @@ static bool has_dup_keys(const report_entry_t *v, size_t n, const bool *skip)
 	for (size_t i = 0; i < n && !dup; i++) {
 		if (skip && skip[i])
 			continue;
-		size_t j = entry_hash(&v[i].key) & (cap - 1);
+		size_t j = report_key_hash(&v[i].key) & (cap - 1);
 		for (; t[j]; j = (j + 1) & (cap - 1)) {
-			const report_key_t *a = &v[t[j] - 1].key, *b = &v[i].key;
-			if (a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
-			    a->port == b->port && a->caller == b->caller) {
+			if (report_key_eq(&v[t[j] - 1].key, &v[i].key)) {
 				dup = true;
 				break;
 			}

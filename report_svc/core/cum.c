@@ -19,33 +19,15 @@ void cum_deinit(cum_t *c)
 	cum_init(c);
 }
 
-static size_t cum_hash(const report_key_t *k)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ull;
-	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
-	for (int i = 0; i < 5; i++) {
-		h ^= (uint32_t)f[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return (size_t)h;
-}
-
-static bool cum_key_eq(const report_key_t *a, const report_key_t *b)
-{
-	return a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
-	       a->port == b->port && a->caller == b->caller;
-}
-
 /* @key's slot in @g: the one holding it, or the empty one it would take. */
 static cum_slot_t *gen_find(const cum_gen_t *g, const report_key_t *key)
 {
 	if (!g->cap)
 		return NULL;
 	size_t mask = g->cap - 1;
-	for (size_t i = cum_hash(key) & mask;; i = (i + 1) & mask) {
+	for (size_t i = report_key_hash(key) & mask;; i = (i + 1) & mask) {
 		cum_slot_t *s = &g->v[i];
-		if (!s->used || cum_key_eq(&s->key, key))
+		if (!s->used || report_key_eq(&s->key, key))
 			return s;
 	}
 }

@@ -26,28 +26,10 @@ void pending_deinit(pending_t *p)
 	pending_init(p);
 }
 
-static size_t key_hash(const report_key_t *k)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ull;
-	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
-	for (int i = 0; i < 5; i++) {
-		h ^= (uint32_t)f[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return (size_t)h;
-}
-
-static bool key_eq(const report_key_t *a, const report_key_t *b)
-{
-	return a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
-	       a->port == b->port && a->caller == b->caller;
-}
-
 static void index_insert(pending_t *p, size_t entry)
 {
 	size_t mask = p->index_cap - 1;
-	size_t i = key_hash(&p->v[entry].key) & mask;
+	size_t i = report_key_hash(&p->v[entry].key) & mask;
 	while (p->index[i])
 		i = (i + 1) & mask;
 	p->index[i] = (uint32_t)entry + 1;
@@ -58,9 +40,9 @@ static report_entry_t *pending_slot(pending_t *p, const report_key_t *key, uint6
 {
 	if (p->index_cap) {
 		size_t mask = p->index_cap - 1;
-		for (size_t i = key_hash(key) & mask; p->index[i]; i = (i + 1) & mask) {
+		for (size_t i = report_key_hash(key) & mask; p->index[i]; i = (i + 1) & mask) {
 			report_entry_t *e = &p->v[p->index[i] - 1];
-			if (key_eq(&e->key, key))
+			if (report_key_eq(&e->key, key))
 				return e;
 		}
 	}

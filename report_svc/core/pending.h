@@ -18,6 +18,25 @@ typedef struct report_key {
 	int32_t caller; /* wire form */
 } report_key_t;
 
+/** report_key_hash() - a hash of every field of @k, for the open-addressing tables. */
+static inline size_t report_key_hash(const report_key_t *k)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	const int32_t f[5] = { k->modid, k->cmdid, k->ip, k->port, k->caller };
+	for (int i = 0; i < 5; i++) {
+		h ^= (uint32_t)f[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return (size_t)h;
+}
+
+static inline bool report_key_eq(const report_key_t *a, const report_key_t *b)
+{
+	return a->modid == b->modid && a->cmdid == b->cmdid && a->ip == b->ip &&
+	       a->port == b->port && a->caller == b->caller;
+}
+
 /* History minutes one entry keeps apart; more fold into the newest two. */
 #define PENDING_MINUTES 4
 
