@@ -223,6 +223,7 @@ static void test_intake_caller(void **state)
 	assert_int_equal(pending_keys(&p), 5);
 	assert_int_equal(p.n_results, 2 + 1 + 2 + 1);
 	pending_deinit(&p);
+	intake_deinit(&in);
 }
 
 static void test_intake_time_and_order(void **state)
@@ -278,6 +279,7 @@ static void test_intake_time_and_order(void **state)
 	assert_int_equal(pending_keys(&p), 1);
 	assert_int_equal(p.n_results, 2);
 	pending_deinit(&p);
+	intake_deinit(&in);
 }
 
 int main(void)
