@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: MIT
+// Issue 21.4: statistics that add up, with real processes on a PostgreSQL
+// cluster of this test's own. Three apps (threads, each a liblars-client
+// client of its own) report a steady stream of calls through a real
+// lars-agent to lars-reporter, counting what they sent; then
+//   (a) lars-reporter is SIGKILLed mid-stream and started again (same port),
+//   (b) lars-reporter is SIGSTOPped for 20 s, then SIGCONTed,
+//   (c) PostgreSQL is SIGKILLed mid-stream and started again,
+//   (d) an agent with two reporters ([reporter] servers = A, B) loses the
+//       one it uses (SIGKILL),
+// and after each, once the apps stopped, the agent holds nothing unacked
+// and the reporter nothing pending, the history's sum(succ), sum(err) and
+// the latency counts equal exactly what the apps sent: nothing lost,
+// nothing doubled. (e) A stand-in for the original C++ agent speaks TCP to
+// lars-reporter as the original does (one ReportStatusRequest per call with
+// each host's running totals since its window reset, no agent_id, no
+// delta; windows of WINDOW_S here instead of 15 s, at least two resets):
+// the history sums equal its calls. (f) 1,000 calls with durations from a
+// known distribution: the stored histogram is exact and p50/p90/p99 are
+// within one bucket of the sample's true quantiles.
+//
+// The one thing the test cannot control is the kernel dropping an app's
+// UDP datagram before the agent reads it (a stalled agent on a loaded
+// machine, its receive buffer full): those are read from /proc/net/udp
+// for the agent's sockets, printed, and taken out of "sent" (normally 0).
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "lars_client.h"
+#include "msg.h"
+#include "wire_client.h"
+
+/* The p50/p90/p99 columns of host_status_history (deploy/sql/006_report_acks.sql). */
+#define COL_P50 "lat_p50_us"
+#define COL_P90 "lat_p90_us"
+#define COL_P99 "lat_p99_us"
+
+enum {
+	N_APPS = 3,
+	N_HOSTS = 3,       /* 127.0.0.1:9001..9003 on every key */
+	N_CMDS = 2,        /* cmdid 1 and 2 of each scenario's modid */
+	APP_PAUSE_US = 1500,
+	APP_MAX_CALLS = 200000, /* per app and stream: bounds the loop in count */
+	APP_MAX_S = 120,        /* ... and in time */
+	QUIET_MS = 120000,      /* after a stream: until everything is acked */
+	WINDOW_S = 4,           /* the original agent's window (15 s there) */
+	STANDIN_S = 13,         /* > 3 windows: three resets */
+	LAT_CALLS = 1000,
+};
+
+/* Each scenario its own modid, so each sum is its own. */
+enum { MOD_KILL = 101, MOD_STOP = 102, MOD_PG = 103, MOD_FAILOVER = 104, MOD_ORIG = 105,
+       MOD_LAT = 106 };
+
+static const char *dns_bin, *rep_bin, *agent_bin, *larsctl_bin;
+static harness_pg_t pg; /* a cluster of its own: (c) SIGKILLs it */
+static harness_proc_t dns, rep, agent;
+static int dns_port, rep_port, agent_base, agent_metrics;
+
+/* ---- daemons and metrics ---- */
+
+static int spawn_reporter_on(harness_proc_t *p, int port)
+{
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg), "[reporter]\nport = %d\nflush_interval_ms = 100\n"
+		 "shutdown_timeout = 10\n[metrics]\nenabled = true\n", port);
+	return harness_spawn(p, rep_bin, harness_write_config(cfg));
+}
+
+/* An agent on free UDP ports reporting to @reporters ("servers" value). */
+static int spawn_agent(harness_proc_t *p, int *basep, int *metricsp, const char *reporters)
+{
+	char cfg[1024];
+	*basep = harness_free_udp_base();
+	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nport = %d\n"
+		 "[reporter]\nservers = %s\ninterval = 1\n[metrics]\nenabled = true\n",
+		 *basep, dns_port, reporters);
+	int r = harness_spawn(p, agent_bin, harness_write_config(cfg));
+	if (r == 0)
+		*metricsp = harness_port(p, "metrics");
+	return r;
+}
+
+/* The value of the /metrics line @name (the whole name, labels included), or -1. */
+static long long metric(int port, const char *name)
+{
+	static char out[1 << 17];
+	ssize_t n = harness_http_get(port, "/metrics", out, sizeof(out) - 1);
+	if (n < 0)
+		return -1;
+	out[n] = 0;
+	size_t len = strlen(name);
+	for (char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, name, len) == 0 && l[len] == ' ')
+			return strtoll(l + len + 1, NULL, 10);
+	return -1;
+}
+
+static void kill_hard(harness_proc_t *p)
+{
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+}
+
+/*
+ * Datagrams the kernel dropped on the agent's sockets (base..base+2): the
+ * last column of /proc/net/udp. Return: the sum, or -1 if unreadable.
+ */
+static long long udp_drops(int base)
+{
+	FILE *f = fopen("/proc/net/udp", "r");
+	if (!f)
+		return -1;
+	char line[512];
+	long long sum = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned addr, port;
+		if (sscanf(line, " %*d: %x:%x", &addr, &port) != 2)
+			continue;
+		if ((int)port < base || (int)port > base + 2)
+			continue;
+		const char *last = strrchr(line, ' ');
+		if (last)
+			sum += strtoll(last + 1, NULL, 10);
+	}
+	fclose(f);
+	return sum;
+}
+
+/* ---- the apps ---- */
+
+typedef struct app {
+	pthread_t thread;
+	int id, base;
+	int32_t modid;
+	_Atomic bool *stop;
+	_Atomic long long calls; /* reports sent so far (progress, read by the main thread) */
+	long long succ, err, lat_n, lat_sum; /* sent: what the history must hold */
+	long long refused;                   /* lars_report_latency() failed: not sent */
+	int init_rc;
+} app_t;
+
+typedef struct stream {
+	_Atomic bool stop;
+	app_t app[N_APPS];
+	long long drops0;
+} stream_t;
+
+/* A call's outcome and duration from its index, the same for every run. */
+static bool call_fails(long long i, int id)
+{
+	return (i + id) % 5 == 0;
+}
+
+static uint32_t call_latency(long long i, int id)
+{
+	if ((i + id) % 3 == 0)
+		return 0; /* not measured */
+	return 1 + (uint32_t)((i * 7919 + id * 104729) % 300000);
+}
+
+static void *app_main(void *arg)
+{
+	app_t *a = arg;
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	o.base_port = a->base;
+	o.timeout_ms = 500;
+	lars_client_t *c = NULL;
+	a->init_rc = lars_client_new(&o, &c);
+	if (a->init_rc)
+		return NULL;
+	lars_host_t hosts[N_CMDS][N_HOSTS];
+	for (int k = 0; k < N_CMDS; k++) {
+		size_t n = 0;
+		/* The agent pulls the route from lars-dns: wait for it in time. */
+		int64_t end = harness_deadline(15000);
+		a->init_rc = LARS_NOEXIST;
+		while (harness_left_ms(end) > 0) {
+			if (lars_reg_init(c, a->modid, k + 1) == LARS_SUCC &&
+			    lars_get_route(c, a->modid, k + 1, hosts[k], N_HOSTS, &n) == LARS_SUCC &&
+			    n == N_HOSTS) {
+				a->init_rc = 0;
+				break;
+			}
+			usleep(50000);
+		}
+		if (a->init_rc)
+			goto out;
+	}
+	double end = harness_now_s() + APP_MAX_S;
+	for (long long i = 0; i < APP_MAX_CALLS && !*a->stop && harness_now_s() < end; i++) {
+		int k = (int)(i % N_CMDS);
+		const lars_host_t *h = &hosts[k][(i / N_CMDS) % N_HOSTS];
+		bool fails = call_fails(i, a->id);
+		uint32_t lat = call_latency(i, a->id);
+		if (lars_report_latency(c, a->modid, k + 1, h, fails ? LARS_OVERLOAD : LARS_SUCC,
+					lat) != LARS_SUCC) {
+			a->refused++;
+		} else {
+			if (fails)
+				a->err++;
+			else
+				a->succ++;
+			if (lat) {
+				a->lat_n++;
+				a->lat_sum += lat;
+			}
+		}
+		a->calls++;
+		usleep(APP_PAUSE_US);
+	}
+out:
+	lars_client_free(c);
+	return NULL;
+}
+
+static void stream_start(stream_t *s, int base, int32_t modid)
+{
+	memset(s, 0, sizeof(*s));
+	s->drops0 = udp_drops(base);
+	for (int i = 0; i < N_APPS; i++) {
+		app_t *a = &s->app[i];
+		a->id = i;
+		a->base = base;
+		a->modid = modid;
+		a->stop = &s->stop;
+		assert_int_equal(pthread_create(&a->thread, NULL, app_main, a), 0);
+	}
+}
+
+/* Wait (≤ @ms) until every app made @n calls: the stream runs. */
+static void stream_wait_calls(stream_t *s, long long n, int ms)
+{
+	int64_t end = harness_deadline(ms);
+	for (int i = 0; i < N_APPS; i++) {
+		while (s->app[i].calls < n && harness_left_ms(end) > 0)
+			usleep(20000);
+		if (s->app[i].calls < n)
+			fail_msg("app %d made %lld calls of %lld (init %d)", i,
+				 (long long)s->app[i].calls, n, s->app[i].init_rc);
+	}
+}
+
+typedef struct totals {
+	long long succ, err, lat_n, lat_sum, drops;
+} totals_t;
+
+static totals_t stream_stop(stream_t *s, int base)
+{
+	totals_t t = { 0 };
+	s->stop = true;
+	for (int i = 0; i < N_APPS; i++) {
+		app_t *a = &s->app[i];
+		pthread_join(a->thread, NULL);
+		assert_int_equal(a->init_rc, 0);
+		assert_int_equal(a->refused, 0);
+		t.succ += a->succ;
+		t.err += a->err;
+		t.lat_n += a->lat_n;
+		t.lat_sum += a->lat_sum;
+	}
+	t.drops = udp_drops(base) - s->drops0;
+	return t;
+}
+
+/*
+ * After a stream: wait (≤ QUIET_MS) until the agent read @want reports
+ * more than @reports0, holds no counts (buffered or unacked) and the
+ * reporter on @rep_metrics has nothing pending or in flight.
+ */
+static void wait_quiet(int agent_m, long long reports0, long long want, int rep_metrics)
+{
+	int64_t end = harness_deadline(QUIET_MS);
+	long long got = -1, buffered = -1, unacked = -1, pending = -1, inflight = -1;
+	while (harness_left_ms(end) > 0) {
+		got = metric(agent_m, "lars_agent_reports_total") - reports0;
+		buffered = metric(agent_m, "lars_agent_report_buffered_hosts");
+		unacked = metric(agent_m, "lars_agent_reports_unacked");
+		pending = metric(rep_metrics, "lars_reporter_pending_keys");
+		inflight = metric(rep_metrics, "lars_reporter_inflight_keys");
+		if (got == want && buffered == 0 && unacked == 0 && pending == 0 && inflight == 0)
+			return;
+		usleep(100000);
+	}
+	fail_msg("not quiet within %d ms: agent read %lld of %lld reports, %lld hosts buffered, "
+		 "%lld unacked; reporter %lld keys pending, %lld in flight",
+		 QUIET_MS, got, want, buffered, unacked, pending, inflight);
+}
+
+static long long history(const char *what, int32_t modid)
+{
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT coalesce(sum(%s), 0) FROM host_status_history WHERE modid = %d",
+		 what, modid);
+	return harness_sql_num(q);
+}
+
+/*
+ * The check after each fault: the history of @modid holds exactly @t
+ * (less what the kernel dropped before the agent read it, when it did).
+ */
+static void check_exact(const char *fault, int32_t modid, const totals_t *t)
+{
+	long long succ = history("succ", modid), err = history("err", modid);
+	long long lat_n = history("lat_count", modid), lat_sum = history("lat_sum_us", modid);
+	long long sent = t->succ + t->err;
+	fprintf(stderr, "report-exact %s: sent %lld stored %lld (succ %lld/%lld, err %lld/%lld, "
+		"latencies %lld/%lld, sum %lld/%lld us; %lld datagrams dropped by the kernel)\n",
+		fault, sent, succ + err, t->succ, succ, t->err, err, t->lat_n, lat_n, t->lat_sum,
+		lat_sum, t->drops);
+	if (t->drops == 0) {
+		assert_int_equal(succ, t->succ);
+		assert_int_equal(err, t->err);
+		assert_int_equal(lat_n, t->lat_n);
+		assert_int_equal(lat_sum, t->lat_sum);
+	} else {
+		/* Which calls were lost is unknown: only the total is exact. */
+		assert_int_equal(succ + err, sent - t->drops);
+	}
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	assert_int_equal(harness_pg_start(&pg, "report_exact", true), 0);
+	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
+	/* Every scenario's routes: cmdid 1 and 2, three hosts each. */
+	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
+				     "SELECT m, c, '127.0.0.1', 9000 + h FROM generate_series(101, 106) m, "
+				     "generate_series(1, 2) c, generate_series(1, 3) h"), 0);
+	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
+		"[dns]\nport = 0\npoll_interval_ms = 300\n")), 0);
+	dns_port = harness_port(&dns, "tcp");
+	rep_port = harness_free_tcp_port();
+	assert_int_equal(spawn_reporter_on(&rep, rep_port), 0);
+	char servers[64];
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", rep_port);
+	assert_int_equal(spawn_agent(&agent, &agent_base, &agent_metrics, servers), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
+	harness_pg_stop(&pg);
+	assert_int_equal(ra, 0);
+	assert_int_equal(rr, 0);
+	assert_int_equal(rd, 0);
+	return 0;
+}
+
+/* Nothing counted as dropped or unknown by the agent during a scenario. */
+typedef struct agent_marks {
+	long long reports, dropped, unknown;
+} agent_marks_t;
+
+static agent_marks_t agent_mark(int m)
+{
+	return (agent_marks_t){
+		.reports = metric(m, "lars_agent_reports_total"),
+		.dropped = metric(m, "lars_agent_reports_dropped_total"),
+		.unknown = metric(m, "lars_agent_reports_unknown_host_total"),
+	};
+}
+
+static void finish(const char *fault, int m, const agent_marks_t *m0, stream_t *s, int base,
+		   int rep_m, int32_t modid)
+{
+	totals_t t = stream_stop(s, base);
+	wait_quiet(m, m0->reports, t.succ + t.err - t.drops, rep_m);
+	assert_int_equal(metric(m, "lars_agent_reports_dropped_total"), m0->dropped);
+	assert_int_equal(metric(m, "lars_agent_reports_unknown_host_total"), m0->unknown);
+	check_exact(fault, modid, &t);
+}
+
+/* ---- (a) lars-reporter SIGKILLed and started again ---- */
+
+static void test_reporter_sigkill(void **state)
+{
+	stream_t s;
+	agent_marks_t m0 = agent_mark(agent_metrics);
+	stream_start(&s, agent_base, MOD_KILL);
+	stream_wait_calls(&s, 1000, 30000);
+	kill_hard(&rep);
+	sleep(2);
+	assert_int_equal(spawn_reporter_on(&rep, rep_port), 0); /* same port */
+	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
+	finish("(a) lars-reporter SIGKILL+restart", agent_metrics, &m0, &s, agent_base,
+	       harness_port(&rep, "metrics"), MOD_KILL);
+}
+
+/* ---- (b) lars-reporter SIGSTOPped for 20 s ---- */
+
+static void test_reporter_sigstop_20s(void **state)
+{
+	stream_t s;
+	agent_marks_t m0 = agent_mark(agent_metrics);
+	stream_start(&s, agent_base, MOD_STOP);
+	stream_wait_calls(&s, 1000, 30000);
+	assert_int_equal(kill(rep.pid, SIGSTOP), 0);
+	sleep(20);
+	assert_int_equal(kill(rep.pid, SIGCONT), 0);
+	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
+	finish("(b) lars-reporter SIGSTOP 20 s", agent_metrics, &m0, &s, agent_base,
+	       harness_port(&rep, "metrics"), MOD_STOP);
+}
+
+/* ---- (c) PostgreSQL SIGKILLed and started again ---- */
+
+static void test_postgres_sigkill(void **state)
+{
+	stream_t s;
+	agent_marks_t m0 = agent_mark(agent_metrics);
+	stream_start(&s, agent_base, MOD_PG);
+	stream_wait_calls(&s, 1000, 30000);
+	assert_int_equal(harness_pg_server(&pg, "kill"), 0);
+	stream_wait_calls(&s, s.app[0].calls + 2000, 30000);
+	assert_int_equal(harness_pg_server(&pg, "up"), 0); /* same port */
+	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
+	finish("(c) PostgreSQL SIGKILL+restart", agent_metrics, &m0, &s, agent_base,
+	       harness_port(&rep, "metrics"), MOD_PG);
+}
+
+/* ---- (d) two reporters, the one in use killed ---- */
+
+static void test_failover_two_reporters(void **state)
+{
+	harness_proc_t r[2], ag;
+	int port[2], m[2], base, am;
+	for (int i = 0; i < 2; i++) {
+		port[i] = harness_free_tcp_port();
+		assert_int_equal(spawn_reporter_on(&r[i], port[i]), 0);
+		m[i] = harness_port(&r[i], "metrics");
+	}
+	char servers[64];
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d, 127.0.0.1:%d", port[0], port[1]);
+	assert_int_equal(spawn_agent(&ag, &base, &am, servers), 0);
+	stream_t s;
+	agent_marks_t m0 = agent_mark(am);
+	stream_start(&s, base, MOD_FAILOVER);
+	stream_wait_calls(&s, 1000, 30000);
+	/* The one the agent reports to: the one receiving reports. */
+	int used = -1;
+	int64_t end = harness_deadline(15000);
+	while (used < 0 && harness_left_ms(end) > 0) {
+		for (int i = 0; i < 2 && used < 0; i++)
+			if (metric(m[i], "lars_reporter_reports_total") > 0)
+				used = i;
+		usleep(50000);
+	}
+	assert_true(used >= 0);
+	int other = 1 - used;
+	assert_int_equal(metric(m[other], "lars_reporter_reports_total"), 0);
+	kill_hard(&r[used]);
+	stream_wait_calls(&s, s.app[0].calls + 2000, 30000);
+	char fault[96];
+	snprintf(fault, sizeof(fault), "(d) failover, reporter %c of 2 SIGKILLed", 'A' + used);
+	finish(fault, am, &m0, &s, base, m[other], MOD_FAILOVER);
+	assert_true(metric(m[other], "lars_reporter_reports_total") > 0);
+	assert_int_equal(harness_stop(&ag), 0);
+	assert_int_equal(harness_stop(&r[other]), 0);
+	unlink(r[used].log);
+	unlink(r[used].config);
+}
+
+/* ---- (e) the original agent's running totals ---- */
+
+typedef struct orig_host {
+	uint32_t succ, err; /* since the window reset */
+} orig_host_t;
+
+/*
+ * The original C++ agent as captured: every app call sends one
+ * ReportStatusRequest of the route's hosts with their running totals since
+ * the window reset, no agent_id, no delta; totals go back to 0 every window.
+ */
+static void test_original_agent_totals(void **state)
+{
+	int fd = harness_tcp_connect(rep_port);
+	assert_true(fd >= 0);
+	const int rm = harness_port(&rep, "metrics");
+	long long msgs0 = metric(rm, "lars_reporter_reports_total");
+	orig_host_t h[N_HOSTS] = { 0 };
+	long long succ = 0, err = 0, calls = 0, resets = 0;
+	double start = harness_now_s(), window = start;
+	while (harness_now_s() - start < STANDIN_S && calls < 100000) {
+		if (harness_now_s() - window >= WINDOW_S) {
+			memset(h, 0, sizeof(h));
+			window += WINDOW_S;
+			resets++;
+		}
+		int i = (int)(calls % N_HOSTS);
+		bool fails = (calls / N_HOSTS) % 4 == 1;
+		if (fails) {
+			h[i].err++;
+			err++;
+		} else {
+			h[i].succ++;
+			succ++;
+		}
+		lars_HostCallResult res[N_HOSTS];
+		for (int j = 0; j < N_HOSTS; j++)
+			res[j] = (lars_HostCallResult){ .ip = 0x7f000001, .port = 9001 + j,
+							 .succ = h[j].succ, .err = h[j].err,
+							 .overload = false };
+		assert_int_equal(wc_report_status_send(fd, MOD_ORIG, 1, 0x0a0000e1, (uint32_t)time(NULL),
+						       res, N_HOSTS), 0);
+		calls++;
+		usleep(8000);
+	}
+	assert_true(resets >= 2);
+	/* Everything read, nothing pending or in flight, then the sums. */
+	int64_t end = harness_deadline(QUIET_MS);
+	while (harness_left_ms(end) > 0 &&
+	       !(metric(rm, "lars_reporter_reports_total") - msgs0 == calls &&
+		 metric(rm, "lars_reporter_pending_keys") == 0 &&
+		 metric(rm, "lars_reporter_inflight_keys") == 0))
+		usleep(100000);
+	assert_int_equal(metric(rm, "lars_reporter_reports_total") - msgs0, calls);
+	long long s_succ = history("succ", MOD_ORIG), s_err = history("err", MOD_ORIG);
+	fprintf(stderr, "report-exact (e) original-agent stand-in (%lld windows of %d s): "
+		"sent %lld stored %lld (succ %lld/%lld, err %lld/%lld) in %lld messages\n",
+		resets + 1, WINDOW_S, succ + err, s_succ + s_err, succ, s_succ, err, s_err, calls);
+	assert_int_equal(s_succ, succ);
+	assert_int_equal(s_err, err);
+	/* The latest status keeps its meaning: the last totals sent. */
+	for (int j = 0; j < N_HOSTS; j++) {
+		char q[256];
+		snprintf(q, sizeof(q), "SELECT succ * 1000000 + err FROM host_status "
+			 "WHERE modid = %d AND port = %d", MOD_ORIG, 9001 + j);
+		assert_int_equal(harness_sql_num(q), (long long)h[j].succ * 1000000 + h[j].err);
+	}
+	close(fd);
+}
+
+/* ---- (f) latency percentiles ---- */
+
+/* The distribution: buckets and their shares of LAT_CALLS, uniform inside. */
+static const struct {
+	unsigned bucket, calls;
+} lat_plan[] = {
+	{ 1, 300 }, /* (0.5, 1] ms */
+	{ 2, 250 }, /* (1, 2] ms */
+	{ 4, 250 }, /* (5, 10] ms */
+	{ 6, 150 }, /* (20, 50] ms */
+	{ 8, 50 },  /* (100, 200] ms */
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The sample's q-quantile: the value at rank ceil(q * n). */
+static uint32_t true_quantile(const uint32_t *sorted, size_t n, double q)
+{
+	size_t rank = (size_t)ceil(q * (double)n);
+	return sorted[rank ? rank - 1 : 0];
+}
+
+static void test_latency_percentiles(void **state)
+{
+	static uint32_t lat[LAT_CALLS], sorted[LAT_CALLS];
+	long long buckets[MSG_LAT_BUCKETS] = { 0 }, sum = 0;
+	unsigned seed = (unsigned)time(NULL);
+	size_t n = 0;
+	for (size_t p = 0; p < sizeof(lat_plan) / sizeof(lat_plan[0]); p++) {
+		uint32_t lo = msg_lat_bounds_us[lat_plan[p].bucket - 1] + 1;
+		uint32_t hi = msg_lat_bounds_us[lat_plan[p].bucket];
+		for (unsigned i = 0; i < lat_plan[p].calls; i++)
+			lat[n++] = lo + (uint32_t)(rand_r(&seed) % (hi - lo + 1));
+	}
+	assert_int_equal(n, LAT_CALLS);
+	/* In random order, as calls come. */
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = (size_t)rand_r(&seed) % (i + 1);
+		uint32_t t = lat[i];
+		lat[i] = lat[j];
+		lat[j] = t;
+	}
+	for (size_t i = 0; i < n; i++) {
+		buckets[msg_lat_bucket(lat[i])]++;
+		sum += lat[i];
+	}
+	memcpy(sorted, lat, sizeof(lat));
+	qsort(sorted, n, sizeof(sorted[0]), cmp_u32);
+	/* One history row (one minute) for the comparison: start early in a minute. */
+	int64_t end = harness_deadline(30000);
+	while (time(NULL) % 60 > 40 && harness_left_ms(end) > 0)
+		usleep(200000);
+	lars_client_options_t o;
+	lars_client_options_init(&o);
+	o.base_port = agent_base;
+	o.timeout_ms = 500;
+	lars_client_t *c;
+	assert_int_equal(lars_client_new(&o, &c), 0);
+	lars_host_t host;
+	end = harness_deadline(15000);
+	int rc;
+	while ((rc = lars_get_host(c, MOD_LAT, 1, &host)) != LARS_SUCC && harness_left_ms(end) > 0)
+		usleep(50000);
+	assert_int_equal(rc, LARS_SUCC);
+	agent_marks_t m0 = agent_mark(agent_metrics);
+	long long drops0 = udp_drops(agent_base);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(lars_report_latency(c, MOD_LAT, 1, &host, LARS_SUCC, lat[i]), LARS_SUCC);
+		usleep(1000);
+	}
+	lars_client_free(c);
+	wait_quiet(agent_metrics, m0.reports, LAT_CALLS - (udp_drops(agent_base) - drops0),
+		   harness_port(&rep, "metrics"));
+	assert_int_equal(udp_drops(agent_base), drops0); /* 1,000 datagrams at 1 ms: none lost */
+	char q[512];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM host_status_history WHERE modid = %d", MOD_LAT);
+	assert_int_equal(harness_sql_num(q), 1);
+	assert_int_equal(history("lat_count", MOD_LAT), LAT_CALLS);
+	assert_int_equal(history("lat_sum_us", MOD_LAT), sum);
+	for (int b = 0; b < MSG_LAT_BUCKETS; b++) {
+		snprintf(q, sizeof(q), "SELECT coalesce(lat_buckets[%d], -1) FROM host_status_history "
+			 "WHERE modid = %d", b + 1, MOD_LAT);
+		long long got = harness_sql_num(q);
+		if (got != buckets[b])
+			fail_msg("bucket %d: stored %lld, sent %lld", b, got, buckets[b]);
+	}
+	static const struct {
+		const char *col;
+		double q;
+	} qs[] = { { COL_P50, 0.5 }, { COL_P90, 0.9 }, { COL_P99, 0.99 } };
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		snprintf(q, sizeof(q), "SELECT %s FROM host_status_history WHERE modid = %d", qs[i].col,
+			 MOD_LAT);
+		long long est = harness_sql_num(q);
+		uint32_t truth = true_quantile(sorted, n, qs[i].q);
+		int be = est < 0 ? -100 : (int)msg_lat_bucket((uint32_t)est), bt = (int)msg_lat_bucket(truth);
+		fprintf(stderr, "report-exact (f) latency p%g: stored %lld us (bucket %d), true %u us "
+			"(bucket %d)\n", qs[i].q * 100, est, be, truth, bt);
+		assert_true(be >= bt - 1 && be <= bt + 1);
+	}
+}
+
+int main(void)
+{
+	if (!getenv("LARS_TEST_PG")) {
+		fprintf(stderr, "no PostgreSQL for this run (deploy/lars-local test provides one)\n");
+		return 77;
+	}
+	dns_bin = getenv("LARS_DNS_BIN");
+	rep_bin = getenv("LARS_REPORTER_BIN");
+	agent_bin = getenv("LARS_AGENT_BIN");
+	larsctl_bin = getenv("LARSCTL_BIN");
+	if (!dns_bin || !rep_bin || !agent_bin || !larsctl_bin) {
+		fprintf(stderr, "LARS_DNS_BIN, LARS_REPORTER_BIN, LARS_AGENT_BIN and LARSCTL_BIN "
+				"must be set\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reporter_sigkill),
+		cmocka_unit_test(test_reporter_sigstop_20s),
+		cmocka_unit_test(test_postgres_sigkill),
+		cmocka_unit_test(test_failover_two_reporters),
+		cmocka_unit_test(test_original_agent_totals),
+		cmocka_unit_test(test_latency_percentiles),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
