@@ -69,14 +69,17 @@ static const char *dns_bin, *rep_bin, *agent_bin, *larsctl_bin;
 static harness_pg_t pg; /* a cluster of its own: (c) SIGKILLs it */
 static harness_proc_t dns, rep, agent;
 static int dns_port, rep_port, agent_base, agent_metrics;
+/* A scenario's own daemons ((d): two reporters and an agent; (e): a
+ * reporter), stopped by the teardown too when the scenario failed. */
+static harness_proc_t extra[3];
 
 /* ---- daemons and metrics ---- */
 
 static int spawn_reporter_on(harness_proc_t *p, int port)
 {
 	char cfg[512];
-	snprintf(cfg, sizeof(cfg), "[reporter]\nport = %d\nflush_interval_ms = 100\n"
-		 "shutdown_timeout = 10\n[metrics]\nenabled = true\n", port);
+	snprintf(cfg, sizeof(cfg), "[reporter]\nport = %d\nshutdown_timeout = 10\n"
+		 "[metrics]\nenabled = true\n", port);
 	return harness_spawn(p, rep_bin, harness_write_config(cfg));
 }
 
@@ -109,11 +112,25 @@ static long long metric(int port, const char *name)
 	return -1;
 }
 
-static void kill_hard(harness_proc_t *p)
+/*
+ * SIGKILL the reporter @p at a moment it holds results it read but has not
+ * committed (pending or in a batch under way; waits ≤ 10 s for one): what
+ * a reporter without acknowledgements lost. Return: the keys it held.
+ */
+static long long kill_holding(harness_proc_t *p)
 {
+	int m = harness_port(p, "metrics");
+	long long held = 0;
+	int64_t end = harness_deadline(10000);
+	while (held <= 0 && harness_left_ms(end) > 0) {
+		held = metric(m, "lars_reporter_pending_keys") + metric(m, "lars_reporter_inflight_keys");
+		if (held <= 0)
+			usleep(2000);
+	}
 	kill(p->pid, SIGKILL);
 	waitpid(p->pid, NULL, 0);
 	p->pid = 0;
+	return held;
 }
 
 /*
@@ -156,9 +173,14 @@ typedef struct app {
 
 typedef struct stream {
 	_Atomic bool stop;
+	bool running; /* threads to join */
 	app_t app[N_APPS];
 	long long drops0;
+	double t0;
 } stream_t;
+
+/* The stream under way: static, as its threads outlive a failed test's frame. */
+static stream_t stream;
 
 /* A call's outcome and duration from its index, the same for every run. */
 static bool call_fails(long long i, int id)
@@ -229,10 +251,23 @@ out:
 	return NULL;
 }
 
+/* Stop and join the apps of @s if they run (after a failure, too). */
+static void stream_join(stream_t *s)
+{
+	if (!s->running)
+		return;
+	s->stop = true;
+	for (int i = 0; i < N_APPS; i++)
+		pthread_join(s->app[i].thread, NULL);
+	s->running = false;
+}
+
 static void stream_start(stream_t *s, int base, int32_t modid)
 {
+	stream_join(s);
 	memset(s, 0, sizeof(*s));
 	s->drops0 = udp_drops(base);
+	s->t0 = harness_now_s();
 	for (int i = 0; i < N_APPS; i++) {
 		app_t *a = &s->app[i];
 		a->id = i;
@@ -241,6 +276,7 @@ static void stream_start(stream_t *s, int base, int32_t modid)
 		a->stop = &s->stop;
 		assert_int_equal(pthread_create(&a->thread, NULL, app_main, a), 0);
 	}
+	s->running = true;
 }
 
 /* Wait (≤ @ms) until every app made @n calls: the stream runs. */
@@ -258,15 +294,15 @@ static void stream_wait_calls(stream_t *s, long long n, int ms)
 
 typedef struct totals {
 	long long succ, err, lat_n, lat_sum, drops;
+	double stream_s, quiet_s; /* how long the apps sent; then until all was acked */
 } totals_t;
 
 static totals_t stream_stop(stream_t *s, int base)
 {
 	totals_t t = { 0 };
-	s->stop = true;
+	stream_join(s);
 	for (int i = 0; i < N_APPS; i++) {
 		app_t *a = &s->app[i];
-		pthread_join(a->thread, NULL);
 		assert_int_equal(a->init_rc, 0);
 		assert_int_equal(a->refused, 0);
 		t.succ += a->succ;
@@ -275,6 +311,7 @@ static totals_t stream_stop(stream_t *s, int base)
 		t.lat_sum += a->lat_sum;
 	}
 	t.drops = udp_drops(base) - s->drops0;
+	t.stream_s = harness_now_s() - s->t0;
 	return t;
 }
 
@@ -320,9 +357,10 @@ static void check_exact(const char *fault, int32_t modid, const totals_t *t)
 	long long lat_n = history("lat_count", modid), lat_sum = history("lat_sum_us", modid);
 	long long sent = t->succ + t->err;
 	fprintf(stderr, "report-exact %s: sent %lld stored %lld (succ %lld/%lld, err %lld/%lld, "
-		"latencies %lld/%lld, sum %lld/%lld us; %lld datagrams dropped by the kernel)\n",
+		"latencies %lld/%lld, sum %lld/%lld us; %lld datagrams dropped by the kernel; "
+		"apps sent for %.1f s, all acked %.1f s later)\n",
 		fault, sent, succ + err, t->succ, succ, t->err, err, t->lat_n, lat_n, t->lat_sum,
-		lat_sum, t->drops);
+		lat_sum, t->drops, t->stream_s, t->quiet_s);
 	if (t->drops == 0) {
 		assert_int_equal(succ, t->succ);
 		assert_int_equal(err, t->err);
@@ -358,6 +396,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	stream_join(&stream);
+	for (int i = 0; i < 3; i++)
+		if (extra[i].pid > 0)
+			harness_stop(&extra[i]);
 	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
 	harness_pg_stop(&pg);
 	assert_int_equal(ra, 0);
@@ -384,7 +426,9 @@ static void finish(const char *fault, int m, const agent_marks_t *m0, stream_t *
 		   int rep_m, int32_t modid)
 {
 	totals_t t = stream_stop(s, base);
+	double q0 = harness_now_s();
 	wait_quiet(m, m0->reports, t.succ + t.err - t.drops, rep_m);
+	t.quiet_s = harness_now_s() - q0;
 	assert_int_equal(metric(m, "lars_agent_reports_dropped_total"), m0->dropped);
 	assert_int_equal(metric(m, "lars_agent_reports_unknown_host_total"), m0->unknown);
 	check_exact(fault, modid, &t);
@@ -394,15 +438,16 @@ static void finish(const char *fault, int m, const agent_marks_t *m0, stream_t *
 
 static void test_reporter_sigkill(void **state)
 {
-	stream_t s;
+	stream_t *s = &stream;
 	agent_marks_t m0 = agent_mark(agent_metrics);
-	stream_start(&s, agent_base, MOD_KILL);
-	stream_wait_calls(&s, 1000, 30000);
-	kill_hard(&rep);
+	stream_start(s, agent_base, MOD_KILL);
+	stream_wait_calls(s, 1000, 30000);
+	long long held = kill_holding(&rep);
+	fprintf(stderr, "report-exact (a): lars-reporter SIGKILLed holding %lld keys\n", held);
 	sleep(2);
 	assert_int_equal(spawn_reporter_on(&rep, rep_port), 0); /* same port */
-	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
-	finish("(a) lars-reporter SIGKILL+restart", agent_metrics, &m0, &s, agent_base,
+	stream_wait_calls(s, s->app[0].calls + 1000, 30000);
+	finish("(a) lars-reporter SIGKILL+restart", agent_metrics, &m0, s, agent_base,
 	       harness_port(&rep, "metrics"), MOD_KILL);
 }
 
@@ -410,15 +455,15 @@ static void test_reporter_sigkill(void **state)
 
 static void test_reporter_sigstop_20s(void **state)
 {
-	stream_t s;
+	stream_t *s = &stream;
 	agent_marks_t m0 = agent_mark(agent_metrics);
-	stream_start(&s, agent_base, MOD_STOP);
-	stream_wait_calls(&s, 1000, 30000);
+	stream_start(s, agent_base, MOD_STOP);
+	stream_wait_calls(s, 1000, 30000);
 	assert_int_equal(kill(rep.pid, SIGSTOP), 0);
 	sleep(20);
 	assert_int_equal(kill(rep.pid, SIGCONT), 0);
-	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
-	finish("(b) lars-reporter SIGSTOP 20 s", agent_metrics, &m0, &s, agent_base,
+	stream_wait_calls(s, s->app[0].calls + 1000, 30000);
+	finish("(b) lars-reporter SIGSTOP 20 s", agent_metrics, &m0, s, agent_base,
 	       harness_port(&rep, "metrics"), MOD_STOP);
 }
 
@@ -426,15 +471,15 @@ static void test_reporter_sigstop_20s(void **state)
 
 static void test_postgres_sigkill(void **state)
 {
-	stream_t s;
+	stream_t *s = &stream;
 	agent_marks_t m0 = agent_mark(agent_metrics);
-	stream_start(&s, agent_base, MOD_PG);
-	stream_wait_calls(&s, 1000, 30000);
+	stream_start(s, agent_base, MOD_PG);
+	stream_wait_calls(s, 1000, 30000);
 	assert_int_equal(harness_pg_server(&pg, "kill"), 0);
-	stream_wait_calls(&s, s.app[0].calls + 2000, 30000);
+	stream_wait_calls(s, s->app[0].calls + 2000, 30000);
 	assert_int_equal(harness_pg_server(&pg, "up"), 0); /* same port */
-	stream_wait_calls(&s, s.app[0].calls + 1000, 30000);
-	finish("(c) PostgreSQL SIGKILL+restart", agent_metrics, &m0, &s, agent_base,
+	stream_wait_calls(s, s->app[0].calls + 1000, 30000);
+	finish("(c) PostgreSQL SIGKILL+restart", agent_metrics, &m0, s, agent_base,
 	       harness_port(&rep, "metrics"), MOD_PG);
 }
 
@@ -442,7 +487,7 @@ static void test_postgres_sigkill(void **state)
 
 static void test_failover_two_reporters(void **state)
 {
-	harness_proc_t r[2], ag;
+	harness_proc_t *r = extra, *ag = &extra[2];
 	int port[2], m[2], base, am;
 	for (int i = 0; i < 2; i++) {
 		port[i] = harness_free_tcp_port();
@@ -451,11 +496,11 @@ static void test_failover_two_reporters(void **state)
 	}
 	char servers[64];
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d, 127.0.0.1:%d", port[0], port[1]);
-	assert_int_equal(spawn_agent(&ag, &base, &am, servers), 0);
-	stream_t s;
+	assert_int_equal(spawn_agent(ag, &base, &am, servers), 0);
+	stream_t *s = &stream;
 	agent_marks_t m0 = agent_mark(am);
-	stream_start(&s, base, MOD_FAILOVER);
-	stream_wait_calls(&s, 1000, 30000);
+	stream_start(s, base, MOD_FAILOVER);
+	stream_wait_calls(s, 1000, 30000);
 	/* The one the agent reports to: the one receiving reports. */
 	int used = -1;
 	int64_t end = harness_deadline(15000);
@@ -468,13 +513,15 @@ static void test_failover_two_reporters(void **state)
 	assert_true(used >= 0);
 	int other = 1 - used;
 	assert_int_equal(metric(m[other], "lars_reporter_reports_total"), 0);
-	kill_hard(&r[used]);
-	stream_wait_calls(&s, s.app[0].calls + 2000, 30000);
+	long long held = kill_holding(&r[used]);
+	fprintf(stderr, "report-exact (d): reporter %c SIGKILLed holding %lld keys\n", 'A' + used,
+		held);
+	stream_wait_calls(s, s->app[0].calls + 2000, 30000);
 	char fault[96];
 	snprintf(fault, sizeof(fault), "(d) failover, reporter %c of 2 SIGKILLed", 'A' + used);
-	finish(fault, am, &m0, &s, base, m[other], MOD_FAILOVER);
+	finish(fault, am, &m0, s, base, m[other], MOD_FAILOVER);
 	assert_true(metric(m[other], "lars_reporter_reports_total") > 0);
-	assert_int_equal(harness_stop(&ag), 0);
+	assert_int_equal(harness_stop(ag), 0);
 	assert_int_equal(harness_stop(&r[other]), 0);
 	unlink(r[used].log);
 	unlink(r[used].config);
@@ -493,9 +540,12 @@ typedef struct orig_host {
  */
 static void test_original_agent_totals(void **state)
 {
-	int fd = harness_tcp_connect(rep_port);
+	/* A reporter of its own: its counts are the stand-in's only. */
+	harness_proc_t *r = &extra[0];
+	assert_int_equal(spawn_reporter_on(r, 0), 0);
+	int fd = harness_tcp_connect(harness_port(r, "tcp"));
 	assert_true(fd >= 0);
-	const int rm = harness_port(&rep, "metrics");
+	const int rm = harness_port(r, "metrics");
 	long long msgs0 = metric(rm, "lars_reporter_reports_total");
 	orig_host_t h[N_HOSTS] = { 0 };
 	long long succ = 0, err = 0, calls = 0, resets = 0;
@@ -548,6 +598,7 @@ static void test_original_agent_totals(void **state)
 		assert_int_equal(harness_sql_num(q), (long long)h[j].succ * 1000000 + h[j].err);
 	}
 	close(fd);
+	assert_int_equal(harness_stop(r), 0);
 }
 
 /* ---- (f) latency percentiles ---- */
