@@ -9,14 +9,21 @@
 // lars-dns and lars-reporter is sent; timers tick the core and flush reports.
 // The re-pull after a lars-dns (re)connect goes out a slice per loop turn
 // (an idle handle while it lasts), so requests are answered in between.
+// Reports carry this agent's random agent_id and a seq; lars-reporter's
+// ReportStatusAcks come back on its connection and go to the core, which
+// decides what is held, sent again (after a reconnect, on the ack timeout
+// checked every tick) or forgotten (core/report_acks.c).
 #include "agent.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent_core.h"
 #include "agent_wire.h"
@@ -36,7 +43,7 @@ struct agent {
 	service_t *svc;
 	agent_cfg_t cfg;
 	metrics_t *m;
-	dispatch_t udp_d, dns_d, rep_d; /* lars-reporter sends nothing back */
+	dispatch_t udp_d, dns_d, rep_d; /* lars-reporter sends ReportStatusAcks back */
 	udp_server_t *udp[AGENT_MAX_SOCKETS];
 	int n_udp;
 	tcp_client_t *dns;
@@ -52,6 +59,7 @@ struct agent {
 	uv_idle_t repull_idle;  /* a slice of the re-pull each loop turn while one lasts */
 	handles_t timers; /* tick, report, state, repull */
 	bool closing;
+	log_ratelimit_t drop_rl, resend_rl;
 	struct {
 		metrics_counter_t *get_host[4], *reports, *api_routes, *pulls, *report_msgs,
 			*report_results, *routes, *truncated, *unsubscribes, *absent, *api_cut;
@@ -71,9 +79,12 @@ static void set_level(metrics_counter_t *c, uint64_t v)
 	metrics_add(c, v);
 }
 
+static void log_drops(agent_t *a);
+
 /* What the core counted since the last call, into its metrics. */
 static void sync_counts(agent_t *a)
 {
+	log_drops(a);
 	for (int i = 0; i < ACORE_N_COUNTERS; i++) {
 		uint64_t v = acore_count(a->core, (enum acore_counter)i);
 		if (v != a->mt.core_seen[i]) {
@@ -170,7 +181,77 @@ static void flush_reports(agent_t *a)
 {
 	if (!tcp_client_connected(a->rep))
 		return; /* everything stays buffered, untouched */
-	awire_flush_reports(&a->wire, (uint32_t)time(NULL));
+	awire_flush_reports(&a->wire, (uint32_t)time(NULL), now_ms(a));
+	sync_counts(a);
+}
+
+/* Unacknowledged results dropped at the bound: said, not too often. */
+static void log_drops(agent_t *a)
+{
+	uint64_t v = acore_count(a->core, ACORE_C_REPORTS_DROPPED);
+	if (v == a->mt.core_seen[ACORE_C_REPORTS_DROPPED])
+		return;
+	unsigned long long hidden;
+	if (log_ratelimit_ok(&a->drop_rl, now_ms(a), &hidden))
+		log_warn("agent: lars-reporter has not acknowledged %zu messages; %" PRIu64
+			 " calls' counts dropped so far at [reporter] max_pending_hosts = %d "
+			 "(%llu such lines suppressed)", ra_held(acore_report_acks(a->core)), v,
+			 a->cfg.report_max_hosts, hidden);
+}
+
+static void on_rep_connect(tcp_client_t *cli, void *user)
+{
+	agent_t *a = user;
+	acore_reporter_connected(a->core, now_ms(a));
+	size_t held = ra_held(acore_report_acks(a->core));
+	if (held)
+		log_info("agent: lars-reporter %s: sending %zu unacknowledged messages again",
+			 tcp_client_endpoint(cli), held);
+	awire_resend_reports(&a->wire, now_ms(a));
+	sync_counts(a);
+}
+
+static void on_rep_disconnect(tcp_client_t *cli, void *user)
+{
+	agent_t *a = user;
+	acore_reporter_lost(a->core);
+}
+
+static int on_report_ack(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			 size_t len)
+{
+	agent_t *a = user;
+	uint64_t id, seq;
+	int r = awire_report_ack(&a->wire, body, len, now_ms(a), &id, &seq);
+	if (r == MSG_E_DECODE)
+		return r;
+	if (r == RA_ACK_OTHER_AGENT)
+		log_debug("agent: ack for agent_id %016" PRIx64 " (not ours) ignored", id);
+	else if (r == RA_ACK_BEYOND)
+		log_debug("agent: ack of seq %" PRIu64 " ignored: sent only up to %" PRIu64, seq,
+			  ra_peek_seq(acore_report_acks(a->core)) - 1);
+	sync_counts(a);
+	return 0;
+}
+
+/* The ack timeout: held messages again, or an original reporter found out. */
+static void reporter_tick(agent_t *a)
+{
+	enum ra_event ev = acore_reporter_tick(a->core, now_ms(a));
+	unsigned long long hidden;
+	if (ev == RA_TICK_NOT_ACKING) {
+		log_info("agent: lars-reporter %s sent no ReportStatusAck in time ([reporter] "
+			 "ack_timeout_ms = %d): taken for an original lars_reporter, sent counts "
+			 "count as stored (nothing is sent twice to it)",
+			 tcp_client_endpoint(a->rep), a->cfg.ack_timeout_ms);
+	} else if (ev == RA_TICK_RESEND) {
+		if (log_ratelimit_ok(&a->resend_rl, now_ms(a), &hidden))
+			log_warn("agent: no ack from lars-reporter %s for %d ms: sending %zu "
+				 "messages again (%llu such lines suppressed)",
+				 tcp_client_endpoint(a->rep), a->cfg.ack_timeout_ms,
+				 ra_held(acore_report_acks(a->core)), hidden);
+		awire_resend_reports(&a->wire, now_ms(a));
+	}
 }
 
 static void on_report_timer(uv_timer_t *t)
@@ -198,6 +279,7 @@ static void on_tick(uv_timer_t *t)
 {
 	agent_t *a = t->data;
 	acore_tick(a->core, now_ms(a));
+	reporter_tick(a);
 	flush_soon(a);
 	set_level(a->mt.routes, rt_size(acore_routes(a->core)));
 	set_level(a->mt.absent, ks_size(acore_keyset(a->core)));
@@ -283,6 +365,11 @@ static double gauge_buffered(void *arg)
 	return (double)acore_report_buf(((agent_t *)arg)->core)->n_hosts;
 }
 
+static double gauge_unacked(void *arg)
+{
+	return (double)ra_held(acore_report_acks(((agent_t *)arg)->core));
+}
+
 static void agent_metrics(agent_t *a)
 {
 	metrics_t *m = a->m;
@@ -301,7 +388,10 @@ static void agent_metrics(agent_t *a)
 	core[ACORE_C_STATE_CHANGES] = metrics_counter(m, "lars_agent_state_changes_total", "Balancers in which a host changed state");
 	a->mt.report_msgs = metrics_counter(m, "lars_agent_report_messages_total", "ReportStatusRequests sent to lars-reporter");
 	a->mt.report_results = metrics_counter(m, "lars_agent_report_results_total", "Host results sent to lars-reporter");
-	core[ACORE_C_REPORT_DROPPED] = metrics_counter(m, "lars_agent_report_dropped_total", "App reports not buffered (report buffer full)");
+	core[ACORE_C_REPORT_DROPPED] = metrics_counter(m, "lars_agent_report_dropped_total", "App reports lost: not buffered (report buffer full) or dropped unacknowledged");
+	core[ACORE_C_REPORTS_DROPPED] = metrics_counter(m, "lars_agent_reports_dropped_total", "App reports in unacknowledged messages dropped at [reporter] max_pending_hosts");
+	core[ACORE_C_REPORTS_RESENT] = metrics_counter(m, "lars_agent_reports_resent_total", "ReportStatusRequests sent again (reconnect, ack timeout)");
+	core[ACORE_C_REPORTS_ACKED] = metrics_counter(m, "lars_agent_reports_acked_total", "ReportStatusRequests acknowledged by lars-reporter");
 	core[ACORE_C_EVICTED] = metrics_counter(m, "lars_agent_routes_evicted_total", "Routes evicted at max_routes");
 	a->mt.truncated = metrics_counter(m, "lars_agent_routes_truncated_total", "Route answers cut to max_hosts");
 	a->mt.routes = metrics_level(m, "lars_agent_routes", "Routes (balancers) held");
@@ -313,6 +403,23 @@ static void agent_metrics(agent_t *a)
 	a->mt.api_cut = metrics_counter(m, "lars_agent_get_route_cut_total", "API get_route answers cut to one datagram");
 	metrics_gauge(m, "lars_agent_report_buffered_hosts", "Hosts with counts waiting for lars-reporter",
 		      gauge_buffered, a);
+	metrics_gauge(m, "lars_agent_reports_unacked", "ReportStatusRequests waiting for an ack",
+		      gauge_unacked, a);
+}
+
+/* A random nonzero agent_id (time and pid if the kernel has no randomness). */
+static uint64_t new_agent_id(void)
+{
+	uint64_t id = 0;
+	while (!id) {
+		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			id = ((uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec << 20 ^
+			      (uint64_t)getpid()) * 0x9e3779b97f4a7c15ull;
+		}
+	}
+	return id;
 }
 
 static void agent_on_timers_closed(handles_t *g)
@@ -342,6 +449,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.max_routes = (size_t)cfg->max_routes, .max_absent = (size_t)cfg->max_absent,
 		.pull_rate = cfg->pull_rate, .pull_burst = cfg->pull_burst,
 		.report_max_hosts = (size_t)cfg->report_max_hosts, .lb = cfg->lb,
+		.agent_id = new_agent_id(), .ack_timeout_ms = (uint64_t)cfg->ack_timeout_ms,
+		.cumulative = cfg->counts_cumulative,
 	};
 	int r = acore_new(&ccfg, uv_now(loop), &a->core);
 	if (r) {
@@ -366,7 +475,11 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 			     .caller = machine_ipv4(cfg->caller) };
 	char caller[16];
 	msg_ip_to_str(a->wire.caller, caller);
-	log_info("agent: reporting as caller %s", caller);
+	log_info("agent: reporting as caller %s, agent_id %016" PRIx64
+		 " (report_agent_seq.agent_id %" PRId64 "), counts = %s", caller, ccfg.agent_id,
+		 (int64_t)ccfg.agent_id, cfg->counts_cumulative ? "cumulative" : "delta");
+	a->drop_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
+	a->resend_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(10000, 1);
 
 	dispatch_init(&a->udp_d);
 	dispatch_on(&a->udp_d, LARS_ID_GET_HOST_REQ, on_get_host, a);
@@ -405,9 +518,11 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.on_disconnect = on_dns_disconnect, .user = a, .metrics = m,
 	};
 	dispatch_init(&a->rep_d);
+	dispatch_on(&a->rep_d, LARS_ID_REPORT_STATUS_ACK, on_report_ack, a);
 	tcp_client_opts_t ropts = {
 		.name = "reporter", .endpoints = cfg->reporter,
-		.n_endpoints = (size_t)cfg->n_reporter, .dispatch = &a->rep_d, .user = a,
+		.n_endpoints = (size_t)cfg->n_reporter, .dispatch = &a->rep_d,
+		.on_connect = on_rep_connect, .on_disconnect = on_rep_disconnect, .user = a,
 		.metrics = m,
 	};
 	r = tcp_client_start(loop, &dopts, &a->dns);
@@ -444,6 +559,9 @@ void agent_close(agent_t *a)
 	size_t left = acore_report_buf(a->core)->n_hosts;
 	if (left)
 		log_warn("agent: %zu hosts' counts not sent to lars-reporter at exit", left);
+	size_t held = ra_held(acore_report_acks(a->core));
+	if (held && acore_report_acks(a->core)->mode == RA_ACKING)
+		log_warn("agent: %zu messages to lars-reporter not acknowledged at exit", held);
 	for (int i = 0; i < a->n_udp; i++)
 		udp_server_close(a->udp[i]);
 	tcp_client_close(a->dns);

@@ -31,6 +31,8 @@ typedef struct agent_cfg {
 	int n_reporter;
 	int report_interval_s;
 	int report_max_hosts;
+	int ack_timeout_ms;     /* [reporter] ack_timeout_ms */
+	bool counts_cumulative; /* [reporter] counts = cumulative */
 	int max_hosts; /* hosts accepted in one route from the route service */
 	service_common_cfg_t common;
 } agent_cfg_t;

@@ -3,6 +3,7 @@
 // rest is common/loop/service.c.
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "agent.h"
 #include "config.h"
@@ -16,6 +17,7 @@ static agent_cfg_t cfg = {
 	.ip = "127.0.0.1", .base_port = 8888, .sockets = 3, .max_routes = 100000,
 	.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
 	.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
+	.ack_timeout_ms = 5000,
 };
 /* The original's single [dnsserver] / [reporter] ip and port. */
 static char dns_ip[64] = "127.0.0.1", rep_ip[64] = "127.0.0.1";
@@ -39,6 +41,21 @@ static int parse_servers(const char *value, void *dst, const char **whyp)
 		return -EINVAL;
 	}
 	*e->n = n;
+	return 0;
+}
+
+/* [reporter] counts = delta | cumulative. */
+static int parse_counts(const char *value, void *dst, const char **whyp)
+{
+	bool *cumulative = dst;
+	if (!strcmp(value, "delta")) {
+		*cumulative = false;
+	} else if (!strcmp(value, "cumulative")) {
+		*cumulative = true;
+	} else {
+		*whyp = "expected delta or cumulative";
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -73,6 +90,8 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_FN("reporter", "servers", &rep_servers, parse_servers),
 	CONFIG_KEY_INT("reporter", "interval", &cfg.report_interval_s, 1, 3600),
 	CONFIG_KEY_INT("reporter", "max_pending_hosts", &cfg.report_max_hosts, 1, 100000000),
+	CONFIG_KEY_INT("reporter", "ack_timeout_ms", &cfg.ack_timeout_ms, 100, 3600000),
+	CONFIG_KEY_FN("reporter", "counts", &cfg.counts_cumulative, parse_counts),
 };
 
 static void agent_defaults(void *c)

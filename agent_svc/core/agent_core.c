@@ -12,7 +12,11 @@
 // connection's number) is not pulled again. App reports go into the
 // balancer and into a coalesced buffer that is taken per route every
 // [reporter] interval and soon after a host changes state; while
-// lars-reporter is away it stays buffered (bounded).
+// lars-reporter is away it stays buffered (bounded). Each route's counts go
+// out as one ReportStatusRequest with the next seq, and are held as sent
+// until lars-reporter acknowledges them (report_acks.c); new counts go out
+// only once every held message went out on the current connection, so the
+// reporter sees each agent's messages in seq order.
 //
 // Unknown keys are an app's to choose, so they are bounded apart from the
 // routes: pulls for them spend tokens of [agent] pull_rate, and a key without
@@ -48,6 +52,7 @@ struct acore {
 	keyset_t ks;          /* keys without hosts */
 	tokens_t pull_tokens; /* pulls for keys not in the route table */
 	report_buf_t rb;
+	report_acks_t ra;     /* sent, not yet acknowledged */
 	bool flush_soon;      /* a host changed state: report soon */
 	struct {
 		acore_dns_msg_t *v;
@@ -58,6 +63,9 @@ struct acore {
 		size_t n, i;
 		lars_HostCallResult *res;
 		size_t res_cap;
+		acore_report_t last; /* the one returned last: sent unless told otherwise */
+		uint32_t ts;
+		uint64_t now_ms;
 	} out;
 	uint32_t conn_gen;    /* lars-dns connections so far: the current one's number */
 	struct {
@@ -117,6 +125,7 @@ int acore_new(const acore_cfg_t *cfg, uint64_t now_ms, acore_t **outp)
 	c->ks.user = c;
 	tokens_init(&c->pull_tokens, cfg->pull_rate, cfg->pull_burst, now_ms);
 	rb_init(&c->rb, cfg->report_max_hosts);
+	ra_init(&c->ra, cfg->agent_id, cfg->report_max_hosts, cfg->ack_timeout_ms);
 	*outp = c;
 	return 0;
 }
@@ -130,6 +139,7 @@ acore_t *acore_free(acore_t *c)
 	rt_deinit(&c->rt);
 	ks_deinit(&c->ks);
 	rb_deinit(&c->rb);
+	ra_deinit(&c->ra);
 	free(c->repull.keys);
 	free(c->dns.v);
 	free(c->out.res);
@@ -387,13 +397,24 @@ static void state_changed(acore_t *c, rt_entry_t *e, int32_t ip, int32_t port)
 int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
 		 bool ok, uint64_t now_ms)
 {
+	return acore_report_call(c, modid, cmdid, ip, port, ok, 0, now_ms);
+}
+
+/**
+ * acore_report_call() - acore_report() with the call's duration @latency_us
+ * (0: not measured), added to the host's latency counts.
+ * Return: as acore_report().
+ */
+int acore_report_call(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		      bool ok, uint32_t latency_us, uint64_t now_ms)
+{
 	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
 	int changed = e ? lb_report(&e->lb, ip, port, ok, now_ms) : -ENOENT;
 	if (changed < 0) {
 		c->count[ACORE_C_UNKNOWN_HOST]++; /* not (any more) in the route */
 		return ACORE_E_UNKNOWN_HOST;
 	}
-	if (rb_add(&c->rb, modid, cmdid, ip, port, ok, !ok))
+	if (rb_add_call(&c->rb, modid, cmdid, ip, port, ok, latency_us))
 		c->count[ACORE_C_REPORT_DROPPED]++;
 	if (changed == LB_CHANGED)
 		state_changed(c, e, ip, port);
@@ -523,29 +544,68 @@ bool acore_take_flush_soon(acore_t *c)
 
 /**
  * acore_take_reports() - take every route's counts out of the buffer, to be
- * walked with acore_next_report(); what comes in meanwhile is buffered anew.
+ * walked with acore_next_report(), stamped @ts; what comes in meanwhile is
+ * buffered anew. Nothing is taken while held messages are still to go out
+ * on this connection (acore_next_resend() first) or lars-reporter is away.
  * Return: the number of routes taken.
  */
-size_t acore_take_reports(acore_t *c)
+size_t acore_take_reports(acore_t *c, uint32_t ts, uint64_t now_ms)
 {
 	acore_reports_unsent(c); /* a walk left unfinished */
+	if (!ra_can_send_new(&c->ra))
+		return 0;
 	c->out.v = rb_take_all(&c->rb, &c->out.n);
 	c->out.i = 0;
+	c->out.ts = ts;
+	c->out.now_ms = now_ms;
 	return c->out.n;
 }
 
+/* The report acore_next_report() returned last went out: held until acked. */
+static void report_sent(acore_t *c)
+{
+	const acore_report_t *r = &c->out.last;
+	ra_sent(&c->ra, r->modid, r->cmdid, r->ts, r->delta, r->results, r->n, c->out.now_ms);
+	rb_route_free(c->out.v[c->out.i - 1]);
+	c->out.v[c->out.i - 1] = NULL;
+}
+
+/* One host's result as sent: the buffered counts, or in cumulative mode the
+ * balancer's totals of its current window (the original's rsucc/rerr; the
+ * buffered counts if the host left the route meanwhile), without latency. */
+static lars_HostCallResult host_result(const acore_t *c, const rb_counts_t *n,
+				       const lb_host_t *h)
+{
+	lars_HostCallResult res = { .ip = n->ip, .port = n->port, .succ = n->succ,
+				    .err = n->err, .overload = h && h->overload };
+	if (c->cfg.cumulative) {
+		if (h) {
+			res.succ = h->rsucc;
+			res.err = h->rerr;
+		}
+		return res;
+	}
+	if (n->lat_count) {
+		res.lat_count = n->lat_count;
+		res.lat_sum_us = n->lat_sum_us;
+		res.lat_buckets_count = MSG_LAT_BUCKETS;
+		for (int i = 0; i < MSG_LAT_BUCKETS; i++)
+			res.lat_buckets[i] = n->lat_buckets[i];
+	}
+	return res;
+}
+
 /**
- * acore_next_report() - the next taken route's counts, each host marked
- * overload as its balancer has it now. The previous one counts as sent.
+ * acore_next_report() - the next taken route's counts with its seq, each
+ * host marked overload as its balancer has it now. The previous one counts
+ * as sent: it is held until acknowledged.
  * @rp: set to the route; its results are valid until the next call.
  * Return: false when every taken route was seen (the walk is over).
  */
 bool acore_next_report(acore_t *c, acore_report_t *rp)
 {
-	if (c->out.i > 0) {
-		rb_route_free(c->out.v[c->out.i - 1]);
-		c->out.v[c->out.i - 1] = NULL;
-	}
+	if (c->out.i > 0)
+		report_sent(c);
 	if (c->out.i == c->out.n) {
 		free(c->out.v);
 		c->out.v = NULL;
@@ -561,20 +621,20 @@ bool acore_next_report(acore_t *c, acore_report_t *rp)
 	size_t k = 0, iter = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&r->hosts, &iter));) {
 		rb_counts_t *n = s->value;
-		lb_host_t *h = e ? lb_find(&e->lb, n->ip, n->port) : NULL;
-		c->out.res[k++] = (lars_HostCallResult){ .ip = n->ip, .port = n->port,
-							 .succ = n->succ, .err = n->err,
-							 .overload = h && h->overload };
+		c->out.res[k++] = host_result(c, n, e ? lb_find(&e->lb, n->ip, n->port) : NULL);
 	}
-	*rp = (acore_report_t){ .modid = r->modid, .cmdid = r->cmdid, .results = c->out.res,
-				.n = k };
+	c->out.last = (acore_report_t){ .modid = r->modid, .cmdid = r->cmdid,
+					.results = c->out.res, .n = k,
+					.agent_id = c->cfg.agent_id, .seq = ra_peek_seq(&c->ra),
+					.ts = c->out.ts, .delta = !c->cfg.cumulative };
+	*rp = c->out.last;
 	return true;
 }
 
 /**
  * acore_reports_unsent() - the route last returned by acore_next_report()
  * and the rest of the walk were not sent: their counts go back into the
- * buffer, coalesced with what came meanwhile. The walk is over.
+ * buffer, coalesced with what came meanwhile; no seq was used. The walk is over.
  */
 void acore_reports_unsent(acore_t *c)
 {
@@ -584,6 +644,64 @@ void acore_reports_unsent(acore_t *c)
 	free(c->out.v);
 	c->out.v = NULL;
 	c->out.n = c->out.i = 0;
+}
+
+/**
+ * acore_reporter_connected() - a new lars-reporter connection: the held
+ * messages are due on it first (acore_next_resend()), or count as stored
+ * if the last connection did not ack (report_acks.c).
+ */
+void acore_reporter_connected(acore_t *c, uint64_t now_ms)
+{
+	acore_reports_unsent(c);
+	ra_connected(&c->ra, now_ms);
+}
+
+/** acore_reporter_lost() - the lars-reporter connection is gone. */
+void acore_reporter_lost(acore_t *c)
+{
+	acore_reports_unsent(c);
+	ra_disconnected(&c->ra);
+}
+
+/**
+ * acore_reporter_ack() - a ReportStatusAck from lars-reporter.
+ * Return: RA_ACK_OK, or RA_ACK_OTHER_AGENT / RA_ACK_BEYOND (ignored).
+ */
+int acore_reporter_ack(acore_t *c, uint64_t agent_id, uint64_t seq, uint64_t now_ms)
+{
+	return ra_ack(&c->ra, agent_id, seq, now_ms);
+}
+
+/**
+ * acore_reporter_tick() - the ack timeout (from a timer).
+ * Return: RA_TICK_RESEND: held messages are due again (acore_next_resend());
+ * RA_TICK_NOT_ACKING: the reporter does not ack (an original); else RA_TICK_NONE.
+ */
+enum ra_event acore_reporter_tick(acore_t *c, uint64_t now_ms)
+{
+	return ra_tick(&c->ra, now_ms);
+}
+
+/**
+ * acore_next_resend() - the next held message due on this connection, as
+ * first sent; acore_resent() once it went out. Return: whether there is one.
+ */
+bool acore_next_resend(acore_t *c, acore_report_t *rp)
+{
+	const ra_msg_t *m = ra_next_resend(&c->ra);
+	if (!m)
+		return false;
+	*rp = (acore_report_t){ .modid = m->modid, .cmdid = m->cmdid, .results = m->res,
+				.n = m->n, .agent_id = c->ra.agent_id, .seq = m->seq,
+				.ts = m->ts, .delta = m->delta };
+	return true;
+}
+
+/** acore_resent() - the message from acore_next_resend() went out. */
+void acore_resent(acore_t *c, uint64_t now_ms)
+{
+	ra_resent(&c->ra, now_ms);
 }
 
 /**
@@ -608,7 +726,18 @@ int acore_retcode(int rc)
 /** acore_count() - how often counter @i happened so far. */
 uint64_t acore_count(const acore_t *c, enum acore_counter i)
 {
-	return c->count[i];
+	switch (i) {
+	case ACORE_C_REPORT_DROPPED: /* refused by the buffer, or dropped unacknowledged */
+		return c->count[i] + c->ra.cnt.dropped_calls;
+	case ACORE_C_REPORTS_DROPPED:
+		return c->ra.cnt.dropped_calls;
+	case ACORE_C_REPORTS_RESENT:
+		return c->ra.cnt.resent;
+	case ACORE_C_REPORTS_ACKED:
+		return c->ra.cnt.acked;
+	default:
+		return c->count[i];
+	}
 }
 
 /** acore_routes() - the route table (read-only: sizes, invariants). */
@@ -627,4 +756,10 @@ const keyset_t *acore_keyset(const acore_t *c)
 const report_buf_t *acore_report_buf(const acore_t *c)
 {
 	return &c->rb;
+}
+
+/** acore_report_acks() - the messages waiting for an ack (read-only). */
+const report_acks_t *acore_report_acks(const acore_t *c)
+{
+	return &c->ra;
 }

@@ -13,6 +13,7 @@
 
 #include "balancer.h"
 #include "keyset.h"
+#include "report_acks.h"
 #include "report_buf.h"
 #include "route_table.h"
 
@@ -48,6 +49,9 @@ enum acore_counter {
 	ACORE_C_PULLS_LIMITED,  /* pulls not sent: over pull_rate */
 	ACORE_C_ABSENT_EVICTED, /* keys without hosts dropped at max_absent */
 	ACORE_C_NO_ROOM,        /* routes with hosts not held: max_routes, all in use */
+	ACORE_C_REPORTS_DROPPED, /* calls in unacknowledged messages dropped at the bound */
+	ACORE_C_REPORTS_RESENT, /* ReportStatusRequests sent again */
+	ACORE_C_REPORTS_ACKED,  /* ReportStatusRequests acknowledged */
 	ACORE_N_COUNTERS
 };
 
@@ -56,7 +60,11 @@ typedef struct acore_cfg {
 	size_t max_absent;       /* keys without hosts remembered */
 	double pull_rate;        /* pulls a second for keys not in the route table */
 	double pull_burst;
-	size_t report_max_hosts; /* hosts with counts buffered for lars-reporter */
+	size_t report_max_hosts; /* hosts with counts buffered for lars-reporter, and
+				  * results held unacknowledged (each bound apart) */
+	uint64_t agent_id;       /* in every ReportStatusRequest: random, nonzero */
+	uint64_t ack_timeout_ms; /* no ack for this long: held messages go again */
+	bool cumulative;         /* [reporter] counts = cumulative: window totals, no delta */
 	lb_cfg_t lb;
 } acore_cfg_t;
 
@@ -75,12 +83,16 @@ typedef struct acore_dns_msg {
 	uint64_t _since_ms;
 } acore_dns_msg_t;
 
-/** struct acore_report - one route's counts for lars-reporter. */
+/** struct acore_report - one ReportStatusRequest (but caller) for lars-reporter. */
 typedef struct acore_report {
 	int32_t modid;
 	int32_t cmdid;
 	const lars_HostCallResult *results; /* owned by the core, until the next call */
 	size_t n;
+	uint64_t agent_id;
+	uint64_t seq;
+	uint32_t ts;
+	bool delta;
 } acore_report_t;
 
 /* Balancers looked at per acore_tick(): a pass over 100k routes takes 1 s at 5 ticks a second. */
@@ -107,6 +119,8 @@ int acore_get_route(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
 		    lb_iter_t *itp);
 int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
 		 bool ok, uint64_t now_ms);
+int acore_report_call(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		      bool ok, uint32_t latency_us, uint64_t now_ms);
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms);
 void acore_tick(acore_t *c, uint64_t now_ms);
@@ -115,9 +129,17 @@ bool acore_next_dns(acore_t *c, acore_dns_msg_t *msgp);
 int acore_dns_unsent(acore_t *c, const acore_dns_msg_t *msg);
 
 bool acore_take_flush_soon(acore_t *c);
-size_t acore_take_reports(acore_t *c);
+size_t acore_take_reports(acore_t *c, uint32_t ts, uint64_t now_ms);
 bool acore_next_report(acore_t *c, acore_report_t *rp);
 void acore_reports_unsent(acore_t *c);
+
+/* The lars-reporter link and its acknowledgements (core/report_acks.c). */
+void acore_reporter_connected(acore_t *c, uint64_t now_ms);
+void acore_reporter_lost(acore_t *c);
+int acore_reporter_ack(acore_t *c, uint64_t agent_id, uint64_t seq, uint64_t now_ms);
+enum ra_event acore_reporter_tick(acore_t *c, uint64_t now_ms);
+bool acore_next_resend(acore_t *c, acore_report_t *rp);
+void acore_resent(acore_t *c, uint64_t now_ms);
 
 int acore_retcode(int rc);
 
@@ -125,3 +147,4 @@ uint64_t acore_count(const acore_t *c, enum acore_counter i);
 const route_table_t *acore_routes(const acore_t *c);
 const keyset_t *acore_keyset(const acore_t *c);
 const report_buf_t *acore_report_buf(const acore_t *c);
+const report_acks_t *acore_report_acks(const acore_t *c);

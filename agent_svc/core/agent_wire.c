@@ -64,8 +64,8 @@ int awire_report(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms)
 	int r = msg_decode(lars_ReportRequest_fields, &req, body, len, NULL);
 	if (r)
 		return r;
-	acore_report(w->core, req.modid, req.cmdid, req.host.ip, req.host.port,
-		     req.retcode == LARS_RET_SUCC, now_ms);
+	acore_report_call(w->core, req.modid, req.cmdid, req.host.ip, req.host.port,
+			  req.retcode == LARS_RET_SUCC, req.latency_us, now_ms);
 	return 0;
 }
 
@@ -150,25 +150,71 @@ int awire_route_answer(awire_t *w, const uint8_t *body, size_t len, uint64_t now
 	return 0;
 }
 
-/**
- * awire_flush_reports() - every route's buffered counts out as one
- * ReportStatusRequest each, stamped @ts; from the first that cannot be sent
- * on, the counts stay buffered (coalesced) until the next try.
- */
-void awire_flush_reports(awire_t *w, uint32_t ts)
+/* One report of the core's as its ReportStatusRequest, sent. Return: 0 if queued. */
+static int send_one(awire_t *w, const acore_report_t *rep)
 {
-	acore_take_reports(w->core);
+	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
+	req.modid = rep->modid;
+	req.cmdid = rep->cmdid;
+	req.caller = w->caller;
+	req.ts = rep->ts;
+	req.agent_id = rep->agent_id;
+	req.seq = rep->seq;
+	req.delta = rep->delta;
+	msg_array_t arr = MSG_RESULTS(rep->results, rep->n);
+	msg_array_bind(&arr, &req.results);
+	return w->send_report(w->user, &req, rep->n);
+}
+
+/**
+ * awire_resend_reports() - the held (unacknowledged) messages due on this
+ * connection, oldest first, exactly as first sent.
+ * Return: true when all went out (new counts may follow), false if one
+ * could not be sent (it and the rest go at the next try).
+ */
+bool awire_resend_reports(awire_t *w, uint64_t now_ms)
+{
+	for (acore_report_t rep; acore_next_resend(w->core, &rep);) {
+		if (send_one(w, &rep))
+			return false;
+		acore_resent(w->core, now_ms);
+	}
+	return true;
+}
+
+/**
+ * awire_flush_reports() - the held messages due first (awire_resend_reports());
+ * then every route's buffered counts out as one ReportStatusRequest each,
+ * stamped @ts, with the next seq; from the first that cannot be sent on, the
+ * counts stay buffered (coalesced) until the next try.
+ */
+void awire_flush_reports(awire_t *w, uint32_t ts, uint64_t now_ms)
+{
+	if (!awire_resend_reports(w, now_ms))
+		return;
+	acore_take_reports(w->core, ts, now_ms);
 	for (acore_report_t rep; acore_next_report(w->core, &rep);) {
-		lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
-		req.modid = rep.modid;
-		req.cmdid = rep.cmdid;
-		req.caller = w->caller;
-		req.ts = ts;
-		msg_array_t arr = MSG_RESULTS(rep.results, rep.n);
-		msg_array_bind(&arr, &req.results);
-		if (w->send_report(w->user, &req, rep.n)) {
+		if (send_one(w, &rep)) {
 			acore_reports_unsent(w->core);
 			break;
 		}
 	}
+}
+
+/**
+ * awire_report_ack() - a ReportStatusAck body from lars-reporter into the core.
+ * @agent_idp, @seqp: set to what it said (on a decoded body).
+ * Return: RA_ACK_OK, RA_ACK_OTHER_AGENT, RA_ACK_BEYOND (ignored), or
+ * MSG_E_DECODE (bad input from lars-reporter, which the transport drops).
+ */
+int awire_report_ack(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
+		     uint64_t *agent_idp, uint64_t *seqp)
+{
+	lars_ReportStatusAck ack = lars_ReportStatusAck_init_zero;
+	int r = msg_decode(lars_ReportStatusAck_fields, &ack, body, len, NULL);
+	if (r)
+		return r;
+	*agent_idp = ack.agent_id;
+	*seqp = ack.seq;
+	return acore_reporter_ack(w->core, ack.agent_id, ack.seq, now_ms);
 }

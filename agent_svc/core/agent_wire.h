@@ -49,4 +49,7 @@ void awire_route_deinit(awire_route_t *r);
 int awire_route_answer(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
 		       bool *truncatedp);
 int awire_drain_dns(awire_t *w, int rc);
-void awire_flush_reports(awire_t *w, uint32_t ts);
+bool awire_resend_reports(awire_t *w, uint64_t now_ms);
+void awire_flush_reports(awire_t *w, uint32_t ts, uint64_t now_ms);
+int awire_report_ack(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
+		     uint64_t *agent_idp, uint64_t *seqp);

@@ -37,16 +37,17 @@ void rb_deinit(report_buf_t *b)
 	b->n_hosts = 0;
 }
 
-int rb_add(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
-	   uint32_t succ, uint32_t err)
+/* The host's counts, made if there is room; NULL (@calls counted) if not. */
+static rb_counts_t *host_counts(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip,
+				int32_t port, uint64_t calls)
 {
 	uint64_t rk = u64map_key(modid, cmdid);
 	rb_route_t *r = u64map_get(&b->routes, rk);
 	rb_counts_t *c = r ? u64map_get(&r->hosts, host_key(ip, port)) : NULL;
 	if (!c) {
 		if (b->n_hosts >= b->max_hosts) {
-			b->n_dropped += succ + err;
-			return -ENOSPC;
+			b->n_dropped += calls;
+			return NULL;
 		}
 		if (!r) {
 			r = xcalloc(1, sizeof(*r));
@@ -60,9 +61,49 @@ int rb_add(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t po
 		u64map_put(&r->hosts, host_key(ip, port), c);
 		b->n_hosts++;
 	}
+	return c;
+}
+
+int rb_add(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+	   uint32_t succ, uint32_t err)
+{
+	rb_counts_t *c = host_counts(b, modid, cmdid, ip, port, (uint64_t)succ + err);
+	if (!c)
+		return -ENOSPC;
 	c->succ += succ;
 	c->err += err;
 	return 0;
+}
+
+int rb_add_call(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		bool ok, uint32_t latency_us)
+{
+	rb_counts_t *c = host_counts(b, modid, cmdid, ip, port, 1);
+	if (!c)
+		return -ENOSPC;
+	c->succ += ok;
+	c->err += !ok;
+	if (latency_us) {
+		c->lat_count++;
+		c->lat_sum_us += latency_us;
+		c->lat_buckets[msg_lat_bucket(latency_us)]++;
+	}
+	return 0;
+}
+
+/* @add's counts into the buffer (coalesced), as far as the bound lets. */
+static void add_counts(report_buf_t *b, int32_t modid, int32_t cmdid, const rb_counts_t *add)
+{
+	rb_counts_t *c = host_counts(b, modid, cmdid, add->ip, add->port,
+				     (uint64_t)add->succ + add->err);
+	if (!c)
+		return;
+	c->succ += add->succ;
+	c->err += add->err;
+	c->lat_count += add->lat_count;
+	c->lat_sum_us += add->lat_sum_us;
+	for (int i = 0; i < MSG_LAT_BUCKETS; i++)
+		c->lat_buckets[i] += add->lat_buckets[i];
 }
 
 rb_route_t **rb_take_all(report_buf_t *b, size_t *np)
@@ -83,9 +124,8 @@ void rb_put_back(report_buf_t *b, rb_route_t *r)
 {
 	size_t iter = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&r->hosts, &iter));) {
-		rb_counts_t *c = s->value;
-		/* Over the bound the oldest counts go; rb_add counts them. */
-		rb_add(b, r->modid, r->cmdid, c->ip, c->port, c->succ, c->err);
+		/* Over the bound the oldest counts go; host_counts() counts them. */
+		add_counts(b, r->modid, r->cmdid, s->value);
 	}
 	rb_route_free(r);
 }

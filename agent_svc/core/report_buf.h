@@ -7,13 +7,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "u64map.h"
 
+/**
+ * struct rb_counts - one host's counts since it was last taken: calls that
+ * succeeded and failed, and of the calls that came with a duration
+ * (ReportRequest latency_us > 0) their number, sum and histogram over
+ * msg_lat_bounds_us.
+ */
 typedef struct rb_counts {
 	int32_t ip;
 	int32_t port;
 	uint32_t succ;
 	uint32_t err;
+	uint32_t lat_count;
+	uint64_t lat_sum_us;
+	uint32_t lat_buckets[MSG_LAT_BUCKETS];
 } rb_counts_t;
 
 /** struct rb_route - the pending counts of one (modid, cmdid). */
@@ -39,6 +49,13 @@ void rb_deinit(report_buf_t *b);
  */
 int rb_add(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
 	   uint32_t succ, uint32_t err);
+/**
+ * rb_add_call() - one call's outcome (@ok: it succeeded) for a host, with its
+ * duration @latency_us (0: not measured, not in the latency counts).
+ * Return: 0, or -ENOSPC as rb_add().
+ */
+int rb_add_call(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
+		bool ok, uint32_t latency_us);
 /**
  * rb_take_all() - every route's counts, @b empty after. The caller sends
  * them, rb_put_back()s what it could not send and rb_route_free()s the rest,

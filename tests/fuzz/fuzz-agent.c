@@ -6,8 +6,11 @@
 // bit makes the next sends to lars-dns and lars-reporter fail (a full queue).
 // Besides the agent's own messages, a frame with id GetRouteRequest stands
 // for a lars-dns (re)connect, ReportStatusRequest for a report flush and
-// Unsubscribe for losing lars-dns. As the daemon's timers do, every step ticks
-// the core, and reports are flushed soon after a state change and every 5 s.
+// Unsubscribe for losing lars-dns; a ReportStatusAck is one from lars-reporter
+// (and acks this agent's seq it names modulo what was sent), an empty one
+// stands for a lars-reporter reconnect. As the daemon's timers do, every step
+// ticks the core (and the ack timeout), and reports are flushed soon after a
+// state change and every 5 s.
 // Invariants are checked after every step.
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,34 @@ static void check(const acore_t *c, const acore_cfg_t *cfg)
 	const report_buf_t *rb = acore_report_buf(c);
 	if (rb->n_hosts > rb->max_hosts)
 		__builtin_trap();
+	/* Held messages: within the bound, in seq order, below the next seq. */
+	const report_acks_t *ra = acore_report_acks(c);
+	if (ra->n_results > ra->max_results || ra->next_send > ra->n)
+		__builtin_trap();
+	uint64_t prev = 0;
+	for (size_t i = 0; i < ra->n; i++) {
+		uint64_t seq = ra->v[(ra->head + i) % ra->cap].seq;
+		if (seq <= prev || seq >= ra->next_seq)
+			__builtin_trap();
+		prev = seq;
+	}
+}
+
+static void report_ack(awire_t *w, const uint8_t *body, size_t len, uint64_t now)
+{
+	if (!len) {
+		acore_reporter_lost(w->core);
+		acore_reporter_connected(w->core, now);
+		awire_resend_reports(w, now);
+		return;
+	}
+	uint64_t id, seq;
+	int r = awire_report_ack(w, body, len, now, &id, &seq);
+	if (r == RA_ACK_OTHER_AGENT || r == RA_ACK_BEYOND) {
+		const report_acks_t *ra = acore_report_acks(w->core);
+		if (acore_reporter_ack(w->core, ra->agent_id, seq % ra->next_seq, now) != RA_ACK_OK)
+			__builtin_trap();
+	}
 }
 
 static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64_t now)
@@ -108,7 +139,10 @@ static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64
 		acore_set_link(w->core, ACORE_LINK_DOWN);
 		break;
 	case LARS_ID_REPORT_STATUS_REQ:
-		awire_flush_reports(w, (uint32_t)(now / 1000));
+		awire_flush_reports(w, (uint32_t)(now / 1000), now);
+		break;
+	case LARS_ID_REPORT_STATUS_ACK:
+		report_ack(w, body, len, now);
 		break;
 	}
 }
@@ -116,7 +150,7 @@ static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	acore_cfg_t cfg = { .max_routes = 8, .max_absent = 8, .pull_rate = 4, .pull_burst = 4,
-			    .report_max_hosts = 64 };
+			    .report_max_hosts = 64, .agent_id = 0x5eed, .ack_timeout_ms = 5000 };
 	lb_cfg_defaults(&cfg.lb);
 	cfg.lb.probe_num = 3;
 	cfg.lb.contin_err_limit = 4;
@@ -138,7 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frame_idset_add(&ids, LARS_ID_GET_ROUTE_REQ);     /* lars-dns (re)connects */
 	frame_idset_add(&ids, LARS_ID_UNSUBSCRIBE_REQ);   /* lars-dns lost */
 	frame_idset_add(&ids, LARS_ID_REPORT_STATUS_REQ); /* report flush */
+	frame_idset_add(&ids, LARS_ID_REPORT_STATUS_ACK); /* from lars-reporter */
 	acore_dns_connected(c, now);
+	acore_reporter_connected(c, now);
 
 	while (size >= 3) {
 		size_t len = (size_t)data[0] | (size_t)data[1] << 8;
@@ -153,8 +189,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (frame_udp_parse(data, len, &ids, &hdr, &body) == FRAME_OK)
 			step(&w, &hdr, body, now);
 		acore_tick(c, now);
+		if (acore_reporter_tick(c, now) == RA_TICK_RESEND)
+			awire_resend_reports(&w, now);
 		if (acore_take_flush_soon(c) || now - flushed >= 5000) {
-			awire_flush_reports(&w, (uint32_t)(now / 1000));
+			awire_flush_reports(&w, (uint32_t)(now / 1000), now);
 			flushed = now;
 		}
 		check(c, &cfg);

@@ -4,6 +4,8 @@
 // reports and taking them; expiry; eviction and its unsubscribes; the
 // re-pull after a (re)connect in slices (a budget each, every key once, a
 // lost connection starting it again, keys forgotten or pulled meanwhile);
+// latency aggregation and cumulative counts; acks, resends in seq order and
+// a reporter that never acks (report_acks.c has its own test-agent-acks.c);
 // and the agent_wire glue the daemon and the fuzz target share.
 #include "test.h"
 
@@ -17,6 +19,8 @@
 #define S(sec) ((uint64_t)(sec) * 1000)
 #define T0 S(1000) /* the fake clock starts here */
 
+#define AGENT_ID 0x0123456789abcdefull
+
 static const lars_HostInfo A = { 10, 80 }, B = { 11, 80 }, C = { 12, 80 };
 
 static acore_cfg_t cfg;
@@ -25,10 +29,12 @@ static acore_t *c;
 static int setup(void **state)
 {
 	cfg = (acore_cfg_t){ .max_routes = 100, .max_absent = 100, .pull_rate = 1000,
-			     .pull_burst = 1000, .report_max_hosts = 1000 };
+			     .pull_burst = 1000, .report_max_hosts = 1000,
+			     .agent_id = AGENT_ID, .ack_timeout_ms = 5000 };
 	lb_cfg_defaults(&cfg.lb);
 	assert_int_equal(acore_new(&cfg, T0, &c), 0);
 	acore_set_link(c, ACORE_LINK_UP);
+	acore_reporter_connected(c, T0);
 	return 0;
 }
 
@@ -278,7 +284,7 @@ static void test_reports_aggregate_and_are_taken(void **state)
 	assert_false(acore_take_flush_soon(c)); /* no state change */
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
 
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
@@ -293,11 +299,11 @@ static void test_reports_aggregate_and_are_taken(void **state)
 	assert_int_equal(acore_report(c, 1, 1, A.ip, A.port, true, T0), ACORE_OK);
 	acore_reports_unsent(c);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	assert_true(acore_next_report(c, &r));
 	assert_int_equal(result_of(&r, A.ip)->succ, 4);
 	assert_false(acore_next_report(c, &r)); /* sent: gone */
-	assert_int_equal(acore_take_reports(c), 0);
+	assert_int_equal(acore_take_reports(c, 0, T0), 0);
 	assert_false(acore_next_report(c, &r));
 }
 
@@ -311,7 +317,7 @@ static void test_state_change_is_reported_soon(void **state)
 	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 1);
 	assert_true(acore_take_flush_soon(c));
 	assert_false(acore_take_flush_soon(c));
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
 	assert_true(result_of(&r, A.ip)->overload);
@@ -332,7 +338,7 @@ static void test_expiry_on_the_clock(void **state)
 	for (int i = 0; i < 15; i++)
 		acore_report(c, 1, 1, A.ip, A.port, false, T0);
 	assert_true(acore_take_flush_soon(c));
-	acore_take_reports(c);
+	acore_take_reports(c, 0, T0);
 	for (acore_report_t r; acore_next_report(c, &r);)
 		;
 	/* Before overload_timeout the tick changes nothing ... */
@@ -343,7 +349,7 @@ static void test_expiry_on_the_clock(void **state)
 	acore_tick(c, T0 + S(15));
 	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 2);
 	assert_true(acore_take_flush_soon(c));
-	assert_int_equal(acore_take_reports(c), 1);
+	assert_int_equal(acore_take_reports(c, 0, T0), 1);
 	acore_report_t r;
 	assert_true(acore_next_report(c, &r));
 	assert_int_equal(r.n, 2);
@@ -745,13 +751,270 @@ static void test_wire_flush_reports(void **state)
 	/* The second send fails: it and the rest stay buffered. */
 	n_reports_sent = 0;
 	report_fail_after = 1;
-	awire_flush_reports(&w, 1234);
+	awire_flush_reports(&w, 1234, T0);
 	assert_int_equal(n_reports_sent, 1);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 2);
 	report_fail_after = 100;
-	awire_flush_reports(&w, 1234);
+	awire_flush_reports(&w, 1234, T0);
 	assert_int_equal(n_reports_sent, 3);
 	assert_int_equal(acore_report_buf(c)->n_hosts, 0);
+}
+
+
+static void test_report_latency_aggregated(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	/* A: 100 µs, 700 µs, 3 s and one without a duration; B: none. */
+	acore_report_call(c, 1, 1, A.ip, A.port, true, 100, T0);
+	acore_report_call(c, 1, 1, A.ip, A.port, true, 700, T0);
+	acore_report_call(c, 1, 1, A.ip, A.port, false, 3000000, T0);
+	acore_report_call(c, 1, 1, A.ip, A.port, true, 0, T0);
+	acore_report(c, 1, 1, B.ip, B.port, true, T0);
+	assert_int_equal(acore_take_reports(c, 7, T0), 1);
+	acore_report_t r;
+	assert_true(acore_next_report(c, &r));
+	const lars_HostCallResult *a = result_of(&r, A.ip), *b = result_of(&r, B.ip);
+	assert_int_equal(a->succ, 3);
+	assert_int_equal(a->err, 1);
+	assert_int_equal(a->lat_count, 3);
+	assert_int_equal(a->lat_sum_us, 3000800);
+	assert_int_equal(a->lat_buckets_count, MSG_LAT_BUCKETS);
+	uint32_t want[MSG_LAT_BUCKETS] = { [0] = 1, [1] = 1, [MSG_LAT_BUCKETS - 1] = 1 };
+	assert_memory_equal(a->lat_buckets, want, sizeof(want));
+	assert_int_equal(b->lat_count, 0);
+	assert_int_equal(b->lat_buckets_count, 0); /* no latency fields on the wire */
+	/* Not sent: coalesced back with what came meanwhile, latency too. */
+	acore_report_call(c, 1, 1, A.ip, A.port, true, 1500, T0);
+	acore_reports_unsent(c);
+	assert_int_equal(acore_take_reports(c, 8, T0), 1);
+	assert_true(acore_next_report(c, &r));
+	a = result_of(&r, A.ip);
+	assert_int_equal(a->succ, 4);
+	assert_int_equal(a->lat_count, 4);
+	assert_int_equal(a->lat_sum_us, 3002300);
+	assert_int_equal(a->lat_buckets[2], 1);
+	assert_int_equal(r.seq, 1); /* the unsent one used no seq */
+	assert_int_equal(r.ts, 8);
+	assert_true(r.delta);
+	assert_int_equal(r.agent_id, AGENT_ID);
+	assert_false(acore_next_report(c, &r));
+}
+
+static void test_report_cumulative_window_totals(void **state)
+{
+	c = acore_free(c);
+	cfg.cumulative = true;
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	acore_set_link(c, ACORE_LINK_UP);
+	acore_reporter_connected(c, T0);
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	for (int i = 0; i < 3; i++)
+		acore_report_call(c, 1, 1, A.ip, A.port, true, 500, T0);
+	acore_report(c, 1, 1, A.ip, A.port, false, T0);
+	acore_take_reports(c, 1, T0);
+	acore_report_t r;
+	assert_true(acore_next_report(c, &r));
+	assert_false(r.delta);
+	assert_int_equal(result_of(&r, A.ip)->succ, 3);
+	assert_int_equal(result_of(&r, A.ip)->err, 1);
+	assert_int_equal(result_of(&r, A.ip)->lat_count, 0); /* no latency in cumulative */
+	assert_false(acore_next_report(c, &r));
+	/* The next message: totals since the window began, not the difference. */
+	acore_report(c, 1, 1, A.ip, A.port, true, T0 + S(1));
+	acore_take_reports(c, 2, T0 + S(1));
+	assert_true(acore_next_report(c, &r));
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(result_of(&r, A.ip)->succ, 4);
+	assert_int_equal(result_of(&r, A.ip)->err, 1);
+	assert_null(result_of(&r, B.ip)); /* no calls: not sent */
+	assert_false(acore_next_report(c, &r));
+	/* A new window (idle_timeout over) starts the totals again. */
+	acore_report(c, 1, 1, A.ip, A.port, true, T0 + S(cfg.lb.idle_timeout_s + 1));
+	acore_report(c, 1, 1, A.ip, A.port, true, T0 + S(cfg.lb.idle_timeout_s + 1));
+	acore_take_reports(c, 3, T0 + S(cfg.lb.idle_timeout_s + 1));
+	assert_true(acore_next_report(c, &r));
+	assert_true(result_of(&r, A.ip)->succ < 4);
+	assert_false(acore_next_report(c, &r));
+	cfg.cumulative = false;
+}
+
+/* What lars-reporter got, in order. */
+#define MAX_SENT 64
+static struct sent {
+	uint64_t agent_id, seq;
+	int32_t cmdid;
+	uint32_t ts;
+	bool delta;
+	size_t n;
+	uint32_t succ; /* over the results */
+} sent[MAX_SENT];
+static size_t n_sent;
+static bool rep_fail;
+
+static int capture_report(void *user, const lars_ReportStatusRequest *req, size_t n)
+{
+	if (rep_fail)
+		return -ENOBUFS;
+	assert_true(n_sent < MAX_SENT);
+	const msg_array_t *arr = req->results.arg;
+	const lars_HostCallResult *res = arr->v;
+	uint32_t succ = 0;
+	for (size_t i = 0; i < arr->n; i++)
+		succ += res[i].succ;
+	assert_int_equal(arr->n, n);
+	assert_int_equal(req->caller, 42);
+	sent[n_sent++] = (struct sent){ req->agent_id, req->seq, req->cmdid, req->ts, req->delta,
+					n, succ };
+	return 0;
+}
+
+static void expect_sent(size_t from, const uint64_t *seqs, size_t n)
+{
+	assert_int_equal(n_sent - from, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(sent[from + i].seq, seqs[i]);
+		assert_int_equal(sent[from + i].agent_id, AGENT_ID);
+		assert_true(sent[from + i].delta);
+	}
+}
+
+/* An ack from lars-reporter as the wire has it. */
+static int ack(awire_t *w, uint64_t agent_id, uint64_t seq, uint64_t now)
+{
+	lars_ReportStatusAck a = { .agent_id = agent_id, .seq = seq };
+	uint8_t buf[64];
+	size_t len;
+	assert_int_equal(msg_frame_encode(LARS_ID_REPORT_STATUS_ACK, lars_ReportStatusAck_fields,
+					  &a, buf, sizeof(buf), &len), 0);
+	uint64_t id, s;
+	int r = awire_report_ack(w, buf + 8, len - 8, now, &id, &s);
+	assert_int_equal(id, agent_id);
+	assert_int_equal(s, seq);
+	return r;
+}
+
+static void test_wire_acks_and_resends(void **state)
+{
+	awire_t w = { .core = c, .send_dns = send_ok, .send_report = capture_report,
+		      .caller = 42 };
+	n_sent = 0;
+	rep_fail = false;
+	for (int32_t k = 1; k <= 3; k++)
+		make_route(k, &A, 1, T0);
+	acore_report(c, 1, 1, A.ip, A.port, true, T0);
+	awire_flush_reports(&w, 100, T0);
+	expect_sent(0, (uint64_t[]){ 1 }, 1);
+	assert_int_equal(ack(&w, AGENT_ID, 1, T0 + 10), RA_ACK_OK);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_ACKED), 1);
+	assert_int_equal(ack(&w, AGENT_ID ^ 1, 1, T0 + 10), RA_ACK_OTHER_AGENT);
+	assert_int_equal(ack(&w, AGENT_ID, 2, T0 + 10), RA_ACK_BEYOND);
+	uint8_t junk[] = { 0xff, 0xff };
+	uint64_t id, s;
+	assert_int_equal(awire_report_ack(&w, junk, sizeof(junk), T0, &id, &s), MSG_E_DECODE);
+	/* Two more go out; the connection drops before their ack. */
+	acore_report(c, 1, 2, A.ip, A.port, true, T0 + S(1));
+	acore_report(c, 1, 3, A.ip, A.port, true, T0 + S(1));
+	acore_report(c, 1, 3, A.ip, A.port, true, T0 + S(1));
+	awire_flush_reports(&w, 101, T0 + S(1));
+	assert_int_equal(n_sent, 3);
+	assert_int_equal(ra_held(acore_report_acks(c)), 2);
+	acore_reporter_lost(c);
+	acore_report(c, 1, 1, A.ip, A.port, true, T0 + S(2));
+	awire_flush_reports(&w, 102, T0 + S(2)); /* away: nothing goes */
+	assert_int_equal(n_sent, 3);
+	/* Back: the held two first, unchanged (seq, ts, counts), then the new one. */
+	acore_reporter_connected(c, T0 + S(3));
+	awire_flush_reports(&w, 103, T0 + S(3));
+	expect_sent(3, (uint64_t[]){ 2, 3, 4 }, 3);
+	for (int i = 1; i <= 2; i++) {
+		assert_int_equal(sent[2 + i].cmdid, sent[i].cmdid);
+		assert_int_equal(sent[2 + i].ts, sent[i].ts);
+		assert_int_equal(sent[2 + i].succ, sent[i].succ);
+	}
+	assert_int_equal(sent[4].succ, 2);
+	assert_int_equal(sent[5].ts, 103);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_RESENT), 2);
+	/* The new connection acks what its reporter had stored (seq 1): ours. */
+	assert_int_equal(ack(&w, AGENT_ID, 1, T0 + S(3)), RA_ACK_OK);
+	/* No ack for ack_timeout: all three again, in order; new counts after them. */
+	assert_int_equal(acore_reporter_tick(c, T0 + S(3) + 4999), RA_TICK_NONE);
+	assert_int_equal(acore_reporter_tick(c, T0 + S(8)), RA_TICK_RESEND);
+	acore_report(c, 1, 1, A.ip, A.port, true, T0 + S(8));
+	rep_fail = true; /* the write queue is full: nothing new may pass them */
+	awire_flush_reports(&w, 108, T0 + S(8));
+	assert_int_equal(n_sent, 6);
+	rep_fail = false;
+	awire_flush_reports(&w, 108, T0 + S(8));
+	expect_sent(6, (uint64_t[]){ 2, 3, 4, 5 }, 4);
+	assert_int_equal(ack(&w, AGENT_ID, 5, T0 + S(9)), RA_ACK_OK);
+	assert_int_equal(ra_held(acore_report_acks(c)), 0);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_ACKED), 5);
+	assert_int_equal(acore_reporter_tick(c, T0 + S(60)), RA_TICK_NONE);
+}
+
+static void test_wire_bound_drops_counted(void **state)
+{
+	c = acore_free(c);
+	cfg.report_max_hosts = 2;
+	assert_int_equal(acore_new(&cfg, T0, &c), 0);
+	cfg.report_max_hosts = 1000;
+	acore_set_link(c, ACORE_LINK_UP);
+	acore_reporter_connected(c, T0);
+	awire_t w = { .core = c, .send_dns = send_ok, .send_report = capture_report,
+		      .caller = 42 };
+	n_sent = 0;
+	rep_fail = false;
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	acore_report(c, 1, 1, A.ip, A.port, true, T0);
+	awire_flush_reports(&w, 1, T0);
+	assert_int_equal(ack(&w, AGENT_ID, 0, T0), RA_ACK_OK); /* this reporter acks */
+	acore_report(c, 1, 1, A.ip, A.port, true, T0);
+	acore_report(c, 1, 1, B.ip, B.port, false, T0);
+	awire_flush_reports(&w, 2, T0); /* 1 + 2 results > 2: seq 1 goes */
+	assert_int_equal(ra_held(acore_report_acks(c)), 1);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_DROPPED), 1);
+	assert_int_equal(acore_count(c, ACORE_C_REPORT_DROPPED), 1);
+	/* The buffer's own refusals count in the old name only. */
+	acore_report(c, 1, 1, A.ip, A.port, true, T0);
+	acore_report(c, 1, 1, B.ip, B.port, true, T0);
+	make_route(2, &C, 1, T0);
+	assert_int_equal(acore_report(c, 1, 2, C.ip, C.port, true, T0), ACORE_OK);
+	assert_int_equal(acore_count(c, ACORE_C_REPORT_DROPPED), 2);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_DROPPED), 1);
+}
+
+/* An original lars_reporter never acks: every seq reaches it exactly once. */
+static void test_wire_never_acking_reporter_no_duplicates(void **state)
+{
+	awire_t w = { .core = c, .send_dns = send_ok, .send_report = capture_report,
+		      .caller = 42 };
+	n_sent = 0;
+	rep_fail = false;
+	make_route(1, &A, 1, T0);
+	uint64_t now = T0;
+	for (int i = 0; i < 60; i++) {
+		now += S(1);
+		acore_report(c, 1, 1, A.ip, A.port, true, now);
+		if (acore_reporter_tick(c, now) == RA_TICK_RESEND)
+			awire_resend_reports(&w, now);
+		awire_flush_reports(&w, (uint32_t)(now / 1000), now);
+		if (i % 20 == 19) { /* lost and back */
+			acore_reporter_lost(c);
+			acore_reporter_connected(c, now);
+			awire_resend_reports(&w, now);
+		}
+	}
+	assert_int_equal(n_sent, 60);
+	for (size_t i = 0; i < n_sent; i++) {
+		assert_int_equal(sent[i].seq, i + 1);
+		assert_int_equal(sent[i].succ, 1);
+	}
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_RESENT), 0);
+	assert_int_equal(acore_count(c, ACORE_C_REPORTS_DROPPED), 0);
+	assert_true(ra_held(acore_report_acks(c)) <= 5); /* only while a connection is new */
 }
 
 int main(void)
@@ -775,6 +1038,11 @@ int main(void)
 		T(test_repull_skips_pulled_on_demand),
 		T(test_wire_get_host_and_route_answer),
 		T(test_wire_flush_reports),
+		T(test_report_latency_aggregated),
+		T(test_report_cumulative_window_totals),
+		T(test_wire_acks_and_resends),
+		T(test_wire_bound_drops_counted),
+		T(test_wire_never_acking_reporter_no_duplicates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
