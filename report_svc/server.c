@@ -12,7 +12,11 @@
 // read (max_pending_keys). Here: the sockets, the DB worker jobs that store
 // a batch in one transaction, the timers, the counters and the shutdown. A
 // refused batch is folded back a slice per loop turn (an idle handle while
-// flush_folding()), so agents' reports are read in between.
+// flush_folding()), so agents' reports are read in between. Acknowledged
+// agents (core/agents.c): the connection each one's messages arrive on now
+// is kept (agent_id -> a reference to it), a ReportStatusAck goes there after
+// the commit of a batch with the agent's part, and at once on the message's
+// own connection for a message already stored.
 #include "server.h"
 
 #include <errno.h>
@@ -31,6 +35,7 @@
 #include "pg_worker.h"
 #include "report_store.h"
 #include "tcp_server.h"
+#include "u64map.h"
 #include "xalloc.h"
 
 #define PRUNE_INTERVAL_MS (3600 * 1000)
@@ -48,6 +53,15 @@ typedef struct prune_job {
 	long long deleted;
 } prune_job_t;
 
+/* What a connection carries: its admission, and the acknowledged agents
+ * whose current connection it is (the first CONN_AGENTS_MAX of them). */
+#define CONN_AGENTS_MAX 64
+typedef struct conn_data {
+	intake_conn_t ic;
+	uint64_t agents[CONN_AGENTS_MAX];
+	unsigned n_agents;
+} conn_data_t;
+
 struct rep {
 	uv_loop_t *loop;
 	rep_cfg_t cfg;
@@ -57,6 +71,7 @@ struct rep {
 	pg_worker_t *db;
 	intake_t intake;
 	flush_t flush;
+	u64map_t conns; /* agent_id -> its current tcp_conn_t (a reference) */
 	uv_timer_t flush_timer;
 	uv_timer_t prune_timer;
 	uv_timer_t shutdown_timer;
@@ -68,7 +83,8 @@ struct rep {
 	struct {
 		metrics_counter_t *reports, *results, *stored, *rows, *batches,
 			*batch_failures, *batch_timeouts, *pruned, *paused,
-			*ts_future, *ts_past, *caller_peer, *caller_refused;
+			*ts_future, *ts_past, *caller_peer, *caller_refused,
+			*duplicates, *skipped, *acks, *resets;
 	} mt;
 };
 
@@ -105,6 +121,57 @@ static void rep_count_report(rep_t *r, const intake_result_t *res)
 		metrics_inc(r->mt.ts_future);
 	else if (res->ts == ADMIT_TS_PAST)
 		metrics_inc(r->mt.ts_past);
+	if (res->duplicate)
+		metrics_inc(r->mt.duplicates);
+	if (res->resets)
+		metrics_add(r->mt.resets, res->resets);
+}
+
+/* ---- acknowledgements ---- */
+
+static void rep_ack(rep_t *r, tcp_conn_t *c, uint64_t agent_id, uint64_t seq)
+{
+	lars_ReportStatusAck ack = { .agent_id = agent_id, .seq = seq };
+	if (!c || !tcp_conn_is_open(c))
+		return;
+	/* A peer too slow to take an ack is closed by the write bound. */
+	if (tcp_conn_send(c, LARS_ID_REPORT_STATUS_ACK, lars_ReportStatusAck_fields, &ack) == 0)
+		metrics_inc(r->mt.acks);
+}
+
+/* @c is where @agent_id's messages arrive now: its acks go there. */
+static void rep_agent_conn(rep_t *r, tcp_conn_t *c, conn_data_t *cd, uint64_t agent_id)
+{
+	tcp_conn_t *old = u64map_get(&r->conns, agent_id);
+	if (old == c)
+		return;
+	if (cd->n_agents == CONN_AGENTS_MAX)
+		return; /* acked only at once, on the message's own connection */
+	cd->agents[cd->n_agents++] = agent_id;
+	u64map_put(&r->conns, agent_id, tcp_conn_ref(c));
+	if (old)
+		tcp_conn_unref(old);
+}
+
+/* @c closes: it is nobody's current connection any more. */
+static void rep_conn_gone(rep_t *r, tcp_conn_t *c, conn_data_t *cd)
+{
+	for (unsigned i = 0; i < cd->n_agents; i++) {
+		if (u64map_get(&r->conns, cd->agents[i]) != c)
+			continue;
+		u64map_del(&r->conns, cd->agents[i]);
+		tcp_conn_unref(c);
+	}
+	cd->n_agents = 0;
+}
+
+static void rep_conns_free(rep_t *r)
+{
+	size_t it = 0;
+	u64map_slot_t *s;
+	while ((s = u64map_next(&r->conns, &it)))
+		tcp_conn_unref(s->value);
+	u64map_deinit(&r->conns);
 }
 
 static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
@@ -112,14 +179,20 @@ static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *bod
 {
 	rep_t *r = user;
 	tcp_conn_t *c = tcp_conn_of(peer);
+	conn_data_t *cd = tcp_conn_data(c);
 	intake_result_t res;
 	(void)msgid;
 	/* No connection data: it is closing; the report is only counted. */
-	int rc = intake_report(&r->intake, tcp_conn_data(c), tcp_conn_peer(c), body, len,
-			       wall_clock_us(), uv_now(r->loop), &r->flush.pending, &res);
+	int rc = intake_report_to(&r->intake, cd ? &cd->ic : NULL, tcp_conn_peer(c), body,
+				  len, wall_clock_us(), uv_now(r->loop), &r->flush.pending,
+				  &r->flush.agents, &res);
 	if (rc)
 		return rc;
 	rep_count_report(r, &res);
+	if (cd && res.agent_id)
+		rep_agent_conn(r, c, cd, res.agent_id);
+	if (res.ack_now)
+		rep_ack(r, c, res.agent_id, res.ack_seq);
 	if (res.added) {
 		flush_received(&r->flush);
 		rep_act(r);
@@ -130,15 +203,18 @@ static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *bod
 static void on_conn(tcp_conn_t *c, void *user)
 {
 	rep_t *r = user;
-	intake_conn_t *ic = xcalloc(1, sizeof(*ic));
-	intake_conn_init(&r->intake, tcp_conn_peer(c), ic);
-	tcp_conn_set_data(c, ic);
+	conn_data_t *cd = xcalloc(1, sizeof(*cd));
+	intake_conn_init(&r->intake, tcp_conn_peer(c), &cd->ic);
+	tcp_conn_set_data(c, cd);
 }
 
 static void on_conn_close(tcp_conn_t *c, void *user)
 {
-	(void)user;
-	free(tcp_conn_data(c));
+	rep_t *r = user;
+	conn_data_t *cd = tcp_conn_data(c);
+	if (cd)
+		rep_conn_gone(r, c, cd);
+	free(cd);
 	tcp_conn_set_data(c, NULL);
 }
 
@@ -147,7 +223,8 @@ static void on_conn_close(tcp_conn_t *c, void *user)
 static int batch_work(PGconn *conn, pg_job_t *j)
 {
 	batch_job_t *b = container_of(j, batch_job_t, base);
-	return report_store_batch(conn, b->batch.v, b->batch.n, &b->rows);
+	return report_store_batch(conn, b->batch.v, b->batch.n, b->batch.agents,
+				  b->batch.n_agents, &b->rows);
 }
 
 /* A DB job's status as a batch outcome. */
@@ -173,11 +250,21 @@ static void batch_done(pg_job_t *j, int status)
 	uint64_t n_results = b->batch.n_results;
 
 	r->in_flight--;
+	/* Committed: each agent learns what is stored of it, on the connection
+	 * it has now (if any). */
+	uint64_t skipped = 0;
+	for (size_t i = 0; outcome == BATCH_STORED && i < b->batch.n_agents; i++) {
+		const report_agent_seq_t *a = &b->batch.agents[i];
+		rep_ack(r, u64map_get(&r->conns, a->agent_id), a->agent_id, a->stored);
+		if (a->dropped)
+			skipped += a->n_results;
+	}
 	enum flush_done done = flush_batch_done(&r->flush, &b->batch, outcome,
 						uv_now(r->loop));
 	if (done == FLUSH_DONE_STORED) {
 		metrics_inc(r->mt.batches);
-		metrics_add(r->mt.stored, n_results);
+		metrics_add(r->mt.stored, n_results - skipped);
+		metrics_add(r->mt.skipped, skipped);
 		metrics_add(r->mt.rows, b->rows);
 	} else {
 		if (outcome == BATCH_TIMED_OUT)
@@ -333,6 +420,10 @@ static void rep_counters(rep_t *r)
 	r->mt.caller_refused = metrics_counter(m, "lars_reporter_caller_refused_total", "Reports dropped: an untrusted peer without an IPv4 address");
 	r->mt.pruned = metrics_counter(m, "lars_reporter_history_pruned_total", "History rows removed by retention");
 	r->mt.paused = metrics_counter(m, "lars_reporter_backpressure_total", "Times reading from agents was paused");
+	r->mt.duplicates = metrics_counter(m, "lars_reporter_reports_duplicate_total", "Reports of acknowledged agents not applied: their seq was stored or taken in already");
+	r->mt.skipped = metrics_counter(m, "lars_reporter_results_skipped_total", "Results dropped at commit: another reporter instance had stored the agent's messages");
+	r->mt.acks = metrics_counter(m, "lars_reporter_acks_total", "ReportStatusAck sent to agents");
+	r->mt.resets = metrics_counter(m, "lars_reporter_total_resets_total", "Running totals (reports without the delta marker) lower than the last: window resets");
 }
 
 /* The gauges read @r when rendered: registered once @r is running. */
@@ -427,6 +518,7 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	return 0;
 fail:
 	flush_deinit(&r->flush);
+	intake_deinit(&r->intake);
 	free(r);
 	return rc;
 }
@@ -446,16 +538,18 @@ static void rep_on_timers_closed(handles_t *g)
  */
 static void rep_maybe_free(rep_t *r)
 {
-	const pending_t *p = &r->flush.pending;
+	const flush_t *f = &r->flush;
 	if (!r->flush.finished || !r->timers_closed || r->in_flight)
 		return;
 	flush_fold_all(&r->flush);
-	if (pending_keys(p))
+	if (flush_pending_keys(f))
 		log_error("reporter: shutting down with %zu keys (%llu results) not stored",
-			  pending_keys(p), (unsigned long long)p->n_results);
+			  flush_pending_keys(f), (unsigned long long)flush_pending_results(f));
 	else
 		log_info("reporter: everything received was stored");
 	flush_deinit(&r->flush);
+	intake_deinit(&r->intake);
+	rep_conns_free(r);
 	free(r);
 }
 

@@ -9,15 +9,23 @@
 #include "pending.h"
 
 /**
- * report_store_batch() - one transaction: COPY the entries into a staging
- * table, then merge into host_status_history (counts added per minute) and
- * host_status (the report received last wins, by rx_us, whatever its ts).
- * Sorts @v by key, so concurrent batches lock rows in the same order.
- * *rowsp gets the number of history rows (entry, minute) written.
- * Return: 0; -ETIMEDOUT if a statement hit the statement timeout (SQLSTATE
- * 57014), else -EIO (nothing of the batch was written either way).
+ * report_store_batch() - one transaction: lock the rows of report_agent_seq
+ * of the @n_agents acknowledged agents whose parts of @v @agents describes
+ * (in id order); drop the part of any agent whose stored seq is at or above
+ * its min_seq (another instance stored it), setting ->dropped and ->stored
+ * to what is stored; COPY the rest into a staging table, then merge into
+ * host_status_history (counts and latency added per minute, a key and minute
+ * twice in @v summed) and host_status (the report received last wins, by
+ * rx_us, whatever its ts); set each agent kept to ->stored (its max_seq, or
+ * more if stored so already). Rows are merged in key order, so concurrent
+ * batches lock alike. *rowsp gets the number of history rows (entry,
+ * minute) written. @v is not changed.
+ * Return: 0 (->stored and ->dropped are what is committed); -ETIMEDOUT if a
+ * statement hit the statement timeout (SQLSTATE 57014), else -EIO (nothing
+ * of the batch was written either way).
  */
-int report_store_batch(PGconn *conn, report_entry_t *v, size_t n, size_t *rowsp);
+int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
+		       report_agent_seq_t *agents, size_t n_agents, size_t *rowsp);
 
 /**
  * report_store_prune() - delete history older than @days, and any dated more

@@ -17,6 +17,10 @@
 #include "pg_conn.h"
 #include "xalloc.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define STATUS_LAT_MINUTES_TEXT STR(STATUS_LAT_MINUTES)
+
 /* 100 * err / (succ + err) as tenths of a percent, NULL without calls. */
 #define ERR_TENTHS(succ, err) \
 	"(round(100.0 * (" err ") / nullif((" succ ") + (" err "), 0), 1) * 10)::int"
@@ -24,6 +28,15 @@
 #define UNIX_S(t) "floor(extract(epoch FROM " t "))::bigint"
 /* The first minute of a window of $3 minutes that ends with the current one. */
 #define WINDOW_FIRST "(date_trunc('minute', now()) - make_interval(mins => $3::int - 1))"
+/* The latency columns of summed history rows @h: count, mean, p99 (3 columns). */
+#define LAT_COLS(h) \
+	"coalesce(" h ".lat_count, 0)::bigint, " \
+	"coalesce(" h ".lat_sum_us / nullif(" h ".lat_count, 0), 0)::bigint, " \
+	"coalesce(lars_lat_quantile(" h ".lat_buckets, 0.99), 0)"
+/* The sums LAT_COLS() reads, over history rows. */
+#define LAT_SUMS \
+	"sum(lat_count) AS lat_count, sum(lat_sum_us) AS lat_sum_us, " \
+	"lars_lat_sum(lat_buckets) AS lat_buckets"
 /* Optional route ids $1, $2 against @t's columns. */
 #define ROUTE_FILTER(t) \
 	"($1::int IS NULL OR " t "modid = $1::int) AND ($2::int IS NULL OR " t "cmdid = $2::int)"
@@ -59,6 +72,15 @@ static int32_t col_tenths(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? STATUS_ERR_TENTHS_NONE : col_i32(res, row, col);
 }
 
+/* LAT_COLS() at @col into the three fields. */
+static void col_lat(const PGresult *res, int row, int col, int64_t *count, int64_t *mean,
+		    int64_t *p99)
+{
+	*count = col_i64(res, row, col);
+	*mean = col_i64(res, row, col + 1);
+	*p99 = col_i64(res, row, col + 2);
+}
+
 static void col_addr(const PGresult *res, int row, int col, char out[STATUS_ADDR_MAX])
 {
 	snprintf(out, STATUS_ADDR_MAX, "%s", PQgetvalue(res, row, col));
@@ -90,11 +112,16 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 	const char *params[2];
 	filter_params(f, mbuf, cbuf, params);
 	PGresult *res = pg_exec(conn,
-		"SELECT modid, cmdid, host(ip), port, host(caller), succ, err, "
-		"       " ERR_TENTHS("succ", "err") ", overload, "
-		"       greatest(0, extract(epoch FROM now() - ts))::bigint "
-		"FROM host_status WHERE " ROUTE_FILTER("") " "
-		"ORDER BY modid, cmdid, ip, port, caller", 2, params, PGRES_TUPLES_OK);
+		"SELECT s.modid, s.cmdid, host(s.ip), s.port, host(s.caller), s.succ, s.err, "
+		"       " ERR_TENTHS("s.succ", "s.err") ", s.overload, "
+		"       greatest(0, extract(epoch FROM now() - s.ts))::bigint, " LAT_COLS("l") " "
+		"FROM host_status s LEFT JOIN LATERAL (SELECT " LAT_SUMS
+		"  FROM host_status_history h WHERE h.modid = s.modid AND h.cmdid = s.cmdid"
+		"  AND h.ip = s.ip AND h.port = s.port AND h.caller = s.caller"
+		"  AND h.minute >= date_trunc('minute', now()) - make_interval(mins => "
+		STATUS_LAT_MINUTES_TEXT " - 1)) l ON true "
+		"WHERE " ROUTE_FILTER("s.") " "
+		"ORDER BY s.modid, s.cmdid, s.ip, s.port, s.caller", 2, params, PGRES_TUPLES_OK);
 	if (!res)
 		return -EIO;
 	status_caller_t *rows = rows_alloc(res, sizeof(*rows));
@@ -110,6 +137,7 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 		r->err_tenths = col_tenths(res, i, 7);
 		r->overload = PQgetvalue(res, i, 8)[0] == 't';
 		r->age_s = col_i64(res, i, 9);
+		col_lat(res, i, 10, &r->lat_count, &r->lat_mean_us, &r->lat_p99_us);
 	}
 	*n_rowsp = (size_t)PQntuples(res);
 	*rowsp = rows;
@@ -147,7 +175,8 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 		"SELECT r.modid, r.cmdid, host(r.ip), r.port, " UNIX_S("r.created_at") ","
 		"  s.callers, coalesce(s.succ, 0), coalesce(s.err, 0), coalesce(s.overload, false),"
 		"  coalesce(" UNIX_S("s.updated_at") ", 0),"
-		"  coalesce(floor(extract(epoch FROM now() - s.updated_at))::bigint, 0)"
+		"  coalesce(floor(extract(epoch FROM now() - s.updated_at))::bigint, 0),"
+		"  " LAT_COLS("l")
 		" FROM route_data r LEFT JOIN LATERAL ("
 		"   SELECT sum(h.succ)::bigint AS succ, sum(h.err)::bigint AS err,"
 		"          bool_or(h.overload) AS overload, count(*) AS callers,"
@@ -155,6 +184,11 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 		"   FROM host_status h WHERE $3::int IS NOT NULL"
 		"   AND h.modid = r.modid AND h.cmdid = r.cmdid AND h.ip = r.ip AND h.port = r.port"
 		"   AND h.updated_at > now() - make_interval(secs => $3::int)) s ON true"
+		" LEFT JOIN LATERAL (SELECT " LAT_SUMS
+		"   FROM host_status_history h WHERE $3::int IS NOT NULL"
+		"   AND h.modid = r.modid AND h.cmdid = r.cmdid AND h.ip = r.ip AND h.port = r.port"
+		"   AND h.minute > date_trunc('minute', now() - make_interval(secs => $3::int))"
+		"       - interval '1 minute') l ON true"
 		" WHERE " ROUTE_FILTER("r.") " ORDER BY r.modid, r.cmdid, r.ip, r.port",
 		3, params, PGRES_TUPLES_OK);
 	if (!res)
@@ -175,6 +209,7 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 			r->updated_at = col_i64(res, i, 9);
 			r->age_s = col_i64(res, i, 10);
 		}
+		col_lat(res, i, 11, &r->lat_count, &r->lat_mean_us, &r->lat_p99_us);
 	}
 	*n_rowsp = (size_t)PQntuples(res);
 	*rowsp = rows;
@@ -316,9 +351,10 @@ int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 	PGresult *res = pg_exec(conn,
 		"SELECT " UNIX_S(WINDOW_FIRST) ", " UNIX_S("h.minute") ","
 		"  extract(timezone FROM h.minute)::int, h.modid, h.cmdid,"
-		"  h.succ::bigint, h.err::bigint, " ERR_TENTHS("h.succ", "h.err")
+		"  h.succ::bigint, h.err::bigint, " ERR_TENTHS("h.succ", "h.err") ", "
+		LAT_COLS("h")
 		" FROM (SELECT 1) one LEFT JOIN ("
-		"  SELECT minute, modid, cmdid, sum(succ) AS succ, sum(err) AS err"
+		"  SELECT minute, modid, cmdid, sum(succ) AS succ, sum(err) AS err, " LAT_SUMS
 		"  FROM host_status_history WHERE minute >= " WINDOW_FIRST " AND " ROUTE_FILTER("")
 		"  GROUP BY minute, modid, cmdid) h ON true"
 		" ORDER BY h.minute, h.modid, h.cmdid",
@@ -338,6 +374,7 @@ int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 		r->succ = col_i64(res, i, 5);
 		r->err = col_i64(res, i, 6);
 		r->err_tenths = col_tenths(res, i, 7);
+		col_lat(res, i, 8, &r->lat_count, &r->lat_mean_us, &r->lat_p99_us);
 	}
 	if (firstp)
 		*firstp = col_i64(res, 0, 0);

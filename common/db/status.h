@@ -15,6 +15,17 @@
 /* The longest minute window status_history() takes (larsctl's limit). */
 #define STATUS_HISTORY_MINUTES_MAX 525600
 
+/* The minutes of history the latency of status_callers() rows covers: the
+ * current one and those before it. */
+#define STATUS_LAT_MINUTES 5
+
+/*
+ * Latency fields of the rows (issue 21): lat_count calls had a duration
+ * (0: none, and the other two are 0), their mean and their 99th percentile
+ * in microseconds, the latter estimated from the summed bucket counts
+ * (lars_lat_quantile(), deploy/sql/006_report_acks.sql).
+ */
+
 /* The error rate 100 * err / (succ + err) in tenths of a percent, rounded
  * half away from zero as SQL's round(x, 1) does it (the columns larsctl
  * prints): 0..1000, or -1 when there were no calls. */
@@ -45,6 +56,10 @@ typedef struct status_caller {
 	int32_t err_tenths; /* the error rate, see STATUS_ERR_TENTHS_NONE */
 	bool overload;
 	int64_t age_s; /* since the agent's time of the report, at least 0 */
+	/* Over the last STATUS_LAT_MINUTES minutes of its history. */
+	int64_t lat_count;
+	int64_t lat_mean_us;
+	int64_t lat_p99_us;
 } status_caller_t;
 
 /** A host of a route, with what its callers reported recently. */
@@ -62,6 +77,10 @@ typedef struct status_host {
 	bool overload;      /* any of them */
 	int64_t updated_at; /* the newest of them, Unix seconds (rounded down) */
 	int64_t age_s;      /* whole seconds since then */
+	/* Over its history minutes within the max age (all callers). */
+	int64_t lat_count;
+	int64_t lat_mean_us;
+	int64_t lat_p99_us;
 } status_host_t;
 
 /** A route's health: how many of its hosts report, are overloaded, fail. */
@@ -91,6 +110,9 @@ typedef struct status_minute {
 	int64_t succ;
 	int64_t err;
 	int32_t err_tenths; /* the error rate, see STATUS_ERR_TENTHS_NONE */
+	int64_t lat_count;
+	int64_t lat_mean_us;
+	int64_t lat_p99_us;
 } status_minute_t;
 
 /** status_callers() - the latest status per host and caller of the routes @f names. */

@@ -20,6 +20,7 @@ void flush_init(flush_t *f, const flush_cfg_t *cfg)
 {
 	*f = (flush_t){ .cfg = *cfg };
 	pending_init(&f->pending);
+	agents_init(&f->agents);
 	batch_cap_init(&f->cap, cfg->batch_keys);
 	backoff_init(&f->backoff, FLUSH_BACKOFF_BASE_MS, FLUSH_BACKOFF_MAX_MS, cfg->seed);
 }
@@ -38,6 +39,7 @@ void flush_deinit(flush_t *f)
 	f->fold.n = f->fold.cap = f->fold.pos = f->fold.keys = 0;
 	f->fold.results = 0;
 	pending_deinit(&f->pending);
+	agents_deinit(&f->agents);
 }
 
 static void flush_log_behind(flush_t *f, uint64_t now_ms, const char *what)
@@ -202,8 +204,23 @@ enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcom
 	f->n_batches--;
 	f->inflight_keys -= b->n;
 	f->inflight_results -= b->n_results;
+	/* The acknowledged agents' parts go back to them, stored or not. */
+	uint64_t agent_results = 0;
+	for (size_t i = 0; i < b->n_agents; i++) {
+		agents_back(&f->agents, &b->agents[i], b->v, outcome == BATCH_STORED, now_ms);
+		agent_results += b->agents[i].n_results;
+	}
+	/* What can be cut apart: the other keys one by one, an agent whole. */
+	size_t units = b->n_anon + b->n_agents, n = units <= 1 ? 1 : b->n;
+	size_t n_keys = b->n;
+	uint64_t n_results = b->n_results;
+	free(b->agents);
+	b->agents = NULL;
+	b->n_agents = 0;
+	b->n = b->n_anon; /* what a fold-back takes */
+	b->n_results -= agent_results;
 	if (outcome == BATCH_STORED) {
-		batch_cap_done(&f->cap, b->n, BATCH_STORED, flush_pending_keys(f));
+		batch_cap_done(&f->cap, n, BATCH_STORED, flush_pending_keys(f));
 		backoff_reset(&f->backoff);
 		f->retry_at_ms = 0;
 		if (f->failing) {
@@ -212,18 +229,18 @@ enum flush_done flush_batch_done(flush_t *f, flush_batch_t *b, enum batch_outcom
 		}
 		done = FLUSH_DONE_STORED;
 	} else if (outcome == BATCH_TIMED_OUT && !f->finished &&
-		   !batch_cap_done(&f->cap, b->n, BATCH_TIMED_OUT, flush_pending_keys(f))) {
+		   !batch_cap_done(&f->cap, n, BATCH_TIMED_OUT, flush_pending_keys(f))) {
 		/* Too big for the statement timeout: retried at once in halves. */
 		log_warn("reporter: a batch of %zu keys (%llu results) hit the statement "
-			 "timeout; retrying in batches of %zu keys", b->n,
-			 (unsigned long long)b->n_results, f->cap.cur);
+			 "timeout; retrying in batches of %zu keys", n_keys,
+			 (unsigned long long)n_results, f->cap.cur);
 		flush_fold_back(f, b);
 		done = FLUSH_DONE_SPLIT;
 	} else {
 		/* Nothing of it was written: fold it back, try again later. */
 		flush_fold_back(f, b);
 		if (outcome == BATCH_FAILED)
-			batch_cap_done(&f->cap, b->n, BATCH_FAILED, flush_pending_keys(f));
+			batch_cap_done(&f->cap, n, BATCH_FAILED, flush_pending_keys(f));
 		f->retry_at_ms = now_ms + backoff_next(&f->backoff);
 		if (!f->failing)
 			flush_log_behind(f, now_ms, outcome == BATCH_CANCELLED
@@ -263,6 +280,70 @@ void flush_finish(flush_t *f)
 	f->want_flush = false;
 }
 
+/* Keys a batch can take now: any but those of agents with a batch in flight. */
+static bool flush_cuttable(const flush_t *f)
+{
+	return pending_keys(&f->pending) || f->fold.keys || agents_ready(&f->agents);
+}
+
+/* The ready agent @i places after the queue's head. */
+static const rep_agent_t *ready_at(const rep_agents_t *ag, size_t i)
+{
+	return ag->ring[(ag->r_head + i) % ag->r_cap];
+}
+
+/*
+ * The next batch, at most @max keys: refused keys first, then the map (as
+ * before acknowledgements), and whole ready agents, oldest first; an agent
+ * with more than @max keys goes alone. Whichever is older fills first.
+ */
+static void flush_cut(flush_t *f, size_t max, flush_batch_t *b)
+{
+	*b = (flush_batch_t){ 0 };
+	size_t anon = pending_keys(&f->pending) + f->fold.keys;
+	uint64_t anon_oldest = pending_oldest_ms(&f->pending);
+	if (f->fold.keys && (!anon_oldest || f->fold.oldest_ms < anon_oldest))
+		anon_oldest = f->fold.oldest_ms;
+	const rep_agent_t *h = agents_head(&f->agents);
+	bool agents_first = h && (!anon || h->first_ms <= anon_oldest);
+	size_t room = agents_first ? max : max > anon ? max - anon : 0;
+	size_t n_ag = 0, ag_keys = 0;
+	uint64_t ag_oldest = 0;
+	while (n_ag < agents_ready(&f->agents)) {
+		const rep_agent_t *a = ready_at(&f->agents, n_ag);
+		size_t k = pending_keys(&a->pending);
+		if (ag_keys + k > room && (n_ag || !agents_first))
+			break;
+		if (!ag_oldest || a->first_ms < ag_oldest)
+			ag_oldest = a->first_ms;
+		ag_keys += k;
+		n_ag++;
+		if (ag_keys >= room)
+			break;
+	}
+	size_t anon_max = max > ag_keys ? max - ag_keys : 0;
+	if (anon && anon_max) {
+		if (f->fold.keys) {
+			fold_take(f, anon_max, b); /* refused keys go first, unmerged */
+		} else {
+			b->oldest_ms = pending_oldest_ms(&f->pending);
+			b->v = pending_take_batch(&f->pending, anon_max, &b->n, &b->n_results);
+		}
+	}
+	b->n_anon = b->n;
+	if (!n_ag)
+		return;
+	size_t cap = b->n;
+	b->agents = xcalloc(n_ag, sizeof(*b->agents));
+	for (size_t i = 0; i < n_ag; i++) {
+		agents_take_head(&f->agents, &b->v, &b->n, &cap, &b->agents[i]);
+		b->n_results += b->agents[i].n_results;
+	}
+	b->n_agents = n_ag;
+	if (!b->oldest_ms || ag_oldest < b->oldest_ms)
+		b->oldest_ms = ag_oldest;
+}
+
 /**
  * flush_next() - the next thing to do after an event: resume the input, then
  * submit batches, then pause the input, in the order the event asks for.
@@ -283,16 +364,10 @@ enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
 	}
 	if (f->want_flush) {
 		size_t keys = flush_pending_keys(f);
-		if (keys && !f->finished && now_ms >= f->retry_at_ms &&
+		if ((keys || agents_ready(&f->agents)) && flush_cuttable(f) && !f->finished &&
+		    now_ms >= f->retry_at_ms &&
 		    (f->closing || f->n_batches < f->cfg.max_batches)) {
-			size_t max = batch_cap_size(&f->cap, keys);
-			if (f->fold.keys) {
-				fold_take(f, max, b); /* refused keys go first, unmerged */
-			} else {
-				b->oldest_ms = pending_oldest_ms(&f->pending);
-				b->v = pending_take_batch(&f->pending, max, &b->n,
-							  &b->n_results);
-			}
+			flush_cut(f, batch_cap_size(&f->cap, keys ? keys : 1), b);
 			f->n_batches++;
 			f->inflight_keys += b->n;
 			f->inflight_results += b->n_results;
@@ -312,6 +387,7 @@ enum flush_act flush_next(flush_t *f, uint64_t now_ms, flush_batch_t *b)
 	}
 	if (f->want_behind_log) {
 		f->want_behind_log = false;
+		agents_sweep(&f->agents, now_ms); /* on the tick: idle agents forgotten */
 		if (f->failing && now_ms - f->last_behind_log_ms >= FLUSH_BEHIND_LOG_MS)
 			flush_log_behind(f, now_ms, "still behind");
 	}

@@ -29,12 +29,23 @@
 // twice. Finishing a fold-back re-checks resuming, as a batch coming back
 // does. flush_fold_all() merges the rest in one go, for the last count at
 // exit.
+//
+// Acknowledged agents (agents.h, issue 21): their results wait in their own
+// maps, not in ->pending. A batch takes whole ready agents (never a part of
+// one; an agent larger than the batch size goes alone) besides the other
+// keys, whichever waited longer first, and lays them out after the other
+// keys (flush_batch_t). A statement timeout halves the size as before, but
+// a batch of one agent (or one key) that times out cannot be cut: it waits
+// for the backoff. A batch that comes back gives each agent's part back to
+// it at once (agents_back(): merged with what it sent meanwhile, unsliced:
+// at most batch_keys keys), only the other keys go to the fold-back queue.
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agents.h"
 #include "backoff.h"
 #include "pending.h"
 
@@ -49,12 +60,19 @@ typedef struct flush_cfg {
 /* Keys of a refused batch merged back into the map per flush_fold_step(). */
 #define FLUSH_FOLD_BUDGET 4096
 
-/** struct flush_batch - keys to store in one transaction, oldest first. */
+/**
+ * struct flush_batch - keys to store in one transaction: v[0 .. n_anon) of
+ * agents that are not acknowledged, oldest first, then the whole part of
+ * each of the n_agents acknowledged agents (agents[i] says where).
+ */
 typedef struct flush_batch {
 	report_entry_t *v;
 	size_t n;
 	uint64_t n_results; /* results folded into the entries */
 	uint64_t oldest_ms; /* no entry arrived before this (an upper bound on age) */
+	size_t n_anon;
+	report_agent_seq_t *agents;
+	size_t n_agents;
 } flush_batch_t;
 
 /** enum flush_act - what flush_next() asks the caller to do. */
@@ -76,6 +94,7 @@ typedef struct flush {
 	/* read-only for the caller; ->pending takes new results directly
 	 * (pending_add), followed by flush_received() */
 	pending_t pending;
+	rep_agents_t agents; /* acknowledged agents' results: intake_report_to() */
 	batch_cap_t cap;
 	unsigned n_batches;       /* in flight */
 	size_t inflight_keys;
@@ -138,13 +157,13 @@ static inline bool flush_folding(const flush_t *f)
 /** flush_pending_keys() - keys not stored nor in flight: the map and those to fold. */
 static inline size_t flush_pending_keys(const flush_t *f)
 {
-	return pending_keys(&f->pending) + f->fold.keys;
+	return pending_keys(&f->pending) + f->fold.keys + f->agents.keys;
 }
 
 /** flush_pending_results() - results in flush_pending_keys(). */
 static inline uint64_t flush_pending_results(const flush_t *f)
 {
-	return f->pending.n_results + f->fold.results;
+	return f->pending.n_results + f->fold.results + f->agents.results;
 }
 
 /** flush_oldest_ms() - when the oldest pending result arrived (upper bound on age), 0: none. */
@@ -153,6 +172,9 @@ static inline uint64_t flush_oldest_ms(const flush_t *f)
 	uint64_t o = pending_oldest_ms(&f->pending);
 	if (f->fold.keys && (!o || f->fold.oldest_ms < o))
 		o = f->fold.oldest_ms;
+	const rep_agent_t *a = agents_head(&f->agents); /* the oldest ready agent */
+	if (a && (!o || a->first_ms < o))
+		o = a->first_ms;
 	return o;
 }
 

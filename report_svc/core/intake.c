@@ -21,7 +21,14 @@ int intake_init(intake_t *in, const char *trusted_proxies, bool trust_loopback,
 		.max_results = max_results,
 		.rl_refused = LOG_RATELIMIT_INIT(INTAKE_REFUSED_LOG_MS, 3),
 	};
+	cum_init(&in->cum);
 	return admit_parse_nets(&in->admit, trusted_proxies, whyp);
+}
+
+/** intake_deinit() - forget the running totals. */
+void intake_deinit(intake_t *in)
+{
+	cum_deinit(&in->cum);
 }
 
 /**
@@ -79,6 +86,27 @@ static bool intake_time(intake_t *in, const char *peer, const lars_ReportStatusR
 	return res->ts != ADMIT_TS_FUTURE;
 }
 
+/* One result of @req as it goes into the map: a difference for running totals. */
+static void intake_add(intake_t *in, const lars_HostCallResult *r, const report_key_t *key,
+		       bool cumulative, report_add_t *a, intake_result_t *res)
+{
+	*a = (report_add_t){ .succ = r->succ, .err = r->err, .st_succ = r->succ,
+			     .st_err = r->err, .overload = r->overload };
+	if (cumulative) {
+		uint32_t ds, de;
+		if (cum_delta(&in->cum, key, r->succ, r->err, &ds, &de))
+			res->resets++;
+		a->succ = ds;
+		a->err = de;
+		return; /* a duration total is not taken for a difference */
+	}
+	if (r->lat_count && r->lat_buckets_count && r->lat_buckets_count <= REPORT_LAT_BUCKETS) {
+		a->lat_count = r->lat_count;
+		a->lat_sum_us = r->lat_sum_us;
+		a->lat_buckets = r->lat_buckets;
+	}
+}
+
 /**
  * intake_report() - one ReportStatusRequest @body of @len bytes from @peer
  * (its name, for the log) on connection @c, received at @wall_us (realtime
@@ -95,6 +123,19 @@ static bool intake_time(intake_t *in, const char *peer, const lars_ReportStatusR
 int intake_report(intake_t *in, intake_conn_t *c, const char *peer, const uint8_t *body,
 		  size_t len, uint64_t wall_us, uint64_t now_ms, pending_t *p,
 		  intake_result_t *res)
+{
+	return intake_report_to(in, c, peer, body, len, wall_us, now_ms, p, NULL, res);
+}
+
+/**
+ * intake_report_to() - as intake_report(), a message of an acknowledged
+ * agent (agent_id and seq set) going through @ag (agents.h): taken in only
+ * if new, into the agent's own map. @ag NULL: every message goes to @p.
+ * Without the delta marker, the counts are running totals (cum.h).
+ */
+int intake_report_to(intake_t *in, intake_conn_t *c, const char *peer, const uint8_t *body,
+		     size_t len, uint64_t wall_us, uint64_t now_ms, pending_t *p,
+		     rep_agents_t *ag, intake_result_t *res)
 {
 	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
 	msg_vec_t vec;
@@ -119,6 +160,24 @@ int intake_report(intake_t *in, intake_conn_t *c, const char *peer, const uint8_
 		msg_vec_deinit(&vec);
 		return 0;
 	}
+	rep_agent_t *a = NULL;
+	if (ag && req.agent_id && req.seq) {
+		res->agent_id = req.agent_id;
+		res->seq = req.seq;
+		switch (agents_admit(ag, req.agent_id, req.seq, caller, now_ms, &a)) {
+		case AGENT_COMMITTED:
+			res->ack_now = true;
+			res->ack_seq = a->committed;
+			/* fall through */
+		case AGENT_HELD:
+			res->duplicate = true;
+			msg_vec_deinit(&vec);
+			return 0;
+		case AGENT_NEW:
+			break;
+		}
+	}
+	res->cumulative = !req.delta;
 	/* Receive order: wall-clock microseconds, strictly increasing here, so
 	 * status rows follow arrival across batches and restarts. */
 	uint64_t rx_us = wall_us;
@@ -128,7 +187,12 @@ int intake_report(intake_t *in, intake_conn_t *c, const char *peer, const uint8_
 	const lars_HostCallResult *r = vec.v;
 	for (size_t i = 0; i < vec.n; i++) {
 		report_key_t key = { req.modid, req.cmdid, r[i].ip, r[i].port, caller };
-		pending_add(p, &key, r[i].succ, r[i].err, r[i].overload, ts, rx_us, now_ms);
+		report_add_t add;
+		intake_add(in, &r[i], &key, res->cumulative, &add, res);
+		if (a)
+			agents_add(ag, a, &key, &add, ts, rx_us, now_ms);
+		else
+			pending_add_full(p, &key, &add, ts, rx_us, now_ms);
 	}
 	res->added = true;
 	msg_vec_deinit(&vec);

@@ -5,7 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg.h"
 #include "xalloc.h"
+
+_Static_assert(REPORT_LAT_BUCKETS == MSG_LAT_BUCKETS, "latency buckets as on the wire");
+
+/* A map starts small (one per agent, see agents.h) and doubles. */
+#define PENDING_INITIAL 16
 
 void pending_init(pending_t *p)
 {
@@ -60,13 +66,13 @@ static report_entry_t *pending_slot(pending_t *p, const report_key_t *key, uint6
 	}
 	if ((p->n + 1) * 2 > p->index_cap) {
 		free(p->index);
-		p->index_cap = p->index_cap ? p->index_cap * 2 : 1024;
+		p->index_cap = p->index_cap ? p->index_cap * 2 : 2 * PENDING_INITIAL;
 		p->index = xcalloc(p->index_cap, sizeof(*p->index));
 		for (size_t i = 0; i < p->n; i++)
 			index_insert(p, i);
 	}
 	if (p->n == p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 1024;
+		p->cap = p->cap ? p->cap * 2 : PENDING_INITIAL;
 		p->v = xreallocarray(p->v, p->cap, sizeof(*p->v));
 	}
 	report_entry_t *e = &p->v[p->n];
@@ -77,18 +83,36 @@ static report_entry_t *pending_slot(pending_t *p, const report_key_t *key, uint6
 	return e;
 }
 
+/* @from's latency added to @to's. */
+static void lat_add(report_minute_t *to, const report_minute_t *from)
+{
+	if (!from->lat_count)
+		return;
+	to->lat_count += from->lat_count;
+	to->lat_sum_us += from->lat_sum_us;
+	for (unsigned i = 0; i < REPORT_LAT_BUCKETS; i++)
+		to->lat_buckets[i] += from->lat_buckets[i];
+}
+
+/* @from's counts (not its minute) added to @to's. */
+static void minute_add(report_minute_t *to, const report_minute_t *from)
+{
+	to->succ += from->succ;
+	to->err += from->err;
+	lat_add(to, from);
+}
+
 /*
- * Counts for @minute. An entry keeps PENDING_MINUTES minutes apart, which
+ * Counts of @in->minute. An entry keeps PENDING_MINUTES minutes apart, which
  * covers any normal flush delay; a longer backlog (database down) folds the
  * oldest minute into the next one, so memory stays per key and the sums stay
  * exact, only their minute gets coarser.
  */
-static void add_minute(report_entry_t *e, uint32_t minute, uint64_t succ, uint64_t err)
+static void add_minute(report_entry_t *e, const report_minute_t *in)
 {
 	for (unsigned i = 0; i < e->n_mins; i++) {
-		if (e->mins[i].minute == minute) {
-			e->mins[i].succ += succ;
-			e->mins[i].err += err;
+		if (e->mins[i].minute == in->minute) {
+			minute_add(&e->mins[i], in);
 			return;
 		}
 	}
@@ -105,29 +129,46 @@ static void add_minute(report_entry_t *e, uint32_t minute, uint64_t succ, uint64
 				b = i;
 			}
 		}
-		if (minute < e->mins[b].minute) {
+		if (in->minute < e->mins[b].minute) {
 			/* Older than all but one: it joins the oldest. */
-			e->mins[a].succ += succ;
-			e->mins[a].err += err;
+			minute_add(&e->mins[a], in);
 			return;
 		}
-		e->mins[b].succ += e->mins[a].succ;
-		e->mins[b].err += e->mins[a].err;
+		minute_add(&e->mins[b], &e->mins[a]);
 		e->mins[a] = e->mins[--e->n_mins];
 	}
-	e->mins[e->n_mins++] = (report_minute_t){ minute, succ, err };
+	e->mins[e->n_mins++] = *in;
 }
 
 void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t err,
 		 bool overload, uint32_t ts, uint64_t rx_us, uint64_t now_ms)
 {
+	report_add_t a = { .succ = succ, .err = err, .st_succ = succ, .st_err = err,
+			   .overload = overload };
+	pending_add_full(p, key, &a, ts, rx_us, now_ms);
+}
+
+/**
+ * pending_add_full() - fold one result in: @a's history counts (and latency,
+ * when it has some) into the minute of @ts, its status into the entry if
+ * @rx_us is the latest received.
+ */
+void pending_add_full(pending_t *p, const report_key_t *key, const report_add_t *a,
+		      uint32_t ts, uint64_t rx_us, uint64_t now_ms)
+{
 	report_entry_t *e = pending_slot(p, key, now_ms);
-	add_minute(e, ts - ts % 60, succ, err);
+	report_minute_t m = { .minute = ts - ts % 60, .succ = a->succ, .err = a->err };
+	if (a->lat_count && a->lat_buckets) {
+		m.lat_count = a->lat_count;
+		m.lat_sum_us = a->lat_sum_us;
+		memcpy(m.lat_buckets, a->lat_buckets, sizeof(m.lat_buckets));
+	}
+	add_minute(e, &m);
 	/* The latest received wins: a claimed time cannot pin a status. */
 	if (rx_us >= e->rx_us) {
-		e->succ = succ;
-		e->err = err;
-		e->overload = overload;
+		e->succ = a->st_succ;
+		e->err = a->st_err;
+		e->overload = a->overload;
 		e->ts = ts;
 		e->rx_us = rx_us;
 	}
@@ -139,7 +180,7 @@ void pending_merge(pending_t *p, const report_entry_t *in)
 {
 	report_entry_t *e = pending_slot(p, &in->key, in->first_ms);
 	for (unsigned i = 0; i < in->n_mins; i++)
-		add_minute(e, in->mins[i].minute, in->mins[i].succ, in->mins[i].err);
+		add_minute(e, &in->mins[i]);
 	if (in->rx_us >= e->rx_us) {
 		e->succ = in->succ;
 		e->err = in->err;

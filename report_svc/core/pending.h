@@ -21,12 +21,52 @@ typedef struct report_key {
 /* History minutes one entry keeps apart; more fold into the newest two. */
 #define PENDING_MINUTES 4
 
+/* Latency buckets of a minute: MSG_LAT_BUCKETS (common/wire/msg.h). */
+#define REPORT_LAT_BUCKETS 13
+
 /** struct report_minute - additive counts of one history minute. */
 typedef struct report_minute {
 	uint32_t minute; /* unix seconds, a multiple of 60 */
 	uint64_t succ;
 	uint64_t err;
+	uint64_t lat_count;  /* calls with a duration; 0: no latency below */
+	uint64_t lat_sum_us;
+	uint32_t lat_buckets[REPORT_LAT_BUCKETS];
 } report_minute_t;
+
+/**
+ * struct report_add - one result as it goes into the map: @succ/@err go to
+ * the history (a difference for a running total), @st_succ/@st_err are the
+ * status (as the report said), the latency is added when @lat_count.
+ */
+typedef struct report_add {
+	uint64_t succ;
+	uint64_t err;
+	uint32_t st_succ;
+	uint32_t st_err;
+	bool overload;
+	uint64_t lat_count;
+	uint64_t lat_sum_us;
+	const uint32_t *lat_buckets; /* REPORT_LAT_BUCKETS of them, or NULL */
+} report_add_t;
+
+/**
+ * struct report_agent_seq - one agent's part of a batch: its entries
+ * v[first .. first + n), the messages min_seq .. max_seq they hold. The
+ * store fills @stored (the seq stored for it after the commit) and
+ * @dropped (another instance had stored min_seq already: nothing applied).
+ */
+typedef struct report_agent_seq {
+	uint64_t agent_id;
+	int32_t caller; /* wire form */
+	uint64_t min_seq;
+	uint64_t max_seq;
+	size_t first;
+	size_t n;
+	uint64_t n_results;
+	uint64_t stored;
+	bool dropped;
+} report_agent_seq_t;
 
 typedef struct report_entry {
 	report_key_t key;
@@ -71,6 +111,9 @@ void pending_deinit(pending_t *p);
  */
 void pending_add(pending_t *p, const report_key_t *key, uint32_t succ, uint32_t err,
 		 bool overload, uint32_t ts, uint64_t rx_us, uint64_t now_ms);
+/** pending_add_full() - as pending_add(), history counts apart from the status, latency too. */
+void pending_add_full(pending_t *p, const report_key_t *key, const report_add_t *a,
+		      uint32_t ts, uint64_t rx_us, uint64_t now_ms);
 /** pending_merge() - fold a whole entry back in (a batch the database refused),
  * its results counted again; its status wins only if received later. */
 void pending_merge(pending_t *p, const report_entry_t *e);

@@ -8,7 +8,12 @@
 // 2106, the status follows the report received last, an untrusted peer's
 // caller is its own address. Issue 14.7: a backlog bigger than the statement
 // timeout allows is stored exactly once (capped batches, halved on timeout),
-// and SIGTERM counts the batches in flight as not stored.
+// and SIGTERM counts the batches in flight as not stored. Issue 21: an
+// acknowledged agent's messages are acked after the commit and applied once
+// when sent twice, to one reporter or to two (two processes, and two store
+// transactions at once: the commit guard on report_agent_seq); an original
+// agent's running totals give history sums equal to its calls; latency is
+// stored and its percentiles read back (lars_lat_quantile, status rows).
 #include "test.h"
 
 #include <pthread.h>
@@ -29,6 +34,9 @@
 #include "frame.h"
 #include "harness.h"
 #include "msg.h"
+#include "pending.h"
+#include "report_store.h"
+#include "status.h"
 #include "wire_client.h"
 
 static const char *rep_bin, *larsctl_bin;
@@ -492,6 +500,272 @@ static void test_sigterm_counts_in_flight(void **state)
 	unlink(p.config);
 }
 
+/* ---- issue 21: acknowledged agents, running totals, latency ---- */
+
+/* A message of agent @id, seq @seq: @n results (ports @base..) of @succ each. */
+static void send_acked(int fd, uint64_t id, uint64_t seq, bool delta, int32_t modid,
+		       size_t n, int base, uint32_t succ)
+{
+	lars_HostCallResult res[64];
+	assert_true(n <= 64);
+	for (size_t i = 0; i < n; i++)
+		res[i] = (lars_HostCallResult){ .ip = 2130706433, .port = base + (int)i,
+						 .succ = succ };
+	lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
+	req.modid = modid;
+	req.cmdid = 1;
+	req.caller = 2130706433;
+	req.ts = (uint32_t)time(NULL);
+	req.agent_id = id;
+	req.seq = seq;
+	req.delta = delta;
+	msg_array_t arr = MSG_RESULTS(res, n);
+	msg_array_bind(&arr, &req.results);
+	assert_int_equal(wc_send(fd, LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields,
+				 &req), 0);
+}
+
+/* Acks on @fd until one for @id says @want or more (≤ @ms); the last seq seen. */
+static uint64_t wait_ack(int fd, uint64_t id, uint64_t want, int ms)
+{
+	int64_t deadline = harness_deadline(ms);
+	uint64_t last = 0;
+	while (last < want) {
+		frame_hdr_t h;
+		uint8_t body[64];
+		int n = wc_recv_frame(fd, &h, body, sizeof(body), deadline);
+		if (n <= 0)
+			break;
+		lars_ReportStatusAck ack = lars_ReportStatusAck_init_zero;
+		const char *why;
+		assert_int_equal(h.msgid, LARS_ID_REPORT_STATUS_ACK);
+		assert_int_equal(msg_decode(lars_ReportStatusAck_fields, &ack, body,
+					    (size_t)h.msglen, &why), 0);
+		assert_true(ack.agent_id == id);
+		assert_true(ack.seq >= last); /* never backwards */
+		last = ack.seq;
+	}
+	return last;
+}
+
+static void test_acked_applied_once(void **state)
+{
+	const uint64_t id = 0xfedcba9876543210ull; /* above INT64_MAX: stored negative */
+	int fd = harness_tcp_connect(rep_port);
+	for (uint64_t seq = 1; seq <= 5; seq++)
+		send_acked(fd, id, seq, true, 40, 10, 1000, 2);
+	assert_int_equal(wait_ack(fd, id, 5, 15000), 5);
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 40"),
+			 5 * 10 * 2);
+	assert_int_equal(harness_sql_num("SELECT seq FROM report_agent_seq "
+					 "WHERE agent_id = -81985529216486896"), 5);
+	/* The acks were lost: the agent sends 3..5 again, on a new connection.
+	 * Acked at once, not applied again. */
+	close(fd);
+	fd = harness_tcp_connect(rep_port);
+	for (uint64_t seq = 3; seq <= 6; seq++)
+		send_acked(fd, id, seq, true, 40, 10, 1000, 2);
+	assert_int_equal(wait_ack(fd, id, 6, 15000), 6);
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 40"),
+			 6 * 10 * 2);
+	close(fd);
+
+	/* A second reporter that never saw the agent: what the first stored is
+	 * dropped at the commit (and acked), what is new is applied once. */
+	harness_proc_t two;
+	assert_int_equal(spawn_reporter(&two), 0);
+	fd = harness_tcp_connect(harness_port(&two, "tcp"));
+	for (uint64_t seq = 5; seq <= 7; seq++)
+		send_acked(fd, id, seq, true, 40, 10, 1000, 2);
+	/* 5..7 went as one part and were dropped (6 was stored): acked 6. */
+	uint64_t got = wait_ack(fd, id, 6, 15000);
+	assert_true(got >= 6);
+	if (got < 7) {
+		send_acked(fd, id, 7, true, 40, 10, 1000, 2); /* as the agent does */
+		assert_int_equal(wait_ack(fd, id, 7, 15000), 7);
+	}
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 40"),
+			 7 * 10 * 2);
+	/* 5 (and what came with it) was dropped at the commit, not applied. */
+	assert_true(metric(&two, "lars_reporter_results_skipped_total") >= 10);
+	close(fd);
+	assert_int_equal(harness_stop(&two), 0);
+}
+
+/* One report_store_batch() of agent @id, seq @min..@max, @n keys of modid 41. */
+typedef struct guard_job {
+	PGconn *conn;
+	uint64_t id, min, max;
+	report_agent_seq_t a;
+	int rc;
+} guard_job_t;
+
+static void *guard_store(void *p)
+{
+	guard_job_t *j = p;
+	report_entry_t v[4];
+	uint32_t ts = (uint32_t)time(NULL);
+	for (int i = 0; i < 4; i++)
+		v[i] = (report_entry_t){ .key = { 41, 1, 0x7f000001, 100 + i, 0x7f000001 },
+					 .mins = { { .minute = ts - ts % 60, .succ = 3 } },
+					 .n_mins = 1, .succ = 3, .ts = ts, .n_results = 1 };
+	j->a = (report_agent_seq_t){ .agent_id = j->id, .caller = 0x7f000001,
+				     .min_seq = j->min, .max_seq = j->max, .first = 0, .n = 4,
+				     .n_results = 4 };
+	size_t rows;
+	j->rc = report_store_batch(j->conn, v, 4, &j->a, 1, &rows);
+	return NULL;
+}
+
+static void test_commit_guard_two_stores(void **state)
+{
+	PGconn *c1 = PQconnectdb(""), *c2 = PQconnectdb("");
+	assert_int_equal(PQstatus(c1), CONNECTION_OK);
+	assert_int_equal(PQstatus(c2), CONNECTION_OK);
+	/* The same batch (agent 77, seq 1..3) through two store transactions. */
+	guard_job_t a = { .conn = c1, .id = 77, .min = 1, .max = 3 };
+	guard_job_t b = { .conn = c2, .id = 77, .min = 1, .max = 3 };
+	guard_store(&a);
+	assert_int_equal(a.rc, 0);
+	assert_false(a.a.dropped);
+	assert_int_equal(a.a.stored, 3);
+	guard_store(&b);
+	assert_int_equal(b.rc, 0);
+	assert_true(b.a.dropped);
+	assert_int_equal(b.a.stored, 3);
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 41"), 12);
+	/* At the same time: the second waits for the first's lock, then drops. */
+	PGconn *lk = PQconnectdb("");
+	PQclear(PQexec(lk, "BEGIN"));
+	PQclear(PQexec(lk, "SELECT 1 FROM report_agent_seq WHERE agent_id = 77 FOR UPDATE"));
+	guard_job_t c = { .conn = c1, .id = 77, .min = 4, .max = 9 };
+	pthread_t t;
+	pthread_create(&t, NULL, guard_store, &c);
+	/* Blocked on the row lock (bounded wait for it to get there). */
+	assert_int_equal(harness_wait_sql("SELECT count(*) FROM pg_stat_activity "
+					  "WHERE wait_event_type = 'Lock' "
+					  "AND query LIKE 'INSERT INTO report_agent_seq%'", 1, 15000), 1);
+	PQclear(PQexec(lk, "UPDATE report_agent_seq SET seq = 5 WHERE agent_id = 77"));
+	PQclear(PQexec(lk, "COMMIT"));
+	pthread_join(t, NULL);
+	assert_int_equal(c.rc, 0);
+	assert_true(c.a.dropped); /* 5 >= 4: stored elsewhere */
+	assert_int_equal(c.a.stored, 5);
+	guard_job_t d = { .conn = c2, .id = 77, .min = 6, .max = 9 };
+	guard_store(&d);
+	assert_false(d.a.dropped);
+	assert_int_equal(d.a.stored, 9);
+	assert_int_equal(harness_sql_num("SELECT sum(succ) FROM host_status_history WHERE modid = 41"), 24);
+	assert_int_equal(harness_sql_num("SELECT seq FROM report_agent_seq WHERE agent_id = 77"), 9);
+	PQfinish(lk);
+	PQfinish(c1);
+	PQfinish(c2);
+}
+
+static void test_running_totals_original_agent(void **state)
+{
+	/* The original agent: one report per call with each host's totals
+	 * since its window reset; resets every 5 calls here. */
+	int fd = harness_tcp_connect(rep_port);
+	long long calls = 0;
+	uint32_t succ = 0, err = 0;
+	for (int i = 0; i < 23; i++) {
+		if (i % 5 == 0)
+			succ = err = 0; /* window reset */
+		if (i % 3 == 0)
+			err++;
+		else
+			succ++;
+		calls++;
+		lars_HostCallResult r = { .ip = 2130706433, .port = 4200, .succ = succ,
+					  .err = err };
+		lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
+		req.modid = 42;
+		req.cmdid = 1;
+		req.caller = 2130706433;
+		req.ts = (uint32_t)time(NULL);
+		msg_array_t arr = MSG_RESULTS(&r, 1);
+		msg_array_bind(&arr, &req.results);
+		assert_int_equal(wc_send(fd, LARS_ID_REPORT_STATUS_REQ,
+					 lars_ReportStatusRequest_fields, &req), 0);
+	}
+	assert_int_equal(harness_wait_sql("SELECT sum(succ + err) FROM host_status_history WHERE modid = 42",
+					  calls, 15000), calls);
+	/* The status keeps the last totals as sent. */
+	assert_int_equal(harness_sql_num("SELECT succ * 100 + err FROM host_status WHERE modid = 42"),
+			 succ * 100 + err);
+	close(fd);
+}
+
+static void test_latency_stored(void **state)
+{
+	/* The SQL estimate: bucket 1 (0.5..1 ms) holds the median of 10. */
+	assert_int_equal(harness_sql_num("SELECT lars_lat_quantile('{0,10,0,0,0,0,0,0,0,0,0,0,0}', 0.5)"),
+			 750);
+	assert_int_equal(harness_sql_num("SELECT lars_lat_quantile('{10,0,0,0,0,0,0,0,0,0,0,0,0}', 0.99)"),
+			 495);
+	assert_int_equal(harness_sql_num("SELECT lars_lat_quantile('{0,0,0,0,0,0,0,0,0,0,0,0,4}', 0.5)"),
+			 2000000);
+	assert_int_equal(harness_sql_num("SELECT coalesce(lars_lat_quantile('{0,0,0,0,0,0,0,0,0,0,0,0,0}', 0.5), -7)"),
+			 -7);
+	/* A known distribution through the reporter, in two messages merged
+	 * into one minute: 90 calls of 300 us, 9 of 3 ms, 1 of 300 ms. */
+	int fd = harness_tcp_connect(rep_port);
+	for (int half = 0; half < 2; half++) {
+		lars_HostCallResult r = { .ip = 2130706433, .port = 4300, .succ = 50,
+					  .lat_buckets_count = MSG_LAT_BUCKETS };
+		uint32_t n300 = 45, n3000 = half ? 5 : 4, n300k = half ? 1 : 0;
+		r.lat_count = n300 + n3000 + n300k;
+		r.lat_sum_us = n300 * 300ull + n3000 * 3000ull + n300k * 300000ull;
+		r.lat_buckets[msg_lat_bucket(300)] = n300;
+		r.lat_buckets[msg_lat_bucket(3000)] = n3000;
+		r.lat_buckets[msg_lat_bucket(300000)] = n300k;
+		lars_ReportStatusRequest req = lars_ReportStatusRequest_init_zero;
+		req.modid = 43;
+		req.cmdid = 1;
+		req.caller = 2130706433;
+		req.ts = (uint32_t)time(NULL) / 60 * 60 + 1; /* both in one minute */
+		req.delta = true;
+		msg_array_t arr = MSG_RESULTS(&r, 1);
+		msg_array_bind(&arr, &req.results);
+		assert_int_equal(wc_send(fd, LARS_ID_REPORT_STATUS_REQ,
+					 lars_ReportStatusRequest_fields, &req), 0);
+		/* Stored apart, so the second merges into the stored minute. */
+		assert_int_equal(harness_wait_sql("SELECT sum(lat_count) FROM host_status_history "
+						  "WHERE modid = 43", half ? 100 : 49, 15000),
+				 half ? 100 : 49);
+	}
+	close(fd);
+	assert_int_equal(harness_sql_num("SELECT lat_sum_us FROM host_status_history WHERE modid = 43"),
+			 90 * 300 + 9 * 3000 + 300000);
+	/* p50 in bucket 0 (0..0.5 ms), p99 in the 2..5 ms bucket: within one
+	 * bucket of the truth (300 us, 3 ms). */
+	long long p50 = harness_sql_num("SELECT p50_us FROM host_status_history WHERE modid = 43");
+	long long p90 = harness_sql_num("SELECT p90_us FROM host_status_history WHERE modid = 43");
+	long long p99 = harness_sql_num("SELECT p99_us FROM host_status_history WHERE modid = 43");
+	assert_true(p50 >= 0 && p50 <= 500);
+	assert_true(p90 >= 0 && p90 <= 500);
+	assert_true(p99 > 2000 && p99 <= 5000);
+	/* And as status rows read them (larsctl, lars-admin). */
+	PGconn *c = PQconnectdb("");
+	status_filter_t f = { 43, 1 };
+	status_minute_t *rows;
+	size_t n;
+	assert_int_equal(status_history(c, &f, 10, NULL, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].lat_count, 100);
+	assert_int_equal(rows[0].lat_mean_us, (90 * 300 + 9 * 3000 + 300000) / 100);
+	assert_int_equal(rows[0].lat_p99_us, p99);
+	free(rows);
+	status_caller_t *cr;
+	assert_int_equal(status_callers(c, &f, &cr, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cr[0].lat_count, 100);
+	assert_int_equal(cr[0].lat_p99_us, p99);
+	free(cr);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	if (!getenv("LARS_TEST_PG")) {
@@ -512,6 +786,10 @@ int main(void)
 		cmocka_unit_test(test_forged_future_ts),
 		cmocka_unit_test(test_status_follows_arrival),
 		cmocka_unit_test(test_caller_from_peer),
+		cmocka_unit_test(test_acked_applied_once),
+		cmocka_unit_test(test_commit_guard_two_stores),
+		cmocka_unit_test(test_running_totals_original_agent),
+		cmocka_unit_test(test_latency_stored),
 		cmocka_unit_test(test_sigterm_counts_in_flight),
 		cmocka_unit_test(test_outage_backlog_stored_once),
 		cmocka_unit_test(test_postgres_down_10s_loses_nothing),

@@ -240,6 +240,7 @@ int wc_report_status_send(int fd, int32_t modid, int32_t cmdid, int32_t caller, 
 	req.cmdid = cmdid;
 	req.caller = caller;
 	req.ts = ts;
+	req.delta = true; /* counts since the last report, as our agent sends them */
 	msg_array_t arr = MSG_RESULTS(res, n);
 	msg_array_bind(&arr, &req.results);
 	return wc_send(fd, LARS_ID_REPORT_STATUS_REQ, lars_ReportStatusRequest_fields, &req);
