@@ -3,9 +3,10 @@
 //
 //   lars get-host MODID CMDID            prints "host is IP:PORT"
 //   lars get-route MODID CMDID           prints one IP:PORT per line
-//   lars report MODID CMDID IP PORT RETCODE
+//   lars report MODID CMDID IP PORT RETCODE [--latency-us N]
 //   lars simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]
-//   lars bench [--threads N] [--seconds S] [--modid M]
+//                 [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]
+//   lars bench [--threads N] [--seconds S] [--modid M] [--latency-us N]
 //
 // Options may come before or after the command and its arguments (as GNU
 // getopt permutes them); "--" ends the options. A negative number ("-1",
@@ -19,6 +20,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 
 #define EXIT_USAGE 64
 #define MAX_FAIL 64
+#define MAX_SLOW 64
 #define MAX_SIM_HOSTS 1024
 #define MAX_THREADS 256
 #define PAUSE_MS 50 /* between asks for a route the agent is still fetching */
@@ -41,12 +44,30 @@ typedef struct fail_rule {
 	int pct;
 } fail_rule_t;
 
-/* Options of simulate and bench, parsed with the global ones. */
+/*
+ * The call durations a report carries: none (@on false: lars_report), or
+ * drawn uniformly from [@lo, @hi] microseconds (@lo == @hi: a fixed value).
+ */
+typedef struct lat_model {
+	bool on;
+	uint32_t lo, hi;
+} lat_model_t;
+
+/* --slow IP:PORT=LO[:HI] of simulate: that host's calls take this long. */
+typedef struct slow_rule {
+	lars_host_t h;
+	lat_model_t lat;
+} slow_rule_t;
+
+/* Options of report, simulate and bench, parsed with the global ones. */
 static struct {
-	int err_rate, count, n_fail;
+	int err_rate, count, n_fail, n_slow;
 	fail_rule_t fails[MAX_FAIL];
+	slow_rule_t slows[MAX_SLOW];
+	lat_model_t lat;       /* --latency-us or --latency-us-spread */
 	int threads, seconds, modid;
-	const char *sim_opt, *bench_opt; /* the first one given, for the error */
+	/* The first one given, for the error. */
+	const char *sim_opt, *bench_opt, *lat_opt, *spread_opt;
 } sub = { .count = 1000, .threads = 1, .seconds = 10, .modid = 1 };
 
 static const char usage[] =
@@ -57,16 +78,23 @@ static const char usage[] =
 	"                                until --timeout x --retries has passed\n"
 	"  get-route MODID CMDID         every host of the route, one IP:PORT per line\n"
 	"                                (waits the same way; warns when the list is cut)\n"
-	"  report MODID CMDID IP PORT RETCODE\n"
-	"                                report a call's outcome (RETCODE 0 = success),\n"
-	"                                then check that the agent answers\n"
+	"  report MODID CMDID IP PORT RETCODE [--latency-us N]\n"
+	"                                report a call's outcome (RETCODE 0 = success) and\n"
+	"                                its duration in microseconds (0 = not measured,\n"
+	"                                the default), then check that the agent answers\n"
 	"  simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]\n"
+	"           [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]\n"
 	"                                get_host + report in a loop, outcomes drawn from\n"
 	"                                the error rates; prints per host picks, successes,\n"
-	"                                errors, and the error rate callers saw\n"
-	"  bench [--threads N] [--seconds S] [--modid M]\n"
+	"                                errors, and the error rate callers saw. Durations\n"
+	"                                (none unless given): N us each, or uniform in\n"
+	"                                LO..HI us; --slow: that host's calls take LO us\n"
+	"                                (or LO..HI); a MEAN_US column shows what was sent\n"
+	"  bench [--threads N] [--seconds S] [--modid M] [--latency-us N]\n"
 	"                                closed-loop QPS: each thread get_host + report\n"
-	"                                on its own key (M, thread number)\n"
+	"                                on its own key (M, thread number); each report\n"
+	"                                carries the get_host round trip just measured,\n"
+	"                                or N us with --latency-us (0: none)\n"
 	"\n"
 	"  --agent HOST:BASEPORT   the agent (default $LARS_AGENT, else 127.0.0.1:8888)\n"
 	"  --timeout MS            per attempt (default 100); --retries N (default 3)\n"
@@ -225,7 +253,9 @@ static int cmd_report(int argc, char **argv)
 	    !parse_int(argv[4], -2147483647, 2147483647, &retcode))
 		return usage_error("report needs MODID CMDID IP PORT RETCODE");
 	lars_client_t *c = client_or_die();
-	int r = lars_report(c, modid, cmdid, &h, retcode);
+	/* Without --latency-us the bytes are the original client's. */
+	int r = sub.lat.on ? lars_report_latency(c, modid, cmdid, &h, retcode, sub.lat.lo)
+			   : lars_report(c, modid, cmdid, &h, retcode);
 	if (r == LARS_SUCC) {
 		/*
 		 * A refusal from a dead agent may arrive after lars_report()
@@ -250,7 +280,65 @@ static int cmd_report(int argc, char **argv)
 typedef struct sim_host {
 	lars_host_t h;
 	unsigned long picks, succ, err;
+	unsigned long n_lat;  /* reports that carried a duration */
+	uint64_t sum_lat_us;  /* and their sum */
 } sim_host_t;
+
+/* A duration from @m: uniform in [lo, hi] (two rand_r()s cover 32 bits). */
+static uint32_t lat_draw(const lat_model_t *m, unsigned *seed)
+{
+	if (m->hi <= m->lo)
+		return m->lo;
+	uint64_t span = (uint64_t)m->hi - m->lo + 1;
+	uint64_t r = ((uint64_t)(unsigned)rand_r(seed) << 31) ^ (uint64_t)(unsigned)rand_r(seed);
+	return m->lo + (uint32_t)(r % span);
+}
+
+/* The model for a call to @h: its --slow rule, else --latency-us(-spread). */
+static const lat_model_t *lat_model_for(const lars_host_t *h)
+{
+	for (int i = 0; i < sub.n_slow; i++)
+		if (sub.slows[i].h.ip == h->ip && sub.slows[i].h.port == h->port)
+			return &sub.slows[i].lat;
+	return &sub.lat;
+}
+
+/* report @h's call (@ok) with the duration its model gives; count it in @s. */
+static void sim_report(lars_client_t *cl, int modid, int cmdid, const lars_host_t *h, bool ok,
+		       sim_host_t *s, unsigned *seed)
+{
+	int rc = ok ? LARS_SUCC : LARS_SYSTEM_ERROR;
+	const lat_model_t *m = lat_model_for(h);
+	if (!m->on) {
+		lars_report(cl, modid, cmdid, h, rc);
+		return;
+	}
+	uint32_t us = lat_draw(m, seed);
+	lars_report_latency(cl, modid, cmdid, h, rc, us);
+	if (s && us) {
+		s->n_lat++;
+		s->sum_lat_us += us;
+	}
+}
+
+static void sim_print(const sim_host_t *hosts, size_t n_hosts)
+{
+	bool lat = sub.lat.on || sub.n_slow;
+	printf("%-21s %10s %10s %10s", "HOST", "PICKS", "SUCC", "ERR");
+	printf(lat ? " %10s\n" : "\n", "MEAN_US");
+	for (size_t k = 0; k < n_hosts; k++) {
+		const sim_host_t *s = &hosts[k];
+		char hp[32];
+		snprintf(hp, sizeof(hp), "%s:%d", s->h.ip_str, s->h.port);
+		printf("%-21s %10lu %10lu %10lu", hp, s->picks, s->succ, s->err);
+		if (!lat)
+			printf("\n");
+		else if (s->n_lat)
+			printf(" %10.0f\n", (double)s->sum_lat_us / (double)s->n_lat);
+		else
+			printf(" %10s\n", "-");
+	}
+}
 
 static int cmd_simulate(int argc, char **argv)
 {
@@ -296,14 +384,9 @@ static int cmd_simulate(int argc, char **argv)
 		}
 		if (!ok)
 			failed++;
-		lars_report(cl, modid, cmdid, &h, ok ? LARS_SUCC : LARS_SYSTEM_ERROR);
+		sim_report(cl, modid, cmdid, &h, ok, s, &seed);
 	}
-	printf("%-21s %10s %10s %10s\n", "HOST", "PICKS", "SUCC", "ERR");
-	for (size_t k = 0; k < n_hosts; k++) {
-		char hp[32];
-		snprintf(hp, sizeof(hp), "%s:%d", hosts[k].h.ip_str, hosts[k].h.port);
-		printf("%-21s %10lu %10lu %10lu\n", hp, hosts[k].picks, hosts[k].succ, hosts[k].err);
-	}
+	sim_print(hosts, n_hosts);
 	printf("calls %lu, failed %lu (%.2f%%): errors from hosts %lu, overload %lu, "
 	       "no route %lu, system error %lu\n",
 	       calls, failed, calls ? 100.0 * (double)failed / (double)calls : 0.0,
@@ -327,6 +410,8 @@ static int cmd_simulate(int argc, char **argv)
 
 typedef struct bench_thread {
 	int modid, cmdid;
+	lat_model_t lat; /* on: send lat.lo; off: the measured round trip */
+	bool no_lat;     /* --latency-us 0: send none */
 	double end;
 	unsigned long loops, errors;
 	unsigned long per_sec[3600];
@@ -353,7 +438,16 @@ static void *bench_main(void *arg)
 			t->errors++;
 			continue;
 		}
-		lars_report(c, t->modid, t->cmdid, &h, LARS_SUCC);
+		/* The duration sent: the round trip just timed (>= 1 us: 0 is
+		 * "not measured"), or --latency-us N, or none. */
+		double us = (t1 - t0) * 1e6;
+		if (t->no_lat)
+			lars_report(c, t->modid, t->cmdid, &h, LARS_SUCC);
+		else
+			lars_report_latency(c, t->modid, t->cmdid, &h, LARS_SUCC,
+					    t->lat.on ? t->lat.lo
+						      : us < 1 ? 1 : us > 4e9 ? 4000000000u
+						      : (uint32_t)us);
 		t->loops++;
 		size_t sec = (size_t)(t1 - t->start);
 		if (sec < 3600)
@@ -388,7 +482,8 @@ static int cmd_bench(int argc, char **argv)
 	for (int i = 0; i < threads; i++) {
 		t[i] = (bench_thread_t){ .modid = modid, .cmdid = i + 1, .start = start,
 					 .end = start + seconds, .lat_us = lat + (size_t)i * cap,
-					 .cap = cap };
+					 .cap = cap, .lat = sub.lat,
+					 .no_lat = sub.lat.on && sub.lat.lo == 0 };
 		pthread_create(&tid[i], NULL, bench_main, &t[i]);
 	}
 	unsigned long total = 0, errors = 0;
@@ -407,6 +502,13 @@ static int cmd_bench(int argc, char **argv)
 		printf("second %3d: %lu qps\n", s + 1, q);
 	}
 	qsort(lat, n, sizeof(float), cmp_float);
+	/* Before the summary, which stays the last line (bench/soak.sh reads it). */
+	if (!sub.lat.on)
+		printf("reports carry latency_us: the get_host round trip measured\n");
+	else if (sub.lat.lo)
+		printf("reports carry latency_us: %u\n", (unsigned)sub.lat.lo);
+	else
+		printf("reports carry latency_us: none\n");
 	printf("threads %d, %d s: average %.0f qps, get_host p50 %.0f us, p99 %.0f us, errors %lu\n",
 	       threads, seconds, (double)total / seconds, n ? lat[n / 2] : 0.0,
 	       n ? lat[n * 99 / 100] : 0.0, errors);
@@ -427,6 +529,10 @@ static const struct option all_opts[] = {
 	{ "err-rate", required_argument, NULL, 'e' },
 	{ "count", required_argument, NULL, 'n' },
 	{ "fail", required_argument, NULL, 'f' },
+	{ "latency-us-spread", required_argument, NULL, 'S' },
+	{ "slow", required_argument, NULL, 'w' },
+	/* report, simulate and bench */
+	{ "latency-us", required_argument, NULL, 'L' },
 	/* bench */
 	{ "threads", required_argument, NULL, 't' },
 	{ "seconds", required_argument, NULL, 's' },
@@ -460,6 +566,62 @@ static bool takes_value(const char *arg)
 		hit = o;
 	}
 	return hit && hit->has_arg == required_argument;
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* "LO[:HI]" microseconds (HI >= LO; LO alone: a fixed value) into @m. */
+static bool parse_spread(const char *arg, bool need_hi, lat_model_t *m)
+{
+	char buf[64];
+	if (strlen(arg) >= sizeof(buf))
+		return false;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	char *colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	else if (need_hi)
+		return false;
+	if (!parse_u32(buf, &m->lo))
+		return false;
+	m->hi = m->lo;
+	if (colon && (!parse_u32(colon + 1, &m->hi) || m->hi < m->lo))
+		return false;
+	m->on = true;
+	return true;
+}
+
+/* --slow IP:PORT=LO[:HI] into sub.slows. 0, or an exit status. */
+static int take_slow(const char *arg)
+{
+	char buf[96];
+	sub.sim_opt = sub.sim_opt ? sub.sim_opt : "--slow";
+	if (strlen(arg) >= sizeof(buf) || sub.n_slow == MAX_SLOW)
+		goto bad;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	char *colon = strchr(buf, ':'), *eq = strchr(buf, '=');
+	if (!colon || !eq || eq < colon)
+		goto bad;
+	*colon = *eq = '\0';
+	slow_rule_t *r = &sub.slows[sub.n_slow];
+	if (!parse_host(buf, colon + 1, &r->h) || !parse_spread(eq + 1, false, &r->lat))
+		goto bad;
+	sub.n_slow++;
+	return 0;
+bad:
+	return usage_error("--slow takes IP:PORT=MICROSECONDS or IP:PORT=LO:HI (at most %d), "
+			   "not '%s'", MAX_SLOW, arg);
 }
 
 /* One option (from getopt_long) into opts / sub. 0, or an exit status. */
@@ -502,6 +664,26 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 		sub.n_fail++;
 		return 0;
 	}
+	case 'L':
+		if (sub.spread_opt)
+			return usage_error("--latency-us and --latency-us-spread exclude each other");
+		sub.lat_opt = "--latency-us";
+		if (!parse_u32(arg, &sub.lat.lo))
+			return usage_error("--latency-us takes microseconds 0..4294967295, not '%s'",
+					   arg);
+		sub.lat = (lat_model_t){ .on = true, .lo = sub.lat.lo, .hi = sub.lat.lo };
+		return 0;
+	case 'S':
+		if (sub.lat_opt)
+			return usage_error("--latency-us and --latency-us-spread exclude each other");
+		sub.sim_opt = sub.sim_opt ? sub.sim_opt : "--latency-us-spread";
+		sub.spread_opt = "--latency-us-spread";
+		if (!parse_spread(arg, true, &sub.lat))
+			return usage_error("--latency-us-spread takes LO:HI microseconds (LO <= HI), "
+					   "not '%s'", arg);
+		return 0;
+	case 'w':
+		return take_slow(arg);
 	case 't':
 		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--threads";
 		if (!parse_int(arg, 1, MAX_THREADS, &sub.threads))
@@ -594,6 +776,8 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return usage_error("%s is an option of simulate", sub.sim_opt);
 	if (sub.bench_opt && !bench)
 		return usage_error("%s is an option of bench", sub.bench_opt);
+	if (sub.lat_opt && !sim && !bench && strcmp(cmd, "report") != 0)
+		return usage_error("%s is an option of report, simulate and bench", sub.lat_opt);
 	if (strcmp(cmd, "get-host") == 0)
 		return cmd_get_host(sub_argc, sub_argv);
 	if (strcmp(cmd, "get-route") == 0)

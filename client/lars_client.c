@@ -400,8 +400,12 @@ LARS_API int lars_get_host(lars_client_t *c, int modid, int cmdid, lars_host_t *
 	return call(c, sock_for(c, modid, cmdid), buf, len, LARS_ID_GET_HOST_RESP, match_host, &hc);
 }
 
-LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host_t *host,
-			 int retcode)
+/*
+ * send_report() - one ReportRequest, not awaited. @latency_us 0 leaves the
+ * field out (proto3): the bytes are the original client's.
+ */
+static int send_report(lars_client_t *c, int modid, int cmdid, const lars_host_t *host,
+		       int retcode, uint32_t latency_us)
 {
 	int bad = check_call(c, host, "the host", modid, cmdid);
 	if (bad)
@@ -413,6 +417,7 @@ LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host
 	req.host.ip = (int32_t)host->ip;
 	req.host.port = host->port;
 	req.retcode = retcode;
+	req.latency_us = latency_us;
 	uint8_t buf[64];
 	size_t len;
 	if (msg_frame_encode(LARS_ID_REPORT_REQ, lars_ReportRequest_fields, &req, buf,
@@ -435,6 +440,18 @@ LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err)
 		return fail(c, "cannot send the report: %s", strerror(err));
 	return LARS_SUCC;
+}
+
+LARS_API int lars_report(lars_client_t *c, int modid, int cmdid, const lars_host_t *host,
+			 int retcode)
+{
+	return send_report(c, modid, cmdid, host, retcode, 0);
+}
+
+LARS_API int lars_report_latency(lars_client_t *c, int modid, int cmdid,
+				 const lars_host_t *host, int retcode, uint32_t latency_us)
+{
+	return send_report(c, modid, cmdid, host, retcode, latency_us);
 }
 
 typedef struct route_call {

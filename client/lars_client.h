@@ -110,6 +110,23 @@ int lars_get_host(lars_client_t *client, int modid, int cmdid, lars_host_t *host
 int lars_report(lars_client_t *client, int modid, int cmdid, const lars_host_t *host,
 		int retcode);
 
+/* lars_report_latency() is in the library from this version on (1.2). */
+#define LARS_CLIENT_HAS_REPORT_LATENCY 1
+
+/**
+ * lars_report_latency() - lars_report() with how long the call to @host
+ * took, in microseconds (@latency_us; 0 = not measured, sent as
+ * lars_report() sends). The agent adds the durations per host (count, sum
+ * and a histogram of fixed buckets) to what it reports, so lars-reporter
+ * can store mean and p50/p90/p99 per host per minute. Measure the call
+ * itself (from just before it to its answer, a monotonic clock), not the
+ * lars_get_host() before it; a duration above UINT32_MAX us (71 minutes)
+ * should be clamped. Same returns as lars_report(). (liblars-client 1.2,
+ * symbol version LARS_CLIENT_3; an original agent ignores the duration.)
+ */
+int lars_report_latency(lars_client_t *client, int modid, int cmdid, const lars_host_t *host,
+			int retcode, uint32_t latency_us);
+
 /**
  * lars_get_route() - every host of (modid, cmdid): up to @cap into @hosts
  * (NULL if @cap is 0); *@n_hosts gets how many the agent sent (may be more

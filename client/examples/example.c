@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A program to copy: ask the local lars-agent for a host of (modid, cmdid),
-// call it, and report how the call went so the agent can steer away from
-// failing hosts.
+// call it, and report how the call went and how long it took, so the agent
+// can steer away from failing hosts and lars-reporter can show slow ones.
 //
 //   cc example.c $(pkg-config --cflags --libs lars-client) -o example
 //   ./example MODID CMDID [AGENT_BASE_PORT]
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lars_client.h>
@@ -39,6 +40,14 @@ static int call_service(const lars_host_t *host)
 	}
 	close(fd);
 	return r;
+}
+
+/* A monotonic clock in microseconds, for the call's duration. */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 int main(int argc, char **argv)
@@ -70,10 +79,15 @@ int main(int argc, char **argv)
 	r = lars_get_host(client, modid, cmdid, &host);
 	switch (r) {
 	case LARS_SUCC: {
+		uint64_t t0 = now_us();
 		int err = call_service(&host);
-		printf("called %s:%d: %s\n", host.ip_str, host.port, err ? strerror(-err) : "ok");
-		/* Always report: this is how bad hosts leave the rotation. */
-		lars_report(client, modid, cmdid, &host, err ? LARS_SYSTEM_ERROR : LARS_SUCC);
+		uint64_t us = now_us() - t0;
+		printf("called %s:%d: %s in %llu us\n", host.ip_str, host.port,
+		       err ? strerror(-err) : "ok", (unsigned long long)us);
+		/* Always report: this is how bad hosts leave the rotation. The
+		 * duration (0 = not measured) feeds the latency statistics. */
+		lars_report_latency(client, modid, cmdid, &host, err ? LARS_SYSTEM_ERROR : LARS_SUCC,
+				    us == 0 ? 1 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
 		break;
 	}
 	case LARS_OVERLOAD:

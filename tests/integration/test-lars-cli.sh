@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The lars tool's command line without an agent (issue 15 item 5):
 # options after the command, --version, one message for a bad option, and
-# a report to an agent that is not there exits 2 with the socket's error.
+# a report to an agent that is not there exits 2 with the socket's error;
+# the duration options (--latency-us, --latency-us-spread, --slow): their
+# values and the commands they belong to.
 # Nothing listens on UDP 127.0.0.1:3..5 (privileged, unused ports).
 set -uo pipefail
 LARS=$1
@@ -51,6 +53,28 @@ for args in "--bogus get-host 1 1" "get-host 1 1 --bogus" "get-host 1 1 --count 
 	[ "$rc" = 64 ] || fail "lars $args exited $rc, want 64"
 	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "lars $args: not one message: $err"
 done
+# Durations: a bad value, the wrong command, or both models at once.
+for args in "report 1 1 127.0.0.1 9001 0 --latency-us -1" "report 1 1 127.0.0.1 9001 0 --latency-us 4294967296" \
+	    "report 1 1 127.0.0.1 9001 0 --latency-us 1ms" "report 1 1 127.0.0.1 9001 0 --latency-us" \
+	    "get-host 1 1 --latency-us 5" "get-route 1 1 --latency-us 5" \
+	    "simulate 1 1 --latency-us 5 --latency-us-spread 1:9" "simulate 1 1 --latency-us-spread 9:1" \
+	    "simulate 1 1 --latency-us-spread 5" "simulate 1 1 --slow 127.0.0.1:9001" \
+	    "simulate 1 1 --slow 127.0.0.1:9001=3:1" "bench --slow 127.0.0.1:9001=5" \
+	    "bench --latency-us-spread 1:2" "report 1 1 127.0.0.1 9001 0 --latency-us-spread 1:2"; do
+	# shellcheck disable=SC2086
+	run $args --agent 127.0.0.1:3
+	[ "$rc" = 64 ] || fail "lars $args exited $rc, want 64"
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "lars $args: not one message: $err"
+done
+run report 1 1 127.0.0.1 9001 0 --latency-us 5 --latency-us-spread 1:2
+[[ $err == *"exclude each other"* ]] || fail "both duration options: '$err'"
+run get-host 1 1 --latency-us 5
+[[ $err == *"option of report, simulate and bench"* ]] || fail "--latency-us on get-host: '$err'"
+run --help
+for o in --latency-us --latency-us-spread --slow; do
+	[[ $out == *"$o "* ]] || fail "--help does not mention $o"
+done
+
 run get-host 1 1 --help
 [ "$rc" = 0 ] && [[ $out == Usage:* ]] || fail "--help after the command: $rc $out"
 
@@ -68,6 +92,13 @@ for i in 1 2 3 4 5; do
 done
 run report 1 1 127.0.0.1 9001 -1 --agent 127.0.0.1:3
 [ "$rc" = 2 ] || fail "report with RETCODE -1 exited $rc: $err"
+# With a duration: the same (lars_report_latency() fails as lars_report()).
+for v in 4200 0 4294967295; do
+	run report 1 1 127.0.0.1 9001 0 --latency-us "$v" --agent 127.0.0.1:3 --timeout 50
+	[ "$rc" = 2 ] || fail "report --latency-us $v to a dead agent exited $rc"
+	[[ $err == *"Connection refused"* || $err == *"does not answer"* ]] ||
+		fail "report --latency-us $v to a dead agent said: '$err'"
+done
 
 [ "$fails" = 0 ] || exit 1
 echo "lars command line: ok"

@@ -3,7 +3,10 @@
 // database of the test's own): the first `lars get-host` for a key the agent
 // has never fetched prints a host (issue 15 item 6: the printed first step
 // after `deploy/lars-local up`), the same for get-route; options after the
-// command work against the real agent, and a report to it exits 0.
+// command work against the real agent, and a report to it exits 0; reports
+// carrying a duration (report --latency-us, simulate's --latency-us-spread and
+// --slow, bench's measured round trip) are taken by the real agent and
+// counted into the history like any other.
 #include "test.h"
 
 #include <stdio.h>
@@ -88,6 +91,31 @@ static void test_first_get_host(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_latency_reports_accepted(void **state)
+{
+	char out[8192], args[256];
+	snprintf(args, sizeof(args), "report 5 3 127.0.0.1 9532 0 --latency-us 4200");
+	assert_int_equal(lars(out, sizeof(out), args), 0);
+	assert_string_equal(out, "");
+	/* 200 calls with durations; one host slow. Every call got a host and
+	 * every report reaches the history (interval = 1 s, then the
+	 * reporter's flush: a deadline, not a speed test). */
+	const char *sum = "SELECT coalesce(sum(succ + err), 0) FROM host_status_history "
+			  "WHERE modid = 5 AND cmdid = 4";
+	long long before = harness_sql_num(sum);
+	assert_true(before >= 0);
+	assert_int_equal(lars(out, sizeof(out),
+			      "--timeout 1000 simulate 5 4 --count 200 --latency-us-spread 1000:5000 "
+			      "--slow 127.0.0.1:9541=200000"), 0);
+	assert_non_null(strstr(out, "MEAN_US"));
+	assert_non_null(strstr(out, "calls 200, failed 0 "));
+	assert_int_equal(harness_wait_sql(sum, before + 200, 30000), before + 200);
+	/* bench sends the get_host round trip it measured with each report. */
+	assert_int_equal(lars(out, sizeof(out), "bench --threads 1 --seconds 1 --modid 5"), 0);
+	assert_non_null(strstr(out, "the get_host round trip measured"));
+	assert_non_null(strstr(out, "errors 0\n"));
+}
+
 static void test_absent_route_still_noexist(void **state)
 {
 	/* lars-dns has no such route: NOEXIST once the tool's time is up. */
@@ -115,6 +143,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_get_host),
+		cmocka_unit_test(test_latency_reports_accepted),
 		cmocka_unit_test(test_absent_route_still_noexist),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,7 +3,9 @@
 // process): seq matching, stale replies, retries, timeouts, malformed
 // replies, get_route capacity, reports, one client per thread; NULL and
 // negative arguments, $LARS_AGENT, the options' size; the agent's
-// SYSTEM_ERROR and cut route answers, also through the lars tool ($LARS_BIN).
+// SYSTEM_ERROR and cut route answers, also through the lars tool ($LARS_BIN);
+// lars_report_latency()'s bytes against the protoc-made golden files, and
+// the durations `lars report/simulate/bench` send.
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -46,6 +48,12 @@ static _Atomic int mode;
 static _Atomic bool stop;
 static _Atomic int n_requests, n_reports;
 static lars_ReportRequest last_report;
+static uint8_t last_report_body[256]; /* its bytes after the frame header */
+static size_t last_report_len;
+/* The durations the reports carried: 0 (none) counted apart. */
+static _Atomic unsigned long lat_none, lat_n;
+static _Atomic uint64_t lat_sum;
+static _Atomic uint32_t lat_min, lat_max;
 static pthread_t agent;
 static const char *lars_bin;
 static _Atomic int seen_keys[64]; /* NOEXIST_FIRST: asks per cmdid */
@@ -82,6 +90,19 @@ static void *agent_main(void *arg)
 				lars_ReportRequest r = lars_ReportRequest_init_zero;
 				msg_decode(lars_ReportRequest_fields, &r, buf + 8, (size_t)n - 8, NULL);
 				last_report = r;
+				last_report_len = (size_t)n - 8 < sizeof(last_report_body)
+							  ? (size_t)n - 8 : sizeof(last_report_body);
+				memcpy(last_report_body, buf + 8, last_report_len);
+				if (r.latency_us == 0) {
+					lat_none++;
+				} else {
+					lat_n++;
+					lat_sum += r.latency_us;
+					if (r.latency_us < lat_min)
+						lat_min = r.latency_us;
+					if (r.latency_us > lat_max)
+						lat_max = r.latency_us;
+				}
 				n_reports++;
 				continue;
 			}
@@ -316,6 +337,79 @@ static void test_report(void **state)
 	lars_client_free(c);
 }
 
+/* Wait (up to a deadline) until the fake agent has counted @want reports. */
+static void wait_reports(int want)
+{
+	for (int64_t end = test_now_ms() + 10000; n_reports < want && test_now_ms() < end;)
+		usleep(2000);
+	assert_int_equal(n_reports, want);
+}
+
+static void lat_reset(void)
+{
+	lat_none = lat_n = 0;
+	lat_sum = 0;
+	lat_min = UINT32_MAX;
+	lat_max = 0;
+}
+
+/*
+ * tests/golden/ReportRequest.bin and ReportRequest_latency.bin, made by
+ * protoc --encode from the .txtpb beside them: 1/1, 192.168.1.177:8080,
+ * retcode 1 without a duration; retcode 0 with latency_us 4200.
+ */
+static const uint8_t golden_report[] = {
+	0x08, 0x01, 0x10, 0x01, 0x1a, 0x0e, 0x08, 0xb1, 0x83, 0xa0, 0x85, 0xfc, 0xff, 0xff,
+	0xff, 0xff, 0x01, 0x10, 0x90, 0x3f, 0x20, 0x01,
+};
+static const uint8_t golden_report_latency[] = {
+	0x08, 0x01, 0x10, 0x01, 0x1a, 0x0e, 0x08, 0xb1, 0x83, 0xa0, 0x85, 0xfc, 0xff, 0xff,
+	0xff, 0xff, 0x01, 0x10, 0x90, 0x3f, 0x28, 0xe8, 0x20,
+};
+
+static void assert_last_body(const uint8_t *want, size_t len)
+{
+	assert_int_equal(last_report_len, len);
+	assert_memory_equal(last_report_body, want, len);
+}
+
+static void test_report_latency(void **state)
+{
+	mode = ANSWER;
+	lars_client_t *c = client(100, 3);
+	lars_host_t h = { .ip = 0xC0A801B1, .ip_str = "192.168.1.177", .port = 8080 };
+	/* The duration is field 5 on the wire, byte for byte as protoc has it. */
+	int before = n_reports;
+	assert_int_equal(lars_report_latency(c, 1, 1, &h, LARS_SUCC, 4200), LARS_SUCC);
+	wait_reports(before + 1);
+	assert_last_body(golden_report_latency, sizeof(golden_report_latency));
+	assert_int_equal(last_report.latency_us, 4200);
+	/* lars_report() is unchanged: the original client's bytes, no field 5. */
+	assert_int_equal(lars_report(c, 1, 1, &h, LARS_OVERLOAD), LARS_SUCC);
+	wait_reports(before + 2);
+	assert_last_body(golden_report, sizeof(golden_report));
+	/* 0 is "not measured": the same bytes as lars_report(). */
+	assert_int_equal(lars_report_latency(c, 1, 1, &h, LARS_OVERLOAD, 0), LARS_SUCC);
+	wait_reports(before + 3);
+	assert_last_body(golden_report, sizeof(golden_report));
+	/* The whole range of the field. */
+	assert_int_equal(lars_report_latency(c, 3, 4, &h, 7, UINT32_MAX), LARS_SUCC);
+	wait_reports(before + 4);
+	assert_int_equal(last_report.latency_us, UINT32_MAX);
+	assert_int_equal(last_report.retcode, 7);
+	assert_int_equal(last_report.modid, 3);
+	/* Bad input as lars_report(): refused, nothing sent. */
+	assert_int_equal(lars_report_latency(NULL, 1, 1, &h, 0, 5), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(lars_client_error(NULL), "no client"));
+	assert_int_equal(lars_report_latency(c, 1, 1, NULL, 0, 5), LARS_SYSTEM_ERROR);
+	assert_non_null(strstr(lars_client_error(c), "bad input"));
+	assert_int_equal(lars_report_latency(c, -1, 1, &h, 0, 5), LARS_SYSTEM_ERROR);
+	lars_host_t got;
+	assert_int_equal(lars_get_host(c, 1, 1, &got), LARS_SUCC); /* after any report */
+	assert_int_equal(n_reports, before + 4);
+	lars_client_free(c);
+}
+
 static void *thread_main(void *arg)
 {
 	intptr_t id = (intptr_t)arg;
@@ -544,6 +638,126 @@ static void test_lars_tool(void **state)
 	assert_int_equal(lars_run(out, sizeof(out), "report 3 4 127.0.0.1 9004 -1"), 0);
 	assert_int_equal(n_reports, before + 1);
 	assert_int_equal(last_report.retcode, -1);
+	assert_int_equal(last_report.latency_us, 0);
+}
+
+/*
+ * An answered get_host on @modid/@cmdid's port: the fake agent reads a port's
+ * datagrams in order, so every report sent there before (by a tool that has
+ * exited) has been counted.
+ */
+static void agent_sync(int modid, int cmdid)
+{
+	lars_client_t *c = client(1000, 3);
+	lars_host_t h;
+	assert_int_equal(lars_get_host(c, modid, cmdid, &h), LARS_SUCC);
+	lars_client_free(c);
+}
+
+static void test_lars_tool_latency(void **state)
+{
+	if (!lars_bin) {
+		fprintf(stderr, "LARS_BIN not set: the lars tool checks are skipped\n");
+		return;
+	}
+	static char out[1 << 16];
+	mode = ANSWER;
+	/* report --latency-us N: the duration on the wire, before or after. */
+	int before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out), "report 3 4 127.0.0.1 9004 0 --latency-us 4200"),
+			 0);
+	assert_int_equal(n_reports, before + 1);
+	assert_int_equal(last_report.latency_us, 4200);
+	assert_int_equal(last_report.host.port, 9004);
+	assert_int_equal(lars_run(out, sizeof(out),
+				  "--latency-us 4294967295 report 3 4 127.0.0.1 9004 1"), 0);
+	assert_int_equal(last_report.latency_us, UINT32_MAX);
+	assert_int_equal(last_report.retcode, 1);
+
+	/* simulate --latency-us N: every report carries N; the mean is shown. */
+	lat_reset();
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out), "simulate 1 1 --count 50 --latency-us 1500"), 0);
+	wait_reports(before + 50);
+	assert_int_equal(lat_n, 50);
+	assert_int_equal(lat_min, 1500);
+	assert_int_equal(lat_max, 1500);
+	assert_non_null(strstr(out, "MEAN_US"));
+	assert_non_null(strstr(out, "192.168.1.177:9001"));
+	assert_non_null(strstr(out, " 1500\n"));
+
+	/* --latency-us-spread LO:HI: uniform in LO..HI, both ends inclusive
+	 * (400 draws of 11 values: not all the same). */
+	lat_reset();
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out),
+				  "simulate 1 2 --count 400 --latency-us-spread 1000:1010"), 0);
+	wait_reports(before + 400);
+	assert_int_equal(lat_n, 400);
+	assert_true(lat_min >= 1000 && lat_max <= 1010);
+	assert_true(lat_min < lat_max);
+
+	/* --slow: that host's durations; the others' keep the spread, or none. */
+	lat_reset();
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out),
+				  "simulate 1 1 --count 20 --slow 192.168.1.177:9001=90000:90010 "
+				  "--latency-us-spread 10:20"), 0);
+	wait_reports(before + 20);
+	assert_true(lat_min >= 90000 && lat_max <= 90010);
+	lat_reset();
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out),
+				  "simulate 1 2 --count 20 --slow 192.168.1.177:9001=90000"), 0);
+	wait_reports(before + 20);
+	assert_int_equal(lat_none, 20); /* 1/2's host is :9002, not slow */
+	assert_non_null(strstr(out, "MEAN_US"));
+
+	/* Without a duration option simulate sends none, and prints as before. */
+	lat_reset();
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out), "simulate 1 1 --count 10"), 0);
+	wait_reports(before + 10);
+	assert_int_equal(lat_none, 10);
+	assert_null(strstr(out, "MEAN_US"));
+
+	/* bench: the measured get_host round trip by default (>= 1 us: 0
+	 * would say "not measured"), N with --latency-us, 0 = none. */
+	lat_reset();
+	assert_int_equal(lars_run(out, sizeof(out), "bench --threads 1 --seconds 1"), 0);
+	agent_sync(1, 1);
+	assert_non_null(strstr(out, "the get_host round trip measured"));
+	assert_true(lat_n > 0);
+	assert_true(lat_min >= 1);
+	lat_reset();
+	assert_int_equal(lars_run(out, sizeof(out), "bench --seconds 1 --latency-us 777"), 0);
+	agent_sync(1, 1);
+	assert_non_null(strstr(out, "latency_us: 777\n"));
+	assert_true(lat_n > 0);
+	assert_true(lat_min == 777 && lat_max == 777);
+	lat_reset();
+	assert_int_equal(lars_run(out, sizeof(out), "bench --seconds 1 --latency-us 0"), 0);
+	agent_sync(1, 1);
+	assert_non_null(strstr(out, "latency_us: none\n"));
+	assert_true(lat_none > 0);
+	assert_int_equal(lat_n, 0);
+	/* The summary stays the last line (bench/soak.sh reads it). */
+	const char *summary = strstr(out, "threads 1, 1 s: average");
+	assert_non_null(summary);
+	assert_string_equal(strchr(summary, '\n'), "\n");
+
+	/* Usage errors: exit 64, nothing sent. */
+	before = n_reports;
+	assert_int_equal(lars_run(out, sizeof(out), "get-host 1 1 --latency-us 5"), 64);
+	assert_non_null(strstr(out, "option of report, simulate and bench"));
+	assert_int_equal(lars_run(out, sizeof(out), "report 1 1 127.0.0.1 9 0 --latency-us -3"), 64);
+	assert_int_equal(lars_run(out, sizeof(out), "report 1 1 127.0.0.1 9 0 --latency-us 2x"), 64);
+	assert_int_equal(lars_run(out, sizeof(out),
+				  "simulate 1 1 --latency-us 5 --latency-us-spread 1:2"), 64);
+	assert_int_equal(lars_run(out, sizeof(out), "simulate 1 1 --latency-us-spread 9:3"), 64);
+	assert_int_equal(lars_run(out, sizeof(out), "bench --latency-us-spread 1:3"), 64);
+	assert_int_equal(lars_run(out, sizeof(out), "simulate 1 1 --slow 127.0.0.1=5"), 64);
+	assert_int_equal(n_reports, before);
 }
 
 int main(void)
@@ -560,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_replies),
 		cmocka_unit_test(test_get_route_and_reg_init),
 		cmocka_unit_test(test_report),
+		cmocka_unit_test(test_report_latency),
 		cmocka_unit_test(test_one_client_per_thread),
 		cmocka_unit_test(test_no_agent),
 		cmocka_unit_test(test_null_and_bad_input),
@@ -568,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_system_error_reason),
 		cmocka_unit_test(test_route_cut_and_big),
 		cmocka_unit_test(test_lars_tool),
+		cmocka_unit_test(test_lars_tool_latency),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
