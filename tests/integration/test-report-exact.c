@@ -4,6 +4,8 @@
 // client of its own) report a steady stream of calls through a real
 // lars-agent to lars-reporter, counting what they sent; then
 //   (a) lars-reporter is SIGKILLed mid-stream and started again (same port),
+//   (a') the same, after its last acks were lost on the way (a relay
+//       swallows them): what it committed comes to it again,
 //   (b) lars-reporter is SIGSTOPped for 20 s, then SIGCONTed,
 //   (c) PostgreSQL is SIGKILLed mid-stream and started again,
 //   (d) an agent with two reporters ([reporter] servers = A, B) loses the
@@ -67,7 +69,7 @@ enum {
 
 /* Each scenario its own modid, so each sum is its own. */
 enum { MOD_KILL = 101, MOD_STOP = 102, MOD_PG = 103, MOD_FAILOVER = 104, MOD_ORIG = 105,
-       MOD_LAT = 106 };
+       MOD_LAT = 106, MOD_KILL_ACKS = 107 };
 
 static const char *dns_bin, *rep_bin, *agent_bin, *larsctl_bin;
 static harness_pg_t pg; /* a cluster of its own: (c) SIGKILLs it */
@@ -474,7 +476,7 @@ static int setup(void **state)
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	/* Every scenario's routes: cmdid 1 and 2, three hosts each. */
 	assert_int_equal(harness_sql("INSERT INTO route_data (modid, cmdid, ip, port) "
-				     "SELECT m, c, '127.0.0.1', 9000 + h FROM generate_series(101, 106) m, "
+				     "SELECT m, c, '127.0.0.1', 9000 + h FROM generate_series(101, 107) m, "
 				     "generate_series(1, 2) c, generate_series(1, 3) h"), 0);
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
 		"[dns]\nport = 0\npoll_interval_ms = 300\n")), 0);
@@ -487,13 +489,20 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+/* After each test, passed or failed: its apps, relay and daemons of its own stopped. */
+static int cleanup(void **state)
 {
 	stream_join(&stream);
 	sink_stop(&sink);
 	for (int i = 0; i < 3; i++)
 		if (extra[i].pid > 0)
 			harness_stop(&extra[i]);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	cleanup(state);
 	int ra = harness_stop(&agent), rr = harness_stop(&rep), rd = harness_stop(&dns);
 	harness_pg_stop(&pg);
 	assert_int_equal(ra, 0);
@@ -586,11 +595,18 @@ static void test_postgres_sigkill(void **state)
 
 /* ---- (d) two reporters, the one in use killed ---- */
 
-static void test_failover_two_reporters(void **state)
+/*
+ * Reporter A behind the ack sink is SIGKILLed after its last acks were
+ * lost: what it committed meanwhile reaches a reporter again, which must
+ * leave it out and store the rest. @failover: the agent's second server B
+ * takes over ((d)); else A is started again on its port ((a'), as (a) but
+ * killed between its COMMIT and the ack).
+ */
+static void acks_lost_then_kill(bool failover, int32_t modid, const char *fault)
 {
 	harness_proc_t *r = extra, *ag = &extra[2];
 	int port[2], m[2], base, am;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < (failover ? 2 : 1); i++) {
 		port[i] = harness_free_tcp_port();
 		assert_int_equal(spawn_reporter_on(&r[i], port[i]), 0);
 		m[i] = harness_port(&r[i], "metrics");
@@ -598,18 +614,22 @@ static void test_failover_two_reporters(void **state)
 	/* The agent's first server: A behind the sink. */
 	sink_start(&sink, port[0]);
 	char servers[64];
-	snprintf(servers, sizeof(servers), "127.0.0.1:%d, 127.0.0.1:%d", sink.port, port[1]);
+	if (failover)
+		snprintf(servers, sizeof(servers), "127.0.0.1:%d, 127.0.0.1:%d", sink.port, port[1]);
+	else
+		snprintf(servers, sizeof(servers), "127.0.0.1:%d", sink.port);
 	assert_int_equal(spawn_agent(ag, &base, &am, servers), 0);
 	stream_t *s = &stream;
 	agent_marks_t m0 = agent_mark(am);
-	stream_start(s, base, MOD_FAILOVER);
+	stream_start(s, base, modid);
 	stream_wait_calls(s, 500, 30000);
 	/* A acks (the agent knows it is ours), then its acks are lost. */
 	int64_t end = harness_deadline(15000);
 	while (metric(am, "lars_agent_reports_acked_total") <= 0 && harness_left_ms(end) > 0)
 		usleep(20000);
 	assert_true(metric(am, "lars_agent_reports_acked_total") > 0);
-	assert_int_equal(metric(m[1], "lars_reporter_reports_total"), 0);
+	if (failover)
+		assert_int_equal(metric(m[1], "lars_reporter_reports_total"), 0);
 	sink.swallow = true;
 	long long a_stored0 = metric(m[0], "lars_reporter_results_stored_total");
 	/* A commits more that the agent never sees acked (under ack_timeout). */
@@ -621,23 +641,43 @@ static void test_failover_two_reporters(void **state)
 	long long a_stored = metric(m[0], "lars_reporter_results_stored_total");
 	long long unacked = metric(am, "lars_agent_reports_unacked");
 	long long held = kill_holding(&r[0]);
-	fprintf(stderr, "report-exact (d): reporter A SIGKILLed holding %lld keys; it stored %lld "
+	fprintf(stderr, "report-exact %s: reporter A SIGKILLed holding %lld keys; it stored %lld "
 		"results since its acks were lost (%lld bytes), the agent holds %lld messages "
-		"unacked\n", held, a_stored - a_stored0, (long long)sink.swallowed, unacked);
+		"unacked\n", fault, held, a_stored - a_stored0, (long long)sink.swallowed, unacked);
+	int now = 1; /* the reporter in use now */
+	if (!failover) {
+		unlink(r[0].log);
+		unlink(r[0].config);
+		sleep(1);
+		sink.swallow = false; /* the new A's acks pass */
+		assert_int_equal(spawn_reporter_on(&r[0], port[0]), 0);
+		m[0] = harness_port(&r[0], "metrics");
+		now = 0;
+	}
 	stream_wait_calls(s, s->app[0].calls + 2000, 30000);
-	finish("(d) failover, reporter A of A, B SIGKILLed", am, &m0, s, base, m[1], MOD_FAILOVER);
-	/* B got A's committed messages again and left them out. */
-	long long dup = metric(m[1], "lars_reporter_reports_duplicate_total");
-	long long skipped = metric(m[1], "lars_reporter_results_skipped_total");
-	fprintf(stderr, "report-exact (d): reporter B: %lld reports taken for duplicates, %lld "
-		"results skipped as stored by A\n", dup, skipped);
+	finish(fault, am, &m0, s, base, m[now], modid);
+	/* A's committed messages came again and were left out. */
+	long long dup = metric(m[now], "lars_reporter_reports_duplicate_total");
+	long long skipped = metric(m[now], "lars_reporter_results_skipped_total");
 	assert_true(a_stored > a_stored0 && unacked > 0);
 	assert_true(dup + skipped > 0);
 	assert_int_equal(harness_stop(ag), 0);
-	assert_int_equal(harness_stop(&r[1]), 0);
+	assert_int_equal(harness_stop(&r[now]), 0);
 	sink_stop(&sink);
-	unlink(r[0].log);
-	unlink(r[0].config);
+	if (failover) {
+		unlink(r[0].log);
+		unlink(r[0].config);
+	}
+}
+
+static void test_reporter_sigkill_acks_lost(void **state)
+{
+	acks_lost_then_kill(false, MOD_KILL_ACKS, "(a') lars-reporter SIGKILL after lost acks+restart");
+}
+
+static void test_failover_two_reporters(void **state)
+{
+	acks_lost_then_kill(true, MOD_FAILOVER, "(d) failover, reporter A of A, B SIGKILLed");
 }
 
 /* ---- (e) the original agent's running totals ---- */
@@ -854,12 +894,13 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reporter_sigkill),
-		cmocka_unit_test(test_reporter_sigstop_20s),
-		cmocka_unit_test(test_postgres_sigkill),
-		cmocka_unit_test(test_failover_two_reporters),
-		cmocka_unit_test(test_original_agent_totals),
-		cmocka_unit_test(test_latency_percentiles),
+		cmocka_unit_test_teardown(test_reporter_sigkill, cleanup),
+		cmocka_unit_test_teardown(test_reporter_sigkill_acks_lost, cleanup),
+		cmocka_unit_test_teardown(test_reporter_sigstop_20s, cleanup),
+		cmocka_unit_test_teardown(test_postgres_sigkill, cleanup),
+		cmocka_unit_test_teardown(test_failover_two_reporters, cleanup),
+		cmocka_unit_test_teardown(test_original_agent_totals, cleanup),
+		cmocka_unit_test_teardown(test_latency_percentiles, cleanup),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
