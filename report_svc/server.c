@@ -255,9 +255,18 @@ static void batch_done(pg_job_t *j, int status)
 	uint64_t skipped = 0;
 	for (size_t i = 0; outcome == BATCH_STORED && i < b->batch.n_agents; i++) {
 		const report_agent_seq_t *a = &b->batch.agents[i];
-		rep_ack(r, u64map_get(&r->conns, a->agent_id), a->agent_id, a->stored);
-		if (a->dropped)
-			skipped += a->n_results;
+		tcp_conn_t *c = u64map_get(&r->conns, a->agent_id);
+		rep_ack(r, c, a->agent_id, a->stored);
+		if (!a->dropped)
+			continue;
+		skipped += a->n_results;
+		/* Its part held messages stored elsewhere and some that were not:
+		 * both are gone here. Left open, the agent would go on with newer
+		 * seqs, get them acked and forget the lost ones; reconnecting, it
+		 * sends every message it holds again first, in seq order. */
+		if (c)
+			tcp_conn_close(c, "part of its reports was stored by another "
+				       "reporter: it resends from the stored seq");
 	}
 	enum flush_done done = flush_batch_done(&r->flush, &b->batch, outcome,
 						uv_now(r->loop));

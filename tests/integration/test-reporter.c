@@ -577,10 +577,15 @@ static void test_acked_applied_once(void **state)
 	fd = harness_tcp_connect(harness_port(&two, "tcp"));
 	for (uint64_t seq = 5; seq <= 7; seq++)
 		send_acked(fd, id, seq, true, 40, 10, 1000, 2);
-	/* 5..7 went as one part and were dropped (6 was stored): acked 6. */
+	/* 5..7 went as one part and were dropped (6 was stored): acked 6, and
+	 * the connection closed, so the agent sends what it holds (7) again
+	 * before anything newer. */
 	uint64_t got = wait_ack(fd, id, 6, 15000);
 	assert_true(got >= 6);
 	if (got < 7) {
+		assert_true(harness_wait_eof(fd, 15000));
+		close(fd);
+		fd = harness_tcp_connect(harness_port(&two, "tcp"));
 		send_acked(fd, id, 7, true, 40, 10, 1000, 2); /* as the agent does */
 		assert_int_equal(wait_ack(fd, id, 7, 15000), 7);
 	}
