@@ -21,9 +21,8 @@
  */
 typedef struct stream_write {
 	uv_write_t req;
-	sbuf_t *shared;     /* NULL: the bytes follow in data[] */
-	size_t cost;        /* counted in the stream's queued_ */
-	size_t budget_cost; /* counted in the budget */
+	sbuf_t *shared; /* NULL: the bytes follow in data[] */
+	size_t len;     /* bytes left to write */
 	uint8_t data[];
 } stream_write_t;
 
@@ -338,13 +337,24 @@ size_t stream_write_queue(const stream_t *s)
 	return s->queued_;
 }
 
-/* What queueing @len bytes costs @s's owner at most: the request, and the
- * bytes unless @shared is queued somewhere already. */
-static size_t stream_budget_cost(size_t len, const sbuf_t *shared)
+/* What a queued write of @len bytes holds in the budget: its request and
+ * its bytes; for a shared frame only the request (the frame itself counts
+ * once, while any queue holds it). */
+static size_t stream_write_cost(size_t len, const sbuf_t *shared)
 {
-	if (shared)
-		return sizeof(stream_write_t) + (shared->queued ? 0 : sbuf_cost(shared->len));
-	return sizeof(stream_write_t) + len;
+	return sizeof(stream_write_t) + (shared ? 0 : len);
+}
+
+/* Would queueing @len bytes (of @shared, if not NULL) pass the budget? */
+static bool stream_over_budget(const stream_t *s, size_t len, const sbuf_t *shared)
+{
+	const stream_budget_t *b = s->cfg_->budget;
+	if (!b || !b->max)
+		return false;
+	size_t cost = stream_write_cost(len, shared);
+	if (shared && !shared->queued)
+		cost += sbuf_cost(shared->len);
+	return b->used + cost > b->max;
 }
 
 /* May @len more bytes be queued? 0, -ENOTCONN or -ENOBUFS. */
@@ -363,25 +373,12 @@ static int stream_admit(stream_t *s, size_t len, const sbuf_t *shared)
 	}
 	/* Behind already: all of it would wait. A peer that keeps up costs
 	 * the budget only what the kernel does not take (stream_queue). */
-	stream_budget_t *b = s->cfg_->budget;
-	if (queued > 0 && b && b->max && b->used + stream_budget_cost(len, shared) > b->max) {
+	if (queued > 0 && stream_over_budget(s, len, shared)) {
 		if (s->cfg_->on_overflow)
 			s->cfg_->on_overflow(s, queued, len, true);
 		return -ENOBUFS;
 	}
 	return 0;
-}
-
-/* Would queueing @w (and, in no queue yet, its shared bytes) pass the budget? */
-static bool stream_over_budget(const stream_t *s, const stream_write_t *w)
-{
-	const stream_budget_t *b = s->cfg_->budget;
-	if (!b || !b->max)
-		return false;
-	size_t cost = w->budget_cost;
-	if (w->shared && !w->shared->queued)
-		cost += sbuf_cost(w->shared->len);
-	return b->used + cost > b->max;
 }
 
 /*
@@ -404,10 +401,10 @@ static void stream_after_write(uv_write_t *req, int status)
 {
 	stream_t *s = container_of((uv_tcp_t *)req->handle, stream_t, tcp);
 	stream_write_t *w = container_of(req, stream_write_t, req);
-	s->queued_ -= w->cost;
+	s->queued_ -= sizeof(*w) + w->len;
 	stream_budget_t *b = s->cfg_->budget;
 	if (b)
-		b->used -= w->budget_cost;
+		b->used -= stream_write_cost(w->len, w->shared);
 	if (w->shared) {
 		/* The shared bytes count once, while any queue holds them. */
 		if (--w->shared->queued == 0 && b)
@@ -425,9 +422,8 @@ static void stream_after_write(uv_write_t *req, int status)
 /* Queue @len bytes at @p for @w (which holds them); takes @w. */
 static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t len)
 {
-	w->cost = sizeof(*w) + len;
-	w->budget_cost = w->shared ? sizeof(*w) : w->cost;
-	if (stream_over_budget(s, w)) {
+	w->len = len;
+	if (stream_over_budget(s, len, w->shared)) {
 		/* What the kernel left of a frame to an empty queue: the peer
 		 * has part of it, the stream cannot go on without the rest. */
 		size_t queued = s->queued_;
@@ -448,10 +444,10 @@ static int stream_queue(stream_t *s, stream_write_t *w, const uint8_t *p, size_t
 		stream_fail(s, STREAM_F_WRITE, r, NULL);
 		return r;
 	}
-	s->queued_ += w->cost;
+	s->queued_ += sizeof(*w) + len;
 	stream_budget_t *bud = s->cfg_->budget;
 	if (bud)
-		bud->used += w->budget_cost;
+		bud->used += stream_write_cost(len, w->shared);
 	if (w->shared && w->shared->queued++ == 0 && bud)
 		bud->used += sbuf_cost(w->shared->len);
 	return 0;
