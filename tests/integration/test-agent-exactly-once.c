@@ -38,13 +38,8 @@ static int spawn_reporter(void)
 
 static long long metric(const char *name)
 {
-	static char out[1 << 17];
-	ssize_t n = harness_http_get(metrics_port, "/metrics", out, sizeof(out));
-	assert_true(n > 0);
-	char key[256];
-	snprintf(key, sizeof(key), "\n%s ", name);
-	const char *p = strstr(out, key);
-	return p ? atoll(p + strlen(key)) : -1;
+	assert_true(harness_http_get(metrics_port, "/metrics", (char[16]){ 0 }, 16) > 0);
+	return (long long)harness_metric(metrics_port, name);
 }
 
 /* How often @what is in @p's log (its stderr) so far. */

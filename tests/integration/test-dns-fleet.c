@@ -66,13 +66,7 @@ static long rss_kb(pid_t pid)
 /* A value from lars-dns's /metrics, -1 if absent. */
 static double metric_real(const harness_proc_t *p, const char *name)
 {
-	static char out[1 << 17];
-	if (harness_http_get(harness_port(p, "metrics"), "/metrics", out, sizeof(out)) <= 0)
-		return -1;
-	char key[192];
-	snprintf(key, sizeof(key), "\n%s ", name);
-	const char *s = strstr(out, key);
-	return s ? atof(s + strlen(key)) : -1;
+	return harness_metric(harness_port(p, "metrics"), name);
 }
 
 static long long metric(const harness_proc_t *p, const char *name)

@@ -24,13 +24,7 @@ static harness_pg_t pg;
 
 static long long metric(int port, const char *name)
 {
-	static char out[1 << 17];
-	if (harness_http_get(port, "/metrics", out, sizeof(out)) <= 0)
-		return -1;
-	char key[192];
-	snprintf(key, sizeof(key), "\n%s ", name);
-	const char *s = strstr(out, key);
-	return s ? atoll(s + strlen(key)) : 0; /* a counter at 0 is not shown */
+	return (long long)harness_metric(port, name);
 }
 
 /* An app: get_host for 1/1 every millisecond until told to stop (or 60 s). */

@@ -106,16 +106,7 @@ static int spawn_agent(harness_proc_t *p, int *basep, int *metricsp, const char 
 /* The value of the /metrics line @name (the whole name, labels included), or -1. */
 static long long metric(int port, const char *name)
 {
-	static char out[1 << 17];
-	ssize_t n = harness_http_get(port, "/metrics", out, sizeof(out) - 1);
-	if (n < 0)
-		return -1;
-	out[n] = 0;
-	size_t len = strlen(name);
-	for (char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, name, len) == 0 && l[len] == ' ')
-			return strtoll(l + len + 1, NULL, 10);
-	return -1;
+	return (long long)harness_metric(port, name);
 }
 
 /*

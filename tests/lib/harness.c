@@ -300,6 +300,24 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap)
 	return (ssize_t)len;
 }
 
+double harness_metric(int port, const char *name)
+{
+	static char out[1 << 18];
+	ssize_t n = harness_http_get(port, "/metrics", out, sizeof(out));
+	if (n <= 0)
+		return -1;
+	size_t len = strlen(name);
+	for (const char *l = out; *l;) {
+		if (strncmp(l, name, len) == 0 && l[len] == ' ')
+			return strtod(l + len + 1, NULL);
+		const char *nl = strchr(l, '\n');
+		if (!nl)
+			break;
+		l = nl + 1;
+	}
+	return -1;
+}
+
 double harness_now_s(void)
 {
 	struct timespec ts;

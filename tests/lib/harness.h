@@ -55,6 +55,12 @@ ssize_t harness_udp_call(int fd, int port, const void *req, size_t len,
 			 uint8_t *resp, size_t cap, int timeout_ms);
 /** harness_http_get() - GET @path from 127.0.0.1:@port into @out; returns bytes or -1. */
 ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
+/**
+ * harness_metric() - the value of the /metrics line @name (the whole name,
+ * labels included) of the daemon whose metrics listener is @port.
+ * Return: the value, or -1 if the page could not be read or has no such line.
+ */
+double harness_metric(int port, const char *name);
 
 /** harness_deadline() - the monotonic time @ms from now, for harness_left_ms(). */
 int64_t harness_deadline(int ms);
