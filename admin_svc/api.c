@@ -427,8 +427,12 @@ static void api_submit(api_call_t *c)
 {
 	c->job.work = api_job_work;
 	c->job.done = api_job_done;
-	/* Reads are retried once on a fresh connection when theirs broke. */
+	/* Retried once on a fresh connection when theirs broke or reached a
+	 * read-only server (a failover): reads, and the route writes, which
+	 * may run twice (adding a host already there, removing one already
+	 * gone or setting the same description again changes nothing). */
 	c->job.read_only = c->work != work_route_write && c->work != work_describe;
+	c->job.idempotent = !c->job.read_only;
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
 		return;

@@ -22,6 +22,7 @@ typedef struct args {
 	const char *text;       /* --text TEXT */
 	const char *group;      /* --group GROUP (admin-user add, a new file) */
 	bool force;             /* --force (admin-user add: a short password) */
+	int retry_for_s;        /* --retry-for SECONDS: how long a write waits out a failover */
 	bool help;
 	int argc;
 	char *argv[16];
@@ -33,6 +34,24 @@ int larsctl_usage_error(const char *cmd, const char *fmt, ...);
 
 /** larsctl_connect() - the database of --db (else PG*), or NULL (logged). */
 PGconn *larsctl_connect(const char *db);
+
+/**
+ * larsctl_write_fn - one write in one transaction on @conn: 0, or a negative
+ * errno after pg_exec() logged why (pg_conn_lost() then tells whether the
+ * connection, not the write, failed).
+ */
+typedef int (*larsctl_write_fn)(PGconn *conn, void *arg);
+/**
+ * larsctl_write() - run @fn on a new connection to --db (else PG*), and once
+ * more on another while a failover is the reason it could not: connecting
+ * failed transiently (refused, standby only, starting up) or the write was
+ * cut off by a lost connection or a read-only server. A multi-host conninfo
+ * with target_session_attrs=read-write then finds the promoted standby.
+ * Retries end after --retry-for seconds (default 30). *attemptsp gets the
+ * number of runs of @fn (more than 1: a cut-off one may have committed).
+ * Return: what @fn returned, or -ENOTCONN when no connection came (logged).
+ */
+int larsctl_write(const args_t *a, larsctl_write_fn fn, void *arg, int *attemptsp);
 
 /** larsctl_parse_filter() - optional MODID [CMDID] from argv[@first..]: 0 or EXIT_USAGE. */
 int larsctl_parse_filter(const args_t *a, int first, const char *cmd, status_filter_t *f);

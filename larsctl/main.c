@@ -8,9 +8,12 @@
 // on stderr and is still 0), 1 database failure, 2 bad input or usage.
 #include "larsctl.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lars_config.h"
 #include "log.h"
@@ -33,7 +36,13 @@ static const char usage_main[] =
 	"  admin-user add|del NAME         console users (password asked for)\n"
 	"  admin-user list\n"
 	"\n"
-	"  --db CONNINFO   libpq connection string or URI (default: PG* variables)\n"
+	"  --db CONNINFO   libpq connection string or URI (default: PG* variables);\n"
+	"                  several hosts with target_session_attrs=read-write find\n"
+	"                  the primary, also after a failover\n"
+	"  --retry-for SECONDS\n"
+	"                  how long a change waits out a failover: no writable\n"
+	"                  server, or a connection lost mid-change (default 30;\n"
+	"                  0 = try once)\n"
 	"  -h, --help      help for larsctl or for a command\n"
 	"      --version   print the version\n"
 	"\n"
@@ -77,6 +86,53 @@ PGconn *larsctl_connect(const char *db)
 	return conn;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int larsctl_write(const args_t *a, larsctl_write_fn fn, void *arg, int *attemptsp)
+{
+	double deadline = mono_s() + (a->retry_for_s < 0 ? 30 : a->retry_for_s);
+	unsigned delay_ms = 200;
+	bool told = false;
+	*attemptsp = 0;
+	for (;;) {
+		PGconn *conn = pg_open(a->db, "larsctl", 10);
+		int r = -ENOTCONN;
+		bool retry;
+		if (PQstatus(conn) == CONNECTION_OK) {
+			pg_conn_lost_clear();
+			r = fn(conn, arg);
+			++*attemptsp;
+			retry = r < 0 && pg_conn_lost();
+		} else {
+			retry = pg_connect_error_transient(conn);
+			if (!retry || mono_s() >= deadline) {
+				const char *msg = PQerrorMessage(conn);
+				log_error("cannot connect to PostgreSQL: %.*s",
+					  (int)strcspn(msg, "\n"), msg);
+			}
+		}
+		PQfinish(conn);
+		if (!retry || mono_s() >= deadline)
+			return r;
+		if (!told)
+			fprintf(stderr, "larsctl: %s; trying again for up to %d s\n",
+				r == -ENOTCONN ? "no writable PostgreSQL server reachable"
+					       : "the change was cut off (connection lost, or "
+						 "the server is read-only)",
+				a->retry_for_s < 0 ? 30 : a->retry_for_s);
+		told = true;
+		struct timespec ts = { .tv_sec = delay_ms / 1000,
+				       .tv_nsec = (long)(delay_ms % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+		delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
+	}
+}
+
 /**
  * larsctl_parse_filter() - the optional MODID [CMDID] of a command.
  * @a: the arguments
@@ -102,7 +158,7 @@ int larsctl_parse_filter(const args_t *a, int first, const char *cmd, status_fil
 
 int main(int argc, char **argv)
 {
-	args_t a = { 0 };
+	args_t a = { .retry_for_s = -1 };
 
 	log_init_cli("larsctl", LOG_LVL_WARN);
 	for (int i = 1; i < argc; i++) {
@@ -137,6 +193,13 @@ int main(int argc, char **argv)
 			a.group = argv[i];
 		} else if (strncmp(s, "--group=", 8) == 0) {
 			a.group = s + 8;
+		} else if (strcmp(s, "--retry-for") == 0 || strncmp(s, "--retry-for=", 12) == 0) {
+			const char *v = s[11] == '=' ? s + 12 : (++i < argc ? argv[i] : NULL);
+			char *end;
+			long n = v ? strtol(v, &end, 10) : -1;
+			if (!v || !*v || *end || n < 0 || n > 3600)
+				return larsctl_usage_error("", "--retry-for needs SECONDS 0..3600");
+			a.retry_for_s = (int)n;
 		} else if (strcmp(s, "--force") == 0) {
 			a.force = true;
 		} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {

@@ -3,6 +3,7 @@
 // routes, through the write path lars-admin uses too (common/db).
 #include "larsctl.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,22 @@ static int route_list(PGconn *conn, const status_filter_t *f)
 	return EXIT_OK;
 }
 
+/* route add / del as a larsctl_write_fn. */
+typedef struct route_change {
+	const route_entry_t *e;
+	bool add;
+	int r;           /* ROUTE_CHANGED, ROUTE_UNCHANGED or -EIO */
+	int64_t version;
+} route_change_t;
+
+static int route_change_work(PGconn *conn, void *arg)
+{
+	route_change_t *c = arg;
+	c->version = 0;
+	c->r = c->add ? route_add(conn, c->e, &c->version) : route_del(conn, c->e, &c->version);
+	return c->r < 0 ? c->r : 0;
+}
+
 int cmd_route(const args_t *a)
 {
 	if (a->help) {
@@ -86,30 +103,45 @@ int cmd_route(const args_t *a)
 		if (route_parse(a->argv[2], a->argv[3], a->argv[4], a->argv[5], &e, &why, NULL))
 			return larsctl_usage_error("route", "%s", why);
 	}
-	PGconn *conn = larsctl_connect(a->db);
-	if (!conn)
-		return EXIT_DB;
-	int r;
 	if (list) {
-		r = route_list(conn, &f);
-	} else {
-		int64_t version = 0;
-		r = add ? route_add(conn, &e, &version) : route_del(conn, &e, &version);
-		char msg[160];
-		route_message(msg, sizeof(msg), add, r, &e, version);
-		if (r == ROUTE_CHANGED) {
-			printf("%s\n", msg);
-			r = EXIT_OK;
-		} else if (r == ROUTE_UNCHANGED) {
-			fprintf(stderr, "larsctl: %s\n", msg);
-			r = EXIT_OK;
-		} else {
-			fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
-			r = EXIT_DB;
-		}
+		PGconn *conn = larsctl_connect(a->db);
+		if (!conn)
+			return EXIT_DB;
+		int r = route_list(conn, &f);
+		PQfinish(conn);
+		return r;
 	}
-	PQfinish(conn);
-	return r;
+	route_change_t c = { .e = &e, .add = add };
+	int attempts, r = larsctl_write(a, route_change_work, &c, &attempts);
+	if (r == -ENOTCONN && attempts == 0)
+		return EXIT_DB;
+	char msg[160];
+	route_message(msg, sizeof(msg), add, c.r, &e, c.version);
+	if (c.r == ROUTE_CHANGED) {
+		printf("%s\n", msg);
+	} else if (c.r == ROUTE_UNCHANGED) {
+		fprintf(stderr, "larsctl: %s\n", msg);
+		/* A try cut off during its COMMIT may have made the change. */
+		if (attempts > 1)
+			fprintf(stderr, "larsctl: (an earlier try, cut off by the lost "
+					"connection, may have made this change)\n");
+	} else {
+		fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
+		return EXIT_DB;
+	}
+	return EXIT_OK;
+}
+
+/* describe --text as a larsctl_write_fn. */
+typedef struct describe {
+	const status_filter_t *f;
+	const char *text;
+} describe_t;
+
+static int describe_work(PGconn *conn, void *arg)
+{
+	const describe_t *d = arg;
+	return route_describe(conn, d->f->modid, d->f->cmdid, d->text);
 }
 
 int cmd_describe(const args_t *a)
@@ -127,15 +159,15 @@ int cmd_describe(const args_t *a)
 		return EXIT_USAGE;
 	if (a->text && route_describe_check(a->text, &why))
 		return larsctl_usage_error("describe", "%s", why);
+	if (a->text) {
+		describe_t d = { .f = &f, .text = a->text };
+		int attempts;
+		return larsctl_write(a, describe_work, &d, &attempts) ? EXIT_DB : EXIT_OK;
+	}
 	PGconn *conn = larsctl_connect(a->db);
 	if (!conn)
 		return EXIT_DB;
 	bool route = f.cmdid >= 0;
-	if (a->text) {
-		int r = route_describe(conn, f.modid, f.cmdid, a->text);
-		PQfinish(conn);
-		return r ? EXIT_DB : EXIT_OK;
-	}
 	char mbuf[16], cbuf[16];
 	snprintf(mbuf, sizeof(mbuf), "%d", f.modid);
 	snprintf(cbuf, sizeof(cbuf), "%d", f.cmdid);

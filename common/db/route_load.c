@@ -181,7 +181,17 @@ int route_prune_changes(PGconn *conn, int days, long long *deletedp)
 	char d[16];
 	snprintf(d, sizeof(d), "%d", days);
 	const char *params[1] = { d };
-	PGresult *res = pg_exec(conn,
+	*deletedp = 0;
+	/* A standby (lars-dns may read from one) cannot delete: its primary's
+	 * lars-dns prunes, and the deletion replicates. */
+	PGresult *res = pg_exec(conn, "SELECT pg_is_in_recovery()", 0, NULL, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	bool standby = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (standby)
+		return 0;
+	res = pg_exec(conn,
 		"DELETE FROM route_change WHERE changed_at < now() - make_interval(days => $1::int)",
 		1, params, PGRES_COMMAND_OK);
 	if (!res)

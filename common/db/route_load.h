@@ -16,7 +16,7 @@ int route_version_read(PGconn *conn, int64_t *versionp);
  */
 int route_load_full(PGconn *conn, snapshot_t **outp);
 
-/** route_prune_changes() - drop route_change rows older than @days. */
+/** route_prune_changes() - drop route_change rows older than @days (none on a standby, which cannot write). */
 int route_prune_changes(PGconn *conn, int days, long long *deletedp);
 
 /**

@@ -13,7 +13,10 @@
 /* Set by pg_exec() on a worker thread when a statement failed because the
  * connection is gone: SQLSTATE class 08 (connection exception) or the
  * server's "terminating connection" (57P01-57P03), which may come while
- * PQstatus() still says CONNECTION_OK. */
+ * PQstatus() still says CONNECTION_OK; or because it reaches a server that
+ * cannot write (25006 read_only_sql_transaction: a standby, or what the
+ * conninfo found before a failover), where a new connection under a
+ * target_session_attrs=read-write conninfo finds the primary. */
 static _Thread_local bool pg__conn_lost;
 
 bool pg_conn_lost(void)
@@ -26,10 +29,30 @@ void pg_conn_lost_clear(void)
 	pg__conn_lost = false;
 }
 
-static bool pg_state_lost(const char *state)
+bool pg_sqlstate_retryable(const char *state)
 {
 	return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
+			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+			 strcmp(state, "25006") == 0);
+}
+
+bool pg_connect_error_transient(const PGconn *conn)
+{
+	/* libpq gives no SQLSTATE for a failed connection: these are the
+	 * messages of a server that is down, still starting, or not (yet) the
+	 * primary, all of which a failover ends. A refused password or an
+	 * unknown database is not among them. */
+	static const char *const transient[] = {
+		"Connection refused", "Connection reset", "timeout expired",
+		"read-only", "hot standby", "not yet accepting connections",
+		"is starting up", "is shutting down", "in recovery mode",
+		"not accepting connections", "server closed the connection",
+	};
+	const char *msg = conn ? PQerrorMessage(conn) : "";
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strstr(msg, transient[i]))
+			return true;
+	return false;
 }
 
 PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
@@ -39,7 +62,7 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 	if (res && PQresultStatus(res) == expect)
 		return res;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (pg_state_lost(state))
+	if (pg_sqlstate_retryable(state) || (!res && PQstatus(conn) != CONNECTION_OK))
 		pg__conn_lost = true;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 	size_t len = strcspn(msg, "\n");

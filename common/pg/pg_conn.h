@@ -27,9 +27,26 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int n_params,
 
 /**
  * pg_conn_lost() - whether a pg_exec() on this thread failed because the
- * connection is gone (SQLSTATE class 08, 57P01-57P03) since the last
- * pg_conn_lost_clear(); the worker reconnects instead of trusting PQstatus().
+ * connection is gone (SQLSTATE class 08, 57P01-57P03) or reaches a server
+ * that cannot write (25006: a standby) since the last pg_conn_lost_clear();
+ * the caller reconnects (a read-write conninfo then finds the primary) and
+ * may retry, instead of trusting PQstatus().
  */
 bool pg_conn_lost(void);
 /** pg_conn_lost_clear() - forget an earlier lost connection on this thread. */
 void pg_conn_lost_clear(void);
+
+/**
+ * pg_sqlstate_retryable() - @state says the statement failed because of the
+ * connection or the server it reached, not the statement: class 08,
+ * 57P01-57P03 (the server is going away) or 25006 (read-only transaction:
+ * a standby). A new connection may succeed where this one failed.
+ */
+bool pg_sqlstate_retryable(const char *state);
+
+/**
+ * pg_connect_error_transient() - a failed pg_open() whose reason ends with a
+ * failover or a restart (refused, timed out, read-only or standby server,
+ * starting up, shutting down), not a wrong password or database.
+ */
+bool pg_connect_error_transient(const PGconn *conn);

@@ -69,8 +69,11 @@ static void pg_listen_signal(pg_listen_t *l, bool reconnected)
 	(void)uv_async_send(&l->async);
 }
 
-static PGconn *pg_listen_connect(pg_listen_t *l)
+/* Connect and LISTEN; NULL on failure, with *standbyp set when the server
+ * is a hot standby (LISTEN does not exist there: SQLSTATE 25006). */
+static PGconn *pg_listen_connect(pg_listen_t *l, bool *standbyp)
 {
+	*standbyp = false;
 	PGconn *conn = pg_open(l->conninfo, l->name, 5);
 	if (PQstatus(conn) != CONNECTION_OK)
 		goto fail;
@@ -82,6 +85,8 @@ static PGconn *pg_listen_connect(pg_listen_t *l)
 	PQfreemem(ident);
 	PGresult *res = PQexec(conn, sql);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	*standbyp = !ok && state && strcmp(state, "25006") == 0;
 	PQclear(res);
 	if (!ok)
 		goto fail;
@@ -99,24 +104,35 @@ static void *pg_listen_main(void *arg)
 {
 	pg_listen_t *l = arg;
 	backoff_t backoff;
-	bool down_logged = false;
+	bool down_logged = false, standby_logged = false;
 
 	backoff_init(&backoff, 200, 5000, uv_hrtime() ^ (uintptr_t)l);
 	while (!pg_listen_wait(l, 0)) {
-		PGconn *conn = pg_listen_connect(l);
+		bool standby;
+		PGconn *conn = pg_listen_connect(l, &standby);
 		if (!conn) {
-			if (!down_logged)
+			/* A standby is a setup, not an outage: say so once. Trying
+			 * again finds the server once it is promoted. */
+			if (standby && !standby_logged)
+				log_info("%s: the server is a hot standby, where LISTEN does not "
+					 "exist: changes are followed by the version poll alone "
+					 "(trying LISTEN again every few seconds)", l->name);
+			else if (!standby && !down_logged)
 				log_warn("%s: cannot LISTEN %s, retrying with backoff",
 					 l->name, l->channel);
-			down_logged = true;
+			if (standby)
+				standby_logged = true;
+			else
+				down_logged = true;
 			if (pg_listen_wait(l, (int)backoff_next(&backoff)))
 				break;
 			continue;
 		}
 		backoff_reset(&backoff);
-		if (down_logged)
-			log_info("%s: listening on channel %s again", l->name, l->channel);
-		down_logged = false;
+		if (down_logged || standby_logged)
+			log_info("%s: listening on channel %s %s", l->name, l->channel,
+				 down_logged ? "again" : "(the server is a primary now)");
+		down_logged = standby_logged = false;
 		l->connected = true;
 		metrics_inc(l->m.connects);
 		/* Whatever happened while we were away is caught up by the loop. */

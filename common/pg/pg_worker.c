@@ -201,11 +201,13 @@ static void *pg_thread_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		int status = pg_thread_run(w, t, job, false);
-		/* A read that failed on a connection found broken (a restart of
-		 * the server leaves each thread's connection stale until used)
+		/* A read (or a write that may run twice) that failed on a
+		 * connection found broken (a restart of the server leaves each
+		 * thread's connection stale until used; a failover ends it)
 		 * runs once more on a fresh one. */
-		if (status == -ENOTCONN && job->read_only && t->was_connected) {
-			log_info("%s: retrying a read on a new connection", w->name);
+		if (status == -ENOTCONN && (job->read_only || job->idempotent) && t->was_connected) {
+			log_info("%s: retrying a %s on a new connection", w->name,
+				 job->read_only ? "read" : "write");
 			status = pg_thread_run(w, t, job, true);
 		}
 		if (status)

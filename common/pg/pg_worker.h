@@ -38,11 +38,16 @@ typedef void (*pg_job_done_fn)(pg_job_t *job, int status);
  * connection stale) runs once more on a fresh connection before done is
  * called. Its work must leave the job as it found it when it fails.
  * Writes leave it false: a lost connection reports -ENOTCONN, honestly.
+ * @idempotent: the job writes, but running it twice leaves what running it
+ * once does (a route add of a host already there changes nothing): one that
+ * fails because its connection broke or reached a read-only server (a
+ * failover) runs once more on a fresh connection, as a read does.
  */
 struct pg_job {
 	pg_job_work_fn work;
 	pg_job_done_fn done;
 	bool read_only;
+	bool idempotent;
 	pg_job_t *next; /* private */
 	int status;     /* private */
 };

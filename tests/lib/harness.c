@@ -438,6 +438,21 @@ int harness_pg_server(harness_pg_t *pg, const char *what)
 	return 0;
 }
 
+int harness_pg_standby(harness_pg_t *pg)
+{
+	if (harness_pg_server(pg, "standby"))
+		return -1;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/standby/port", pg->dir);
+	FILE *f = fopen(path, "r");
+	int port = -1;
+	if (!f || fscanf(f, "%d", &port) != 1)
+		port = -1;
+	if (f)
+		fclose(f);
+	return port;
+}
+
 void harness_pg_stop(harness_pg_t *pg)
 {
 	if (!pg->dir[0])

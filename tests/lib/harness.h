@@ -102,6 +102,13 @@ int harness_pg_start(harness_pg_t *pg, const char *name, bool own_cluster);
  * port), "restart" or "kill" the private cluster. Return: 0 or -1.
  */
 int harness_pg_server(harness_pg_t *pg, const char *what);
+/**
+ * harness_pg_standby() - `lars-test-pg server standby`: a hot standby of the
+ * private cluster (streaming replication on loopback). "promote" through
+ * harness_pg_server() makes it the test's server (PG* variables switched).
+ * Return: its port, or -1.
+ */
+int harness_pg_standby(harness_pg_t *pg);
 /** harness_pg_stop() - drop the database, stop a private cluster, remove the directory; NULL-safe on a stopped one. */
 void harness_pg_stop(harness_pg_t *pg);
 
