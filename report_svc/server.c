@@ -50,7 +50,7 @@ typedef struct batch_job {
 typedef struct prune_job {
 	pg_job_t base;
 	rep_t *r;
-	long long deleted;
+	report_prune_t done;
 } prune_job_t;
 
 /* What a connection carries: its admission, and the acknowledged agents
@@ -356,7 +356,7 @@ static int prune_work(PGconn *conn, pg_job_t *j)
 {
 	prune_job_t *p = container_of(j, prune_job_t, base);
 	return report_store_prune(conn, p->r->cfg.history_days,
-				  p->r->cfg.max_clock_skew_s + 60, &p->deleted);
+				  p->r->cfg.max_clock_skew_s + 60, &p->done);
 }
 
 static void prune_done(pg_job_t *j, int status)
@@ -365,11 +365,14 @@ static void prune_done(pg_job_t *j, int status)
 	rep_t *r = p->r;
 	r->in_flight--;
 	r->prunes--;
-	if (status == 0 && p->deleted > 0) {
-		metrics_add(r->mt.pruned, (uint64_t)p->deleted);
-		log_info("reporter: removed %lld history rows older than %d days",
-			 p->deleted, r->cfg.history_days);
-	}
+	if (status == 0 && p->done.rows > 0)
+		metrics_add(r->mt.pruned, (uint64_t)p->done.rows);
+	if (status == 0 && (p->done.rows > 0 || p->done.dropped > 0))
+		log_info("reporter: removed %lld history rows (%d day partitions) older "
+			 "than %d days", p->done.rows, p->done.dropped, r->cfg.history_days);
+	if (status == 0 && p->done.created > 0)
+		log_info("reporter: created %d history partitions for the coming days",
+			 p->done.created);
 	free(p);
 	rep_maybe_free(r);
 }

@@ -356,21 +356,35 @@ out:
 	return rc;
 }
 
-int report_store_prune(PGconn *conn, int days, int future_s, long long *deletedp)
+int report_store_prune(PGconn *conn, int days, int future_s, report_prune_t *out)
 {
-	char d[16], f[16];
+	char d[16], f[16], a[16];
 	snprintf(d, sizeof(d), "%d", days);
 	snprintf(f, sizeof(f), "%d", future_s);
-	const char *params[2] = { d, f };
-	/* Rows dated beyond our clock + the skew can only come from before the
-	 * ts was checked (a forged or broken time): they would never age out. */
-	PGresult *res = pg_exec(conn,
-		"DELETE FROM host_status_history WHERE minute < now() - make_interval(days => $1::int)"
-		" OR minute > now() + make_interval(secs => $2::int)",
-		2, params, PGRES_COMMAND_OK);
+	snprintf(a, sizeof(a), "%d", REPORT_PARTITIONS_AHEAD);
+	memset(out, 0, sizeof(*out));
+	/* Partitions ahead, whole days past the retention dropped, expired
+	 * rows in the DEFAULT partition deleted: deploy/sql/007. */
+	const char *mp[2] = { a, d };
+	PGresult *res = pg_exec(conn, "SELECT created, dropped, rows_removed "
+				      "FROM lars_history_maintain($1::int, $2::int)",
+				2, mp, PGRES_TUPLES_OK);
 	if (!res)
 		return -EIO;
-	*deletedp = strtoll(PQcmdTuples(res), NULL, 10);
+	out->created = atoi(PQgetvalue(res, 0, 0));
+	out->dropped = atoi(PQgetvalue(res, 0, 1));
+	out->rows = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	/* Rows dated beyond our clock + the skew can only come from before the
+	 * ts was checked (a forged or broken time): they would never age out.
+	 * Partition pruning keeps this to the days ahead and the DEFAULT one. */
+	const char *params[1] = { f };
+	res = pg_exec(conn,
+		"DELETE FROM host_status_history WHERE minute > now() + make_interval(secs => $1::int)",
+		1, params, PGRES_COMMAND_OK);
+	if (!res)
+		return -EIO;
+	out->rows += strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	return 0;
 }

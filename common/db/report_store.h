@@ -27,8 +27,21 @@
 int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 		       report_agent_seq_t *agents, size_t n_agents, size_t *rowsp);
 
+/* Days of history partitions created ahead of today (UTC). */
+#define REPORT_PARTITIONS_AHEAD 3
+
+/* What one report_store_prune() did. */
+typedef struct report_prune {
+	long long rows; /* history rows removed */
+	int created;    /* day partitions created */
+	int dropped;    /* day partitions dropped */
+} report_prune_t;
+
 /**
- * report_store_prune() - delete history older than @days, and any dated more
- * than @future_s ahead of the database's clock; *deletedp rows.
+ * report_store_prune() - history housekeeping (deploy/sql/007): create the
+ * day partitions of today and the next REPORT_PARTITIONS_AHEAD days, drop
+ * the days wholly older than @days (retention in whole days), delete expired
+ * rows of the DEFAULT partition and any row dated more than @future_s ahead
+ * of the database's clock. Safe with several reporters (an advisory lock).
  */
-int report_store_prune(PGconn *conn, int days, int future_s, long long *deletedp);
+int report_store_prune(PGconn *conn, int days, int future_s, report_prune_t *out);
