@@ -73,6 +73,20 @@ static uint64_t now_ms(const agent_t *a)
 	return uv_now(a->loop);
 }
 
+/* The wall clock in unix ms: slow start ramps on the join time lars-dns sends. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double routes_in_panic(void *arg)
+{
+	const agent_t *a = arg;
+	return (double)acore_routes_in_panic(a->core);
+}
+
 static void set_level(metrics_counter_t *c, uint64_t v)
 {
 	metrics_sub(c, metrics_get(c));
@@ -294,6 +308,7 @@ static int on_get_host(peer_t *peer, void *user, int32_t msgid, const uint8_t *b
 	agent_t *a = user;
 	lars_GetHostResponse resp;
 	tell_link(a);
+	acore_set_wall(a->core, wall_ms());
 	int r = awire_get_host(&a->wire, body, len, now_ms(a), &resp);
 	if (r)
 		return r;
@@ -401,6 +416,8 @@ static void agent_metrics(agent_t *a)
 	core[ACORE_C_ABSENT_EVICTED] = metrics_counter(m, "lars_agent_absent_evicted_total", "Keys without hosts dropped at [agent] max_absent");
 	core[ACORE_C_NO_ROOM] = metrics_counter(m, "lars_agent_routes_no_room_total", "Routes with hosts not held: max_routes, all in use");
 	a->mt.api_cut = metrics_counter(m, "lars_agent_get_route_cut_total", "API get_route answers cut to one datagram");
+	core[ACORE_C_PANIC] = metrics_counter(m, "lars_agent_panic_total", "Routes entering panic mode: too few hosts available, picking over all of them");
+	metrics_gauge(m, "lars_agent_routes_in_panic", "Routes in panic mode now", routes_in_panic, a);
 	metrics_gauge(m, "lars_agent_report_buffered_hosts", "Hosts with counts waiting for lars-reporter",
 		      gauge_buffered, a);
 	metrics_gauge(m, "lars_agent_reports_unacked", "ReportStatusRequests waiting for an ack",

@@ -12,6 +12,8 @@
 // LARS_AGENT_BASE_BIN (optional): a second lars-agent (say, the build before
 // a change) measured in the same rounds against the same lars-dns, shown in
 // extra columns; the targets apply to LARS_AGENT_BIN only.
+// LARS_BENCH_WEIGHTS=1: the three hosts of each key get weights 100, 200 and
+// 300 (`larsctl route weight`, issue 19), so the weighted pick is measured.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +183,8 @@ int main(int argc, char **argv)
 		harness_die("LARS_AGENT_BIN, LARS_DNS_BIN, LARS_REPORTER_BIN, LARSCTL_BIN, "
 		    "LARS_PG_CLUSTER and LARS_UDP_ECHO_BIN must be set");
 
+	const char *wenv = getenv("LARS_BENCH_WEIGHTS");
+	bool weights = wenv && *wenv && strcmp(wenv, "0") != 0;
 	char dir[64], cmd[512];
 	snprintf(dir, sizeof(dir), "/tmp/lars-bench-agent-%d", (int)getpid());
 	int pg_port = 0;
@@ -194,6 +199,13 @@ int main(int argc, char **argv)
 				 larsctl, k, 9000 + h);
 			if (system(cmd))
 				harness_die("route add failed");
+			if (weights) { /* issue 19: weights 100:200:300 in use */
+				snprintf(cmd, sizeof(cmd),
+					 "%s route weight 1 %d 127.0.0.1 %d %d >/dev/null", larsctl,
+					 k, 9000 + h, 100 * h);
+				if (system(cmd))
+					harness_die("route weight failed (a larsctl of issue 19?)");
+			}
 		}
 
 	harness_proc_t dns, rep, agent, base, echo;

@@ -75,6 +75,8 @@ struct acore {
 		size_t n_routes;  /* routes pulled so far */
 	} repull;             /* keys == NULL: none under way */
 	uint64_t count[ACORE_N_COUNTERS];
+	int64_t wall_ms;      /* unix ms, for slow start (acore_set_wall) */
+	size_t n_panic;       /* routes in panic mode */
 };
 
 static void dns_push(acore_t *c, enum acore_dns_kind kind, int32_t modid, int32_t cmdid,
@@ -89,9 +91,42 @@ static void dns_push(acore_t *c, enum acore_dns_kind kind, int32_t modid, int32_
 }
 
 /* The agent forgot a key: lars-dns need not push it any more. */
+/* A route in panic mode leaves the table: one fewer in panic. */
+static void panic_forget(acore_t *c, const rt_entry_t *e)
+{
+	if (e->lb.in_panic)
+		c->n_panic--;
+}
+
+/* Panic mode entered (+1) or left (-1) by the route of @e. */
+static void panic_changed(acore_t *c, const rt_entry_t *e, int how)
+{
+	if (how > 0) {
+		c->n_panic++;
+		c->count[ACORE_C_PANIC]++;
+		log_warn("agent: route %d/%d enters panic mode: under %d %% of its hosts "
+			 "available, picking over all of them", e->lb.modid, e->lb.cmdid,
+			 e->lb.panic_threshold);
+	} else if (how < 0) {
+		c->n_panic--;
+		log_info("agent: route %d/%d leaves panic mode", e->lb.modid, e->lb.cmdid);
+	}
+}
+
+void acore_set_wall(acore_t *c, int64_t unix_ms)
+{
+	c->wall_ms = unix_ms;
+}
+
+size_t acore_routes_in_panic(const acore_t *c)
+{
+	return c->n_panic;
+}
+
 static void on_rt_evict(rt_entry_t *e, void *user)
 {
 	acore_t *c = user;
+	panic_forget(c, e);
 	c->count[ACORE_C_EVICTED]++;
 	log_debug("agent: evicting route %d/%d (least recently used)", e->lb.modid, e->lb.cmdid);
 	dns_push(c, ACORE_UNSUBSCRIBE, e->lb.modid, e->lb.cmdid, WHY_FORGOT, 0);
@@ -356,7 +391,12 @@ int acore_get_host(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
 	rt_entry_t *e = route_for(c, modid, cmdid, now_ms, &rc);
 	if (!e)
 		return rc;
-	switch (lb_get_host(&e->lb, now_ms, hostp)) {
+	bool was = e->lb.in_panic;
+	lb_set_wall(&e->lb, c->wall_ms);
+	int r = lb_get_host(&e->lb, now_ms, hostp);
+	if (e->lb.in_panic != was)
+		panic_changed(c, e, was ? -1 : 1);
+	switch (r) {
 	case LB_OK:
 		return ACORE_OK;
 	case LB_E_OVERLOAD:
@@ -387,6 +427,7 @@ static void state_changed(acore_t *c, rt_entry_t *e, int32_t ip, int32_t port)
 	c->count[ACORE_C_STATE_CHANGES]++;
 	rb_add(&c->rb, e->lb.modid, e->lb.cmdid, ip, port, 0, 0);
 	c->flush_soon = true;
+	panic_changed(c, e, lb_check_panic(&e->lb));
 }
 
 /**
@@ -432,15 +473,32 @@ int acore_report_call(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int3
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms)
 {
+	acore_apply_route_policy(c, modid, cmdid, hosts, n, NULL, now_ms);
+}
+
+/* The route's hosts and policy into its balancer; panic mode re-evaluated. */
+static void route_update(acore_t *c, rt_entry_t *e, const lars_HostInfo *hosts, size_t n,
+			 const lars_RoutePolicy *policy, uint64_t now_ms)
+{
+	lb_update(&e->lb, hosts, n, now_ms);
+	lb_set_policy(&e->lb, policy);
+	panic_changed(c, e, lb_check_panic(&e->lb));
+	e->pull_gen = c->conn_gen;
+}
+
+void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
+			      const lars_HostInfo *hosts, size_t n,
+			      const lars_RoutePolicy *policy, uint64_t now_ms)
+{
 	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
 	ks_entry_t *k = e ? NULL : ks_peek(&c->ks, modid, cmdid);
 	if (e && n == 0) {
 		/* Deleted at lars-dns: remembered as absent, out of the table. */
+		panic_forget(c, e);
 		rt_remove(&c->rt, e);
 		ks_put(&c->ks, modid, cmdid, KS_ABSENT, now_ms)->pull_gen = c->conn_gen;
 	} else if (e) {
-		lb_update(&e->lb, hosts, n, now_ms);
-		e->pull_gen = c->conn_gen;
+		route_update(c, e, hosts, n, policy, now_ms);
 	} else if (k && n == 0) {
 		k->state = KS_ABSENT;
 		k->since_ms = now_ms;
@@ -451,8 +509,7 @@ void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_Host
 		e = rt_create(&c->rt, modid, cmdid, now_ms);
 		if (e) {
 			ks_del(&c->ks, k);
-			lb_update(&e->lb, hosts, n, now_ms);
-			e->pull_gen = c->conn_gen;
+			route_update(c, e, hosts, n, policy, now_ms);
 		} else {
 			if (k->state != KS_NO_ROOM)
 				c->count[ACORE_C_NO_ROOM]++;
@@ -478,6 +535,7 @@ static void on_tick_change(rt_entry_t *e, void *user)
 		rb_add(&c->rb, e->lb.modid, e->lb.cmdid, h->ip, h->port, 0, 0);
 	c->count[ACORE_C_STATE_CHANGES]++;
 	c->flush_soon = true;
+	panic_changed(c, e, lb_check_panic(&e->lb));
 }
 
 /**

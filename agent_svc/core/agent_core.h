@@ -52,6 +52,7 @@ enum acore_counter {
 	ACORE_C_REPORTS_DROPPED, /* calls in unacknowledged messages dropped at the bound */
 	ACORE_C_REPORTS_RESENT, /* ReportStatusRequests sent again */
 	ACORE_C_REPORTS_ACKED,  /* ReportStatusRequests acknowledged */
+	ACORE_C_PANIC,          /* routes entering panic mode (issue 19.5) */
 	ACORE_N_COUNTERS
 };
 
@@ -121,6 +122,17 @@ int acore_report(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t p
 		 bool ok, uint64_t now_ms);
 int acore_report_call(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
 		      bool ok, uint32_t latency_us, uint64_t now_ms);
+/**
+ * acore_set_wall() - the wall clock (unix ms) for slow start, set by the loop
+ * before it calls in (every agent ramps a host on the same join time).
+ */
+void acore_set_wall(acore_t *c, int64_t unix_ms);
+/** acore_routes_in_panic() - routes whose balancer is in panic mode now. */
+size_t acore_routes_in_panic(const acore_t *c);
+/** acore_apply_route_policy() - acore_apply_route() with the route's policy (NULL: default). */
+void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
+			      const lars_HostInfo *hosts, size_t n,
+			      const lars_RoutePolicy *policy, uint64_t now_ms);
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms);
 void acore_tick(acore_t *c, uint64_t now_ms);

@@ -91,8 +91,13 @@ int awire_get_route(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms
 	msg_route_fit_init(&fit, req.modid, req.cmdid, n);
 	out->hosts = xreallocarray(NULL, n ? n : 1, sizeof(*out->hosts));
 	size_t k = 0;
-	for (const lb_host_t *h; (h = lb_iter_next(&it)) && msg_route_fit_add(&fit, h->ip, h->port);)
-		out->hosts[k++] = (lars_HostInfo){ h->ip, h->port };
+	for (const lb_host_t *h; (h = lb_iter_next(&it));) {
+		if (h->drain)
+			fit.used += 2; /* drain = true: a tag and a byte more (issue 19.3) */
+		if (!msg_route_fit_add(&fit, h->ip, h->port))
+			break;
+		out->hosts[k++] = (lars_HostInfo){ .ip = h->ip, .port = h->port, .drain = h->drain };
+	}
 	k = msg_route_fit_count(&fit, &out->cut);
 	out->resp = (lars_GetRouteResponse)lars_GetRouteResponse_init_zero;
 	out->resp.modid = req.modid;
@@ -144,7 +149,8 @@ int awire_route_answer(awire_t *w, const uint8_t *body, size_t len, uint64_t now
 		msg_vec_deinit(&vec);
 		return err;
 	}
-	acore_apply_route(w->core, resp.modid, resp.cmdid, vec.v, vec.n, now_ms);
+	acore_apply_route_policy(w->core, resp.modid, resp.cmdid, vec.v, vec.n,
+				 resp.has_policy ? &resp.policy : NULL, now_ms);
 	awire_drain_dns(w, ACORE_OK);
 	msg_vec_deinit(&vec);
 	return 0;

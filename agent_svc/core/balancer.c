@@ -23,6 +23,8 @@ void lb_cfg_defaults(lb_cfg_t *c)
 		.idle_timeout_s = 15,
 		.overload_timeout_s = 15,
 		.update_timeout_s = 15,
+		.panic_threshold = 0,
+		.max_overload_timeout_s = 300,
 	};
 }
 
@@ -85,12 +87,49 @@ static void to_idle(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 	list_remove(&lb->overload, h);
 	h->overload = false;
 	set_idle_counters(lb, h, now_ms);
+	h->returned_ms = now_ms ? now_ms : 1;
+	if (h->drain)
+		lb->n_idle_drained++;
 	list_push_tail(&lb->idle, h);
+}
+
+/*
+ * The ejection limit (issue 19.6): one more overloaded host leaves at most
+ * max_ejection_pct of the route's hosts overloaded; the first one always may.
+ */
+static bool may_eject(const lb_t *lb)
+{
+	if (lb->overload.n == 0)
+		return true;
+	return (uint64_t)(lb->overload.n + 1) * 100 <=
+	       (uint64_t)lb->max_ejection_pct * lb_n_hosts(lb);
+}
+
+/*
+ * The backoff (issue 19.7): ejected again within overload_timeout x 4 of its
+ * last return, the n-th consecutive ejection lasts overload_timeout x n, at
+ * most max_overload_timeout (never less than overload_timeout).
+ */
+static void set_backoff(lb_t *lb, lb_host_t *h, uint64_t now_ms)
+{
+	uint64_t base = (uint64_t)lb->cfg->overload_timeout_s * 1000;
+	if (h->returned_ms && now_ms - h->returned_ms < base * 4)
+		h->eject_n++;
+	else
+		h->eject_n = 1;
+	uint64_t d = base * h->eject_n;
+	uint64_t cap = (uint64_t)lb->cfg->max_overload_timeout_s * 1000;
+	if (d > cap)
+		d = cap > base ? cap : base;
+	h->overload_ms = d;
 }
 
 static void to_overload(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 {
 	list_remove(&lb->idle, h);
+	if (h->drain)
+		lb->n_idle_drained--;
+	set_backoff(lb, h, now_ms);
 	h->overload = true;
 	h->vsucc = 0;
 	h->verr = (uint32_t)lb->cfg->init_err_cnt;
@@ -107,14 +146,16 @@ static int check_windows(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 		if (now_ms - h->idle_since_ms < (uint64_t)lb->cfg->idle_timeout_s * 1000)
 			return LB_NO_CHANGE;
 		uint32_t total = h->rsucc + h->rerr;
-		if (total && (double)h->rerr / total >= lb->cfg->window_err_rate) {
+		if (total && (double)h->rerr / total >= lb->cfg->window_err_rate && may_eject(lb)) {
 			to_overload(lb, h, now_ms);
 			return LB_CHANGED;
 		}
+		if (!(total && (double)h->rerr / total >= lb->cfg->window_err_rate))
+			h->eject_n = 0; /* a full window idle: the backoff starts over */
 		set_idle_counters(lb, h, now_ms); /* a new window */
 		return LB_NO_CHANGE;
 	}
-	if (now_ms - h->overload_since_ms >= (uint64_t)lb->cfg->overload_timeout_s * 1000) {
+	if (now_ms - h->overload_since_ms >= h->overload_ms) {
 		to_idle(lb, h, now_ms);
 		return LB_CHANGED;
 	}
@@ -126,6 +167,72 @@ static int check_windows(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 void lb_init(lb_t *lb, int32_t modid, int32_t cmdid, const lb_cfg_t *cfg)
 {
 	*lb = (lb_t){ .modid = modid, .cmdid = cmdid, .status = LB_PULLING, .cfg = cfg };
+	lb_set_policy(lb, NULL);
+}
+
+/* Whether picks need weights: weights differ, or slow start may ramp a host. */
+static void set_weighted(lb_t *lb)
+{
+	uint32_t w0 = 0;
+	bool weighted = false;
+	size_t iter = 0;
+	for (u64map_slot_t *s; (s = u64map_next(&lb->hosts, &iter));) {
+		const lb_host_t *h = s->value;
+		if (lb->slow_start_s && h->joined_at)
+			weighted = true;
+		if (w0 && h->weight != w0)
+			weighted = true;
+		w0 = h->weight;
+	}
+	lb->weighted = weighted;
+}
+
+void lb_set_policy(lb_t *lb, const lars_RoutePolicy *p)
+{
+	lb->panic_threshold = p && p->has_panic_threshold ? (int)p->panic_threshold
+							  : lb->cfg->panic_threshold;
+	if (lb->panic_threshold > 100)
+		lb->panic_threshold = 100;
+	lb->max_ejection_pct = p && p->max_ejection_percent && p->max_ejection_percent < 100
+				       ? p->max_ejection_percent
+				       : 100;
+	lb->slow_start_s = p ? p->slow_start_s : 0;
+	set_weighted(lb);
+}
+
+uint32_t lb_weight(const lb_t *lb, const lb_host_t *h)
+{
+	uint32_t w = h->weight;
+	if (!lb->slow_start_s || !h->joined_at)
+		return w;
+	int64_t ss_ms = (int64_t)lb->slow_start_s * 1000;
+	int64_t age = lb->wall_ms - h->joined_at * 1000;
+	if (age >= ss_ms)
+		return w;
+	if (age < 0)
+		age = 0;
+	/* 10 % at the join, 100 % slow_start_s later, linear in between. */
+	uint64_t ew = (uint64_t)w * (uint64_t)(100 + 900 * age / ss_ms) / 1000;
+	return ew ? (uint32_t)ew : 1;
+}
+
+/* Whether the share of idle, non-drained hosts is under the panic threshold. */
+static bool panic_now(const lb_t *lb)
+{
+	size_t n = lb_n_hosts(lb);
+	if (!lb->panic_threshold || !n)
+		return false;
+	size_t avail = lb->idle.n - lb->n_idle_drained;
+	return (uint64_t)avail * 100 < (uint64_t)lb->panic_threshold * n;
+}
+
+int lb_check_panic(lb_t *lb)
+{
+	bool p = panic_now(lb);
+	if (p == lb->in_panic)
+		return 0;
+	lb->in_panic = p;
+	return p ? 1 : -1;
 }
 
 void lb_deinit(lb_t *lb)
@@ -174,8 +281,59 @@ const lb_host_t *lb_iter_next(lb_iter_t *it)
 	return h;
 }
 
+/* The next non-drained host of @l, rotated to the tail; NULL if none. */
+static lb_host_t *list_rotate_live(lb_list_t *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		lb_host_t *h = list_rotate(l);
+		if (!h->drain)
+			return h;
+	}
+	return NULL;
+}
+
+/* One smooth weighted round robin step over @l's non-drained hosts. */
+static void swrr_scan(const lb_t *lb, const lb_list_t *l, lb_host_t **best, int64_t *total)
+{
+	for (lb_host_t *h = l->head; h; h = h->next) {
+		if (h->drain)
+			continue;
+		uint32_t w = lb_weight(lb, h);
+		h->cur += w;
+		*total += w;
+		if (!*best || h->cur > (*best)->cur)
+			*best = h;
+	}
+}
+
+/* A pick over the idle hosts: round robin as the original, or by weight. */
+static lb_host_t *pick_idle(lb_t *lb)
+{
+	if (!lb->weighted)
+		return lb->n_idle_drained ? list_rotate_live(&lb->idle) : list_rotate(&lb->idle);
+	lb_host_t *best = NULL;
+	int64_t total = 0;
+	swrr_scan(lb, &lb->idle, &best, &total);
+	if (best)
+		best->cur -= total;
+	return best;
+}
+
+/* Panic mode: by weight over every non-drained host, overloaded or not. */
+static lb_host_t *pick_panic(lb_t *lb)
+{
+	lb_host_t *best = NULL;
+	int64_t total = 0;
+	swrr_scan(lb, &lb->idle, &best, &total);
+	swrr_scan(lb, &lb->overload, &best, &total);
+	if (best)
+		best->cur -= total;
+	return best;
+}
+
 /**
- * lb_get_host() - pick a host, as the original agent does (DESIGN §5).
+ * lb_get_host() - pick a host, as the original agent does (DESIGN §5), by
+ * weight, never a drained one, and in panic mode over every host (issue 19).
  * @lb: the balancer.
  * @now_ms: the clock (unused by the pick itself; windows run on reports).
  * @out: set to the host on LB_OK, untouched otherwise.
@@ -185,25 +343,39 @@ int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out)
 {
 	lb_host_t *h;
 
+	(void)now_ms;
 	if (lb_n_hosts(lb) == 0)
 		return LB_E_NOEXIST; /* still pulling, or the route is absent */
-	if (lb->idle.n == 0) {
-		if (lb->access_cnt >= (uint32_t)lb->cfg->probe_num) {
+	if (lb->panic_threshold) {
+		lb_check_panic(lb);
+		if (lb->in_panic) {
+			h = pick_panic(lb);
+			if (!h)
+				return LB_E_OVERLOAD; /* every host drained */
+			goto found;
+		}
+	}
+	size_t live_overload = lb->overload.n;
+	if (lb->n_drained > lb->n_idle_drained)
+		live_overload -= lb->n_drained - lb->n_idle_drained;
+	if (lb->idle.n == lb->n_idle_drained) {
+		if (live_overload && lb->access_cnt >= (uint32_t)lb->cfg->probe_num) {
 			lb->access_cnt = 0;
-			h = list_rotate(&lb->overload); /* a probe */
+			h = list_rotate_live(&lb->overload); /* a probe */
 		} else {
 			lb->access_cnt++;
 			return LB_E_OVERLOAD;
 		}
-	} else if (lb->overload.n == 0) {
-		h = list_rotate(&lb->idle);
+	} else if (live_overload == 0) {
+		h = pick_idle(lb);
 	} else if (lb->access_cnt >= (uint32_t)lb->cfg->probe_num) {
 		lb->access_cnt = 0;
-		h = list_rotate(&lb->overload);
+		h = list_rotate_live(&lb->overload);
 	} else {
 		lb->access_cnt++;
-		h = list_rotate(&lb->idle);
+		h = pick_idle(lb);
 	}
+found:
 	out->ip = h->ip;
 	out->port = h->port;
 	return LB_OK;
@@ -240,6 +412,10 @@ void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms)
 			set_idle_counters(lb, h, now_ms);
 			list_push_tail(&lb->idle, h);
 		}
+		uint32_t w = hosts[i].weight;
+		h->weight = w == 0 ? 100 : w > 1000 ? 1000 : w;
+		h->drain = hosts[i].drain;
+		h->joined_at = hosts[i].joined_at;
 		u64map_put(&fresh, k, h);
 	}
 	/* What is left in the old map is gone from the route. */
@@ -251,6 +427,14 @@ void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms)
 	}
 	u64map_deinit(&lb->hosts);
 	lb->hosts = fresh;
+	lb->n_drained = lb->n_idle_drained = 0;
+	iter = 0;
+	for (u64map_slot_t *s; (s = u64map_next(&lb->hosts, &iter));) {
+		const lb_host_t *h = s->value;
+		lb->n_drained += h->drain;
+		lb->n_idle_drained += h->drain && !h->overload;
+	}
+	set_weighted(lb);
 	lb->status = LB_NEW;
 	lb->has_data = true;
 	lb->updated_ms = now_ms;
@@ -274,8 +458,9 @@ int lb_report(lb_t *lb, int32_t ip, int32_t port, bool ok, uint64_t now_ms)
 	}
 	const lb_cfg_t *c = lb->cfg;
 	if (!h->overload && !ok) {
-		if ((double)h->verr / (h->vsucc + h->verr) > c->err_rate ||
-		    h->contin_err >= (uint32_t)c->contin_err_limit) {
+		if (((double)h->verr / (h->vsucc + h->verr) > c->err_rate ||
+		     h->contin_err >= (uint32_t)c->contin_err_limit) &&
+		    may_eject(lb)) {
 			to_overload(lb, h, now_ms);
 			return LB_CHANGED;
 		}

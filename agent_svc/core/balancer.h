@@ -24,6 +24,8 @@ typedef struct lb_cfg {
 	int idle_timeout_s;
 	int overload_timeout_s;
 	int update_timeout_s;
+	int panic_threshold;        /* percent; a route's policy overrides; 0 = off */
+	int max_overload_timeout_s; /* cap of the ejection backoff */
 } lb_cfg_t;
 
 void lb_cfg_defaults(lb_cfg_t *c);
@@ -36,8 +38,15 @@ struct lb_host {
 	uint32_t rsucc, rerr;             /* real: the current window */
 	uint32_t contin_succ, contin_err;
 	bool overload;
+	bool drain;                 /* no picks, still listed and counted */
+	uint32_t weight;            /* 1..1000 (0 on the wire = 100) */
+	int64_t joined_at;          /* unix seconds, for slow start; 0 = unknown */
+	int64_t cur;                /* smooth weighted round robin's current weight */
+	uint32_t eject_n;           /* consecutive ejections (backoff) */
 	uint64_t idle_since_ms;     /* window start (became idle / last reset) */
 	uint64_t overload_since_ms;
+	uint64_t overload_ms;       /* how long this ejection lasts */
+	uint64_t returned_ms;       /* last return from overload; 0 = never */
 	lb_host_t *prev, *next;     /* in the idle or the overload list */
 };
 
@@ -63,6 +72,15 @@ typedef struct lb {
 	lb_list_t overload;
 	u64map_t hosts;           /* (ip, port) -> lb_host_t */
 	const lb_cfg_t *cfg;
+	/* Issue 19: the route's policy (lb_set_policy) and what follows from it. */
+	int panic_threshold;      /* percent, 0 = off */
+	uint32_t max_ejection_pct; /* 1..100 */
+	uint32_t slow_start_s;    /* 0 = off */
+	bool weighted;            /* weights differ or slow start: not plain round robin */
+	size_t n_drained;         /* drained hosts, either list */
+	size_t n_idle_drained;    /* drained hosts on the idle list */
+	bool in_panic;
+	int64_t wall_ms;          /* unix time, ms (lb_set_wall), for slow start */
 } lb_t;
 
 /* What a state change (or anything worth reporting at once) looks like. */
@@ -98,6 +116,21 @@ void lb_deinit(lb_t *lb);
  * overloaded, not a probe turn) or LB_E_NOEXIST (no hosts).
  */
 int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out);
+
+/**
+ * lb_set_policy() - the route's policy from lars-dns (NULL: the default:
+ * panic_threshold from [loadbalance], no ejection limit, no slow start).
+ */
+void lb_set_policy(lb_t *lb, const lars_RoutePolicy *p);
+/** lb_set_wall() - the wall clock (unix ms) slow start ramps on. */
+static inline void lb_set_wall(lb_t *lb, int64_t unix_ms)
+{
+	lb->wall_ms = unix_ms;
+}
+/** lb_weight() - @h's weight now, slow start applied (at least 1). */
+uint32_t lb_weight(const lb_t *lb, const lb_host_t *h);
+/** lb_check_panic() - re-evaluate panic mode. Return: +1 entered, -1 left, 0 same. */
+int lb_check_panic(lb_t *lb);
 
 /** lb_needs_pull() - NEW and older than update_timeout, or a pull gone unanswered as long. */
 bool lb_needs_pull(const lb_t *lb, uint64_t now_ms);

@@ -1017,10 +1017,137 @@ static void test_wire_never_acking_reporter_no_duplicates(void **state)
 	assert_true(ra_held(acore_report_acks(c)) <= 5); /* only while a connection is new */
 }
 
+/* Issue 19 over the wire: weights, a drain and the policy in a route answer
+ * from lars-dns reach the balancer; the API's get_route marks the drain. */
+static void test_wire_traffic_control(void **state)
+{
+	awire_t w = { .core = c, .send_dns = send_ok, .max_hosts = 10 };
+	uint8_t buf[512];
+	int32_t ip;
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	lars_HostInfo h[3] = { A, B, C };
+	h[0].weight = 100;
+	h[1].weight = 300;
+	h[2].drain = true;
+	msg_array_t arr = MSG_HOSTS(h, 3);
+	lars_GetRouteResponse r = lars_GetRouteResponse_init_zero;
+	r.modid = 1;
+	r.cmdid = 1;
+	r.has_policy = true;
+	r.policy = (lars_RoutePolicy){ .has_panic_threshold = true, .panic_threshold = 40,
+				       .max_ejection_percent = 50 };
+	msg_array_bind(&arr, &r.host);
+	size_t rlen = enc(lars_GetRouteResponse_fields, &r, buf, sizeof(buf));
+	bool truncated;
+	assert_int_equal(awire_route_answer(&w, buf + 8, rlen, T0 + 1, &truncated), 0);
+	const lb_t *lb = &rt_peek(acore_routes(c), 1, 1)->lb;
+	assert_int_equal(lb->panic_threshold, 40);
+	assert_int_equal(lb->max_ejection_pct, 50);
+	int n[3] = { 0 };
+	for (int i = 0; i < 4000; i++) {
+		assert_int_equal(get(1, T0 + 2, &ip), ACORE_OK);
+		n[ip - A.ip]++;
+	}
+	assert_int_equal(n[0], 1000);
+	assert_int_equal(n[1], 3000);
+	assert_int_equal(n[2], 0); /* drained */
+	lars_GetRouteRequest g = { .modid = 1, .cmdid = 1 };
+	size_t len = enc(lars_GetRouteRequest_fields, &g, buf, sizeof(buf));
+	awire_route_t ans;
+	assert_int_equal(awire_get_route(&w, buf + 8, len, T0 + 3, &ans), 0);
+	assert_int_equal(ans.arr.n, 3);
+	int drained = 0;
+	for (size_t i = 0; i < 3; i++)
+		drained += ans.hosts[i].drain ? (ans.hosts[i].ip == C.ip ? 1 : 100) : 0;
+	assert_int_equal(drained, 1);
+	awire_route_deinit(&ans);
+}
+
+/* Panic mode counted once per entry, the gauge follows entry, exit and the
+ * route's deletion. */
+static void test_panic_counted(void **state)
+{
+	lars_HostInfo h[10];
+	for (int i = 0; i < 10; i++)
+		h[i] = (lars_HostInfo){ .ip = 100 + i, .port = 80 };
+	int32_t ip;
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	expect_dns(ACORE_PULL, 1);
+	lars_RoutePolicy p = { .has_panic_threshold = true, .panic_threshold = 50 };
+	acore_apply_route_policy(c, 1, 1, h, 10, &p, T0);
+	for (int i = 0; i < 6; i++)
+		for (int k = 0; k < cfg.lb.contin_err_limit; k++)
+			acore_report(c, 1, 1, h[i].ip, 80, false, T0 + 1);
+	assert_int_equal(acore_routes_in_panic(c), 1);
+	assert_int_equal(acore_count(c, ACORE_C_PANIC), 1);
+	bool seen[10] = { false };
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(get(1, T0 + 2, &ip), ACORE_OK); /* never OVERLOAD */
+		seen[ip - 100] = true;
+	}
+	for (int i = 0; i < 10; i++)
+		assert_true(seen[i]);
+	assert_int_equal(acore_count(c, ACORE_C_PANIC), 1);
+	/* One comes back: 5 of 10, out of panic. */
+	for (int k = 0; k < cfg.lb.contin_succ_limit; k++)
+		acore_report(c, 1, 1, h[0].ip, 80, true, T0 + 3);
+	assert_int_equal(acore_routes_in_panic(c), 0);
+	/* In again, then the route deleted at lars-dns: none in panic. */
+	for (int k = 0; k < cfg.lb.contin_err_limit; k++)
+		acore_report(c, 1, 1, h[0].ip, 80, false, T0 + 4);
+	assert_int_equal(acore_routes_in_panic(c), 1);
+	assert_int_equal(acore_count(c, ACORE_C_PANIC), 2);
+	acore_apply_route(c, 1, 1, NULL, 0, T0 + 5);
+	assert_int_equal(acore_routes_in_panic(c), 0);
+}
+
+/* Slow start across an agent restart: a new core given the same join time
+ * and wall clock picks exactly as the one that ran all along. */
+static void test_slow_start_across_core_restart(void **state)
+{
+	const int64_t wall = 1800000000;
+	lars_HostInfo h[2] = { A, B };
+	h[0].joined_at = wall;         /* new */
+	h[1].joined_at = wall - 3600;  /* long in */
+	lars_RoutePolicy p = { .slow_start_s = 100 };
+	int32_t ip;
+	assert_int_equal(get(1, T0, &ip), ACORE_E_PENDING);
+	acore_apply_route_policy(c, 1, 1, h, 2, &p, T0);
+	acore_set_wall(c, (wall + 50) * 1000);
+	for (int i = 0; i < 77; i++) /* some picks before the "restart" */
+		assert_int_equal(get(1, T0 + 1, &ip), ACORE_OK);
+
+	acore_t *c2;
+	assert_int_equal(acore_new(&cfg, S(7), &c2), 0);
+	acore_set_link(c2, ACORE_LINK_UP);
+	lars_HostInfo out;
+	assert_int_equal(acore_get_host(c2, 1, 1, S(7), &out), ACORE_E_PENDING);
+	acore_apply_route_policy(c2, 1, 1, h, 2, &p, S(7));
+	acore_set_wall(c2, (wall + 50) * 1000);
+	const lb_t *l1 = &rt_peek(acore_routes(c), 1, 1)->lb;
+	const lb_t *l2 = &rt_peek(acore_routes(c2), 1, 1)->lb;
+	int n1 = 0, n2 = 0;
+	for (int i = 0; i < 1550; i++) {
+		assert_int_equal(get(1, T0 + 2, &ip), ACORE_OK);
+		n1 += ip == A.ip;
+		assert_int_equal(acore_get_host(c2, 1, 1, S(8), &out), ACORE_OK);
+		n2 += out.ip == A.ip;
+	}
+	assert_int_equal(n1, 550); /* 55 : 100 */
+	assert_int_equal(n2, 550);
+	/* The wall clock of the last pick: both give the same weight. */
+	assert_int_equal(lb_weight(l1, lb_find(l1, A.ip, A.port)), 55);
+	assert_int_equal(lb_weight(l2, lb_find(l2, A.ip, A.port)), 55);
+	acore_free(c2);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_wire_traffic_control),
+		T(test_panic_counted),
+		T(test_slow_start_across_core_restart),
 		T(test_retcodes_on_the_wire),
 		T(test_noexist_pull_then_host),
 		T(test_answer_without_hosts_is_absent),
