@@ -269,5 +269,22 @@ for c in "status" "status --history 5"; do
 	[ "$rc" = 1 ] && [[ $err == *"cannot connect to PostgreSQL"* ]] || fail "unreachable database, $c: $rc $err"
 done
 
+# --retry-for: a change waits out a server that refuses connections (a
+# failover), then fails as before; a wrong password or option fails at once.
+rc=0
+t0=$SECONDS
+err=$("$LARSCTL" --db "host=127.0.0.1 port=1 connect_timeout=2" --retry-for 2 route add 1 1 10.0.0.1 80 2>&1) || rc=$?
+[ "$rc" = 1 ] && [[ $err == *"trying again for up to 2 s"* ]] && [[ $err == *"cannot connect to PostgreSQL"* ]] ||
+	fail "--retry-for 2 on a refused server: $rc $err"
+[ $((SECONDS - t0)) -ge 1 ] && [ $((SECONDS - t0)) -le 15 ] || fail "--retry-for 2 took $((SECONDS - t0)) s"
+rc=0
+err=$("$LARSCTL" --db "host=127.0.0.1 nosuchoption=1" --retry-for 30 route add 1 1 10.0.0.1 80 2>&1) || rc=$?
+[ "$rc" = 1 ] && [[ $err != *"trying again"* ]] || fail "a bad conninfo was retried: $rc $err"
+for bad in x -1 3601 ""; do
+	rc=0
+	"$LARSCTL" --retry-for "$bad" route add 1 1 10.0.0.1 80 >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "--retry-for '$bad' exited $rc, want 2"
+done
+
 [ "$fails" = 0 ] || exit 1
 echo "larsctl: all checks passed"
