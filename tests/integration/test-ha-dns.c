@@ -51,26 +51,6 @@ static void *app_run(void *arg)
 	return NULL;
 }
 
-/* Whether the agent's API get_route for 1/1 lists port @port (within @ms). */
-static bool route_has_port(int agent_port, int32_t port, int ms)
-{
-	int fd = harness_udp_socket();
-	double end = harness_now_s() + ms / 1000.0;
-	bool found = false;
-	while (!found && harness_now_s() < end) {
-		wc_route_t r;
-		if (wc_api_get_route(fd, agent_port, 1, 1, &r, 64, 1000) > 0) {
-			for (size_t i = 0; i < r.n; i++)
-				found |= r.hosts[i].port == port;
-			wc_route_free(&r);
-		}
-		if (!found)
-			usleep(10000);
-	}
-	close(fd);
-	return found;
-}
-
 static void test_dns_instance_killed(void **state)
 {
 	harness_proc_t dns[2], agent;
@@ -89,7 +69,7 @@ static void test_dns_instance_killed(void **state)
 		 harness_free_tcp_port());
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	int port = harness_port(&agent, "udp2"); /* (1 + 1) % 3 */
-	assert_true(route_has_port(port, 9001, 10000));
+	assert_true(wc_agent_route_has(port, 1, 1, 9001, true, 10000));
 
 	/* The instance the agent subscribed at. */
 	int used = -1;
@@ -128,7 +108,7 @@ static void test_dns_instance_killed(void **state)
 	/* A change made now reaches the agent through the survivor. */
 	double tc = harness_now_s();
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9003 >/dev/null", larsctl_bin), 0);
-	bool pushed = route_has_port(port, 9003, 10000);
+	bool pushed = wc_agent_route_has(port, 1, 1, 9003, true, 10000);
 	double push = harness_now_s() - tc;
 	usleep(300000);
 	atomic_store(&app.stop, true);

@@ -92,28 +92,6 @@ static void *app_main(void *arg)
 	return NULL;
 }
 
-/* Whether the agent's API get_route for 1/1 lists port @port (@want) within @ms. */
-static bool route_has_port(int agent_port, int32_t port, bool want, int ms)
-{
-	int fd = harness_udp_socket();
-	int64_t end = harness_deadline(ms);
-	bool found = !want;
-	while (harness_left_ms(end) > 0) {
-		wc_route_t r;
-		if (wc_api_get_route(fd, agent_port, 1, 1, &r, 64, 1000) > 0) {
-			found = false;
-			for (size_t i = 0; i < r.n; i++)
-				found |= r.hosts[i].port == port;
-			wc_route_free(&r);
-			if (found == want)
-				break;
-		}
-		usleep(5000);
-	}
-	close(fd);
-	return found == want;
-}
-
 static int spawn_agent(harness_proc_t *p, const char *dns_servers, int rep_port, int *udp2p,
 		       int *metricsp)
 {
@@ -170,7 +148,7 @@ static double push_ms(int agent_port, const char *op, int32_t port)
 	snprintf(p, sizeof(p), "%d", port);
 	double t0 = harness_now_s();
 	assert_int_equal(wait_exit(larsctl_spawn("route", op, "1", "1", "127.0.0.1", p), 30000), 0);
-	assert_true(route_has_port(agent_port, port, strcmp(op, "add") == 0, 10000));
+	assert_true(wc_agent_route_has(agent_port, 1, 1, port, strcmp(op, "add") == 0, 10000));
 	return (harness_now_s() - t0) * 1000;
 }
 
@@ -212,8 +190,8 @@ static void test_failover(void **state)
 	int base_a = port_a - 2;
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d", harness_port(&dns_b, "tcp"));
 	assert_int_equal(spawn_agent(&agent_b, servers, rep_port, &port_b, &m_b), 0);
-	assert_true(route_has_port(port_a, 9001, true, 15000));
-	assert_true(route_has_port(port_b, 9001, true, 15000));
+	assert_true(wc_agent_route_has(port_a, 1, 1, 9001, true, 15000));
+	assert_true(wc_agent_route_has(port_b, 1, 1, 9001, true, 15000));
 
 	/* Push latency through the standby's lars-dns (version poll). */
 	double push[4], push_max = 0, push_sum = 0;
@@ -254,8 +232,8 @@ static void test_failover(void **state)
 	       (t_write - t_kill) * 1000, (t_write - t_promoted) * 1000);
 	/* The change reaches both agents: A through lars-dns A (reconnected to
 	 * the new primary) or B, agent B through B. */
-	assert_true(route_has_port(port_a, 9005, true, 10000));
-	assert_true(route_has_port(port_b, 9005, true, 10000));
+	assert_true(wc_agent_route_has(port_a, 1, 1, 9005, true, 10000));
+	assert_true(wc_agent_route_has(port_b, 1, 1, 9005, true, 10000));
 	double t_pushed = harness_now_s();
 	printf("# that change reached both agents %.0f ms after the write\n",
 	       (t_pushed - t_write) * 1000);

@@ -340,3 +340,25 @@ ssize_t wc_api_get_route(int fd, int port, int32_t modid, int32_t cmdid, wc_rout
 	free(dgram);
 	return n;
 }
+
+bool wc_agent_route_has(int agent_port, int32_t modid, int32_t cmdid, int32_t port,
+			bool want, int ms)
+{
+	int fd = harness_udp_socket();
+	int64_t end = harness_deadline(ms);
+	bool found = !want;
+	while (harness_left_ms(end) > 0) {
+		wc_route_t r;
+		if (wc_api_get_route(fd, agent_port, modid, cmdid, &r, 64, 1000) > 0) {
+			found = false;
+			for (size_t i = 0; i < r.n; i++)
+				found |= r.hosts[i].port == port;
+			wc_route_free(&r);
+			if (found == want)
+				break;
+		}
+		usleep(5000);
+	}
+	close(fd);
+	return found == want;
+}

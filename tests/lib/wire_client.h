@@ -99,3 +99,11 @@ int wc_report(int fd, int port, int32_t modid, int32_t cmdid, lars_HostInfo host
  */
 ssize_t wc_api_get_route(int fd, int port, int32_t modid, int32_t cmdid, wc_route_t *r,
 			 size_t max_hosts, int timeout_ms);
+/**
+ * wc_agent_route_has() - whether the agent on 127.0.0.1:@agent_port lists
+ * (@want) or no longer lists (!@want) a host on @port in its route (@modid,
+ * @cmdid), asking its API GetRoute until that holds or @ms pass.
+ * Return: true when it held.
+ */
+bool wc_agent_route_has(int agent_port, int32_t modid, int32_t cmdid, int32_t port,
+			bool want, int ms);
