@@ -41,6 +41,10 @@ struct api_call {
 	route_entry_t entry;
 	bool add;
 	char *text;
+	/* traffic control: a host's weight (tc_weight) or drain, a route's policy */
+	bool tc_weight;
+	int tc_value;
+	route_policy_set_t policy;
 	/* outputs, built on the worker */
 	json_t *out;
 	unsigned status; /* 0 = 200 */
@@ -157,6 +161,8 @@ static json_t *host_json(const status_host_t *r, double fail_pct)
 	json_object_set_new(h, "port", json_integer(r->port));
 	json_object_set_new(h, "added_at",
 			    json_string(status_time_text(r->added_at, 0, STATUS_TIME_ISO, when)));
+	json_object_set_new(h, "weight", json_integer(r->weight));
+	json_object_set_new(h, "drain", json_boolean(r->drain));
 	if (r->n_callers == 0) {
 		json_object_set_new(h, "status", json_null());
 		return h;
@@ -231,6 +237,17 @@ static int work_overview(PGconn *conn, api_call_t *c)
 	return 0;
 }
 
+/* A route's policy: panic_threshold null = the agent's [loadbalance] value. */
+static json_t *policy_json(const route_policy_t *p)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "panic_threshold", p->panic_threshold == ROUTE_PANIC_AGENT
+				? json_null() : json_integer(p->panic_threshold));
+	json_object_set_new(o, "max_ejection_percent", json_integer(p->max_ejection_percent));
+	json_object_set_new(o, "slow_start_s", json_integer(p->slow_start_s));
+	return o;
+}
+
 static int work_route(PGconn *conn, api_call_t *c)
 {
 	const char *p[2] = { c->modid, c->cmdid };
@@ -273,6 +290,12 @@ static int work_route(PGconn *conn, api_call_t *c)
 		json_array_append_new(hosts, host_json(&rows[i], fail_pct));
 	free(rows);
 	json_object_set_new(o, "hosts", hosts);
+	route_policy_t pol;
+	if (route_policy_read(conn, f.modid, f.cmdid, &pol)) {
+		json_decref(o);
+		return -EIO;
+	}
+	json_object_set_new(o, "policy", policy_json(&pol));
 	c->out = o;
 	return 0;
 }
@@ -317,7 +340,7 @@ static int work_changes(PGconn *conn, api_call_t *c)
 {
 	const char *p[4] = { opt(c->modid), opt(c->cmdid), opt(c->before), c->limit };
 	json_t *rows = query_rows(conn,
-		"SELECT id, version, modid, cmdid, action, host(ip) AS ip, port,"
+		"SELECT id, version, modid, cmdid, action, host(ip) AS ip, port, detail,"
 		"  " ISO("changed_at") " AS changed_at"
 		" FROM route_change"
 		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
@@ -363,6 +386,54 @@ static int work_route_write(PGconn *conn, api_call_t *c)
 	json_object_set_new(c->out, "version", json_integer(version));
 	json_object_set_new(c->out, "message", json_string(msg));
 	log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	return 0;
+}
+
+static int work_route_tc(PGconn *conn, api_call_t *c)
+{
+	int64_t version = 0;
+	int r = c->tc_weight ? route_set_weight(conn, &c->entry, c->tc_value, &version)
+			     : route_set_drain(conn, &c->entry, c->tc_value != 0, &version);
+	if (r < 0)
+		return r;
+	char msg[192];
+	route_tc_message(msg, sizeof(msg), c->tc_weight ? "weight" : "drain", c->tc_value, r,
+			 &c->entry, version);
+	if (r == ROUTE_NO_HOST) {
+		c->status = 404;
+		snprintf(c->msg, sizeof(c->msg), "%s", msg);
+		return 0;
+	}
+	c->out = json_object();
+	json_object_set_new(c->out, "result", json_string(r == ROUTE_UNCHANGED ? "unchanged"
+							  : "changed"));
+	json_object_set_new(c->out, "version", json_integer(version));
+	json_object_set_new(c->out, "message", json_string(msg));
+	if (r == ROUTE_CHANGED)
+		log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	return 0;
+}
+
+static int work_policy(PGconn *conn, api_call_t *c)
+{
+	int64_t version = 0;
+	route_policy_t after;
+	int r = route_set_policy(conn, c->entry.modid, c->entry.cmdid, &c->policy, &after,
+				 &version);
+	if (r < 0)
+		return r;
+	char text[160], msg[192];
+	route_policy_text(text, sizeof(text), &after);
+	snprintf(msg, sizeof(msg), "%d/%d: %s%s", c->entry.modid, c->entry.cmdid, text,
+		 r == ROUTE_UNCHANGED ? " already; nothing changed" : "");
+	c->out = json_object();
+	json_object_set_new(c->out, "result", json_string(r == ROUTE_UNCHANGED ? "unchanged"
+							  : "changed"));
+	json_object_set_new(c->out, "version", json_integer(version));
+	json_object_set_new(c->out, "policy", policy_json(&after));
+	json_object_set_new(c->out, "message", json_string(msg));
+	if (r == ROUTE_CHANGED)
+		log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
 	return 0;
 }
 
@@ -430,8 +501,10 @@ static void api_submit(api_call_t *c)
 	/* Retried once on a fresh connection when theirs broke or reached a
 	 * read-only server (a failover): reads, and the route writes, which
 	 * may run twice (adding a host already there, removing one already
-	 * gone or setting the same description again changes nothing). */
-	c->job.read_only = c->work != work_route_write && c->work != work_describe;
+	 * gone, setting the same description, weight, drain or policy again
+	 * changes nothing). */
+	c->job.read_only = c->work != work_route_write && c->work != work_describe &&
+			   c->work != work_route_tc && c->work != work_policy;
 	c->job.idempotent = !c->job.read_only;
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
@@ -515,8 +588,7 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 			return;
 	} else if (strcmp(what, "descriptions") == 0) {
 		c = api_call_new(a, req, work_descriptions);
-	} else if (strcmp(what, "routes/add") == 0 || strcmp(what, "routes/del") == 0 ||
-		   strcmp(what, "describe") == 0) {
+	} else if (strncmp(what, "routes/", 7) == 0 || strcmp(what, "describe") == 0) {
 		http_req_add_header(req, "Allow", "POST");
 		admin_reply_error(req, 405, "changes are made with POST", NULL);
 		return;
@@ -564,12 +636,77 @@ static bool members(api_call_t *c, json_t *body, const char *const *keys, const 
 	return true;
 }
 
+/*
+ * The traffic-control members of a write to routes/weight ("weight": 1..1000),
+ * routes/drain ("drain": true or false) or routes/policy (any of
+ * "panic_threshold": 0..100 or null for the agent's, "max_ejection_percent",
+ * "slow_start_s"; at least one). False after bad_input().
+ */
+static bool traffic_members(api_call_t *c, json_t *body, const char *what)
+{
+	const char *why = NULL, *field = NULL;
+	char v[64];
+	if (strcmp(what, "routes/weight") == 0) {
+		c->tc_weight = true;
+		field = "weight";
+		if (!member_text(body, "weight", v, 8))
+			why = "weight must be an integer 1..1000 (the default is 100)";
+		else if (route_parse_weight(v, &c->tc_value, &why) == 0)
+			field = NULL;
+	} else if (strcmp(what, "routes/drain") == 0) {
+		c->tc_value = json_is_true(json_object_get(body, "drain"));
+		if (!json_is_boolean(json_object_get(body, "drain"))) {
+			why = "drain must be true or false";
+			field = "drain";
+		}
+	} else {
+		static const char *const keys[] = { "panic_threshold", "max_ejection_percent",
+						    "slow_start_s" };
+		static const char *const fields[] = { "panic_threshold", "max_ejection_percent",
+						      "slow_start" };
+		for (size_t i = 0; i < 3 && !field; i++) {
+			json_t *j = json_object_get(body, keys[i]);
+			if (!j)
+				continue;
+			if (i == 0 && json_is_null(j))
+				snprintf(v, sizeof(v), "default");
+			else if (!json_is_integer(j) || !member_text(body, keys[i], v, 8))
+				snprintf(v, sizeof(v), "?");
+			if (route_parse_policy_value(fields[i], v, &c->policy, &why))
+				field = keys[i];
+		}
+		if (!field && !c->policy.panic && !c->policy.ejection && !c->policy.slow_start) {
+			why = "set at least one of panic_threshold, max_ejection_percent, slow_start_s";
+			field = "policy";
+		}
+	}
+	json_decref(body);
+	if (field) {
+		bad_input(c, why, field);
+		return false;
+	}
+	return true;
+}
+
+static api_work_fn post_work(const char *what)
+{
+	if (strcmp(what, "routes/add") == 0 || strcmp(what, "routes/del") == 0)
+		return work_route_write;
+	if (strcmp(what, "routes/weight") == 0 || strcmp(what, "routes/drain") == 0)
+		return work_route_tc;
+	if (strcmp(what, "routes/policy") == 0)
+		return work_policy;
+	if (strcmp(what, "describe") == 0)
+		return work_describe;
+	return NULL;
+}
+
 static void post_call(admin_t *a, http_req_t *req, const char *what)
 {
 	const char *why;
-	bool route_write = strcmp(what, "routes/add") == 0 || strcmp(what, "routes/del") == 0;
-	bool describe = strcmp(what, "describe") == 0;
-	if (!route_write && !describe) {
+	api_work_fn work = post_work(what);
+	bool route_write = work == work_route_write || work == work_route_tc;
+	if (!work) {
 		admin_reply_error(req, 404, "no such API", NULL);
 		return;
 	}
@@ -589,7 +726,7 @@ static void post_call(admin_t *a, http_req_t *req, const char *what)
 	const char *text = http_req_body(req, &len);
 	json_error_t jerr;
 	json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	api_call_t *c = api_call_new(a, req, route_write ? work_route_write : work_describe);
+	api_call_t *c = api_call_new(a, req, work);
 	if (!json_is_object(body)) {
 		json_decref(body);
 		bad_input(c, "the body must be a JSON object", NULL);
@@ -605,12 +742,26 @@ static void post_call(admin_t *a, http_req_t *req, const char *what)
 	const char *modid = v[0], *cmdid = v[1];
 	const char *field = NULL;
 	if (route_write) {
-		json_decref(body);
 		if (route_parse(modid, cmdid, v[2], v[3], &c->entry, &why, &field)) {
+			json_decref(body);
 			bad_input(c, why, field);
 			return;
 		}
-		c->add = what[7] == 'a';
+		c->add = strcmp(what, "routes/add") == 0;
+		if (work == work_route_write)
+			json_decref(body);
+		else if (!traffic_members(c, body, what))
+			return;
+	} else if (work == work_policy) {
+		field = route_parse_id(modid, "MODID", &c->entry.modid, &why) ? "modid"
+			: route_parse_id(cmdid, "CMDID", &c->entry.cmdid, &why) ? "cmdid" : NULL;
+		if (field) {
+			json_decref(body);
+			bad_input(c, why, field);
+			return;
+		}
+		if (!traffic_members(c, body, what))
+			return;
 	} else {
 		json_t *desc = json_object_get(body, "description");
 		json_t *cmd = json_object_get(body, "cmdid");

@@ -22,6 +22,11 @@ typedef struct args {
 	const char *text;       /* --text TEXT */
 	const char *group;      /* --group GROUP (admin-user add, a new file) */
 	bool force;             /* --force (admin-user add: a short password) */
+	bool undo;              /* --undo (route drain: take the host back) */
+	/* route policy: --panic-threshold P, --max-ejection-percent P, --slow-start S */
+	const char *panic_threshold;
+	const char *max_ejection_percent;
+	const char *slow_start;
 	int retry_for_s;        /* --retry-for SECONDS: how long a write waits out a failover */
 	bool help;
 	int argc;

@@ -28,6 +28,12 @@ static const char usage_main[] =
 	"  route add MODID CMDID IP PORT   add a host to a route\n"
 	"  route del MODID CMDID IP PORT   remove a host from a route\n"
 	"  route list [MODID [CMDID]]      list routes and their hosts\n"
+	"  route weight MODID CMDID IP PORT WEIGHT\n"
+	"                                  set a host's weight (1..1000, default 100)\n"
+	"  route drain MODID CMDID IP PORT [--undo]\n"
+	"                                  no new picks for a host (--undo: again)\n"
+	"  route policy MODID CMDID [--panic-threshold P] [--max-ejection-percent P]\n"
+	"               [--slow-start S]   show or set a route's balancing policy\n"
 	"  describe MODID [CMDID] [--text TEXT]\n"
 	"                                  show or set a modid's / route's description\n"
 	"  status [MODID [CMDID]]          latest call statistics per host\n"
@@ -156,6 +162,24 @@ int larsctl_parse_filter(const args_t *a, int first, const char *cmd, status_fil
 	return 0;
 }
 
+/*
+ * value_option() - whether argv[*@ip] is option @name, as "--name VALUE" or
+ * "--name=VALUE"; then *@valuep gets VALUE (NULL when it is missing) and
+ * *@ip moves past what was used.
+ */
+static bool value_option(int argc, char **argv, int *ip, const char *name, const char **valuep)
+{
+	const char *s = argv[*ip];
+	size_t n = strlen(name);
+	if (strncmp(s, name, n) != 0 || (s[n] != '\0' && s[n] != '='))
+		return false;
+	if (s[n] == '=')
+		*valuep = s + n + 1;
+	else
+		*valuep = ++*ip < argc ? argv[*ip] : NULL;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	args_t a = { .retry_for_s = -1 };
@@ -200,6 +224,14 @@ int main(int argc, char **argv)
 			if (!v || !*v || *end || n < 0 || n > 3600)
 				return larsctl_usage_error("", "--retry-for needs SECONDS 0..3600");
 			a.retry_for_s = (int)n;
+		} else if (value_option(argc, argv, &i, "--panic-threshold", &a.panic_threshold) ||
+			   value_option(argc, argv, &i, "--max-ejection-percent",
+					&a.max_ejection_percent) ||
+			   value_option(argc, argv, &i, "--slow-start", &a.slow_start)) {
+			if (i >= argc) /* "--slow-start" last, without its value */
+				return larsctl_usage_error("route", "%s needs a value", s);
+		} else if (strcmp(s, "--undo") == 0) {
+			a.undo = true;
 		} else if (strcmp(s, "--force") == 0) {
 			a.force = true;
 		} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// larsctl migrate, route add/del/list and describe: the schema and the
-// routes, through the write path lars-admin uses too (common/db).
+// larsctl migrate, route add/del/list/weight/drain/policy and describe: the
+// schema and the routes, through the write path lars-admin uses too (common/db).
 #include "larsctl.h"
 
 #include <errno.h>
@@ -21,9 +21,30 @@ static const char usage_route[] =
 	"Usage: larsctl [--db CONNINFO] route add MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route del MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route list [MODID [CMDID]]\n"
+	"       larsctl [--db CONNINFO] route weight MODID CMDID IP PORT WEIGHT\n"
+	"       larsctl [--db CONNINFO] route drain MODID CMDID IP PORT [--undo]\n"
+	"       larsctl [--db CONNINFO] route policy MODID CMDID [--panic-threshold P]\n"
+	"               [--max-ejection-percent P] [--slow-start S]\n"
 	"MODID and CMDID are integers 0..2147483647, IP an IPv4 address, PORT 1..65535.\n"
 	"Each change is one transaction (data, version, change record, NOTIFY), so\n"
-	"lars-dns pushes it to subscribed agents at once.\n";
+	"lars-dns pushes it to subscribed agents at once.\n"
+	"\n"
+	"Traffic control (our agents; the original lars_agent ignores all of it):\n"
+	"  weight   a host's share of the picks, 1..1000 (default 100): smooth\n"
+	"           weighted round robin over the idle hosts\n"
+	"  drain    no new picks for the host from the next push on; it stays listed\n"
+	"           and its reports still count (--undo: it gets picks again)\n"
+	"  policy   without options, shows the route's policy; each option sets one:\n"
+	"    --panic-threshold P       when fewer than P % of the hosts are idle, pick\n"
+	"                              over every non-drained host instead of answering\n"
+	"                              OVERLOAD; 0 = off, 'default' = the agent's own\n"
+	"                              [loadbalance] panic_threshold (the default)\n"
+	"    --max-ejection-percent P  at most P % of the hosts overloaded at once\n"
+	"                              (1..100, default 100; one host always may be)\n"
+	"    --slow-start S            a new host's weight ramps from 10 % to 100 %\n"
+	"                              over S seconds (0..86400, default 0 = off)\n"
+	"route list shows each host's WEIGHT and DRAIN, then the routes whose policy\n"
+	"is not the default.\n";
 
 static const char usage_describe[] =
 	"Usage: larsctl [--db CONNINFO] describe MODID [CMDID] [--text TEXT]\n"
@@ -54,11 +75,166 @@ static int route_list(PGconn *conn, const status_filter_t *f)
 	size_t n;
 	if (status_hosts(conn, f, 0, &rows, &n))
 		return EXIT_DB;
-	printf("%-10s %-10s %s\n", "MODID", "CMDID", "HOST");
-	for (size_t i = 0; i < n; i++)
-		printf("%-10d %-10d %s:%d\n", rows[i].modid, rows[i].cmdid, rows[i].ip,
-		       rows[i].port);
+	printf("%-10s %-10s %-21s %-6s %s\n", "MODID", "CMDID", "HOST", "WEIGHT", "DRAIN");
+	for (size_t i = 0; i < n; i++) {
+		char host[STATUS_ADDR_MAX + 8];
+		snprintf(host, sizeof(host), "%s:%d", rows[i].ip, rows[i].port);
+		printf("%-10d %-10d %-21s %-6d %s\n", rows[i].modid, rows[i].cmdid, host,
+		       rows[i].weight, rows[i].drain ? "drained" : "-");
+	}
 	free(rows);
+
+	/* The routes @f names whose policy is not the default. */
+	char m[16], c[16];
+	snprintf(m, sizeof(m), "%d", f->modid);
+	snprintf(c, sizeof(c), "%d", f->cmdid);
+	const char *p[2] = { f->modid >= 0 ? m : NULL, f->cmdid >= 0 ? c : NULL };
+	PGresult *res = pg_exec(conn,
+		"SELECT modid, cmdid FROM cmdid_config"
+		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
+		"   AND (panic_threshold IS NOT NULL OR max_ejection_percent <> 100"
+		"        OR slow_start_s <> 0) ORDER BY modid, cmdid", 2, p, PGRES_TUPLES_OK);
+	if (!res)
+		return EXIT_DB;
+	for (int i = 0; i < PQntuples(res); i++) {
+		route_policy_t pol;
+		char text[160];
+		int32_t modid = (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10);
+		int32_t cmdid = (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		if (route_policy_read(conn, modid, cmdid, &pol)) {
+			PQclear(res);
+			return EXIT_DB;
+		}
+		route_policy_text(text, sizeof(text), &pol);
+		if (i == 0)
+			printf("\n%-10s %-10s %s\n", "MODID", "CMDID", "POLICY");
+		printf("%-10d %-10d %s\n", modid, cmdid, text);
+	}
+	PQclear(res);
+	return EXIT_OK;
+}
+
+/* route weight / drain as a larsctl_write_fn. */
+typedef struct route_tc {
+	const route_entry_t *e;
+	bool weight;  /* else drain */
+	int value;    /* the weight, or 1 drain / 0 undo */
+	int r;        /* ROUTE_CHANGED, ROUTE_UNCHANGED, ROUTE_NO_HOST or -EIO */
+	int64_t version;
+} route_tc_t;
+
+static int route_tc_work(PGconn *conn, void *arg)
+{
+	route_tc_t *t = arg;
+	t->version = 0;
+	t->r = t->weight ? route_set_weight(conn, t->e, t->value, &t->version)
+			 : route_set_drain(conn, t->e, t->value != 0, &t->version);
+	return t->r < 0 ? t->r : 0;
+}
+
+/* route policy with options as a larsctl_write_fn. */
+typedef struct route_pol {
+	int32_t modid, cmdid;
+	route_policy_set_t set;
+	route_policy_t after;
+	int r;
+	int64_t version;
+} route_pol_t;
+
+static int route_pol_work(PGconn *conn, void *arg)
+{
+	route_pol_t *t = arg;
+	t->r = route_set_policy(conn, t->modid, t->cmdid, &t->set, &t->after, &t->version);
+	return t->r < 0 ? t->r : 0;
+}
+
+/* What an operator reads after a write that may have been tried again. */
+static void maybe_tried_twice(int attempts)
+{
+	/* A try cut off during its COMMIT may have made the change. */
+	if (attempts > 1)
+		fprintf(stderr, "larsctl: (an earlier try, cut off by the lost "
+				"connection, may have made this change)\n");
+}
+
+static int route_policy_cmd(const args_t *a)
+{
+	route_pol_t t = { 0 };
+	const char *why;
+	if (a->argc != 4)
+		return larsctl_usage_error("route", "route policy needs MODID CMDID");
+	if (route_parse_id(a->argv[2], "MODID", &t.modid, &why) ||
+	    route_parse_id(a->argv[3], "CMDID", &t.cmdid, &why))
+		return larsctl_usage_error("route", "%s", why);
+	if ((a->panic_threshold &&
+	     route_parse_policy_value("panic_threshold", a->panic_threshold, &t.set, &why)) ||
+	    (a->max_ejection_percent &&
+	     route_parse_policy_value("max_ejection_percent", a->max_ejection_percent, &t.set,
+				      &why)) ||
+	    (a->slow_start && route_parse_policy_value("slow_start", a->slow_start, &t.set, &why)))
+		return larsctl_usage_error("route", "%s", why);
+	char text[160];
+	if (!t.set.panic && !t.set.ejection && !t.set.slow_start) {
+		PGconn *conn = larsctl_connect(a->db);
+		if (!conn)
+			return EXIT_DB;
+		route_policy_t p;
+		int r = route_policy_read(conn, t.modid, t.cmdid, &p);
+		PQfinish(conn);
+		if (r)
+			return EXIT_DB;
+		route_policy_text(text, sizeof(text), &p);
+		printf("%d/%d: %s\n", t.modid, t.cmdid, text);
+		return EXIT_OK;
+	}
+	int attempts, r = larsctl_write(a, route_pol_work, &t, &attempts);
+	if (r < 0) {
+		if (!(r == -ENOTCONN && attempts == 0))
+			fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
+		return EXIT_DB;
+	}
+	route_policy_text(text, sizeof(text), &t.after);
+	if (t.r == ROUTE_CHANGED) {
+		printf("%d/%d: %s (route version %lld)\n", t.modid, t.cmdid, text,
+		       (long long)t.version);
+	} else {
+		fprintf(stderr, "larsctl: %d/%d: %s already; nothing changed\n", t.modid,
+			t.cmdid, text);
+		maybe_tried_twice(attempts);
+	}
+	return EXIT_OK;
+}
+
+static int route_tc_cmd(const args_t *a, bool weight)
+{
+	route_entry_t e;
+	route_tc_t t = { .e = &e, .weight = weight, .value = a->undo ? 0 : 1 };
+	const char *why;
+	if (a->argc != (weight ? 7 : 6))
+		return larsctl_usage_error("route", "route %s needs MODID CMDID IP PORT%s",
+					   weight ? "weight" : "drain", weight ? " WEIGHT" : "");
+	if (route_parse(a->argv[2], a->argv[3], a->argv[4], a->argv[5], &e, &why, NULL) ||
+	    (weight && route_parse_weight(a->argv[6], &t.value, &why)))
+		return larsctl_usage_error("route", "%s", why);
+	int attempts, r = larsctl_write(a, route_tc_work, &t, &attempts);
+	if (r == -ENOTCONN && attempts == 0)
+		return EXIT_DB;
+	char msg[160];
+	route_tc_message(msg, sizeof(msg), weight ? "weight" : "drain", t.value, t.r, &e,
+			 t.version);
+	if (t.r == ROUTE_CHANGED) {
+		printf("%s\n", msg);
+	} else if (t.r == ROUTE_UNCHANGED) {
+		fprintf(stderr, "larsctl: %s\n", msg);
+		maybe_tried_twice(attempts);
+	} else if (t.r == ROUTE_NO_HOST) {
+		/* Input that names nothing: like a bad value, nothing to change. */
+		fprintf(stderr, "larsctl: %s\n", msg);
+		return EXIT_USAGE;
+	} else {
+		fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
+		return EXIT_DB;
+	}
 	return EXIT_OK;
 }
 
@@ -88,9 +264,19 @@ int cmd_route(const args_t *a)
 		return larsctl_usage_error("route", "route needs add, del or list");
 	const char *sub = a->argv[1];
 	bool add = strcmp(sub, "add") == 0, del = strcmp(sub, "del") == 0;
-	bool list = strcmp(sub, "list") == 0;
-	if (!add && !del && !list)
+	bool list = strcmp(sub, "list") == 0, policy = strcmp(sub, "policy") == 0;
+	bool weight = strcmp(sub, "weight") == 0, drain = strcmp(sub, "drain") == 0;
+	if (!add && !del && !list && !policy && !weight && !drain)
 		return larsctl_usage_error("route", "unknown route command '%s'", sub);
+	if (a->undo && !drain)
+		return larsctl_usage_error("route", "--undo is an option of route drain");
+	if ((a->panic_threshold || a->max_ejection_percent || a->slow_start) && !policy)
+		return larsctl_usage_error("route", "--panic-threshold, --max-ejection-percent "
+					   "and --slow-start are options of route policy");
+	if (policy)
+		return route_policy_cmd(a);
+	if (weight || drain)
+		return route_tc_cmd(a, weight);
 
 	route_entry_t e;
 	status_filter_t f;
@@ -121,10 +307,7 @@ int cmd_route(const args_t *a)
 		printf("%s\n", msg);
 	} else if (c.r == ROUTE_UNCHANGED) {
 		fprintf(stderr, "larsctl: %s\n", msg);
-		/* A try cut off during its COMMIT may have made the change. */
-		if (attempts > 1)
-			fprintf(stderr, "larsctl: (an earlier try, cut off by the lost "
-					"connection, may have made this change)\n");
+		maybe_tried_twice(attempts);
 	} else {
 		fprintf(stderr, "larsctl: nothing changed (has `larsctl migrate` been run?)\n");
 		return EXIT_DB;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Change log, newest first, optionally for one module or route; "Older"
- * pages back with before=<last id shown>. */
+ * pages back with before=<last id shown>. 'set' rows are a host's weight or
+ * drain, 'policy' rows a route's policy (no host); detail says what. */
 'use strict';
 
 (function changes() {
@@ -23,7 +24,8 @@
 			el('td', { class: 'nowrap' }, fmtAbs(c.changed_at) || '–'),
 			el('td', {}, el('a', { href: routeHref(c.modid, c.cmdid) }, route)),
 			el('td', {}, badge(c.action, c.action === 'add' ? 'add' : c.action === 'del' ? 'del' : 'none')),
-			el('td', { class: 'mono' }, hostStr(c.ip, c.port)));
+			el('td', { class: 'mono' }, c.ip ? hostStr(c.ip, c.port) : '–'),
+			el('td', {}, c.detail || ''));
 	}
 
 	/* append: the next page after lastId, else from the newest. */
@@ -44,7 +46,7 @@
 		const list = Array.isArray(res.body.changes) ? res.body.changes : [];
 		if (!append) tbody.replaceChildren();
 		tbody.append(...list.map(row));
-		if (!tbody.rows.length) emptyRow(tbody, 6, 'no changes');
+		if (!tbody.rows.length) emptyRow(tbody, 7, 'no changes');
 		if (list.length) lastId = list[list.length - 1].id;
 		older.hidden = list.length < LIMIT;
 		end.hidden = !older.hidden || !tbody.querySelector('tr:not(.empty)');

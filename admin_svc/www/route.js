@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* One route: its hosts with their latest reports, add/remove, and charts of
- * the last hour's successes and errors and of its call latency (mean and
- * p99 per minute). Refreshes every 10 s. */
+/* One route: its hosts with their latest reports, add/remove, weight and
+ * drain per host, the route's balancing policy, and charts of the last
+ * hour's successes and errors and of its call latency (mean and p99 per
+ * minute). Refreshes every 10 s. */
 'use strict';
 
 (function route() {
@@ -11,12 +12,15 @@
 	const form = document.getElementById('route-add-form');
 	const addResult = document.getElementById('route-add-result');
 	const SVGNS = 'http://www.w3.org/2000/svg';
-	const COLS = 12; /* of the hosts table */
+	const COLS = 13; /* of the hosts table */
+	const policyForm = document.getElementById('policy-form');
+	const policyResult = document.getElementById('policy-result');
 
 	if (modid === null || cmdid === null) {
 		showBanner({ status: 400, body: { error: 'this page needs ?modid=M&cmdid=C (non-negative integers)' } });
 		emptyRow(tbody, COLS, 'no route selected');
-		form.querySelectorAll('input, button').forEach((e) => { e.disabled = true; });
+		for (const f of [form, policyForm])
+			f.querySelectorAll('input, button').forEach((e) => { e.disabled = true; });
 		document.getElementById('history-chart').replaceChildren();
 		document.getElementById('latency-chart').replaceChildren();
 		return;
@@ -50,6 +54,7 @@
 		const key = hostStr(h.ip, h.port);
 		const s = h.status;
 		const state = el('td', {});
+		if (h.drain) state.append(badge('drained', 'none'));
 		if (!s) state.append(badge('no report', 'none'));
 		else {
 			if (s.failing) state.append(badge('failing', 'failing'));
@@ -67,7 +72,27 @@
 			el('td', { title: s ? fmtAbs(s.updated_at) : null, class: s ? 'nowrap' : 'nowrap muted' },
 				s ? fmtAge(s.age_s) : 'no report yet'),
 			state,
-			el('td', {}, el('button', { type: 'button', class: 'remove-host', 'data-host': key }, 'Remove')));
+			el('td', { class: 'nowrap' },
+				el('input', { class: 'host-weight', 'aria-label': `weight of ${key}`, inputmode: 'numeric',
+					size: 4, value: String(h.weight ?? 100), 'data-host': key }),
+				' ', el('button', { type: 'button', class: 'set-weight', 'data-host': key }, 'Set')),
+			el('td', { class: 'nowrap' },
+				el('button', { type: 'button', class: 'drain-host', 'data-host': key, 'data-drain': h.drain ? '0' : '1' },
+					h.drain ? 'Undrain' : 'Drain'),
+				' ', el('button', { type: 'button', class: 'remove-host', 'data-host': key }, 'Remove')));
+	}
+
+	/* The policy form shows what is stored, unless the operator is editing it. */
+	function renderPolicy(p) {
+		if (!p || policyForm.contains(document.activeElement)) return;
+		policyForm.elements.panic_threshold.value = p.panic_threshold === null ? '' : String(p.panic_threshold);
+		policyForm.elements.max_ejection_percent.value = String(p.max_ejection_percent);
+		policyForm.elements.slow_start_s.value = String(p.slow_start_s);
+	}
+
+	function hostOf(key) {
+		const at = key.lastIndexOf(':');
+		return { ip: key.slice(0, at), port: Number(key.slice(at + 1)) };
 	}
 
 	function svg(tag, attrs, text) {
@@ -203,8 +228,11 @@
 		const [r, hist] = await Promise.all([fetchJSON('api/route?' + q), fetchJSON('api/history?' + q + '&minutes=60')]);
 		if (isOk(r)) {
 			renderHead(r.body);
+			renderPolicy(r.body.policy);
 			const hosts = Array.isArray(r.body.hosts) ? r.body.hosts : [];
-			if (hosts.length) tbody.replaceChildren(...hosts.map(hostRow));
+			/* Not while a weight is being typed: the refresh would undo it. */
+			const typing = document.activeElement && document.activeElement.matches('input.host-weight');
+			if (typing) { /* keep the rows */ } else if (hosts.length) tbody.replaceChildren(...hosts.map(hostRow));
 			else emptyRow(tbody, COLS, 'no hosts in this route');
 		} else if (r.status === 404) {
 			/* no such route (yet): still show the chart and the add form */
@@ -221,17 +249,41 @@
 	const refresh = poll(load, 10000);
 
 	tbody.addEventListener('click', async (ev) => {
-		const button = ev.target.closest('button.remove-host');
+		const button = ev.target.closest('button.remove-host, button.drain-host, button.set-weight');
 		if (!button) return;
 		const key = button.dataset.host;
-		if (!confirm(`Remove ${key} from route ${name}?`)) return;
-		const at = key.lastIndexOf(':');
+		let url, body;
+		if (button.classList.contains('remove-host')) {
+			if (!confirm(`Remove ${key} from route ${name}?`)) return;
+			url = 'api/routes/del';
+			body = { modid, cmdid, ...hostOf(key) };
+		} else if (button.classList.contains('drain-host')) {
+			url = 'api/routes/drain';
+			body = { modid, cmdid, ...hostOf(key), drain: button.dataset.drain === '1' };
+		} else {
+			const input = button.parentElement.querySelector('input.host-weight');
+			url = 'api/routes/weight';
+			body = { modid, cmdid, ...hostOf(key), weight: intOrRaw(input.value) };
+		}
 		button.disabled = true;
-		const res = await postJSON('api/routes/del',
-			{ modid, cmdid, ip: key.slice(0, at), port: Number(key.slice(at + 1)) });
+		const res = await postJSON(url, body);
 		button.disabled = false;
 		if (isOk(res)) showResult(hostsResult, writeMessage(res.body), true);
 		else showResult(hostsResult, errorText(res, true), false);
+		refresh();
+	});
+
+	/* Empty panic threshold: the agent's default (null); the others are sent as typed. */
+	jsonForm(policyForm, policyResult, 'api/routes/policy', () => {
+		const v = (n) => policyForm.elements[n].value.trim();
+		return {
+			modid, cmdid,
+			panic_threshold: v('panic_threshold') === '' ? null : intOrRaw(v('panic_threshold')),
+			max_ejection_percent: intOrRaw(v('max_ejection_percent')),
+			slow_start_s: intOrRaw(v('slow_start_s')),
+		};
+	}, () => {
+		document.activeElement.blur();
 		refresh();
 	});
 

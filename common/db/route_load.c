@@ -13,8 +13,6 @@
 #include "xalloc.h"
 
 #define FETCH_ROWS "50000"
-/* The IPv4 address as the number a<<24|b<<16|c<<8|d (0..2^32-1). */
-#define IP_NUM "(ip - '0.0.0.0'::inet)"
 
 int route_version_read(PGconn *conn, int64_t *versionp)
 {
@@ -27,16 +25,45 @@ int route_version_read(PGconn *conn, int64_t *versionp)
 	return 0;
 }
 
-/* Rows of (modid, cmdid, ipnum, port) into @b. */
+/* What each row of route_data gives lars-dns: the host with its traffic
+ * fields and its route's policy (migration 008); ROUTE_FROM names d and c.
+ * (d.ip - '0.0.0.0') is the IPv4 address as the number a<<24|b<<16|c<<8|d. */
+#define ROUTE_COLS                                                              \
+	"d.modid, d.cmdid, (d.ip - '0.0.0.0'::inet), d.port, d.weight, d.drain, " \
+	"extract(epoch FROM d.created_at)::bigint, c.panic_threshold, "          \
+	"coalesce(c.max_ejection_percent, 100), coalesce(c.slow_start_s, 0)"
+#define ROUTE_FROM "route_data d LEFT JOIN cmdid_config c USING (modid, cmdid)"
+
+static long col_long(const PGresult *res, int row, int col)
+{
+	return strtol(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* Rows of ROUTE_COLS into @b, in wire form: each field at its default is
+ * 0 (not sent), the join time only for a route with slow start. */
 static void add_rows(snap_builder_t *b, const PGresult *res)
 {
 	int n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
-		int32_t modid = (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10);
-		int32_t cmdid = (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
-		uint32_t ip = (uint32_t)strtoull(PQgetvalue(res, i, 2), NULL, 10);
-		int32_t port = (int32_t)strtol(PQgetvalue(res, i, 3), NULL, 10);
-		snap_builder_add(b, modid, cmdid, (int32_t)ip, port);
+		int32_t modid = (int32_t)col_long(res, i, 0);
+		int32_t cmdid = (int32_t)col_long(res, i, 1);
+		lars_RoutePolicy p = lars_RoutePolicy_init_zero;
+		if (!PQgetisnull(res, i, 7)) {
+			p.has_panic_threshold = true;
+			p.panic_threshold = (uint32_t)col_long(res, i, 7);
+		}
+		long ej = col_long(res, i, 8);
+		p.max_ejection_percent = ej == 100 ? 0 : (uint32_t)ej;
+		p.slow_start_s = (uint32_t)col_long(res, i, 9);
+		long w = col_long(res, i, 4);
+		lars_HostInfo h = {
+			.ip = (int32_t)(uint32_t)strtoull(PQgetvalue(res, i, 2), NULL, 10),
+			.port = (int32_t)col_long(res, i, 3),
+			.weight = w == 100 ? 0 : (uint32_t)w,
+			.drain = PQgetvalue(res, i, 5)[0] == 't',
+			.joined_at = p.slow_start_s ? strtoll(PQgetvalue(res, i, 6), NULL, 10) : 0,
+		};
+		snap_builder_add_host(b, modid, cmdid, &h, &p);
 	}
 }
 
@@ -45,7 +72,7 @@ static void add_rows(snap_builder_t *b, const PGresult *res)
 static int load_all_rows(PGconn *conn, snap_builder_t *b)
 {
 	if (pg_cmd(conn, "DECLARE lars_routes NO SCROLL CURSOR FOR "
-		      "SELECT modid, cmdid, " IP_NUM ", port FROM route_data"))
+		      "SELECT " ROUTE_COLS " FROM " ROUTE_FROM))
 		return -EIO;
 	for (;;) {
 		PGresult *res = pg_exec(conn, "FETCH FORWARD " FETCH_ROWS " FROM lars_routes",
@@ -153,7 +180,7 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	char *mods = keys_array(&keys, true), *cmds = keys_array(&keys, false);
 	const char *kparams[2] = { mods, cmds };
 	res = pg_exec(conn,
-		"SELECT d.modid, d.cmdid, (d.ip - '0.0.0.0'::inet), d.port FROM route_data d "
+		"SELECT " ROUTE_COLS " FROM " ROUTE_FROM " "
 		"JOIN unnest($1::int[], $2::int[]) AS k (modid, cmdid) USING (modid, cmdid)",
 		2, kparams, PGRES_TUPLES_OK);
 	free(mods);

@@ -21,7 +21,30 @@ typedef struct route_entry {
 enum {
 	ROUTE_CHANGED = 0,
 	ROUTE_UNCHANGED = 1, /* duplicate add, or del of a host not in the route */
+	ROUTE_NO_HOST = 2,   /* weight / drain of a host the route does not have */
 };
+
+/* Traffic control (migration 008): a host's weight, a route's policy. */
+#define ROUTE_WEIGHT_MIN 1
+#define ROUTE_WEIGHT_MAX 1000
+#define ROUTE_WEIGHT_DEFAULT 100
+#define ROUTE_SLOW_START_MAX 86400
+#define ROUTE_PANIC_AGENT (-1) /* panic_threshold: the agent's [loadbalance] value */
+
+/** struct route_policy - a route's balancing policy, as stored. */
+typedef struct route_policy {
+	int panic_threshold;      /* 0..100 percent, or ROUTE_PANIC_AGENT */
+	int max_ejection_percent; /* 1..100 (100: the original) */
+	int slow_start_s;         /* 0..86400 (0: off) */
+} route_policy_t;
+
+#define ROUTE_POLICY_DEFAULT ((route_policy_t){ ROUTE_PANIC_AGENT, 100, 0 })
+
+/** struct route_policy_set - which fields of a policy a change sets. */
+typedef struct route_policy_set {
+	bool panic, ejection, slow_start;
+	route_policy_t v; /* the new values of the fields set */
+} route_policy_set_t;
 
 /** route_parse_id() - a decimal id 0..2147483647; -EINVAL with *whyp. */
 int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp);
@@ -56,6 +79,48 @@ int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text)
  */
 int route_add(PGconn *conn, const route_entry_t *e, int64_t *versionp);
 int route_del(PGconn *conn, const route_entry_t *e, int64_t *versionp);
+/** route_parse_weight() - "1".."1000": 0, or -EINVAL with *whyp. */
+int route_parse_weight(const char *s, int *outp, const char **whyp);
+/**
+ * route_parse_policy_value() - the value of one policy option: @field is
+ * "panic_threshold" (0..100 or "default": the agent's), "max_ejection_percent"
+ * (1..100) or "slow_start" (seconds 0..86400). 0 with @set updated, or
+ * -EINVAL with *whyp.
+ */
+int route_parse_policy_value(const char *field, const char *s, route_policy_set_t *set,
+			     const char **whyp);
+
+/**
+ * route_set_weight() / route_set_drain() - change one host of a route, in
+ * one transaction (a 'set' change record, version bump, NOTIFY).
+ * Return: ROUTE_CHANGED, ROUTE_UNCHANGED (already so), ROUTE_NO_HOST, or
+ * -EIO (logged; nothing changed).
+ */
+int route_set_weight(PGconn *conn, const route_entry_t *e, int weight, int64_t *versionp);
+int route_set_drain(PGconn *conn, const route_entry_t *e, bool drain, int64_t *versionp);
+
+/**
+ * route_policy_read() - the policy of route (@modid, @cmdid); the default
+ * when it has none stored. Return: 0 or -EIO.
+ */
+int route_policy_read(PGconn *conn, int32_t modid, int32_t cmdid, route_policy_t *out);
+/**
+ * route_set_policy() - set the fields @set names, in one transaction (a
+ * 'policy' change record, version bump, NOTIFY); *outp (if given) gets the
+ * whole policy after it. Return: ROUTE_CHANGED, ROUTE_UNCHANGED or -EIO.
+ */
+int route_set_policy(PGconn *conn, int32_t modid, int32_t cmdid, const route_policy_set_t *set,
+		     route_policy_t *outp, int64_t *versionp);
+/** route_policy_text() - "panic_threshold 50 (agent default), ...", as larsctl prints it. */
+void route_policy_text(char *buf, size_t cap, const route_policy_t *p);
+/**
+ * route_tc_message() - the one line that tells an operator what
+ * route_set_weight() (@what "weight", @value the weight) or route_set_drain()
+ * (@what "drain", @value 1 drain / 0 undo) did (@r its result).
+ */
+void route_tc_message(char *buf, size_t cap, const char *what, int value, int r,
+		      const route_entry_t *e, int64_t version);
+
 /**
  * route_message() - the one line that tells an operator what route_add()
  * (@add) or route_del() did (@r its result), for larsctl and the console.

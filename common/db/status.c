@@ -176,7 +176,7 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 		"  s.callers, coalesce(s.succ, 0), coalesce(s.err, 0), coalesce(s.overload, false),"
 		"  coalesce(" UNIX_S("s.updated_at") ", 0),"
 		"  coalesce(floor(extract(epoch FROM now() - s.updated_at))::bigint, 0),"
-		"  " LAT_COLS("l")
+		"  " LAT_COLS("l") ", r.weight, r.drain"
 		" FROM route_data r LEFT JOIN LATERAL ("
 		"   SELECT sum(h.succ)::bigint AS succ, sum(h.err)::bigint AS err,"
 		"          bool_or(h.overload) AS overload, count(*) AS callers,"
@@ -210,6 +210,8 @@ int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 			r->age_s = col_i64(res, i, 10);
 		}
 		col_lat(res, i, 11, &r->lat_count, &r->lat_mean_us, &r->lat_p99_us);
+		r->weight = col_i32(res, i, 14);
+		r->drain = PQgetvalue(res, i, 15)[0] == 't';
 	}
 	*n_rowsp = (size_t)PQntuples(res);
 	*rowsp = rows;

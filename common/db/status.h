@@ -69,6 +69,8 @@ typedef struct status_host {
 	char ip[STATUS_ADDR_MAX];
 	int32_t port;
 	int64_t added_at; /* Unix seconds */
+	int32_t weight;   /* 1..1000 (traffic control) */
+	bool drain;       /* drained: no new picks from our agents */
 	/* Over the callers whose report is younger than the max age; with
 	 * n_callers 0 the rest is 0 and false. */
 	int64_t n_callers;

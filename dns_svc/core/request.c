@@ -19,6 +19,11 @@ static int route_encode(const snapshot_t *snap, const snap_route_t *r, int32_t m
 	resp.cmdid = cmdid;
 	msg_array_t arr = MSG_HOSTS(r ? snapshot_hosts(snap, r) : NULL, r ? r->n_hosts : 0);
 	msg_array_bind(&arr, &resp.host);
+	/* Absent at the default, so the frame is the original's byte for byte. */
+	if (r && !snap_policy_is_default(&r->policy)) {
+		resp.has_policy = true;
+		resp.policy = r->policy;
+	}
 	size_t body, len;
 	if (msg_encoded_size(lars_GetRouteResponse_fields, &resp, &body))
 		return -EINVAL;

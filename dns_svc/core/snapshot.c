@@ -55,13 +55,43 @@ static void entries_push(snap_entry_t **v, size_t *n, size_t *cap, snap_entry_t 
 	(*v)[(*n)++] = e;
 }
 
-void snap_builder_add(snap_builder_t *b, int32_t modid, int32_t cmdid,
-		      int32_t ip, int32_t port)
+void snap_builder_add_host(snap_builder_t *b, int32_t modid, int32_t cmdid,
+			   const lars_HostInfo *h, const lars_RoutePolicy *policy)
 {
-	snap_entry_t e = { modid, cmdid, ip, port };
+	snap_entry_t e = { .modid = modid, .cmdid = cmdid, .ip = h->ip, .port = h->port,
+			   .weight = h->weight, .drain = h->drain, .joined_at = h->joined_at };
+	if (policy)
+		e.policy = *policy;
 	if (b->n && entry_cmp(&b->v[b->n - 1], &e) >= 0)
 		b->sorted = false;
 	entries_push(&b->v, &b->n, &b->cap, e);
+}
+
+void snap_builder_add(snap_builder_t *b, int32_t modid, int32_t cmdid,
+		      int32_t ip, int32_t port)
+{
+	lars_HostInfo h = { .ip = ip, .port = port };
+	snap_builder_add_host(b, modid, cmdid, &h, NULL);
+}
+
+bool snap_policy_is_default(const lars_RoutePolicy *p)
+{
+	return !p->has_panic_threshold && p->max_ejection_percent == 0 && p->slow_start_s == 0;
+}
+
+static bool same_policy(const lars_RoutePolicy *a, const lars_RoutePolicy *b)
+{
+	return a->has_panic_threshold == b->has_panic_threshold &&
+	       (!a->has_panic_threshold || a->panic_threshold == b->panic_threshold) &&
+	       a->max_ejection_percent == b->max_ejection_percent &&
+	       a->slow_start_s == b->slow_start_s;
+}
+
+/* The host of entry @e as lars-dns sends it. */
+static lars_HostInfo entry_host(const snap_entry_t *e)
+{
+	return (lars_HostInfo){ .ip = e->ip, .port = e->port, .weight = e->weight,
+				.drain = e->drain, .joined_at = e->joined_at };
 }
 
 static size_t index_slot(const snapshot_t *s, int32_t modid, int32_t cmdid)
@@ -106,9 +136,9 @@ snapshot_t *snapshot_build(snap_builder_t *b, int64_t version)
 				s->routes = xreallocarray(s->routes, cap_routes, sizeof(*s->routes));
 			}
 			r = &s->routes[s->n_routes++];
-			*r = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0 };
+			*r = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0, e->policy };
 		}
-		s->hosts[s->n_hosts++] = (lars_HostInfo){ .ip = e->ip, .port = e->port };
+		s->hosts[s->n_hosts++] = entry_host(e);
 		r->n_hosts++;
 	}
 	snap_builder_deinit(b);
@@ -182,12 +212,20 @@ static bool keys_has(const snap_keys_t *k, int32_t modid, int32_t cmdid)
 	return false;
 }
 
+/* Whether the two routes send the same frame: hosts (with their traffic
+ * fields, compared field by field: the structs have padding) and policy. */
 static bool same_hosts(const snapshot_t *a, const snap_route_t *ra,
 		       const snapshot_t *b, const snap_route_t *rb)
 {
-	return ra->n_hosts == rb->n_hosts &&
-	       memcmp(snapshot_hosts(a, ra), snapshot_hosts(b, rb),
-		      ra->n_hosts * sizeof(lars_HostInfo)) == 0;
+	if (ra->n_hosts != rb->n_hosts || !same_policy(&ra->policy, &rb->policy))
+		return false;
+	const lars_HostInfo *ha = snapshot_hosts(a, ra), *hb = snapshot_hosts(b, rb);
+	for (uint32_t i = 0; i < ra->n_hosts; i++)
+		if (ha[i].ip != hb[i].ip || ha[i].port != hb[i].port ||
+		    ha[i].weight != hb[i].weight || ha[i].drain != hb[i].drain ||
+		    ha[i].joined_at != hb[i].joined_at)
+			return false;
+	return true;
 }
 
 void snapshot_diff(const snapshot_t *old, const snapshot_t *new_,
@@ -269,11 +307,11 @@ snapshot_t *snapshot_patch(const snapshot_t *old, const snap_keys_t *keys,
 		else
 			same_routes = false;
 		snap_route_t *nr = &s->routes[s->n_routes++];
-		*nr = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0 };
+		*nr = (snap_route_t){ e->modid, e->cmdid, (uint32_t)s->n_hosts, 0, e->policy };
 		for (; j < b->n && b->v[j].modid == e->modid && b->v[j].cmdid == e->cmdid; j++) {
 			if (nr->n_hosts && entry_cmp(&b->v[j - 1], &b->v[j]) == 0)
 				continue; /* duplicate */
-			s->hosts[s->n_hosts++] = (lars_HostInfo){ .ip = b->v[j].ip, .port = b->v[j].port };
+			s->hosts[s->n_hosts++] = entry_host(&b->v[j]);
 			nr->n_hosts++;
 		}
 	}

@@ -16,6 +16,12 @@ typedef struct snap_entry {
 	int32_t cmdid;
 	int32_t ip; /* wire form: a<<24|b<<16|c<<8|d */
 	int32_t port;
+	/* Traffic control, in wire form (omitted fields are 0): weight 0 is
+	 * the default 100, joined_at 0 unless the route has slow start. */
+	uint32_t weight;
+	bool drain;
+	int64_t joined_at;
+	lars_RoutePolicy policy; /* the route's, the same in each of its entries */
 } snap_entry_t;
 
 typedef struct snap_route {
@@ -23,6 +29,7 @@ typedef struct snap_route {
 	int32_t cmdid;
 	uint32_t first;   /* index into ->hosts */
 	uint32_t n_hosts;
+	lars_RoutePolicy policy; /* wire form: all zero = the default, not sent */
 } snap_route_t;
 
 typedef struct snapshot {
@@ -57,8 +64,18 @@ typedef struct snap_keys {
 
 void snap_builder_init(snap_builder_t *b);
 void snap_builder_deinit(snap_builder_t *b);
+/** snap_builder_add() - a host with the default weight, drain and policy. */
 void snap_builder_add(snap_builder_t *b, int32_t modid, int32_t cmdid,
 		      int32_t ip, int32_t port);
+/**
+ * snap_builder_add_host() - a host with its traffic-control fields in wire
+ * form (@h: ip, port, weight, drain, joined_at) and its route's @policy
+ * (NULL: the default).
+ */
+void snap_builder_add_host(snap_builder_t *b, int32_t modid, int32_t cmdid,
+			   const lars_HostInfo *h, const lars_RoutePolicy *policy);
+/** snap_policy_is_default() - @p sends nothing (GetRouteResponse.policy absent). */
+bool snap_policy_is_default(const lars_RoutePolicy *p);
 /** snapshot_build() - sort (if needed), drop duplicates; empties @b. */
 snapshot_t *snapshot_build(snap_builder_t *b, int64_t version);
 snapshot_t *snapshot_free(snapshot_t *s);

@@ -260,6 +260,25 @@ expect describe "$(post /api/describe '{"modid":5,"cmdid":1,"description":"order
 [ "$("$LARSCTL" describe 5 1)" = 'orders "v2" <b>' ] || fail "description not stored as given"
 expect "describe mod" "$(post /api/describe '{"modid":5,"cmdid":null,"description":"shop"}')" 200
 [ "$("$LARSCTL" describe 5)" = 'shop' ] || fail "module description"
+# Traffic control through the same write path as larsctl: a 'set' or
+# 'policy' change record, a version each; the route page shows them.
+expect weight "$(post /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"weight":250}')" 200 \
+	'"result":"changed"'
+expect "weight again" "$(post /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"weight":"250"}')" 200 \
+	'"result":"unchanged"'
+expect drain "$(post /api/routes/drain '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"drain":true}')" 200 \
+	'is drained now'
+expect policy "$(post /api/routes/policy '{"modid":5,"cmdid":1,"panic_threshold":40,"slow_start_s":20}')" 200 \
+	'"policy":{"panic_threshold":40,"max_ejection_percent":100,"slow_start_s":20}'
+expect "route page traffic" "$(call GET '/api/route?modid=5&cmdid=1')" 200 '"weight":250,"drain":true'
+expect "route page policy" "$(call GET '/api/route?modid=5&cmdid=1')" 200 '"policy":{"panic_threshold":40'
+expect "policy back" "$(post /api/routes/policy '{"modid":5,"cmdid":1,"panic_threshold":null,"slow_start_s":0}')" 200 \
+	'"policy":{"panic_threshold":null,"max_ejection_percent":100,"slow_start_s":0}'
+expect undrain "$(post /api/routes/drain '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"drain":false}')" 200
+[ "$(q "SELECT string_agg(action || ':' || detail, ',' ORDER BY id) FROM route_change WHERE modid = 5 AND action IN ('set', 'policy')")" = \
+	"set:weight 250,set:weight 250, drained,policy:panic_threshold 40, slow_start 20 s,policy:default,set:weight 250" ] ||
+	fail "traffic change records: $(q "SELECT string_agg(action || ':' || detail, ',' ORDER BY id) FROM route_change WHERE modid = 5")"
+expect "changes detail" "$(call GET '/api/changes?modid=5&limit=1')" 200 '"detail":"weight 250"'
 
 # ---- bad input: 4xx, the field named, nothing changed ----
 before=$(state)
@@ -280,6 +299,19 @@ bad "not json" /api/routes/add '{"modid":5,' 400 'JSON object'
 bad "json array" /api/routes/add '[1,2]' 400 'JSON object'
 bad "duplicate key" /api/routes/add '{"modid":5,"modid":6,"cmdid":1,"ip":"127.0.0.1","port":80}' 400
 bad "garbage" /api/routes/add $'\x00\xff\xfe' 400
+bad "weight 0" /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"weight":0}' 400 '"field":"weight"'
+bad "weight big" /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"weight":1001}' 400 '"field":"weight"'
+bad "weight missing" /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002}' 400 '"field":"weight"'
+bad "weight float" /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"weight":2.5}' 400 '"field":"weight"'
+bad "weight absent host" /api/routes/weight '{"modid":5,"cmdid":1,"ip":"127.0.0.9","port":9002,"weight":5}' 404 'not in route 5/1'
+bad "drain text" /api/routes/drain '{"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9002,"drain":"yes"}' 400 '"field":"drain"'
+bad "drain bad ip" /api/routes/drain '{"modid":5,"cmdid":1,"ip":"x","port":9002,"drain":true}' 400 '"field":"ip"'
+bad "policy empty" /api/routes/policy '{"modid":5,"cmdid":1}' 400 '"field":"policy"'
+bad "policy panic big" /api/routes/policy '{"modid":5,"cmdid":1,"panic_threshold":101}' 400 '"field":"panic_threshold"'
+bad "policy panic text" /api/routes/policy '{"modid":5,"cmdid":1,"panic_threshold":"50"}' 400 '"field":"panic_threshold"'
+bad "policy ejection 0" /api/routes/policy '{"modid":5,"cmdid":1,"max_ejection_percent":0}' 400 '"field":"max_ejection_percent"'
+bad "policy slow long" /api/routes/policy '{"modid":5,"cmdid":1,"slow_start_s":86401}' 400 '"field":"slow_start_s"'
+bad "policy bad cmdid" /api/routes/policy '{"modid":5,"cmdid":-1,"slow_start_s":5}' 400 '"field":"cmdid"'
 bad "desc control" /api/describe '{"modid":5,"description":"a\nb"}' 400 '"field":"description"'
 bad "desc bidi override" /api/describe '{"modid":5,"description":"invoice\u202eexe.pdf"}' 400 '"field":"description"'
 bad "desc bidi isolate" /api/describe '{"modid":5,"description":"a\u2066b"}' 400 '"field":"description"'

@@ -15,14 +15,14 @@ q() { psql -X -At -c "$1"; }
 out=$("$LARSCTL" migrate)
 [[ $out == *"applied 001_routes"*"applied 002_report"*"applied 003_route_writers"*"applied 004_console"* ]] || fail "first migrate: $out"
 out=$("$LARSCTL" migrate)
-[[ $out == *"up to date (version 7)"* ]] || fail "second migrate: $out"
-[ "$(q 'SELECT count(*) FROM schema_migrations')" = 7 ] || fail "schema_migrations rows"
+[[ $out == *"up to date (version 8)"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 8 ] || fail "schema_migrations rows"
 # Two migrators at once: the advisory lock serialises them, nothing twice.
 psql -X -q -c 'CREATE DATABASE "'"$TEST_DB"'_2"' -d postgres
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null &
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null || fail "concurrent migrate"
 wait $! || fail "concurrent migrate (background)"
-[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 7 ] || fail "concurrent migrate rows"
+[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 8 ] || fail "concurrent migrate rows"
 psql -X -q -d postgres -c 'DROP DATABASE "'"$TEST_DB"'_2"'
 
 out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
@@ -251,6 +251,72 @@ out=$("$LARSCTL" status 20)
 [ "$out" = "$want_status" ] || fail "status 20 after latency rows elsewhere:"$'\n'"$out"
 out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 20)
 [ "$out" = "$want_hist" ] || fail "status --history 5 20 after latency rows elsewhere:"$'\n'"$out"
+
+# ---- traffic control: weight, drain, policy (migration 008) ----
+# Each change is one version with one change record saying what it set.
+"$LARSCTL" route add 30 1 10.3.0.1 80 >/dev/null
+"$LARSCTL" route add 30 1 10.3.0.2 80 >/dev/null
+v0=$(q 'SELECT version FROM route_version')
+out=$("$LARSCTL" route weight 30 1 10.3.0.2 80 300)
+[ "$out" = "30/1 10.3.0.2:80 is weight 300 now (route version $((v0 + 1)))" ] || fail "weight: $out"
+[ "$(q "SELECT action || ' ' || detail FROM route_change WHERE version = $((v0 + 1))")" = "set weight 300" ] ||
+	fail "weight change record"
+err=$("$LARSCTL" route weight 30 1 10.3.0.2 80 300 2>&1 >/dev/null) || fail "same weight exited $?"
+[[ $err == *"is weight 300 already; nothing changed"* ]] || fail "same weight: $err"
+out=$("$LARSCTL" route drain 30 1 10.3.0.1 80)
+[ "$out" = "30/1 10.3.0.1:80 is drained now (route version $((v0 + 2)))" ] || fail "drain: $out"
+[ "$(q "SELECT detail FROM route_change WHERE version = $((v0 + 2))")" = "weight 100, drained" ] ||
+	fail "drain change record"
+want_list=$(printf '%-10s %-10s %-21s %-6s %s\n' MODID CMDID HOST WEIGHT DRAIN \
+	30 1 10.3.0.1:80 100 drained 30 1 10.3.0.2:80 300 -)
+out=$("$LARSCTL" route list 30)
+[ "$out" = "$want_list" ] || fail "route list 30:"$'\n'"$out"$'\n'"want:"$'\n'"$want_list"
+out=$("$LARSCTL" route policy 30 1)
+[ "$out" = "30/1: panic_threshold the agent's default, max_ejection_percent 100 %, slow_start 0 s (off)" ] ||
+	fail "default policy: $out"
+out=$("$LARSCTL" route policy 30 1 --panic-threshold 50 --max-ejection-percent=20 --slow-start 30)
+[ "$out" = "30/1: panic_threshold 50 %, max_ejection_percent 20 %, slow_start 30 s (route version $((v0 + 3)))" ] ||
+	fail "policy set: $out"
+[ "$(q "SELECT action || ': ' || detail FROM route_change WHERE version = $((v0 + 3))")" = \
+	"policy: panic_threshold 50, max_ejection_percent 20, slow_start 30 s" ] || fail "policy change record"
+# One field at a time keeps the others; 'default' hands panic back to the agent.
+"$LARSCTL" route policy 30 1 --panic-threshold default >/dev/null || fail "panic default exited $?"
+[ "$(q "SELECT coalesce(panic_threshold::text, 'null') || ' ' || max_ejection_percent || ' ' || slow_start_s
+	FROM cmdid_config WHERE modid = 30 AND cmdid = 1")" = "null 20 30" ] || fail "partial policy change"
+out=$("$LARSCTL" route list 30)
+[ "$(tail -n 2 <<<"$out")" = "$(printf '%-10s %-10s %s\n' MODID CMDID POLICY 30 1 \
+	"panic_threshold the agent's default, max_ejection_percent 20 %, slow_start 30 s")" ] ||
+	fail "route list policy:"$'\n'"$out"
+"$LARSCTL" route drain 30 1 10.3.0.1 80 --undo >/dev/null || fail "drain --undo exited $?"
+[ "$(q "SELECT drain FROM route_data WHERE ip = '10.3.0.1'")" = f ] || fail "drain --undo"
+v1=$(q 'SELECT version FROM route_version')
+# Bad values: exit 2, one line, nothing changed.
+tc_bad=(
+	"route weight 30 1 10.3.0.2 80 0" "route weight 30 1 10.3.0.2 80 1001" "route weight 30 1 10.3.0.2 80 x"
+	"route weight 30 1 10.3.0.2 80 -5" "route weight 30 1 10.3.0.2 80" "route weight 30 1 10.3.0.9 80 5"
+	"route drain 30 1 10.3.0.9 80" "route drain 30 1 10.3.0.1" "route drain 30 1 10.3.0.1 80 --slow-start 5"
+	"route weight 30 1 10.3.0.2 80 5 --undo"
+	"route policy 30 1 --panic-threshold 101" "route policy 30 1 --panic-threshold -1"
+	"route policy 30 1 --max-ejection-percent 0" "route policy 30 1 --max-ejection-percent 101"
+	"route policy 30 1 --slow-start 86401" "route policy 30 1 --slow-start x" "route policy 30 1 --slow-start"
+	"route policy 30" "route policy x 1 --slow-start 5" "route add 30 1 10.3.0.3 80 --panic-threshold 5"
+)
+for c in "${tc_bad[@]}"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || fail "'$c' exited $rc, want 2"
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && [[ $err == larsctl:* ]] || fail "'$c' said: $err"
+done
+[ "$(q 'SELECT version FROM route_version')" = "$v1" ] || fail "a refused traffic change bumped the version"
+[ "$(q "SELECT string_agg(weight || ' ' || drain, ',' ORDER BY ip) FROM route_data WHERE modid = 30")" = "100 false,300 false" ] ||
+	fail "a refused traffic change changed the hosts"
+# The schema refuses what larsctl refuses, for writers that skip larsctl.
+q "UPDATE route_data SET weight = 0 WHERE modid = 30" 2>/dev/null && fail "schema took weight 0"
+q "UPDATE cmdid_config SET slow_start_s = -1 WHERE modid = 30" 2>/dev/null && fail "schema took slow start -1"
+# A description edit is no route change: no version, no record.
+"$LARSCTL" describe 30 1 --text "thirty" || fail "describe 30 1 exited $?"
+[ "$(q 'SELECT version FROM route_version')" = "$v1" ] || fail "a description bumped the version"
 
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
 	 "status --help"; do

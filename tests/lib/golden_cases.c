@@ -53,6 +53,26 @@ static const lars_ReportRequest report_req_latency = {
 	.modid = 1, .cmdid = 1, .has_host = true,
 	.host = { HOST_192_168_1_177, 8080 }, .latency_us = 4200,
 };
+/* Traffic control (issue 19): weights, drains, join times and a policy. */
+static const lars_HostInfo host_traffic = {
+	.ip = LOCALHOST, .port = 9001, .weight = 1000, .drain = true, .joined_at = 1764000000,
+};
+static const lars_GetRouteResponse route_traffic = {
+	.modid = 1, .cmdid = 1, .has_policy = true,
+	.policy = { .has_panic_threshold = true, .panic_threshold = 50,
+		    .max_ejection_percent = 20, .slow_start_s = 30 },
+};
+static const lars_HostInfo route_traffic_hosts[] = {
+	{ .ip = LOCALHOST, .port = 9001, .weight = 300, .joined_at = 1764000000 },
+	{ .ip = LOCALHOST, .port = 9002, .drain = true, .joined_at = 1764000100 },
+	{ .ip = HOST_192_168_1_177, .port = 9003, .joined_at = 1764000200 },
+};
+/* panic_threshold 0 (off) is sent: the field has presence. */
+static const lars_GetRouteResponse route_panic_off = {
+	.modid = 2, .cmdid = 5, .has_policy = true,
+	.policy = { .has_panic_threshold = true, .panic_threshold = 0 },
+};
+static const lars_HostInfo route_panic_off_hosts[] = { { .ip = LOCALHOST, .port = 80 } };
 
 #define CASE(n, id, type, value) \
 	{ n, id, type##_fields, sizeof(type), &(value), 0, { 0 } }
@@ -82,6 +102,11 @@ const golden_case_t golden_cases[] = {
 		 status_acked, results, status_acked_results, lars_HostCallResult),
 	CASE("ReportStatusAck", LARS_ID_REPORT_STATUS_ACK, lars_ReportStatusAck, status_ack),
 	CASE("ReportRequest_latency", LARS_ID_REPORT_REQ, lars_ReportRequest, report_req_latency),
+	CASE("HostInfo_traffic", 0, lars_HostInfo, host_traffic),
+	CASE_REP("GetRouteResponse_traffic", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
+		 route_traffic, host, route_traffic_hosts, lars_HostInfo),
+	CASE_REP("GetRouteResponse_panicoff", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
+		 route_panic_off, host, route_panic_off_hosts, lars_HostInfo),
 };
 const size_t golden_n_cases = sizeof(golden_cases) / sizeof(golden_cases[0]);
 

@@ -2,7 +2,8 @@
 // lars-dns's request core: GetRouteRequest answers from the snapshot and
 // subscribes, UnsubscribeRequest forgets, bad bodies subscribe nothing; the
 // subscription table drops a connection's least recently asked route at
-// max_subscriptions and lets a closing connection go with all its routes.
+// max_subscriptions and lets a closing connection go with all its routes;
+// its frames are protoc's bytes, with and without traffic control.
 #include "test.h"
 
 #include <string.h>
@@ -284,6 +285,104 @@ static void test_collect_and_close(void **state)
 	snapshot_free(sn);
 }
 
+/* @frame is the header and then exactly protoc's bytes of golden case @name. */
+static void assert_golden_frame(const sbuf_t *frame, const char *name)
+{
+	char path[1024];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s.bin", TEST_GOLDEN_DIR, name);
+	uint8_t *bin = test_read_file(path, &len);
+	assert_int_equal(frame->len, FRAME_HDR_LEN + len);
+	if (memcmp(frame->data + FRAME_HDR_LEN, bin, len))
+		fail_msg("lars-dns's frame differs from protoc's %s.bin", name);
+	free(bin);
+}
+
+/* A route at the default weights and policy is what the original sends, byte
+ * for byte; traffic control adds only its new fields (golden bytes from the
+ * real protoc --encode, tests/golden/GetRouteResponse*.txtpb). */
+static void test_frames_match_protoc(void **state)
+{
+	snap_builder_t b;
+	snap_builder_init(&b);
+	for (int32_t port = 9001; port <= 9003; port++)
+		snap_builder_add(&b, 1, 1, 0x7f000001, port);
+	snapshot_t *sn = snapshot_build(&b, 1);
+	sbuf_t *f;
+	assert_int_equal(request_route_frame(sn, 1, 1, &f), 0);
+	assert_golden_frame(f, "GetRouteResponse");
+	sbuf_unref(f);
+	snapshot_free(sn);
+
+	const lars_RoutePolicy pol = { .has_panic_threshold = true, .panic_threshold = 50,
+				       .max_ejection_percent = 20, .slow_start_s = 30 };
+	const lars_HostInfo h[] = {
+		{ .ip = 0x7f000001, .port = 9001, .weight = 300, .joined_at = 1764000000 },
+		{ .ip = 0x7f000001, .port = 9002, .drain = true, .joined_at = 1764000100 },
+		{ .ip = (int32_t)0xc0a801b1u, .port = 9003, .joined_at = 1764000200 },
+	};
+	snap_builder_init(&b);
+	for (int i = 2; i >= 0; i--) /* out of order: the snapshot sorts */
+		snap_builder_add_host(&b, 1, 1, &h[i], &pol);
+	sn = snapshot_build(&b, 2);
+	assert_int_equal(request_route_frame(sn, 1, 1, &f), 0);
+	assert_golden_frame(f, "GetRouteResponse_traffic");
+	sbuf_unref(f);
+	snapshot_free(sn);
+
+	const lars_RoutePolicy off = { .has_panic_threshold = true, .panic_threshold = 0 };
+	const lars_HostInfo one = { .ip = 0x7f000001, .port = 80 };
+	snap_builder_init(&b);
+	snap_builder_add_host(&b, 2, 5, &one, &off);
+	sn = snapshot_build(&b, 3);
+	assert_int_equal(request_route_frame(sn, 2, 5, &f), 0);
+	assert_golden_frame(f, "GetRouteResponse_panicoff");
+	sbuf_unref(f);
+	snapshot_free(sn);
+}
+
+/* A weight, drain or policy change is a change of the route: pushed. */
+static void test_diff_sees_traffic_fields(void **state)
+{
+	const lars_HostInfo h = { .ip = 0x7f000001, .port = 9001 };
+	lars_HostInfo hw = h, hd = h;
+	hw.weight = 300;
+	hd.drain = true;
+	const lars_RoutePolicy pol = { .slow_start_s = 30 };
+	snap_builder_t b;
+	snapshot_t *v[4];
+	for (int i = 0; i < 4; i++) {
+		snap_builder_init(&b);
+		snap_builder_add_host(&b, 1, 1, i == 1 ? &hw : i == 2 ? &hd : &h,
+				      i == 3 ? &pol : NULL);
+		snap_builder_add(&b, 2, 2, 0x7f000001, 80); /* unchanged throughout */
+		v[i] = snapshot_build(&b, i + 1);
+	}
+	for (int i = 1; i < 4; i++) {
+		snap_keys_t changed = { 0 };
+		snapshot_diff(v[0], v[i], NULL, &changed);
+		assert_int_equal(changed.n, 1);
+		assert_int_equal(changed.v[0].modid, 1);
+		snap_keys_deinit(&changed);
+	}
+	/* snapshot_patch() keeps them too. */
+	snap_keys_t keys = { 0 };
+	snap_keys_add(&keys, 1, 1);
+	snap_builder_init(&b);
+	snap_builder_add_host(&b, 1, 1, &hw, &pol);
+	snapshot_t *p = snapshot_patch(v[0], &keys, &b, 9);
+	const snap_route_t *r = snapshot_find(p, 1, 1);
+	assert_non_null(r);
+	assert_int_equal(snapshot_hosts(p, r)[0].weight, 300);
+	assert_int_equal(r->policy.slow_start_s, 30);
+	assert_false(snap_policy_is_default(&r->policy));
+	assert_true(snap_policy_is_default(&snapshot_find(p, 2, 2)->policy));
+	snap_keys_deinit(&keys);
+	snapshot_free(p);
+	for (int i = 0; i < 4; i++)
+		snapshot_free(v[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +391,8 @@ int main(void)
 		cmocka_unit_test(test_unsubscribe),
 		cmocka_unit_test(test_lru_drop),
 		cmocka_unit_test(test_collect_and_close),
+		cmocka_unit_test(test_frames_match_protoc),
+		cmocka_unit_test(test_diff_sees_traffic_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
