@@ -201,6 +201,8 @@ static int decode_route(const uint8_t *body, size_t len, size_t max, wc_route_t 
 	r->modid = resp.modid;
 	r->cmdid = resp.cmdid;
 	r->host_total = resp.host_total;
+	r->has_policy = resp.has_policy;
+	r->policy = resp.policy;
 	r->n = vec.n;
 	r->hosts = vec.v; /* ours now: the vector is not deinitialised */
 	return 0;

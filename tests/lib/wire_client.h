@@ -20,6 +20,8 @@
 typedef struct wc_route {
 	int32_t modid, cmdid;
 	int32_t host_total; /* the agent's API answer: hosts before the cut */
+	bool has_policy;    /* lars-dns sent the route's policy (not the default) */
+	lars_RoutePolicy policy;
 	size_t n;
 	lars_HostInfo *hosts; /* @n hosts, malloc'd; wc_route_free() */
 } wc_route_t;
