@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 				 larsctl, k, 9000 + h);
 			if (system(cmd))
 				harness_die("route add failed");
-			if (weights) { /* issue 19: weights 100:200:300 in use */
+			if (weights && h > 1) { /* issue 19: weights 100:200:300 (100 is the default) */
 				snprintf(cmd, sizeof(cmd),
 					 "%s route weight 1 %d 127.0.0.1 %d %d >/dev/null", larsctl,
 					 k, 9000 + h, 100 * h);

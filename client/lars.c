@@ -2,7 +2,7 @@
 // lars: command-line tools on top of the client library.
 //
 //   lars get-host MODID CMDID            prints "host is IP:PORT"
-//   lars get-route MODID CMDID           prints one IP:PORT per line
+//   lars get-route MODID CMDID           prints one IP:PORT per line (drained marked)
 //   lars report MODID CMDID IP PORT RETCODE [--latency-us N]
 //   lars simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]
 //                 [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]
@@ -77,6 +77,7 @@ static const char usage[] =
 	"                                a route still being fetched is asked again\n"
 	"                                until --timeout x --retries has passed\n"
 	"  get-route MODID CMDID         every host of the route, one IP:PORT per line\n"
+	"                                (\"IP:PORT drained\" for a drained host)\n"
 	"                                (waits the same way; warns when the list is cut)\n"
 	"  report MODID CMDID IP PORT RETCODE [--latency-us N]\n"
 	"                                report a call's outcome (RETCODE 0 = success) and\n"
@@ -207,8 +208,11 @@ static int cmd_get_route(int argc, char **argv)
 	/* As many as a datagram can carry (all-zero hosts are 2 bytes each). */
 	const size_t cap = 65536 / 2;
 	lars_host_t *hosts = malloc(cap * sizeof(*hosts));
-	if (!hosts) {
+	unsigned *flags = malloc(cap * sizeof(*flags));
+	if (!hosts || !flags) {
 		fprintf(stderr, "lars: out of memory\n");
+		free(hosts);
+		free(flags);
 		lars_client_free(c);
 		return LARS_SYSTEM_ERROR;
 	}
@@ -216,11 +220,13 @@ static int cmd_get_route(int argc, char **argv)
 	double deadline = deadline_of_tool();
 	int r;
 	do
-		r = lars_get_route_ex(c, modid, cmdid, hosts, cap, &n, &total);
+		r = lars_get_route_flags(c, modid, cmdid, hosts, flags, cap, &n, &total);
 	while (r == LARS_SUCC && n == 0 && wait_more(deadline));
 	if (r == LARS_SUCC) {
+		/* A drained host (issue 19) is marked after a space. */
 		for (size_t i = 0; i < n && i < cap; i++)
-			printf("%s:%d\n", hosts[i].ip_str, hosts[i].port);
+			printf("%s:%d%s\n", hosts[i].ip_str, hosts[i].port,
+			       flags[i] & LARS_HOST_DRAINED ? " drained" : "");
 		if (total > n)
 			fprintf(stderr, "lars: warning: the list is cut: %zu of %zu hosts (what one "
 					"datagram holds)\n", n, total);
@@ -230,6 +236,7 @@ static int cmd_get_route(int argc, char **argv)
 		}
 	}
 	free(hosts);
+	free(flags);
 	report_error(c, r);
 	lars_client_free(c);
 	return r;

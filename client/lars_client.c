@@ -460,6 +460,7 @@ typedef struct route_call {
 	size_t cap;
 	size_t *n_hosts;
 	size_t *n_total;
+	unsigned *flags; /* NULL, or @cap of them */
 } route_call_t;
 
 static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
@@ -481,8 +482,11 @@ static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void 
 	bool mine = r.modid == rc->modid && r.cmdid == rc->cmdid;
 	if (mine) {
 		const lars_HostInfo *h = vec.v;
-		for (size_t i = 0; i < vec.n && i < rc->cap; i++)
+		for (size_t i = 0; i < vec.n && i < rc->cap; i++) {
 			host_from_wire(&rc->hosts[i], h[i].ip, h[i].port);
+			if (rc->flags)
+				rc->flags[i] = h[i].drain ? LARS_HOST_DRAINED : 0;
+		}
 		*rc->n_hosts = vec.n;
 		/* host_total: set by the agent only when it cut the list. */
 		*rc->n_total = r.host_total > 0 && (size_t)r.host_total > vec.n
@@ -496,6 +500,12 @@ static bool match_route(lars_client_t *c, const uint8_t *body, size_t len, void 
 LARS_API int lars_get_route_ex(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
 			       size_t cap, size_t *n_hosts, size_t *n_total)
 {
+	return lars_get_route_flags(c, modid, cmdid, hosts, NULL, cap, n_hosts, n_total);
+}
+
+LARS_API int lars_get_route_flags(lars_client_t *c, int modid, int cmdid, lars_host_t *hosts,
+				  unsigned *flags, size_t cap, size_t *n_hosts, size_t *n_total)
+{
 	int bad = check_call(c, n_hosts, "n_hosts", modid, cmdid);
 	if (bad)
 		return bad;
@@ -503,7 +513,7 @@ LARS_API int lars_get_route_ex(lars_client_t *c, int modid, int cmdid, lars_host
 		return fail(c, "bad input: n_total is NULL");
 	if (!hosts && cap)
 		return fail(c, "bad input: hosts is NULL with cap %zu", cap);
-	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts, n_total };
+	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts, n_total, flags };
 	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
 	uint8_t buf[64];
 	size_t len;

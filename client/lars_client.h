@@ -147,6 +147,21 @@ int lars_get_route(lars_client_t *client, int modid, int cmdid, lars_host_t *hos
 int lars_get_route_ex(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,
 		      size_t cap, size_t *n_hosts, size_t *n_total);
 
+/* lars_get_route_flags() is in the library from this version on (1.3). */
+#define LARS_CLIENT_HAS_ROUTE_FLAGS 1
+
+/* lars_get_route_flags(): per host, the state the agent marks. */
+#define LARS_HOST_DRAINED 0x1u /* drained by an operator: our agent picks it no more */
+
+/**
+ * lars_get_route_flags() - lars_get_route_ex(), and @flags (NULL, or room
+ * for @cap) gets per host LARS_HOST_* bits, 0 for a host in ordinary use.
+ * A drained host is still listed (it may still answer calls in flight) but
+ * lars_get_host() no longer returns it. An original lars_agent marks none.
+ */
+int lars_get_route_flags(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,
+			 unsigned *flags, size_t cap, size_t *n_hosts, size_t *n_total);
+
 /** lars_strerror() - a short name for a LARS_* code. */
 const char *lars_strerror(int code);
 

@@ -11,7 +11,9 @@
 //   e. lars-dns pushed the new host to the subscriber;
 //   f. the route page shows the host's mean and p99 latency and charts the
 //      latency run.sh stored (lines, and dots for minutes alone between
-//      gaps); it removes the host (confirm dialog): the row goes, and the
+//      gaps); it sets the host's weight, drains it and saves a policy
+//      (a bad percent refused), as /api/route then shows; it removes the
+//      host (confirm dialog): the row goes, and the
 //      subscriber gets the empty route;
 //   g. the change log shows the add and the del; a description set in the
 //      descriptions page is listed (and shown on the overview);
@@ -342,6 +344,35 @@ async function main(state) {
 			`the latency lines have bad points: ${JSON.stringify(pts)}`);
 	}
 	await shot(page, 'route.png');
+	// Traffic control on the same page (issue 19.8): the host's weight and
+	// drain, the route's policy, each through the write path larsctl uses.
+	await hostRow.locator('input.host-weight').fill('250');
+	await hostRow.locator('button.set-weight').click();
+	await waitFor('no "weight 250" message after Set',
+		page.locator('#hosts-result.ok', { hasText: /weight 250/ }).waitFor());
+	await hostRow.locator('button.drain-host', { hasText: /^Drain$/ }).click();
+	await waitFor(`${host} is not shown drained after Drain`,
+		hostRow.locator('.badge', { hasText: /^drained$/ }).waitFor());
+	await waitFor('the drained host offers no Undrain',
+		hostRow.locator('button.drain-host', { hasText: /^Undrain$/ }).waitFor());
+	await page.locator('#policy-panic').fill('50');
+	await page.locator('#policy-slow').fill('30');
+	await page.locator('#policy-submit').click();
+	await waitFor('no policy message after Save policy',
+		page.locator('#policy-result.ok', { hasText: /panic_threshold 50 %/ }).waitFor());
+	await page.locator('#policy-ejection').fill('0');
+	await page.locator('#policy-submit').click();
+	await waitFor('max ejection 0 was not refused',
+		page.locator('#policy-result:not(.ok)').filter({ hasText: /max ejection/ }).waitFor());
+	{
+		const r = await ctx.request.get(`api/route?modid=${modid}&cmdid=${cmdid}`, { timeout: budget() });
+		const body = await r.json();
+		const h = (body.hosts || []).find((x) => `${x.ip}:${x.port}` === host);
+		check(h && h.weight === 250 && h.drain === true, `/api/route has ${JSON.stringify(h)}, want weight 250, drained`);
+		check(body.policy && body.policy.panic_threshold === 50 && body.policy.slow_start_s === 30 &&
+			body.policy.max_ejection_percent === 100, `/api/route policy ${JSON.stringify(body.policy)}`);
+	}
+	await shot(page, 'route-traffic.png');
 	dialogs = [];
 	await hostRow.locator('button.remove-host').click();
 	await waitFor(`${host} is still in the hosts table after Remove`, hostRow.waitFor({ state: 'detached' }));

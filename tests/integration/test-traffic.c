@@ -22,7 +22,8 @@
 #include "msg.h"
 #include "wire_client.h"
 
-static const char *dns_bin, *agent_bin, *larsctl_bin;
+static const char *dns_bin, *agent_bin, *larsctl_bin, *lars_bin;
+static int agent_base;
 static harness_pg_t pg;
 static harness_proc_t dns, agent;
 static int agent_metrics;
@@ -126,6 +127,11 @@ static void test_drain_stops_picks(void **state)
 		marked += r.hosts[i].drain ? (r.hosts[i].port == 9102 ? 1 : 100) : 0;
 	assert_int_equal(marked, 1);
 	wc_route_free(&r);
+	/* And by the lars tool (lars_get_route_flags() of liblars-client). */
+	assert_int_equal(harness_run("%s --agent 127.0.0.1:%d get-route 2 1 | "
+				     "grep -qx '127.0.0.1:9102 drained'", lars_bin, agent_base), 0);
+	assert_int_equal(harness_run("[ \"$(%s --agent 127.0.0.1:%d get-route 2 1 | grep -c drained)\" = 1 ]",
+				     lars_bin, agent_base), 0);
 
 	/* --undo: picked again. */
 	assert_int_equal(harness_run("%s route drain 2 1 127.0.0.1 9102 --undo >/dev/null",
@@ -251,6 +257,7 @@ static int setup(void **state)
 	int base = harness_free_udp_base();
 	if (base <= 0)
 		return -1;
+	agent_base = base;
 	/* Overloaded hosts stay so for the whole test (no return mid-count). */
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
@@ -282,8 +289,9 @@ int main(void)
 	dns_bin = getenv("LARS_DNS_BIN");
 	agent_bin = getenv("LARS_AGENT_BIN");
 	larsctl_bin = getenv("LARSCTL_BIN");
-	if (!dns_bin || !agent_bin || !larsctl_bin) {
-		fprintf(stderr, "LARS_DNS_BIN, LARS_AGENT_BIN and LARSCTL_BIN must be set\n");
+	lars_bin = getenv("LARS_BIN");
+	if (!dns_bin || !agent_bin || !larsctl_bin || !lars_bin) {
+		fprintf(stderr, "LARS_DNS_BIN, LARS_AGENT_BIN, LARSCTL_BIN and LARS_BIN must be set\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {

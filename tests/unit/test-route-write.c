@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // route_describe_check(), the description rule larsctl and the console share:
-// text as given, and what is refused (controls, bidi overrides, bad UTF-8).
+// text as given, and what is refused (controls, bidi overrides, bad UTF-8);
+// and the traffic-control values (weight, policy fields) both accept.
 #include "test.h"
 
 #include <errno.h>
@@ -90,12 +91,56 @@ static void test_invalid_utf8(void **state)
 		refused(bad[i], "invalid UTF-8");
 }
 
+/* Traffic-control values: the ranges larsctl and the console accept. */
+static void test_traffic_values(void **state)
+{
+	const char *why;
+	int w;
+	assert_int_equal(route_parse_weight("1", &w, &why), 0);
+	assert_int_equal(w, 1);
+	assert_int_equal(route_parse_weight("1000", &w, &why), 0);
+	assert_int_equal(w, 1000);
+	static const char *const bad_w[] = { "0", "1001", "-1", "", "10x", " 5", "+5", "1e2", NULL };
+	for (int i = 0; bad_w[i]; i++)
+		assert_int_equal(route_parse_weight(bad_w[i], &w, &why), -EINVAL);
+	assert_int_equal(route_parse_weight(NULL, &w, &why), -EINVAL);
+
+	route_policy_set_t set = { 0 };
+	assert_int_equal(route_parse_policy_value("panic_threshold", "0", &set, &why), 0);
+	assert_true(set.panic);
+	assert_int_equal(set.v.panic_threshold, 0);
+	assert_int_equal(route_parse_policy_value("panic_threshold", "default", &set, &why), 0);
+	assert_int_equal(set.v.panic_threshold, ROUTE_PANIC_AGENT);
+	assert_int_equal(route_parse_policy_value("panic_threshold", "100", &set, &why), 0);
+	assert_int_equal(route_parse_policy_value("panic_threshold", "101", &set, &why), -EINVAL);
+	assert_int_equal(route_parse_policy_value("max_ejection_percent", "1", &set, &why), 0);
+	assert_true(set.ejection);
+	assert_int_equal(route_parse_policy_value("max_ejection_percent", "0", &set, &why), -EINVAL);
+	assert_int_equal(route_parse_policy_value("max_ejection_percent", "101", &set, &why), -EINVAL);
+	assert_int_equal(route_parse_policy_value("slow_start", "86400", &set, &why), 0);
+	assert_true(set.slow_start);
+	assert_int_equal(set.v.slow_start_s, 86400);
+	assert_int_equal(route_parse_policy_value("slow_start", "86401", &set, &why), -EINVAL);
+	assert_int_equal(route_parse_policy_value("slow_start", "-1", &set, &why), -EINVAL);
+	assert_int_equal(route_parse_policy_value("slow_start", NULL, &set, &why), -EINVAL);
+
+	char text[160];
+	route_policy_t p = ROUTE_POLICY_DEFAULT;
+	route_policy_text(text, sizeof(text), &p);
+	assert_string_equal(text, "panic_threshold the agent's default, max_ejection_percent 100 %, "
+				  "slow_start 0 s (off)");
+	p = (route_policy_t){ 0, 20, 30 };
+	route_policy_text(text, sizeof(text), &p);
+	assert_string_equal(text, "panic_threshold 0 (off), max_ejection_percent 20 %, slow_start 30 s");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_controls_and_bidi),
 		cmocka_unit_test(test_invalid_utf8),
+		cmocka_unit_test(test_traffic_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
