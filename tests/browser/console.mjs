@@ -15,7 +15,7 @@
 //      (a bad percent refused), as /api/route then shows; it removes the
 //      host (confirm dialog): the row goes, and the
 //      subscriber gets the empty route;
-//   g. the change log shows the add and the del; a description set in the
+//   g. the change log shows the add, the traffic changes and the del; a description set in the
 //      descriptions page is listed (and shown on the overview);
 //   h. no console error, page error or CSP violation on any page.
 //
@@ -362,8 +362,9 @@ async function main(state) {
 		page.locator('#policy-result.ok', { hasText: /panic_threshold 50 %/ }).waitFor());
 	await page.locator('#policy-ejection').fill('0');
 	await page.locator('#policy-submit').click();
-	await waitFor('max ejection 0 was not refused',
-		page.locator('#policy-result:not(.ok)').filter({ hasText: /max ejection/ }).waitFor());
+	await waitFor('max ejection 0 was not refused next to its field',
+		page.locator('#policy-form .field-error[data-field="max_ejection_percent"]',
+			{ hasText: /max ejection percent/ }).waitFor());
 	{
 		const r = await ctx.request.get(`api/route?modid=${modid}&cmdid=${cmdid}`, { timeout: budget() });
 		const body = await r.json();
@@ -408,10 +409,20 @@ async function main(state) {
 	await page.fill('#chg-modid', String(modid));
 	await page.fill('#chg-cmdid', String(cmdid));
 	await page.click('#chg-submit');
-	await pollUntil(`filtering the change log by ${route} did not leave exactly its add and del`, async () => {
+	// Newest first: the del, the policy, the drain and the weight ('set',
+	// with what they set in the detail column), the add.
+	const wantActions = ['del', 'policy', 'set', 'set', 'add'];
+	await pollUntil(`filtering the change log by ${route} did not leave exactly its ${wantActions.join(', ')}`, async () => {
 		const routes = await page.locator('#changes tbody tr td:nth-child(4)').allTextContents();
-		return routes.length === 2 && routes.every((r) => r === route);
+		const actions = await page.locator('#changes tbody tr td:nth-child(5)').allTextContents();
+		return routes.length === wantActions.length && routes.every((r) => r === route) &&
+			actions.every((a, i) => a.trim() === wantActions[i]);
 	});
+	{
+		const details = await page.locator('#changes tbody tr td:nth-child(7)').allTextContents();
+		check(details[1] === 'panic_threshold 50, slow_start 30 s' && details[2] === 'weight 250, drained' &&
+			details[3] === 'weight 250', `the change log's details are ${JSON.stringify(details)}`);
+	}
 	await shot(page, 'changes.png');
 
 	step('g. a description set in the descriptions page is listed');
@@ -456,9 +467,11 @@ async function run() {
 	});
 	try {
 		await Promise.race([main(state), overall]);
-		// The 400 of the bad ip is the one failure expected: Chromium logs it
-		// as "Failed to load resource" and the response listener sees it.
-		const expected = (p) => p.step.startsWith('d.') && (p.where || '').endsWith('/api/routes/add') &&
+		// The 400s of the bad ip and the bad policy percent are the failures
+		// expected: Chromium logs each as "Failed to load resource" and the
+		// response listener sees it.
+		const expected = (p) => ((p.step.startsWith('d.') && (p.where || '').endsWith('/api/routes/add')) ||
+			(p.step.startsWith('f.') && (p.where || '').endsWith('/api/routes/policy'))) &&
 			(p.kind === 'HTTP 400' || (p.kind === 'console error' && /status of 400/.test(p.text)));
 		const seen400 = state.problems.filter(expected);
 		const unexpected = state.problems.filter((p) => !expected(p));
