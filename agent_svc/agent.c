@@ -32,6 +32,7 @@
 #include "log.h"
 #include "msg.h"
 #include "tcp_client.h"
+#include "metrics_http.h"
 #include "udp_server.h"
 #include "xalloc.h"
 
@@ -353,6 +354,61 @@ static int on_api_get_route(peer_t *peer, void *user, int32_t msgid, const uint8
 	return 0;
 }
 
+/* ---- introspection (issue 20.1) ---- */
+
+/* Room for the frame header in one datagram. */
+#define STATE_BODY_MAX (MSG_UDP_DATAGRAM_MAX - FRAME_HDR_LEN)
+
+static int on_agent_state(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			  size_t len)
+{
+	agent_t *a = user;
+	/* The agent's inner view: for this machine's operators only. */
+	const struct sockaddr *from = udp_peer_of(peer)->addr;
+	char addr[NET_ADDR_STRLEN];
+	net_addr_str(from, addr);
+	if (!net_addr_is_loopback(from)) {
+		log_debug("agent: agent-state from %s refused: not from loopback", addr);
+		return 0; /* dropped, as any datagram we do not answer */
+	}
+	lars_AgentStateRequest req = lars_AgentStateRequest_init_zero;
+	int r = msg_decode(lars_AgentStateRequest_fields, &req, body, len, NULL);
+	if (r)
+		return r;
+	as_state_t st;
+	as_init(&st);
+	acore_set_wall(a->core, wall_ms());
+	if (acore_state(a->core, req.all, req.modid, req.cmdid, now_ms(a), &st) == 0) {
+		as_fit(&st, STATE_BODY_MAX);
+		lars_AgentStateResponse resp = lars_AgentStateResponse_init_zero;
+		as_bind(&st, &resp);
+		r = udp_server_reply(peer, LARS_ID_AGENT_STATE_RESP, lars_AgentStateResponse_fields,
+				     &resp);
+		if (r)
+			log_debug("agent: agent-state answer to %s not sent: %s", addr,
+				  r < 0 ? strerror(-r) : msg_strerror(r));
+	}
+	as_deinit(&st);
+	return 0;
+}
+
+/* GET /routes on the metrics listener: every route, uncut, as JSON. */
+static int routes_page(void *arg, const char **ctypep, char **bodyp, size_t *lenp)
+{
+	agent_t *a = arg;
+	as_state_t st;
+	as_init(&st);
+	acore_set_wall(a->core, wall_ms());
+	int r = acore_state(a->core, true, 0, 0, now_ms(a), &st);
+	char *json = r ? NULL : as_json(&st, lenp);
+	as_deinit(&st);
+	if (!json)
+		return 500;
+	*ctypep = "application/json";
+	*bodyp = json;
+	return 200;
+}
+
 /* ---- setup ---- */
 
 static int32_t machine_ipv4(const char *configured)
@@ -502,6 +558,9 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	dispatch_on(&a->udp_d, LARS_ID_GET_HOST_REQ, on_get_host, a);
 	dispatch_on(&a->udp_d, LARS_ID_REPORT_REQ, on_report, a);
 	dispatch_on(&a->udp_d, LARS_ID_API_GET_ROUTE_REQ, on_api_get_route, a);
+	dispatch_on(&a->udp_d, LARS_ID_AGENT_STATE_REQ, on_agent_state, a);
+	if (metrics_http_page_add("/routes", routes_page, a))
+		log_warn("agent: GET /routes not served: no room for another page");
 	dispatch_init(&a->dns_d);
 	dispatch_on(&a->dns_d, LARS_ID_GET_ROUTE_RESP, on_dns_route, a);
 
@@ -569,6 +628,7 @@ void agent_close(agent_t *a)
 	if (!a || a->closing)
 		return;
 	a->closing = true;
+	metrics_http_page_del("/routes");
 	/* What is buffered goes out if lars-reporter is there (queued on the
 	 * socket, written before the loop ends). */
 	if (a->rep && tcp_client_connected(a->rep))

@@ -26,6 +26,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent_state.h"
+#include "frame.h"
 #include "lars_client.h"
 #include "lars_config.h"
 
@@ -91,6 +98,11 @@ static const char usage[] =
 	"                                (none unless given): N us each, or uniform in\n"
 	"                                LO..HI us; --slow: that host's calls take LO us\n"
 	"                                (or LO..HI); a MEAN_US column shows what was sent\n"
+	"  agent-state [MODID CMDID] [-o json]\n"
+	"                                what the agent holds: every route (or one) with\n"
+	"                                its version, age, state and panic flag, and per\n"
+	"                                host its state, weight, picks, counters, window\n"
+	"                                age and last change with the rule that fired\n"
 	"  bench [--threads N] [--seconds S] [--modid M] [--latency-us N]\n"
 	"                                closed-loop QPS: each thread get_host + report\n"
 	"                                on its own key (M, thread number); each report\n"
@@ -239,6 +251,150 @@ static int cmd_get_route(int argc, char **argv)
 	free(flags);
 	report_error(c, r);
 	lars_client_free(c);
+	return r;
+}
+
+/* ---- agent-state (issue 20.1): the agent's view, over its own message ids ---- */
+
+static const char *output_fmt = "text"; /* -o text | json */
+
+/* One AgentStateRequest to the agent's first socket, the answer into @st.
+ * Return: 0, or an exit status after the reason on stderr. */
+static int agent_state_call(bool all, int modid, int cmdid, as_state_t *st)
+{
+	lars_AgentStateRequest req = { .modid = modid, .cmdid = cmdid, .all = all };
+	uint8_t out[64];
+	size_t olen;
+	if (msg_frame_encode(LARS_ID_AGENT_STATE_REQ, lars_AgentStateRequest_fields, &req, out,
+			     sizeof(out), &olen))
+		return LARS_SYSTEM_ERROR;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opts.base_port) };
+	inet_pton(AF_INET, opts.agent_ip ? opts.agent_ip : "127.0.0.1", &sa.sin_addr);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "lars: cannot reach the agent: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return LARS_SYSTEM_ERROR;
+	}
+	static uint8_t in[65536];
+	int r = LARS_SYSTEM_ERROR;
+	const char *why = "no answer";
+	for (int attempt = 0; attempt < opts.retries && r == LARS_SYSTEM_ERROR; attempt++) {
+		if (send(fd, out, olen, 0) < 0) {
+			why = strerror(errno);
+			break;
+		}
+		double end = now_s() + opts.timeout_ms / 1e3;
+		for (;;) {
+			int left = (int)((end - now_s()) * 1e3);
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (left <= 0 || poll(&p, 1, left) <= 0)
+				break;
+			ssize_t n = recv(fd, in, sizeof(in), 0);
+			if (n < 0) {
+				why = strerror(errno); /* refused: nothing listens there */
+				break;
+			}
+			frame_hdr_t h;
+			const uint8_t *body;
+			frame_idset_t ids;
+			frame_idset_clear(&ids);
+			frame_idset_add(&ids, LARS_ID_AGENT_STATE_RESP);
+			if (frame_udp_parse(in, (size_t)n, &ids, &h, &body) != FRAME_OK)
+				continue; /* not the answer */
+			if (as_decode(body, (size_t)h.msglen, st, &why) == 0)
+				r = 0;
+			else
+				attempt = opts.retries; /* a bad answer: asking again is no use */
+			break;
+		}
+	}
+	close(fd);
+	if (r)
+		fprintf(stderr, "lars: %s: the agent at %s:%d did not answer agent-state (%s; "
+				"an original lars_agent has no agent-state, and ours answers only "
+				"on loopback)\n", lars_strerror(r),
+			opts.agent_ip ? opts.agent_ip : "127.0.0.1", opts.base_port, why);
+	return r;
+}
+
+/* Milliseconds as "850ms", "12.3s", "4m05s", "2h10m". */
+static const char *age_text(uint64_t ms, char buf[24])
+{
+	if (ms < 1000)
+		snprintf(buf, 24, "%llums", (unsigned long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, 24, "%.1fs", (double)ms / 1e3);
+	else if (ms < 3600000)
+		snprintf(buf, 24, "%llum%02llus", (unsigned long long)(ms / 60000),
+			 (unsigned long long)(ms / 1000 % 60));
+	else
+		snprintf(buf, 24, "%lluh%02llum", (unsigned long long)(ms / 3600000),
+			 (unsigned long long)(ms / 60000 % 60));
+	return buf;
+}
+
+static void agent_state_text(const as_state_t *st)
+{
+	size_t hi = 0;
+	for (size_t i = 0; i < st->n_routes; i++) {
+		const lars_RouteState *r = &st->routes[i];
+		char age[24], ver[24] = "-";
+		if (r->version)
+			snprintf(ver, sizeof(ver), "%lld", (long long)r->version);
+		printf("%sroute %d/%d: %s, version %s, updated %s ago, %u hosts%s\n", i ? "\n" : "",
+		       r->modid, r->cmdid, as_route_state_name(r->state), ver, age_text(r->age_ms, age),
+		       r->host_total, r->panic ? ", PANIC (picking over every host)" : "");
+		if (!r->host_listed)
+			continue;
+		printf("  %-21s %-10s %6s %8s %7s %7s %7s %7s %5s %5s %7s %7s  %s\n", "HOST", "STATE",
+		       "WEIGHT", "PICKS", "VSUCC", "VERR", "SUCC", "ERR", "CSUCC", "CERR", "WINDOW",
+		       "CHANGED", "RULE");
+		for (uint32_t j = 0; j < r->host_listed && hi < st->n_hosts; j++, hi++) {
+			const lars_HostState *h = &st->hosts[hi];
+			char ip[16], host[32], win[24], chg[24];
+			msg_ip_to_str(h->ip, ip);
+			snprintf(host, sizeof(host), "%s:%d", ip, h->port);
+			printf("  %-21s %-10s %6u %8llu %7u %7u %7u %7u %5u %5u %7s %7s  %s\n", host,
+			       as_host_state_name(h->state), h->weight, (unsigned long long)h->picks,
+			       h->vsucc, h->verr, h->rsucc, h->rerr, h->contin_succ, h->contin_err,
+			       age_text(h->window_age_ms, win), age_text(h->since_change_ms, chg),
+			       h->rule[0] ? h->rule : "-");
+		}
+		if (r->host_listed < r->host_total)
+			printf("  ... %u more hosts not listed (one datagram)\n",
+			       r->host_total - r->host_listed);
+	}
+}
+
+static int cmd_agent_state(int argc, char **argv)
+{
+	int modid = 0, cmdid = 0;
+	if (argc != 0 && (argc != 2 || !parse_key(argv, &modid, &cmdid)))
+		return usage_error("agent-state takes nothing or MODID CMDID (integers >= 0)");
+	as_state_t st;
+	as_init(&st);
+	int r = agent_state_call(argc == 0, modid, cmdid, &st);
+	if (r == 0) {
+		if (strcmp(output_fmt, "json") == 0) {
+			size_t len;
+			char *json = as_json(&st, &len);
+			if (json)
+				fwrite(json, 1, len, stdout);
+			free(json);
+		} else if (st.n_routes == 0) {
+			printf(argc ? "the agent holds no route %d/%d\n" : "the agent holds no routes\n",
+			       modid, cmdid);
+		} else {
+			agent_state_text(&st);
+		}
+		if (st.cut)
+			fprintf(stderr, "lars: warning: the answer is cut to one datagram: %zu of %u "
+					"routes listed (GET /routes on the agent's metrics port has all)\n",
+				st.n_routes, st.route_total);
+	}
+	as_deinit(&st);
 	return r;
 }
 
@@ -544,6 +700,8 @@ static const struct option all_opts[] = {
 	{ "threads", required_argument, NULL, 't' },
 	{ "seconds", required_argument, NULL, 's' },
 	{ "modid", required_argument, NULL, 'm' },
+	/* agent-state */
+	{ "output", required_argument, NULL, 'o' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -701,6 +859,11 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 		if (!parse_int(arg, 1, 3600, &sub.seconds))
 			return usage_error("--seconds takes 1..3600, not '%s'", arg);
 		return 0;
+	case 'o':
+		if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
+			return usage_error("-o takes text or json, not '%s'", arg);
+		output_fmt = arg;
+		return 0;
 	case 'm':
 		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--modid";
 		if (!parse_int(arg, 0, 2147483647, &sub.modid))
@@ -737,12 +900,13 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 			continue;
 		}
 		opt_argv[n_opt++] = w;
-		if (w[1] == '-' && !strchr(w, '=') && takes_value(w) && i + 1 < argc)
+		if (((w[1] == '-' && !strchr(w, '=') && takes_value(w)) || strcmp(w, "-o") == 0) &&
+		    i + 1 < argc)
 			opt_argv[n_opt++] = argv[++i];
 	}
 	opterr = 0; /* one message, ours */
 	int c;
-	while ((c = getopt_long(n_opt, opt_argv, "+:h", all_opts, NULL)) != -1) {
+	while ((c = getopt_long(n_opt, opt_argv, "+:ho:", all_opts, NULL)) != -1) {
 		int r;
 		switch (c) {
 		case 'h':
@@ -785,6 +949,10 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return usage_error("%s is an option of bench", sub.bench_opt);
 	if (sub.lat_opt && !sim && !bench && strcmp(cmd, "report") != 0)
 		return usage_error("%s is an option of report, simulate and bench", sub.lat_opt);
+	if (strcmp(output_fmt, "text") != 0 && strcmp(cmd, "agent-state") != 0)
+		return usage_error("-o is an option of agent-state");
+	if (strcmp(cmd, "agent-state") == 0)
+		return cmd_agent_state(sub_argc, sub_argv);
 	if (strcmp(cmd, "get-host") == 0)
 		return cmd_get_host(sub_argc, sub_argv);
 	if (strcmp(cmd, "get-route") == 0)

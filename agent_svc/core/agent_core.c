@@ -29,6 +29,7 @@
 #include "agent_core.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -820,4 +821,96 @@ const report_buf_t *acore_report_buf(const acore_t *c)
 const report_acks_t *acore_report_acks(const acore_t *c)
 {
 	return &c->ra;
+}
+
+/* ---- introspection ---- */
+
+/* One balancer as a RouteState and its HostStates. */
+static int state_route(as_state_t *out, const lb_t *lb, uint64_t now_ms)
+{
+	size_t n = lb_n_hosts(lb);
+	lars_RouteState r = {
+		.modid = lb->modid, .cmdid = lb->cmdid, .version = lb->version,
+		.age_ms = lb->has_data ? now_ms - lb->updated_ms : now_ms - lb->pulled_ms,
+		.state = !lb->has_data ? AS_ROUTE_PULLING : n ? AS_ROUTE_READY : AS_ROUTE_ABSENT,
+		.panic = lb->in_panic, .host_total = (uint32_t)n,
+	};
+	if (as_add_route(out, &r))
+		return -ENOMEM;
+	lb_iter_t it;
+	lb_iter_init(&it, lb);
+	for (const lb_host_t *h; (h = lb_iter_next(&it));) {
+		lars_HostState hs = {
+			.ip = h->ip, .port = h->port,
+			.state = h->drain ? AS_HOST_DRAINED
+				 : h->overload ? AS_HOST_OVERLOADED : AS_HOST_IDLE,
+			.overloaded = h->overload, .weight = lb_weight(lb, h), .picks = h->picks,
+			.vsucc = h->vsucc, .verr = h->verr, .rsucc = h->rsucc, .rerr = h->rerr,
+			.contin_succ = h->contin_succ, .contin_err = h->contin_err,
+			.window_age_ms = now_ms - (h->overload ? h->overload_since_ms
+							       : h->idle_since_ms),
+			.since_change_ms = now_ms - h->changed_ms, .ejections = h->eject_n,
+		};
+		snprintf(hs.rule, sizeof(hs.rule), "%s", h->rule);
+		if (as_add_host(out, &hs))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A key without hosts: pulled (no answer yet), or absent at lars-dns. */
+static int state_key(as_state_t *out, const ks_entry_t *k, uint64_t now_ms)
+{
+	lars_RouteState r = {
+		.modid = k->modid, .cmdid = k->cmdid, .age_ms = now_ms - k->since_ms,
+		.state = k->state == KS_ABSENT ? AS_ROUTE_ABSENT : AS_ROUTE_PULLING,
+	};
+	return as_add_route(out, &r);
+}
+
+typedef struct state_item {
+	int32_t modid, cmdid;
+	const lb_t *lb;       /* a route, or */
+	const ks_entry_t *k;  /* a key without hosts */
+} state_item_t;
+
+static int state_item_cmp(const void *a, const void *b)
+{
+	const state_item_t *x = a, *y = b;
+	if (x->modid != y->modid)
+		return x->modid < y->modid ? -1 : 1;
+	return x->cmdid < y->cmdid ? -1 : x->cmdid > y->cmdid;
+}
+
+int acore_state(const acore_t *c, bool all, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		as_state_t *out)
+{
+	if (!all) {
+		const rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+		const ks_entry_t *k = e ? NULL : ks_peek(&c->ks, modid, cmdid);
+		out->route_total = e || k;
+		return e ? state_route(out, &e->lb, now_ms) : k ? state_key(out, k, now_ms) : 0;
+	}
+	size_t n = rt_size(&c->rt) + ks_size(&c->ks), i = 0;
+	state_item_t *items = malloc((n ? n : 1) * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	size_t iter = 0;
+	for (u64map_slot_t *s; i < n && (s = u64map_next(&c->rt.map, &iter));) {
+		const rt_entry_t *e = s->value;
+		items[i++] = (state_item_t){ e->lb.modid, e->lb.cmdid, &e->lb, NULL };
+	}
+	iter = 0;
+	for (u64map_slot_t *s; i < n && (s = u64map_next(&c->ks.map, &iter));) {
+		const ks_entry_t *k = s->value;
+		items[i++] = (state_item_t){ k->modid, k->cmdid, NULL, k };
+	}
+	qsort(items, i, sizeof(*items), state_item_cmp);
+	out->route_total = (uint32_t)i;
+	int r = 0;
+	for (size_t j = 0; j < i && r == 0; j++)
+		r = items[j].lb ? state_route(out, items[j].lb, now_ms)
+				: state_key(out, items[j].k, now_ms);
+	free(items);
+	return r;
 }

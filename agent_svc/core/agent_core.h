@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_state.h"
 #include "balancer.h"
 #include "keyset.h"
 #include "report_acks.h"
@@ -136,6 +137,15 @@ void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms);
 void acore_tick(acore_t *c, uint64_t now_ms);
+
+/**
+ * acore_state() - what the agent holds, for `lars agent-state` and GET
+ * /routes (issue 20.1): every route and key without hosts (@all), by modid
+ * and cmdid, or the one of (@modid, @cmdid). Changes nothing (no pull).
+ * Return: 0, or -ENOMEM (@out partly filled).
+ */
+int acore_state(const acore_t *c, bool all, int32_t modid, int32_t cmdid, uint64_t now_ms,
+		as_state_t *out);
 
 bool acore_next_dns(acore_t *c, acore_dns_msg_t *msgp);
 int acore_dns_unsent(acore_t *c, const acore_dns_msg_t *msg);

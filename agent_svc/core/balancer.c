@@ -4,9 +4,13 @@
 #include "balancer.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "msg.h"
 #include "xalloc.h"
 
 void lb_cfg_defaults(lb_cfg_t *c)
@@ -82,6 +86,27 @@ static void set_idle_counters(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 	h->idle_since_ms = now_ms;
 }
 
+/* One log line per state change: route, host, old -> new, and the rule. */
+static void log_change(const lb_t *lb, lb_host_t *h, uint64_t now_ms, bool overload,
+		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void log_change(const lb_t *lb, lb_host_t *h, uint64_t now_ms, bool overload,
+		       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(h->rule, sizeof(h->rule), fmt, ap);
+	va_end(ap);
+	h->changed_ms = now_ms;
+	char ip[16];
+	msg_ip_to_str(h->ip, ip);
+	if (overload)
+		log_warn("route %d/%d host %s:%d idle -> overloaded: %s", lb->modid, lb->cmdid,
+			 ip, h->port, h->rule);
+	else
+		log_info("route %d/%d host %s:%d overloaded -> idle: %s", lb->modid, lb->cmdid,
+			 ip, h->port, h->rule);
+}
+
 static void to_idle(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 {
 	list_remove(&lb->overload, h);
@@ -147,6 +172,8 @@ static int check_windows(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 			return LB_NO_CHANGE;
 		uint32_t total = h->rsucc + h->rerr;
 		if (total && (double)h->rerr / total >= lb->cfg->window_err_rate && may_eject(lb)) {
+			log_change(lb, h, now_ms, true, "window err rate %.2f >= %.2f",
+				   (double)h->rerr / total, lb->cfg->window_err_rate);
 			to_overload(lb, h, now_ms);
 			return LB_CHANGED;
 		}
@@ -156,6 +183,8 @@ static int check_windows(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 		return LB_NO_CHANGE;
 	}
 	if (now_ms - h->overload_since_ms >= h->overload_ms) {
+		log_change(lb, h, now_ms, false, "overload timeout %llu s",
+			   (unsigned long long)(h->overload_ms / 1000));
 		to_idle(lb, h, now_ms);
 		return LB_CHANGED;
 	}
@@ -376,6 +405,7 @@ int lb_get_host(lb_t *lb, uint64_t now_ms, lars_HostInfo *out)
 		h = pick_idle(lb);
 	}
 found:
+	h->picks++;
 	out->ip = h->ip;
 	out->port = h->port;
 	return LB_OK;
@@ -409,6 +439,7 @@ void lb_update(lb_t *lb, const lars_HostInfo *hosts, size_t n, uint64_t now_ms)
 			h = xcalloc(1, sizeof(*h));
 			h->ip = hosts[i].ip;
 			h->port = hosts[i].port;
+			h->changed_ms = now_ms;
 			set_idle_counters(lb, h, now_ms);
 			list_push_tail(&lb->idle, h);
 		}
@@ -458,15 +489,26 @@ int lb_report(lb_t *lb, int32_t ip, int32_t port, bool ok, uint64_t now_ms)
 	}
 	const lb_cfg_t *c = lb->cfg;
 	if (!h->overload && !ok) {
-		if (((double)h->verr / (h->vsucc + h->verr) > c->err_rate ||
-		     h->contin_err >= (uint32_t)c->contin_err_limit) &&
-		    may_eject(lb)) {
+		double rate = (double)h->verr / (h->vsucc + h->verr);
+		bool by_rate = rate > c->err_rate;
+		if ((by_rate || h->contin_err >= (uint32_t)c->contin_err_limit) && may_eject(lb)) {
+			if (by_rate)
+				log_change(lb, h, now_ms, true, "err rate %.2f > %.2f", rate, c->err_rate);
+			else
+				log_change(lb, h, now_ms, true, "%u consecutive errors", h->contin_err);
 			to_overload(lb, h, now_ms);
 			return LB_CHANGED;
 		}
 	} else if (h->overload && ok) {
-		if ((double)h->vsucc / (h->vsucc + h->verr) > c->succ_rate ||
-		    h->contin_succ >= (uint32_t)c->contin_succ_limit) {
+		double rate = (double)h->vsucc / (h->vsucc + h->verr);
+		bool by_rate = rate > c->succ_rate;
+		if (by_rate || h->contin_succ >= (uint32_t)c->contin_succ_limit) {
+			if (by_rate)
+				log_change(lb, h, now_ms, false, "succ rate %.2f > %.2f", rate,
+					   c->succ_rate);
+			else
+				log_change(lb, h, now_ms, false, "%u consecutive successes",
+					   h->contin_succ);
 			to_idle(lb, h, now_ms);
 			return LB_CHANGED;
 		}

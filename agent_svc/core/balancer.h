@@ -30,6 +30,9 @@ typedef struct lb_cfg {
 
 void lb_cfg_defaults(lb_cfg_t *c);
 
+/* Room for the rule that moved a host ("err rate 0.34 > 0.10"). */
+#define LB_RULE_MAX 48
+
 typedef struct lb_host lb_host_t;
 struct lb_host {
 	int32_t ip;
@@ -47,6 +50,10 @@ struct lb_host {
 	uint64_t overload_since_ms;
 	uint64_t overload_ms;       /* how long this ejection lasts */
 	uint64_t returned_ms;       /* last return from overload; 0 = never */
+	/* Introspection (issue 20): what `lars agent-state` shows. */
+	uint64_t picks;             /* get_host answers with this host */
+	uint64_t changed_ms;        /* last idle <-> overloaded move (or joining) */
+	char rule[LB_RULE_MAX];     /* the rule of that move ("" = joined) */
 	lb_host_t *prev, *next;     /* in the idle or the overload list */
 };
 
@@ -81,6 +88,7 @@ typedef struct lb {
 	size_t n_idle_drained;    /* drained hosts on the idle list */
 	bool in_panic;
 	int64_t wall_ms;          /* unix time, ms (lb_set_wall), for slow start */
+	int64_t version;          /* the route version lars-dns sent; 0 = not known */
 } lb_t;
 
 /* What a state change (or anything worth reporting at once) looks like. */

@@ -2,6 +2,7 @@
 // GET /metrics on common/loop/http.c (libmicrohttpd on the service's loop).
 #include "metrics_http.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,52 @@ struct metrics_http {
 	metrics_t *m;
 };
 
+static struct {
+	const char *path; /* NULL: free */
+	metrics_http_page_fn fn;
+	void *arg;
+} pages[METRICS_HTTP_PAGES_MAX];
+
+int metrics_http_page_add(const char *path, metrics_http_page_fn fn, void *arg)
+{
+	for (size_t i = 0; i < METRICS_HTTP_PAGES_MAX; i++) {
+		if (!pages[i].path) {
+			pages[i].path = path;
+			pages[i].fn = fn;
+			pages[i].arg = arg;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void metrics_http_page_del(const char *path)
+{
+	for (size_t i = 0; i < METRICS_HTTP_PAGES_MAX; i++)
+		if (pages[i].path && strcmp(pages[i].path, path) == 0)
+			pages[i].path = NULL;
+}
+
+/* A page of metrics_http_page_add() at @path: answered, true; else false. */
+static bool serve_page(http_req_t *req, const char *path)
+{
+	for (size_t i = 0; i < METRICS_HTTP_PAGES_MAX; i++) {
+		if (!pages[i].path || strcmp(pages[i].path, path) != 0)
+			continue;
+		const char *ctype;
+		char *body;
+		size_t len;
+		int status = pages[i].fn(pages[i].arg, &ctype, &body, &len);
+		if (status >= 500) {
+			http_respond(req, 500, "text/plain; charset=utf-8", "error\n", 6);
+			return true;
+		}
+		http_respond_take(req, (unsigned)status, ctype, body, len);
+		return true;
+	}
+	return false;
+}
+
 static void metrics_http_handle(http_req_t *req, void *arg)
 {
 	metrics_http_t *h = arg;
@@ -28,7 +75,8 @@ static void metrics_http_handle(http_req_t *req, void *arg)
 		return;
 	}
 	if (strcmp(http_req_path(req), "/metrics") != 0) {
-		http_respond(req, 404, text, "not found\n", 10);
+		if (!serve_page(req, http_req_path(req)))
+			http_respond(req, 404, text, "not found\n", 10);
 		return;
 	}
 	char *body;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The GET /metrics listener of a service.
+// The GET /metrics listener of a service, and the few other read-only pages a
+// daemon serves beside it (the agent's GET /routes).
 #pragma once
 
 #include <stdbool.h>
@@ -21,3 +22,21 @@ int metrics_http_start(uv_loop_t *loop, metrics_t *m, const char *ip, int port,
 int metrics_http_port(const metrics_http_t *h);
 /** metrics_http_close() - stop listening and close every client; @h is freed once closed. */
 void metrics_http_close(metrics_http_t *h);
+
+/**
+ * metrics_http_page_fn - a page: set *@ctypep (a static string) and *@bodyp
+ * (malloc'd, *@lenp bytes) and return the HTTP status (200), or return 500
+ * with nothing set.
+ */
+typedef int (*metrics_http_page_fn)(void *arg, const char **ctypep, char **bodyp, size_t *lenp);
+
+/* Pages beside /metrics, process-wide (a daemon has one listener). */
+#define METRICS_HTTP_PAGES_MAX 8
+
+/**
+ * metrics_http_page_add() - serve GET @path (a static string) with @fn on
+ * the loop thread, from now on. Return: 0, or -ENOSPC (all pages taken).
+ */
+int metrics_http_page_add(const char *path, metrics_http_page_fn fn, void *arg);
+/** metrics_http_page_del() - stop serving @path (404 from now on). */
+void metrics_http_page_del(const char *path);

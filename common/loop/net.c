@@ -47,12 +47,21 @@ bool net_is_loopback(const char *ip)
 	struct sockaddr_storage ss;
 	if (net_addr(ip, 0, &ss))
 		return false;
-	if (ss.ss_family == AF_INET) {
-		uint32_t a = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+	return net_addr_is_loopback((const struct sockaddr *)&ss);
+}
+
+bool net_addr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
 		return (a >> 24) == 127;
 	}
-	const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 	static const struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+	if (IN6_IS_ADDR_V4MAPPED(a6))
+		return a6->s6_addr[12] == 127;
 	return memcmp(a6, &lo6, sizeof(lo6)) == 0;
 }
 

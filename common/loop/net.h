@@ -23,6 +23,8 @@ int net_addr(const char *ip, int port, struct sockaddr_storage *ss);
 void net_addr_str(const struct sockaddr *sa, char out[NET_ADDR_STRLEN]);
 /** net_is_loopback() - whether @ip is in 127.0.0.0/8 or ::1. */
 bool net_is_loopback(const char *ip);
+/** net_addr_is_loopback() - whether @sa is in 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+bool net_addr_is_loopback(const struct sockaddr *sa);
 
 /**
  * net_listen_tcp() - init @tcp (always, so the caller may uv_close it),

@@ -38,6 +38,9 @@ enum {
 	/* Ours: lars-reporter -> agent, every ReportStatusRequest of the agent
 	 * up to a sequence number is stored (body ReportStatusAck). */
 	LARS_ID_REPORT_STATUS_ACK = 10,
+	/* Ours: `lars agent-state` and our agent's answer (loopback only). */
+	LARS_ID_AGENT_STATE_REQ = 100,
+	LARS_ID_AGENT_STATE_RESP = 101,
 };
 
 /*

@@ -6,7 +6,9 @@
 // command work against the real agent, and a report to it exits 0; reports
 // carrying a duration (report --latency-us, simulate's --latency-us-spread and
 // --slow, bench's measured round trip) are taken by the real agent and
-// counted into the history like any other.
+// counted into the history like any other; `lars agent-state` (and the
+// agent's GET /routes) shows a host that failed every call sidelined, with
+// the rule, and garbage under the new message ids changes nothing.
 #include "test.h"
 
 #include <stdio.h>
@@ -40,7 +42,8 @@ static int setup(void **state)
 	snprintf(cfg, sizeof(cfg),
 		 "[agent]\nbase_port = %d\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
-		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n",
+		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
+		 "[metrics]\nenabled = true\n",
 		 base, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	return 0;
@@ -125,6 +128,49 @@ static void test_absent_route_still_noexist(void **state)
 	assert_int_equal(lars(out, sizeof(out), "get-host 5 4"), 0); /* others still work */
 }
 
+/* Issue 20.1: what the agent holds, after a host failed every call. */
+static void test_agent_state(void **state)
+{
+	char out[16384];
+	assert_int_equal(lars(out, sizeof(out), "--timeout 1000 simulate 5 1 --count 300 "
+				"--fail 127.0.0.1:9512=100"), 0);
+	assert_int_equal(lars(out, sizeof(out), "agent-state 5 1"), 0);
+	const char *line = strstr(out, "127.0.0.1:9512 ");
+	if (!line || !strstr(line, "overloaded") ||
+	    !(strstr(line, "consecutive errors") || strstr(line, "err rate")))
+		fail_msg("agent-state 5 1 does not show 9512 sidelined with its rule:\n%s", out);
+	assert_non_null(strstr(out, "route 5/1: ready"));
+	assert_non_null(strstr(out, "127.0.0.1:9511 "));
+	/* All routes, as JSON; the same from GET /routes. */
+	assert_int_equal(lars(out, sizeof(out), "agent-state -o json"), 0);
+	assert_non_null(strstr(out, "{\"routes\":[{\"modid\":5,\"cmdid\":1,"));
+	assert_non_null(strstr(out, "\"port\":9512,\"state\":\"overloaded\""));
+	static char page[1 << 16];
+	assert_true(harness_http_get(harness_port(&agent, "metrics"), "/routes", page,
+				     sizeof(page)) > 0);
+	assert_non_null(strstr(page, "\"port\":9512,\"state\":\"overloaded\""));
+	/* A key the agent does not hold; bad usage. */
+	assert_int_equal(lars(out, sizeof(out), "agent-state 77 1"), 0);
+	assert_non_null(strstr(out, "the agent holds no route 77/1"));
+	assert_int_equal(lars(out, sizeof(out), "agent-state 5"), 64);
+	assert_int_equal(lars(out, sizeof(out), "agent-state -o yaml"), 64);
+	assert_int_equal(lars(out, sizeof(out), "get-host 5 1 -o json"), 64);
+	/* Garbage under the new ids is dropped; the agent keeps answering. */
+	int fd = harness_udp_socket();
+	static const uint8_t junk[] = { 100, 0, 0, 0, 4, 0, 0, 0, 0x0a, 0xff, 0xff, 0x7f };
+	static const uint8_t huge[] = { 100, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+	static const uint8_t resp[] = { 101, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t back[64];
+	for (int i = 0; i < 3; i++) {
+		assert_true(harness_udp_call(fd, base, junk, sizeof(junk), back, sizeof(back), 50) <= 0);
+		assert_true(harness_udp_call(fd, base, huge, sizeof(huge), back, sizeof(back), 50) <= 0);
+		assert_true(harness_udp_call(fd, base, resp, sizeof(resp), back, sizeof(back), 50) <= 0);
+	}
+	close(fd);
+	assert_int_equal(lars(out, sizeof(out), "agent-state 5 1"), 0);
+	assert_non_null(strstr(out, "127.0.0.1:9512 "));
+}
+
 int main(void)
 {
 	if (!getenv("LARS_TEST_PG")) {
@@ -145,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_first_get_host),
 		cmocka_unit_test(test_latency_reports_accepted),
 		cmocka_unit_test(test_absent_route_still_noexist),
+		cmocka_unit_test(test_agent_state),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
