@@ -27,6 +27,13 @@ typedef struct args {
 	const char *panic_threshold;
 	const char *max_ejection_percent;
 	const char *slow_start;
+	const char *output;     /* -o / --output FORMAT (watch: text or json) */
+	const char *count;      /* --count N (watch: stop after N lines) */
+	/* status: --by-host, --caller IP, --failing, --fail-pct P */
+	bool by_host;
+	bool failing;
+	const char *caller;
+	const char *fail_pct;
 	int retry_for_s;        /* --retry-for SECONDS: how long a write waits out a failover */
 	bool help;
 	int argc;
@@ -67,3 +74,4 @@ int cmd_route(const args_t *a);     /* routes.c */
 int cmd_describe(const args_t *a);  /* routes.c */
 int cmd_status(const args_t *a);    /* status.c */
 int cmd_admin_user(const args_t *a); /* users.c */
+int cmd_watch(const args_t *a);     /* watch.c */

@@ -37,8 +37,11 @@ static const char usage_main[] =
 	"  describe MODID [CMDID] [--text TEXT]\n"
 	"                                  show or set a modid's / route's description\n"
 	"  status [MODID [CMDID]]          latest call statistics per host\n"
-	"  status --history MINUTES [MODID [CMDID]]\n"
-	"                                  per-minute sums over the last MINUTES\n"
+	"  status --history MINUTES [MODID [CMDID]] [--by-host [--failing]]\n"
+	"         [--caller IP]            per-minute sums over the last MINUTES, per\n"
+	"                                  route or per host\n"
+	"  watch [MODID [CMDID]] [-o json] [--count N]\n"
+	"                                  one line per route change as it commits\n"
 	"  admin-user add|del NAME         console users (password asked for)\n"
 	"  admin-user list\n"
 	"\n"
@@ -153,6 +156,7 @@ int larsctl_parse_filter(const args_t *a, int first, const char *cmd, status_fil
 {
 	const char *why;
 	f->modid = f->cmdid = -1;
+	f->caller = NULL;
 	if (a->argc > first + 2)
 		return larsctl_usage_error(cmd, "%s takes at most MODID CMDID", cmd);
 	if (a->argc > first && route_parse_id(a->argv[first], "MODID", &f->modid, &why))
@@ -230,6 +234,19 @@ int main(int argc, char **argv)
 			   value_option(argc, argv, &i, "--slow-start", &a.slow_start)) {
 			if (i >= argc) /* "--slow-start" last, without its value */
 				return larsctl_usage_error("route", "%s needs a value", s);
+		} else if (value_option(argc, argv, &i, "--output", &a.output) ||
+			   value_option(argc, argv, &i, "-o", &a.output) ||
+			   value_option(argc, argv, &i, "--count", &a.count)) {
+			if (i >= argc)
+				return larsctl_usage_error("", "%s needs a value", s);
+		} else if (value_option(argc, argv, &i, "--caller", &a.caller) ||
+			   value_option(argc, argv, &i, "--fail-pct", &a.fail_pct)) {
+			if (i >= argc)
+				return larsctl_usage_error("status", "%s needs a value", s);
+		} else if (strcmp(s, "--by-host") == 0) {
+			a.by_host = true;
+		} else if (strcmp(s, "--failing") == 0) {
+			a.failing = true;
 		} else if (strcmp(s, "--undo") == 0) {
 			a.undo = true;
 		} else if (strcmp(s, "--force") == 0) {
@@ -254,6 +271,12 @@ int main(int argc, char **argv)
 		}
 		return larsctl_usage_error("", "missing command");
 	}
+	if ((a.by_host || a.failing || a.caller || a.fail_pct) && strcmp(a.argv[0], "status") != 0)
+		return larsctl_usage_error("", "--by-host, --failing, --fail-pct and --caller are "
+					   "options of status");
+	if ((a.output || a.count) && strcmp(a.argv[0], "watch") != 0)
+		return larsctl_usage_error("", "%s is an option of watch",
+					   a.output ? "-o" : "--count");
 	if (strcmp(a.argv[0], "migrate") == 0)
 		return cmd_migrate(&a);
 	if (strcmp(a.argv[0], "route") == 0)
@@ -264,5 +287,7 @@ int main(int argc, char **argv)
 		return cmd_describe(&a);
 	if (strcmp(a.argv[0], "admin-user") == 0)
 		return cmd_admin_user(&a);
+	if (strcmp(a.argv[0], "watch") == 0)
+		return cmd_watch(&a);
 	return larsctl_usage_error("", "unknown command '%s'", a.argv[0]);
 }

@@ -4,6 +4,7 @@
 // and printed as fixed-width columns that scripts read.
 #include "larsctl.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,19 @@
 #define STR(x) STR_(x)
 
 static const char usage_status[] =
-	"Usage: larsctl [--db CONNINFO] status [MODID [CMDID]]\n"
+	"Usage: larsctl [--db CONNINFO] status [MODID [CMDID]] [--caller IP]\n"
 	"       larsctl [--db CONNINFO] status --history MINUTES [MODID [CMDID]]\n"
+	"               [--by-host [--failing [--fail-pct P]]] [--caller IP]\n"
 	"The latest status lars-reporter stored per host and caller: successes,\n"
-	"errors, error rate, overload and the age of the report; with --history,\n"
-	"per-minute sums of successes and errors per route.\n"
+	"errors, error rate, overload and the age of the report (of its last\n"
+	"interval with calls: one without any keeps the counts before it); with\n"
+	"--history, per-minute sums of successes and errors per route.\n"
+	"  --by-host     per minute per host (MODID CMDID HOST), within a minute the\n"
+	"                highest error rate first; a route's hosts add up to its\n"
+	"                per-route line\n"
+	"  --failing     with --by-host: only the hosts whose error rate in the minute\n"
+	"                is above --fail-pct P (default 10, as the console's fail_pct)\n"
+	"  --caller IP   only what the agent on IP reported\n"
 	"When a row has call latency, every line ends with two more columns:\n"
 	"MEAN_US and P99_US, the mean and the estimated 99th percentile of the\n"
 	"calls' durations in microseconds (\"-\" for a row without any): per\n"
@@ -117,6 +126,35 @@ static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes
 	return EXIT_OK;
 }
 
+static int print_history_hosts(PGconn *conn, const status_filter_t *f, int32_t minutes,
+			       double fail_pct)
+{
+	status_host_minute_t *rows;
+	size_t n;
+	bool lat = false;
+	char cols[64];
+	if (status_history_hosts(conn, f, minutes, fail_pct, &rows, &n))
+		return EXIT_DB;
+	for (size_t i = 0; i < n; i++)
+		lat = lat || rows[i].lat_count > 0;
+	printf("%-17s %-10s %-10s %-21s %12s %12s %6s", "MINUTE", "MODID", "CMDID", "HOST",
+	       "SUCC", "ERR", "ERR%");
+	if (lat)
+		printf(LAT_HEAD, "MEAN_US", "P99_US");
+	putchar('\n');
+	for (size_t i = 0; i < n; i++) {
+		const status_host_minute_t *r = &rows[i];
+		char when[STATUS_TIME_MAX], pct[16], host[STATUS_ADDR_MAX + 8];
+		snprintf(host, sizeof(host), "%s:%d", r->ip, r->port);
+		printf("%-17s %-10d %-10d %-21s %12" PRId64 " %12" PRId64 " %6s%s\n",
+		       status_time_text(r->minute, r->utc_offset_s, STATUS_TIME_MINUTE, when),
+		       r->modid, r->cmdid, host, r->succ, r->err, pct_text(r->err_tenths, pct),
+		       lat_cols(lat, r->lat_count, r->lat_mean_us, r->lat_p99_us, cols));
+	}
+	free(rows);
+	return EXIT_OK;
+}
+
 int cmd_status(const args_t *a)
 {
 	status_filter_t f;
@@ -132,10 +170,32 @@ int cmd_status(const args_t *a)
 	if (a->history && (route_parse_id(a->history, "MINUTES", &minutes, &why) || minutes < 1 ||
 			   minutes > STATUS_HISTORY_MINUTES_MAX))
 		return larsctl_usage_error("status", "--history takes MINUTES 1..525600");
+	if ((a->by_host || a->failing || a->fail_pct) && !a->history)
+		return larsctl_usage_error("status", "--by-host, --failing and --fail-pct go with "
+					   "--history MINUTES");
+	if ((a->failing || a->fail_pct) && !a->by_host)
+		return larsctl_usage_error("status", "--failing and --fail-pct go with --by-host");
+	if (a->fail_pct && !a->failing)
+		return larsctl_usage_error("status", "--fail-pct goes with --failing");
+	double fail_pct = -1;
+	if (a->failing) {
+		char *end;
+		fail_pct = a->fail_pct ? strtod(a->fail_pct, &end) : 10.0;
+		if (a->fail_pct && (!*a->fail_pct || *end || !(fail_pct >= 0 && fail_pct <= 100)))
+			return larsctl_usage_error("status", "--fail-pct takes a percent 0..100");
+	}
+	unsigned char addr[16];
+	if (a->caller && inet_pton(AF_INET, a->caller, addr) != 1 &&
+	    inet_pton(AF_INET6, a->caller, addr) != 1)
+		return larsctl_usage_error("status", "--caller takes an IP address, not '%s'",
+					   a->caller);
+	f.caller = a->caller;
 	PGconn *conn = larsctl_connect(a->db);
 	if (!conn)
 		return EXIT_DB;
-	int r = a->history ? print_history(conn, &f, minutes) : print_callers(conn, &f);
+	int r = !a->history ? print_callers(conn, &f)
+		: a->by_host ? print_history_hosts(conn, &f, minutes, fail_pct)
+			     : print_history(conn, &f, minutes);
 	if (r)
 		fprintf(stderr, "larsctl: cannot read the statistics (has `larsctl migrate` been run?)\n");
 	PQfinish(conn);

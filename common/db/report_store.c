@@ -329,9 +329,14 @@ int report_store_batch(PGconn *conn, report_entry_t *v, size_t n,
 		"       timestamptz 'epoch' + rx_us * interval '1 microsecond' "
 		"FROM lars_report_stage WHERE status "
 		"ORDER BY modid, cmdid, ip, port, caller, rx_us DESC "
+		/* An interval without calls (a state change, a quiet window) keeps
+		 * the counts and time of the last one with calls (issue 20.5):
+		 * the latest status then shows them with their age, not zeros. */
 		"ON CONFLICT (modid, cmdid, ip, port, caller) DO UPDATE "
-		"SET succ = EXCLUDED.succ, err = EXCLUDED.err, overload = EXCLUDED.overload, "
-		"    ts = EXCLUDED.ts, updated_at = EXCLUDED.updated_at "
+		"SET succ = CASE WHEN EXCLUDED.succ + EXCLUDED.err > 0 THEN EXCLUDED.succ ELSE s.succ END, "
+		"    err = CASE WHEN EXCLUDED.succ + EXCLUDED.err > 0 THEN EXCLUDED.err ELSE s.err END, "
+		"    ts = CASE WHEN EXCLUDED.succ + EXCLUDED.err > 0 THEN EXCLUDED.ts ELSE s.ts END, "
+		"    overload = EXCLUDED.overload, updated_at = EXCLUDED.updated_at "
 		"WHERE s.updated_at <= EXCLUDED.updated_at",
 		"status merge");
 	if (rc)

@@ -109,8 +109,9 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 		   size_t *n_rowsp)
 {
 	char mbuf[16], cbuf[16];
-	const char *params[2];
+	const char *params[3];
 	filter_params(f, mbuf, cbuf, params);
+	params[2] = f ? f->caller : NULL;
 	PGresult *res = pg_exec(conn,
 		"SELECT s.modid, s.cmdid, host(s.ip), s.port, host(s.caller), s.succ, s.err, "
 		"       " ERR_TENTHS("s.succ", "s.err") ", s.overload, "
@@ -120,8 +121,8 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 		"  AND h.ip = s.ip AND h.port = s.port AND h.caller = s.caller"
 		"  AND h.minute >= date_trunc('minute', now()) - make_interval(mins => "
 		STATUS_LAT_MINUTES_TEXT " - 1)) l ON true "
-		"WHERE " ROUTE_FILTER("s.") " "
-		"ORDER BY s.modid, s.cmdid, s.ip, s.port, s.caller", 2, params, PGRES_TUPLES_OK);
+		"WHERE " ROUTE_FILTER("s.") " AND ($3::inet IS NULL OR s.caller = $3::inet) "
+		"ORDER BY s.modid, s.cmdid, s.ip, s.port, s.caller", 3, params, PGRES_TUPLES_OK);
 	if (!res)
 		return -EIO;
 	status_caller_t *rows = rows_alloc(res, sizeof(*rows));
@@ -342,12 +343,13 @@ int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 		   int64_t *firstp, status_minute_t **rowsp, size_t *n_rowsp)
 {
 	char mbuf[16], cbuf[16], nbuf[16];
-	const char *params[3];
+	const char *params[4];
 	if (minutes < 1 || minutes > STATUS_HISTORY_MINUTES_MAX)
 		return -EINVAL;
 	filter_params(f, mbuf, cbuf, params);
 	snprintf(nbuf, sizeof(nbuf), "%d", minutes);
 	params[2] = nbuf;
+	params[3] = f ? f->caller : NULL;
 	/* The window comes back on every row, and alone (h.* NULL) when no
 	 * minute has data. */
 	PGresult *res = pg_exec(conn,
@@ -358,9 +360,10 @@ int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 		" FROM (SELECT 1) one LEFT JOIN ("
 		"  SELECT minute, modid, cmdid, sum(succ) AS succ, sum(err) AS err, " LAT_SUMS
 		"  FROM host_status_history WHERE minute >= " WINDOW_FIRST " AND " ROUTE_FILTER("")
+		"  AND ($4::inet IS NULL OR caller = $4::inet)"
 		"  GROUP BY minute, modid, cmdid) h ON true"
 		" ORDER BY h.minute, h.modid, h.cmdid",
-		3, params, PGRES_TUPLES_OK);
+		4, params, PGRES_TUPLES_OK);
 	if (!res)
 		return -EIO;
 	int n = PQntuples(res);
@@ -381,6 +384,69 @@ int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 	if (firstp)
 		*firstp = col_i64(res, 0, 0);
 	*n_rowsp = (size_t)n;
+	*rowsp = rows;
+	PQclear(res);
+	return 0;
+}
+
+/**
+ * status_history_hosts() - per-minute sums per host.
+ * @conn: an open connection
+ * @f: the routes and caller (NULL: all)
+ * @minutes: the window, 1..STATUS_HISTORY_MINUTES_MAX, ending with this minute
+ * @fail_pct: >= 0: only a host whose error rate in the minute is above it
+ * @rowsp: gets the rows (free()), by minute, then error rate (highest
+ *	first, a minute without calls last), then modid, cmdid, ip, port
+ * @n_rowsp: gets their number
+ *
+ * Summed over the callers (or @f->caller's alone), so over a minute the
+ * hosts of a route add up to status_history()'s row of it.
+ * Return: 0, -EINVAL (@minutes), or -EIO (logged).
+ */
+int status_history_hosts(PGconn *conn, const status_filter_t *f, int32_t minutes,
+			 double fail_pct, status_host_minute_t **rowsp, size_t *n_rowsp)
+{
+	char mbuf[16], cbuf[16], nbuf[16], pbuf[32];
+	const char *params[5];
+	if (minutes < 1 || minutes > STATUS_HISTORY_MINUTES_MAX)
+		return -EINVAL;
+	filter_params(f, mbuf, cbuf, params);
+	snprintf(nbuf, sizeof(nbuf), "%d", minutes);
+	snprintf(pbuf, sizeof(pbuf), "%.17g", fail_pct);
+	params[2] = nbuf;
+	params[3] = f ? f->caller : NULL;
+	params[4] = fail_pct >= 0 ? pbuf : NULL;
+	PGresult *res = pg_exec(conn,
+		"SELECT " UNIX_S("h.minute") ", extract(timezone FROM h.minute)::int, h.modid,"
+		"  h.cmdid, host(h.ip), h.port, h.succ::bigint, h.err::bigint, "
+		ERR_TENTHS("h.succ", "h.err") ", " LAT_COLS("h")
+		" FROM (SELECT minute, modid, cmdid, ip, port, sum(succ) AS succ, sum(err) AS err, "
+		LAT_SUMS
+		"  FROM host_status_history WHERE minute >= " WINDOW_FIRST " AND " ROUTE_FILTER("")
+		"  AND ($4::inet IS NULL OR caller = $4::inet)"
+		"  GROUP BY minute, modid, cmdid, ip, port) h"
+		" WHERE $5::float8 IS NULL"
+		"    OR (h.succ + h.err > 0 AND 100.0 * h.err / (h.succ + h.err) > $5::float8)"
+		" ORDER BY h.minute, h.err::float8 / nullif(h.succ + h.err, 0) DESC NULLS LAST,"
+		"   h.modid, h.cmdid, h.ip, h.port",
+		5, params, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	status_host_minute_t *rows = rows_alloc(res, sizeof(*rows));
+	for (int i = 0; i < PQntuples(res); i++) {
+		status_host_minute_t *r = &rows[i];
+		r->minute = col_i64(res, i, 0);
+		r->utc_offset_s = col_i32(res, i, 1);
+		r->modid = col_i32(res, i, 2);
+		r->cmdid = col_i32(res, i, 3);
+		col_addr(res, i, 4, r->ip);
+		r->port = col_i32(res, i, 5);
+		r->succ = col_i64(res, i, 6);
+		r->err = col_i64(res, i, 7);
+		r->err_tenths = col_tenths(res, i, 8);
+		col_lat(res, i, 9, &r->lat_count, &r->lat_mean_us, &r->lat_p99_us);
+	}
+	*n_rowsp = (size_t)PQntuples(res);
 	*rowsp = rows;
 	PQclear(res);
 	return 0;

@@ -38,10 +38,11 @@ enum status_time_layout {
 	STATUS_TIME_ISO,    /* "YYYY-MM-DDTHH:MM:SSZ" (offset 0) */
 };
 
-/** Which routes: an id, or -1 for any. */
+/** Which routes: an id, or -1 for any; and which caller (NULL: any). */
 typedef struct status_filter {
 	int32_t modid;
 	int32_t cmdid;
+	const char *caller; /* an agent's address (status_callers, the histories) */
 } status_filter_t;
 
 /** The latest report of one caller about one host (a host_status row). */
@@ -134,6 +135,30 @@ void status_routes_free(status_route_t *rows, size_t n_rows);
 /** status_history() - per-minute sums per route over the last @minutes. */
 int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
 		   int64_t *firstp, status_minute_t **rowsp, size_t *n_rowsp);
+
+/** The sums of one host's counts in one minute (all callers, or @f's). */
+typedef struct status_host_minute {
+	int64_t minute;
+	int32_t utc_offset_s;
+	int32_t modid;
+	int32_t cmdid;
+	char ip[STATUS_ADDR_MAX];
+	int32_t port;
+	int64_t succ;
+	int64_t err;
+	int32_t err_tenths;
+	int64_t lat_count;
+	int64_t lat_mean_us;
+	int64_t lat_p99_us;
+} status_host_minute_t;
+
+/**
+ * status_history_hosts() - per-minute sums per host over the last @minutes,
+ * by minute and, within one, the highest error rate first; with @fail_pct
+ * >= 0 only the hosts whose error rate that minute is above it.
+ */
+int status_history_hosts(PGconn *conn, const status_filter_t *f, int32_t minutes,
+			 double fail_pct, status_host_minute_t **rowsp, size_t *n_rowsp);
 
 /** status_time_text() - @unix_s shifted by @offset_s, as text in @layout. */
 const char *status_time_text(int64_t unix_s, int32_t offset_s, enum status_time_layout layout,

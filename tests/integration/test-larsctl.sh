@@ -10,6 +10,8 @@ LARSCTL=$1
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+TMPDIR_W=$(mktemp -d)
+trap 'rm -rf "$TMPDIR_W"' EXIT
 q() { psql -X -At -c "$1"; }
 
 out=$("$LARSCTL" migrate)
@@ -251,6 +253,58 @@ out=$("$LARSCTL" status 20)
 [ "$out" = "$want_status" ] || fail "status 20 after latency rows elsewhere:"$'\n'"$out"
 out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 20)
 [ "$out" = "$want_hist" ] || fail "status --history 5 20 after latency rows elsewhere:"$'\n'"$out"
+
+# ---- per host history, --caller, --failing (issue 20.5) ----
+# Per host per minute, the hosts of a route add up to its per-route line.
+byhost=$(PGTZ=UTC "$LARSCTL" status --history 15 --by-host) || fail "--by-host exited $?"
+[ "$(head -n 1 <<<"$byhost" | awk '{print $4}')" = HOST ] || fail "--by-host header: $byhost"
+sums_host=$(awk 'NR > 1 {k = $1 " " $2 " " $3 " " $4; s[k] += $6; e[k] += $7} END {for (k in s) print k, s[k], e[k]}' <<<"$byhost" | sort)
+sums_route=$(PGTZ=UTC "$LARSCTL" status --history 15 | awk 'NR > 1 {print $1, $2, $3, $4, $5, $6}' | sort)
+[ -n "$sums_route" ] && [ "$sums_host" = "$sums_route" ] ||
+	fail "--by-host sums differ from the per-route lines:"$'\n'"$sums_host"$'\n'"vs"$'\n'"$sums_route"
+# One caller only: 20/1 two minutes ago was 999 + 2 from 10.9.0.2.
+out=$(PGTZ=Asia/Kolkata "$LARSCTL" status --history 5 20 1 --caller 10.9.0.2)
+[ "$(sed -n 2p <<<"$out")" = "$(printf '%-17s %-10s %-10s %12s %12s %6s' "$m2" 20 1 999 2 0.2)" ] &&
+	[ "$(wc -l <<<"$out")" = 2 ] || fail "status --history --caller:"$'\n'"$out"
+out=$("$LARSCTL" status 20 --caller 10.9.0.2)
+[ "$(wc -l <<<"$out")" = 2 ] && [[ $out == *"10.9.0.2"* ]] || fail "status --caller: $out"
+# Failing hosts only: above 10 % in their minute (1 of 2, 1 of 2), highest first.
+out=$(PGTZ=UTC "$LARSCTL" status --history 5 --by-host --failing)
+[ "$(awk 'NR > 1 {print $3 "/" $4 " " $5 " " $8}' <<<"$out" | sort | tr '\n' ,)" = "20/1 10.0.0.1:80 50.0,23/3 10.0.1.4:1 50.0," ] ||
+	fail "status --by-host --failing:"$'\n'"$out"
+out=$(PGTZ=UTC "$LARSCTL" status --history 5 --by-host --failing --fail-pct 5)
+[[ $out == *"10.0.1.1:80"*"8.3"* ]] || fail "--fail-pct 5 does not list 23/1's 8.3 %: $out"
+for c in "status --by-host" "status --history 5 --failing" "status --history 5 --by-host --fail-pct 5" \
+	 "status --history 5 --by-host --failing --fail-pct 101" "status --caller 10.0.0" \
+	 "status --caller" "route list --by-host" "watch 1 2 3" "watch -o yaml" "watch --count 0" \
+	 "route list -o json" "status --count 5"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+
+# ---- watch (issue 20.4): changes by any writer, as they commit ----
+"$LARSCTL" watch --count 3 >"$TMPDIR_W/watch.txt" 2>&1 &
+wpid=$!
+"$LARSCTL" watch 40 -o json --count 1 >"$TMPDIR_W/watch.json" 2>&1 &
+jpid=$!
+sleep 1 # LISTEN is set up (a change before that is not this watch's)
+q "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (40, 1, '10.4.0.1', 80), (40, 1, '10.4.0.2', 81)" >/dev/null
+"$LARSCTL" route weight 40 1 10.4.0.2 81 7 >/dev/null
+"$LARSCTL" route del 40 1 10.4.0.1 80 >/dev/null
+for pid in $wpid $jpid; do
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill "$pid" 2>/dev/null && fail "watch $pid did not end after its --count lines"
+	wait "$pid" || fail "watch exited $?"
+done
+v=$(q 'SELECT version FROM route_version')
+want_watch=$(printf '%s\n' "$((v - 2)) 40/1 +10.4.0.1:80 +10.4.0.2:81" \
+	"$((v - 1)) 40/1 ~10.4.0.2:81(weight 7)" "$v 40/1 -10.4.0.1:80")
+[ "$(awk '{$2 = ""; print}' "$TMPDIR_W/watch.txt" | sed 's/  / /')" = "$want_watch" ] ||
+	fail "watch printed:"$'\n'"$(cat "$TMPDIR_W/watch.txt")"$'\n'"want (time aside):"$'\n'"$want_watch"
+[[ $(cat "$TMPDIR_W/watch.json") == '{"version":'$((v - 2))',"changed_at":"'*'","modid":40,"cmdid":1,"added":["10.4.0.1:80","10.4.0.2:81"],"removed":[],"set":[],"policy":null}' ]] ||
+	fail "watch -o json printed: $(cat "$TMPDIR_W/watch.json")"
 
 # ---- traffic control: weight, drain, policy (migration 008) ----
 # Each change is one version with one change record saying what it set.
