@@ -40,6 +40,7 @@
 #define STATE_FLUSH_MS 100  /* a state change is reported within this */
 
 struct agent {
+	uint64_t agent_id; /* in AgentHello, as in every ReportStatusRequest */
 	uv_loop_t *loop;
 	service_t *svc;
 	agent_cfg_t cfg;
@@ -141,10 +142,28 @@ static void on_repull_idle(uv_idle_t *h)
 	awire_drain_dns(&a->wire, ACORE_OK);
 }
 
+static int send_ack(void *user, const lars_RouteAck *ack)
+{
+	agent_t *a = user;
+	return tcp_client_send(a->dns, LARS_ID_ROUTE_ACK, lars_RouteAck_fields, ack);
+}
+
 static void on_dns_connect(tcp_client_t *cli, void *user)
 {
 	agent_t *a = user;
 	a->dns_lost = false;
+	/* Who we are, before any request: our lars-dns then sends route
+	 * versions, which we acknowledge (issue 20.3). The original lars-dns
+	 * has no callback for this id and skips it. */
+	if (!a->cfg.announce)
+		goto hello_done;
+	lars_AgentHello hello = { .agent_id = a->agent_id, .caller = a->wire.caller };
+	size_t hl = sizeof(hello.host_name);
+	if (uv_os_gethostname(hello.host_name, &hl))
+		hello.host_name[0] = '\0';
+	if (tcp_client_send(a->dns, LARS_ID_AGENT_HELLO, lars_AgentHello_fields, &hello))
+		log_debug("agent: AgentHello not queued");
+hello_done:
 	acore_dns_connected(a->core, now_ms(a)); /* notes the keys, pulls none yet */
 	if (!acore_repulling(a->core) || a->closing)
 		return;
@@ -545,7 +564,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	agent_metrics(a);
 	a->wire = (awire_t){ .core = a->core, .send_dns = send_dns, .send_report = send_report,
 			     .user = a, .max_hosts = (size_t)cfg->max_hosts,
-			     .caller = machine_ipv4(cfg->caller) };
+			     .caller = machine_ipv4(cfg->caller), .send_ack = send_ack };
+	a->agent_id = ccfg.agent_id;
 	char caller[16];
 	msg_ip_to_str(a->wire.caller, caller);
 	log_info("agent: reporting as caller %s, agent_id %016" PRIx64

@@ -27,6 +27,7 @@ typedef struct agent_cfg {
 	lb_cfg_t lb;
 	net_endpoint_t dns[NET_MAX_ENDPOINTS];
 	int n_dns;
+	bool announce; /* AgentHello to lars-dns, then route versions acknowledged */
 	net_endpoint_t reporter[NET_MAX_ENDPOINTS];
 	int n_reporter;
 	int report_interval_s;

@@ -17,7 +17,7 @@ static agent_cfg_t cfg = {
 	.ip = "127.0.0.1", .base_port = 8888, .sockets = 3, .max_routes = 100000,
 	.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
 	.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
-	.ack_timeout_ms = 5000,
+	.ack_timeout_ms = 5000, .announce = true,
 };
 /* The original's single [dnsserver] / [reporter] ip and port. */
 static char dns_ip[64] = "127.0.0.1", rep_ip[64] = "127.0.0.1";
@@ -88,6 +88,7 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_STR("dnsserver", "ip", dns_ip),
 	CONFIG_KEY_INT("dnsserver", "port", &dns_port, 1, 65535),
 	CONFIG_KEY_FN("dnsserver", "servers", &dns_servers, parse_servers),
+	CONFIG_KEY_BOOL("dnsserver", "announce", &cfg.announce),
 	CONFIG_KEY_STR("reporter", "ip", rep_ip),
 	CONFIG_KEY_INT("reporter", "port", &rep_port, 1, 65535),
 	CONFIG_KEY_FN("reporter", "servers", &rep_servers, parse_servers),

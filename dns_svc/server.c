@@ -20,12 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "agents.h"
 #include "dispatch.h"
 #include "handles.h"
 #include "log.h"
 #include "msg.h"
 #include "pg_listen.h"
+#include "propagation.h"
 #include "refresh.h"
 #include "request.h"
 #include "route_load.h"
@@ -37,6 +40,27 @@
 #define DNS_CHANNEL "lars_route"
 #define DNS_PUSH_SLICE_NS (2 * 1000 * 1000) /* loop time pushes may take per turn */
 
+/* A connection: its subscriptions and, for propagation, who it is. */
+typedef struct dns_peer {
+	subs_peer_t subs; /* first: subs_collect() hands back subs.conn */
+	da_conn_t agent;
+	uint64_t conn_id;
+	tcp_conn_t *conn;
+	struct dns_peer *prev, *next; /* on dns_t.peers */
+} dns_peer_t;
+
+/* One write of the connections and propagation to PostgreSQL. */
+typedef struct prop_job {
+	pg_job_t base;
+	dns_t *d;
+	char instance[128];
+	prop_agent_row_t *rows;
+	size_t n;
+	da_prop_t *props;
+	size_t n_props;
+	int ttl_s, keep_days;
+} prop_job_t;
+
 /* Changed keys waiting to be pushed, in the order their snapshots came. */
 typedef struct push_batch {
 	struct push_batch *next;
@@ -44,9 +68,12 @@ typedef struct push_batch {
 	size_t i; /* next key */
 } push_batch_t;
 
-/* The key being pushed: its frame and the subscribers still to get it. */
+/* The key being pushed: its frames and the subscribers still to get it. */
 typedef struct push_cur {
 	sbuf_t *frame;
+	sbuf_t *frame_v; /* with the route version, for agents that said AgentHello */
+	int32_t modid, cmdid;
+	int64_t version;
 	tcp_conn_t **to; /* referenced */
 	size_t n, i, cap;
 } push_cur_t;
@@ -85,8 +112,18 @@ struct dns {
 	size_t push_keys;       /* keys waiting in the batches */
 	uv_idle_t push_idle;    /* runs a slice each loop turn while pushes wait */
 	bool closing;
-	handles_t timers;       /* poll, reload, retry, push_idle */
+	handles_t timers;       /* poll, reload, retry, push_idle, agents_timer */
 	bool timers_closed;
+	/* Propagation (issue 20.3). */
+	dns_agents_t agents;
+	dns_peer_t *peers;      /* every connection */
+	size_t n_peers, n_hello;
+	uint64_t next_conn_id;
+	uv_timer_t agents_timer;
+	prop_job_t *prop_job;   /* in flight */
+	bool prop_standby_told;
+	char instance[128];     /* "host:port" in lars_dns_agent */
+	metrics_histogram_t *push_ack;
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
 			*full_reloads, *refresh_failures, *subscriptions,
@@ -99,22 +136,51 @@ static void dns_maybe_free(dns_t *d);
 
 /* ---- connections and requests ---- */
 
+static int64_t wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
 static void dns_on_connect(tcp_conn_t *c, void *user)
 {
-	subs_peer_t *p = xmalloc(sizeof(*p));
-	subs_peer_init(p, c);
+	dns_t *d = user;
+	dns_peer_t *p = xcalloc(1, sizeof(*p));
+	subs_peer_init(&p->subs, c);
+	da_conn_init(&p->agent, wall_s());
+	p->conn_id = ++d->next_conn_id;
+	p->conn = c;
+	p->next = d->peers;
+	if (d->peers)
+		d->peers->prev = p;
+	d->peers = p;
+	d->n_peers++;
 	tcp_conn_set_data(c, p);
 }
 
 static void dns_on_close(tcp_conn_t *c, void *user)
 {
 	dns_t *d = user;
-	subs_peer_t *p = tcp_conn_data(c);
+	dns_peer_t *p = tcp_conn_data(c);
 	if (!p)
 		return;
-	metrics_sub(d->mt.subscriptions, subs_peer_deinit(&d->subs, p));
+	metrics_sub(d->mt.subscriptions, subs_peer_deinit(&d->subs, &p->subs));
+	da_conn_deinit(&p->agent);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		d->peers = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	d->n_peers--;
+	d->n_hello -= p->agent.hello;
 	free(p);
 	tcp_conn_set_data(c, NULL);
+}
+
+static subs_peer_t *subs_of(tcp_conn_t *c)
+{
+	dns_peer_t *p = tcp_conn_data(c);
+	return &p->subs;
 }
 
 /* Count what a request did and log what operators look for. */
@@ -146,7 +212,7 @@ static int dns_on_get_route(peer_t *peer, void *user, int32_t msgid,
 	dns_t *d = user;
 	tcp_conn_t *c = tcp_conn_of(peer);
 	request_out_t o;
-	int r = request_get_route(&d->subs, tcp_conn_data(c), d->snap, body, len, &o);
+	int r = request_get_route(&d->subs, subs_of(c), d->snap, body, len, &o);
 	if (o.decoded)
 		metrics_inc(d->mt.requests);
 	dns_count(d, c, "GetRouteRequest", &o);
@@ -165,9 +231,52 @@ static int dns_on_unsubscribe(peer_t *peer, void *user, int32_t msgid,
 	dns_t *d = user;
 	tcp_conn_t *c = tcp_conn_of(peer);
 	request_out_t o;
-	int r = request_unsubscribe(&d->subs, tcp_conn_data(c), body, len, &o);
+	int r = request_unsubscribe(&d->subs, subs_of(c), body, len, &o);
 	dns_count(d, c, "UnsubscribeRequest", &o);
 	return r;
+}
+
+/* Our agent says who it is: from now on its frames carry route versions. */
+static int dns_on_hello(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			size_t len)
+{
+	dns_t *d = user;
+	tcp_conn_t *c = tcp_conn_of(peer);
+	dns_peer_t *p = tcp_conn_data(c);
+	lars_AgentHello h = lars_AgentHello_init_zero;
+	const char *why;
+	int r = msg_decode(lars_AgentHello_fields, &h, body, len, &why);
+	if (r) {
+		log_debug("dns: bad AgentHello from %s: %s", tcp_conn_peer(c), why);
+		return r;
+	}
+	if (!p->agent.hello)
+		d->n_hello++;
+	da_hello(&p->agent, &h);
+	p->subs.versioned = true;
+	tcp_conn_set_active(c);
+	return 0;
+}
+
+/* Our agent applied a route: push -> acknowledgement measured. */
+static int dns_on_route_ack(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			    size_t len)
+{
+	dns_t *d = user;
+	tcp_conn_t *c = tcp_conn_of(peer);
+	dns_peer_t *p = tcp_conn_data(c);
+	lars_RouteAck a = lars_RouteAck_init_zero;
+	const char *why;
+	int r = msg_decode(lars_RouteAck_fields, &a, body, len, &why);
+	if (r) {
+		log_debug("dns: bad RouteAck from %s: %s", tcp_conn_peer(c), why);
+		return r;
+	}
+	uint64_t us;
+	if (da_ack(&d->agents, &p->agent, a.modid, a.cmdid, a.version, uv_hrtime() / 1000,
+		   wall_s(), &us))
+		metrics_observe(d->push_ack, (double)us / 1e6);
+	return 0;
 }
 
 /* ---- pushing, in slices ---- */
@@ -178,6 +287,7 @@ static void push_cur_clear(push_cur_t *p)
 	for (size_t j = p->i; j < p->n; j++)
 		tcp_conn_unref(p->to[j]);
 	p->frame = sbuf_unref(p->frame);
+	p->frame_v = sbuf_unref(p->frame_v);
 	p->n = p->i = 0;
 }
 
@@ -207,6 +317,12 @@ static bool push_next_key(dns_t *d)
 				  "its %zu subscribers keep the previous list", modid, cmdid, n);
 			continue;
 		}
+		if (d->n_hello && request_route_frame_v(d->snap, modid, cmdid, true, &p->frame_v))
+			p->frame_v = NULL; /* as big as the other: cannot happen */
+		const snap_route_t *rt = snapshot_find(d->snap, modid, cmdid);
+		p->modid = modid;
+		p->cmdid = cmdid;
+		p->version = rt ? rt->version : d->snap->version;
 		if (n > p->cap) {
 			p->cap = n;
 			p->to = xreallocarray(p->to, n, sizeof(*p->to));
@@ -232,16 +348,24 @@ static void dns_push_slice(dns_t *d)
 			break;
 		if (p->i == p->n) {
 			p->frame = sbuf_unref(p->frame);
+			p->frame_v = sbuf_unref(p->frame_v);
 			if (!push_next_key(d))
 				break;
 			continue;
 		}
 		tcp_conn_t *c = p->to[p->i++];
-		if (tcp_conn_is_open(c) && tcp_conn_send_shared(c, p->frame) == 0)
-			metrics_inc(d->mt.push_frames);
+		if (tcp_conn_is_open(c)) {
+			dns_peer_t *peer = tcp_conn_data(c);
+			bool v = peer->subs.versioned && p->frame_v;
+			if (tcp_conn_send_shared(c, v ? p->frame_v : p->frame) == 0) {
+				metrics_inc(d->mt.push_frames);
+				da_pushed(&d->agents, &peer->agent, p->modid, p->cmdid, p->version,
+					  uv_hrtime() / 1000, wall_s());
+			}
+		}
 		tcp_conn_unref(c);
 	}
-	if (p->i == p->n && !p->frame && !d->push_head)
+	if (p->i == p->n && !p->frame && !p->frame_v && !d->push_head)
 		(void)uv_idle_stop(&d->push_idle);
 }
 
@@ -289,6 +413,76 @@ static double push_backlog_gauge(void *arg)
 {
 	const dns_t *d = arg;
 	return (double)(d->push_keys + (d->push.n - d->push.i > 0));
+}
+
+/* ---- propagation written to PostgreSQL (issue 20.3) ---- */
+
+static int prop_job_work(PGconn *conn, pg_job_t *j)
+{
+	prop_job_t *job = container_of(j, prop_job_t, base);
+	return prop_store(conn, job->instance, job->rows, job->n, job->props, job->n_props,
+			  job->ttl_s, job->keep_days);
+}
+
+static void prop_job_done(pg_job_t *j, int status)
+{
+	prop_job_t *job = container_of(j, prop_job_t, base);
+	dns_t *d = job->d;
+	d->prop_job = NULL;
+	if (status == -EROFS && !d->prop_standby_told) {
+		log_info("dns: the database is a hot standby: connected agents and route "
+			 "propagation are not written (the primary's lars-dns write theirs)");
+		d->prop_standby_told = true;
+	} else if (status == 0) {
+		d->prop_standby_told = false;
+	} else if (status != -ECANCELED && status != -EROFS) {
+		log_debug("dns: connected agents not written this time (the database failed)");
+	}
+	free(job->rows);
+	free(job->props);
+	free(job);
+	dns_maybe_free(d);
+}
+
+static void on_agents_timer(uv_timer_t *t)
+{
+	dns_t *d = t->data;
+	if (d->closing || d->prop_job || !d->srv)
+		return; /* the last write still runs: this round is skipped */
+	prop_job_t *job = xcalloc(1, sizeof(*job));
+	job->base.work = prop_job_work;
+	job->base.done = prop_job_done;
+	job->d = d;
+	snprintf(job->instance, sizeof(job->instance), "%s", d->instance);
+	job->rows = xreallocarray(NULL, d->n_peers ? d->n_peers : 1, sizeof(*job->rows));
+	uint64_t now = uv_hrtime() / 1000;
+	for (dns_peer_t *p = d->peers; p; p = p->next) {
+		prop_agent_row_t *r = &job->rows[job->n++];
+		*r = (prop_agent_row_t){
+			.conn_id = p->conn_id, .acks = p->agent.hello, .agent_id = p->agent.agent_id,
+			.caller = p->agent.caller, .connected_unix = p->agent.connected_unix,
+			.subscriptions = (uint32_t)subs_peer_count(&p->subs),
+			.acked_version = p->agent.acked_version,
+			.last_ack_unix = p->agent.last_ack_unix,
+			.pending = (uint32_t)da_pending(&p->agent),
+			.lag_ms = da_lag_ms(&p->agent, now),
+		};
+		snprintf(r->peer, sizeof(r->peer), "%s", tcp_conn_peer(p->conn));
+		snprintf(r->host_name, sizeof(r->host_name), "%s", p->agent.host_name);
+	}
+	job->props = xreallocarray(NULL, DA_PROPS_MAX, sizeof(*job->props));
+	job->n_props = da_take_dirty(&d->agents, job->props, DA_PROPS_MAX);
+	job->ttl_s = d->cfg.agents_interval_ms * 3 / 1000 + 5;
+	job->keep_days = d->cfg.change_log_days;
+	job->base.read_only = false;
+	d->prop_job = job;
+	pg_worker_submit(d->db, &job->base);
+}
+
+static double hello_gauge(void *arg)
+{
+	const dns_t *d = arg;
+	return (double)d->n_hello;
 }
 
 /* ---- refreshing: database jobs and timers carry out the core's actions ---- */
@@ -450,6 +644,14 @@ static void dns_start_serving(dns_t *d, const refresh_action_t *a)
 	dns_timer_start(&d->poll_timer, on_poll, a->poll_ms, a->poll_ms);
 	if (a->reload_ms)
 		dns_timer_start(&d->reload_timer, on_reload, a->reload_ms, a->reload_ms);
+	char host[64] = "lars-dns";
+	size_t hl = sizeof(host);
+	(void)uv_os_gethostname(host, &hl);
+	snprintf(d->instance, sizeof(d->instance), "%s:%d", host, tcp_server_port(d->srv));
+	if (d->cfg.agents_interval_ms > 0)
+		dns_timer_start(&d->agents_timer, on_agents_timer,
+				(uint64_t)d->cfg.agents_interval_ms,
+				(uint64_t)d->cfg.agents_interval_ms);
 	d->on_ready(d->ready_user, tcp_server_port(d->srv));
 }
 
@@ -525,6 +727,13 @@ static void dns_metrics(dns_t *d)
 	d->mt.version = metrics_level(m, "lars_dns_route_version", "Route version of the current snapshot");
 	metrics_gauge(m, "lars_dns_push_backlog", "Changed routes not yet pushed to all their subscribers",
 		      push_backlog_gauge, d);
+	static const double ack_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+					     0.5, 1, 2.5, 5, 10 };
+	d->push_ack = metrics_histogram(m, "lars_dns_push_ack_seconds",
+		"A push to an agent until it acknowledged applying it (agents that sent AgentHello)",
+		ack_bounds, sizeof(ack_bounds) / sizeof(ack_bounds[0]));
+	metrics_gauge(m, "lars_dns_agents_acking", "Connections of agents that acknowledge routes (sent AgentHello)",
+		      hello_gauge, d);
 }
 
 /**
@@ -554,6 +763,9 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	dispatch_init(&d->dispatch);
 	dispatch_on(&d->dispatch, LARS_ID_GET_ROUTE_REQ, dns_on_get_route, d);
 	dispatch_on(&d->dispatch, LARS_ID_UNSUBSCRIBE_REQ, dns_on_unsubscribe, d);
+	dispatch_on(&d->dispatch, LARS_ID_AGENT_HELLO, dns_on_hello, d);
+	dispatch_on(&d->dispatch, LARS_ID_ROUTE_ACK, dns_on_route_ack, d);
+	da_init(&d->agents);
 
 	pg_worker_opts_t wo = { .name = "dns-db", .conninfo = cfg->conninfo,
 				.n_threads = (unsigned)cfg->db_threads, .metrics = m };
@@ -570,13 +782,15 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &d->reload_timer);
 	(void)uv_timer_init(loop, &d->retry_timer);
 	(void)uv_idle_init(loop, &d->push_idle);
+	(void)uv_timer_init(loop, &d->agents_timer);
 	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
-	d->push_idle.data = d;
+	d->push_idle.data = d->agents_timer.data = d;
 	handles_init(&d->timers);
 	handles_add(&d->timers, &d->poll_timer);
 	handles_add(&d->timers, &d->reload_timer);
 	handles_add(&d->timers, &d->retry_timer);
 	handles_add(&d->timers, &d->push_idle);
+	handles_add(&d->timers, &d->agents_timer);
 	refresh_cfg_t rc = {
 		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
 		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
@@ -592,10 +806,11 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 /* Freed once its timers are closed and no refresh job can call back. */
 static void dns_maybe_free(dns_t *d)
 {
-	if (!d->closing || !d->timers_closed || d->job)
+	if (!d->closing || !d->timers_closed || d->job || d->prop_job)
 		return;
 	snapshot_free(d->snap);
 	subs_deinit(&d->subs);
+	da_deinit(&d->agents);
 	free(d);
 }
 

@@ -23,6 +23,7 @@ typedef struct args {
 	const char *group;      /* --group GROUP (admin-user add, a new file) */
 	bool force;             /* --force (admin-user add: a short password) */
 	bool undo;              /* --undo (route drain: take the host back) */
+	bool lagging;           /* --lagging (agents: only the lagging ones) */
 	/* route policy: --panic-threshold P, --max-ejection-percent P, --slow-start S */
 	const char *panic_threshold;
 	const char *max_ejection_percent;
@@ -75,3 +76,6 @@ int cmd_describe(const args_t *a);  /* routes.c */
 int cmd_status(const args_t *a);    /* status.c */
 int cmd_admin_user(const args_t *a); /* users.c */
 int cmd_watch(const args_t *a);     /* watch.c */
+int cmd_agents(const args_t *a);    /* agents.c */
+/** route_show() - `route show MODID CMDID` (agents.c). */
+int route_show(const args_t *a, int32_t modid, int32_t cmdid);

@@ -40,6 +40,9 @@ static const char usage_main[] =
 	"  status --history MINUTES [MODID [CMDID]] [--by-host [--failing]]\n"
 	"         [--caller IP]            per-minute sums over the last MINUTES, per\n"
 	"                                  route or per host\n"
+	"  route show MODID CMDID          a route: hosts, policy, version, and how\n"
+	"                                  many agents applied its last change\n"
+	"  agents [--lagging]              every agent connected to a lars-dns, its lag\n"
 	"  watch [MODID [CMDID]] [-o json] [--count N]\n"
 	"                                  one line per route change as it commits\n"
 	"  admin-user add|del NAME         console users (password asked for)\n"
@@ -247,6 +250,8 @@ int main(int argc, char **argv)
 			a.by_host = true;
 		} else if (strcmp(s, "--failing") == 0) {
 			a.failing = true;
+		} else if (strcmp(s, "--lagging") == 0) {
+			a.lagging = true;
 		} else if (strcmp(s, "--undo") == 0) {
 			a.undo = true;
 		} else if (strcmp(s, "--force") == 0) {
@@ -289,5 +294,9 @@ int main(int argc, char **argv)
 		return cmd_admin_user(&a);
 	if (strcmp(a.argv[0], "watch") == 0)
 		return cmd_watch(&a);
+	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
+		return larsctl_usage_error("", "--lagging is an option of agents");
+	if (strcmp(a.argv[0], "agents") == 0)
+		return cmd_agents(&a);
 	return larsctl_usage_error("", "unknown command '%s'", a.argv[0]);
 }

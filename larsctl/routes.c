@@ -21,6 +21,7 @@ static const char usage_route[] =
 	"Usage: larsctl [--db CONNINFO] route add MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route del MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route list [MODID [CMDID]]\n"
+	"       larsctl [--db CONNINFO] route show MODID CMDID\n"
 	"       larsctl [--db CONNINFO] route weight MODID CMDID IP PORT WEIGHT\n"
 	"       larsctl [--db CONNINFO] route drain MODID CMDID IP PORT [--undo]\n"
 	"       larsctl [--db CONNINFO] route policy MODID CMDID [--panic-threshold P]\n"
@@ -44,7 +45,9 @@ static const char usage_route[] =
 	"    --slow-start S            a new host's weight ramps from 10 % to 100 %\n"
 	"                              over S seconds (0..86400, default 0 = off)\n"
 	"route list shows each host's WEIGHT and DRAIN, then the routes whose policy\n"
-	"is not the default.\n";
+	"is not the default. route show: one route's hosts, policy and version, and\n"
+	"how many agents applied its last change (\"held by N of M agents\", as the\n"
+	"lars-dns instances measured it; original agents do not acknowledge).\n";
 
 static const char usage_describe[] =
 	"Usage: larsctl [--db CONNINFO] describe MODID [CMDID] [--text TEXT]\n"
@@ -266,6 +269,17 @@ int cmd_route(const args_t *a)
 	bool add = strcmp(sub, "add") == 0, del = strcmp(sub, "del") == 0;
 	bool list = strcmp(sub, "list") == 0, policy = strcmp(sub, "policy") == 0;
 	bool weight = strcmp(sub, "weight") == 0, drain = strcmp(sub, "drain") == 0;
+	bool show = strcmp(sub, "show") == 0;
+	if (show) {
+		int32_t modid, cmdid;
+		const char *why;
+		if (a->argc != 4)
+			return larsctl_usage_error("route", "route show needs MODID CMDID");
+		if (route_parse_id(a->argv[2], "MODID", &modid, &why) ||
+		    route_parse_id(a->argv[3], "CMDID", &cmdid, &why))
+			return larsctl_usage_error("route", "%s", why);
+		return route_show(a, modid, cmdid);
+	}
 	if (!add && !del && !list && !policy && !weight && !drain)
 		return larsctl_usage_error("route", "unknown route command '%s'", sub);
 	if (a->undo && !drain)

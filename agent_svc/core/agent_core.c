@@ -825,6 +825,17 @@ const report_acks_t *acore_report_acks(const acore_t *c)
 
 /* ---- introspection ---- */
 
+bool acore_set_route_version(acore_t *c, int32_t modid, int32_t cmdid, int64_t version)
+{
+	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+	if (e) {
+		e->lb.version = version;
+		return true;
+	}
+	/* Applied as absent (no hosts): held as a key, acknowledged too. */
+	return ks_peek(&c->ks, modid, cmdid) != NULL;
+}
+
 /* One balancer as a RouteState and its HostStates. */
 static int state_route(as_state_t *out, const lb_t *lb, uint64_t now_ms)
 {

@@ -137,6 +137,11 @@ void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms);
 void acore_tick(acore_t *c, uint64_t now_ms);
+/**
+ * acore_set_route_version() - the version lars-dns sent with the route just
+ * applied. Return: whether the route is held (absent keys are too).
+ */
+bool acore_set_route_version(acore_t *c, int32_t modid, int32_t cmdid, int64_t version);
 
 /**
  * acore_state() - what the agent holds, for `lars agent-state` and GET

@@ -151,6 +151,15 @@ int awire_route_answer(awire_t *w, const uint8_t *body, size_t len, uint64_t now
 	}
 	acore_apply_route_policy(w->core, resp.modid, resp.cmdid, vec.v, vec.n,
 				 resp.has_policy ? &resp.policy : NULL, now_ms);
+	/* Our lars-dns sends the version after our AgentHello: acknowledge
+	 * what was applied (a route not held, for want of room, is not). */
+	if (resp.version > 0 &&
+	    acore_set_route_version(w->core, resp.modid, resp.cmdid, resp.version) &&
+	    w->send_ack) {
+		lars_RouteAck ack = { .modid = resp.modid, .cmdid = resp.cmdid,
+				      .version = resp.version };
+		(void)w->send_ack(w->user, &ack); /* a full queue: lars-dns sees it pending */
+	}
 	awire_drain_dns(w, ACORE_OK);
 	msg_vec_deinit(&vec);
 	return 0;

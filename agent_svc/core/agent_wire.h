@@ -18,6 +18,9 @@ typedef int (*awire_dns_send_fn)(void *user, int32_t msgid, const lars_GetRouteR
 typedef int (*awire_report_send_fn)(void *user, const lars_ReportStatusRequest *req,
 				    size_t n_results);
 
+/* Queue a RouteAck (issue 20.3) to lars-dns. Return: 0 if queued. */
+typedef int (*awire_ack_send_fn)(void *user, const lars_RouteAck *ack);
+
 /**
  * struct awire - the core and how its requests leave.
  * @max_hosts: hosts accepted in one route from lars-dns (more are cut).
@@ -30,6 +33,7 @@ typedef struct awire {
 	void *user;
 	size_t max_hosts;
 	int32_t caller;
+	awire_ack_send_fn send_ack; /* NULL: routes are not acknowledged */
 } awire_t;
 
 /** struct awire_route - an API get_route answer, ready to encode. */

@@ -102,6 +102,35 @@ static char *keys_array(const snap_keys_t *keys, bool modids)
 	return s;
 }
 
+/* Rows of (modid, cmdid, version) into @s's routes. */
+static void set_versions(snapshot_t *s, const PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++)
+		snapshot_set_version(s, (int32_t)col_long(res, i, 0), (int32_t)col_long(res, i, 1),
+				     strtoll(PQgetvalue(res, i, 2), NULL, 10));
+}
+
+/* Inside the load's transaction: each route's version, the newest of its
+ * change records (0 for a route whose records were pruned). */
+static int load_versions(PGconn *conn, snapshot_t *s)
+{
+	if (pg_cmd(conn, "DECLARE lars_versions NO SCROLL CURSOR FOR "
+		      "SELECT modid, cmdid, max(version) FROM route_change GROUP BY modid, cmdid"))
+		return -EIO;
+	for (;;) {
+		PGresult *res = pg_exec(conn, "FETCH FORWARD " FETCH_ROWS " FROM lars_versions",
+					0, NULL, PGRES_TUPLES_OK);
+		if (!res)
+			return -EIO;
+		int n = PQntuples(res);
+		set_versions(s, res);
+		PQclear(res);
+		if (n == 0)
+			break;
+	}
+	return pg_cmd(conn, "CLOSE lars_versions");
+}
+
 int route_load_full(PGconn *conn, snapshot_t **outp)
 {
 	snap_builder_t b;
@@ -110,12 +139,18 @@ int route_load_full(PGconn *conn, snapshot_t **outp)
 	snap_builder_init(&b);
 	if (pg_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		return -EIO;
-	if (route_version_read(conn, &version) || load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT")) {
+	if (route_version_read(conn, &version) || load_all_rows(conn, &b)) {
 		pg_cmd(conn, "ROLLBACK");
 		snap_builder_deinit(&b);
 		return -EIO;
 	}
-	*outp = snapshot_build(&b, version);
+	snapshot_t *s = snapshot_build(&b, version);
+	if (load_versions(conn, s) || pg_cmd(conn, "COMMIT")) {
+		pg_cmd(conn, "ROLLBACK");
+		snapshot_free(s);
+		return -EIO;
+	}
+	*outp = s;
 	return 0;
 }
 
@@ -157,23 +192,26 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 	snapshot_t *s;
 	if (full) {
 		log_info("route change log does not cover versions %s..%s: full reload", from, to);
-		if (load_all_rows(conn, &b) || pg_cmd(conn, "COMMIT"))
+		if (load_all_rows(conn, &b))
 			goto fail;
 		s = snapshot_build(&b, version);
+		if (load_versions(conn, s) || pg_cmd(conn, "COMMIT")) {
+			snapshot_free(s);
+			goto fail;
+		}
 		snapshot_diff(old, s, NULL, changed);
 		*fullp = true;
 		*outp = s;
 		return 0;
 	}
-	res = pg_exec(conn, "SELECT DISTINCT modid, cmdid FROM route_change "
-			    "WHERE version > $1::bigint AND version <= $2::bigint",
-		      2, params, PGRES_TUPLES_OK);
-	if (!res)
+	/* The changed keys, each with the version of its newest change. */
+	PGresult *vres = pg_exec(conn, "SELECT modid, cmdid, max(version) FROM route_change "
+				       "WHERE version > $1::bigint AND version <= $2::bigint "
+				       "GROUP BY modid, cmdid", 2, params, PGRES_TUPLES_OK);
+	if (!vres)
 		goto fail;
-	for (int i = 0; i < PQntuples(res); i++)
-		snap_keys_add(&keys, (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10),
-			      (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
-	PQclear(res);
+	for (int i = 0; i < PQntuples(vres); i++)
+		snap_keys_add(&keys, (int32_t)col_long(vres, i, 0), (int32_t)col_long(vres, i, 1));
 	snap_keys_finish(&keys);
 	/* The keys as arrays: the planner then walks the (modid, cmdid, ...)
 	 * index per key instead of scanning a large route_data. */
@@ -185,13 +223,19 @@ int route_load_changes(PGconn *conn, const snapshot_t *old, snapshot_t **outp,
 		2, kparams, PGRES_TUPLES_OK);
 	free(mods);
 	free(cmds);
-	if (!res)
+	if (!res) {
+		PQclear(vres);
 		goto fail;
+	}
 	add_rows(&b, res);
 	PQclear(res);
-	if (pg_cmd(conn, "COMMIT"))
+	if (pg_cmd(conn, "COMMIT")) {
+		PQclear(vres);
 		goto fail;
+	}
 	s = snapshot_patch(old, &keys, &b, version);
+	set_versions(s, vres);
+	PQclear(vres);
 	snapshot_diff(old, s, &keys, changed);
 	snap_keys_deinit(&keys);
 	*outp = s;

@@ -41,6 +41,9 @@ enum {
 	/* Ours: `lars agent-state` and our agent's answer (loopback only). */
 	LARS_ID_AGENT_STATE_REQ = 100,
 	LARS_ID_AGENT_STATE_RESP = 101,
+	/* Ours: agent -> lars-dns, route propagation (AgentHello, RouteAck). */
+	LARS_ID_AGENT_HELLO = 102,
+	LARS_ID_ROUTE_ACK = 103,
 };
 
 /*

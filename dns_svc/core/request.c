@@ -10,9 +10,10 @@
 #include "msg.h"
 #include "xalloc.h"
 
-/* A new frame for route @r of @snap (NULL: absent, no hosts). */
+/* A new frame for route @r of @snap (NULL: absent, no hosts); with
+ * @versioned its version too. */
 static int route_encode(const snapshot_t *snap, const snap_route_t *r, int32_t modid,
-			int32_t cmdid, sbuf_t **framep)
+			int32_t cmdid, bool versioned, sbuf_t **framep)
 {
 	lars_GetRouteResponse resp = lars_GetRouteResponse_init_zero;
 	resp.modid = modid;
@@ -24,6 +25,8 @@ static int route_encode(const snapshot_t *snap, const snap_route_t *r, int32_t m
 		resp.has_policy = true;
 		resp.policy = r->policy;
 	}
+	if (versioned)
+		resp.version = r ? r->version : snap ? snap->version : 0;
 	size_t body, len;
 	if (msg_encoded_size(lars_GetRouteResponse_fields, &resp, &body))
 		return -EINVAL;
@@ -41,43 +44,55 @@ static int route_encode(const snapshot_t *snap, const snap_route_t *r, int32_t m
 }
 
 /* The cached frame of route @r, encoded now if it is not yet. */
-static int route_cached(snapshot_t *snap, const snap_route_t *r, sbuf_t **framep)
+static int route_cached(snapshot_t *snap, const snap_route_t *r, bool versioned,
+			sbuf_t **framep)
 {
 	size_t i = (size_t)(r - snap->routes);
-	if (!snap->frames)
-		snap->frames = xcalloc(snap->n_routes, sizeof(*snap->frames));
-	if (!snap->frames[i]) {
-		int rc = route_encode(snap, r, r->modid, r->cmdid, &snap->frames[i]);
+	sbuf_t ***frames = versioned ? &snap->frames_v : &snap->frames;
+	if (!*frames)
+		*frames = xcalloc(snap->n_routes, sizeof(**frames));
+	if (!(*frames)[i]) {
+		int rc = route_encode(snap, r, r->modid, r->cmdid, versioned, &(*frames)[i]);
 		if (rc)
 			return rc;
 	}
-	*framep = snap->frames[i];
+	*framep = (*frames)[i];
 	return 0;
 }
 
-int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t **framep)
+int request_route_frame_v(snapshot_t *snap, int32_t modid, int32_t cmdid, bool versioned,
+			  sbuf_t **framep)
 {
 	const snap_route_t *r = snapshot_find(snap, modid, cmdid);
 	if (!r) /* a handful of bytes: not worth keeping */
-		return route_encode(snap, NULL, modid, cmdid, framep);
+		return route_encode(snap, NULL, modid, cmdid, versioned, framep);
 	sbuf_t *b;
-	int rc = route_cached(snap, r, &b);
+	int rc = route_cached(snap, r, versioned, &b);
 	if (rc == 0)
 		*framep = sbuf_ref(b);
 	return rc;
 }
 
+int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t **framep)
+{
+	return request_route_frame_v(snap, modid, cmdid, false, framep);
+}
+
 void request_prefill(snapshot_t *snap, const snap_keys_t *keys)
 {
 	sbuf_t *b;
-	for (size_t i = 0; snap && keys && i < keys->n; i++) {
-		const snap_route_t *r = snapshot_find(snap, keys->v[i].modid, keys->v[i].cmdid);
-		if (r)
-			(void)route_cached(snap, r, &b);
+	/* Both kinds: original agents and ours may subscribe to any route. */
+	for (int v = 0; v < 2; v++) {
+		for (size_t i = 0; snap && keys && i < keys->n; i++) {
+			const snap_route_t *r = snapshot_find(snap, keys->v[i].modid,
+							      keys->v[i].cmdid);
+			if (r)
+				(void)route_cached(snap, r, v, &b);
+		}
+		for (size_t i = 0; snap && i < snap->n_routes; i++)
+			if (snap->routes[i].n_hosts >= REQUEST_PREFILL_HOSTS)
+				(void)route_cached(snap, &snap->routes[i], v, &b);
 	}
-	for (size_t i = 0; snap && i < snap->n_routes; i++)
-		if (snap->routes[i].n_hosts >= REQUEST_PREFILL_HOSTS)
-			(void)route_cached(snap, &snap->routes[i], &b);
 }
 
 /* The (modid, cmdid) body both requests carry. */
@@ -101,7 +116,7 @@ int request_get_route(subs_t *subs, subs_peer_t *peer, snapshot_t *snap,
 	if (r)
 		return r;
 	out->subs = subs_add(subs, peer, out->modid, out->cmdid);
-	return request_route_frame(snap, out->modid, out->cmdid, &out->frame);
+	return request_route_frame_v(snap, out->modid, out->cmdid, peer->versioned, &out->frame);
 }
 
 int request_unsubscribe(subs_t *subs, subs_peer_t *peer, const uint8_t *body,

@@ -37,6 +37,13 @@ typedef struct request_out {
  * route does not fit a TCP frame.
  */
 int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t **framep);
+/**
+ * request_route_frame_v() - request_route_frame(), with @versioned the
+ * frame that carries the route's version (for agents that sent AgentHello;
+ * an absent route gets the snapshot's version). Both are cached apart.
+ */
+int request_route_frame_v(snapshot_t *snap, int32_t modid, int32_t cmdid, bool versioned,
+			  sbuf_t **framep);
 
 /**
  * request_prefill() - encode into @snap, before it is served, the frames of
@@ -48,7 +55,8 @@ void request_prefill(snapshot_t *snap, const snap_keys_t *keys);
 
 /**
  * request_get_route() - a GetRouteRequest of @peer: subscribe it first (a
- * change racing the answer is pushed after it), then answer from @snap.
+ * change racing the answer is pushed after it), then answer from @snap
+ * (with the route version when @peer->versioned).
  * Return: 0 with out->frame to send, MSG_E_DECODE (bad body) or
  * MSG_E_TOO_LARGE (route too big; subscribed anyway): bad input to the
  * transport, which closes the connection.

@@ -151,7 +151,10 @@ snapshot_t *snapshot_free(snapshot_t *s)
 	if (s) {
 		for (size_t i = 0; s->frames && i < s->n_routes; i++)
 			sbuf_unref(s->frames[i]);
+		for (size_t i = 0; s->frames_v && i < s->n_routes; i++)
+			sbuf_unref(s->frames_v[i]);
 		free(s->frames);
+		free(s->frames_v);
 		free(s->routes);
 		free(s->hosts);
 		free(s->index);
@@ -172,6 +175,13 @@ const snap_route_t *snapshot_find(const snapshot_t *s, int32_t modid, int32_t cm
 		if (r->modid == modid && r->cmdid == cmdid)
 			return r;
 	}
+}
+
+void snapshot_set_version(snapshot_t *s, int32_t modid, int32_t cmdid, int64_t version)
+{
+	snap_route_t *r = (snap_route_t *)snapshot_find(s, modid, cmdid);
+	if (r)
+		r->version = version;
 }
 
 void snap_keys_add(snap_keys_t *k, int32_t modid, int32_t cmdid)
@@ -212,12 +222,14 @@ static bool keys_has(const snap_keys_t *k, int32_t modid, int32_t cmdid)
 	return false;
 }
 
-/* Whether the two routes send the same frame: hosts (with their traffic
- * fields, compared field by field: the structs have padding) and policy. */
+/* Whether the two routes send the same frames: hosts (with their traffic
+ * fields, compared field by field: the structs have padding), policy and
+ * version (a version alone changed is pushed, for the agents' acks). */
 static bool same_hosts(const snapshot_t *a, const snap_route_t *ra,
 		       const snapshot_t *b, const snap_route_t *rb)
 {
-	if (ra->n_hosts != rb->n_hosts || !same_policy(&ra->policy, &rb->policy))
+	if (ra->n_hosts != rb->n_hosts || !same_policy(&ra->policy, &rb->policy) ||
+	    ra->version != rb->version)
 		return false;
 	const lars_HostInfo *ha = snapshot_hosts(a, ra), *hb = snapshot_hosts(b, rb);
 	for (uint32_t i = 0; i < ra->n_hosts; i++)

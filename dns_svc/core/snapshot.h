@@ -30,6 +30,7 @@ typedef struct snap_route {
 	uint32_t first;   /* index into ->hosts */
 	uint32_t n_hosts;
 	lars_RoutePolicy policy; /* wire form: all zero = the default, not sent */
+	int64_t version; /* of its last change (route_change); 0 = not known */
 } snap_route_t;
 
 typedef struct snapshot {
@@ -45,6 +46,9 @@ typedef struct snapshot {
 	 * snapshot is built: by the worker before it hands the snapshot over,
 	 * by the loop after. */
 	sbuf_t **frames;
+	/* The same with GetRouteResponse.version, for agents that sent
+	 * AgentHello (issue 20.3); NULL until first used. */
+	sbuf_t **frames_v;
 } snapshot_t;
 
 /** struct snap_builder - collects entries, then makes a snapshot. */
@@ -86,6 +90,9 @@ static inline const lars_HostInfo *snapshot_hosts(const snapshot_t *s,
 {
 	return s->hosts + r->first;
 }
+
+/** snapshot_set_version() - the version of route (@modid, @cmdid), if @s has it. */
+void snapshot_set_version(snapshot_t *s, int32_t modid, int32_t cmdid, int64_t version);
 
 void snap_keys_add(snap_keys_t *k, int32_t modid, int32_t cmdid);
 /** snap_keys_finish() - sort and drop duplicates. */

@@ -41,6 +41,7 @@ struct subs_node {
  */
 struct subs_peer {
 	void *conn;
+	bool versioned; /* sent AgentHello: its frames carry the route version */
 	u64map_t keys_; /* key -> subs_node_t */
 	lru_t lru_;
 	bool warned_;   /* SUBS_FIRST_DROP given already */

@@ -74,6 +74,14 @@ static const lars_GetRouteResponse route_panic_off = {
 };
 static const lars_HostInfo route_panic_off_hosts[] = { { .ip = LOCALHOST, .port = 80 } };
 
+/* Propagation (issue 20.3): our agent's hello and ack, a versioned route. */
+static const lars_AgentHello agent_hello = {
+	.agent_id = 18364758544493064720ull, .host_name = "web-17.example", .caller = LOCALHOST,
+};
+static const lars_RouteAck route_ack = { .modid = 1, .cmdid = 1, .version = 4242 };
+static const lars_GetRouteResponse route_versioned = { .modid = 1, .cmdid = 1, .version = 4242 };
+static const lars_AgentStateRequest agent_state_req = { .modid = 5, .cmdid = 1 };
+
 #define CASE(n, id, type, value) \
 	{ n, id, type##_fields, sizeof(type), &(value), 0, { 0 } }
 #define CASE_REP(n, id, type, value, field, arr, etype)                       \
@@ -107,6 +115,11 @@ const golden_case_t golden_cases[] = {
 		 route_traffic, host, route_traffic_hosts, lars_HostInfo),
 	CASE_REP("GetRouteResponse_panicoff", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
 		 route_panic_off, host, route_panic_off_hosts, lars_HostInfo),
+	CASE("AgentHello", LARS_ID_AGENT_HELLO, lars_AgentHello, agent_hello),
+	CASE("RouteAck", LARS_ID_ROUTE_ACK, lars_RouteAck, route_ack),
+	CASE_REP("GetRouteResponse_versioned", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
+		 route_versioned, host, route_hosts, lars_HostInfo),
+	CASE("AgentStateRequest", LARS_ID_AGENT_STATE_REQ, lars_AgentStateRequest, agent_state_req),
 };
 const size_t golden_n_cases = sizeof(golden_cases) / sizeof(golden_cases[0]);
 

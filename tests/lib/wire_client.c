@@ -203,6 +203,7 @@ static int decode_route(const uint8_t *body, size_t len, size_t max, wc_route_t 
 	r->host_total = resp.host_total;
 	r->has_policy = resp.has_policy;
 	r->policy = resp.policy;
+	r->version = resp.version;
 	r->n = vec.n;
 	r->hosts = vec.v; /* ours now: the vector is not deinitialised */
 	return 0;

@@ -22,6 +22,7 @@ typedef struct wc_route {
 	int32_t host_total; /* the agent's API answer: hosts before the cut */
 	bool has_policy;    /* lars-dns sent the route's policy (not the default) */
 	lars_RoutePolicy policy;
+	int64_t version;    /* lars-dns to agents that sent AgentHello; 0 = absent */
 	size_t n;
 	lars_HostInfo *hosts; /* @n hosts, malloc'd; wc_route_free() */
 } wc_route_t;

@@ -312,6 +312,15 @@ static void test_frames_match_protoc(void **state)
 	assert_int_equal(request_route_frame(sn, 1, 1, &f), 0);
 	assert_golden_frame(f, "GetRouteResponse");
 	sbuf_unref(f);
+	/* With a route version: the original's frame for the original's
+	 * agents, the versioned one only for ours (issue 20.3). */
+	snapshot_set_version(sn, 1, 1, 4242);
+	assert_int_equal(request_route_frame_v(sn, 1, 1, false, &f), 0);
+	assert_golden_frame(f, "GetRouteResponse");
+	sbuf_unref(f);
+	assert_int_equal(request_route_frame_v(sn, 1, 1, true, &f), 0);
+	assert_golden_frame(f, "GetRouteResponse_versioned");
+	sbuf_unref(f);
 	snapshot_free(sn);
 
 	const lars_RoutePolicy pol = { .has_panic_threshold = true, .panic_threshold = 50,
