@@ -279,6 +279,8 @@ int main(int argc, char **argv)
 	if ((a.by_host || a.failing || a.caller || a.fail_pct) && strcmp(a.argv[0], "status") != 0)
 		return larsctl_usage_error("", "--by-host, --failing, --fail-pct and --caller are "
 					   "options of status");
+	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
+		return larsctl_usage_error("", "--lagging is an option of agents");
 	if ((a.output || a.count) && strcmp(a.argv[0], "watch") != 0)
 		return larsctl_usage_error("", "%s is an option of watch",
 					   a.output ? "-o" : "--count");
@@ -294,8 +296,6 @@ int main(int argc, char **argv)
 		return cmd_admin_user(&a);
 	if (strcmp(a.argv[0], "watch") == 0)
 		return cmd_watch(&a);
-	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
-		return larsctl_usage_error("", "--lagging is an option of agents");
 	if (strcmp(a.argv[0], "agents") == 0)
 		return cmd_agents(&a);
 	return larsctl_usage_error("", "unknown command '%s'", a.argv[0]);

@@ -17,14 +17,14 @@ q() { psql -X -At -c "$1"; }
 out=$("$LARSCTL" migrate)
 [[ $out == *"applied 001_routes"*"applied 002_report"*"applied 003_route_writers"*"applied 004_console"* ]] || fail "first migrate: $out"
 out=$("$LARSCTL" migrate)
-[[ $out == *"up to date (version 8)"* ]] || fail "second migrate: $out"
-[ "$(q 'SELECT count(*) FROM schema_migrations')" = 8 ] || fail "schema_migrations rows"
+[[ $out == *"up to date (version 9)"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 9 ] || fail "schema_migrations rows"
 # Two migrators at once: the advisory lock serialises them, nothing twice.
 psql -X -q -c 'CREATE DATABASE "'"$TEST_DB"'_2"' -d postgres
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null &
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null || fail "concurrent migrate"
 wait $! || fail "concurrent migrate (background)"
-[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 8 ] || fail "concurrent migrate rows"
+[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 9 ] || fail "concurrent migrate rows"
 psql -X -q -d postgres -c 'DROP DATABASE "'"$TEST_DB"'_2"'
 
 out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
@@ -372,8 +372,20 @@ q "UPDATE cmdid_config SET slow_start_s = -1 WHERE modid = 30" 2>/dev/null && fa
 "$LARSCTL" describe 30 1 --text "thirty" || fail "describe 30 1 exited $?"
 [ "$(q 'SELECT version FROM route_version')" = "$v1" ] || fail "a description bumped the version"
 
+# agents and route show (issue 20.3; test-propagation.c has them with agents).
+out=$("$LARSCTL" agents) || fail "agents exited $?"
+[ "$(head -c 8 <<<"$out")" = INSTANCE ] || fail "agents header: $out"
+out=$("$LARSCTL" route show 30 1) || fail "route show exited $?"
+[[ $out == "route 30/1: 2 hosts"* && $out == *"10.3.0.2:80           300"* ]] || fail "route show: $out"
+for c in "route show 99 99" "route show 30" "route show x 1" "agents x" "route list --lagging"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
-	 "status --help"; do
+	 "status --help" "watch --help" "agents --help"; do
 	# shellcheck disable=SC2086
 	"$LARSCTL" $c >/dev/null || fail "'$c' exited $?"
 done
