@@ -326,10 +326,19 @@ static void admin_on_http_closed(void *arg)
  *
  * Return: 0, or a negative errno (logged; everything made is undone).
  */
+/* /readyz: serving, and the last database call reached the database. */
+static bool admin_ready(void *arg, char *why, size_t cap)
+{
+	const admin_t *a = arg;
+	if (!a->db_failing)
+		return true;
+	snprintf(why, cap, "the database is unavailable");
+	return false;
+}
+
 int admin_new(uv_loop_t *loop, service_t *svc, const admin_cfg_t *cfg, metrics_t *m,
 	      void (*on_ready)(void *user, const char *ports), void *user, admin_t **outp)
 {
-	(void)svc;
 	admin_t *a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
 	a->cfg = *cfg;
@@ -392,6 +401,7 @@ int admin_new(uv_loop_t *loop, service_t *svc, const admin_cfg_t *cfg, metrics_t
 	char ports[32];
 	snprintf(ports, sizeof(ports), "http=%d", a->port);
 	on_ready(user, ports);
+	service_set_ready_check(svc, admin_ready, a);
 	*outp = a;
 	return 0;
 fail:

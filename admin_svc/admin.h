@@ -55,6 +55,7 @@ typedef struct admin {
 	metrics_counter_t *c_bad_input;
 	metrics_counter_t *c_writes;
 	metrics_counter_t *c_db_errors;
+	bool db_failing; /* the last database call failed to reach it (readiness) */
 } admin_t;
 
 /* ---- admin.c: the HTTP side ---- */

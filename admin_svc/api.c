@@ -473,6 +473,8 @@ static int api_job_work(PGconn *conn, pg_job_t *job)
 static void api_job_done(pg_job_t *job, int status)
 {
 	api_call_t *c = container_of(job, api_call_t, job);
+	if (c->a->db)
+		c->a->db_failing = status == -ENOTCONN;
 	if (status == 0 && c->status) {
 		admin_reply_error(c->req, c->status, c->msg, NULL);
 	} else if (status == 0) {

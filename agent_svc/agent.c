@@ -66,6 +66,8 @@ struct agent {
 		metrics_counter_t *get_host[4], *reports, *api_routes, *pulls, *report_msgs,
 			*report_results, *routes, *truncated, *unsubscribes, *absent, *api_cut;
 		metrics_counter_t *core[ACORE_N_COUNTERS]; /* the core's counts */
+		metrics_histogram_t *get_host_seconds; /* decode, pick, answer sent */
+		size_t hosts_state[3];                 /* lars_agent_hosts, at the last scrape */
 		uint64_t core_seen[ACORE_N_COUNTERS];      /* already added to them */
 	} mt;
 };
@@ -81,6 +83,38 @@ static int64_t wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* lars_agent_hosts{state}: counted once per scrape (the idle gauge comes
+ * first in the family and counts for the other two). */
+static double hosts_idle(void *arg)
+{
+	agent_t *a = arg;
+	acore_count_hosts(a->core, a->mt.hosts_state);
+	return (double)a->mt.hosts_state[AS_HOST_IDLE];
+}
+
+static double hosts_overloaded(void *arg)
+{
+	const agent_t *a = arg;
+	return (double)a->mt.hosts_state[AS_HOST_OVERLOADED];
+}
+
+static double hosts_drained(void *arg)
+{
+	const agent_t *a = arg;
+	return (double)a->mt.hosts_state[AS_HOST_DRAINED];
+}
+
+/* /readyz: listening, and lars-dns connected (new keys can be fetched). */
+static bool agent_ready(void *arg, char *why, size_t cap)
+{
+	const agent_t *a = arg;
+	if (tcp_client_connected(a->dns))
+		return true;
+	snprintf(why, cap, "not connected to lars-dns: serving the routes it holds, new "
+			   "keys cannot be fetched");
+	return false;
 }
 
 static double routes_in_panic(void *arg)
@@ -327,6 +361,7 @@ static int on_get_host(peer_t *peer, void *user, int32_t msgid, const uint8_t *b
 {
 	agent_t *a = user;
 	lars_GetHostResponse resp;
+	uint64_t t0 = uv_hrtime();
 	tell_link(a);
 	acore_set_wall(a->core, wall_ms());
 	int r = awire_get_host(&a->wire, body, len, now_ms(a), &resp);
@@ -335,6 +370,7 @@ static int on_get_host(peer_t *peer, void *user, int32_t msgid, const uint8_t *b
 	metrics_inc(a->mt.get_host[resp.retcode & 3]);
 	sync_counts(a);
 	udp_server_reply(peer, LARS_ID_GET_HOST_RESP, lars_GetHostResponse_fields, &resp);
+	metrics_observe(a->mt.get_host_seconds, (double)(uv_hrtime() - t0) / 1e9);
 	return 0;
 }
 
@@ -493,6 +529,17 @@ static void agent_metrics(agent_t *a)
 	a->mt.api_cut = metrics_counter(m, "lars_agent_get_route_cut_total", "API get_route answers cut to one datagram");
 	core[ACORE_C_PANIC] = metrics_counter(m, "lars_agent_panic_total", "Routes entering panic mode: too few hosts available, picking over all of them");
 	metrics_gauge(m, "lars_agent_routes_in_panic", "Routes in panic mode now", routes_in_panic, a);
+	static const double gh_bounds[] = { 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+					    0.0005, 0.001, 0.0025, 0.005, 0.01 };
+	a->mt.get_host_seconds = metrics_histogram(m, "lars_agent_get_host_seconds",
+		"A get_host on the agent: decode, pick and answer sent (the loop's share)",
+		gh_bounds, sizeof(gh_bounds) / sizeof(gh_bounds[0]));
+	metrics_gauge(m, "lars_agent_hosts{state=\"idle\"}", "Hosts of the routes held, by state",
+		      hosts_idle, a);
+	metrics_gauge(m, "lars_agent_hosts{state=\"overloaded\"}", "Hosts of the routes held, by state",
+		      hosts_overloaded, a);
+	metrics_gauge(m, "lars_agent_hosts{state=\"drained\"}", "Hosts of the routes held, by state",
+		      hosts_drained, a);
 	metrics_gauge(m, "lars_agent_report_buffered_hosts", "Hosts with counts waiting for lars-reporter",
 		      gauge_buffered, a);
 	metrics_gauge(m, "lars_agent_reports_unacked", "ReportStatusRequests waiting for an ack",
@@ -634,6 +681,7 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		log_error("agent: cannot start timers: %s", uv_err_name(r));
 		goto fail;
 	}
+	service_set_ready_check(svc, agent_ready, a);
 	*outp = a;
 	on_ready(user, ports);
 	return 0;
@@ -649,6 +697,7 @@ void agent_close(agent_t *a)
 		return;
 	a->closing = true;
 	metrics_http_page_del("/routes");
+	service_set_ready_check(a->svc, NULL, NULL);
 	/* What is buffered goes out if lars-reporter is there (queued on the
 	 * socket, written before the loop ends). */
 	if (a->rep && tcp_client_connected(a->rep))

@@ -66,6 +66,7 @@ typedef struct push_batch {
 	struct push_batch *next;
 	snap_keys_t keys;
 	size_t i; /* next key */
+	uint64_t queued_ns;
 } push_batch_t;
 
 /* The key being pushed: its frames and the subscribers still to get it. */
@@ -74,6 +75,7 @@ typedef struct push_cur {
 	sbuf_t *frame_v; /* with the route version, for agents that said AgentHello */
 	int32_t modid, cmdid;
 	int64_t version;
+	uint64_t queued_ns; /* its batch's */
 	tcp_conn_t **to; /* referenced */
 	size_t n, i, cap;
 } push_cur_t;
@@ -124,6 +126,8 @@ struct dns {
 	bool prop_standby_told;
 	char instance[128];     /* "host:port" in lars_dns_agent */
 	metrics_histogram_t *push_ack;
+	metrics_histogram_t *push_seconds; /* a changed key queued -> sent to all */
+	bool db_down;           /* serving from memory (readiness) */
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
 			*full_reloads, *refresh_failures, *subscriptions,
@@ -322,6 +326,7 @@ static bool push_next_key(dns_t *d)
 		const snap_route_t *rt = snapshot_find(d->snap, modid, cmdid);
 		p->modid = modid;
 		p->cmdid = cmdid;
+		p->queued_ns = b->queued_ns;
 		p->version = rt ? rt->version : d->snap->version;
 		if (n > p->cap) {
 			p->cap = n;
@@ -347,6 +352,9 @@ static void dns_push_slice(dns_t *d)
 		if ((k & 63) == 63 && uv_hrtime() >= end)
 			break;
 		if (p->i == p->n) {
+			if (p->frame)
+				metrics_observe(d->push_seconds,
+						(double)(uv_hrtime() - p->queued_ns) / 1e9);
 			p->frame = sbuf_unref(p->frame);
 			p->frame_v = sbuf_unref(p->frame_v);
 			if (!push_next_key(d))
@@ -381,6 +389,7 @@ static void dns_push(dns_t *d, snap_keys_t *changed)
 		return;
 	push_batch_t *b = xcalloc(1, sizeof(*b));
 	b->keys = *changed;
+	b->queued_ns = uv_hrtime();
 	*changed = (snap_keys_t){ 0 };
 	d->push_keys += b->keys.n;
 	if (d->push_tail)
@@ -695,6 +704,10 @@ static void dns_apply(dns_t *d, refresh_action_t a, dns_job_t *job)
 		log_warn("dns: waiting for PostgreSQL to load the routes "
 			 "(next try in %u ms)", a.delay_ms);
 	if (a.flags & REFRESH_DB_DOWN)
+		d->db_down = true;
+	if (a.flags & REFRESH_DB_BACK)
+		d->db_down = false;
+	if (a.flags & REFRESH_DB_DOWN)
 		log_warn("dns: cannot refresh routes; serving version %lld "
 			 "from memory until PostgreSQL answers",
 			 (long long)d->snap->version);
@@ -732,6 +745,9 @@ static void dns_metrics(dns_t *d)
 	d->push_ack = metrics_histogram(m, "lars_dns_push_ack_seconds",
 		"A push to an agent until it acknowledged applying it (agents that sent AgentHello)",
 		ack_bounds, sizeof(ack_bounds) / sizeof(ack_bounds[0]));
+	d->push_seconds = metrics_histogram(m, "lars_dns_push_seconds",
+		"A changed route from its snapshot being served until queued to all its subscribers",
+		ack_bounds, sizeof(ack_bounds) / sizeof(ack_bounds[0]));
 	metrics_gauge(m, "lars_dns_agents_acking", "Connections of agents that acknowledge routes (sent AgentHello)",
 		      hello_gauge, d);
 }
@@ -749,6 +765,22 @@ static void dns_metrics(dns_t *d)
  * Return: 0, or the worker's negative errno with nothing left behind.
  * Afterwards the caller owns the server: dns_close() it.
  */
+/* /readyz: routes loaded and the database answering. */
+static bool dns_ready(void *arg, char *why, size_t cap)
+{
+	const dns_t *d = arg;
+	if (!d->snap) {
+		snprintf(why, cap, "the routes are not loaded yet");
+		return false;
+	}
+	if (d->db_down) {
+		snprintf(why, cap, "the database is unreachable: serving version %lld from memory",
+			 (long long)d->snap->version);
+		return false;
+	}
+	return true;
+}
+
 int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	    dns_ready_cb on_ready, void *user, dns_t **outp)
 {
@@ -799,6 +831,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	};
 	refresh_init(&d->refresh, &rc);
 	dns_apply(d, refresh_start(&d->refresh, uv_now(loop)), NULL);
+	service_set_ready_check(svc, dns_ready, d);
 	*outp = d;
 	return 0;
 }
@@ -831,6 +864,7 @@ void dns_close(dns_t *d)
 	if (!d || d->closing)
 		return;
 	d->closing = true;
+	service_set_ready_check(d->svc, NULL, NULL);
 	refresh_close(&d->refresh);
 	/* Connections close first: their on_close empties the subscriptions;
 	 * the references of pushes not yet sent go with them. */

@@ -45,6 +45,7 @@ typedef struct batch_job {
 	rep_t *r;
 	flush_batch_t batch;
 	size_t rows; /* history rows written, set by the worker */
+	uint64_t submitted_ns;
 } batch_job_t;
 
 typedef struct prune_job {
@@ -63,6 +64,8 @@ typedef struct conn_data {
 } conn_data_t;
 
 struct rep {
+	metrics_histogram_t *store_seconds; /* a batch submitted -> committed */
+	bool db_failing;                    /* the last batch failed (readiness) */
 	uv_loop_t *loop;
 	rep_cfg_t cfg;
 	metrics_t *m;
@@ -250,6 +253,9 @@ static void batch_done(pg_job_t *j, int status)
 	uint64_t n_results = b->batch.n_results;
 
 	r->in_flight--;
+	if (outcome == BATCH_STORED)
+		metrics_observe(r->store_seconds, (double)(uv_hrtime() - b->submitted_ns) / 1e9);
+	r->db_failing = outcome == BATCH_FAILED;
 	/* Committed: each agent learns what is stored of it, on the connection
 	 * it has now (if any). */
 	uint64_t skipped = 0;
@@ -298,6 +304,7 @@ static void rep_submit(rep_t *r, const flush_batch_t *batch)
 	b->r = r;
 	b->batch = *batch;
 	r->in_flight++;
+	b->submitted_ns = uv_hrtime();
 	pg_worker_submit(r->db, &b->base);
 }
 
@@ -444,6 +451,11 @@ static void rep_gauges(rep_t *r)
 	metrics_t *m = r->m;
 	metrics_gauge(m, "lars_reporter_pending_keys", "Keys waiting for the database", gauge_pending_keys, r);
 	metrics_gauge(m, "lars_reporter_oldest_pending_seconds", "Age of the oldest result not yet stored", gauge_oldest, r);
+	static const double store_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+					       0.5, 1, 2.5, 5, 10, 30 };
+	r->store_seconds = metrics_histogram(m, "lars_reporter_batch_write_seconds",
+		"A batch of results from its submission to the worker until committed",
+		store_bounds, sizeof(store_bounds) / sizeof(store_bounds[0]));
 	metrics_gauge(m, "lars_reporter_inflight_keys", "Keys in batches sent to the database, not yet committed", gauge_inflight_keys, r);
 	metrics_gauge(m, "lars_reporter_batch_keys_current", "Keys a batch may hold now (batch_keys, halved after a statement timeout)", gauge_cap, r);
 }
@@ -459,10 +471,19 @@ static void rep_gauges(rep_t *r)
  * *@outp untouched and nothing left behind (a started DB worker is closed,
  * it frees itself off the loop).
  */
+/* /readyz: serving, and the last batch reached the database. */
+static bool rep_ready(void *arg, char *why, size_t cap)
+{
+	const rep_t *r = arg;
+	if (!r->db_failing)
+		return true;
+	snprintf(why, cap, "the last batch could not be stored: the database fails");
+	return false;
+}
+
 int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	    void (*on_ready)(void *user, int port), void *user, rep_t **outp)
 {
-	(void)svc;
 	rep_t *r = xcalloc(1, sizeof(*r));
 	r->loop = loop;
 	r->cfg = *cfg;
@@ -526,6 +547,7 @@ int rep_new(uv_loop_t *loop, service_t *svc, const rep_cfg_t *cfg, metrics_t *m,
 	rep_timer_start(&r->prune_timer, on_prune_timer, 0, PRUNE_INTERVAL_MS);
 	rep_gauges(r);
 	on_ready(user, tcp_server_port(r->srv));
+	service_set_ready_check(svc, rep_ready, r);
 	*outp = r;
 	return 0;
 fail:

@@ -825,6 +825,18 @@ const report_acks_t *acore_report_acks(const acore_t *c)
 
 /* ---- introspection ---- */
 
+void acore_count_hosts(const acore_t *c, size_t counts[3])
+{
+	counts[AS_HOST_IDLE] = counts[AS_HOST_OVERLOADED] = counts[AS_HOST_DRAINED] = 0;
+	size_t iter = 0;
+	for (u64map_slot_t *s; (s = u64map_next(&c->rt.map, &iter));) {
+		const lb_t *lb = &((const rt_entry_t *)s->value)->lb;
+		counts[AS_HOST_DRAINED] += lb->n_drained;
+		counts[AS_HOST_OVERLOADED] += lb->overload.n - (lb->n_drained - lb->n_idle_drained);
+		counts[AS_HOST_IDLE] += lb->idle.n - lb->n_idle_drained;
+	}
+}
+
 bool acore_set_route_version(acore_t *c, int32_t modid, int32_t cmdid, int64_t version)
 {
 	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);

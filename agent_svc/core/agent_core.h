@@ -137,6 +137,8 @@ void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
 void acore_apply_route(acore_t *c, int32_t modid, int32_t cmdid, const lars_HostInfo *hosts,
 		       size_t n, uint64_t now_ms);
 void acore_tick(acore_t *c, uint64_t now_ms);
+/** acore_count_hosts() - hosts of the routes held by state (AS_HOST_IDLE, ...). */
+void acore_count_hosts(const acore_t *c, size_t counts[3]);
 /**
  * acore_set_route_version() - the version lars-dns sent with the route just
  * applied. Return: whether the route is held (absent keys are too).

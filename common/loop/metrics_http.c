@@ -25,6 +25,7 @@ static struct {
 
 int metrics_http_page_add(const char *path, metrics_http_page_fn fn, void *arg)
 {
+	metrics_http_page_del(path); /* added again: the newest wins */
 	for (size_t i = 0; i < METRICS_HTTP_PAGES_MAX; i++) {
 		if (!pages[i].path) {
 			pages[i].path = path;
@@ -49,11 +50,11 @@ static bool serve_page(http_req_t *req, const char *path)
 	for (size_t i = 0; i < METRICS_HTTP_PAGES_MAX; i++) {
 		if (!pages[i].path || strcmp(pages[i].path, path) != 0)
 			continue;
-		const char *ctype;
-		char *body;
-		size_t len;
+		const char *ctype = "text/plain; charset=utf-8";
+		char *body = NULL;
+		size_t len = 0;
 		int status = pages[i].fn(pages[i].arg, &ctype, &body, &len);
-		if (status >= 500) {
+		if (!body) {
 			http_respond(req, 500, "text/plain; charset=utf-8", "error\n", 6);
 			return true;
 		}

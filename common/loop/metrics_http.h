@@ -24,9 +24,9 @@ int metrics_http_port(const metrics_http_t *h);
 void metrics_http_close(metrics_http_t *h);
 
 /**
- * metrics_http_page_fn - a page: set *@ctypep (a static string) and *@bodyp
- * (malloc'd, *@lenp bytes) and return the HTTP status (200), or return 500
- * with nothing set.
+ * metrics_http_page_fn - a page: set *@ctypep (a static string; text/plain
+ * if left) and *@bodyp (malloc'd, *@lenp bytes) and return the HTTP status;
+ * a page that sets no body is answered 500.
  */
 typedef int (*metrics_http_page_fn)(void *arg, const char **ctypep, char **bodyp, size_t *lenp);
 

@@ -10,6 +10,7 @@
 // the loop runs until every handle is closed and uv_loop_close() succeeds.
 #include "service.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "handles.h"
@@ -52,10 +54,18 @@ struct service {
 	metrics_http_t *metrics_http;
 	int metrics_port;
 	int ready_fd;
+	bool serving;        /* service_ready() was called */
+	service_ready_fn ready_check; /* and this says it can serve (NULL: yes) */
+	void *ready_arg;
+	double start_unix;   /* process_start_time_seconds */
 	bool level_given;
 	bool stopping;
 	bool failed;
 };
+
+static void process_metrics(service_t *svc);
+static int page_healthz(void *arg, const char **ctypep, char **bodyp, size_t *lenp);
+static int page_readyz(void *arg, const char **ctypep, char **bodyp, size_t *lenp);
 
 /* ---- arguments ---- */
 
@@ -213,6 +223,7 @@ static int service_new(uv_loop_t *loop, const service_def_t *def, const service_
 	svc->metrics = m;
 	svc->ready_fd = a->ready_fd;
 	svc->level_given = a->level_given;
+	process_metrics(svc);
 	handles_init(&svc->handles);
 	signal(SIGPIPE, SIG_IGN);
 	int r = uv_signal_init(loop, &svc->sigint);
@@ -289,6 +300,8 @@ static int service_apply_common(service_t *svc)
 	if (r)
 		return r;
 	svc->metrics_port = metrics_http_port(svc->metrics_http);
+	metrics_http_page_add("/healthz", page_healthz, svc);
+	metrics_http_page_add("/readyz", page_readyz, svc);
 	return 0;
 }
 
@@ -311,8 +324,107 @@ void service_on_ready_tcp(void *svc, int port)
 	service_ready_ports(svc, ports);
 }
 
+void service_set_ready_check(service_t *svc, service_ready_fn fn, void *arg)
+{
+	if (!svc)
+		return;
+	svc->ready_check = fn;
+	svc->ready_arg = arg;
+}
+
+/* GET /healthz: the loop runs (it answers this). */
+static int page_healthz(void *arg, const char **ctypep, char **bodyp, size_t *lenp)
+{
+	*ctypep = "text/plain; charset=utf-8";
+	*bodyp = xstrdup("ok\n");
+	*lenp = 3;
+	return 200;
+}
+
+/* GET /readyz: serving, and what the service needs to serve is there. */
+static int page_readyz(void *arg, const char **ctypep, char **bodyp, size_t *lenp)
+{
+	service_t *svc = arg;
+	char why[160] = "starting: not serving yet";
+	bool ready = svc->serving && !svc->stopping &&
+		     (!svc->ready_check || svc->ready_check(svc->ready_arg, why, sizeof(why)));
+	if (svc->stopping)
+		snprintf(why, sizeof(why), "stopping");
+	char body[200];
+	int n = snprintf(body, sizeof(body), ready ? "ready\n" : "not ready: %s\n", why);
+	*ctypep = "text/plain; charset=utf-8";
+	*bodyp = xstrdup(body);
+	*lenp = (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1;
+	return ready ? 200 : 503;
+}
+
+/* ---- process metrics, on every daemon ---- */
+
+static double gauge_cpu(void *arg)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double gauge_rss(void *arg)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, resident = 0;
+	if (!f)
+		return 0;
+	int n = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static double gauge_fds(void *arg)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	double n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+static double gauge_start(void *arg)
+{
+	const service_t *svc = arg;
+	return svc->start_unix;
+}
+
+static double gauge_one(void *arg)
+{
+	return 1;
+}
+
+static void process_metrics(service_t *svc)
+{
+	metrics_t *m = svc->metrics;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	svc->start_unix = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	metrics_gauge(m, "process_cpu_seconds_total", "User and system CPU time spent, seconds",
+		      gauge_cpu, svc);
+	metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size, bytes", gauge_rss,
+		      svc);
+	metrics_gauge(m, "process_open_fds", "Open file descriptors", gauge_fds, svc);
+	metrics_gauge(m, "process_start_time_seconds", "Start time of the process, Unix seconds",
+		      gauge_start, svc);
+	char name[128];
+	snprintf(name, sizeof(name), "lars_build_info{version=\"%s\",service=\"%s\"}",
+		 LARS_VERSION, svc->def->name);
+	metrics_gauge(m, name, "The build: version label, value 1", gauge_one, svc);
+}
+
 void service_ready(service_t *svc, const char *line)
 {
+	svc->serving = true;
 	if (svc->ready_fd >= 0) {
 		char buf[512];
 		int n = snprintf(buf, sizeof(buf), "%s\n", line);
@@ -440,6 +552,8 @@ static int service_run(service_t *svc)
 		clean = false;
 	if (svc->ready_fd >= 0)
 		close(svc->ready_fd);
+	metrics_http_page_del("/healthz");
+	metrics_http_page_del("/readyz");
 	free(svc);
 	return clean ? 0 : 1;
 }

@@ -108,6 +108,18 @@ int service_main(const service_def_t *def, int argc, char **argv);
  * sends READY=1 to systemd.
  */
 void service_ready(service_t *svc, const char *line);
+/**
+ * service_ready_fn - whether the service can serve now (GET /readyz on the
+ * metrics listener): true, or false with a reason in @why.
+ */
+typedef bool (*service_ready_fn)(void *arg, char *why, size_t cap);
+/**
+ * service_set_ready_check() - /readyz answers 200 once service_ready() was
+ * called and while @fn says yes (NULL: always), 503 with the reason
+ * otherwise; /healthz answers 200 while the loop runs.
+ */
+void service_set_ready_check(service_t *svc, service_ready_fn fn, void *arg);
+
 /** service_ready_ports() - service_ready() of "@ports metrics=PORT". */
 void service_ready_ports(service_t *svc, const char *ports);
 /** service_on_ready_ports() - service_ready_ports() as a callback with @svc as its user. */

@@ -120,8 +120,8 @@ void metrics_gauge(metrics_t *m, const char *name, const char *help,
 /**
  * metrics_histogram() - register (or find) a histogram.
  * @m: the registry (NULL: returns NULL, and metrics_observe() ignores that).
- * @name: the family name without labels; the series are @name_bucket{le=...},
- *        @name_sum and @name_count.
+ * @name: the family name, with labels or without; the series are
+ *        family_bucket{labels,le=...}, family_sum{labels} and family_count{labels}.
  * @help: its HELP text.
  * @bounds: @n_bounds finite upper bounds, strictly increasing (copied); the
  *          +Inf bucket is always added.
@@ -135,7 +135,6 @@ metrics_histogram_t *metrics_histogram(metrics_t *m, const char *name, const cha
 {
 	if (!m)
 		return NULL;
-	assert(!strchr(name, '{'));
 	for (size_t i = 0; i < n_bounds; i++)
 		assert(isfinite(bounds[i]) && (i == 0 || bounds[i - 1] < bounds[i]));
 	for (metric_t *x = m->head; x; x = x->next)
@@ -199,29 +198,36 @@ static void format_shortest(char *out, size_t cap, double v)
 	}
 }
 
+static size_t family_len(const char *name)
+{
+	const char *brace = strchr(name, '{');
+	return brace ? (size_t)(brace - name) : strlen(name);
+}
+
+/* The samples of histogram @x; its labels ("name{worker=\"db\"}") go
+ * before le in each bucket and on _sum and _count. */
 static void render_histogram(FILE *f, const metric_t *x)
 {
 	const metrics_histogram_t *h = x->hist;
+	size_t fl = family_len(x->name);
+	const char *labels = x->name[fl] == '{' ? x->name + fl + 1 : "";
+	int ll = *labels ? (int)strlen(labels) - 1 : 0; /* without the '}' */
 	uint64_t total = 0;
 	char le[32];
-	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", x->name, x->help, x->name);
 	for (size_t i = 0; i <= h->n_bounds; i++) {
 		total += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
 		if (i < h->n_bounds)
 			format_shortest(le, sizeof(le), h->bounds[i]);
 		else
 			snprintf(le, sizeof(le), "+Inf");
-		fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", x->name, le, (unsigned long long)total);
+		fprintf(f, "%.*s_bucket{%.*s%sle=\"%s\"} %llu\n", (int)fl, x->name, ll, labels,
+			ll ? "," : "", le, (unsigned long long)total);
 	}
-	fprintf(f, "%s_sum %.17g\n%s_count %llu\n", x->name,
+	const char *open = ll ? "{" : "", *close = ll ? "}" : "";
+	fprintf(f, "%.*s_sum%s%.*s%s %.17g\n%.*s_count%s%.*s%s %llu\n", (int)fl, x->name, open,
+		ll, labels, close,
 		bits_to_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)),
-		x->name, (unsigned long long)total);
-}
-
-static size_t family_len(const char *name)
-{
-	const char *brace = strchr(name, '{');
-	return brace ? (size_t)(brace - name) : strlen(name);
+		(int)fl, x->name, open, ll, labels, close, (unsigned long long)total);
 }
 
 void metrics_summary(metrics_t *m, char *out, size_t cap)
@@ -279,7 +285,12 @@ int metrics_render(metrics_t *m, char **bufp, size_t *lenp)
 		if (seen)
 			continue;
 		if (x->hist) {
-			render_histogram(f, x);
+			size_t fl = family_len(x->name);
+			fprintf(f, "# HELP %.*s %s\n# TYPE %.*s histogram\n", (int)fl, x->name,
+				x->help, (int)fl, x->name);
+			for (metric_t *y = x; y; y = y->next)
+				if (y->hist && same_family(x, y))
+					render_histogram(f, y);
 			continue;
 		}
 		size_t fl = family_len(x->name);

@@ -42,7 +42,8 @@ void metrics_gauge(metrics_t *m, const char *name, const char *help,
 
 /**
  * metrics_histogram() - register (or find) a histogram of @n_bounds upper
- * bounds (strictly increasing, finite; "+Inf" is added). @name has no labels.
+ * bounds (strictly increasing, finite; "+Inf" is added). @name may carry
+ * labels ("lars_pg_job_seconds{worker=\"dns-db\"}"): they go before le.
  * Return: the histogram, owned by @m (valid until metrics_free).
  */
 metrics_histogram_t *metrics_histogram(metrics_t *m, const char *name, const char *help,

@@ -63,6 +63,7 @@ struct pg_worker {
 	_Atomic unsigned n_pending;
 	struct {
 		metrics_counter_t *jobs, *failed, *reconnects, *up;
+		metrics_histogram_t *seconds; /* a job's work on its thread */
 	} m;
 };
 
@@ -163,7 +164,9 @@ static int pg_thread_run(pg_worker_t *w, pg_thread_t *t, pg_job_t *job, bool ret
 	bool cancelled = retry && w->stopping;
 	pthread_mutex_unlock(&w->lock);
 	pg_conn_lost_clear();
+	uint64_t t0 = uv_hrtime();
 	int status = cancelled ? -ECANCELED : job->work(c, job);
+	metrics_observe(w->m.seconds, (double)(uv_hrtime() - t0) / 1e9);
 	pthread_mutex_lock(&w->lock);
 	cancel = t->cancel;
 	t->cancel = NULL;
@@ -336,6 +339,12 @@ int pg_worker_start(uv_loop_t *loop, const pg_worker_opts_t *opts,
 	w->m.reconnects = metrics_counter(opts->metrics, name, "PostgreSQL connections opened");
 	snprintf(name, sizeof(name), "lars_db_connections{worker=\"%s\"}", w->name);
 	w->m.up = metrics_level(opts->metrics, name, "PostgreSQL connections up");
+	static const double job_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+					     0.25, 0.5, 1, 2.5, 5, 10, 30 };
+	snprintf(name, sizeof(name), "lars_db_job_seconds{worker=\"%s\"}", w->name);
+	w->m.seconds = metrics_histogram(opts->metrics, name,
+		"A database job's work on its worker thread (its queueing aside)",
+		job_bounds, sizeof(job_bounds) / sizeof(job_bounds[0]));
 
 	int r = uv_async_init(loop, &w->async, pg_worker_on_async);
 	if (r) {

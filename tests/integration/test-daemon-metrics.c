@@ -4,13 +4,17 @@
 //    /metrics of lars-agent, lars-admin, lars-reporter and (with
 //    LARS_TEST_PG, it needs its routes) lars-dns;
 //  - the open-file soft limit raised for [reporter] max_conns, and a warning
-//    naming the key when the hard limit is too low for it.
+//    naming the key when the hard limit is too low for it;
+//  - (issue 20.6) process_* and lars_build_info on every daemon, GET
+//    /healthz and GET /readyz (the agent without lars-dns is not ready),
+//    per-worker database job histograms, the agent's per-state host gauges.
 #include "test.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -64,6 +68,31 @@ static void check_lag_metrics(const char *who, int port)
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!strstr(out, want[i]))
 			fail_msg("%s: /metrics lacks \"%s\"", who, want[i]);
+	/* Issue 20.6: the process metrics and the build on every daemon. */
+	static const char *const proc_want[] = {
+		"\nprocess_cpu_seconds_total ", "\nprocess_resident_memory_bytes ",
+		"\nprocess_open_fds ", "\nprocess_start_time_seconds ",
+		"\nlars_build_info{version=\"",
+	};
+	for (size_t i = 0; i < sizeof(proc_want) / sizeof(proc_want[0]); i++)
+		if (!strstr(out, proc_want[i]))
+			fail_msg("%s: /metrics lacks \"%s\"", who, proc_want[i]);
+	const char *rss = strstr(out, "\nprocess_resident_memory_bytes ");
+	if (strtod(rss + 31, NULL) < 1e6)
+		fail_msg("%s: process_resident_memory_bytes is %s", who, rss + 31);
+	/* /healthz while the loop runs. */
+	if (harness_http_get(port, "/healthz", out, sizeof(out)) <= 0 || !strstr(out, "200") ||
+	    !strstr(out, "\r\n\r\nok\n"))
+		fail_msg("%s: /healthz: %s", who, out);
+}
+
+/* GET /readyz on @port: its status line holds @status and the body @text. */
+static void check_readyz(const char *who, int port, const char *status, const char *text)
+{
+	static char out[8192];
+	if (harness_http_get(port, "/readyz", out, sizeof(out)) <= 0 || !strstr(out, status) ||
+	    !strstr(out, text))
+		fail_msg("%s: /readyz wants %s \"%s\": %s", who, status, text, out);
 }
 
 static void test_agent(void **state)
@@ -75,6 +104,14 @@ static void test_agent(void **state)
 		 harness_free_udp_base());
 	spawn(agent_bin, cfg);
 	check_lag_metrics("lars-agent", harness_port(&proc, "metrics"));
+	/* No lars-dns there: serving what it holds, not ready for new keys. */
+	check_readyz("lars-agent", harness_port(&proc, "metrics"), " 503 ",
+		     "not ready: not connected to lars-dns");
+	static char out[1 << 17];
+	assert_true(harness_http_get(harness_port(&proc, "metrics"), "/metrics", out,
+				     sizeof(out)) > 0);
+	assert_non_null(strstr(out, "\nlars_agent_hosts{state=\"idle\"} 0\n"));
+	assert_non_null(strstr(out, "\nlars_agent_get_host_seconds_count "));
 }
 
 static void test_admin(void **state)
@@ -91,6 +128,7 @@ static void test_reporter(void **state)
 {
 	spawn(rep_bin, "[reporter]\nport = 0\n" NO_DB "[metrics]\nenabled = true\n");
 	check_lag_metrics("lars-reporter", harness_port(&proc, "metrics"));
+	check_readyz("lars-reporter", harness_port(&proc, "metrics"), " 200 ", "ready\n");
 }
 
 static void test_dns(void **state)
@@ -104,6 +142,14 @@ static void test_dns(void **state)
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
 	spawn(dns_bin, "[dns]\nport = 0\n[metrics]\nenabled = true\n");
 	check_lag_metrics("lars-dns", harness_port(&proc, "metrics"));
+	check_readyz("lars-dns", harness_port(&proc, "metrics"), " 200 ", "ready\n");
+	static char out[1 << 17];
+	assert_true(harness_http_get(harness_port(&proc, "metrics"), "/metrics", out,
+				     sizeof(out)) > 0);
+	assert_non_null(strstr(out, "\nlars_db_job_seconds_bucket{worker=\"dns-db\",le=\"0.001\"} "));
+	assert_non_null(strstr(out, "\nlars_db_job_seconds_count{worker=\"dns-db\"} "));
+	assert_non_null(strstr(out, "# TYPE lars_dns_push_seconds histogram\n"));
+	assert_non_null(strstr(out, "# TYPE lars_dns_push_ack_seconds histogram\n"));
 	stop_proc(state);
 	harness_pg_stop(&pg);
 }
