@@ -340,10 +340,15 @@ static int work_changes(PGconn *conn, api_call_t *c)
 {
 	const char *p[4] = { opt(c->modid), opt(c->cmdid), opt(c->before), c->limit };
 	json_t *rows = query_rows(conn,
-		"SELECT id, version, modid, cmdid, action, host(ip) AS ip, port, detail,"
-		"  " ISO("changed_at") " AS changed_at"
-		" FROM route_change"
-		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
+		"SELECT id, rc.version, rc.modid, rc.cmdid, action, host(ip) AS ip, port, detail,"
+		"  " ISO("changed_at") " AS changed_at,"
+		"  p.pushed, p.acked, p.no_ack, p.slowest_ms"
+		" FROM route_change rc LEFT JOIN LATERAL ("
+		"   SELECT sum(pushed)::int AS pushed, sum(acked)::int AS acked,"
+		"     sum(no_ack)::int AS no_ack, max(slowest_ms)::int AS slowest_ms"
+		"   FROM route_propagation rp WHERE rp.version = rc.version AND rp.modid = rc.modid"
+		"     AND rp.cmdid = rc.cmdid HAVING count(*) > 0) p ON true"
+		" WHERE ($1::int IS NULL OR rc.modid = $1::int) AND ($2::int IS NULL OR rc.cmdid = $2::int)"
 		"   AND ($3::bigint IS NULL OR id < $3::bigint)"
 		" ORDER BY id DESC LIMIT $4::int",
 		4, p);
@@ -351,6 +356,50 @@ static int work_changes(PGconn *conn, api_call_t *c)
 		return -EIO;
 	c->out = json_object();
 	json_object_set_new(c->out, "changes", rows);
+	return 0;
+}
+
+/* Every agent connected to a lars-dns (lars_dns_agent), lagging ones first. */
+static int work_agents(PGconn *conn, api_call_t *c)
+{
+	json_t *rows = query_rows(conn,
+		"SELECT instance, peer, acks, CASE WHEN acks THEN to_hex(agent_id) END AS agent_id,"
+		"  host_name, host(caller) AS caller, " ISO("connected_at") " AS connected_at,"
+		"  subscriptions, acked_version, " ISO("last_ack_at") " AS last_ack_at, pending,"
+		"  lag_ms, acks AND lag_ms >= 1000 AS lagging, " ISO("updated_at") " AS updated_at"
+		" FROM lars_dns_agent ORDER BY acks AND lag_ms >= 1000 DESC, lag_ms DESC, instance,"
+		"  conn_id LIMIT 100000", 0, NULL);
+	if (!rows)
+		return -EIO;
+	c->out = json_object();
+	json_object_set_new(c->out, "agents", rows);
+	return 0;
+}
+
+/* Per host per minute of one route (the route page's per-host lines). */
+static int work_host_history(PGconn *conn, api_call_t *c)
+{
+	status_host_minute_t *rows;
+	size_t n;
+	int32_t minutes = (int32_t)strtol(c->minutes, NULL, 10);
+	status_filter_t f = route_filter(c);
+	if (status_history_hosts(conn, &f, minutes, -1, &rows, &n))
+		return -EIO;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char when[STATUS_TIME_MAX];
+		json_t *m = json_object();
+		json_object_set_new(m, "minute", json_string(status_time_text(rows[i].minute, 0,
+									     STATUS_TIME_ISO, when)));
+		json_object_set_new(m, "ip", json_string(rows[i].ip));
+		json_object_set_new(m, "port", json_integer(rows[i].port));
+		json_object_set_new(m, "succ", json_integer(rows[i].succ));
+		json_object_set_new(m, "err", json_integer(rows[i].err));
+		json_array_append_new(arr, m);
+	}
+	free(rows);
+	c->out = json_object();
+	json_object_set_new(c->out, "rows", arr);
 	return 0;
 }
 
@@ -573,9 +622,14 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, "", c->modid) ||
 		    !QUERY_INT(c, "limit", "limit", 1, OVERVIEW_LIMIT_MAX, "1000", c->limit))
 			return;
-	} else if (strcmp(what, "route") == 0 || strcmp(what, "history") == 0) {
+	} else if (strcmp(what, "agents") == 0) {
+		c = api_call_new(a, req, work_agents);
+	} else if (strcmp(what, "route") == 0 || strcmp(what, "history") == 0 ||
+		   strcmp(what, "host-history") == 0) {
 		bool route = what[0] == 'r';
-		c = api_call_new(a, req, route ? work_route : work_history);
+		c = api_call_new(a, req, route ? work_route
+				 : what[0] == 'h' && what[1] == 'o' ? work_host_history
+								     : work_history);
 		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, NULL, c->modid) ||
 		    !QUERY_INT(c, "cmdid", "CMDID", 0, INT32_MAX, NULL, c->cmdid) ||
 		    (!route && !QUERY_INT(c, "minutes", "minutes", 1, HISTORY_MINUTES_MAX, "60",

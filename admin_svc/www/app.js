@@ -228,7 +228,8 @@ function jsonForm(form, result, url, makeBody, onOk) {
 	const current = document.body.dataset.nav;
 	const nav = el('nav', { 'aria-label': 'main' });
 	for (const [href, label, key] of [['index.html', 'Overview', 'overview'],
-		['changes.html', 'Change log', 'changes'], ['descriptions.html', 'Descriptions', 'descriptions']]) {
+		['changes.html', 'Change log', 'changes'], ['agents.html', 'Agents', 'agents'],
+		['descriptions.html', 'Descriptions', 'descriptions']]) {
 		nav.append(el('a', { href, class: key === current ? 'active' : null,
 			'aria-current': key === current ? 'page' : null }, label));
 	}

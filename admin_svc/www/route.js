@@ -23,6 +23,7 @@
 			f.querySelectorAll('input, button').forEach((e) => { e.disabled = true; });
 		document.getElementById('history-chart').replaceChildren();
 		document.getElementById('latency-chart').replaceChildren();
+		document.getElementById('hosts-chart').replaceChildren();
 		return;
 	}
 	const name = modid + '/' + cmdid;
@@ -223,9 +224,43 @@
 		box.replaceChildren(f.g);
 	}
 
+	/* Errors per minute of each host (the ten with the most errors), on the
+	 * minutes of the route's chart: a failing host stands out of the sum. */
+	function drawHostChart(minutes, rows) {
+		const box = document.getElementById('hosts-chart');
+		const PALETTE = ['#c62828', '#0b5cad', '#2e7d32', '#8250df', '#ef6c00', '#00838f', '#ad1457',
+			'#5d4037', '#455a64', '#9e9d24'];
+		const byHost = new Map();
+		for (const r of rows) {
+			const key = hostStr(r.ip, r.port);
+			if (!byHost.has(key)) byHost.set(key, { err: 0, succ: 0, at: new Map() });
+			const h = byHost.get(key);
+			h.err += r.err || 0;
+			h.succ += r.succ || 0;
+			h.at.set(r.minute, r);
+		}
+		if (!minutes.length || !byHost.size) {
+			box.replaceChildren(el('p', { class: 'muted' }, 'no calls reported in these minutes'));
+			return;
+		}
+		const hosts = [...byHost.entries()].sort((a, b) => b[1].err - a[1].err).slice(0, PALETTE.length);
+		let top = 0;
+		for (const [, h] of hosts) for (const r of h.at.values()) top = Math.max(top, r.err || 0);
+		const f = frame(minutes, niceMax(Math.max(top, 1)), `errors per minute per host for route ${name}`);
+		hosts.forEach(([key, h], k) => {
+			const pts = minutes.map((m, i) => `${f.x(i).toFixed(1)},${f.y((h.at.get(m.minute) || {}).err || 0).toFixed(1)}`);
+			f.g.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: PALETTE[k], 'stroke-width': 2,
+				'stroke-linejoin': 'round', class: 'host-line', 'data-host': key }));
+		});
+		legend(f, hosts.map(([key, h], k) => [PALETTE[k], `${key} (${h.err} err)`]));
+		hover(f, minutes, (m) => hosts.map(([key, h]) => `${key} ${((h.at.get(m.minute) || {}).err) || 0}`).join(', '));
+		box.replaceChildren(f.g);
+	}
+
 	async function load() {
 		const q = `modid=${modid}&cmdid=${cmdid}`;
-		const [r, hist] = await Promise.all([fetchJSON('api/route?' + q), fetchJSON('api/history?' + q + '&minutes=60')]);
+		const [r, hist, byHost] = await Promise.all([fetchJSON('api/route?' + q),
+			fetchJSON('api/history?' + q + '&minutes=60'), fetchJSON('api/host-history?' + q + '&minutes=60')]);
 		if (isOk(r)) {
 			renderHead(r.body);
 			renderPolicy(r.body.policy);
@@ -242,6 +277,7 @@
 			const minutes = Array.isArray(hist.body.minutes) ? hist.body.minutes : [];
 			drawChart(minutes);
 			drawLatency(minutes);
+			if (isOk(byHost)) drawHostChart(minutes, Array.isArray(byHost.body.rows) ? byHost.body.rows : []);
 		}
 		return !isOk(r) && r.status !== 404 ? r : !isOk(hist) ? hist : null;
 	}

@@ -343,6 +343,10 @@ async function main(state) {
 		check(pts.every((line) => line.length >= 2 && line.every(([x, y]) => Number.isFinite(x) && Number.isFinite(y))),
 			`the latency lines have bad points: ${JSON.stringify(pts)}`);
 	}
+	// Per-host lines (issue 20.7): the host with history has its own line
+	// (attached: a line of zeros is flat, which Playwright calls invisible).
+	await waitFor(`the per-host chart has no line of ${host}`,
+		page.locator(`#hosts-chart svg polyline.host-line[data-host="${host}"]`).waitFor({ state: 'attached' }));
 	await shot(page, 'route.png');
 	// Traffic control on the same page (issue 19.8): the host's weight and
 	// drain, the route's policy, each through the write path larsctl uses.
@@ -424,6 +428,13 @@ async function main(state) {
 			details[3] === 'weight 250', `the change log's details are ${JSON.stringify(details)}`);
 	}
 	await shot(page, 'changes.png');
+
+	// The agents page (issue 20.7) renders, lagging ones first.
+	await page.goto('agents.html');
+	await waitFor('the agents page has no table rows',
+		page.locator('#agents tbody tr').first().waitFor());
+	await waitFor('the agents page has no summary', page.locator('#agents-summary', { hasText: /connected/ }).waitFor());
+	await shot(page, 'agents.png');
 
 	step('g. a description set in the descriptions page is listed');
 	const modText = `browser test module ${process.pid}`;

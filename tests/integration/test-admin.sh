@@ -279,6 +279,11 @@ expect undrain "$(post /api/routes/drain '{"modid":5,"cmdid":1,"ip":"127.0.0.1",
 	"set:weight 250,set:weight 250, drained,policy:panic_threshold 40, slow_start 20 s,policy:default,set:weight 250" ] ||
 	fail "traffic change records: $(q "SELECT string_agg(action || ':' || detail, ',' ORDER BY id) FROM route_change WHERE modid = 5")"
 expect "changes detail" "$(call GET '/api/changes?modid=5&limit=1')" 200 '"detail":"weight 250"'
+# Issue 20.7: the agents list, per-host history, propagation on the change log.
+expect agents "$(call GET /api/agents)" 200 '"agents":['
+expect "host history" "$(call GET '/api/host-history?modid=5&cmdid=1&minutes=5')" 200 '"rows":['
+expect "host history bad" "$(call GET '/api/host-history?modid=5&minutes=5')" 400 '"field":"cmdid"'
+expect "changes propagation" "$(call GET '/api/changes?modid=5&limit=1')" 200 '"pushed":'
 
 # ---- bad input: 4xx, the field named, nothing changed ----
 before=$(state)
@@ -379,8 +384,11 @@ got=$(as_other 200)
 "$LARSCTL" admin-user del other --users-file "$TMP/users" >/dev/null
 got=$(as_other 401)
 [ "$got" = 401 ] || fail "a user removed while running: $got"
-curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_login_failed_total [1-9]' || fail "metrics: login failures"
-curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_writes_total [1-9]' || fail "metrics: writes"
+# Read whole before grep -q: a grep that stops early would SIGPIPE curl,
+# and pipefail would count that as a miss.
+m_out=$(curl -s -m 10 "$METRICS/metrics")
+grep -q '^lars_admin_login_failed_total [1-9]' <<<"$m_out" || fail "metrics: login failures"
+grep -q '^lars_admin_writes_total [1-9]' <<<"$m_out" || fail "metrics: writes"
 
 # ---- the Host header: this console's address or a configured name only ----
 # Without a users file (loopback-only mode) a page on a DNS-rebinding name
@@ -435,7 +443,8 @@ got=$(curl -s -m 10 -o "$TMP/hbody" -w '%{http_code}' -H "Host: localhost:$OPORT
 # The login-protected console checks the Host before the credentials.
 got=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: $EVIL" "$URL/api/overview")
 [ "$got" = 421 ] || fail "bad Host with a users file: $got"
-curl -s -m 10 "$METRICS/metrics" | grep -q '^lars_admin_bad_host_total [1-9]' || fail "metrics: bad Host"
+m_out=$(curl -s -m 10 "$METRICS/metrics")
+grep -q '^lars_admin_bad_host_total [1-9]' <<<"$m_out" || fail "metrics: bad Host"
 stop openlo
 for names in "a:80" "x y/z" "a_b"; do
 	printf '[admin]\nport = 0\nassets_dir = %s\nserver_names = %s\n' "$SRC/admin_svc/www" "$names" \
