@@ -171,11 +171,10 @@ static int store_props(PGconn *conn, const char *instance, const da_prop_t *prop
 int prop_store(PGconn *conn, const char *instance, const prop_agent_row_t *rows, size_t n,
 	       const da_prop_t *props, size_t n_props, int ttl_s, int keep_days)
 {
-	PGresult *res = pg_exec(conn, "SELECT pg_is_in_recovery()", 0, NULL, PGRES_TUPLES_OK);
-	if (!res)
+	bool standby;
+	if (pg_in_recovery(conn, &standby))
 		return -EIO;
-	bool standby = PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
+	PGresult *res;
 	if (standby)
 		return -EROFS; /* the primary's lars-dns write; ours come back after a promotion */
 	char ttl[16], keep[16];

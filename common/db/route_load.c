@@ -30,8 +30,8 @@ int route_version_read(PGconn *conn, int64_t *versionp)
  * (d.ip - '0.0.0.0') is the IPv4 address as the number a<<24|b<<16|c<<8|d. */
 #define ROUTE_COLS                                                              \
 	"d.modid, d.cmdid, (d.ip - '0.0.0.0'::inet), d.port, d.weight, d.drain, " \
-	"extract(epoch FROM d.created_at)::bigint, c.panic_threshold, "          \
-	"coalesce(c.max_ejection_percent, 100), coalesce(c.slow_start_s, 0)"
+	"CASE WHEN c.slow_start_s > 0 THEN extract(epoch FROM d.created_at)::bigint END, " \
+	"c.panic_threshold, coalesce(c.max_ejection_percent, 100), coalesce(c.slow_start_s, 0)"
 #define ROUTE_FROM "route_data d LEFT JOIN cmdid_config c USING (modid, cmdid)"
 
 static long col_long(const PGresult *res, int row, int col)
@@ -61,6 +61,7 @@ static void add_rows(snap_builder_t *b, const PGresult *res)
 			.port = (int32_t)col_long(res, i, 3),
 			.weight = w == 100 ? 0 : (uint32_t)w,
 			.drain = PQgetvalue(res, i, 5)[0] == 't',
+			/* NULL (read as 0) unless the route has slow start. */
 			.joined_at = p.slow_start_s ? strtoll(PQgetvalue(res, i, 6), NULL, 10) : 0,
 		};
 		snap_builder_add_host(b, modid, cmdid, &h, &p);
@@ -255,14 +256,12 @@ int route_prune_changes(PGconn *conn, int days, long long *deletedp)
 	*deletedp = 0;
 	/* A standby (lars-dns may read from one) cannot delete: its primary's
 	 * lars-dns prunes, and the deletion replicates. */
-	PGresult *res = pg_exec(conn, "SELECT pg_is_in_recovery()", 0, NULL, PGRES_TUPLES_OK);
-	if (!res)
+	bool standby;
+	if (pg_in_recovery(conn, &standby))
 		return -EIO;
-	bool standby = PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
 	if (standby)
 		return 0;
-	res = pg_exec(conn,
+	PGresult *res = pg_exec(conn,
 		"DELETE FROM route_change WHERE changed_at < now() - make_interval(days => $1::int)",
 		1, params, PGRES_COMMAND_OK);
 	if (!res)

@@ -93,3 +93,13 @@ PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_tim
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+
+int pg_in_recovery(PGconn *conn, bool *standbyp)
+{
+	PGresult *res = pg_exec(conn, "SELECT pg_is_in_recovery()", 0, NULL, PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	*standbyp = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return 0;
+}

@@ -14,6 +14,9 @@
  */
 PGconn *pg_open(const char *conninfo, const char *app_name, unsigned connect_timeout_s);
 
+/** pg_in_recovery() - whether @conn's server is a hot standby: 0 with *@standbyp, or -EIO. */
+int pg_in_recovery(PGconn *conn, bool *standbyp);
+
 /** pg_cmd() - a statement without parameters or rows (BEGIN, COMMIT, DDL): 0 or -EIO (logged). */
 int pg_cmd(PGconn *conn, const char *sql);
 
