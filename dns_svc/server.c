@@ -55,7 +55,7 @@ typedef struct prop_job {
 	dns_t *d;
 	char instance[128];
 	prop_agent_row_t *rows;
-	size_t n;
+	size_t n, cap_rows;
 	da_prop_t *props;
 	size_t n_props;
 	int ttl_s, keep_days;
@@ -86,6 +86,7 @@ typedef struct dns_job {
 	const snapshot_t *old; /* read-only for the worker; the loop keeps it alive */
 	enum refresh_job_kind kind;
 	int change_log_days;
+	bool versioned;        /* agents of ours connected: prefill their frames too */
 	snapshot_t *result;
 	snap_keys_t changed;
 	bool was_full;
@@ -114,7 +115,7 @@ struct dns {
 	size_t push_keys;       /* keys waiting in the batches */
 	uv_idle_t push_idle;    /* runs a slice each loop turn while pushes wait */
 	bool closing;
-	handles_t timers;       /* poll, reload, retry, push_idle, agents_timer */
+	handles_t timers;       /* poll, reload, retry, push_idle, agents_timer, agents_idle */
 	bool timers_closed;
 	/* Propagation (issue 20.3). */
 	dns_agents_t agents;
@@ -122,7 +123,10 @@ struct dns {
 	size_t n_peers, n_hello;
 	uint64_t next_conn_id;
 	uv_timer_t agents_timer;
-	prop_job_t *prop_job;   /* in flight */
+	uv_idle_t agents_idle;  /* copies the rows in slices, then submits */
+	dns_peer_t *prop_cursor; /* the next peer to copy (NULL: done) */
+	prop_job_t *prop_job;   /* being copied, or in flight */
+	bool prop_submitted;
 	bool prop_standby_told;
 	char instance[128];     /* "host:port" in lars_dns_agent */
 	metrics_histogram_t *push_ack;
@@ -177,6 +181,8 @@ static void dns_on_close(tcp_conn_t *c, void *user)
 		p->next->prev = p->prev;
 	d->n_peers--;
 	d->n_hello -= p->agent.hello;
+	if (d->prop_cursor == p)
+		d->prop_cursor = p->next; /* the rows being copied skip it */
 	free(p);
 	tcp_conn_set_data(c, NULL);
 }
@@ -433,11 +439,19 @@ static int prop_job_work(PGconn *conn, pg_job_t *j)
 			  job->ttl_s, job->keep_days);
 }
 
+static void prop_job_free(prop_job_t *job)
+{
+	free(job->rows);
+	free(job->props);
+	free(job);
+}
+
 static void prop_job_done(pg_job_t *j, int status)
 {
 	prop_job_t *job = container_of(j, prop_job_t, base);
 	dns_t *d = job->d;
 	d->prop_job = NULL;
+	d->prop_submitted = false;
 	if (status == -EROFS && !d->prop_standby_told) {
 		log_info("dns: the database is a hot standby: connected agents and route "
 			 "propagation are not written (the primary's lars-dns write theirs)");
@@ -447,25 +461,27 @@ static void prop_job_done(pg_job_t *j, int status)
 	} else if (status != -ECANCELED && status != -EROFS) {
 		log_debug("dns: connected agents not written this time (the database failed)");
 	}
-	free(job->rows);
-	free(job->props);
-	free(job);
+	prop_job_free(job);
 	dns_maybe_free(d);
 }
 
-static void on_agents_timer(uv_timer_t *t)
+/* Rows copied per loop turn: the loop's work per turn stays bounded at any
+ * fleet size (a connection closed meanwhile is skipped, one opened is not
+ * in this round). */
+#define PROP_SLICE 1000
+
+static void on_agents_idle(uv_idle_t *h)
 {
-	dns_t *d = t->data;
-	if (d->closing || d->prop_job || !d->srv)
-		return; /* the last write still runs: this round is skipped */
-	prop_job_t *job = xcalloc(1, sizeof(*job));
-	job->base.work = prop_job_work;
-	job->base.done = prop_job_done;
-	job->d = d;
-	snprintf(job->instance, sizeof(job->instance), "%s", d->instance);
-	job->rows = xreallocarray(NULL, d->n_peers ? d->n_peers : 1, sizeof(*job->rows));
+	dns_t *d = h->data;
+	prop_job_t *job = d->prop_job;
 	uint64_t now = uv_hrtime() / 1000;
-	for (dns_peer_t *p = d->peers; p; p = p->next) {
+	for (int k = 0; k < PROP_SLICE && d->prop_cursor; k++) {
+		dns_peer_t *p = d->prop_cursor;
+		d->prop_cursor = p->next;
+		if (job->n == job->cap_rows) {
+			job->cap_rows = job->cap_rows ? job->cap_rows * 2 : 256;
+			job->rows = xreallocarray(job->rows, job->cap_rows, sizeof(*job->rows));
+		}
 		prop_agent_row_t *r = &job->rows[job->n++];
 		*r = (prop_agent_row_t){
 			.conn_id = p->conn_id, .acks = p->agent.hello, .agent_id = p->agent.agent_id,
@@ -479,13 +495,37 @@ static void on_agents_timer(uv_timer_t *t)
 		snprintf(r->peer, sizeof(r->peer), "%s", tcp_conn_peer(p->conn));
 		snprintf(r->host_name, sizeof(r->host_name), "%s", p->agent.host_name);
 	}
+	if (d->prop_cursor)
+		return; /* more next turn */
+	(void)uv_idle_stop(h);
 	job->props = xreallocarray(NULL, DA_PROPS_MAX, sizeof(*job->props));
 	job->n_props = da_take_dirty(&d->agents, job->props, DA_PROPS_MAX);
 	job->ttl_s = d->cfg.agents_interval_ms * 3 / 1000 + 5;
 	job->keep_days = d->cfg.change_log_days;
 	job->base.read_only = false;
-	d->prop_job = job;
+	d->prop_submitted = true;
 	pg_worker_submit(d->db, &job->base);
+}
+
+static void on_agents_timer(uv_timer_t *t)
+{
+	dns_t *d = t->data;
+	if (d->closing || d->prop_job || !d->srv)
+		return; /* the last round still runs: this one is skipped */
+	prop_job_t *job = xcalloc(1, sizeof(*job));
+	job->base.work = prop_job_work;
+	job->base.done = prop_job_done;
+	job->d = d;
+	snprintf(job->instance, sizeof(job->instance), "%s", d->instance);
+	d->prop_job = job;
+	d->prop_cursor = d->peers;
+	if (uv_idle_start(&d->agents_idle, on_agents_idle)) {
+		d->prop_job = NULL;
+		d->prop_cursor = NULL;
+		prop_job_free(job);
+		return;
+	}
+	on_agents_idle(&d->agents_idle);
 }
 
 static double hello_gauge(void *arg)
@@ -516,14 +556,14 @@ static int dns_job_work(PGconn *conn, pg_job_t *j)
 		job->was_full = true;
 		r = route_load_full(conn, &job->result);
 		if (r == 0)
-			request_prefill(job->result, NULL);
+			request_prefill(job->result, NULL, job->versioned);
 		return r;
 	case REFRESH_JOB_RELOAD:
 		r = route_load_full(conn, &job->result);
 		if (r)
 			return r;
 		snapshot_diff(job->old, job->result, NULL, &job->changed);
-		request_prefill(job->result, &job->changed);
+		request_prefill(job->result, &job->changed, job->versioned);
 		job->was_full = true;
 		/* Housekeeping rides on the periodic reload; a failure is harmless. */
 		long long pruned;
@@ -535,7 +575,7 @@ static int dns_job_work(PGconn *conn, pg_job_t *j)
 		r = route_load_changes(conn, job->old, &job->result, &job->changed,
 				       &job->was_full);
 		if (r == 0)
-			request_prefill(job->result, &job->changed);
+			request_prefill(job->result, &job->changed, job->versioned);
 		return r;
 	case REFRESH_JOB_NONE:
 		break;
@@ -585,6 +625,7 @@ static void dns_submit(dns_t *d, enum refresh_job_kind kind)
 	job->old = d->snap;
 	job->kind = kind;
 	job->change_log_days = d->cfg.change_log_days;
+	job->versioned = d->n_hello > 0;
 	d->job = job;
 	pg_worker_submit(d->db, &job->base);
 }
@@ -815,14 +856,16 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	(void)uv_timer_init(loop, &d->retry_timer);
 	(void)uv_idle_init(loop, &d->push_idle);
 	(void)uv_timer_init(loop, &d->agents_timer);
+	(void)uv_idle_init(loop, &d->agents_idle);
 	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
-	d->push_idle.data = d->agents_timer.data = d;
+	d->push_idle.data = d->agents_timer.data = d->agents_idle.data = d;
 	handles_init(&d->timers);
 	handles_add(&d->timers, &d->poll_timer);
 	handles_add(&d->timers, &d->reload_timer);
 	handles_add(&d->timers, &d->retry_timer);
 	handles_add(&d->timers, &d->push_idle);
 	handles_add(&d->timers, &d->agents_timer);
+	handles_add(&d->timers, &d->agents_idle);
 	refresh_cfg_t rc = {
 		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
 		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
@@ -839,8 +882,12 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 /* Freed once its timers are closed and no refresh job can call back. */
 static void dns_maybe_free(dns_t *d)
 {
-	if (!d->closing || !d->timers_closed || d->job || d->prop_job)
+	if (!d->closing || !d->timers_closed || d->job || d->prop_submitted)
 		return;
+	if (d->prop_job) { /* copied only partly: never submitted */
+		prop_job_free(d->prop_job);
+		d->prop_job = NULL;
+	}
 	snapshot_free(d->snap);
 	subs_deinit(&d->subs);
 	da_deinit(&d->agents);

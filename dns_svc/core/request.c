@@ -78,11 +78,11 @@ int request_route_frame(snapshot_t *snap, int32_t modid, int32_t cmdid, sbuf_t *
 	return request_route_frame_v(snap, modid, cmdid, false, framep);
 }
 
-void request_prefill(snapshot_t *snap, const snap_keys_t *keys)
+void request_prefill(snapshot_t *snap, const snap_keys_t *keys, bool versioned)
 {
 	sbuf_t *b;
-	/* Both kinds: original agents and ours may subscribe to any route. */
-	for (int v = 0; v < 2; v++) {
+	/* The original's frames, and ours too while agents of ours are there. */
+	for (int v = 0; v < (versioned ? 2 : 1); v++) {
 		for (size_t i = 0; snap && keys && i < keys->n; i++) {
 			const snap_route_t *r = snapshot_find(snap, keys->v[i].modid,
 							      keys->v[i].cmdid);

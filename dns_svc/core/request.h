@@ -50,8 +50,10 @@ int request_route_frame_v(snapshot_t *snap, int32_t modid, int32_t cmdid, bool v
  * the routes in @keys (may be NULL: to be pushed) and of every route of
  * REQUEST_PREFILL_HOSTS hosts or more: the expensive encodes happen where
  * @snap is built, off the loop. A route too big for a frame is left out.
+ * With @versioned (agents that sent AgentHello are connected) the versioned
+ * frames too; otherwise those are encoded on first use.
  */
-void request_prefill(snapshot_t *snap, const snap_keys_t *keys);
+void request_prefill(snapshot_t *snap, const snap_keys_t *keys, bool versioned);
 
 /**
  * request_get_route() - a GetRouteRequest of @peer: subscribe it first (a
