@@ -35,6 +35,8 @@ typedef struct args {
 	bool failing;
 	const char *caller;
 	const char *fail_pct;
+	const char *since;      /* changes: --since TIME */
+	const char *limit;      /* changes: --limit N */
 	int retry_for_s;        /* --retry-for SECONDS: how long a write waits out a failover */
 	bool help;
 	int argc;
@@ -77,5 +79,6 @@ int cmd_status(const args_t *a);    /* status.c */
 int cmd_admin_user(const args_t *a); /* users.c */
 int cmd_watch(const args_t *a);     /* watch.c */
 int cmd_agents(const args_t *a);    /* agents.c */
+int cmd_changes(const args_t *a);   /* changes.c */
 /** route_show() - `route show MODID CMDID` (agents.c). */
 int route_show(const args_t *a, int32_t modid, int32_t cmdid);

@@ -43,6 +43,8 @@ static const char usage_main[] =
 	"  route show MODID CMDID          a route: hosts, policy, version, and how\n"
 	"                                  many agents applied its last change\n"
 	"  agents [--lagging]              every agent connected to a lars-dns, its lag\n"
+	"  changes [MODID [CMDID]] [--since TIME] [--limit N]\n"
+	"                                  the route change log, newest first\n"
 	"  watch [MODID [CMDID]] [-o json] [--count N]\n"
 	"                                  one line per route change as it commits\n"
 	"  admin-user add|del NAME         console users (password asked for)\n"
@@ -246,6 +248,10 @@ int main(int argc, char **argv)
 			   value_option(argc, argv, &i, "--fail-pct", &a.fail_pct)) {
 			if (i >= argc)
 				return larsctl_usage_error("status", "%s needs a value", s);
+		} else if (value_option(argc, argv, &i, "--since", &a.since) ||
+			   value_option(argc, argv, &i, "--limit", &a.limit)) {
+			if (i >= argc)
+				return larsctl_usage_error("changes", "%s needs a value", s);
 		} else if (strcmp(s, "--by-host") == 0) {
 			a.by_host = true;
 		} else if (strcmp(s, "--failing") == 0) {
@@ -279,6 +285,9 @@ int main(int argc, char **argv)
 	if ((a.by_host || a.failing || a.caller || a.fail_pct) && strcmp(a.argv[0], "status") != 0)
 		return larsctl_usage_error("", "--by-host, --failing, --fail-pct and --caller are "
 					   "options of status");
+	if ((a.since || a.limit) && strcmp(a.argv[0], "changes") != 0)
+		return larsctl_usage_error("", "%s is an option of changes",
+					   a.since ? "--since" : "--limit");
 	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
 		return larsctl_usage_error("", "--lagging is an option of agents");
 	if ((a.output || a.count) && strcmp(a.argv[0], "watch") != 0)
@@ -298,5 +307,7 @@ int main(int argc, char **argv)
 		return cmd_watch(&a);
 	if (strcmp(a.argv[0], "agents") == 0)
 		return cmd_agents(&a);
+	if (strcmp(a.argv[0], "changes") == 0)
+		return cmd_changes(&a);
 	return larsctl_usage_error("", "unknown command '%s'", a.argv[0]);
 }

@@ -372,6 +372,28 @@ q "UPDATE cmdid_config SET slow_start_s = -1 WHERE modid = 30" 2>/dev/null && fa
 "$LARSCTL" describe 30 1 --text "thirty" || fail "describe 30 1 exited $?"
 [ "$(q 'SELECT version FROM route_version')" = "$v1" ] || fail "a description bumped the version"
 
+# changes (issue 24.7): the change log newest first, filtered, limited.
+out=$("$LARSCTL" changes 30 1 --limit 3) || fail "changes exited $?"
+[ "$(head -n 1 <<<"$out" | awk '{print $1, $2, $3, $4, $5, $6, $7}')" = "ID VERSION TIME ROUTE ACTION HOST DETAIL" ] ||
+	fail "changes header: $out"
+[ "$(wc -l <<<"$out")" = 4 ] || fail "changes --limit 3: $out"
+newest=$(q "SELECT id FROM route_change WHERE modid = 30 AND cmdid = 1 ORDER BY id DESC LIMIT 1")
+[ "$(sed -n 2p <<<"$out" | awk '{print $1, $4}')" = "$newest 30/1" ] || fail "changes newest first: $out"
+[[ $("$LARSCTL" changes 30 1 --limit 1000) == *" policy  -                     panic_threshold 50, max_ejection_percent 20, slow_start 30 s"* ]] ||
+	fail "changes policy row: $("$LARSCTL" changes 30 1)"
+[ "$("$LARSCTL" changes 30 --since 1h | wc -l)" = "$(( $(q "SELECT count(*) FROM route_change WHERE modid = 30") + 1 ))" ] ||
+	fail "changes --since 1h"
+[ "$("$LARSCTL" changes --since 2999-01-01 | wc -l)" = 1 ] || fail "changes --since the future"
+[ "$("$LARSCTL" changes --since "$(date -u +%Y-%m-%d) 00:00+00" --limit 100000 | wc -l)" -gt 10 ] ||
+	fail "changes --since today"
+for c in "changes --limit 0" "changes --limit x" "changes --since yesterdayish" "changes --since 5w" \
+	 "changes 1 2 3" "changes --since" "status --limit 5"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+
 # agents and route show (issue 20.3; test-propagation.c has them with agents).
 out=$("$LARSCTL" agents) || fail "agents exited $?"
 [ "$(head -c 8 <<<"$out")" = INSTANCE ] || fail "agents header: $out"
@@ -385,7 +407,7 @@ for c in "route show 99 99" "route show 30" "route show x 1" "agents x" "route l
 done
 
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
-	 "status --help" "watch --help" "agents --help"; do
+	 "status --help" "watch --help" "agents --help" "changes --help"; do
 	# shellcheck disable=SC2086
 	"$LARSCTL" $c >/dev/null || fail "'$c' exited $?"
 done

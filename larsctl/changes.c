@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// larsctl changes (issue 24.7): the change log the console shows, newest
+// first: who changed which route when, with what the change set.
+#include "larsctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_conn.h"
+
+#define CHANGES_LIMIT_MAX 100000
+
+static const char usage_changes[] =
+	"Usage: larsctl [--db CONNINFO] changes [MODID [CMDID]] [--since TIME] [--limit N]\n"
+	"The route change log, newest first (at most N lines, default 100):\n"
+	"  ID VERSION TIME MODID/CMDID ACTION HOST DETAIL\n"
+	"ACTION is add, del, set (a host's weight or drain; DETAIL says the new values)\n"
+	"or policy (the route's policy; HOST is -). TIME is UTC.\n"
+	"--since TIME: only changes at or after TIME, a time PostgreSQL reads\n"
+	"(2026-12-03, \"2026-12-03 10:00+01\") or an age: 30s, 15m, 2h, 7d.\n"
+	"lars-dns prunes the log after [dns] change_log_days (7).\n";
+
+/* "15m" and the like as a PostgreSQL interval text, else NULL. */
+static const char *age_interval(const char *s, char out[48])
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (end == s || n < 0 || n > 100000000 || end[0] == '\0' || end[1] != '\0')
+		return NULL;
+	const char *unit = end[0] == 's' ? "seconds" : end[0] == 'm' ? "minutes"
+			 : end[0] == 'h' ? "hours" : end[0] == 'd' ? "days" : NULL;
+	if (!unit)
+		return NULL;
+	snprintf(out, 48, "%ld %s", n, unit);
+	return out;
+}
+
+int cmd_changes(const args_t *a)
+{
+	status_filter_t f;
+	if (a->help) {
+		fputs(usage_changes, stdout);
+		return EXIT_OK;
+	}
+	if (larsctl_parse_filter(a, 1, "changes", &f))
+		return EXIT_USAGE;
+	int limit = 100;
+	if (a->limit) {
+		char *end;
+		long n = strtol(a->limit, &end, 10);
+		if (!*a->limit || *end || n < 1 || n > CHANGES_LIMIT_MAX)
+			return larsctl_usage_error("changes", "--limit takes 1..%d, not '%s'",
+						   CHANGES_LIMIT_MAX, a->limit);
+		limit = (int)n;
+	}
+	char ival[48];
+	const char *age = a->since ? age_interval(a->since, ival) : NULL;
+	PGconn *conn = larsctl_connect(a->db);
+	if (!conn)
+		return EXIT_DB;
+	if (a->since && !age) {
+		/* Checked by PostgreSQL itself, quietly: a time it cannot read
+		 * is the operator's mistake (exit 2), not a database failure. */
+		const char *p[1] = { a->since };
+		PGresult *res = PQexecParams(conn, "SELECT $1::timestamptz", 1, NULL, p, NULL,
+					     NULL, 0);
+		bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool bad = !ok && state && strncmp(state, "22", 2) == 0;
+		PQclear(res);
+		if (bad) {
+			PQfinish(conn);
+			return larsctl_usage_error("changes", "--since takes a time (2026-12-03, "
+						   "\"2026-12-03 10:00+01\") or an age (15m, 2h, "
+						   "7d), not '%s'", a->since);
+		}
+		if (!ok) {
+			PQfinish(conn);
+			return EXIT_DB;
+		}
+	}
+	char m[16], c[16], l[16];
+	snprintf(m, sizeof(m), "%d", f.modid);
+	snprintf(c, sizeof(c), "%d", f.cmdid);
+	snprintf(l, sizeof(l), "%d", limit);
+	const char *p[5] = { f.modid >= 0 ? m : NULL, f.cmdid >= 0 ? c : NULL,
+			     age ? NULL : a->since, age, l };
+	PGresult *res = pg_exec(conn,
+		"SELECT id, version, to_char(changed_at AT TIME ZONE 'UTC',"
+		"  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), modid || '/' || cmdid, action,"
+		"  coalesce(host(ip) || ':' || port, '-'), detail"
+		" FROM route_change"
+		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
+		"   AND ($3::timestamptz IS NULL OR changed_at >= $3::timestamptz)"
+		"   AND ($4::interval IS NULL OR changed_at >= now() - $4::interval)"
+		" ORDER BY id DESC LIMIT $5::int", 5, p, PGRES_TUPLES_OK);
+	if (!res) {
+		fprintf(stderr, "larsctl: cannot read the change log (has `larsctl migrate` been run?)\n");
+		PQfinish(conn);
+		return EXIT_DB;
+	}
+	printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", "ID", "VERSION", "TIME", "ROUTE",
+	       "ACTION", "HOST", "DETAIL");
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", PQgetvalue(res, i, 0),
+		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+		       *PQgetvalue(res, i, 6) ? PQgetvalue(res, i, 6) : "-");
+	PQclear(res);
+	PQfinish(conn);
+	return EXIT_OK;
+}
