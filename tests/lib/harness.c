@@ -59,6 +59,46 @@ const char *harness_write_config(const char *text)
 
 static void harness_wait_exit(harness_proc_t *p, int ms);
 
+/*
+ * Every child not yet reaped. A failed assertion leaves its test without
+ * harness_stop(); at exit the leftovers are killed, or a daemon would outlive
+ * the test and keep `meson test` waiting on the output pipe it inherited.
+ */
+static pid_t live_pids[64];
+
+/* Still a child of ours (running or a zombie)? Peeks, reaps nothing. */
+static bool our_child(pid_t pid)
+{
+	siginfo_t si;
+	return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+static void kill_leftovers(void)
+{
+	for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++) {
+		if (our_child(live_pids[i])) {
+			kill(live_pids[i], SIGKILL);
+			waitpid(live_pids[i], NULL, 0);
+		}
+		live_pids[i] = 0;
+	}
+}
+
+/* Replaces @old by @pid in the table; a slot whose child a test reaped by
+ * itself is free too. */
+static void track_pid(pid_t old, pid_t pid)
+{
+	static bool registered;
+	if (!registered && pid > 0)
+		registered = atexit(kill_leftovers) == 0;
+	for (size_t i = 0; i < sizeof(live_pids) / sizeof(live_pids[0]); i++) {
+		if (live_pids[i] == old || (pid > 0 && !our_child(live_pids[i]))) {
+			live_pids[i] = pid;
+			return;
+		}
+	}
+}
+
 int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 {
 	int pfd[2];
@@ -73,8 +113,10 @@ int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 	if (pid == 0) {
 		close(pfd[0]);
 		int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (logfd >= 0)
+		if (logfd >= 0) {
+			dup2(logfd, 1);
 			dup2(logfd, 2);
+		}
 		char fdarg[16];
 		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
 		execl(bin, bin, "-c", config, "--ready-fd", fdarg, "--log-level",
@@ -83,6 +125,7 @@ int harness_spawn(harness_proc_t *p, const char *bin, const char *config)
 	}
 	close(pfd[1]);
 	p->pid = pid;
+	track_pid(0, pid);
 	size_t len = 0;
 	bool eof = false;
 	int64_t deadline = mono_ms() + 10000;
@@ -141,6 +184,7 @@ static void harness_wait_exit(harness_proc_t *p, int ms)
 	int64_t deadline = mono_ms() + ms;
 	while (p->pid > 0 && mono_ms() < deadline) {
 		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			track_pid(p->pid, 0);
 			p->pid = 0;
 			p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 			return;
@@ -167,6 +211,7 @@ static int harness_reap(harness_proc_t *p)
 	while (mono_ms() < deadline) {
 		pid_t r = waitpid(p->pid, &status, WNOHANG);
 		if (r == p->pid) {
+			track_pid(p->pid, 0);
 			p->pid = 0;
 			if (!WIFEXITED(status))
 				return -1;
@@ -180,6 +225,7 @@ static int harness_reap(harness_proc_t *p)
 	}
 	kill(p->pid, SIGKILL);
 	waitpid(p->pid, &status, 0);
+	track_pid(p->pid, 0);
 	p->pid = 0;
 	return -1;
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // common/loop/loop_lag.c: the lag arithmetic, and on a real loop: a callback
 // that blocks the loop shows in lars_loop_lag_max_seconds and the
-// histogram, and the lag timer alone keeps no loop running.
+// histogram, and its busy part only when the callback ran on a CPU (one that
+// sleeps stands for a thread waiting for a core); the lag timer alone keeps
+// no loop running.
 #include "test.h"
 
 #include <string.h>
@@ -22,12 +24,32 @@ static void test_lag_arithmetic(void **state)
 	/* Later: less that millisecond. */
 	assert_int_equal(loop_lag_ns(5000000000u, 5250000000u),
 			 250000000u - LOOP_LAG_GRANULARITY_NS);
+	/* The busy part: no more than the lag, no more than the CPU time. */
+	assert_int_equal(loop_lag_busy_ns(300, 1000), 300);
+	assert_int_equal(loop_lag_busy_ns(300, 20), 20);
+	assert_int_equal(loop_lag_busy_ns(0, 20), 0);
 }
 
+static int64_t thread_cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Spins until this thread has had @ms of CPU, however loaded the machine. */
 static void busy_wait_ms(int ms)
 {
-	int64_t end = test_now_ms() + ms;
-	while (test_now_ms() < end)
+	int64_t end = thread_cpu_ms() + ms;
+	while (thread_cpu_ms() < end)
+		;
+}
+
+/* Blocks without a CPU, as a thread waiting for a core does. */
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts))
 		;
 }
 
@@ -36,11 +58,16 @@ typedef struct fixture {
 	uv_timer_t stop;
 	loop_lag_t lag;
 	handles_t handles;
+	bool sleeps;
 } fixture_t;
 
 static void on_stall(uv_timer_t *t)
 {
-	busy_wait_ms(STALL_MS);
+	fixture_t *f = t->data;
+	if (f->sleeps)
+		sleep_ms(STALL_MS);
+	else
+		busy_wait_ms(STALL_MS);
 }
 
 static void on_stop(uv_timer_t *t)
@@ -58,18 +85,20 @@ static double sample(const char *text, const char *name)
 	return p ? strtod(p + strlen(key), NULL) : -1;
 }
 
-static void test_stall_measured(void **state)
+/* Runs one stall on a loop with the lag timer; the rendered metrics. */
+static char *run_stall(bool sleeps)
 {
 	uv_loop_t loop;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	metrics_t *m;
 	assert_int_equal(metrics_new(&m), 0);
-	fixture_t f;
+	fixture_t f = { .sleeps = sleeps };
 	handles_init(&f.handles);
 	assert_int_equal(loop_lag_init(&f.lag, &loop, m), 0);
 	handles_add(&f.handles, &f.lag.timer);
 	assert_int_equal(uv_timer_init(&loop, &f.stall), 0);
 	handles_add(&f.handles, &f.stall);
+	f.stall.data = &f;
 	assert_int_equal(uv_timer_init(&loop, &f.stop), 0);
 	handles_add(&f.handles, &f.stop);
 	f.stop.data = &f;
@@ -83,6 +112,14 @@ static void test_stall_measured(void **state)
 	char *text;
 	size_t len;
 	assert_int_equal(metrics_render(m, &text, &len), 0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	metrics_free(m);
+	return text;
+}
+
+static void test_stall_measured(void **state)
+{
+	char *text = run_stall(false);
 	assert_non_null(strstr(text, "# TYPE lars_loop_lag_seconds histogram\n"));
 	assert_non_null(strstr(text, "# TYPE lars_loop_lag_max_seconds gauge\n"));
 	/* The timer was due at most one interval after the stall began. */
@@ -98,9 +135,29 @@ static void test_stall_measured(void **state)
 	assert_true(count >= 1);
 	assert_true(below < count);
 	assert_true(sample(text, "lars_loop_lag_seconds_sum") >= floor_s);
+	/* It was the loop's own work: the busy part is the lag, give or take
+	 * the CPU the thread had before the stall within the window. */
+	double busy = sample(text, "lars_loop_lag_busy_max_seconds");
+	print_message("busy part %g s\n", busy);
+	if (busy < floor_s)
+		fail_msg("busy part %g s after a %d ms CPU stall, want >= %g:\n%s", busy,
+			 STALL_MS, floor_s, text);
+	assert_true(sample(text, "lars_loop_lag_busy_seconds_count") >= 1);
 	free(text);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	metrics_free(m);
+}
+
+/* Late just as much, but off the CPU: no busy part to speak of. */
+static void test_wait_not_busy(void **state)
+{
+	char *text = run_stall(true);
+	double max = sample(text, "lars_loop_lag_max_seconds");
+	double busy = sample(text, "lars_loop_lag_busy_max_seconds");
+	print_message("max lag %g s, busy part %g s after a %d ms sleep\n", max, busy, STALL_MS);
+	assert_true(max >= (STALL_MS - LOOP_LAG_INTERVAL_MS - 1) / 1000.0);
+	/* The loop's own CPU in that window: its callbacks, a few ms at most. */
+	if (busy >= 0.1)
+		fail_msg("busy part %g s after sleeping %d ms:\n%s", busy, STALL_MS, text);
+	free(text);
 }
 
 /* Only the (unref'd) lag timer left: uv_run returns at once. */
@@ -130,6 +187,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lag_arithmetic),
 		cmocka_unit_test(test_stall_measured),
+		cmocka_unit_test(test_wait_not_busy),
 		cmocka_unit_test(test_keeps_no_loop_alive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
