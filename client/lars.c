@@ -33,6 +33,7 @@
 
 #include "agent_state.h"
 #include "frame.h"
+#include "jbuf.h"
 #include "lars_client.h"
 #include "lars_config.h"
 
@@ -83,9 +84,12 @@ static const char usage[] =
 	"  get-host MODID CMDID          ask the agent for a host: \"host is IP:PORT\";\n"
 	"                                a route still being fetched is asked again\n"
 	"                                until --timeout x --retries has passed\n"
-	"  get-route MODID CMDID         every host of the route, one IP:PORT per line\n"
+	"  get-route MODID CMDID [-o json]\n"
+	"                                every host of the route, one IP:PORT per line\n"
 	"                                (\"IP:PORT drained\" for a drained host)\n"
-	"                                (waits the same way; warns when the list is cut)\n"
+	"                                (waits the same way; warns when the list is cut);\n"
+	"                                -o json: {\"modid\", \"cmdid\", \"hosts\": [{\"ip\",\n"
+	"                                \"port\", \"drained\"}], \"host_total\", \"cut\"}\n"
 	"  report MODID CMDID IP PORT RETCODE [--latency-us N]\n"
 	"                                report a call's outcome (RETCODE 0 = success) and\n"
 	"                                its duration in microseconds (0 = not measured,\n"
@@ -211,6 +215,29 @@ static int cmd_get_host(int argc, char **argv)
 	return r;
 }
 
+static const char *output_fmt = "text"; /* -o text | json */
+
+/* get-route -o json: one document, the hosts as the agent gave them. */
+static void print_route_json(int modid, int cmdid, const lars_host_t *hosts,
+			     const unsigned *flags, size_t n, size_t total)
+{
+	jbuf_t b = { 0 };
+	jbuf_printf(&b, "{\"modid\":%d,\"cmdid\":%d,\"hosts\":[", modid, cmdid);
+	for (size_t i = 0; i < n; i++)
+		jbuf_printf(&b, "%s{\"ip\":\"%s\",\"port\":%d,\"drained\":%s}", i ? "," : "",
+			    hosts[i].ip_str, hosts[i].port,
+			    flags[i] & LARS_HOST_DRAINED ? "true" : "false");
+	jbuf_printf(&b, "],\"host_total\":%zu,\"cut\":%s}\n", total > n ? total : n,
+		    total > n ? "true" : "false");
+	size_t len;
+	char *text = jbuf_take(&b, &len);
+	if (text)
+		fwrite(text, 1, len, stdout);
+	else
+		fprintf(stderr, "lars: out of memory\n");
+	free(text);
+}
+
 static int cmd_get_route(int argc, char **argv)
 {
 	int modid, cmdid;
@@ -234,7 +261,12 @@ static int cmd_get_route(int argc, char **argv)
 	do
 		r = lars_get_route_flags(c, modid, cmdid, hosts, flags, cap, &n, &total);
 	while (r == LARS_SUCC && n == 0 && wait_more(deadline));
-	if (r == LARS_SUCC) {
+	if (r == LARS_SUCC && strcmp(output_fmt, "json") == 0 && n > 0) {
+		print_route_json(modid, cmdid, hosts, flags, n < cap ? n : cap, total);
+		if (total > n)
+			fprintf(stderr, "lars: warning: the list is cut: %zu of %zu hosts (what one "
+					"datagram holds)\n", n, total);
+	} else if (r == LARS_SUCC) {
 		/* A drained host (issue 19) is marked after a space. */
 		for (size_t i = 0; i < n && i < cap; i++)
 			printf("%s:%d%s\n", hosts[i].ip_str, hosts[i].port,
@@ -255,8 +287,6 @@ static int cmd_get_route(int argc, char **argv)
 }
 
 /* ---- agent-state (issue 20.1): the agent's view, over its own message ids ---- */
-
-static const char *output_fmt = "text"; /* -o text | json */
 
 /* One AgentStateRequest to the agent's first socket, the answer into @st.
  * Return: 0, or an exit status after the reason on stderr. */
@@ -949,8 +979,9 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return usage_error("%s is an option of bench", sub.bench_opt);
 	if (sub.lat_opt && !sim && !bench && strcmp(cmd, "report") != 0)
 		return usage_error("%s is an option of report, simulate and bench", sub.lat_opt);
-	if (strcmp(output_fmt, "text") != 0 && strcmp(cmd, "agent-state") != 0)
-		return usage_error("-o is an option of agent-state");
+	if (strcmp(output_fmt, "text") != 0 && strcmp(cmd, "agent-state") != 0 &&
+	    strcmp(cmd, "get-route") != 0)
+		return usage_error("-o is an option of agent-state and get-route");
 	if (strcmp(cmd, "agent-state") == 0)
 		return cmd_agent_state(sub_argc, sub_argv);
 	if (strcmp(cmd, "get-host") == 0)

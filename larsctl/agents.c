@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "pg_conn.h"
 #include "route_write.h"
 
@@ -15,7 +16,7 @@
 #define LAGGING_MS 1000
 
 static const char usage_agents[] =
-	"Usage: larsctl [--db CONNINFO] agents [--lagging]\n"
+	"Usage: larsctl [--db CONNINFO] agents [--lagging] [-o text|json|tsv]\n"
 	"Every agent connected to a lars-dns, as the lars-dns instances wrote them\n"
 	"in the last seconds ([dns] agents_interval_ms): the lars-dns (INSTANCE),\n"
 	"the connection (PEER), the agent's machine and address, since when it is\n"
@@ -23,7 +24,17 @@ static const char usage_agents[] =
 	"and LAG_MS: how long its oldest push not yet acknowledged has waited.\n"
 	"STATE is ok, lagging (LAG_MS >= 1000) or original (an original lars_agent,\n"
 	"which never acknowledges: its lag is not known). Lagging ones come first.\n"
-	"--lagging: only those.\n";
+	"--lagging: only those.\n"
+	"-o json: one array of {\"instance\", \"peer\", \"host_name\", \"caller\",\n"
+	"\"agent_id\", \"connected_at\", \"subscriptions\", \"acked_version\", \"lag_ms\",\n"
+	"\"state\"} (null where the text shows -); -o tsv: the same columns.\n"
+	"Exit status: 0 done, 1 database failure, 2 bad input.\n";
+
+static const out_col_t agents_cols[] = {
+	{ "instance", 's' }, { "peer", 's' }, { "host_name", 's' }, { "caller", 's' },
+	{ "agent_id", 's' }, { "connected_at", 's' }, { "subscriptions", 'n' },
+	{ "acked_version", 'n' }, { "lag_ms", 'n' }, { "state", 's' },
+};
 
 int cmd_agents(const args_t *a)
 {
@@ -31,8 +42,11 @@ int cmd_agents(const args_t *a)
 		fputs(usage_agents, stdout);
 		return EXIT_OK;
 	}
+	out_fmt_t fmt;
 	if (a->argc != 1)
 		return larsctl_usage_error("agents", "agents takes no arguments");
+	if (larsctl_output(a, "agents", true, &fmt))
+		return EXIT_USAGE;
 	PGconn *conn = larsctl_connect(a->db);
 	if (!conn)
 		return EXIT_DB;
@@ -40,12 +54,11 @@ int cmd_agents(const args_t *a)
 	snprintf(lag, sizeof(lag), "%d", LAGGING_MS);
 	const char *p[2] = { lag, a->lagging ? "t" : "f" };
 	PGresult *res = pg_exec(conn,
-		"SELECT instance, peer, CASE WHEN host_name = '' THEN '-' ELSE host_name END,"
-		"  coalesce(host(caller), '-'),"
-		"  CASE WHEN acks THEN to_hex(agent_id) ELSE '-' END,"
+		"SELECT instance, peer, nullif(host_name, ''), host(caller),"
+		"  CASE WHEN acks THEN to_hex(agent_id) END,"
 		"  to_char(connected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-		"  subscriptions, CASE WHEN acks THEN acked_version::text ELSE '-' END,"
-		"  CASE WHEN acks THEN lag_ms::text ELSE '-' END,"
+		"  subscriptions, CASE WHEN acks THEN acked_version END,"
+		"  CASE WHEN acks THEN lag_ms END,"
 		"  CASE WHEN NOT acks THEN 'original' WHEN lag_ms >= $1::int THEN 'lagging'"
 		"       ELSE 'ok' END"
 		" FROM lars_dns_agent WHERE NOT $2::bool OR (acks AND lag_ms >= $1::int)"
@@ -56,14 +69,24 @@ int cmd_agents(const args_t *a)
 		PQfinish(conn);
 		return EXIT_DB;
 	}
+	if (fmt != OUT_TEXT) {
+		out_t o;
+		out_begin(&o, fmt, agents_cols, (int)(sizeof(agents_cols) / sizeof(agents_cols[0])));
+		for (int i = 0; i < PQntuples(res); i++)
+			out_row_pg(&o, res, i);
+		out_end(&o);
+		PQclear(res);
+		PQfinish(conn);
+		return EXIT_OK;
+	}
+/* A column of row i as text: "-" for none. */
+#define V(k) (PQgetisnull(res, i, k) ? "-" : PQgetvalue(res, i, k))
 	printf("%-24s %-21s %-20s %-15s %-16s %-20s %5s %10s %8s %s\n", "INSTANCE", "PEER",
 	       "HOST", "CALLER", "AGENT_ID", "CONNECTED", "SUBS", "ACKED", "LAG_MS", "STATE");
 	for (int i = 0; i < PQntuples(res); i++)
-		printf("%-24s %-21s %-20s %-15s %-16s %-20s %5s %10s %8s %s\n",
-		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-		       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
-		       PQgetvalue(res, i, 6), PQgetvalue(res, i, 7), PQgetvalue(res, i, 8),
-		       PQgetvalue(res, i, 9));
+		printf("%-24s %-21s %-20s %-15s %-16s %-20s %5s %10s %8s %s\n", V(0), V(1), V(2),
+		       V(3), V(4), V(5), V(6), V(7), V(8), V(9));
+#undef V
 	PQclear(res);
 	PQfinish(conn);
 	return EXIT_OK;

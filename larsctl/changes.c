@@ -7,19 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "pg_conn.h"
 
 #define CHANGES_LIMIT_MAX 100000
 
 static const char usage_changes[] =
 	"Usage: larsctl [--db CONNINFO] changes [MODID [CMDID]] [--since TIME] [--limit N]\n"
+	"               [-o text|json|tsv]\n"
 	"The route change log, newest first (at most N lines, default 100):\n"
 	"  ID VERSION TIME MODID/CMDID ACTION HOST DETAIL\n"
 	"ACTION is add, del, set (a host's weight or drain; DETAIL says the new values)\n"
 	"or policy (the route's policy; HOST is -). TIME is UTC.\n"
 	"--since TIME: only changes at or after TIME, a time PostgreSQL reads\n"
 	"(2026-12-03, \"2026-12-03 10:00+01\") or an age: 30s, 15m, 2h, 7d.\n"
-	"lars-dns prunes the log after [dns] change_log_days (7).\n";
+	"lars-dns prunes the log after [dns] change_log_days (7).\n"
+	"-o json: one array of {\"id\", \"version\", \"changed_at\", \"modid\", \"cmdid\",\n"
+	"\"action\", \"ip\", \"port\", \"detail\"} (ip, port, detail null when none);\n"
+	"-o tsv: the same columns under a header line.\n"
+	"Exit status: 0 done, 1 database failure, 2 bad input.\n";
+
+static const out_col_t changes_cols[] = {
+	{ "id", 'n' }, { "version", 'n' }, { "changed_at", 's' }, { "modid", 'n' },
+	{ "cmdid", 'n' }, { "action", 's' }, { "ip", 's' }, { "port", 'n' }, { "detail", 's' },
+};
 
 /* "15m" and the like as a PostgreSQL interval text, else NULL. */
 static const char *age_interval(const char *s, char out[48])
@@ -43,7 +54,8 @@ int cmd_changes(const args_t *a)
 		fputs(usage_changes, stdout);
 		return EXIT_OK;
 	}
-	if (larsctl_parse_filter(a, 1, "changes", &f))
+	out_fmt_t fmt;
+	if (larsctl_parse_filter(a, 1, "changes", &f) || larsctl_output(a, "changes", true, &fmt))
 		return EXIT_USAGE;
 	int limit = 100;
 	if (a->limit) {
@@ -88,8 +100,8 @@ int cmd_changes(const args_t *a)
 			     age ? NULL : a->since, age, l };
 	PGresult *res = pg_exec(conn,
 		"SELECT id, version, to_char(changed_at AT TIME ZONE 'UTC',"
-		"  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), modid || '/' || cmdid, action,"
-		"  coalesce(host(ip) || ':' || port, '-'), detail"
+		"  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), modid, cmdid, action, host(ip), port,"
+		"  nullif(detail, '')"
 		" FROM route_change"
 		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
 		"   AND ($3::timestamptz IS NULL OR changed_at >= $3::timestamptz)"
@@ -100,13 +112,30 @@ int cmd_changes(const args_t *a)
 		PQfinish(conn);
 		return EXIT_DB;
 	}
+	if (fmt != OUT_TEXT) {
+		out_t o;
+		out_begin(&o, fmt, changes_cols, (int)(sizeof(changes_cols) / sizeof(changes_cols[0])));
+		for (int i = 0; i < PQntuples(res); i++)
+			out_row_pg(&o, res, i);
+		out_end(&o);
+		PQclear(res);
+		PQfinish(conn);
+		return EXIT_OK;
+	}
 	printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", "ID", "VERSION", "TIME", "ROUTE",
 	       "ACTION", "HOST", "DETAIL");
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res); i++) {
+		char route[24], host[64];
+		snprintf(route, sizeof(route), "%s/%s", PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+		if (PQgetisnull(res, i, 6))
+			snprintf(host, sizeof(host), "-");
+		else
+			snprintf(host, sizeof(host), "%s:%s", PQgetvalue(res, i, 6),
+				 PQgetvalue(res, i, 7));
 		printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", PQgetvalue(res, i, 0),
-		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
-		       *PQgetvalue(res, i, 6) ? PQgetvalue(res, i, 6) : "-");
+		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), route, PQgetvalue(res, i, 5),
+		       host, PQgetisnull(res, i, 8) ? "-" : PQgetvalue(res, i, 8));
+	}
 	PQclear(res);
 	PQfinish(conn);
 	return EXIT_OK;

@@ -57,6 +57,9 @@ static const char usage_main[] =
 	"                  how long a change waits out a failover: no writable\n"
 	"                  server, or a connection lost mid-change (default 30;\n"
 	"                  0 = try once)\n"
+	"  -o, --output text|json|tsv\n"
+	"                  route list, status, agents and changes: one JSON document\n"
+	"                  or tab-separated values for scripts (watch: text or json)\n"
 	"  -h, --help      help for larsctl or for a command\n"
 	"      --version   print the version\n"
 	"\n"
@@ -290,9 +293,13 @@ int main(int argc, char **argv)
 					   a.since ? "--since" : "--limit");
 	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
 		return larsctl_usage_error("", "--lagging is an option of agents");
-	if ((a.output || a.count) && strcmp(a.argv[0], "watch") != 0)
-		return larsctl_usage_error("", "%s is an option of watch",
-					   a.output ? "-o" : "--count");
+	if (a.count && strcmp(a.argv[0], "watch") != 0)
+		return larsctl_usage_error("", "--count is an option of watch");
+	if (a.output && strcmp(a.argv[0], "watch") != 0 && strcmp(a.argv[0], "route") != 0 &&
+	    strcmp(a.argv[0], "status") != 0 && strcmp(a.argv[0], "agents") != 0 &&
+	    strcmp(a.argv[0], "changes") != 0)
+		return larsctl_usage_error("", "-o is an option of route, status, agents, changes "
+					   "and watch");
 	if (strcmp(a.argv[0], "migrate") == 0)
 		return cmd_migrate(&a);
 	if (strcmp(a.argv[0], "route") == 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "migrations.h"
+#include "output.h"
 #include "pg_conn.h"
 #include "route_write.h"
 
@@ -20,7 +21,7 @@ static const char usage_migrate[] =
 static const char usage_route[] =
 	"Usage: larsctl [--db CONNINFO] route add MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route del MODID CMDID IP PORT\n"
-	"       larsctl [--db CONNINFO] route list [MODID [CMDID]]\n"
+	"       larsctl [--db CONNINFO] route list [MODID [CMDID]] [-o text|json|tsv]\n"
 	"       larsctl [--db CONNINFO] route show MODID CMDID\n"
 	"       larsctl [--db CONNINFO] route weight MODID CMDID IP PORT WEIGHT\n"
 	"       larsctl [--db CONNINFO] route drain MODID CMDID IP PORT [--undo]\n"
@@ -47,7 +48,12 @@ static const char usage_route[] =
 	"route list shows each host's WEIGHT and DRAIN, then the routes whose policy\n"
 	"is not the default. route show: one route's hosts, policy and version, and\n"
 	"how many agents applied its last change (\"held by N of M agents\", as the\n"
-	"lars-dns instances measured it; original agents do not acknowledge).\n";
+	"lars-dns instances measured it; original agents do not acknowledge).\n"
+	"route list -o json: {\"hosts\": [{\"modid\", \"cmdid\", \"ip\", \"port\", \"weight\",\n"
+	"\"drain\"}], \"policies\": [{\"modid\", \"cmdid\", \"panic_threshold\" (null: the\n"
+	"agent's default), \"max_ejection_percent\", \"slow_start\"}]}; -o tsv: the hosts.\n"
+	"Exit status: 0 done (a duplicate add or a del of an absent host is reported\n"
+	"on stderr and is still 0), 1 database failure, 2 bad input.\n";
 
 static const char usage_describe[] =
 	"Usage: larsctl [--db CONNINFO] describe MODID [CMDID] [--text TEXT]\n"
@@ -71,13 +77,99 @@ int cmd_migrate(const args_t *a)
 	return r ? EXIT_DB : EXIT_OK;
 }
 
+static const out_col_t host_cols[] = {
+	{ "modid", 'n' }, { "cmdid", 'n' }, { "ip", 's' }, { "port", 'n' },
+	{ "weight", 'n' }, { "drain", 'b' },
+};
+
+static const out_col_t policy_cols[] = {
+	{ "modid", 'n' }, { "cmdid", 'n' }, { "panic_threshold", 'n' },
+	{ "max_ejection_percent", 'n' }, { "slow_start", 'n' },
+};
+
+/* The hosts of @rows as a table of host_cols. */
+static void hosts_out(out_t *o, const status_host_t *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char m[16], c[16], port[8], w[8];
+		snprintf(m, sizeof(m), "%d", rows[i].modid);
+		snprintf(c, sizeof(c), "%d", rows[i].cmdid);
+		snprintf(port, sizeof(port), "%d", rows[i].port);
+		snprintf(w, sizeof(w), "%d", rows[i].weight);
+		const char *v[] = { m, c, rows[i].ip, port, w, rows[i].drain ? "t" : "f" };
+		out_row(o, v);
+	}
+}
+
+/* The routes @f names whose policy is not the default: "modid, cmdid". */
+static PGresult *policy_routes(PGconn *conn, const status_filter_t *f)
+{
+	char m[16], c[16];
+	snprintf(m, sizeof(m), "%d", f->modid);
+	snprintf(c, sizeof(c), "%d", f->cmdid);
+	const char *p[2] = { f->modid >= 0 ? m : NULL, f->cmdid >= 0 ? c : NULL };
+	return pg_exec(conn,
+		"SELECT modid, cmdid FROM cmdid_config"
+		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
+		"   AND (panic_threshold IS NOT NULL OR max_ejection_percent <> 100"
+		"        OR slow_start_s <> 0) ORDER BY modid, cmdid", 2, p, PGRES_TUPLES_OK);
+}
+
+/* route list -o json|tsv: JSON {"hosts": [...], "policies": [...]}; TSV
+ * the hosts only. */
+static int route_list_out(PGconn *conn, const status_filter_t *f, out_fmt_t fmt,
+			  status_host_t *rows, size_t n)
+{
+	out_t o;
+	if (fmt == OUT_JSON)
+		fputs("{\"hosts\":", stdout);
+	out_begin(&o, fmt, host_cols, (int)(sizeof(host_cols) / sizeof(host_cols[0])));
+	o.nested = true;
+	hosts_out(&o, rows, n);
+	out_end(&o);
+	free(rows);
+	if (fmt != OUT_JSON)
+		return EXIT_OK;
+	PGresult *res = policy_routes(conn, f);
+	if (!res) {
+		fputs("}\n", stdout);
+		return EXIT_DB;
+	}
+	fputs(",\"policies\":", stdout);
+	out_begin(&o, fmt, policy_cols, (int)(sizeof(policy_cols) / sizeof(policy_cols[0])));
+	o.nested = true;
+	int r = EXIT_OK;
+	for (int i = 0; i < PQntuples(res) && r == EXIT_OK; i++) {
+		route_policy_t pol;
+		int32_t modid = (int32_t)strtol(PQgetvalue(res, i, 0), NULL, 10);
+		int32_t cmdid = (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		if (route_policy_read(conn, modid, cmdid, &pol)) {
+			r = EXIT_DB;
+			break;
+		}
+		char pt[8], me[8], ss[8];
+		snprintf(pt, sizeof(pt), "%d", pol.panic_threshold);
+		snprintf(me, sizeof(me), "%d", pol.max_ejection_percent);
+		snprintf(ss, sizeof(ss), "%d", pol.slow_start_s);
+		const char *v[] = { PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				    pol.panic_threshold == ROUTE_PANIC_AGENT ? NULL : pt, me, ss };
+		out_row(&o, v);
+	}
+	out_end(&o);
+	fputs("}\n", stdout);
+	PQclear(res);
+	return r;
+}
+
 /* The hosts of the routes @f names, one "MODID CMDID IP:PORT" line each. */
-static int route_list(PGconn *conn, const status_filter_t *f)
+static int route_list(PGconn *conn, const status_filter_t *f, out_fmt_t fmt)
 {
 	status_host_t *rows;
 	size_t n;
 	if (status_hosts(conn, f, 0, &rows, &n))
 		return EXIT_DB;
+	if (fmt != OUT_TEXT)
+		return route_list_out(conn, f, fmt, rows, n);
 	printf("%-10s %-10s %-21s %-6s %s\n", "MODID", "CMDID", "HOST", "WEIGHT", "DRAIN");
 	for (size_t i = 0; i < n; i++) {
 		char host[STATUS_ADDR_MAX + 8];
@@ -88,15 +180,7 @@ static int route_list(PGconn *conn, const status_filter_t *f)
 	free(rows);
 
 	/* The routes @f names whose policy is not the default. */
-	char m[16], c[16];
-	snprintf(m, sizeof(m), "%d", f->modid);
-	snprintf(c, sizeof(c), "%d", f->cmdid);
-	const char *p[2] = { f->modid >= 0 ? m : NULL, f->cmdid >= 0 ? c : NULL };
-	PGresult *res = pg_exec(conn,
-		"SELECT modid, cmdid FROM cmdid_config"
-		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
-		"   AND (panic_threshold IS NOT NULL OR max_ejection_percent <> 100"
-		"        OR slow_start_s <> 0) ORDER BY modid, cmdid", 2, p, PGRES_TUPLES_OK);
+	PGresult *res = policy_routes(conn, f);
 	if (!res)
 		return EXIT_DB;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -270,6 +354,8 @@ int cmd_route(const args_t *a)
 	bool list = strcmp(sub, "list") == 0, policy = strcmp(sub, "policy") == 0;
 	bool weight = strcmp(sub, "weight") == 0, drain = strcmp(sub, "drain") == 0;
 	bool show = strcmp(sub, "show") == 0;
+	if (a->output && !list)
+		return larsctl_usage_error("route", "-o is an option of route list");
 	if (show) {
 		int32_t modid, cmdid;
 		const char *why;
@@ -294,7 +380,9 @@ int cmd_route(const args_t *a)
 
 	route_entry_t e;
 	status_filter_t f;
-	if (list && larsctl_parse_filter(a, 2, "route list", &f))
+	out_fmt_t fmt = OUT_TEXT;
+	if (list && (larsctl_parse_filter(a, 2, "route list", &f) ||
+		     larsctl_output(a, "route", true, &fmt)))
 		return EXIT_USAGE;
 	if (add || del) {
 		const char *why;
@@ -307,7 +395,7 @@ int cmd_route(const args_t *a)
 		PGconn *conn = larsctl_connect(a->db);
 		if (!conn)
 			return EXIT_DB;
-		int r = route_list(conn, &f);
+		int r = route_list(conn, &f, fmt);
 		PQfinish(conn);
 		return r;
 	}

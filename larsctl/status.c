@@ -6,9 +6,12 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
+#include "output.h"
 #include "route_write.h"
 
 #define STR_(x) #x
@@ -16,8 +19,10 @@
 
 static const char usage_status[] =
 	"Usage: larsctl [--db CONNINFO] status [MODID [CMDID]] [--caller IP]\n"
+	"               [-o text|json|tsv]\n"
 	"       larsctl [--db CONNINFO] status --history MINUTES [MODID [CMDID]]\n"
 	"               [--by-host [--failing [--fail-pct P]]] [--caller IP]\n"
+	"               [-o text|json|tsv]\n"
 	"The latest status lars-reporter stored per host and caller: successes,\n"
 	"errors, error rate, overload and the age of the report (of its last\n"
 	"interval with calls: one without any keeps the counts before it); with\n"
@@ -32,7 +37,83 @@ static const char usage_status[] =
 	"MEAN_US and P99_US, the mean and the estimated 99th percentile of the\n"
 	"calls' durations in microseconds (\"-\" for a row without any): per\n"
 	"host and caller over the last " STR(STATUS_LAT_MINUTES) " minutes of history, per route\n"
-	"and minute with --history.\n";
+	"and minute with --history.\n"
+	"-o json: one array of objects, -o tsv: a header line and one line per row,\n"
+	"with the columns modid, cmdid, ip, port, caller, succ, err, err_pct,\n"
+	"overload, age_s, lat_mean_us, lat_p99_us (the latest status); minute,\n"
+	"modid, cmdid, [ip, port,] succ, err, err_pct, lat_mean_us, lat_p99_us\n"
+	"(--history [--by-host]; minute in UTC, 2026-12-03T10:00:00Z). err_pct and\n"
+	"the latency are null (empty) without calls.\n"
+	"Exit status: 0 done, 1 database failure, 2 bad input.\n";
+
+static const out_col_t caller_cols[] = {
+	{ "modid", 'n' }, { "cmdid", 'n' }, { "ip", 's' }, { "port", 'n' }, { "caller", 's' },
+	{ "succ", 'n' }, { "err", 'n' }, { "err_pct", 'n' }, { "overload", 'b' },
+	{ "age_s", 'n' }, { "lat_mean_us", 'n' }, { "lat_p99_us", 'n' },
+};
+static const out_col_t minute_cols[] = {
+	{ "minute", 's' }, { "modid", 'n' }, { "cmdid", 'n' }, { "succ", 'n' }, { "err", 'n' },
+	{ "err_pct", 'n' }, { "lat_mean_us", 'n' }, { "lat_p99_us", 'n' },
+};
+static const out_col_t host_minute_cols[] = {
+	{ "minute", 's' }, { "modid", 'n' }, { "cmdid", 'n' }, { "ip", 's' }, { "port", 'n' },
+	{ "succ", 'n' }, { "err", 'n' }, { "err_pct", 'n' }, { "lat_mean_us", 'n' },
+	{ "lat_p99_us", 'n' },
+};
+#define NCOLS(c) ((int)(sizeof(c) / sizeof((c)[0])))
+
+/* Numbers as text for out_row(): a ring of buffers, one per column. */
+typedef struct vals {
+	char buf[12][32];
+	const char *v[12];
+	int n;
+} vals_t;
+
+__attribute__((format(printf, 2, 3)))
+static void val(vals_t *x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(x->buf[x->n], sizeof(x->buf[0]), fmt, ap);
+	va_end(ap);
+	x->v[x->n] = x->buf[x->n];
+	x->n++;
+}
+
+static void val_null(vals_t *x)
+{
+	x->v[x->n++] = NULL;
+}
+
+/* The shared tail of every row: err_pct and the latency (null without calls). */
+static void val_rate(vals_t *x, int32_t tenths)
+{
+	if (tenths == STATUS_ERR_TENTHS_NONE)
+		val_null(x);
+	else
+		val(x, "%d.%d", tenths / 10, tenths % 10);
+}
+
+static void val_lat(vals_t *x, int64_t count, int64_t mean, int64_t p99)
+{
+	if (count == 0) {
+		val_null(x);
+		val_null(x);
+	} else {
+		val(x, "%" PRId64, mean);
+		val(x, "%" PRId64, p99);
+	}
+}
+
+static void val_minute(vals_t *x, int64_t minute)
+{
+	time_t t = (time_t)minute;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	x->v[x->n] = x->buf[x->n];
+	strftime(x->buf[x->n], sizeof(x->buf[0]), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	x->n++;
+}
 
 /* Latency columns: "%10s %10s" widths, after the existing ones. */
 #define LAT_HEAD " %10s %10s"
@@ -69,7 +150,7 @@ static const char *pct_text(int32_t tenths, char out[16])
 	return out;
 }
 
-static int print_callers(PGconn *conn, const status_filter_t *f)
+static int print_callers(PGconn *conn, const status_filter_t *f, out_fmt_t fmt)
 {
 	status_caller_t *rows;
 	size_t n;
@@ -77,6 +158,29 @@ static int print_callers(PGconn *conn, const status_filter_t *f)
 	char cols[64];
 	if (status_callers(conn, f, &rows, &n))
 		return EXIT_DB;
+	if (fmt != OUT_TEXT) {
+		out_t o;
+		out_begin(&o, fmt, caller_cols, NCOLS(caller_cols));
+		for (size_t i = 0; i < n; i++) {
+			const status_caller_t *r = &rows[i];
+			vals_t x = { .n = 0 };
+			val(&x, "%d", r->modid);
+			val(&x, "%d", r->cmdid);
+			x.v[x.n++] = r->ip;
+			val(&x, "%d", r->port);
+			x.v[x.n++] = r->caller;
+			val(&x, "%" PRId64, r->succ);
+			val(&x, "%" PRId64, r->err);
+			val_rate(&x, r->err_tenths);
+			val(&x, "%s", r->overload ? "t" : "f");
+			val(&x, "%" PRId64, r->age_s);
+			val_lat(&x, r->lat_count, r->lat_mean_us, r->lat_p99_us);
+			out_row(&o, x.v);
+		}
+		out_end(&o);
+		free(rows);
+		return EXIT_OK;
+	}
 	for (size_t i = 0; i < n; i++)
 		lat = lat || rows[i].lat_count > 0;
 	/* With the latency columns after it, AGE gets a width of its own. */
@@ -99,7 +203,8 @@ static int print_callers(PGconn *conn, const status_filter_t *f)
 	return EXIT_OK;
 }
 
-static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes)
+static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes,
+			 out_fmt_t fmt)
 {
 	status_minute_t *rows;
 	size_t n;
@@ -107,6 +212,25 @@ static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes
 	char cols[64];
 	if (status_history(conn, f, minutes, NULL, &rows, &n))
 		return EXIT_DB;
+	if (fmt != OUT_TEXT) {
+		out_t o;
+		out_begin(&o, fmt, minute_cols, NCOLS(minute_cols));
+		for (size_t i = 0; i < n; i++) {
+			const status_minute_t *r = &rows[i];
+			vals_t x = { .n = 0 };
+			val_minute(&x, r->minute);
+			val(&x, "%d", r->modid);
+			val(&x, "%d", r->cmdid);
+			val(&x, "%" PRId64, r->succ);
+			val(&x, "%" PRId64, r->err);
+			val_rate(&x, r->err_tenths);
+			val_lat(&x, r->lat_count, r->lat_mean_us, r->lat_p99_us);
+			out_row(&o, x.v);
+		}
+		out_end(&o);
+		free(rows);
+		return EXIT_OK;
+	}
 	for (size_t i = 0; i < n; i++)
 		lat = lat || rows[i].lat_count > 0;
 	printf("%-17s %-10s %-10s %12s %12s %6s", "MINUTE", "MODID", "CMDID", "SUCC", "ERR",
@@ -127,7 +251,7 @@ static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes
 }
 
 static int print_history_hosts(PGconn *conn, const status_filter_t *f, int32_t minutes,
-			       double fail_pct)
+			       double fail_pct, out_fmt_t fmt)
 {
 	status_host_minute_t *rows;
 	size_t n;
@@ -135,6 +259,27 @@ static int print_history_hosts(PGconn *conn, const status_filter_t *f, int32_t m
 	char cols[64];
 	if (status_history_hosts(conn, f, minutes, fail_pct, &rows, &n))
 		return EXIT_DB;
+	if (fmt != OUT_TEXT) {
+		out_t o;
+		out_begin(&o, fmt, host_minute_cols, NCOLS(host_minute_cols));
+		for (size_t i = 0; i < n; i++) {
+			const status_host_minute_t *r = &rows[i];
+			vals_t x = { .n = 0 };
+			val_minute(&x, r->minute);
+			val(&x, "%d", r->modid);
+			val(&x, "%d", r->cmdid);
+			x.v[x.n++] = r->ip;
+			val(&x, "%d", r->port);
+			val(&x, "%" PRId64, r->succ);
+			val(&x, "%" PRId64, r->err);
+			val_rate(&x, r->err_tenths);
+			val_lat(&x, r->lat_count, r->lat_mean_us, r->lat_p99_us);
+			out_row(&o, x.v);
+		}
+		out_end(&o);
+		free(rows);
+		return EXIT_OK;
+	}
 	for (size_t i = 0; i < n; i++)
 		lat = lat || rows[i].lat_count > 0;
 	printf("%-17s %-10s %-10s %-21s %12s %12s %6s", "MINUTE", "MODID", "CMDID", "HOST",
@@ -165,7 +310,8 @@ int cmd_status(const args_t *a)
 		fputs(usage_status, stdout);
 		return EXIT_OK;
 	}
-	if (larsctl_parse_filter(a, 1, "status", &f))
+	out_fmt_t fmt;
+	if (larsctl_parse_filter(a, 1, "status", &f) || larsctl_output(a, "status", true, &fmt))
 		return EXIT_USAGE;
 	if (a->history && (route_parse_id(a->history, "MINUTES", &minutes, &why) || minutes < 1 ||
 			   minutes > STATUS_HISTORY_MINUTES_MAX))
@@ -193,9 +339,9 @@ int cmd_status(const args_t *a)
 	PGconn *conn = larsctl_connect(a->db);
 	if (!conn)
 		return EXIT_DB;
-	int r = !a->history ? print_callers(conn, &f)
-		: a->by_host ? print_history_hosts(conn, &f, minutes, fail_pct)
-			     : print_history(conn, &f, minutes);
+	int r = !a->history ? print_callers(conn, &f, fmt)
+		: a->by_host ? print_history_hosts(conn, &f, minutes, fail_pct, fmt)
+			     : print_history(conn, &f, minutes, fmt);
 	if (r)
 		fprintf(stderr, "larsctl: cannot read the statistics (has `larsctl migrate` been run?)\n");
 	PQfinish(conn);

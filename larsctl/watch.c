@@ -11,12 +11,12 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "jbuf.h"
 #include "log.h"
 #include "pg_conn.h"
 #include "route_load.h"
@@ -49,65 +49,30 @@ typedef struct watch {
 	int64_t seen; /* the last version shown */
 } watch_t;
 
-/* A growing text line. */
-typedef struct line {
-	char buf[65536];
-	size_t n;
-} line_t;
-
-__attribute__((format(printf, 2, 3)))
-static void put(line_t *l, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(l->buf + l->n, sizeof(l->buf) - l->n, fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		l->n = l->n + (size_t)k < sizeof(l->buf) ? l->n + (size_t)k : sizeof(l->buf) - 1;
-}
-
-/* @s as a JSON string (our detail texts are ASCII; escape anyway). */
-static void put_json_str(line_t *l, const char *s)
-{
-	put(l, "\"");
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			put(l, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			put(l, "\\u%04x", (unsigned char)*s);
-		else
-			put(l, "%c", *s);
-	}
-	put(l, "\"");
-}
-
 /* One version of one route (rows [@from, @to) of @res) as a line. */
 static void print_group(const watch_t *w, const PGresult *res, int from, int to)
 {
-	line_t *l = malloc(sizeof(*l));
-	if (!l)
-		return;
-	l->n = 0;
+	jbuf_t b = { 0 }, *l = &b;
 	const char *version = PQgetvalue(res, from, 0), *when = PQgetvalue(res, from, 1);
 	const char *modid = PQgetvalue(res, from, 2), *cmdid = PQgetvalue(res, from, 3);
 	if (w->json) {
-		put(l, "{\"version\":%s,\"changed_at\":\"%s\",\"modid\":%s,\"cmdid\":%s", version,
+		jbuf_printf(l, "{\"version\":%s,\"changed_at\":\"%s\",\"modid\":%s,\"cmdid\":%s", version,
 		    when, modid, cmdid);
 		static const char *const lists[] = { "add", "del" };
 		static const char *const names[] = { "added", "removed" };
 		for (int k = 0; k < 2; k++) {
-			put(l, ",\"%s\":[", names[k]);
+			jbuf_printf(l, ",\"%s\":[", names[k]);
 			bool first = true;
 			for (int i = from; i < to; i++) {
 				if (strcmp(PQgetvalue(res, i, 4), lists[k]) != 0)
 					continue;
-				put(l, "%s\"%s:%s\"", first ? "" : ",", PQgetvalue(res, i, 5),
+				jbuf_printf(l, "%s\"%s:%s\"", first ? "" : ",", PQgetvalue(res, i, 5),
 				    PQgetvalue(res, i, 6));
 				first = false;
 			}
-			put(l, "]");
+			jbuf_printf(l, "]");
 		}
-		put(l, ",\"set\":[");
+		jbuf_printf(l, ",\"set\":[");
 		bool first = true;
 		const char *policy = NULL;
 		for (int i = from; i < to; i++) {
@@ -116,36 +81,38 @@ static void print_group(const watch_t *w, const PGresult *res, int from, int to)
 				policy = PQgetvalue(res, i, 7);
 			if (strcmp(action, "set") != 0)
 				continue;
-			put(l, "%s{\"host\":\"%s:%s\",\"detail\":", first ? "" : ",",
+			jbuf_printf(l, "%s{\"host\":\"%s:%s\",\"detail\":", first ? "" : ",",
 			    PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
-			put_json_str(l, PQgetvalue(res, i, 7));
-			put(l, "}");
+			jbuf_str(l, PQgetvalue(res, i, 7));
+			jbuf_printf(l, "}");
 			first = false;
 		}
-		put(l, "],\"policy\":");
+		jbuf_printf(l, "],\"policy\":");
 		if (policy)
-			put_json_str(l, policy);
+			jbuf_str(l, policy);
 		else
-			put(l, "null");
-		put(l, "}");
+			jbuf_printf(l, "null");
+		jbuf_printf(l, "}");
 	} else {
-		put(l, "%s %s %s/%s", version, when, modid, cmdid);
+		jbuf_printf(l, "%s %s %s/%s", version, when, modid, cmdid);
 		for (int i = from; i < to; i++) {
 			const char *action = PQgetvalue(res, i, 4);
 			const char *ip = PQgetvalue(res, i, 5), *port = PQgetvalue(res, i, 6);
 			const char *detail = PQgetvalue(res, i, 7);
 			if (strcmp(action, "add") == 0)
-				put(l, " +%s:%s", ip, port);
+				jbuf_printf(l, " +%s:%s", ip, port);
 			else if (strcmp(action, "del") == 0)
-				put(l, " -%s:%s", ip, port);
+				jbuf_printf(l, " -%s:%s", ip, port);
 			else if (strcmp(action, "set") == 0)
-				put(l, " ~%s:%s(%s)", ip, port, detail);
+				jbuf_printf(l, " ~%s:%s(%s)", ip, port, detail);
 			else
-				put(l, " policy(%s)", detail);
+				jbuf_printf(l, " policy(%s)", detail);
 		}
 	}
-	printf("%s\n", l->buf);
-	free(l);
+	char *text = jbuf_take(l, NULL);
+	if (text)
+		printf("%s\n", text);
+	free(text);
 }
 
 /* A version with no records left (pruned, or a TRUNCATE). */

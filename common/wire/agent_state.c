@@ -4,10 +4,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "jbuf.h"
 
 void as_init(as_state_t *s)
 {
@@ -155,63 +156,11 @@ const char *as_host_state_name(uint32_t state)
 
 /* ---- JSON ---- */
 
-typedef struct jbuf {
-	char *p;
-	size_t n, cap;
-	bool oom;
-} jbuf_t;
-
-__attribute__((format(printf, 2, 3)))
-static void jput(jbuf_t *b, const char *fmt, ...)
-{
-	for (;;) {
-		if (b->oom)
-			return;
-		va_list ap;
-		va_start(ap, fmt);
-		int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-		va_end(ap);
-		if (k < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->p && b->n + (size_t)k < b->cap) {
-			b->n += (size_t)k;
-			return;
-		}
-		size_t ncap = b->cap ? b->cap : 1024;
-		while (ncap <= b->n + (size_t)k)
-			ncap *= 2;
-		char *q = realloc(b->p, ncap);
-		if (!q) {
-			b->oom = true;
-			return;
-		}
-		b->p = q;
-		b->cap = ncap;
-	}
-}
-
-/* @s as a JSON string: quotes, backslashes and control characters escaped. */
-static void jstr(jbuf_t *b, const char *s)
-{
-	jput(b, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			jput(b, "\\%c", *c);
-		else if (*c < 0x20 || *c == 0x7f)
-			jput(b, "\\u%04x", *c);
-		else
-			jput(b, "%c", *c);
-	}
-	jput(b, "\"");
-}
-
 static void json_host(jbuf_t *b, const lars_HostState *h)
 {
 	char ip[16];
 	msg_ip_to_str(h->ip, ip);
-	jput(b, "{\"ip\":\"%s\",\"port\":%d,\"state\":\"%s\",\"overloaded\":%s,\"weight\":%" PRIu32
+	jbuf_printf(b, "{\"ip\":\"%s\",\"port\":%d,\"state\":\"%s\",\"overloaded\":%s,\"weight\":%" PRIu32
 		",\"picks\":%" PRIu64 ",\"vsucc\":%" PRIu32 ",\"verr\":%" PRIu32
 		",\"rsucc\":%" PRIu32 ",\"rerr\":%" PRIu32 ",\"contin_succ\":%" PRIu32
 		",\"contin_err\":%" PRIu32 ",\"window_age_ms\":%" PRIu64
@@ -219,34 +168,29 @@ static void json_host(jbuf_t *b, const lars_HostState *h)
 	     ip, h->port, as_host_state_name(h->state), h->overloaded ? "true" : "false", h->weight,
 	     h->picks, h->vsucc, h->verr, h->rsucc, h->rerr, h->contin_succ, h->contin_err,
 	     h->window_age_ms, h->since_change_ms, h->ejections);
-	jstr(b, h->rule);
-	jput(b, "}");
+	jbuf_str(b, h->rule);
+	jbuf_printf(b, "}");
 }
 
 char *as_json(const as_state_t *s, size_t *lenp)
 {
 	jbuf_t b = { 0 };
 	size_t hi = 0;
-	jput(&b, "{\"routes\":[");
+	jbuf_printf(&b, "{\"routes\":[");
 	for (size_t i = 0; i < s->n_routes; i++) {
 		const lars_RouteState *r = &s->routes[i];
-		jput(&b, "%s{\"modid\":%d,\"cmdid\":%d,\"version\":%" PRId64 ",\"age_ms\":%" PRIu64
+		jbuf_printf(&b, "%s{\"modid\":%d,\"cmdid\":%d,\"version\":%" PRId64 ",\"age_ms\":%" PRIu64
 			 ",\"state\":\"%s\",\"panic\":%s,\"host_total\":%" PRIu32 ",\"hosts\":[",
 		     i ? "," : "", r->modid, r->cmdid, r->version, r->age_ms,
 		     as_route_state_name(r->state), r->panic ? "true" : "false", r->host_total);
 		for (uint32_t j = 0; j < r->host_listed && hi < s->n_hosts; j++, hi++) {
 			if (j)
-				jput(&b, ",");
+				jbuf_printf(&b, ",");
 			json_host(&b, &s->hosts[hi]);
 		}
-		jput(&b, "]}");
+		jbuf_printf(&b, "]}");
 	}
-	jput(&b, "],\"route_total\":%" PRIu32 ",\"cut\":%s}\n", s->route_total,
+	jbuf_printf(&b, "],\"route_total\":%" PRIu32 ",\"cut\":%s}\n", s->route_total,
 	     s->cut ? "true" : "false");
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
-	*lenp = b.n;
-	return b.p;
+	return jbuf_take(&b, lenp);
 }

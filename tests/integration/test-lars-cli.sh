@@ -47,7 +47,8 @@ run --agent 127.0.0.1:3 get-host -- 1 --timeout
 
 # Usage errors: exit 64, one line.
 for args in "--bogus get-host 1 1" "get-host 1 1 --bogus" "get-host 1 1 --count 5" \
-	    "get-host 1 1 --agent" "get-host 1" "-x" "get-host -1 1"; do
+	    "get-host 1 1 --agent" "get-host 1" "-x" "get-host -1 1" "get-host 1 1 -o json" \
+	    "get-route 1 1 -o yaml"; do
 	# shellcheck disable=SC2086
 	run $args
 	[ "$rc" = 64 ] || fail "lars $args exited $rc, want 64"

@@ -83,6 +83,13 @@ static void test_first_get_host(void **state)
 	assert_int_equal(lars(out, sizeof(out), "--timeout 1000 get-route 5 2"), 0);
 	assert_non_null(strstr(out, "127.0.0.1:9521\n"));
 	assert_non_null(strstr(out, "127.0.0.1:9523\n"));
+	/* get-route -o json (issue 24.6): one document, the same hosts. */
+	assert_int_equal(lars(out, sizeof(out), "--timeout 1000 get-route 5 2 -o json"), 0);
+	assert_non_null(strstr(out, "{\"modid\":5,\"cmdid\":2,\"hosts\":[{\"ip\":\"127.0.0.1\","));
+	assert_non_null(strstr(out, "{\"ip\":\"127.0.0.1\",\"port\":9521,\"drained\":false}"));
+	assert_non_null(strstr(out, "{\"ip\":\"127.0.0.1\",\"port\":9523,\"drained\":false}"));
+	assert_non_null(strstr(out, "],\"host_total\":"));
+	assert_non_null(strstr(out, ",\"cut\":false}\n"));
 	/* Options after the command, against the real agent. */
 	char args[256];
 	snprintf(args, sizeof(args), "get-host 5 3 --agent 127.0.0.1:%d --timeout 1000", base);

@@ -277,7 +277,7 @@ out=$(PGTZ=UTC "$LARSCTL" status --history 5 --by-host --failing --fail-pct 5)
 for c in "status --by-host" "status --history 5 --failing" "status --history 5 --by-host --fail-pct 5" \
 	 "status --history 5 --by-host --failing --fail-pct 101" "status --caller 10.0.0" \
 	 "status --caller" "route list --by-host" "watch 1 2 3" "watch -o yaml" "watch --count 0" \
-	 "route list -o json" "status --count 5"; do
+	 "status --count 5"; do
 	rc=0
 	# shellcheck disable=SC2086
 	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
@@ -400,6 +400,42 @@ out=$("$LARSCTL" agents) || fail "agents exited $?"
 out=$("$LARSCTL" route show 30 1) || fail "route show exited $?"
 [[ $out == "route 30/1: 2 hosts"* && $out == *"10.3.0.2:80           300"* ]] || fail "route show: $out"
 for c in "route show 99 99" "route show 30" "route show x 1" "agents x" "route list --lagging"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+
+# -o json / -o tsv (issue 24.6): the same rows as the text, for scripts.
+pyjson() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1"; }
+out=$("$LARSCTL" route list 30 -o json) || fail "route list -o json exited $?"
+pyjson 'h = d["hosts"]; assert len(h) == 2, h; assert h[1] == {"modid": 30, "cmdid": 1, "ip": "10.3.0.2", "port": 80, "weight": 300, "drain": False}, h
+p = d["policies"]; assert p == [{"modid": 30, "cmdid": 1, "panic_threshold": None, "max_ejection_percent": 20, "slow_start": 30}], p' <<<"$out" ||
+	fail "route list -o json: $out"
+out=$("$LARSCTL" route list 30 -o tsv)
+[ "$(head -1 <<<"$out")" = "$(printf 'modid\tcmdid\tip\tport\tweight\tdrain')" ] &&
+	[ "$(sed -n 3p <<<"$out")" = "$(printf '30\t1\t10.3.0.2\t80\t300\tfalse')" ] || fail "route list -o tsv: $out"
+[ "$("$LARSCTL" route list -o tsv | wc -l)" = "$(( $(q 'SELECT count(*) FROM route_data') + 1 ))" ] ||
+	fail "route list -o tsv: one line per host"
+out=$("$LARSCTL" changes 30 1 --limit 2 -o json)
+pyjson 'assert len(d) == 2 and d[0]["id"] > d[1]["id"], d
+assert d[0] == {"id": d[0]["id"], "version": d[0]["version"], "changed_at": d[0]["changed_at"], "modid": 30, "cmdid": 1, "action": "set", "ip": "10.3.0.1", "port": 80, "detail": "weight 100"}, d
+assert d[1]["action"] == "policy" and d[1]["ip"] is None and d[1]["port"] is None, d' <<<"$out" || fail "changes -o json: $out"
+out=$("$LARSCTL" changes 30 1 --limit 1000 -o tsv)
+[ "$(wc -l <<<"$out")" = "$(( $(q 'SELECT count(*) FROM route_change WHERE modid = 30 AND cmdid = 1') + 1 ))" ] &&
+	[ "$(head -1 <<<"$out" | tr '\t' ' ')" = "id version changed_at modid cmdid action ip port detail" ] ||
+	fail "changes -o tsv: $out"
+for c in "status" "status --history 60" "status --history 60 --by-host" "agents"; do
+	# shellcheck disable=SC2086
+	out=$("$LARSCTL" $c -o json) || fail "'$c -o json' exited $?"
+	pyjson 'assert isinstance(d, list)' <<<"$out" || fail "'$c -o json': $out"
+	# shellcheck disable=SC2086
+	out=$("$LARSCTL" $c -o tsv) || fail "'$c -o tsv' exited $?"
+	# shellcheck disable=SC2086
+	[ "$(wc -l <<<"$out")" = "$("$LARSCTL" $c | wc -l)" ] || fail "'$c -o tsv' rows: $out"
+done
+for c in "route list -o xml" "route add 1 1 10.0.0.1 80 -o json" "describe 1 -o json" \
+	 "route policy 30 1 -o tsv" "admin-user list -o json"; do
 	rc=0
 	# shellcheck disable=SC2086
 	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?

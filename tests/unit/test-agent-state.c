@@ -208,7 +208,7 @@ static void test_json(void **state)
 	assert_non_null(strstr(j, "{\"routes\":[{\"modid\":0,\"cmdid\":1,\"version\":1000,"));
 	assert_non_null(strstr(j, "\"state\":\"ready\",\"panic\":true,\"host_total\":2,\"hosts\":[{"));
 	assert_non_null(strstr(j, "\"ip\":\"10.0.0.1\",\"port\":8001,\"state\":\"overloaded\""));
-	assert_non_null(strstr(j, "\"rule\":\"quote \\\" back \\\\ nl \\u000a\"}"));
+	assert_non_null(strstr(j, "\"rule\":\"quote \\\" back \\\\ nl \\n\"}"));
 	assert_non_null(strstr(j, "],\"route_total\":1,\"cut\":false}\n"));
 	free(j);
 	as_deinit(&st);
