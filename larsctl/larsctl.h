@@ -37,6 +37,9 @@ typedef struct args {
 	const char *fail_pct;
 	const char *since;      /* changes: --since TIME */
 	const char *limit;      /* changes: --limit N */
+	const char *ip;         /* route del --ip IP */
+	const char *port;       /* route del --ip IP --port PORT */
+	bool dry_run;           /* route import --dry-run */
 	int retry_for_s;        /* --retry-for SECONDS: how long a write waits out a failover */
 	bool help;
 	int argc;
@@ -80,5 +83,9 @@ int cmd_admin_user(const args_t *a); /* users.c */
 int cmd_watch(const args_t *a);     /* watch.c */
 int cmd_agents(const args_t *a);    /* agents.c */
 int cmd_changes(const args_t *a);   /* changes.c */
+/** route_export(), route_import(), route_del_ip() - transfer.c. */
+int route_export(const args_t *a);
+int route_import(const args_t *a);
+int route_del_ip(const args_t *a);
 /** route_show() - `route show MODID CMDID` (agents.c). */
 int route_show(const args_t *a, int32_t modid, int32_t cmdid);

@@ -27,7 +27,12 @@ static const char usage_main[] =
 	"  migrate                         apply the missing schema migrations\n"
 	"  route add MODID CMDID IP PORT   add a host to a route\n"
 	"  route del MODID CMDID IP PORT   remove a host from a route\n"
+	"  route del --ip IP [--port PORT] remove a machine from every route it is in\n"
 	"  route list [MODID [CMDID]]      list routes and their hosts\n"
+	"  route export [MODID [CMDID]] [-o csv|json]\n"
+	"                                  the routes' hosts as a file import reads\n"
+	"  route import FILE [--dry-run]   make the routes in FILE hold exactly its\n"
+	"                                  hosts, in one transaction; prints the diff\n"
 	"  route weight MODID CMDID IP PORT WEIGHT\n"
 	"                                  set a host's weight (1..1000, default 100)\n"
 	"  route drain MODID CMDID IP PORT [--undo]\n"
@@ -251,6 +256,12 @@ int main(int argc, char **argv)
 			   value_option(argc, argv, &i, "--fail-pct", &a.fail_pct)) {
 			if (i >= argc)
 				return larsctl_usage_error("status", "%s needs a value", s);
+		} else if (value_option(argc, argv, &i, "--ip", &a.ip) ||
+			   value_option(argc, argv, &i, "--port", &a.port)) {
+			if (i >= argc)
+				return larsctl_usage_error("route", "%s needs a value", s);
+		} else if (strcmp(s, "--dry-run") == 0) {
+			a.dry_run = true;
 		} else if (value_option(argc, argv, &i, "--since", &a.since) ||
 			   value_option(argc, argv, &i, "--limit", &a.limit)) {
 			if (i >= argc)
@@ -270,7 +281,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(s, "--version") == 0) {
 			printf("larsctl %s\n", LARS_VERSION);
 			return EXIT_OK;
-		} else if (s[0] == '-' && !(s[1] >= '0' && s[1] <= '9')) {
+		} else if (s[0] == '-' && s[1] && !(s[1] >= '0' && s[1] <= '9')) {
 			return larsctl_usage_error("", "unknown option '%s'", s);
 		} else if (a.argc < (int)(sizeof(a.argv) / sizeof(a.argv[0]))) {
 			a.argv[a.argc++] = argv[i]; /* "-1" too: the id check explains it */
@@ -291,6 +302,9 @@ int main(int argc, char **argv)
 	if ((a.since || a.limit) && strcmp(a.argv[0], "changes") != 0)
 		return larsctl_usage_error("", "%s is an option of changes",
 					   a.since ? "--since" : "--limit");
+	if ((a.ip || a.port || a.dry_run) && strcmp(a.argv[0], "route") != 0)
+		return larsctl_usage_error("", "%s is an option of route",
+					   a.dry_run ? "--dry-run" : a.ip ? "--ip" : "--port");
 	if (a.lagging && strcmp(a.argv[0], "agents") != 0)
 		return larsctl_usage_error("", "--lagging is an option of agents");
 	if (a.count && strcmp(a.argv[0], "watch") != 0)

@@ -21,7 +21,10 @@ static const char usage_migrate[] =
 static const char usage_route[] =
 	"Usage: larsctl [--db CONNINFO] route add MODID CMDID IP PORT\n"
 	"       larsctl [--db CONNINFO] route del MODID CMDID IP PORT\n"
+	"       larsctl [--db CONNINFO] route del --ip IP [--port PORT]\n"
 	"       larsctl [--db CONNINFO] route list [MODID [CMDID]] [-o text|json|tsv]\n"
+	"       larsctl [--db CONNINFO] route export [MODID [CMDID]] [-o csv|json]\n"
+	"       larsctl [--db CONNINFO] route import FILE [--dry-run]\n"
 	"       larsctl [--db CONNINFO] route show MODID CMDID\n"
 	"       larsctl [--db CONNINFO] route weight MODID CMDID IP PORT WEIGHT\n"
 	"       larsctl [--db CONNINFO] route drain MODID CMDID IP PORT [--undo]\n"
@@ -49,6 +52,22 @@ static const char usage_route[] =
 	"is not the default. route show: one route's hosts, policy and version, and\n"
 	"how many agents applied its last change (\"held by N of M agents\", as the\n"
 	"lars-dns instances measured it; original agents do not acknowledge).\n"
+	"\n"
+	"Fleet operations, each in one transaction:\n"
+	"  del --ip IP [--port PORT]  decommission: remove host IP (on every port, or\n"
+	"                           on PORT) from every route it is in; lists them\n"
+	"  export    every host (of MODID, of MODID/CMDID) as CSV with the header\n"
+	"            modid,cmdid,ip,port,weight,drain (-o json: an array of objects\n"
+	"            with those keys)\n"
+	"  import    FILE (- for stdin) in the format export writes (CSV: weight and\n"
+	"            drain may be left out, 100 and false; JSON: also the output of\n"
+	"            route list -o json): every route named in FILE gets exactly its\n"
+	"            hosts, weights and drains; routes not named are left alone.\n"
+	"            Prints the difference (+ added, - removed, ~ weight or drain\n"
+	"            changed); --dry-run prints it and changes nothing. A bad line\n"
+	"            is refused as FILE:LINE: reason (exit 2), before any change.\n"
+	"            Policies are not in the file: route policy sets them.\n"
+	"\n"
 	"route list -o json: {\"hosts\": [{\"modid\", \"cmdid\", \"ip\", \"port\", \"weight\",\n"
 	"\"drain\"}], \"policies\": [{\"modid\", \"cmdid\", \"panic_threshold\" (null: the\n"
 	"agent's default), \"max_ejection_percent\", \"slow_start\"}]}; -o tsv: the hosts.\n"
@@ -354,8 +373,21 @@ int cmd_route(const args_t *a)
 	bool list = strcmp(sub, "list") == 0, policy = strcmp(sub, "policy") == 0;
 	bool weight = strcmp(sub, "weight") == 0, drain = strcmp(sub, "drain") == 0;
 	bool show = strcmp(sub, "show") == 0;
-	if (a->output && !list)
-		return larsctl_usage_error("route", "-o is an option of route list");
+	bool export = strcmp(sub, "export") == 0, import = strcmp(sub, "import") == 0;
+	if (a->output && !list && !export)
+		return larsctl_usage_error("route", "-o is an option of route list and export");
+	if (a->dry_run && !import)
+		return larsctl_usage_error("route", "--dry-run is an option of route import");
+	if ((a->ip || a->port) && !del)
+		return larsctl_usage_error("route", "--ip and --port are options of route del");
+	if (a->port && !a->ip)
+		return larsctl_usage_error("route", "--port goes with --ip");
+	if (export)
+		return route_export(a);
+	if (import)
+		return route_import(a);
+	if (del && a->ip)
+		return route_del_ip(a);
 	if (show) {
 		int32_t modid, cmdid;
 		const char *why;

@@ -442,6 +442,89 @@ for c in "route list -o xml" "route add 1 1 10.0.0.1 80 -o json" "describe 1 -o 
 	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
 done
 
+# route export / import / del --ip (issue 24.7): each one transaction (the
+# change records of one transaction share its now()).
+ver() { q 'SELECT version FROM route_version'; }
+one_xact() { [ "$(q "SELECT count(DISTINCT changed_at) FROM route_change WHERE version > $1")" = 1 ]; }
+out=$("$LARSCTL" route export 30)
+[ "$out" = "$(printf 'modid,cmdid,ip,port,weight,drain\n30,1,10.3.0.1,80,100,false\n30,1,10.3.0.2,80,300,false')" ] ||
+	fail "route export 30: $out"
+"$LARSCTL" route export > "$TMPDIR_W/all.csv"
+"$LARSCTL" route export -o json > "$TMPDIR_W/all.json"
+[ "$(wc -l < "$TMPDIR_W/all.csv")" = "$(( $(q 'SELECT count(*) FROM route_data') + 1 ))" ] || fail "export: one line per host"
+v0=$(ver)
+cat > "$TMPDIR_W/new.csv" <<'EOT'
+modid,cmdid,ip,port,weight,drain
+# 30/1 gets a third host, 10.3.0.2 drained at weight 50; 31/1 is new
+30,1,10.3.0.2,80,50,true
+30,1,10.3.0.9,81
+31,1, 10.3.1.1 ,80,7
+EOT
+out=$("$LARSCTL" route import "$TMPDIR_W/new.csv" --dry-run) || fail "import --dry-run exited $?"
+[ "$out" = "$(printf '%s\n' '- 30/1 10.3.0.1:80' '~ 30/1 10.3.0.2:80 weight 300 -> 50 drained' \
+	'+ 30/1 10.3.0.9:81 weight 100' '+ 31/1 10.3.1.1:80 weight 7' \
+	"dry run: 2 to add, 1 to remove, 1 to change; nothing changed (route version $v0)")" ] ||
+	fail "import --dry-run: $out"
+[ "$(ver)" = "$v0" ] && [ "$("$LARSCTL" route export)" = "$(cat "$TMPDIR_W/all.csv")" ] || fail "--dry-run changed something"
+out=$("$LARSCTL" route import "$TMPDIR_W/new.csv") || fail "import exited $?"
+[[ $out == *"2 added, 1 removed, 1 changed in one transaction"* ]] || fail "import: $out"
+one_xact "$v0" || fail "import: not one transaction"
+[ "$("$LARSCTL" route export 30 -o json)" = '[{"modid":30,"cmdid":1,"ip":"10.3.0.2","port":80,"weight":50,"drain":true},{"modid":30,"cmdid":1,"ip":"10.3.0.9","port":81,"weight":100,"drain":false}]' ] ||
+	fail "after import: $("$LARSCTL" route export 30 -o json)"
+[ "$(q "SELECT weight FROM route_data WHERE modid = 31")" = 7 ] || fail "import: the new route"
+[ "$(q "SELECT count(*) FROM cmdid_config WHERE modid = 31")" = 1 ] || fail "import: the new route's ids"
+out=$("$LARSCTL" route import "$TMPDIR_W/new.csv")
+[[ $out == "the routes already match: nothing changed"* ]] || fail "import twice: $out"
+# Back from the JSON export: everything as it was.
+v0=$(ver)
+"$LARSCTL" route import "$TMPDIR_W/all.json" >/dev/null || fail "import of the JSON export"
+"$LARSCTL" route del 31 1 10.3.1.1 80 >/dev/null
+[ "$("$LARSCTL" route export)" = "$(cat "$TMPDIR_W/all.csv")" ] || fail "export/import round trip: $("$LARSCTL" route export)"
+"$LARSCTL" route list -o json | "$LARSCTL" route import - | grep -q "already match" || fail "import - of route list -o json"
+# Bad files: FILE:LINE: reason, exit 2, nothing changed.
+v0=$(ver)
+printf '30,1,10.3.0.1,80\n30,1,10.3.0.300,80\n' > "$TMPDIR_W/bad1.csv"
+printf '30,1,10.3.0.1,80\n30,1,10.3.0.1,80,5\n' > "$TMPDIR_W/bad2.csv"
+printf '30,1,10.3.0.1\n' > "$TMPDIR_W/bad3.csv"
+printf '30,1,10.3.0.1,80,0\n' > "$TMPDIR_W/bad4.csv"
+printf '30,1,10.3.0.1,80,5,maybe\n' > "$TMPDIR_W/bad5.csv"
+printf '[{"modid":30,"cmdid":1,"ip":"10.3.0.1"}]' > "$TMPDIR_W/bad6.json"
+printf '[{"modid":30,' > "$TMPDIR_W/bad7.json"
+printf '# nothing\n' > "$TMPDIR_W/bad8.csv"
+for f in bad1.csv:2 bad2.csv:2 bad3.csv:1 bad4.csv:1 bad5.csv:1 "bad6.json: host 1" bad7.json:1 bad8.csv; do
+	rc=0
+	err=$("$LARSCTL" route import "$TMPDIR_W/${f%%:*}" 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] && [[ $err == "larsctl: $TMPDIR_W/$f"* ]] ||
+		fail "import $f exited $rc: $err"
+done
+[ "$(ver)" = "$v0" ] || fail "a refused import changed something"
+# Decommission: one machine out of every route, in one transaction.
+"$LARSCTL" route add 32 1 10.3.9.9 80 >/dev/null
+"$LARSCTL" route add 32 2 10.3.9.9 81 >/dev/null
+"$LARSCTL" route add 33 1 10.3.9.9 80 >/dev/null
+"$LARSCTL" route add 33 1 10.3.9.8 80 >/dev/null
+v0=$(ver)
+out=$("$LARSCTL" route del --ip 10.3.9.9 --port 80)
+[ "$out" = "$(printf '%s\n' 'removed 32/1 10.3.9.9:80' 'removed 33/1 10.3.9.9:80' \
+	"10.3.9.9:80 removed from 2 routes in one transaction (route version $(ver))")" ] || fail "del --ip --port: $out"
+one_xact "$v0" || fail "del --ip --port: not one transaction"
+out=$("$LARSCTL" route del --ip 10.3.9.9)
+[[ $out == "removed 32/2 10.3.9.9:81"* ]] || fail "del --ip: $out"
+[ "$(q "SELECT count(*) FROM route_data WHERE ip = '10.3.9.9'")" = 0 ] &&
+	[ "$(q "SELECT count(*) FROM route_data WHERE ip = '10.3.9.8'")" = 1 ] || fail "del --ip removed the wrong hosts"
+rc=0
+err=$("$LARSCTL" route del --ip 10.3.9.9 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 0 ] && [[ $err == *"no route has 10.3.9.9; nothing changed"* ]] || fail "del --ip again: $rc $err"
+for c in "route del --ip 10.3.9" "route del --ip 10.3.9.9 --port 0" "route del 1 1 --ip 10.3.9.9" \
+	 "route del --port 80" "route add 1 1 10.0.0.1 80 --ip 10.0.0.1" "route import" \
+	 "route import a b" "route list --dry-run" "route export -o tsv" "route export 1 2 3" \
+	 "status --ip 10.0.0.1"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$LARSCTL" $c 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] || fail "'$c' exited $rc: $err"
+done
+
 for c in "--help" "migrate --help" "route --help" "route add --help" "describe --help" \
 	 "status --help" "watch --help" "agents --help" "changes --help"; do
 	# shellcheck disable=SC2086
