@@ -2,9 +2,17 @@
 // lars-admin: the web console. Its configuration keys; the checks are
 // admin_check_cfg(), the rest is common/loop/service.c.
 #include "admin.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "config.h"
 #include "lars_config.h"
+#include "migrations.h"
 #include "service.h"
+#include "userfile.h"
 #include "xalloc.h"
 
 static admin_cfg_t cfg = {
@@ -42,6 +50,29 @@ static int check(void *c, const char *path)
 	return r;
 }
 
+static void admin_self_check(void *c, service_check_t *chk)
+{
+	admin_cfg_t *a = c;
+	service_check_listen(chk, "[admin] ip/port", SOCK_STREAM, a->ip, a->port, a->reuse_port);
+	if (a->users_file[0]) {
+		/* As the start reads it: a world-readable file is refused. */
+		userfile_t uf = { 0 };
+		const char *why = "";
+		int r = userfile_load(a->users_file, true, &uf, &why);
+		if (r)
+			service_check_error(chk, "[admin] users_file = %s: %s", a->users_file,
+					    r == -EINVAL || r == -EPERM ? why : strerror(-r));
+		userfile_free(&uf);
+	}
+	if (a->assets_dir[0] && access(a->assets_dir, R_OK | X_OK))
+		service_check_error(chk, "[admin] assets_dir = %s: %s", a->assets_dir,
+				    strerror(errno));
+	char msg[512];
+	if (chk->connect)
+		service_check_result(chk, "[postgres] conninfo",
+				     migrate_check(a->conninfo, "lars-admin", msg, sizeof(msg)), msg);
+}
+
 SERVICE_PART(admin_t, admin_new, admin_close, service_on_ready_ports)
 
 static const service_def_t def = {
@@ -49,7 +80,7 @@ static const service_def_t def = {
 	.summary = "Lars web console: routes, host health and change history in the browser.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .conninfo = cfg.conninfo,
-	.check = check,
+	.check = check, .self_check = admin_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };
 

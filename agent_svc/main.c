@@ -2,6 +2,7 @@
 // lars-agent: the load-balance agent. Its configuration keys and checks; the
 // rest is common/loop/service.c.
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -133,6 +134,18 @@ static int agent_check(void *c, const char *path)
 	return 0;
 }
 
+/* Its UDP sockets (base_port, base_port + 1, ...) and, with =connect, one
+ * lars-dns and one lars-reporter of each list. */
+static void agent_self_check(void *c, service_check_t *chk)
+{
+	agent_cfg_t *a = c;
+	for (int i = 0; i < a->sockets; i++)
+		service_check_listen(chk, "[agent] ip/base_port", SOCK_DGRAM, a->ip,
+				     a->base_port ? a->base_port + i : 0, a->reuse_port);
+	service_check_upstreams(chk, "[dnsserver]", a->dns, a->n_dns);
+	service_check_upstreams(chk, "[reporter]", a->reporter, a->n_reporter);
+}
+
 SERVICE_PART(agent_t, agent_new, agent_close, service_on_ready_ports)
 
 static const service_def_t def = {
@@ -140,7 +153,7 @@ static const service_def_t def = {
 	.summary = "Lars load-balance agent: apps ask it for a host over UDP.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg,
-	.defaults = agent_defaults, .check = agent_check,
+	.defaults = agent_defaults, .check = agent_check, .self_check = agent_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };
 

@@ -2,10 +2,12 @@
 // lars-dns: the route service. Its configuration keys and checks; the rest
 // is common/loop/service.c.
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "frame.h"
 #include "log.h"
+#include "migrations.h"
 #include "server.h"
 #include "service.h"
 #include "xalloc.h"
@@ -79,6 +81,16 @@ static int dns_check(void *c, const char *path)
 	return 0;
 }
 
+static void dns_self_check(void *c, service_check_t *chk)
+{
+	dns_cfg_t *d = c;
+	service_check_listen(chk, "[dns] ip/port", SOCK_STREAM, d->ip, d->port, d->reuse_port);
+	char msg[512];
+	if (chk->connect)
+		service_check_result(chk, "[postgres] conninfo",
+				     migrate_check(d->conninfo, "lars-dns", msg, sizeof(msg)), msg);
+}
+
 SERVICE_PART(dns_t, dns_new, dns_close, service_on_ready_tcp)
 
 static const service_def_t def = {
@@ -87,7 +99,7 @@ static const service_def_t def = {
 	.flags = flags,
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .conninfo = cfg.conninfo,
-	.check = dns_check,
+	.check = dns_check, .self_check = dns_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };
 

@@ -2,11 +2,13 @@
 // lars-reporter: the report service. Its configuration keys and checks; the
 // rest is common/loop/service.c.
 #include <errno.h>
+#include <sys/socket.h>
 
 #include "admit.h"
 #include "config.h"
 #include "frame.h"
 #include "log.h"
+#include "migrations.h"
 #include "server.h"
 #include "service.h"
 #include "xalloc.h"
@@ -57,6 +59,16 @@ static int rep_check(void *c, const char *path)
 	return 0;
 }
 
+static void rep_self_check(void *c, service_check_t *chk)
+{
+	rep_cfg_t *r = c;
+	service_check_listen(chk, "[reporter] ip/port", SOCK_STREAM, r->ip, r->port, r->reuse_port);
+	char msg[512];
+	if (chk->connect)
+		service_check_result(chk, "[postgres] conninfo",
+				     migrate_check(r->conninfo, "lars-reporter", msg, sizeof(msg)), msg);
+}
+
 SERVICE_PART(rep_t, rep_new, rep_close, service_on_ready_tcp)
 
 static const service_def_t def = {
@@ -65,7 +77,7 @@ static const service_def_t def = {
 		   "in batches.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .conninfo = cfg.conninfo,
-	.check = rep_check,
+	.check = rep_check, .self_check = rep_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };
 

@@ -119,3 +119,33 @@ int migrate_apply(PGconn *conn, FILE *out)
 	PQclear(res);
 	return r;
 }
+
+int migrate_check(const char *conninfo, const char *app, char *msg, size_t cap)
+{
+	PGconn *conn = pg_open(conninfo && *conninfo ? conninfo : NULL, app, 5);
+	PGresult *res = NULL;
+	int r = 0, have = 0; /* no schema_migrations yet: version 0 */
+	int want = n_migrations ? migrations[n_migrations - 1].version : 0;
+	if (PQstatus(conn) != CONNECTION_OK) {
+		const char *e = PQerrorMessage(conn);
+		snprintf(msg, cap, "cannot connect to PostgreSQL: %.*s", (int)strcspn(e, "\n"), e);
+		r = -1;
+	} else if (!(res = pg_exec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL",
+				   0, NULL, PGRES_TUPLES_OK)) ||
+		   (PQgetvalue(res, 0, 0)[0] == 't' && migrate_current(conn, &have))) {
+		snprintf(msg, cap, "connected, but cannot read schema_migrations (has `larsctl "
+			 "migrate` been run?)");
+		r = -1;
+	} else if (have < want) {
+		snprintf(msg, cap, "the schema is at version %d, this build needs %d: run "
+			 "`larsctl migrate`", have, want);
+		r = -1;
+	} else if (have > want) {
+		snprintf(msg, cap, "the schema is at version %d, newer than this build's %d (an "
+			 "upgrade in progress?)", have, want);
+		r = 1;
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return r;
+}

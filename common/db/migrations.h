@@ -26,3 +26,14 @@ int migrate_apply(PGconn *conn, FILE *out);
 
 /** migrate_current() - highest applied version (0 if none); -EIO on error. */
 int migrate_current(PGconn *conn, int *versionp);
+
+/**
+ * migrate_check() - connect to @conninfo (NULL or "": the PG* variables) as
+ * @app and compare its schema with this build's migrations: a daemon's
+ * --check=connect.
+ * @msg: gets the reason (an error or a warning), @cap its size
+ * Return: 0 (connected, schema current), 1 (a warning: the schema is newer
+ * than this build), -1 (cannot connect, or the schema is older: run
+ * larsctl migrate).
+ */
+int migrate_check(const char *conninfo, const char *app, char *msg, size_t cap);

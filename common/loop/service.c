@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ typedef struct service_args {
 	int ready_fd;        /* --ready-fd N, -1 if not given */
 	enum log_level level;
 	bool level_given;    /* --log-level overrides the config */
+	int check;           /* --check: 1, --check=connect: 2 */
 } service_args_t;
 
 struct service {
@@ -77,7 +79,12 @@ static void usage(FILE *f, const service_def_t *def)
 		"%s\n\n"
 		"  -c, --config FILE    configuration (INI)\n"
 		"      --ready-fd N     write \"name=port ...\" to fd N once serving, then close it\n"
-		"      --log-level L    error, warn, info (default) or debug\n",
+		"      --log-level L    error, warn, info (default) or debug\n"
+		"      --check[=connect] check the configuration and exit: unknown keys,\n"
+		"                       bad values, refused permissions, listen addresses\n"
+		"                       (bound for a moment); =connect also connects to\n"
+		"                       PostgreSQL and the upstream services. Exit 0 if\n"
+		"                       the daemon would start, 2 with FILE:LINE: reason\n",
 		def->name, flags && flags[0].name ? " [OPTIONS]" : "", def->summary);
 	for (size_t i = 0; flags && flags[i].name; i++)
 		fprintf(f, "      --%-16s %s\n", flags[i].name, flags[i].help);
@@ -96,16 +103,17 @@ static int service_parse_args(const service_def_t *def, int argc, char **argv,
 {
 	const char *prog = def->name;
 	const service_flag_t *flags = def->flags;
-	struct option longopts[6 + SERVICE_MAX_FLAGS] = {
+	struct option longopts[7 + SERVICE_MAX_FLAGS] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check", optional_argument, NULL, 'k' },
 	};
 	size_t n_flags = 0;
 	for (; flags && flags[n_flags].name && n_flags < SERVICE_MAX_FLAGS; n_flags++)
-		longopts[5 + n_flags] = (struct option){ flags[n_flags].name, no_argument,
+		longopts[6 + n_flags] = (struct option){ flags[n_flags].name, no_argument,
 							  NULL, 0x100 + (int)n_flags };
 	*a = (service_args_t){ .ready_fd = -1, .level = LOG_LVL_INFO };
 	optind = 1;
@@ -135,6 +143,14 @@ static int service_parse_args(const service_def_t *def, int argc, char **argv,
 				return -EINVAL;
 			}
 			a->level_given = true;
+			break;
+		case 'k':
+			if (optarg && strcmp(optarg, "connect") != 0) {
+				fprintf(stderr, "%s: --check takes no value or =connect, not '%s'\n",
+					prog, optarg);
+				return -EINVAL;
+			}
+			a->check = optarg ? 2 : 1;
 			break;
 		case 'h':
 			usage(stdout, def);
@@ -570,12 +586,41 @@ static int service_run(service_t *svc)
  * "NAME stopped" is the last log line of a run.
  * Return: the process exit status.
  */
+/*
+ * --check[=connect]: the configuration parsed strictly, the daemon's own
+ * checks, the listen addresses bound for a moment, and with =connect its
+ * database and upstreams. Messages are "NAME: FILE[:LINE]: reason" lines on
+ * stderr. Return: 0 when the daemon would start, else 2.
+ */
+static int service_check_run(const service_def_t *def, const service_args_t *a)
+{
+	log_init_cli(def->name, a->level_given ? a->level : LOG_LVL_WARN);
+	config_set_strict(true);
+	if (service_configure(def, a->config))
+		return 2;
+	service_check_t chk = { .path = a->config, .connect = a->check > 1 };
+	const service_common_cfg_t *c = def->common;
+	if (c->metrics_enabled || c->metrics_port)
+		service_check_listen(&chk, "[metrics] ip/port", SOCK_STREAM, c->metrics_ip,
+				     c->metrics_port, c->metrics_reuse_port);
+	if (def->self_check)
+		def->self_check(def->cfg, &chk);
+	if (chk.errors)
+		return 2;
+	printf("%s: %s: OK, the daemon would start%s%s\n", def->name, a->config,
+	       chk.connect ? " (its database and upstreams answered)" : "",
+	       chk.warnings ? " (see the warnings above)" : "");
+	return 0;
+}
+
 int service_main(const service_def_t *def, int argc, char **argv)
 {
 	service_args_t args;
 	int r = service_parse_args(def, argc, argv, &args);
 	if (r)
 		return r > 0 ? 0 : 2;
+	if (args.check)
+		return service_check_run(def, &args);
 	log_init(args.level);
 	if (service_configure(def, args.config))
 		return 2;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "service_check.h"
 
 typedef struct service service_t;
 
@@ -54,6 +55,9 @@ typedef void (*service_stop_fn)(void *obj);
  *            others may read is refused (config_check_secret()).
  * @defaults: optional, before loading: defaults a static initialiser cannot give.
  * @check:    optional, after loading: 0, or -EINVAL after logging why (exit 2).
+ * @self_check: optional, for --check after @check: the daemon's listen
+ *            addresses (service_check_listen()) and, when chk->connect, its
+ *            database and upstreams; each problem through service_check_*().
  * @start:    creates the daemon's part; it reports readiness itself.
  * @stop:     on SIGTERM / SIGINT (or service_stop()) with what @start made.
  */
@@ -68,6 +72,7 @@ typedef struct service_def {
 	const char *conninfo;
 	void (*defaults)(void *cfg);
 	int (*check)(void *cfg, const char *path);
+	void (*self_check)(void *cfg, service_check_t *chk);
 	service_start_fn start;
 	service_stop_fn stop;
 } service_def_t;

@@ -97,6 +97,14 @@ static int config_set(const config_key_t *k, const char *value, const char **why
 	return -EINVAL;
 }
 
+/* config_set_strict(): unknown keys are errors (--check). */
+static bool config_strict;
+
+void config_set_strict(bool on)
+{
+	config_strict = on;
+}
+
 static int config_on_pair(void *user, const char *section, const char *name,
 			  const char *value)
 {
@@ -127,6 +135,11 @@ static int config_on_pair(void *user, const char *section, const char *name,
 					  st->line, section, name, value, why);
 			st->n_errors++;
 		}
+		return 1;
+	}
+	if (config_strict) {
+		log_error("%s:%d: unknown key [%s] %s", st->path, st->line, section, name);
+		st->n_errors++;
 		return 1;
 	}
 	log_warn("%s:%d: unknown key [%s] %s, ignored", st->path, st->line,

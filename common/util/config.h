@@ -47,6 +47,12 @@ typedef struct config_key {
 int config_load(const char *path, const config_key_t *keys, size_t n_keys);
 
 /**
+ * config_set_strict() - from now on, config_load() treats an unknown section
+ * or key as an error (file:line) instead of a warning: a daemon's --check.
+ */
+void config_set_strict(bool on);
+
+/**
  * config_check_secret() - refuse a configuration file that holds a password
  * (@conninfo has password= or user:password@) while others may read it.
  * Return: 0, or -EPERM (logged with the file and what to do).
