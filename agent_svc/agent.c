@@ -690,6 +690,61 @@ fail:
 	return r;
 }
 
+static bool same_endpoints(const net_endpoint_t *a, int na, const net_endpoint_t *b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i].host, b[i].host) != 0 || a[i].port != b[i].port)
+			return false;
+	return true;
+}
+
+static void endpoints_text(const net_endpoint_t *v, int n, char *buf, size_t cap)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && off < cap; i++) {
+		int k = snprintf(buf + off, cap - off, "%s%s:%d", i ? ", " : "", v[i].host, v[i].port);
+		off += k > 0 ? (size_t)k : 0;
+	}
+}
+
+/* One upstream list: the client told, a->cfg updated, a line logged. */
+static void reload_servers(tcp_client_t *cli, const char *what, net_endpoint_t *have, int *n_have,
+			   const net_endpoint_t *want, int n_want)
+{
+	if (same_endpoints(have, *n_have, want, n_want))
+		return;
+	char was[512], now[512];
+	endpoints_text(have, *n_have, was, sizeof(was));
+	endpoints_text(want, n_want, now, sizeof(now));
+	if (tcp_client_set_endpoints(cli, want, (size_t)n_want)) {
+		log_error("reload: [%s] servers = %s refused; keeping %s", what, now, was);
+		return;
+	}
+	memcpy(have, want, (size_t)n_want * sizeof(*want));
+	*n_have = n_want;
+	log_info("reload: [%s] servers: %s (were %s)", what, now, was);
+}
+
+void agent_reload(agent_t *a, const agent_cfg_t *cfg)
+{
+	if (acore_set_lb(a->core, &cfg->lb)) {
+		a->cfg.lb = cfg->lb;
+		log_info("reload: [loadbalance] applied to every route from its next decision on "
+			 "(probe_num %d, err_rate %g, succ_rate %g, contin_err_limit %d, "
+			 "contin_succ_limit %d, window_err_rate %g, idle_timeout %d, "
+			 "overload_timeout %d, panic_threshold %d)", cfg->lb.probe_num,
+			 cfg->lb.err_rate, cfg->lb.succ_rate, cfg->lb.contin_err_limit,
+			 cfg->lb.contin_succ_limit, cfg->lb.window_err_rate, cfg->lb.idle_timeout_s,
+			 cfg->lb.overload_timeout_s, cfg->lb.panic_threshold);
+	}
+	reload_servers(a->dns, "dnsserver", a->cfg.dns, &a->cfg.n_dns, cfg->dns, cfg->n_dns);
+	reload_servers(a->rep, "reporter", a->cfg.reporter, &a->cfg.n_reporter, cfg->reporter,
+		       cfg->n_reporter);
+}
+
 /** agent_close() - send what is buffered if connected, close everything (NULL is fine). */
 void agent_close(agent_t *a)
 {

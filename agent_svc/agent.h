@@ -46,5 +46,13 @@ typedef struct agent agent_t;
  */
 int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t *m,
 	      void (*on_ready)(void *user, const char *ports), void *user, agent_t **outp);
+/**
+ * agent_reload() - a SIGHUP's new configuration: the [loadbalance] values
+ * (every route, from its next decision on) and the lars-dns / lars-reporter
+ * server lists (a connection to a server still listed is kept). Logs what
+ * it changed; the rest of @cfg needs a restart (service.c names it).
+ */
+void agent_reload(agent_t *a, const agent_cfg_t *cfg);
+
 /** agent_close() - send what is buffered if connected, close everything. */
 void agent_close(agent_t *a);

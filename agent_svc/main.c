@@ -14,24 +14,33 @@
 #include "service.h"
 #include "xalloc.h"
 
-static agent_cfg_t cfg = {
-	.ip = "127.0.0.1", .base_port = 8888, .sockets = 3, .max_routes = 100000,
-	.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
-	.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
-	.ack_timeout_ms = 5000, .announce = true,
-};
-/* The original's single [dnsserver] / [reporter] ip and port. */
-static char dns_ip[64] = "127.0.0.1", rep_ip[64] = "127.0.0.1";
-static int dns_port = 7778, rep_port = 7779;
-
-/* "servers = host:port, host:port": several route / report services. */
+/*
+ * Everything the file sets, in one struct: a reload (SIGHUP) resets it to
+ * these defaults and parses the file again (service.c). The original's
+ * single [dnsserver] / [reporter] ip and port are here too.
+ */
 typedef struct endpoints {
 	net_endpoint_t *v;
 	int *n;
 } endpoints_t;
 
-static endpoints_t dns_servers = { cfg.dns, &cfg.n_dns };
-static endpoints_t rep_servers = { cfg.reporter, &cfg.n_reporter };
+static struct agent_conf {
+	agent_cfg_t a; /* first: what agent_new() and agent_reload() get */
+	char dns_ip[64], rep_ip[64];
+	int dns_port, rep_port;
+	/* "servers = host:port, host:port": several route / report services. */
+	endpoints_t dns_servers, rep_servers;
+} conf = {
+	.a = {
+		.ip = "127.0.0.1", .base_port = 8888, .sockets = 3, .max_routes = 100000,
+		.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
+		.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
+		.ack_timeout_ms = 5000, .announce = true,
+	},
+	.dns_ip = "127.0.0.1", .rep_ip = "127.0.0.1", .dns_port = 7778, .rep_port = 7779,
+	.dns_servers = { conf.a.dns, &conf.a.n_dns },
+	.rep_servers = { conf.a.reporter, &conf.a.n_reporter },
+};
 
 static int parse_servers(const char *value, void *dst, const char **whyp)
 {
@@ -61,42 +70,42 @@ static int parse_counts(const char *value, void *dst, const char **whyp)
 }
 
 static const config_key_t keys[] = {
-	CONFIG_KEY_STR("agent", "ip", cfg.ip),
-	CONFIG_KEY_INT("agent", "base_port", &cfg.base_port, 0, 65535 - AGENT_MAX_SOCKETS),
-	CONFIG_KEY_BOOL("agent", "reuse_port", &cfg.reuse_port),
-	CONFIG_KEY_INT("agent", "sockets", &cfg.sockets, 1, AGENT_MAX_SOCKETS),
-	CONFIG_KEY_INT("agent", "max_routes", &cfg.max_routes, 1, 100000000),
-	CONFIG_KEY_INT("agent", "max_hosts", &cfg.max_hosts, 1, 10000000),
-	CONFIG_KEY_INT("agent", "max_absent", &cfg.max_absent, 1, 100000000),
-	CONFIG_KEY_INT("agent", "pull_rate", &cfg.pull_rate, 1, 100000000),
-	CONFIG_KEY_INT("agent", "pull_burst", &cfg.pull_burst, 1, 100000000),
-	CONFIG_KEY_STR("agent", "caller", cfg.caller),
-	CONFIG_KEY_INT("loadbalance", "probe_num", &cfg.lb.probe_num, 0, 1000000),
-	CONFIG_KEY_INT("loadbalance", "init_succ_cnt", &cfg.lb.init_succ_cnt, 0, 100000000),
-	CONFIG_KEY_INT("loadbalance", "init_err_cnt", &cfg.lb.init_err_cnt, 0, 100000000),
-	CONFIG_KEY_DOUBLE("loadbalance", "err_rate", &cfg.lb.err_rate, 0, 1),
-	CONFIG_KEY_DOUBLE("loadbalance", "succ_rate", &cfg.lb.succ_rate, 0, 1),
-	CONFIG_KEY_INT("loadbalance", "contin_err_limit", &cfg.lb.contin_err_limit, 1, 100000000),
-	CONFIG_KEY_INT("loadbalance", "contin_succ_limit", &cfg.lb.contin_succ_limit, 1,
+	CONFIG_KEY_STR("agent", "ip", conf.a.ip),
+	CONFIG_KEY_INT("agent", "base_port", &conf.a.base_port, 0, 65535 - AGENT_MAX_SOCKETS),
+	CONFIG_KEY_BOOL("agent", "reuse_port", &conf.a.reuse_port),
+	CONFIG_KEY_INT("agent", "sockets", &conf.a.sockets, 1, AGENT_MAX_SOCKETS),
+	CONFIG_KEY_INT("agent", "max_routes", &conf.a.max_routes, 1, 100000000),
+	CONFIG_KEY_INT("agent", "max_hosts", &conf.a.max_hosts, 1, 10000000),
+	CONFIG_KEY_INT("agent", "max_absent", &conf.a.max_absent, 1, 100000000),
+	CONFIG_KEY_INT("agent", "pull_rate", &conf.a.pull_rate, 1, 100000000),
+	CONFIG_KEY_INT("agent", "pull_burst", &conf.a.pull_burst, 1, 100000000),
+	CONFIG_KEY_STR("agent", "caller", conf.a.caller),
+	CONFIG_KEY_INT("loadbalance", "probe_num", &conf.a.lb.probe_num, 0, 1000000),
+	CONFIG_KEY_INT("loadbalance", "init_succ_cnt", &conf.a.lb.init_succ_cnt, 0, 100000000),
+	CONFIG_KEY_INT("loadbalance", "init_err_cnt", &conf.a.lb.init_err_cnt, 0, 100000000),
+	CONFIG_KEY_DOUBLE("loadbalance", "err_rate", &conf.a.lb.err_rate, 0, 1),
+	CONFIG_KEY_DOUBLE("loadbalance", "succ_rate", &conf.a.lb.succ_rate, 0, 1),
+	CONFIG_KEY_INT("loadbalance", "contin_err_limit", &conf.a.lb.contin_err_limit, 1, 100000000),
+	CONFIG_KEY_INT("loadbalance", "contin_succ_limit", &conf.a.lb.contin_succ_limit, 1,
 		       100000000),
-	CONFIG_KEY_DOUBLE("loadbalance", "window_err_rate", &cfg.lb.window_err_rate, 0, 1),
-	CONFIG_KEY_INT("loadbalance", "idle_timeout", &cfg.lb.idle_timeout_s, 1, 86400),
-	CONFIG_KEY_INT("loadbalance", "overload_timeout", &cfg.lb.overload_timeout_s, 1, 86400),
-	CONFIG_KEY_INT("loadbalance", "panic_threshold", &cfg.lb.panic_threshold, 0, 100),
-	CONFIG_KEY_INT("loadbalance", "max_overload_timeout", &cfg.lb.max_overload_timeout_s, 1,
+	CONFIG_KEY_DOUBLE("loadbalance", "window_err_rate", &conf.a.lb.window_err_rate, 0, 1),
+	CONFIG_KEY_INT("loadbalance", "idle_timeout", &conf.a.lb.idle_timeout_s, 1, 86400),
+	CONFIG_KEY_INT("loadbalance", "overload_timeout", &conf.a.lb.overload_timeout_s, 1, 86400),
+	CONFIG_KEY_INT("loadbalance", "panic_threshold", &conf.a.lb.panic_threshold, 0, 100),
+	CONFIG_KEY_INT("loadbalance", "max_overload_timeout", &conf.a.lb.max_overload_timeout_s, 1,
 		       86400),
-	CONFIG_KEY_INT("loadbalance", "update_timeout", &cfg.lb.update_timeout_s, 1, 86400),
-	CONFIG_KEY_STR("dnsserver", "ip", dns_ip),
-	CONFIG_KEY_INT("dnsserver", "port", &dns_port, 1, 65535),
-	CONFIG_KEY_FN("dnsserver", "servers", &dns_servers, parse_servers),
-	CONFIG_KEY_BOOL("dnsserver", "announce", &cfg.announce),
-	CONFIG_KEY_STR("reporter", "ip", rep_ip),
-	CONFIG_KEY_INT("reporter", "port", &rep_port, 1, 65535),
-	CONFIG_KEY_FN("reporter", "servers", &rep_servers, parse_servers),
-	CONFIG_KEY_INT("reporter", "interval", &cfg.report_interval_s, 1, 3600),
-	CONFIG_KEY_INT("reporter", "max_pending_hosts", &cfg.report_max_hosts, 1, 100000000),
-	CONFIG_KEY_INT("reporter", "ack_timeout_ms", &cfg.ack_timeout_ms, 100, 3600000),
-	CONFIG_KEY_FN("reporter", "counts", &cfg.counts_cumulative, parse_counts),
+	CONFIG_KEY_INT("loadbalance", "update_timeout", &conf.a.lb.update_timeout_s, 1, 86400),
+	CONFIG_KEY_STR("dnsserver", "ip", conf.dns_ip),
+	CONFIG_KEY_INT("dnsserver", "port", &conf.dns_port, 1, 65535),
+	CONFIG_KEY_FN("dnsserver", "servers", &conf.dns_servers, parse_servers),
+	CONFIG_KEY_BOOL("dnsserver", "announce", &conf.a.announce),
+	CONFIG_KEY_STR("reporter", "ip", conf.rep_ip),
+	CONFIG_KEY_INT("reporter", "port", &conf.rep_port, 1, 65535),
+	CONFIG_KEY_FN("reporter", "servers", &conf.rep_servers, parse_servers),
+	CONFIG_KEY_INT("reporter", "interval", &conf.a.report_interval_s, 1, 3600),
+	CONFIG_KEY_INT("reporter", "max_pending_hosts", &conf.a.report_max_hosts, 1, 100000000),
+	CONFIG_KEY_INT("reporter", "ack_timeout_ms", &conf.a.ack_timeout_ms, 100, 3600000),
+	CONFIG_KEY_FN("reporter", "counts", &conf.a.counts_cumulative, parse_counts),
 };
 
 static void agent_defaults(void *c)
@@ -128,8 +137,9 @@ static int agent_check(void *c, const char *path)
 		log_error("%s: [agent] caller = %s: not an IPv4 address", path, a->caller);
 		return -EINVAL;
 	}
-	if (single_endpoint(path, "dnsserver", dns_ip, dns_port, a->dns, &a->n_dns) ||
-	    single_endpoint(path, "reporter", rep_ip, rep_port, a->reporter, &a->n_reporter))
+	const struct agent_conf *k = c;
+	if (single_endpoint(path, "dnsserver", k->dns_ip, k->dns_port, a->dns, &a->n_dns) ||
+	    single_endpoint(path, "reporter", k->rep_ip, k->rep_port, a->reporter, &a->n_reporter))
 		return -EINVAL;
 	return 0;
 }
@@ -148,11 +158,23 @@ static void agent_self_check(void *c, service_check_t *chk)
 
 SERVICE_PART(agent_t, agent_new, agent_close, service_on_ready_ports)
 
+static void agent_reload_cfg(void *obj, const void *c)
+{
+	agent_reload(obj, &((const struct agent_conf *)c)->a);
+}
+
+/* SIGHUP applies these (and [log] level); other keys need a restart. */
+static const char *const reloadable[] = {
+	"loadbalance", "dnsserver servers", "dnsserver ip", "dnsserver port",
+	"reporter servers", "reporter ip", "reporter port", NULL,
+};
+
 static const service_def_t def = {
 	.name = "lars-agent",
 	.summary = "Lars load-balance agent: apps ask it for a host over UDP.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
-	.common = &cfg.common, .cfg = &cfg,
+	.common = &conf.a.common, .cfg = &conf, .cfg_size = sizeof(conf),
+	.reloadable = reloadable, .reload = agent_reload_cfg,
 	.defaults = agent_defaults, .check = agent_check, .self_check = agent_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

@@ -98,7 +98,7 @@ static const service_def_t def = {
 	.summary = "Lars route service: routes from PostgreSQL, pushed to subscribed agents.",
 	.flags = flags,
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
-	.common = &cfg.common, .cfg = &cfg, .conninfo = cfg.conninfo,
+	.common = &cfg.common, .cfg = &cfg, .cfg_size = sizeof(cfg), .conninfo = cfg.conninfo,
 	.check = dns_check, .self_check = dns_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

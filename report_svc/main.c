@@ -76,7 +76,7 @@ static const service_def_t def = {
 	.summary = "Lars report service: call statistics from agents, stored in PostgreSQL "
 		   "in batches.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
-	.common = &cfg.common, .cfg = &cfg, .conninfo = cfg.conninfo,
+	.common = &cfg.common, .cfg = &cfg, .cfg_size = sizeof(cfg), .conninfo = cfg.conninfo,
 	.check = rep_check, .self_check = rep_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

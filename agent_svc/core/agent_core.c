@@ -147,6 +147,17 @@ static void on_ks_evict(ks_entry_t *k, void *user)
  * @outp: set to the core on success; the caller frees it with acore_free().
  * Return: 0 (memory failures abort, as everywhere in the daemons).
  */
+bool acore_set_lb(acore_t *c, const lb_cfg_t *lb)
+{
+	if (lb_cfg_equal(&c->cfg.lb, lb))
+		return false;
+	/* Every balancer and the route table point at c->cfg.lb. */
+	c->cfg.lb = *lb;
+	c->update_ms = (uint64_t)lb->update_timeout_s * 1000;
+	c->rt.min_idle_ms = c->update_ms;
+	return true;
+}
+
 int acore_new(const acore_cfg_t *cfg, uint64_t now_ms, acore_t **outp)
 {
 	acore_t *c = xcalloc(1, sizeof(*c));

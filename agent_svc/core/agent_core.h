@@ -108,6 +108,13 @@ acore_t *acore_free(acore_t *c);
 
 /** acore_set_link() - how the lars-dns link is now (before a request). */
 void acore_set_link(acore_t *c, enum acore_link link);
+
+/**
+ * acore_set_lb() - new [loadbalance] values (a reload): every route's
+ * balancer reads them from its next decision on; counters, windows and
+ * host states are kept. Return: whether anything differed.
+ */
+bool acore_set_lb(acore_t *c, const lb_cfg_t *lb);
 /** acore_dns_connected() - a new lars-dns connection: every key is to be pulled again. */
 void acore_dns_connected(acore_t *c, uint64_t now_ms);
 /** acore_repull_step() - pull the next @budget keys of that; false once all are done. */

@@ -193,6 +193,19 @@ static int check_windows(lb_t *lb, lb_host_t *h, uint64_t now_ms)
 
 /* ---- the API ---- */
 
+bool lb_cfg_equal(const lb_cfg_t *a, const lb_cfg_t *b)
+{
+	return a->probe_num == b->probe_num && a->init_succ_cnt == b->init_succ_cnt &&
+	       a->init_err_cnt == b->init_err_cnt && a->err_rate == b->err_rate &&
+	       a->succ_rate == b->succ_rate && a->contin_err_limit == b->contin_err_limit &&
+	       a->contin_succ_limit == b->contin_succ_limit &&
+	       a->window_err_rate == b->window_err_rate && a->idle_timeout_s == b->idle_timeout_s &&
+	       a->overload_timeout_s == b->overload_timeout_s &&
+	       a->update_timeout_s == b->update_timeout_s &&
+	       a->panic_threshold == b->panic_threshold &&
+	       a->max_overload_timeout_s == b->max_overload_timeout_s;
+}
+
 void lb_init(lb_t *lb, int32_t modid, int32_t cmdid, const lb_cfg_t *cfg)
 {
 	*lb = (lb_t){ .modid = modid, .cmdid = cmdid, .status = LB_PULLING, .cfg = cfg };

@@ -29,6 +29,8 @@ typedef struct lb_cfg {
 } lb_cfg_t;
 
 void lb_cfg_defaults(lb_cfg_t *c);
+/** lb_cfg_equal() - the same values, field by field. */
+bool lb_cfg_equal(const lb_cfg_t *a, const lb_cfg_t *b);
 
 /* Room for the rule that moved a host ("err rate 0.34 > 0.10"). */
 #define LB_RULE_MAX 48

@@ -48,6 +48,9 @@ struct service {
 	handles_t handles;   /* sigint, sigterm, stats_timer, lag.timer */
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
+	uv_signal_t sighup;  /* reload */
+	const char *config;  /* -c FILE, for the reload */
+	void *cfg_initial;   /* def->cfg before the first load (cfg_size bytes) */
 	uv_timer_t stats_timer;
 	bool stats_running;
 	loop_lag_t lag;      /* lars_loop_lag_seconds; its gauge reads it */
@@ -181,16 +184,11 @@ static int service_parse_log_level(const char *value, void *dst, const char **wh
 	return 0;
 }
 
-/* Every daemon's [log] and [metrics]: info logs, stats every 60 s, metrics
- * off (127.0.0.1 when on). */
-static int service_configure(const service_def_t *def, const char *path)
+/* The daemon's keys and every daemon's [log] and [metrics], in one table
+ * (free() it); *@np their number. */
+static config_key_t *service_keys(const service_def_t *def, size_t *np)
 {
 	service_common_cfg_t *c = def->common;
-	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO, .stats_interval = 60 };
-	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
-	if (def->defaults)
-		def->defaults(def->cfg);
-
 	const config_key_t common[] = {
 		CONFIG_KEY_FN("log", "level", &c->log_level, service_parse_log_level),
 		CONFIG_KEY_INT("log", "stats_interval", &c->stats_interval, 0, 86400),
@@ -204,6 +202,22 @@ static int service_configure(const service_def_t *def, const char *path)
 	if (def->n_keys)
 		memcpy(keys, def->keys, def->n_keys * sizeof(*keys));
 	memcpy(keys + def->n_keys, common, sizeof(common));
+	*np = n;
+	return keys;
+}
+
+/* Every daemon's [log] and [metrics]: info logs, stats every 60 s, metrics
+ * off (127.0.0.1 when on). */
+static int service_configure(const service_def_t *def, const char *path)
+{
+	service_common_cfg_t *c = def->common;
+	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO, .stats_interval = 60 };
+	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
+	if (def->defaults)
+		def->defaults(def->cfg);
+
+	size_t n;
+	config_key_t *keys = service_keys(def, &n);
 	int r = config_load(path, keys, n);
 	free(keys);
 	if (r == 0 && def->conninfo)
@@ -220,6 +234,108 @@ static void service_on_signal(uv_signal_t *s, int signum)
 	service_t *svc = s->data;
 	log_info("received %s, shutting down", strsignal(signum));
 	service_stop(svc);
+}
+
+/* ---- SIGHUP: reload ---- */
+
+/* The bytes of @k's value, when they lie in the configuration struct and
+ * their size is known (a CONFIG_FN key's is not): else 0. */
+static size_t key_span(const service_def_t *def, const config_key_t *k, size_t *offp)
+{
+	const char *base = def->cfg, *p = k->dst;
+	size_t size = k->type == CONFIG_INT ? sizeof(int)
+		    : k->type == CONFIG_DOUBLE ? sizeof(double)
+		    : k->type == CONFIG_BOOL ? sizeof(bool)
+		    : k->type == CONFIG_STR ? k->size
+		    : strcmp(k->section, "log") == 0 && strcmp(k->name, "level") == 0
+			? sizeof(enum log_level) : 0;
+	if (!size || p < base || p + size > base + def->cfg_size)
+		return 0;
+	*offp = (size_t)(p - base);
+	return size;
+}
+
+static bool key_reloadable(const service_def_t *def, const config_key_t *k)
+{
+	if (strcmp(k->section, "log") == 0 && strcmp(k->name, "level") == 0)
+		return true;
+	size_t sl = strlen(k->section);
+	for (const char *const *r = def->reloadable; r && *r; r++) {
+		if (strcmp(*r, k->section) == 0)
+			return true;
+		if (strncmp(*r, k->section, sl) == 0 && (*r)[sl] == ' ' &&
+		    strcmp(*r + sl + 1, k->name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "[a] b, [c] d" of what changed into @buf. */
+static void list_add(char *buf, size_t cap, const config_key_t *k)
+{
+	size_t n = strlen(buf);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s[%s] %s", n ? ", " : "", k->section, k->name);
+}
+
+/*
+ * Reload the configuration file: parsed and checked as at start into the
+ * definition's storage (which the running daemon copied at start and no
+ * longer reads), compared key by key with what runs; the reloadable keys
+ * that changed are kept and handed to def->reload, the others are named as
+ * needing a restart and put back. A file with an error changes nothing.
+ */
+static void service_reload(service_t *svc)
+{
+	const service_def_t *def = svc->def;
+	if (!def->cfg_size || !svc->cfg_initial) {
+		log_warn("reload: %s cannot reload its configuration; restart it", def->name);
+		return;
+	}
+	void *running = xmalloc(def->cfg_size);
+	memcpy(running, def->cfg, def->cfg_size);
+	memcpy(def->cfg, svc->cfg_initial, def->cfg_size);
+	if (service_configure(def, svc->config)) {
+		memcpy(def->cfg, running, def->cfg_size);
+		free(running);
+		log_error("reload: %s has errors (above); nothing changed", svc->config);
+		return;
+	}
+	void *loaded = xmalloc(def->cfg_size);
+	memcpy(loaded, def->cfg, def->cfg_size);
+	memcpy(def->cfg, running, def->cfg_size);
+	size_t n;
+	config_key_t *keys = service_keys(def, &n);
+	char applied[768] = "", restart[768] = "";
+	for (size_t i = 0; i < n; i++) {
+		size_t off, size = key_span(def, &keys[i], &off);
+		if (!size || memcmp((char *)running + off, (char *)loaded + off, size) == 0)
+			continue;
+		if (key_reloadable(def, &keys[i])) {
+			/* What runs now: kept for the next reload's comparison. */
+			memcpy((char *)def->cfg + off, (char *)loaded + off, size);
+			list_add(applied, sizeof(applied), &keys[i]);
+		} else {
+			list_add(restart, sizeof(restart), &keys[i]);
+		}
+	}
+	free(keys);
+	const service_common_cfg_t *c = def->common;
+	if (!svc->level_given)
+		log_set_level(c->log_level);
+	/* The daemon compares the rest itself (its upstream lists, say). */
+	if (def->reload && svc->obj)
+		def->reload(svc->obj, loaded);
+	log_info("reload: %s read; applied: %s; needs a restart (unchanged until then): %s",
+		 svc->config, applied[0] ? applied : "nothing", restart[0] ? restart : "nothing");
+	free(loaded);
+	free(running);
+}
+
+static void service_on_sighup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	service_reload(s->data);
 }
 
 static void service_on_failed_closed(handles_t *g)
@@ -239,6 +355,7 @@ static int service_new(uv_loop_t *loop, const service_def_t *def, const service_
 	svc->metrics = m;
 	svc->ready_fd = a->ready_fd;
 	svc->level_given = a->level_given;
+	svc->config = a->config;
 	process_metrics(svc);
 	handles_init(&svc->handles);
 	signal(SIGPIPE, SIG_IGN);
@@ -254,6 +371,13 @@ static int service_new(uv_loop_t *loop, const service_def_t *def, const service_
 	}
 	if (r == 0)
 		r = uv_signal_start(&svc->sigterm, service_on_signal, SIGTERM);
+	if (r == 0)
+		r = uv_signal_init(loop, &svc->sighup);
+	if (r == 0) {
+		handles_add(&svc->handles, &svc->sighup);
+		svc->sighup.data = svc;
+		r = uv_signal_start(&svc->sighup, service_on_sighup, SIGHUP);
+	}
 	if (r) {
 		log_error("cannot install signal handlers: %s", uv_err_name(r));
 		handles_close(&svc->handles, service_on_failed_closed);
@@ -622,8 +746,14 @@ int service_main(const service_def_t *def, int argc, char **argv)
 	if (args.check)
 		return service_check_run(def, &args);
 	log_init(args.level);
-	if (service_configure(def, args.config))
+	/* The defaults, for a reload to start from (SIGHUP). */
+	void *initial = def->cfg_size ? xmalloc(def->cfg_size) : NULL;
+	if (initial)
+		memcpy(initial, def->cfg, def->cfg_size);
+	if (service_configure(def, args.config)) {
+		free(initial);
 		return 2;
+	}
 
 	uv_loop_t loop;
 	r = uv_loop_init(&loop);
@@ -640,12 +770,15 @@ int service_main(const service_def_t *def, int argc, char **argv)
 		unsigned n_stray;
 		(void)service_close_loop(&loop, &n_stray);
 		metrics_free(m);
+		free(initial);
 		return 1;
 	}
+	svc->cfg_initial = initial;
 	if (service_apply_common(svc) || def->start(&loop, svc, def->cfg, m, &svc->obj))
 		service_fail(svc);
 	r = service_run(svc);
 	metrics_free(m);
+	free(initial);
 	log_info("%s stopped", def->name);
 	return r;
 }

@@ -58,6 +58,13 @@ typedef void (*service_stop_fn)(void *obj);
  * @self_check: optional, for --check after @check: the daemon's listen
  *            addresses (service_check_listen()) and, when chk->connect, its
  *            database and upstreams; each problem through service_check_*().
+ * @cfg_size: sizeof(*@cfg); with it SIGHUP reloads the file (else only
+ *            [log] level is reloaded... from a file that must still parse).
+ * @reloadable: NULL-terminated "section" or "section name" entries a SIGHUP
+ *            applies (with @reload); any other key that changed is named in
+ *            the log as needing a restart. [log] level is always reloaded.
+ * @reload:   optional: apply the @reloadable values of @cfg (the new file,
+ *            loaded and checked) to what @start made; logs what it changed.
  * @start:    creates the daemon's part; it reports readiness itself.
  * @stop:     on SIGTERM / SIGINT (or service_stop()) with what @start made.
  */
@@ -73,6 +80,9 @@ typedef struct service_def {
 	void (*defaults)(void *cfg);
 	int (*check)(void *cfg, const char *path);
 	void (*self_check)(void *cfg, service_check_t *chk);
+	size_t cfg_size;
+	const char *const *reloadable;
+	void (*reload)(void *obj, const void *cfg);
 	service_start_fn start;
 	service_stop_fn stop;
 } service_def_t;

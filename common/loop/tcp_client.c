@@ -137,6 +137,31 @@ void tcp_client_disconnect(tcp_client_t *cli, const char *why)
 	tcp_client_drop(cli, why, true);
 }
 
+int tcp_client_set_endpoints(tcp_client_t *cli, const net_endpoint_t *eps, size_t n)
+{
+	if (n == 0 || n > NET_MAX_ENDPOINTS)
+		return -EINVAL;
+	net_endpoint_t now = cli->endpoints[cli->cur];
+	size_t keep = n;
+	for (size_t i = 0; i < n && keep == n; i++)
+		if (strcmp(eps[i].host, now.host) == 0 && eps[i].port == now.port)
+			keep = i;
+	memcpy(cli->endpoints, eps, n * sizeof(*eps));
+	cli->opts.n_endpoints = n;
+	cli->n_failed_cycle = 0;
+	if (keep < n) {
+		cli->cur = keep;
+		return 0;
+	}
+	/* A failover moves to cur + 1: the new list's first. */
+	cli->cur = n - 1;
+	if (cli->sock && !cli->closing)
+		tcp_client_drop(cli, "its endpoint is no longer configured", true);
+	else
+		cli->cur = 0;
+	return 0;
+}
+
 static void tcp_client_peer_close(peer_t *p, const char *why)
 {
 	tcp_client_disconnect(tcp_client_of(p), why);

@@ -56,6 +56,12 @@ int tcp_client_send(tcp_client_t *cli, int32_t msgid, const pb_msgdesc_t *fields
 int tcp_client_send_frame(tcp_client_t *cli, uint8_t *buf, size_t len);
 /** tcp_client_disconnect() - drop the current connection (bad input); it reconnects. */
 void tcp_client_disconnect(tcp_client_t *cli, const char *why);
+/**
+ * tcp_client_set_endpoints() - a new list (a reload), 1..NET_MAX_ENDPOINTS.
+ * A connection to an endpoint still listed is kept; otherwise the client
+ * drops it and connects to the new list's first. Return: 0 or -EINVAL.
+ */
+int tcp_client_set_endpoints(tcp_client_t *cli, const net_endpoint_t *eps, size_t n);
 void *tcp_client_user(const tcp_client_t *cli);
 /** tcp_client_of() - the client behind a handler's PEER_TCP_CLIENT @peer. */
 tcp_client_t *tcp_client_of(peer_t *peer);

@@ -12,6 +12,9 @@ meson install -C "$BUILD" --destdir "$root" --no-rebuild --quiet >/dev/null
 mkdir -p "$root/usr/lib/systemd" "$root/etc"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp /etc/passwd /etc/group "$root/etc/"
+# ExecReload runs /bin/kill (procps, or /usr/bin/kill on a merged /usr).
+mkdir -p "$root/bin"
+cp "$(readlink -f /bin/kill)" "$root/bin/kill"
 units=$(find "$root" -name 'lars-*.service')
 [ "$(echo "$units" | wc -l)" = 4 ] || { echo "want 4 units, found: $units"; exit 1; }
 for u in $units; do
@@ -20,6 +23,8 @@ for u in $units; do
 	grep -q '^ProtectSystem=strict$' "$u" || { echo "$u: no ProtectSystem=strict"; exit 1; }
 	grep -q '^Restart=on-failure$' "$u" || { echo "$u: no Restart=on-failure"; exit 1; }
 	grep -q '^User=lars$' "$u" || { echo "$u: not a dedicated user"; exit 1; }
+	# systemctl reload: SIGHUP, which every daemon takes as a reload.
+	grep -q '^ExecReload=/bin/kill -HUP $MAINPID$' "$u" || { echo "$u: no ExecReload"; exit 1; }
 	exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$u")
 	[ -x "$root$exe" ] || { echo "$u: ExecStart $exe not installed"; exit 1; }
 	conf=$(sed -n 's/^ExecStart=.* -c \([^ ]*\).*$/\1/p' "$u")

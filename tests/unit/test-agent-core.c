@@ -1141,10 +1141,41 @@ static void test_slow_start_across_core_restart(void **state)
 	acore_free(c2);
 }
 
+/* A reload's [loadbalance] (issue 24.5): an existing route's balancer reads
+ * the new values from its next decision on; its counters are kept. */
+static void test_set_lb_applies_to_existing_routes(void **state)
+{
+	const lars_HostInfo h[2] = { A, B };
+	make_route(1, h, 2, T0);
+	/* Under the default contin_err_limit (15) 5 errors in a row keep A idle. */
+	for (int i = 0; i < 5; i++)
+		acore_report(c, 1, 1, A.ip, A.port, false, T0 + S(1));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 0);
+	lb_cfg_t lb = cfg.lb;
+	assert_false(acore_set_lb(c, &lb)); /* the same values: nothing to do */
+	lb.contin_err_limit = 6;
+	assert_true(acore_set_lb(c, &lb));
+	/* The sixth error in a row now overloads A: the five before still count. */
+	acore_report(c, 1, 1, A.ip, A.port, false, T0 + S(1));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 1);
+	int32_t ip;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(get(1, T0 + S(2), &ip), ACORE_OK);
+		assert_int_equal(ip, B.ip);
+	}
+	/* A route made after the reload gets the new values as well. */
+	const lars_HostInfo h2[2] = { C, B };
+	make_route(2, h2, 2, T0 + S(3));
+	for (int i = 0; i < 6; i++)
+		acore_report(c, 1, 2, C.ip, C.port, false, T0 + S(3));
+	assert_int_equal(acore_count(c, ACORE_C_STATE_CHANGES), 2);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_set_lb_applies_to_existing_routes),
 		T(test_wire_traffic_control),
 		T(test_panic_counted),
 		T(test_slow_start_across_core_restart),
