@@ -22,6 +22,16 @@ if grep -q '^users_file *=' "$conf/lars-admin.ini"; then
 	users=$(sed -n 's/^users_file *= *//p' "$conf/lars-admin.ini")
 	[ -f "$root$users" ] || fail "lars-admin.ini names $users, which the install does not create"
 fi
+# Man pages (when scdoc was there to build them) and bash completion.
+if command -v scdoc >/dev/null; then
+	for m in man1/lars.1 man1/larsctl.1 man8/lars-dns.8 man8/lars-reporter.8 man8/lars-agent.8 \
+		 man8/lars-admin.8; do
+		[ -n "$(find "$root" -path "*/man/$m")" ] || fail "man page $m not installed"
+	done
+fi
+for c in larsctl lars; do
+	[ -n "$(find "$root" -path "*/bash-completion/completions/$c")" ] || fail "completion for $c not installed"
+done
 
 # The operator's edits, a file removed, then the upgrade.
 printf '\n[dns]\nport = 17778\n' >>"$conf/lars-dns.ini"
