@@ -45,6 +45,8 @@ struct api_call {
 	bool tc_weight;
 	int tc_value;
 	route_policy_set_t policy;
+	/* writes: who, for the change records and the log (migration 010) */
+	char actor[192];
 	/* outputs, built on the worker */
 	json_t *out;
 	unsigned status; /* 0 = 200 */
@@ -340,7 +342,7 @@ static int work_changes(PGconn *conn, api_call_t *c)
 {
 	const char *p[4] = { opt(c->modid), opt(c->cmdid), opt(c->before), c->limit };
 	json_t *rows = query_rows(conn,
-		"SELECT id, rc.version, rc.modid, rc.cmdid, action, host(ip) AS ip, port, detail,"
+		"SELECT id, rc.version, rc.modid, rc.cmdid, action, host(ip) AS ip, port, detail, actor,"
 		"  " ISO("changed_at") " AS changed_at,"
 		"  p.pushed, p.acked, p.no_ack, p.slowest_ms"
 		" FROM route_change rc LEFT JOIN LATERAL ("
@@ -421,8 +423,22 @@ static int work_descriptions(PGconn *conn, api_call_t *c)
 
 /* ---- writes ---- */
 
+/* The session's lars.actor: every change record of this write names it. */
+static int set_actor(PGconn *conn, const api_call_t *c)
+{
+	const char *p[1] = { c->actor };
+	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, false)", 1, p,
+				PGRES_TUPLES_OK);
+	if (!res)
+		return -EIO;
+	PQclear(res);
+	return 0;
+}
+
 static int work_route_write(PGconn *conn, api_call_t *c)
 {
+	if (set_actor(conn, c))
+		return -EIO;
 	int64_t version = 0;
 	int r = c->add ? route_add(conn, &c->entry, &version) : route_del(conn, &c->entry, &version);
 	if (r < 0)
@@ -434,12 +450,14 @@ static int work_route_write(PGconn *conn, api_call_t *c)
 							  : c->add ? "added" : "removed"));
 	json_object_set_new(c->out, "version", json_integer(version));
 	json_object_set_new(c->out, "message", json_string(msg));
-	log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	log_info("admin: %s (by %s)", msg, c->actor);
 	return 0;
 }
 
 static int work_route_tc(PGconn *conn, api_call_t *c)
 {
+	if (set_actor(conn, c))
+		return -EIO;
 	int64_t version = 0;
 	int r = c->tc_weight ? route_set_weight(conn, &c->entry, c->tc_value, &version)
 			     : route_set_drain(conn, &c->entry, c->tc_value != 0, &version);
@@ -459,12 +477,14 @@ static int work_route_tc(PGconn *conn, api_call_t *c)
 	json_object_set_new(c->out, "version", json_integer(version));
 	json_object_set_new(c->out, "message", json_string(msg));
 	if (r == ROUTE_CHANGED)
-		log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+		log_info("admin: %s (by %s)", msg, c->actor);
 	return 0;
 }
 
 static int work_policy(PGconn *conn, api_call_t *c)
 {
+	if (set_actor(conn, c))
+		return -EIO;
 	int64_t version = 0;
 	route_policy_t after;
 	int r = route_set_policy(conn, c->entry.modid, c->entry.cmdid, &c->policy, &after,
@@ -482,12 +502,14 @@ static int work_policy(PGconn *conn, api_call_t *c)
 	json_object_set_new(c->out, "policy", policy_json(&after));
 	json_object_set_new(c->out, "message", json_string(msg));
 	if (r == ROUTE_CHANGED)
-		log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+		log_info("admin: %s (by %s)", msg, c->actor);
 	return 0;
 }
 
 static int work_describe(PGconn *conn, api_call_t *c)
 {
+	if (set_actor(conn, c))
+		return -EIO;
 	int32_t cmdid = c->cmdid[0] ? c->entry.cmdid : -1;
 	int r = route_describe(conn, c->entry.modid, cmdid, c->text);
 	if (r)
@@ -500,7 +522,7 @@ static int work_describe(PGconn *conn, api_call_t *c)
 	c->out = json_object();
 	json_object_set_new(c->out, "result", json_string("saved"));
 	json_object_set_new(c->out, "message", json_string(msg));
-	log_info("admin: %s (by %s)", msg, http_req_peer(c->req));
+	log_info("admin: %s (by %s)", msg, c->actor);
 	return 0;
 }
 
@@ -557,6 +579,21 @@ static void api_submit(api_call_t *c)
 	c->job.read_only = c->work != work_route_write && c->work != work_describe &&
 			   c->work != work_route_tc && c->work != work_policy;
 	c->job.idempotent = !c->job.read_only;
+	if (!c->job.read_only) {
+		/* The console user who logged in (checked before any call), or
+		 * none without a users file. */
+		char *user = NULL, *pass = NULL;
+		if (c->a->auth && http_req_basic_auth(c->req, &user, &pass))
+			snprintf(c->actor, sizeof(c->actor), "%.64s (console, %s)", user,
+				 http_req_peer(c->req));
+		else
+			snprintf(c->actor, sizeof(c->actor), "anonymous (console without users_file, %s)",
+				 http_req_peer(c->req));
+		if (pass)
+			explicit_bzero(pass, strlen(pass));
+		free(user);
+		free(pass);
+	}
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
 		return;

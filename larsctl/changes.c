@@ -16,20 +16,25 @@ static const char usage_changes[] =
 	"Usage: larsctl [--db CONNINFO] changes [MODID [CMDID]] [--since TIME] [--limit N]\n"
 	"               [-o text|json|tsv]\n"
 	"The route change log, newest first (at most N lines, default 100):\n"
-	"  ID VERSION TIME MODID/CMDID ACTION HOST DETAIL\n"
-	"ACTION is add, del, set (a host's weight or drain; DETAIL says the new values)\n"
-	"or policy (the route's policy; HOST is -). TIME is UTC.\n"
+	"  ID VERSION TIME MODID/CMDID ACTION HOST ACTOR DETAIL\n"
+	"ACTION is add, del, set (a host's weight or drain; DETAIL says the new values),\n"
+	"policy (the route's policy; HOST is -) or describe (a description was set:\n"
+	"DETAIL is the text, MODID/* for a modid's; no route version: VERSION -).\n"
+	"ACTOR is who made it: USER@HOST (larsctl), NAME (console, PEER), or the\n"
+	"database role and application of another writer. TIME is UTC.\n"
 	"--since TIME: only changes at or after TIME, a time PostgreSQL reads\n"
 	"(2026-12-03, \"2026-12-03 10:00+01\") or an age: 30s, 15m, 2h, 7d.\n"
 	"lars-dns prunes the log after [dns] change_log_days (7).\n"
 	"-o json: one array of {\"id\", \"version\", \"changed_at\", \"modid\", \"cmdid\",\n"
-	"\"action\", \"ip\", \"port\", \"detail\"} (ip, port, detail null when none);\n"
+	"\"action\", \"ip\", \"port\", \"detail\", \"actor\"} (null when none: version\n"
+	"of a describe, cmdid of a modid's description, ip, port, detail, actor);\n"
 	"-o tsv: the same columns under a header line.\n"
 	"Exit status: 0 done, 1 database failure, 2 bad input.\n";
 
 static const out_col_t changes_cols[] = {
 	{ "id", 'n' }, { "version", 'n' }, { "changed_at", 's' }, { "modid", 'n' },
 	{ "cmdid", 'n' }, { "action", 's' }, { "ip", 's' }, { "port", 'n' }, { "detail", 's' },
+	{ "actor", 's' },
 };
 
 /* "15m" and the like as a PostgreSQL interval text, else NULL. */
@@ -99,9 +104,9 @@ int cmd_changes(const args_t *a)
 	const char *p[5] = { f.modid >= 0 ? m : NULL, f.cmdid >= 0 ? c : NULL,
 			     age ? NULL : a->since, age, l };
 	PGresult *res = pg_exec(conn,
-		"SELECT id, version, to_char(changed_at AT TIME ZONE 'UTC',"
-		"  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), modid, cmdid, action, host(ip), port,"
-		"  nullif(detail, '')"
+		"SELECT id, nullif(version, 0), to_char(changed_at AT TIME ZONE 'UTC',"
+		"  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), modid, nullif(cmdid, -1), action, host(ip),"
+		"  port, nullif(detail, ''), nullif(actor, '')"
 		" FROM route_change"
 		" WHERE ($1::int IS NULL OR modid = $1::int) AND ($2::int IS NULL OR cmdid = $2::int)"
 		"   AND ($3::timestamptz IS NULL OR changed_at >= $3::timestamptz)"
@@ -122,19 +127,22 @@ int cmd_changes(const args_t *a)
 		PQfinish(conn);
 		return EXIT_OK;
 	}
-	printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", "ID", "VERSION", "TIME", "ROUTE",
-	       "ACTION", "HOST", "DETAIL");
+	printf("%-10s %-10s %-20s %-21s %-8s %-21s %-30s %s\n", "ID", "VERSION", "TIME", "ROUTE",
+	       "ACTION", "HOST", "ACTOR", "DETAIL");
 	for (int i = 0; i < PQntuples(res); i++) {
 		char route[24], host[64];
-		snprintf(route, sizeof(route), "%s/%s", PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+		snprintf(route, sizeof(route), "%s/%s", PQgetvalue(res, i, 3),
+			 PQgetisnull(res, i, 4) ? "*" : PQgetvalue(res, i, 4));
 		if (PQgetisnull(res, i, 6))
 			snprintf(host, sizeof(host), "-");
 		else
 			snprintf(host, sizeof(host), "%s:%s", PQgetvalue(res, i, 6),
 				 PQgetvalue(res, i, 7));
-		printf("%-10s %-10s %-20s %-21s %-7s %-21s %s\n", PQgetvalue(res, i, 0),
-		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), route, PQgetvalue(res, i, 5),
-		       host, PQgetisnull(res, i, 8) ? "-" : PQgetvalue(res, i, 8));
+		printf("%-10s %-10s %-20s %-21s %-8s %-21s %-30s %s\n", PQgetvalue(res, i, 0),
+		       PQgetisnull(res, i, 1) ? "-" : PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+		       route, PQgetvalue(res, i, 5), host,
+		       PQgetisnull(res, i, 9) ? "-" : PQgetvalue(res, i, 9),
+		       PQgetisnull(res, i, 8) ? "-" : PQgetvalue(res, i, 8));
 	}
 	PQclear(res);
 	PQfinish(conn);

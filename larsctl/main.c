@@ -9,11 +9,13 @@
 #include "larsctl.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lars_config.h"
 #include "log.h"
@@ -108,6 +110,29 @@ PGconn *larsctl_connect(const char *db)
 	return conn;
 }
 
+/*
+ * The change records' actor (migration 010): "USER@HOST (larsctl)", with the
+ * user sudo was run by when there is one. Set on the session, so every
+ * change the write makes carries it.
+ */
+static void set_actor(PGconn *conn)
+{
+	char host[256] = "", actor[512];
+	const struct passwd *pw = getpwuid(geteuid());
+	const char *user = pw ? pw->pw_name : "uid-unknown";
+	const char *sudo = getenv("SUDO_USER");
+	if (gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "unknown-host");
+	if (sudo && *sudo && strcmp(sudo, user) != 0)
+		snprintf(actor, sizeof(actor), "%s@%s (larsctl, sudo by %s)", user, host, sudo);
+	else
+		snprintf(actor, sizeof(actor), "%s@%s (larsctl)", user, host);
+	const char *p[1] = { actor };
+	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, false)", 1, p,
+				PGRES_TUPLES_OK);
+	PQclear(res); /* a failure shows in the write that follows */
+}
+
 static double mono_s(void)
 {
 	struct timespec ts;
@@ -127,6 +152,7 @@ int larsctl_write(const args_t *a, larsctl_write_fn fn, void *arg, int *attempts
 		bool retry;
 		if (PQstatus(conn) == CONNECTION_OK) {
 			pg_conn_lost_clear();
+			set_actor(conn);
 			r = fn(conn, arg);
 			++*attemptsp;
 			retry = r < 0 && pg_conn_lost();

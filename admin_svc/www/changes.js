@@ -18,15 +18,20 @@
 	let lastId = null;
 
 	function row(c) {
-		const route = c.modid + '/' + c.cmdid;
+		/* A modid's description (cmdid -1) has no route; a description
+		 * edit no route version (0). */
+		const modOnly = c.cmdid < 0;
+		const route = modOnly ? el('span', {}, c.modid + '/*')
+			: el('a', { href: routeHref(c.modid, c.cmdid) }, c.modid + '/' + c.cmdid);
 		return el('tr', {},
-			numTd(c.id), numTd(c.version),
+			numTd(c.id), c.version ? numTd(c.version) : el('td', { class: 'num' }, '–'),
 			el('td', { class: 'nowrap' }, fmtAbs(c.changed_at) || '–'),
-			el('td', {}, el('a', { href: routeHref(c.modid, c.cmdid) }, route)),
+			el('td', {}, route),
 			el('td', {}, badge(c.action, c.action === 'add' ? 'add' : c.action === 'del' ? 'del' : 'none')),
 			el('td', { class: 'mono' }, c.ip ? hostStr(c.ip, c.port) : '–'),
 			el('td', {}, c.detail || ''),
-			el('td', {}, propagation(c)));
+			el('td', {}, c.actor || '–'),
+			el('td', {}, c.version ? propagation(c) : '–'));
 	}
 
 	/* "applied by 998 of 1,000 agents, slowest 12 ms" (lars-dns measured it). */
@@ -56,7 +61,7 @@
 		const list = Array.isArray(res.body.changes) ? res.body.changes : [];
 		if (!append) tbody.replaceChildren();
 		tbody.append(...list.map(row));
-		if (!tbody.rows.length) emptyRow(tbody, 8, 'no changes');
+		if (!tbody.rows.length) emptyRow(tbody, 9, 'no changes');
 		if (list.length) lastId = list[list.length - 1].id;
 		older.hidden = list.length < LIMIT;
 		end.hidden = !older.hidden || !tbody.querySelector('tr:not(.empty)');

@@ -426,6 +426,10 @@ async function main(state) {
 		const details = await page.locator('#changes tbody tr td:nth-child(7)').allTextContents();
 		check(details[1] === 'panic_threshold 50, slow_start 30 s' && details[2] === 'weight 250, drained' &&
 			details[3] === 'weight 250', `the change log's details are ${JSON.stringify(details)}`);
+		// Who made each change (issue 24.8): the console user who logged in.
+		const actors = await page.locator('#changes tbody tr td:nth-child(8)').allTextContents();
+		check(actors.length === wantActions.length && actors.every((a) => a.startsWith(`${user} (console, 127.0.0.1`)),
+			`the change log's actors are ${JSON.stringify(actors)}`);
 	}
 	await shot(page, 'changes.png');
 

@@ -183,3 +183,6 @@ LARS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT LARS_ADMIN_USER=tester LARS_ADMIN_PA
 	LARS_LAT_MEAN_MS=2.00 LARS_LAT_P99_MS=4.97 LARS_LAT_RUNS=1 LARS_LAT_DOTS=2 \
 	node "$HERE/console.mjs" </dev/null
 echo "console.mjs took $(($(date +%s) - t0)) s; screenshots in $SHOTS"
+# The console logs who made each write (issue 24.8).
+grep -q "admin: added $MODID/$CMDID 127.0.0.1:$HOST_PORT (route version [0-9]*) (by tester (console, 127.0.0.1" "$TMP/admin.log" ||
+	{ echo "FAIL: the console's log does not name the user of the add"; grep 'admin: ' "$TMP/admin.log" | tail -5; exit 1; }

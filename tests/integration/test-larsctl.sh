@@ -13,18 +13,19 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 TMPDIR_W=$(mktemp -d)
 trap 'rm -rf "$TMPDIR_W"' EXIT
 q() { psql -X -At -c "$1"; }
+pyjson() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1"; }
 
 out=$("$LARSCTL" migrate)
 [[ $out == *"applied 001_routes"*"applied 002_report"*"applied 003_route_writers"*"applied 004_console"* ]] || fail "first migrate: $out"
 out=$("$LARSCTL" migrate)
-[[ $out == *"up to date (version 9)"* ]] || fail "second migrate: $out"
-[ "$(q 'SELECT count(*) FROM schema_migrations')" = 9 ] || fail "schema_migrations rows"
+[[ $out == *"up to date (version 10)"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 10 ] || fail "schema_migrations rows"
 # Two migrators at once: the advisory lock serialises them, nothing twice.
 psql -X -q -c 'CREATE DATABASE "'"$TEST_DB"'_2"' -d postgres
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null &
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null || fail "concurrent migrate"
 wait $! || fail "concurrent migrate (background)"
-[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 9 ] || fail "concurrent migrate rows"
+[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 10 ] || fail "concurrent migrate rows"
 psql -X -q -d postgres -c 'DROP DATABASE "'"$TEST_DB"'_2"'
 
 out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
@@ -374,13 +375,35 @@ q "UPDATE cmdid_config SET slow_start_s = -1 WHERE modid = 30" 2>/dev/null && fa
 
 # changes (issue 24.7): the change log newest first, filtered, limited.
 out=$("$LARSCTL" changes 30 1 --limit 3) || fail "changes exited $?"
-[ "$(head -n 1 <<<"$out" | awk '{print $1, $2, $3, $4, $5, $6, $7}')" = "ID VERSION TIME ROUTE ACTION HOST DETAIL" ] ||
+[ "$(head -n 1 <<<"$out" | awk '{print $1, $2, $3, $4, $5, $6, $7, $8}')" = "ID VERSION TIME ROUTE ACTION HOST ACTOR DETAIL" ] ||
 	fail "changes header: $out"
 [ "$(wc -l <<<"$out")" = 4 ] || fail "changes --limit 3: $out"
 newest=$(q "SELECT id FROM route_change WHERE modid = 30 AND cmdid = 1 ORDER BY id DESC LIMIT 1")
 [ "$(sed -n 2p <<<"$out" | awk '{print $1, $4}')" = "$newest 30/1" ] || fail "changes newest first: $out"
-[[ $("$LARSCTL" changes 30 1 --limit 1000) == *" policy  -                     panic_threshold 50, max_ejection_percent 20, slow_start 30 s"* ]] ||
+me="$(id -un)@$(hostname) (larsctl)"
+[[ $("$LARSCTL" changes 30 1 --limit 1000) == *" policy   -                     $me"*" panic_threshold 50, max_ejection_percent 20, slow_start 30 s"* ]] ||
 	fail "changes policy row: $("$LARSCTL" changes 30 1)"
+# The audit trail (issue 24.8): who made each change. larsctl names the
+# Unix user and host, another writer its role and application.
+[ "$(q "SELECT DISTINCT actor FROM route_change WHERE modid = 30")" = "$me" ] ||
+	fail "actor of larsctl's changes: $(q "SELECT DISTINCT actor FROM route_change WHERE modid = 30")"
+PGAPPNAME=psql psql -X -q -c "INSERT INTO route_data (modid, cmdid, ip, port) VALUES (34, 1, '10.3.4.1', 80)"
+[ "$(q "SELECT actor FROM route_change WHERE modid = 34")" = "$(q 'SELECT session_user') (psql)" ] ||
+	fail "actor of a psql insert: $(q "SELECT actor FROM route_change WHERE modid = 34")"
+# Description edits are in the change log (no route version), a modid's as MODID/*.
+v0=$(q 'SELECT version FROM route_version')
+"$LARSCTL" describe 34 1 --text 'checkout API' >/dev/null
+"$LARSCTL" describe 34 --text 'the shop' >/dev/null
+"$LARSCTL" describe 34 --text 'the shop' >/dev/null
+[ "$(q 'SELECT version FROM route_version')" = "$v0" ] || fail "a description bumped the route version"
+out=$("$LARSCTL" changes 34 --limit 5)
+[ "$(sed -n 2p <<<"$out" | awk '{print $2, $4, $5}')" = "- 34/* describe" ] && [[ $(sed -n 2p <<<"$out") == *"$me"*" the shop" ]] &&
+	[ "$(sed -n 3p <<<"$out" | awk '{print $2, $4, $5}')" = "- 34/1 describe" ] && [[ $(sed -n 3p <<<"$out") == *" checkout API" ]] &&
+	[ "$(wc -l <<<"$out")" = 4 ] || fail "describe in the change log (the same text twice is one change): $out"
+out=$("$LARSCTL" changes 34 --limit 1 -o json)
+pyjson 'assert d[0]["action"] == "describe" and d[0]["version"] is None and d[0]["cmdid"] is None and d[0]["detail"] == "the shop", d' <<<"$out" ||
+	fail "describe -o json: $out"
+"$LARSCTL" route del 34 1 10.3.4.1 80 >/dev/null
 [ "$("$LARSCTL" changes 30 --since 1h | wc -l)" = "$(( $(q "SELECT count(*) FROM route_change WHERE modid = 30") + 1 ))" ] ||
 	fail "changes --since 1h"
 [ "$("$LARSCTL" changes --since 2999-01-01 | wc -l)" = 1 ] || fail "changes --since the future"
@@ -407,7 +430,6 @@ for c in "route show 99 99" "route show 30" "route show x 1" "agents x" "route l
 done
 
 # -o json / -o tsv (issue 24.6): the same rows as the text, for scripts.
-pyjson() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1"; }
 out=$("$LARSCTL" route list 30 -o json) || fail "route list -o json exited $?"
 pyjson 'h = d["hosts"]; assert len(h) == 2, h; assert h[1] == {"modid": 30, "cmdid": 1, "ip": "10.3.0.2", "port": 80, "weight": 300, "drain": False}, h
 p = d["policies"]; assert p == [{"modid": 30, "cmdid": 1, "panic_threshold": None, "max_ejection_percent": 20, "slow_start": 30}], p' <<<"$out" ||
@@ -417,13 +439,16 @@ out=$("$LARSCTL" route list 30 -o tsv)
 	[ "$(sed -n 3p <<<"$out")" = "$(printf '30\t1\t10.3.0.2\t80\t300\tfalse')" ] || fail "route list -o tsv: $out"
 [ "$("$LARSCTL" route list -o tsv | wc -l)" = "$(( $(q 'SELECT count(*) FROM route_data') + 1 ))" ] ||
 	fail "route list -o tsv: one line per host"
-out=$("$LARSCTL" changes 30 1 --limit 2 -o json)
-pyjson 'assert len(d) == 2 and d[0]["id"] > d[1]["id"], d
-assert d[0] == {"id": d[0]["id"], "version": d[0]["version"], "changed_at": d[0]["changed_at"], "modid": 30, "cmdid": 1, "action": "set", "ip": "10.3.0.1", "port": 80, "detail": "weight 100"}, d
+out=$("$LARSCTL" changes 30 1 --limit 3 -o json)
+pyjson 'assert d[0]["action"] == "describe" and d[0]["detail"] == "thirty", d
+d = d[1:]
+assert len(d) == 2 and d[0]["id"] > d[1]["id"], d
+assert d[0] == {"id": d[0]["id"], "version": d[0]["version"], "changed_at": d[0]["changed_at"], "modid": 30, "cmdid": 1, "action": "set", "ip": "10.3.0.1", "port": 80, "detail": "weight 100", "actor": d[0]["actor"]}, d
+assert d[0]["actor"].endswith(" (larsctl)"), d
 assert d[1]["action"] == "policy" and d[1]["ip"] is None and d[1]["port"] is None, d' <<<"$out" || fail "changes -o json: $out"
 out=$("$LARSCTL" changes 30 1 --limit 1000 -o tsv)
 [ "$(wc -l <<<"$out")" = "$(( $(q 'SELECT count(*) FROM route_change WHERE modid = 30 AND cmdid = 1') + 1 ))" ] &&
-	[ "$(head -1 <<<"$out" | tr '\t' ' ')" = "id version changed_at modid cmdid action ip port detail" ] ||
+	[ "$(head -1 <<<"$out" | tr '\t' ' ')" = "id version changed_at modid cmdid action ip port detail actor" ] ||
 	fail "changes -o tsv: $out"
 for c in "status" "status --history 60" "status --history 60 --by-host" "agents"; do
 	# shellcheck disable=SC2086
