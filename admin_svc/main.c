@@ -80,6 +80,7 @@ static const service_def_t def = {
 	.summary = "Lars web console: routes, host health and change history in the browser.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .cfg_size = sizeof(cfg), .conninfo = cfg.conninfo,
+	.metrics_port = 9780,
 	.check = check, .self_check = admin_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

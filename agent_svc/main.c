@@ -173,7 +173,7 @@ static const service_def_t def = {
 	.name = "lars-agent",
 	.summary = "Lars load-balance agent: apps ask it for a host over UDP.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
-	.common = &conf.a.common, .cfg = &conf, .cfg_size = sizeof(conf),
+	.common = &conf.a.common, .cfg = &conf, .cfg_size = sizeof(conf), .metrics_port = 9888,
 	.reloadable = reloadable, .reload = agent_reload_cfg,
 	.defaults = agent_defaults, .check = agent_check, .self_check = agent_self_check,
 	.start = service_part_start, .stop = service_part_stop,

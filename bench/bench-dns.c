@@ -393,7 +393,7 @@ int main(int argc, char **argv)
 		harness_die("larsctl migrate failed");
 
 	const char *cfg = harness_write_config("[dns]\nport = 0\nmax_conns = 4000\n"
-					       "[metrics]\nenabled = true\n");
+					       "[metrics]\nenabled = true\nport = 0\n");
 	harness_proc_t dns;
 	if (harness_spawn(&dns, dns_bin, cfg))
 		harness_die("lars-dns did not start");

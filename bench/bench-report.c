@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 	double ceil_rate = ceiling(seconds);
 
 	const char *cfg = harness_write_config(
-		"[reporter]\nport = 0\ndb_thread_cnt = 2\n[metrics]\nenabled = true\n");
+		"[reporter]\nport = 0\ndb_thread_cnt = 2\n[metrics]\nenabled = true\nport = 0\n");
 	harness_proc_t p;
 	if (harness_spawn(&p, rep_bin, cfg))
 		harness_die("lars-reporter did not start");

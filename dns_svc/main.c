@@ -99,6 +99,7 @@ static const service_def_t def = {
 	.flags = flags,
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .cfg_size = sizeof(cfg), .conninfo = cfg.conninfo,
+	.metrics_port = 9778,
 	.check = dns_check, .self_check = dns_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

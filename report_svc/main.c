@@ -77,6 +77,7 @@ static const service_def_t def = {
 		   "in batches.",
 	.keys = keys, .n_keys = ARRAY_SIZE(keys),
 	.common = &cfg.common, .cfg = &cfg, .cfg_size = sizeof(cfg), .conninfo = cfg.conninfo,
+	.metrics_port = 9779,
 	.check = rep_check, .self_check = rep_self_check,
 	.start = service_part_start, .stop = service_part_stop,
 };

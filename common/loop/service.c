@@ -211,7 +211,8 @@ static config_key_t *service_keys(const service_def_t *def, size_t *np)
 static int service_configure(const service_def_t *def, const char *path)
 {
 	service_common_cfg_t *c = def->common;
-	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO, .stats_interval = 60 };
+	*c = (service_common_cfg_t){ .log_level = LOG_LVL_INFO, .stats_interval = 60,
+				     .metrics_port = -1 };
 	snprintf(c->metrics_ip, sizeof(c->metrics_ip), "127.0.0.1");
 	if (def->defaults)
 		def->defaults(def->cfg);
@@ -220,6 +221,9 @@ static int service_configure(const service_def_t *def, const char *path)
 	config_key_t *keys = service_keys(def, &n);
 	int r = config_load(path, keys, n);
 	free(keys);
+	/* No port: the daemon's fixed one when enabled, else none (off). */
+	if (c->metrics_port < 0)
+		c->metrics_port = c->metrics_enabled ? def->metrics_port : 0;
 	if (r == 0 && def->conninfo)
 		r = config_check_secret(path, def->conninfo);
 	if (r == 0 && def->check)

@@ -21,7 +21,7 @@ typedef struct service_common_cfg {
 	int stats_interval; /* seconds between counter summaries in the log; 0 = off */
 	bool metrics_enabled; /* with port 0: any free port (reported on --ready-fd) */
 	char metrics_ip[64];
-	int metrics_port;     /* non-zero: serve /metrics there */
+	int metrics_port;     /* non-zero: serve /metrics there; -1 before loading (not set) */
 	bool metrics_reuse_port; /* share the port (SO_REUSEPORT) */
 } service_common_cfg_t;
 
@@ -58,6 +58,8 @@ typedef void (*service_stop_fn)(void *obj);
  * @self_check: optional, for --check after @check: the daemon's listen
  *            addresses (service_check_listen()) and, when chk->connect, its
  *            database and upstreams; each problem through service_check_*().
+ * @metrics_port: this daemon's fixed metrics port (deploy/README.md): what
+ *            [metrics] enabled = true serves on when no port is set.
  * @cfg_size: sizeof(*@cfg); with it SIGHUP reloads the file (else only
  *            [log] level is reloaded... from a file that must still parse).
  * @reloadable: NULL-terminated "section" or "section name" entries a SIGHUP
@@ -81,6 +83,7 @@ typedef struct service_def {
 	int (*check)(void *cfg, const char *path);
 	void (*self_check)(void *cfg, service_check_t *chk);
 	size_t cfg_size;
+	int metrics_port;  /* the fixed port of [metrics] enabled = true without a port */
 	const char *const *reloadable;
 	void (*reload)(void *obj, const void *cfg);
 	service_start_fn start;

@@ -35,6 +35,7 @@ assets_dir = $SRC/admin_svc/www
 conninfo = host=127.0.0.1 port=1 dbname=none connect_timeout=1
 [metrics]
 enabled = true
+port = 0
 EOF
 : >"$TMP/ready"
 "$ADMIN" -c "$TMP/admin.ini" --ready-fd 3 3>"$TMP/ready" >"$TMP/admin.log" 2>&1 &

@@ -37,6 +37,7 @@ assets_dir = $SRC/admin_svc/www
 db_threads = $THREADS
 [metrics]
 enabled = true
+port = 0
 EOF
 : >"$TMP/ready"
 "$ADMIN" -c "$TMP/admin.ini" --ready-fd 3 3>"$TMP/ready" >"$TMP/admin.log" 2>&1 &

@@ -76,6 +76,7 @@ assets_dir = $SRC/admin_svc/www
 max_body = 8192
 [metrics]
 enabled = true
+port = 0
 EOF
 start admin "$ADMIN" "$TMP/admin.ini"
 URL=http://127.0.0.1:$(ready_port admin http)

@@ -97,7 +97,7 @@ static int setup(void **state)
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\nack_timeout_ms = 1000\n"
 		 "counts = delta\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, harness_port(&dns, "tcp"), rep_port);
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	ports[0] = harness_port(&agent, "udp");

@@ -129,7 +129,7 @@ static int setup(void **state)
 
 	/* A small subscription cap: the flood test checks that it holds. */
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
-		"[dns]\nport = 0\nmax_subscriptions = 300\n[metrics]\nenabled = true\n")), 0);
+		"[dns]\nport = 0\nmax_subscriptions = 300\n[metrics]\nenabled = true\nport = 0\n")), 0);
 	dns_metrics_port = harness_port(&dns, "metrics");
 	assert_int_equal(harness_spawn(&rep, rep_bin,
 		harness_write_config("[reporter]\nport = 0\nflush_interval_ms = 100\n")), 0);
@@ -142,7 +142,7 @@ static int setup(void **state)
 		 "[loadbalance]\noverload_timeout = 2\nupdate_timeout = 15\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	ports[0] = harness_port(&agent, "udp");
@@ -298,7 +298,7 @@ static void spawn_agent(harness_proc_t *p, int port_v[3], int *metricsp, const c
 		 "[agent]\nbase_port = %d\n%s\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, extra, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	assert_int_equal(harness_spawn(p, agent_bin, harness_write_config(cfg)), 0);
 	port_v[0] = harness_port(p, "udp");

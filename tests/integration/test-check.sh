@@ -68,6 +68,26 @@ rc=0
 "$DNS" --check=always -c "$W/secret.ini" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "--check=always exited $rc"
 
+# [metrics] enabled = true without a port: the daemon's fixed metrics port.
+for d in "$DNS:dns:9778" "$REP:reporter:9779" "$AGENT:agent:9888"; do
+	IFS=: read -r bin sec mport <<<"$d"
+	printf '[%s]
+%s = 0
+[metrics]
+enabled = true
+' "$sec" "$([ "$sec" = agent ] && echo base_port || echo port)" > "$W/m.ini"
+	out=$("$bin" --check --log-level debug -c "$W/m.ini" 2>&1) || true
+	[[ $out == *"[metrics] ip/port 127.0.0.1:$mport"* ]] || fail "$(basename "$bin"): metrics not on $mport: $out"
+done
+printf '[admin]
+port = 0
+assets_dir = %s
+[metrics]
+enabled = true
+' "$SRC/admin_svc/www" > "$W/m.ini"
+out=$("$ADMIN" --check --log-level debug -c "$W/m.ini" 2>&1) || true
+[[ $out == *"[metrics] ip/port 127.0.0.1:9780"* ]] || fail "lars-admin: metrics not on 9780: $out"
+
 # A port in use: a warning, still exit 0 (a check before a restart).
 /usr/bin/python3 -c '
 import socket, sys, time

@@ -100,7 +100,7 @@ static void test_agent(void **state)
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
 		 "[agent]\nbase_port = %d\n[dnsserver]\nip = 127.0.0.1\nport = 1\n"
-		 "[reporter]\nip = 127.0.0.1\nport = 1\n[metrics]\nenabled = true\n",
+		 "[reporter]\nip = 127.0.0.1\nport = 1\n[metrics]\nenabled = true\nport = 0\n",
 		 harness_free_udp_base());
 	spawn(agent_bin, cfg);
 	check_lag_metrics("lars-agent", harness_port(&proc, "metrics"));
@@ -119,14 +119,14 @@ static void test_admin(void **state)
 	char cfg[1024];
 	snprintf(cfg, sizeof(cfg),
 		 "[admin]\nport = 0\nassets_dir = %s/admin_svc/www\n" NO_DB
-		 "[metrics]\nenabled = true\n", src);
+		 "[metrics]\nenabled = true\nport = 0\n", src);
 	spawn(admin_bin, cfg);
 	check_lag_metrics("lars-admin", harness_port(&proc, "metrics"));
 }
 
 static void test_reporter(void **state)
 {
-	spawn(rep_bin, "[reporter]\nport = 0\n" NO_DB "[metrics]\nenabled = true\n");
+	spawn(rep_bin, "[reporter]\nport = 0\n" NO_DB "[metrics]\nenabled = true\nport = 0\n");
 	check_lag_metrics("lars-reporter", harness_port(&proc, "metrics"));
 	check_readyz("lars-reporter", harness_port(&proc, "metrics"), " 200 ", "ready\n");
 }
@@ -140,7 +140,7 @@ static void test_dns(void **state)
 	harness_pg_t pg;
 	assert_int_equal(harness_pg_start(&pg, "daemon_metrics", false), 0);
 	assert_int_equal(harness_run("%s migrate >/dev/null", larsctl_bin), 0);
-	spawn(dns_bin, "[dns]\nport = 0\n[metrics]\nenabled = true\n");
+	spawn(dns_bin, "[dns]\nport = 0\n[metrics]\nenabled = true\nport = 0\n");
 	check_lag_metrics("lars-dns", harness_port(&proc, "metrics"));
 	check_readyz("lars-dns", harness_port(&proc, "metrics"), " 200 ", "ready\n");
 	static char out[1 << 17];

@@ -45,7 +45,7 @@ static void sql_ok(const char *q)
 static void spawn_dns(harness_proc_t *p, const char *keys)
 {
 	char cfg[1024];
-	snprintf(cfg, sizeof(cfg), "[dns]\nport = 0\n%s\n[metrics]\nenabled = true\n", keys);
+	snprintf(cfg, sizeof(cfg), "[dns]\nport = 0\n%s\n[metrics]\nenabled = true\nport = 0\n", keys);
 	assert_int_equal(harness_spawn(p, dns_bin, harness_write_config(cfg)), 0);
 }
 

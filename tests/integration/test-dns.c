@@ -102,7 +102,7 @@ static int setup(void **state)
 	assert_int_equal(harness_run("%s route add 1 1 10.0.0.1 80 >/dev/null", larsctl_bin), 0);
 	const char *cfg = harness_write_config(
 		"[dns]\nport = 0\nmax_frame = 4096\npoll_interval_ms = 500\nmax_subscriptions = 100\n"
-		"reload_interval = 5\n[metrics]\nenabled = true\n");
+		"reload_interval = 5\n[metrics]\nenabled = true\nport = 0\n");
 	assert_int_equal(harness_spawn(&dns, dns_bin, cfg), 0);
 	dns_port = harness_port(&dns, "tcp");
 	assert_true(dns_port > 0);

@@ -114,7 +114,7 @@ static int setup(void **state)
 	assert_int_equal(harness_run("%s route add 1 1 127.0.0.1 9002 >/dev/null", larsctl_bin), 0);
 	assert_int_equal(harness_spawn(&dns, dns_bin, harness_write_config(
 		"[dns]\nport = 0\nmax_conns = 3000\nmax_conns_per_ip = 3000\nmax_write_queue = 65536\n"
-		"poll_interval_ms = 300\n[metrics]\nenabled = true\n")), 0);
+		"poll_interval_ms = 300\n[metrics]\nenabled = true\nport = 0\n")), 0);
 	dns_port = harness_port(&dns, "tcp");
 	rep_port = harness_free_tcp_port();
 	assert_int_equal(spawn_reporter(), 0);

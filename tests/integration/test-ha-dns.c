@@ -54,7 +54,7 @@ static void *app_run(void *arg)
 static void test_dns_instance_killed(void **state)
 {
 	harness_proc_t dns[2], agent;
-	const char *dcfg = "[dns]\nport = 0\n[metrics]\nenabled = true\n";
+	const char *dcfg = "[dns]\nport = 0\n[metrics]\nenabled = true\nport = 0\n";
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(harness_spawn(&dns[i], dns_bin, harness_write_config(dcfg)), 0);
 	int base = harness_free_udp_base();
@@ -64,7 +64,7 @@ static void test_dns_instance_killed(void **state)
 		 "[agent]\nbase_port = %d\n"
 		 "[dnsserver]\nservers = 127.0.0.1:%d, 127.0.0.1:%d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, harness_port(&dns[0], "tcp"), harness_port(&dns[1], "tcp"),
 		 harness_free_tcp_port());
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);

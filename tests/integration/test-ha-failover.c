@@ -102,7 +102,7 @@ static int spawn_agent(harness_proc_t *p, const char *dns_servers, int rep_port,
 	snprintf(cfg, sizeof(cfg),
 		 "[agent]\nbase_port = %d\n[dnsserver]\nservers = %s\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, dns_servers, rep_port);
 	if (harness_spawn(p, agent_bin, harness_write_config(cfg)))
 		return -1;
@@ -169,16 +169,16 @@ static void test_failover(void **state)
 	char cfg[768];
 	snprintf(cfg, sizeof(cfg),
 		 "[dns]\nport = 0\npoll_interval_ms = %d\n[postgres]\nconninfo = %s\n"
-		 "[metrics]\nenabled = true\n", POLL_MS, a_conn);
+		 "[metrics]\nenabled = true\nport = 0\n", POLL_MS, a_conn);
 	assert_int_equal(harness_spawn(&dns_a, dns_bin, harness_write_config(cfg)), 0);
 	snprintf(cfg, sizeof(cfg),
 		 "[dns]\nport = 0\npoll_interval_ms = %d\n[postgres]\nconninfo = %s\n"
-		 "[metrics]\nenabled = true\n", POLL_MS, b_conn);
+		 "[metrics]\nenabled = true\nport = 0\n", POLL_MS, b_conn);
 	assert_int_equal(harness_spawn(&dns_b, dns_bin, harness_write_config(cfg)), 0);
 	int rep_port = harness_free_tcp_port();
 	snprintf(cfg, sizeof(cfg),
 		 "[reporter]\nport = %d\nshutdown_timeout = 10\n[postgres]\nconninfo = %s\n"
-		 "[metrics]\nenabled = true\n", rep_port, rw);
+		 "[metrics]\nenabled = true\nport = 0\n", rep_port, rw);
 	assert_int_equal(harness_spawn(&rep, rep_bin, harness_write_config(cfg)), 0);
 	int rep_m = harness_port(&rep, "metrics");
 

@@ -71,7 +71,7 @@ static const char *admin_config(int port, const char *extra)
 	snprintf(text, sizeof(text),
 		 "[admin]\nport = %d\nusers_file = %s\nassets_dir = %s\n%s"
 		 "[postgres]\nconninfo = host=127.0.0.1 port=1 connect_timeout=1\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 port, users, www, extra ? extra : "");
 	return harness_write_config(text);
 }

@@ -43,7 +43,7 @@ static int setup(void **state)
 		 "[agent]\nbase_port = %d\n"
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\ninterval = 1\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, harness_port(&dns, "tcp"), harness_port(&rep, "tcp"));
 	assert_int_equal(harness_spawn(&agent, agent_bin, harness_write_config(cfg)), 0);
 	return 0;

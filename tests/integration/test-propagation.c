@@ -163,7 +163,7 @@ static int setup(void **state)
 		return -1;
 	if (harness_spawn(&dns, dns_bin,
 			  harness_write_config("[dns]\nport = 0\nagents_interval_ms = 200\n"
-					       "[metrics]\nenabled = true\n")))
+					       "[metrics]\nenabled = true\nport = 0\n")))
 		return -1;
 	base = harness_free_udp_base();
 	if (base <= 0)

@@ -85,7 +85,7 @@ static int spawn_reporter_on(harness_proc_t *p, int port)
 {
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "[reporter]\nport = %d\nshutdown_timeout = 10\n"
-		 "[metrics]\nenabled = true\n", port);
+		 "[metrics]\nenabled = true\nport = 0\n", port);
 	return harness_spawn(p, rep_bin, harness_write_config(cfg));
 }
 
@@ -95,7 +95,7 @@ static int spawn_agent(harness_proc_t *p, int *basep, int *metricsp, const char 
 	char cfg[1024];
 	*basep = harness_free_udp_base();
 	snprintf(cfg, sizeof(cfg), "[agent]\nbase_port = %d\n[dnsserver]\nport = %d\n"
-		 "[reporter]\nservers = %s\ninterval = 1\n[metrics]\nenabled = true\n",
+		 "[reporter]\nservers = %s\ninterval = 1\n[metrics]\nenabled = true\nport = 0\n",
 		 *basep, dns_port, reporters);
 	int r = harness_spawn(p, agent_bin, harness_write_config(cfg));
 	if (r == 0)

@@ -78,7 +78,7 @@ static int spawn_reporter(harness_proc_t *p)
 {
 	const char *cfg = harness_write_config(
 		"[reporter]\nport = 0\nmax_frame = 1048576\nflush_interval_ms = 100\n"
-		"batch_size = 5000\nshutdown_timeout = 10\n[metrics]\nenabled = true\n");
+		"batch_size = 5000\nshutdown_timeout = 10\n[metrics]\nenabled = true\nport = 0\n");
 	return harness_spawn(p, rep_bin, cfg);
 }
 
@@ -117,7 +117,7 @@ static int spawn_with(harness_proc_t *p, const char *extra)
 	char cfg[2048];
 	snprintf(cfg, sizeof(cfg),
 		 "[reporter]\nport = 0\nmax_frame = 1048576\nflush_interval_ms = 100\n%s"
-		 "[metrics]\nenabled = true\n", extra);
+		 "[metrics]\nenabled = true\nport = 0\n", extra);
 	return harness_spawn(p, rep_bin, harness_write_config(cfg));
 }
 

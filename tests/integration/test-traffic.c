@@ -252,7 +252,7 @@ static int setup(void **state)
 		if (harness_run("%s route add 3 1 127.0.0.1 %d >/dev/null", larsctl_bin, p))
 			return -1;
 	if (harness_spawn(&dns, dns_bin,
-			  harness_write_config("[dns]\nport = 0\n[metrics]\nenabled = true\n")))
+			  harness_write_config("[dns]\nport = 0\n[metrics]\nenabled = true\nport = 0\n")))
 		return -1;
 	int base = harness_free_udp_base();
 	if (base <= 0)
@@ -265,7 +265,7 @@ static int setup(void **state)
 		 "[dnsserver]\nip = 127.0.0.1\nport = %d\n"
 		 "[reporter]\nip = 127.0.0.1\nport = %d\n"
 		 "[loadbalance]\noverload_timeout = 120\n"
-		 "[metrics]\nenabled = true\n",
+		 "[metrics]\nenabled = true\nport = 0\n",
 		 base, harness_port(&dns, "tcp"), harness_free_tcp_port());
 	if (harness_spawn(&agent, agent_bin, harness_write_config(cfg)))
 		return -1;
