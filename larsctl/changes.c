@@ -118,11 +118,7 @@ int cmd_changes(const args_t *a)
 		return EXIT_DB;
 	}
 	if (fmt != OUT_TEXT) {
-		out_t o;
-		out_begin(&o, fmt, changes_cols, (int)(sizeof(changes_cols) / sizeof(changes_cols[0])));
-		for (int i = 0; i < PQntuples(res); i++)
-			out_row_pg(&o, res, i);
-		out_end(&o);
+		out_pgresult(fmt, changes_cols, (int)(sizeof(changes_cols) / sizeof(changes_cols[0])), res);
 		PQclear(res);
 		PQfinish(conn);
 		return EXIT_OK;

@@ -113,3 +113,12 @@ void out_end(out_t *o)
 	if (o->fmt == OUT_JSON)
 		fputs(o->nested ? "]" : "]\n", stdout);
 }
+
+void out_pgresult(out_fmt_t fmt, const out_col_t *cols, int ncols, const PGresult *res)
+{
+	out_t o;
+	out_begin(&o, fmt, cols, ncols);
+	for (int i = 0; i < PQntuples(res); i++)
+		out_row_pg(&o, res, i);
+	out_end(&o);
+}

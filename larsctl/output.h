@@ -48,3 +48,13 @@ void out_row(out_t *o, const char *const *vals);
 void out_row_pg(out_t *o, const PGresult *res, int row);
 /** out_end() - end the table (JSON: "]", and a newline unless nested). */
 void out_end(out_t *o);
+
+/**
+ * route_hosts_out() - hosts as the table {modid, cmdid, ip, port, weight,
+ * drain} (route list, route export; routes.c); @nested: part of a larger
+ * JSON document.
+ */
+void route_hosts_out(out_fmt_t fmt, bool nested, const status_host_t *rows, size_t n);
+
+/** out_pgresult() - every row of @res as one table of @ncols @cols in @fmt. */
+void out_pgresult(out_fmt_t fmt, const out_col_t *cols, int ncols, const PGresult *res);

@@ -106,9 +106,11 @@ static const out_col_t policy_cols[] = {
 	{ "max_ejection_percent", 'n' }, { "slow_start", 'n' },
 };
 
-/* The hosts of @rows as a table of host_cols. */
-static void hosts_out(out_t *o, const status_host_t *rows, size_t n)
+void route_hosts_out(out_fmt_t fmt, bool nested, const status_host_t *rows, size_t n)
 {
+	out_t o;
+	out_begin(&o, fmt, host_cols, (int)(sizeof(host_cols) / sizeof(host_cols[0])));
+	o.nested = nested;
 	for (size_t i = 0; i < n; i++) {
 		char m[16], c[16], port[8], w[8];
 		snprintf(m, sizeof(m), "%d", rows[i].modid);
@@ -116,8 +118,9 @@ static void hosts_out(out_t *o, const status_host_t *rows, size_t n)
 		snprintf(port, sizeof(port), "%d", rows[i].port);
 		snprintf(w, sizeof(w), "%d", rows[i].weight);
 		const char *v[] = { m, c, rows[i].ip, port, w, rows[i].drain ? "t" : "f" };
-		out_row(o, v);
+		out_row(&o, v);
 	}
+	out_end(&o);
 }
 
 /* The routes @f names whose policy is not the default: "modid, cmdid". */
@@ -142,10 +145,7 @@ static int route_list_out(PGconn *conn, const status_filter_t *f, out_fmt_t fmt,
 	out_t o;
 	if (fmt == OUT_JSON)
 		fputs("{\"hosts\":", stdout);
-	out_begin(&o, fmt, host_cols, (int)(sizeof(host_cols) / sizeof(host_cols[0])));
-	o.nested = true;
-	hosts_out(&o, rows, n);
-	out_end(&o);
+	route_hosts_out(fmt, true, rows, n);
 	free(rows);
 	if (fmt != OUT_JSON)
 		return EXIT_OK;

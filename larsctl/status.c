@@ -105,6 +105,16 @@ static void val_lat(vals_t *x, int64_t count, int64_t mean, int64_t p99)
 	}
 }
 
+/* succ, err, err_pct and the latency: the tail of a per-minute row. */
+static void val_sums(vals_t *x, int64_t succ, int64_t err, int32_t tenths, int64_t count,
+		     int64_t mean, int64_t p99)
+{
+	val(x, "%" PRId64, succ);
+	val(x, "%" PRId64, err);
+	val_rate(x, tenths);
+	val_lat(x, count, mean, p99);
+}
+
 static void val_minute(vals_t *x, int64_t minute)
 {
 	time_t t = (time_t)minute;
@@ -221,10 +231,8 @@ static int print_history(PGconn *conn, const status_filter_t *f, int32_t minutes
 			val_minute(&x, r->minute);
 			val(&x, "%d", r->modid);
 			val(&x, "%d", r->cmdid);
-			val(&x, "%" PRId64, r->succ);
-			val(&x, "%" PRId64, r->err);
-			val_rate(&x, r->err_tenths);
-			val_lat(&x, r->lat_count, r->lat_mean_us, r->lat_p99_us);
+			val_sums(&x, r->succ, r->err, r->err_tenths, r->lat_count, r->lat_mean_us,
+				 r->lat_p99_us);
 			out_row(&o, x.v);
 		}
 		out_end(&o);
@@ -270,10 +278,8 @@ static int print_history_hosts(PGconn *conn, const status_filter_t *f, int32_t m
 			val(&x, "%d", r->cmdid);
 			x.v[x.n++] = r->ip;
 			val(&x, "%d", r->port);
-			val(&x, "%" PRId64, r->succ);
-			val(&x, "%" PRId64, r->err);
-			val_rate(&x, r->err_tenths);
-			val_lat(&x, r->lat_count, r->lat_mean_us, r->lat_p99_us);
+			val_sums(&x, r->succ, r->err, r->err_tenths, r->lat_count, r->lat_mean_us,
+				 r->lat_p99_us);
 			out_row(&o, x.v);
 		}
 		out_end(&o);

@@ -25,11 +25,6 @@
 /* A file of more hosts than this is refused (one transaction holds it). */
 #define IMPORT_MAX_HOSTS 1000000
 
-static const out_col_t export_cols[] = {
-	{ "modid", 'n' }, { "cmdid", 'n' }, { "ip", 's' }, { "port", 'n' },
-	{ "weight", 'n' }, { "drain", 'b' },
-};
-
 int route_export(const args_t *a)
 {
 	status_filter_t f;
@@ -51,18 +46,7 @@ int route_export(const args_t *a)
 		return EXIT_DB;
 	}
 	if (json) {
-		out_t o;
-		out_begin(&o, OUT_JSON, export_cols, 6);
-		for (size_t i = 0; i < n; i++) {
-			char m[16], c[16], port[8], w[8];
-			snprintf(m, sizeof(m), "%d", rows[i].modid);
-			snprintf(c, sizeof(c), "%d", rows[i].cmdid);
-			snprintf(port, sizeof(port), "%d", rows[i].port);
-			snprintf(w, sizeof(w), "%d", rows[i].weight);
-			const char *v[] = { m, c, rows[i].ip, port, w, rows[i].drain ? "t" : "f" };
-			out_row(&o, v);
-		}
-		out_end(&o);
+		route_hosts_out(OUT_JSON, false, rows, n);
 	} else {
 		printf("modid,cmdid,ip,port,weight,drain\n");
 		for (size_t i = 0; i < n; i++)
