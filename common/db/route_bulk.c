@@ -134,9 +134,9 @@ int route_apply(PGconn *conn, const route_host_t *hosts, size_t n, bool dry_run,
 	*n_diffp = nd;
 	if (dry_run || nd == 0) {
 		if (pg_cmd(conn, "ROLLBACK"))
-			goto out_diff;
+			goto out;
 		r = route_version_read(conn, versionp);
-		goto out_diff;
+		goto out;
 	}
 	static const char *const apply[] = {
 		"DELETE FROM route_data d WHERE (d.modid, d.cmdid) IN"
@@ -156,24 +156,20 @@ int route_apply(PGconn *conn, const route_host_t *hosts, size_t n, bool dry_run,
 	for (size_t k = 0; k < sizeof(apply) / sizeof(apply[0]); k++) {
 		res = pg_exec(conn, apply[k], 0, NULL, PGRES_COMMAND_OK);
 		if (!res)
-			goto fail_diff;
+			goto fail;
 		PQclear(res);
 		res = NULL;
 	}
 	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
-		goto fail_diff;
+		goto fail;
 	r = 0;
-	goto out_diff;
-fail_diff:
-	free(*diffp);
-	*diffp = NULL;
-	*n_diffp = 0;
+	goto out;
 fail:
 	pg_cmd(conn, "ROLLBACK");
 	PQclear(res);
 	res = NULL;
-out_diff:
 out:
+	/* On failure no difference is reported: nothing changed. */
 	for (int c = 0; c < 6; c++)
 		free(arr[c]);
 	if (r) {

@@ -702,18 +702,6 @@ static int service_run(service_t *svc)
 	return clean ? 0 : 1;
 }
 
-/**
- * service_main() - run the daemon @def from its command line.
- * @def: the daemon; its configuration storage is filled here.
- * @argc: as main() got it.
- * @argv: as main() got it.
- *
- * Exit statuses: 2 for bad arguments or configuration (nothing started),
- * 1 if the loop, the signals, the [metrics] listener or @def->start failed
- * or the shutdown was not clean, 0 otherwise (and for --help / --version).
- * "NAME stopped" is the last log line of a run.
- * Return: the process exit status.
- */
 /*
  * --check[=connect]: the configuration parsed strictly, the daemon's own
  * checks, the listen addresses bound for a moment, and with =connect its
@@ -741,6 +729,18 @@ static int service_check_run(const service_def_t *def, const service_args_t *a)
 	return 0;
 }
 
+/**
+ * service_main() - run the daemon @def from its command line.
+ * @def: the daemon; its configuration storage is filled here.
+ * @argc: as main() got it.
+ * @argv: as main() got it.
+ *
+ * Exit statuses: 2 for bad arguments or configuration (nothing started),
+ * 1 if the loop, the signals, the [metrics] listener or @def->start failed
+ * or the shutdown was not clean, 0 otherwise (and for --help / --version).
+ * "NAME stopped" is the last log line of a run.
+ * Return: the process exit status.
+ */
 int service_main(const service_def_t *def, int argc, char **argv)
 {
 	service_args_t args;
