@@ -36,6 +36,7 @@ grep -q '^ExecStart=.*/lars-dns .*--wait-for-db' "$dns_unit" || { echo "$dns_uni
 # The agent has no database: no word of PG* settings in its unit.
 agent_unit=$(grep -l 'lars-agent ' $units)
 ! grep -qi 'postgres\|PG\*' "$agent_unit" || { echo "$agent_unit: speaks of PostgreSQL"; exit 1; }
-out=$(systemd-analyze verify --root="$root" $units 2>&1) || { echo "$out"; exit 1; }
+# (--man=no: man(1) would look on this machine, not in the root.)
+out=$(systemd-analyze verify --man=no --root="$root" $units 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "systemd-analyze verify complained:"; echo "$out"; exit 1; }
 echo "4 units verified"
