@@ -11,7 +11,7 @@ LARSCTL=$1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 TMPDIR_W=$(mktemp -d)
-trap 'rm -rf "$TMPDIR_W"' EXIT
+trap 'rm -rf "$TMPDIR_W"; drop_test_db' EXIT
 q() { psql -X -At -c "$1"; }
 pyjson() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1"; }
 
