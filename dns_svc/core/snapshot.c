@@ -163,25 +163,32 @@ snapshot_t *snapshot_free(snapshot_t *s)
 	return NULL;
 }
 
-const snap_route_t *snapshot_find(const snapshot_t *s, int32_t modid, int32_t cmdid)
+/* The position + 1 of route (@modid, @cmdid) in s->routes, 0 if absent. */
+static uint32_t route_pos(const snapshot_t *s, int32_t modid, int32_t cmdid)
 {
 	if (!s)
-		return NULL;
+		return 0;
 	for (size_t j = index_slot(s, modid, cmdid);; j = (j + 1) & (s->index_cap - 1)) {
 		uint32_t i = s->index[j];
 		if (!i)
-			return NULL;
+			return 0;
 		const snap_route_t *r = &s->routes[i - 1];
 		if (r->modid == modid && r->cmdid == cmdid)
-			return r;
+			return i;
 	}
+}
+
+const snap_route_t *snapshot_find(const snapshot_t *s, int32_t modid, int32_t cmdid)
+{
+	uint32_t i = route_pos(s, modid, cmdid);
+	return i ? &s->routes[i - 1] : NULL;
 }
 
 void snapshot_set_version(snapshot_t *s, int32_t modid, int32_t cmdid, int64_t version)
 {
-	snap_route_t *r = (snap_route_t *)snapshot_find(s, modid, cmdid);
-	if (r)
-		r->version = version;
+	uint32_t i = route_pos(s, modid, cmdid);
+	if (i)
+		s->routes[i - 1].version = version;
 }
 
 void snap_keys_add(snap_keys_t *k, int32_t modid, int32_t cmdid)
