@@ -21,6 +21,7 @@ static dns_cfg_t cfg = {
 	.db_threads = 2, .poll_interval_ms = 1000, .reload_interval_s = 300,
 	.change_log_days = 7,
 	.agents_interval_ms = 5000,
+	.lease_expiry_interval_ms = 1000,
 	.reactor_threads = -1,
 };
 static bool wait_for_db; /* --wait-for-db */
@@ -46,6 +47,8 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_BOOL("dns", "wait_for_db", &cfg.wait_for_db),
 	CONFIG_KEY_INT("dns", "change_log_days", &cfg.change_log_days, 1, 3650),
 	CONFIG_KEY_INT("dns", "agents_interval_ms", &cfg.agents_interval_ms, 0, 3600000),
+	CONFIG_KEY_INT("dns", "lease_expiry_interval_ms", &cfg.lease_expiry_interval_ms, 0,
+		       3600000),
 	/* The original's lars_dns.conf: [reactor] ip/port/maxConn/threadNum. */
 	CONFIG_KEY_STR("reactor", "ip", cfg.ip),
 	CONFIG_KEY_INT("reactor", "port", &cfg.port, 0, 65535),

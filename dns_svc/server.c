@@ -31,7 +31,9 @@
 #include "propagation.h"
 #include "refresh.h"
 #include "request.h"
+#include "route_lease.h"
 #include "route_load.h"
+#include "pg_conn.h"
 #include "snapshot.h"
 #include "subs.h"
 #include "tcp_server.h"
@@ -115,7 +117,7 @@ struct dns {
 	size_t push_keys;       /* keys waiting in the batches */
 	uv_idle_t push_idle;    /* runs a slice each loop turn while pushes wait */
 	bool closing;
-	handles_t timers;       /* poll, reload, retry, push_idle, agents_timer, agents_idle */
+	handles_t timers;       /* poll, reload, retry, push_idle, agents_timer, agents_idle, lease */
 	bool timers_closed;
 	/* Propagation (issue 20.3). */
 	dns_agents_t agents;
@@ -132,6 +134,10 @@ struct dns {
 	metrics_histogram_t *push_ack;
 	metrics_histogram_t *push_seconds; /* a changed key queued -> sent to all */
 	bool db_down;           /* serving from memory (readiness) */
+	/* Leases of self-registered hosts (issue 23): the expiry pass. */
+	uv_timer_t lease_timer;
+	pg_job_t *lease_job;    /* in flight */
+	metrics_counter_t *leases_expired;
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
 			*full_reloads, *refresh_failures, *subscriptions,
@@ -430,6 +436,55 @@ static double push_backlog_gauge(void *arg)
 	return (double)(d->push_keys + (d->push.n - d->push.i > 0));
 }
 
+/* ---- leases (issue 23): hosts whose lease ran out removed ---- */
+
+typedef struct lease_job {
+	pg_job_t base;
+	dns_t *d;
+	size_t expired;
+	bool standby;
+} lease_job_t;
+
+static int lease_job_work(PGconn *conn, pg_job_t *j)
+{
+	lease_job_t *job = container_of(j, lease_job_t, base);
+	/* A standby's lars-dns leaves it to the primary's. */
+	if (pg_in_recovery(conn, &job->standby))
+		return -EIO;
+	if (job->standby)
+		return 0;
+	return route_lease_expire(conn, "lars-dns (lease expired)", &job->expired);
+}
+
+static void lease_job_done(pg_job_t *j, int status)
+{
+	lease_job_t *job = container_of(j, lease_job_t, base);
+	dns_t *d = job->d;
+	d->lease_job = NULL;
+	if (status == 0 && job->expired) {
+		metrics_add(d->leases_expired, job->expired);
+		log_info("dns: removed %zu self-registered host%s whose lease ran out", job->expired,
+			 job->expired == 1 ? "" : "s");
+	} else if (status && status != -ECANCELED) {
+		log_debug("dns: lease expiry not run this time (the database failed)");
+	}
+	free(job);
+	dns_maybe_free(d);
+}
+
+static void on_lease_timer(uv_timer_t *t)
+{
+	dns_t *d = t->data;
+	if (d->closing || d->lease_job)
+		return; /* the last pass still runs */
+	lease_job_t *job = xcalloc(1, sizeof(*job));
+	job->base.work = lease_job_work;
+	job->base.done = lease_job_done;
+	job->d = d;
+	d->lease_job = &job->base;
+	pg_worker_submit(d->db, &job->base);
+}
+
 /* ---- propagation written to PostgreSQL (issue 20.3) ---- */
 
 static int prop_job_work(PGconn *conn, pg_job_t *j)
@@ -702,6 +757,10 @@ static void dns_start_serving(dns_t *d, const refresh_action_t *a)
 		dns_timer_start(&d->agents_timer, on_agents_timer,
 				(uint64_t)d->cfg.agents_interval_ms,
 				(uint64_t)d->cfg.agents_interval_ms);
+	if (d->cfg.lease_expiry_interval_ms > 0)
+		dns_timer_start(&d->lease_timer, on_lease_timer,
+				(uint64_t)d->cfg.lease_expiry_interval_ms,
+				(uint64_t)d->cfg.lease_expiry_interval_ms);
 	d->on_ready(d->ready_user, tcp_server_port(d->srv));
 }
 
@@ -773,6 +832,8 @@ static void dns_metrics(dns_t *d)
 	d->mt.refreshes = metrics_counter(m, "lars_dns_refreshes_total", "Successful route refreshes (version checks included)");
 	d->mt.full_reloads = metrics_counter(m, "lars_dns_full_reloads_total", "Refreshes that read every route");
 	d->mt.refresh_failures = metrics_counter(m, "lars_dns_refresh_failures_total", "Refreshes that failed (database unreachable)");
+	d->leases_expired = metrics_counter(m, "lars_dns_leases_expired_total",
+					    "Self-registered hosts removed when their lease ran out");
 	d->mt.subscriptions = metrics_level(m, "lars_dns_subscriptions", "Subscriptions (connection, route) held");
 	d->mt.subs_dropped = metrics_counter(m, "lars_dns_subscriptions_dropped_total", "Least recently asked subscriptions dropped at [dns] max_subscriptions");
 	d->mt.unsubscribes = metrics_counter(m, "lars_dns_unsubscribes_total", "Subscriptions ended by an agent's UnsubscribeRequest");
@@ -857,6 +918,8 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	(void)uv_idle_init(loop, &d->push_idle);
 	(void)uv_timer_init(loop, &d->agents_timer);
 	(void)uv_idle_init(loop, &d->agents_idle);
+	(void)uv_timer_init(loop, &d->lease_timer);
+	d->lease_timer.data = d;
 	d->poll_timer.data = d->reload_timer.data = d->retry_timer.data = d;
 	d->push_idle.data = d->agents_timer.data = d->agents_idle.data = d;
 	handles_init(&d->timers);
@@ -866,6 +929,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	handles_add(&d->timers, &d->push_idle);
 	handles_add(&d->timers, &d->agents_timer);
 	handles_add(&d->timers, &d->agents_idle);
+	handles_add(&d->timers, &d->lease_timer);
 	refresh_cfg_t rc = {
 		.poll_interval_ms = (uint32_t)cfg->poll_interval_ms,
 		.reload_interval_ms = (uint64_t)cfg->reload_interval_s * 1000,
@@ -882,7 +946,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 /* Freed once its timers are closed and no refresh job can call back. */
 static void dns_maybe_free(dns_t *d)
 {
-	if (!d->closing || !d->timers_closed || d->job || d->prop_submitted)
+	if (!d->closing || !d->timers_closed || d->job || d->prop_submitted || d->lease_job)
 		return;
 	if (d->prop_job) { /* copied only partly: never submitted */
 		prop_job_free(d->prop_job);

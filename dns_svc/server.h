@@ -31,6 +31,7 @@ typedef struct dns_cfg {
 	int reload_interval_s; /* full reload and compare */
 	int change_log_days;   /* route_change rows kept */
 	int agents_interval_ms; /* connected agents and propagation written; 0 = never */
+	int lease_expiry_interval_ms; /* self-registered hosts past their lease removed; 0 = never */
 	bool wait_for_db;
 	bool reuse_port; /* share the port (SO_REUSEPORT); exclusive by default */
 	char conninfo[1024];
