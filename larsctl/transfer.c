@@ -130,6 +130,7 @@ static int read_csv(FILE *in, const char *name, hostlist_t *l)
 {
 	char buf[1024];
 	int line = 0;
+	bool seen = false;
 	while (fgets(buf, sizeof(buf), in)) {
 		line++;
 		if (!strchr(buf, '\n') && !feof(in)) {
@@ -137,7 +138,12 @@ static int read_csv(FILE *in, const char *name, hostlist_t *l)
 			return EXIT_USAGE;
 		}
 		char *s = trim(buf);
-		if (!*s || *s == '#' || (line == 1 && strncasecmp(s, "modid", 5) == 0))
+		if (!*s || *s == '#')
+			continue;
+		/* The header, if any, is the first line that is not a comment. */
+		bool first = !seen;
+		seen = true;
+		if (first && strncasecmp(s, "modid", 5) == 0)
 			continue;
 		char *field[7];
 		int nf = 0;

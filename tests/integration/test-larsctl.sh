@@ -479,8 +479,8 @@ out=$("$LARSCTL" route export 30)
 [ "$(wc -l < "$TMPDIR_W/all.csv")" = "$(( $(q 'SELECT count(*) FROM route_data') + 1 ))" ] || fail "export: one line per host"
 v0=$(ver)
 cat > "$TMPDIR_W/new.csv" <<'EOT'
-modid,cmdid,ip,port,weight,drain
 # 30/1 gets a third host, 10.3.0.2 drained at weight 50; 31/1 is new
+modid,cmdid,ip,port,weight,drain
 30,1,10.3.0.2,80,50,true
 30,1,10.3.0.9,81
 31,1, 10.3.1.1 ,80,7
