@@ -352,6 +352,11 @@ double harness_metric(int port, const char *name)
 	ssize_t n = harness_http_get(port, "/metrics", out, sizeof(out));
 	if (n <= 0)
 		return -1;
+	return harness_metric_in(out, name);
+}
+
+double harness_metric_in(const char *out, const char *name)
+{
 	size_t len = strlen(name);
 	for (const char *l = out; *l;) {
 		if (strncmp(l, name, len) == 0 && l[len] == ' ')

@@ -61,6 +61,9 @@ ssize_t harness_http_get(int port, const char *path, char *out, size_t cap);
  * Return: the value, or -1 if the page could not be read or has no such line.
  */
 double harness_metric(int port, const char *name);
+/** harness_metric_in() - the same from a /metrics text already read: values
+ * that must come from one scrape (a histogram's count and a bucket). */
+double harness_metric_in(const char *text, const char *name);
 
 /** harness_deadline() - the monotonic time @ms from now, for harness_left_ms(). */
 int64_t harness_deadline(int ms);
