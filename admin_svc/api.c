@@ -423,21 +423,11 @@ static int work_descriptions(PGconn *conn, api_call_t *c)
 
 /* ---- writes ---- */
 
-/* The session's lars.actor: every change record of this write names it. */
-static int set_actor(PGconn *conn, const api_call_t *c)
-{
-	const char *p[1] = { c->actor };
-	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, false)", 1, p,
-				PGRES_TUPLES_OK);
-	if (!res)
-		return -EIO;
-	PQclear(res);
-	return 0;
-}
 
 static int work_route_write(PGconn *conn, api_call_t *c)
 {
-	if (set_actor(conn, c))
+	/* Every change record of this write names who made it. */
+	if (route_set_actor(conn, c->actor, false))
 		return -EIO;
 	int64_t version = 0;
 	int r = c->add ? route_add(conn, &c->entry, &version) : route_del(conn, &c->entry, &version);
@@ -456,7 +446,8 @@ static int work_route_write(PGconn *conn, api_call_t *c)
 
 static int work_route_tc(PGconn *conn, api_call_t *c)
 {
-	if (set_actor(conn, c))
+	/* Every change record of this write names who made it. */
+	if (route_set_actor(conn, c->actor, false))
 		return -EIO;
 	int64_t version = 0;
 	int r = c->tc_weight ? route_set_weight(conn, &c->entry, c->tc_value, &version)
@@ -483,7 +474,8 @@ static int work_route_tc(PGconn *conn, api_call_t *c)
 
 static int work_policy(PGconn *conn, api_call_t *c)
 {
-	if (set_actor(conn, c))
+	/* Every change record of this write names who made it. */
+	if (route_set_actor(conn, c->actor, false))
 		return -EIO;
 	int64_t version = 0;
 	route_policy_t after;
@@ -508,7 +500,8 @@ static int work_policy(PGconn *conn, api_call_t *c)
 
 static int work_describe(PGconn *conn, api_call_t *c)
 {
-	if (set_actor(conn, c))
+	/* Every change record of this write names who made it. */
+	if (route_set_actor(conn, c->actor, false))
 		return -EIO;
 	int32_t cmdid = c->cmdid[0] ? c->entry.cmdid : -1;
 	int r = route_describe(conn, c->entry.modid, cmdid, c->text);

@@ -127,10 +127,7 @@ static void set_actor(PGconn *conn)
 		snprintf(actor, sizeof(actor), "%s@%s (larsctl, sudo by %s)", user, host, sudo);
 	else
 		snprintf(actor, sizeof(actor), "%s@%s (larsctl)", user, host);
-	const char *p[1] = { actor };
-	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, false)", 1, p,
-				PGRES_TUPLES_OK);
-	PQclear(res); /* a failure shows in the write that follows */
+	(void)route_set_actor(conn, actor, false); /* a failure shows in the write that follows */
 }
 
 static double mono_s(void)

@@ -3,59 +3,33 @@
 #include "route_bulk.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jbuf.h"
 #include "pg_conn.h"
 #include "route_load.h"
 #include "xalloc.h"
 
-/* A growing text: the arrays route_apply() sends as one parameter each. */
-typedef struct text {
-	char *p;
-	size_t n, cap;
-} text_t;
-
-__attribute__((format(printf, 2, 3)))
-static void text_add(text_t *t, const char *fmt, ...)
+char *route_host_array(const route_host_t *hosts, size_t n, int col)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (k < 0)
-		return;
-	if (t->n + (size_t)k + 1 > t->cap) {
-		t->cap = (t->n + (size_t)k + 1) * 2;
-		t->p = xrealloc(t->p, t->cap);
-	}
-	va_start(ap, fmt);
-	vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
-	va_end(ap);
-	t->n += (size_t)k;
-}
-
-/* "{a,b,...}" of one column of @hosts. */
-static char *array_of(const route_host_t *hosts, size_t n, int col)
-{
-	text_t t = { 0 };
-	text_add(&t, "{");
+	jbuf_t t = { 0 };
+	jbuf_printf(&t, "{");
 	for (size_t i = 0; i < n; i++) {
 		const route_host_t *h = &hosts[i];
 		const char *sep = i ? "," : "";
 		switch (col) {
-		case 0: text_add(&t, "%s%d", sep, h->e.modid); break;
-		case 1: text_add(&t, "%s%d", sep, h->e.cmdid); break;
-		case 2: text_add(&t, "%s%s", sep, h->e.ip); break;
-		case 3: text_add(&t, "%s%d", sep, h->e.port); break;
-		case 4: text_add(&t, "%s%d", sep, h->weight); break;
-		default: text_add(&t, "%s%s", sep, h->drain ? "t" : "f"); break;
+		case 0: jbuf_printf(&t, "%s%d", sep, h->e.modid); break;
+		case 1: jbuf_printf(&t, "%s%d", sep, h->e.cmdid); break;
+		case 2: jbuf_printf(&t, "%s%s", sep, h->e.ip); break;
+		case 3: jbuf_printf(&t, "%s%d", sep, h->e.port); break;
+		case 4: jbuf_printf(&t, "%s%d", sep, h->weight); break;
+		default: jbuf_printf(&t, "%s%s", sep, h->drain ? "t" : "f"); break;
 		}
 	}
-	text_add(&t, "}");
-	return t.p;
+	jbuf_printf(&t, "}");
+	return jbuf_take(&t, NULL);
 }
 
 /* Columns @c.. of @res as a host: modid, cmdid, ip, port, weight, drain. */
@@ -81,11 +55,15 @@ int route_apply(PGconn *conn, const route_host_t *hosts, size_t n, bool dry_run,
 	*n_diffp = 0;
 	char *arr[6];
 	for (int c = 0; c < 6; c++)
-		arr[c] = array_of(hosts, n, c);
+		arr[c] = route_host_array(hosts, n, c);
 	const char *params[6] = { arr[0], arr[1], arr[2], arr[3], arr[4], arr[5] };
 	PGresult *res = NULL;
 	int r = -EIO;
 
+	if (!arr[0] || !arr[1] || !arr[2] || !arr[3] || !arr[4] || !arr[5]) {
+		r = -ENOMEM;
+		goto out;
+	}
 	if (pg_cmd(conn, "BEGIN"))
 		goto out;
 	/* Writers of route_data wait until this commits; readers do not. */

@@ -28,6 +28,13 @@ typedef struct route_diff {
 } route_diff_t;
 
 /**
+ * route_host_array() - one column of @hosts as a PostgreSQL array literal
+ * ("{1,2}"): 0 modid, 1 cmdid, 2 ip, 3 port, 4 weight, 5 drain. free() it;
+ * NULL when out of memory.
+ */
+char *route_host_array(const route_host_t *hosts, size_t n, int col);
+
+/**
  * route_apply() - make every route named in @hosts hold exactly those hosts
  * with those weights and drains; routes not named are left alone.
  * @conn: a connection outside a transaction

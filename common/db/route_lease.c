@@ -9,12 +9,13 @@
 #include <string.h>
 
 #include "pg_conn.h"
+#include "route_bulk.h"
 #include "route_load.h"
 
 /* pg_try_advisory_xact_lock() key of the expiry pass ("lars" "leas"). */
 #define LEASE_EXPIRY_LOCK "7809632785326760307"
 
-#define HOST_IS "modid = $1::int AND cmdid = $2::int AND ip = $3::inet AND port = $4::int"
+#define HOST_IS ROUTE_HOST_IS
 
 int route_lease_check(int ttl_s, int weight, const char **whyp)
 {
@@ -27,18 +28,6 @@ int route_lease_check(int ttl_s, int weight, const char **whyp)
 		return -EINVAL;
 	}
 	return 0;
-}
-
-/* The transaction's change records name @actor (when given). */
-static int set_actor(PGconn *conn, const char *actor)
-{
-	if (!actor)
-		return 0;
-	const char *p[1] = { actor };
-	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, true)", 1, p,
-				PGRES_TUPLES_OK);
-	PQclear(res);
-	return res ? 0 : -EIO;
 }
 
 /* Runs @sql (rows expected when @rows), PQclear()s it: 0 or -EIO. */
@@ -62,7 +51,7 @@ int route_lease_register(PGconn *conn, const route_entry_t *e, int weight, uint6
 	const char *p[7] = { m, c, e->ip, port, w, o, ttl };
 	if (pg_cmd(conn, "BEGIN"))
 		return -EIO;
-	if (set_actor(conn, actor))
+	if (route_set_actor(conn, actor, true))
 		goto fail;
 	/* The host, locked, with its lease if it has one. */
 	PGresult *res = pg_exec(conn,
@@ -107,24 +96,6 @@ fail:
 	return -EIO;
 }
 
-/* "{a,b}" of one field of @n entries: 0 modid, 1 cmdid, 2 ip, 3 port. */
-static char *entry_array(const route_entry_t *e, size_t n, int field)
-{
-	size_t cap = 2 + n * 24, off = 0;
-	char *s = malloc(cap);
-	if (!s)
-		return NULL;
-	s[off++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		int k = field == 2 ? snprintf(s + off, cap - off, "%s%s", i ? "," : "", e[i].ip)
-			: snprintf(s + off, cap - off, "%s%d", i ? "," : "",
-				   field == 0 ? e[i].modid : field == 1 ? e[i].cmdid : e[i].port);
-		off += (size_t)k;
-	}
-	snprintf(s + off, cap - off, "}");
-	return s;
-}
-
 int route_lease_renew(PGconn *conn, uint64_t owner, const route_entry_t *e, size_t n,
 		      size_t *renewedp)
 {
@@ -133,9 +104,14 @@ int route_lease_renew(PGconn *conn, uint64_t owner, const route_entry_t *e, size
 		return 0;
 	char o[24];
 	snprintf(o, sizeof(o), "%" PRId64, (int64_t)owner);
-	char *a[4];
-	for (int f = 0; f < 4; f++)
-		a[f] = entry_array(e, n, f);
+	/* The hosts' columns as arrays, as route_apply() sends them. */
+	route_host_t *h = calloc(n, sizeof(*h));
+	char *a[4] = { NULL };
+	for (size_t i = 0; h && i < n; i++)
+		h[i].e = e[i];
+	for (int f = 0; h && f < 4; f++)
+		a[f] = route_host_array(h, n, f);
+	free(h);
 	int r = -EIO;
 	if (a[0] && a[1] && a[2] && a[3]) {
 		const char *p[5] = { o, a[0], a[1], a[2], a[3] };
@@ -168,7 +144,7 @@ int route_lease_deregister(PGconn *conn, const route_entry_t *e, uint64_t owner,
 	const char *p[5] = { m, c, e->ip, port, o };
 	if (pg_cmd(conn, "BEGIN"))
 		return -EIO;
-	if (set_actor(conn, actor))
+	if (route_set_actor(conn, actor, true))
 		goto fail;
 	PGresult *res = pg_exec(conn,
 		"WITH d AS (DELETE FROM route_data d USING route_lease l"
@@ -200,7 +176,7 @@ int route_lease_expire(PGconn *conn, const char *actor, size_t *expiredp)
 	PQclear(res);
 	if (!mine) /* another instance expires them now */
 		return pg_cmd(conn, "ROLLBACK") ? -EIO : 0;
-	if (set_actor(conn, actor))
+	if (route_set_actor(conn, actor, true))
 		goto fail;
 	res = pg_exec(conn,
 		"WITH d AS (DELETE FROM route_data WHERE id IN"

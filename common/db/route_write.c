@@ -176,7 +176,18 @@ int route_describe(PGconn *conn, int32_t modid, int32_t cmdid, const char *text)
 }
 
 /* The WHERE of one host of one route: parameters $1..$4. */
-#define HOST_IS "modid = $1::int AND cmdid = $2::int AND ip = $3::inet AND port = $4::int"
+#define HOST_IS ROUTE_HOST_IS
+
+int route_set_actor(PGconn *conn, const char *actor, bool this_transaction)
+{
+	if (!actor)
+		return 0;
+	const char *p[2] = { actor, this_transaction ? "true" : "false" };
+	PGresult *res = pg_exec(conn, "SELECT set_config('lars.actor', $1, $2::bool)", 2, p,
+				PGRES_TUPLES_OK);
+	PQclear(res);
+	return res ? 0 : -EIO;
+}
 
 /* Runs @sql (params modid, cmdid, ip, port, and @extra as $5 if given) that
  * returns a row per host it changed, inside one transaction with the

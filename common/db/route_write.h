@@ -46,6 +46,19 @@ typedef struct route_policy_set {
 	route_policy_t v; /* the new values of the fields set */
 } route_policy_set_t;
 
+/*
+ * The route triggers' WHERE for one host: $1 modid, $2 cmdid, $3 ip, $4 port
+ * (route_write.c, route_lease.c).
+ */
+#define ROUTE_HOST_IS "modid = $1::int AND cmdid = $2::int AND ip = $3::inet AND port = $4::int"
+
+/**
+ * route_set_actor() - the actor the change records of this session (or, with
+ * @this_transaction, of the open transaction only) name (migration 010);
+ * NULL changes nothing. Return: 0 or -EIO.
+ */
+int route_set_actor(PGconn *conn, const char *actor, bool this_transaction);
+
 /** route_parse_id() - a decimal id 0..2147483647; -EINVAL with *whyp. */
 int route_parse_id(const char *s, const char *what, int32_t *outp, const char **whyp);
 /**
