@@ -171,7 +171,10 @@ expect "page post" "$(call POST /index.html -H 'Content-Type: application/json' 
 # Host health from lars-reporter's tables.
 q "INSERT INTO host_status VALUES (5, 1, '127.0.0.1', 9001, '10.0.0.1', 50, 50, true, now(), now()),
                                   (5, 1, '127.0.0.1', 9001, '10.0.0.2', 10, 0, false, now(), now())" >/dev/null
-q "INSERT INTO host_status_history VALUES (date_trunc('minute', now()), 5, 1, '127.0.0.1', 9001, '10.0.0.1', 7, 3)" >/dev/null
+# Every history row below is placed relative to one minute M read here, so a
+# minute beginning during the test cannot make two of them the same row.
+M=$(q "SELECT date_trunc('minute', now())")
+q "INSERT INTO host_status_history VALUES ('$M', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 7, 3)" >/dev/null
 got=$(call GET '/api/route?modid=5&cmdid=1')
 expect "route status" "$got" 200 '"status":{"succ":60,"err":50'
 [[ $got == *'"overload":true'*'"failing":true,"callers":2'* ]] || fail "route status fields: $got"
@@ -187,8 +190,8 @@ got=$(call GET '/api/history?modid=5&cmdid=1&minutes=2')
 # (common/db/status.c): for the same rows they show the same numbers. More
 # rows first: a minute before, another caller.
 q "INSERT INTO host_status_history VALUES
- (date_trunc('minute', now()) - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.2', 11, 0),
- (date_trunc('minute', now()), 5, 1, '127.0.0.1', 9001, '10.0.0.2', 5, 5)" >/dev/null
+ ('$M'::timestamptz - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.2', 11, 0),
+ ('$M', 5, 1, '127.0.0.1', 9001, '10.0.0.2', 5, 5)" >/dev/null
 # Call latency (buckets of deploy/sql/006_report_acks.sql): a minute ago one
 # call of 500-1000 us and one of 1000-2000 us (sum 1500): mean 750, p99 at
 # 0.99 * 2 = 1.98 is 1000 + 1000 * 0.98 = 1980. Three minutes ago one above
@@ -197,9 +200,9 @@ q "INSERT INTO host_status_history VALUES
 # last bucket's lower bound 2000000.
 q "INSERT INTO host_status_history
  (minute, modid, cmdid, ip, port, caller, succ, err, lat_count, lat_sum_us, lat_buckets) VALUES
- (date_trunc('minute', now()) - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 2, 1500,
+ ('$M'::timestamptz - interval '1 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 2, 1500,
   '{0,1,1,0,0,0,0,0,0,0,0,0,0}'),
- (date_trunc('minute', now()) - interval '3 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 1, 2500000,
+ ('$M'::timestamptz - interval '3 min', 5, 1, '127.0.0.1', 9001, '10.0.0.1', 0, 0, 1, 2500000,
   '{0,0,0,0,0,0,0,0,0,0,0,0,1}')" >/dev/null
 got=$(call GET '/api/route?modid=5&cmdid=1')
 [[ $got == *'"callers":2,'*'"lat_count":3,"lat_mean_us":833833,"lat_p99_us":2000000}'* ]] ||
