@@ -33,6 +33,7 @@
 #include "msg.h"
 #include "tcp_client.h"
 #include "metrics_http.h"
+#include "registration.h"
 #include "udp_server.h"
 #include "xalloc.h"
 
@@ -50,6 +51,7 @@ struct agent {
 	int n_udp;
 	tcp_client_t *dns;
 	tcp_client_t *rep;
+	agent_reg_t *reg; /* self-registration (issue 23); NULL: [register] enabled = false */
 	acore_t *core;
 	awire_t wire;
 	/* lars-dns unreachable: a connection was lost, or an attempt failed
@@ -197,6 +199,8 @@ static void on_dns_connect(tcp_client_t *cli, void *user)
 		hello.host_name[0] = '\0';
 	if (tcp_client_send(a->dns, LARS_ID_AGENT_HELLO, lars_AgentHello_fields, &hello))
 		log_debug("agent: AgentHello not queued");
+	else if (a->reg)
+		areg_link(a->reg, true); /* the hello names the leases' owner */
 hello_done:
 	acore_dns_connected(a->core, now_ms(a)); /* notes the keys, pulls none yet */
 	if (!acore_repulling(a->core) || a->closing)
@@ -212,6 +216,8 @@ static void on_dns_disconnect(tcp_client_t *cli, void *user)
 	agent_t *a = user;
 	a->dns_lost = true;
 	acore_set_link(a->core, ACORE_LINK_DOWN); /* ends a re-pull under way */
+	if (a->reg)
+		areg_link(a->reg, false);
 	if (!a->closing)
 		(void)uv_idle_stop(&a->repull_idle);
 }
@@ -630,6 +636,20 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		log_warn("agent: GET /routes not served: no room for another page");
 	dispatch_init(&a->dns_d);
 	dispatch_on(&a->dns_d, LARS_ID_GET_ROUTE_RESP, on_dns_route, a);
+	if (cfg->reg_enabled && cfg->announce) {
+		reg_cfg_t rc = cfg->reg;
+		rc.caller = a->wire.caller;
+		a->reg = areg_new(loop, &rc, m);
+		if (!a->reg) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		dispatch_on(&a->udp_d, LARS_ID_REGISTER_REQ, areg_on_udp, a->reg);
+		dispatch_on(&a->udp_d, LARS_ID_DEREGISTER_REQ, areg_on_udp, a->reg);
+		dispatch_on(&a->dns_d, LARS_ID_LEASE_RESP, areg_on_lease, a->reg);
+	} else if (cfg->reg_enabled) {
+		log_info("agent: self-registration off: it needs [dnsserver] announce = true");
+	}
 
 	char ports[16 * AGENT_MAX_SOCKETS] = "";
 	size_t plen = 0;
@@ -669,6 +689,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.metrics = m,
 	};
 	r = tcp_client_start(loop, &dopts, &a->dns);
+	if (r == 0 && a->reg)
+		areg_set_dns(a->reg, a->dns);
 	if (r == 0)
 		r = tcp_client_start(loop, &ropts, &a->rep);
 	if (r)
@@ -765,6 +787,7 @@ void agent_close(agent_t *a)
 		log_warn("agent: %zu messages to lars-reporter not acknowledged at exit", held);
 	for (int i = 0; i < a->n_udp; i++)
 		udp_server_close(a->udp[i]);
+	areg_close(a->reg);
 	tcp_client_close(a->dns);
 	tcp_client_close(a->rep);
 	handles_close(&a->timers, agent_on_timers_closed);

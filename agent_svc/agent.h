@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "balancer.h"
+#include "registry.h"
 #include "metrics.h"
 #include "net.h"
 #include "service.h"
@@ -35,6 +36,8 @@ typedef struct agent_cfg {
 	int ack_timeout_ms;     /* [reporter] ack_timeout_ms */
 	bool counts_cumulative; /* [reporter] counts = cumulative */
 	int max_hosts; /* hosts accepted in one route from the route service */
+	reg_cfg_t reg; /* [register]: self-registration (issue 23); reg.caller is set by the agent */
+	bool reg_enabled;
 	service_common_cfg_t common;
 } agent_cfg_t;
 

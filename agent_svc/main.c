@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
@@ -36,6 +37,9 @@ static struct agent_conf {
 		.max_absent = 10000, .pull_rate = 1000, .pull_burst = 2000,
 		.report_interval_s = 5, .report_max_hosts = 200000, .max_hosts = 100000,
 		.ack_timeout_ms = 5000, .announce = true,
+		.reg = { .ttl_s = 10, .check_interval_ms = 1000, .check_timeout_ms = 1000,
+			 .check_fall = 3, .check_rise = 2, .drain_ms = 5000, .max = 1024 },
+		.reg_enabled = true,
 	},
 	.dns_ip = "127.0.0.1", .rep_ip = "127.0.0.1", .dns_port = 7778, .rep_port = 7779,
 	.dns_servers = { conf.a.dns, &conf.a.n_dns },
@@ -66,6 +70,20 @@ static int parse_counts(const char *value, void *dst, const char **whyp)
 		*whyp = "expected delta or cumulative";
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* [register] drain_s: seconds (a fraction allowed: 0.5), kept as ms. */
+static int parse_seconds_ms(const char *value, void *dst, const char **whyp)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(value, &end);
+	if (errno || end == value || *end || !(v >= 0 && v <= 3600)) {
+		*whyp = "expected seconds 0..3600";
+		return -EINVAL;
+	}
+	*(int *)dst = (int)(v * 1000 + 0.5);
 	return 0;
 }
 
@@ -106,6 +124,14 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_INT("reporter", "max_pending_hosts", &conf.a.report_max_hosts, 1, 100000000),
 	CONFIG_KEY_INT("reporter", "ack_timeout_ms", &conf.a.ack_timeout_ms, 100, 3600000),
 	CONFIG_KEY_FN("reporter", "counts", &conf.a.counts_cumulative, parse_counts),
+	CONFIG_KEY_BOOL("register", "enabled", &conf.a.reg_enabled),
+	CONFIG_KEY_INT("register", "ttl_s", &conf.a.reg.ttl_s, 1, 86400),
+	CONFIG_KEY_INT("register", "check_interval_ms", &conf.a.reg.check_interval_ms, 10, 3600000),
+	CONFIG_KEY_INT("register", "check_timeout_ms", &conf.a.reg.check_timeout_ms, 10, 600000),
+	CONFIG_KEY_INT("register", "check_fall", &conf.a.reg.check_fall, 1, 1000),
+	CONFIG_KEY_INT("register", "check_rise", &conf.a.reg.check_rise, 1, 1000),
+	CONFIG_KEY_FN("register", "drain_s", &conf.a.reg.drain_ms, parse_seconds_ms),
+	CONFIG_KEY_INT("register", "max_registrations", &conf.a.reg.max, 1, 100000),
 };
 
 static void agent_defaults(void *c)

@@ -7,17 +7,22 @@
 //   lars simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]
 //                 [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]
 //   lars bench [--threads N] [--seconds S] [--modid M] [--latency-us N]
+//   lars register MODID CMDID PORT [--ip IP] [--weight W] [--check tcp|http:/PATH|none]
+//                 [--ttl S]               registers, keeps it until SIGINT/SIGTERM
+//   lars deregister MODID CMDID PORT [--ip IP]
 //
 // Options may come before or after the command and its arguments (as GNU
 // getopt permutes them); "--" ends the options. A negative number ("-1",
 // a RETCODE) is an argument, not an option.
 //
 // Exit status: the LARS_* return code (0 success, 1 overload, 2 system
-// error, 3 no such route); 64 for a usage error.
+// error, 3 no such route, or for deregister no such registration); 64 for
+// a usage error.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,6 +48,7 @@
 #define MAX_SIM_HOSTS 1024
 #define MAX_THREADS 256
 #define PAUSE_MS 50 /* between asks for a route the agent is still fetching */
+#define REFRESH_FALLBACK_S 30 /* register: the TTL assumed when the agent gives none */
 
 static lars_client_options_t opts;
 
@@ -74,8 +80,9 @@ static struct {
 	slow_rule_t slows[MAX_SLOW];
 	lat_model_t lat;       /* --latency-us or --latency-us-spread */
 	int threads, seconds, modid;
+	lars_register_options_t reg; /* register: --ip, --weight, --check, --ttl */
 	/* The first one given, for the error. */
-	const char *sim_opt, *bench_opt, *lat_opt, *spread_opt;
+	const char *sim_opt, *bench_opt, *lat_opt, *spread_opt, *reg_opt, *ip_opt;
 } sub = { .count = 1000, .threads = 1, .seconds = 10, .modid = 1 };
 
 static const char usage[] =
@@ -112,13 +119,27 @@ static const char usage[] =
 	"                                on its own key (M, thread number); each report\n"
 	"                                carries the get_host round trip just measured,\n"
 	"                                or N us with --latency-us (0: none)\n"
+	"  register MODID CMDID PORT [--ip IP] [--weight W] [--check tcp|http:/PATH|none]\n"
+	"           [--ttl S]\n"
+	"                                register this instance (IP default: the agent's\n"
+	"                                caller address; weight 1..1000, default 100; check\n"
+	"                                default tcp; TTL 1..86400 s, default the agent's),\n"
+	"                                print \"registered MODID/CMDID IP:PORT (lease N s)\",\n"
+	"                                keep it while running (registered again every\n"
+	"                                TTL/3, changes on stderr); SIGINT/SIGTERM:\n"
+	"                                deregister, wait out the drain, exit 0\n"
+	"  deregister MODID CMDID PORT [--ip IP]\n"
+	"                                take a registered instance out: the agent drains\n"
+	"                                it, then removes it (waited for); 3 if this agent\n"
+	"                                has no such registration\n"
 	"\n"
 	"  --agent HOST:BASEPORT   the agent (default $LARS_AGENT, else 127.0.0.1:8888)\n"
 	"  --timeout MS            per attempt (default 100); --retries N (default 3)\n"
 	"  -h, --help              help; --version: the version\n"
 	"Options go before or after the command; \"--\" ends them.\n"
 	"\n"
-	"Exit status: 0 success, 1 overload, 2 system error, 3 no such route, 64 usage.\n";
+	"Exit status: 0 success, 1 overload, 2 system error, 3 no such route (deregister:\n"
+	"no such registration), 64 usage.\n";
 
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *fmt, ...)
@@ -712,6 +733,182 @@ static int cmd_bench(int argc, char **argv)
 	return errors && !total ? LARS_SYSTEM_ERROR : 0;
 }
 
+/* ---- register / deregister (issue 23): self-registration through the agent ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+/*
+ * SIGINT/SIGTERM set stop_signal. No SA_RESTART, so a sleep ends with
+ * EINTR; SA_RESETHAND, so a second signal ends the tool at once (the agent
+ * finishes a drain it was asked for by itself).
+ */
+static void catch_stop(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop, .sa_flags = SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/*
+ * Sleep @ms, or less if a stop signal comes. In slices of at most a
+ * second: a signal that lands between the check and nanosleep() (which
+ * cannot close that window) then costs one slice, not a refresh period.
+ */
+static void sleep_unless_stopped(int64_t ms)
+{
+	double end = now_s() + (double)ms / 1e3;
+	while (!stop_signal) {
+		double left = end - now_s();
+		if (left <= 0)
+			break;
+		struct timespec ts = { 1, 0 };
+		if (left < 1)
+			ts = (struct timespec){ 0, (long)(left * 1e9) };
+		nanosleep(&ts, NULL); /* EINTR: the loop looks at stop_signal */
+	}
+}
+
+/*
+ * "MODID/CMDID IP:PORT": the address of the agent's last answer, else
+ * --ip, else "*" (the agent's caller address, unnamed).
+ */
+static const char *reg_name(const lars_client_t *c, int modid, int cmdid, int port, char buf[64])
+{
+	lars_host_t h;
+	lars_register_lease(c, &h, NULL);
+	const char *ip = h.ip ? h.ip_str : sub.reg.ip && *sub.reg.ip ? sub.reg.ip : "*";
+	snprintf(buf, 64, "%d/%d %s:%d", modid, cmdid, ip, port);
+	return buf;
+}
+
+/* A successful lars_register() in words: "registered [again ]NAME (lease 10 s)". */
+static const char *reg_state_text(const lars_client_t *c, const char *name, bool again,
+				  char buf[128])
+{
+	unsigned flags;
+	int ttl = lars_register_lease(c, NULL, &flags);
+	const char *a = again ? "again " : "";
+	if (flags & LARS_LEASE_OPERATOR)
+		snprintf(buf, 128, "%s is an operator's host: left as it is", name);
+	else if (ttl > 0)
+		snprintf(buf, 128, "registered %s%s (lease %d s)", a, name, ttl);
+	else
+		snprintf(buf, 128, "registered %s%s", a, name);
+	return buf;
+}
+
+/* Register again within a third of the lease (of --ttl or a guess when there is none). */
+static int64_t reg_refresh_ms(const lars_client_t *c)
+{
+	int ttl = lars_register_lease(c, NULL, NULL);
+	if (ttl <= 0)
+		ttl = sub.reg.ttl_s > 0 ? sub.reg.ttl_s : REFRESH_FALLBACK_S;
+	return (int64_t)ttl * 1000 / 3;
+}
+
+/*
+ * Keep the registration until a stop signal: lars_register() every TTL/3,
+ * which also registers again with an agent that restarted. Only changes
+ * are logged (failing, no answer, registered again).
+ */
+static void reg_keep(lars_client_t *c, int modid, int cmdid, int port, const char *name)
+{
+	char last[128], now[128], text[128];
+	reg_state_text(c, name, false, last);
+	bool ok = true;
+	for (;;) {
+		sleep_unless_stopped(reg_refresh_ms(c));
+		if (stop_signal)
+			return;
+		int r = lars_register(c, modid, cmdid, port, &sub.reg);
+		if (r == LARS_SUCC)
+			reg_state_text(c, name, false, now);
+		else
+			snprintf(now, sizeof(now), "%s", lars_client_error(c));
+		if (strcmp(now, last) != 0 && r == LARS_SUCC)
+			fprintf(stderr, "lars: %s\n", reg_state_text(c, name, !ok, text));
+		else if (strcmp(now, last) != 0)
+			fprintf(stderr, "lars: %s: %s\n", name, now);
+		memcpy(last, now, sizeof(last));
+		ok = r == LARS_SUCC;
+	}
+}
+
+/*
+ * How a lars_deregister() ended, in words. @quiet_unknown: an instance the
+ * agent no longer has counts as deregistered (register's own ending: the
+ * agent restarted and forgot it). The exit status.
+ */
+static int dereg_result(lars_client_t *c, int r, const char *name, bool quiet_unknown)
+{
+	unsigned flags;
+	lars_register_lease(c, NULL, &flags);
+	if (r == LARS_SUCC && (flags & LARS_LEASE_OPERATOR))
+		printf("%s is an operator's host: left as it is\n", name);
+	else if (r == LARS_SUCC)
+		printf("deregistered %s\n", name);
+	else if (r == LARS_NOEXIST && quiet_unknown)
+		printf("deregistered %s (the agent no longer had it)\n", name);
+	else if (r == LARS_NOEXIST)
+		fprintf(stderr, "lars: %s is not registered through this agent\n", name);
+	else
+		fprintf(stderr, "lars: %s: %s: %s (a lease lapses after its TTL)\n",
+			lars_strerror(r), name, lars_client_error(c));
+	fflush(stdout);
+	return r == LARS_NOEXIST && quiet_unknown ? 0 : r;
+}
+
+/* MODID CMDID PORT of register and deregister. */
+static bool parse_instance(int argc, char **argv, int *modid, int *cmdid, int *port)
+{
+	return argc == 3 && parse_key(argv, modid, cmdid) && parse_int(argv[2], 1, 65535, port);
+}
+
+static int cmd_register(int argc, char **argv)
+{
+	int modid, cmdid, port;
+	if (!parse_instance(argc, argv, &modid, &cmdid, &port))
+		return usage_error("register needs MODID CMDID PORT (integers >= 0, PORT 1..65535)");
+	if (!sub.reg.check)
+		sub.reg.check = "tcp";
+	lars_client_t *c = client_or_die();
+	catch_stop();
+	char name[64], text[128];
+	int r = lars_register(c, modid, cmdid, port, &sub.reg);
+	if (r != LARS_SUCC) {
+		report_error(c, r);
+		lars_client_free(c);
+		return r;
+	}
+	/* Named once: the address the agent registered, for every line after. */
+	reg_name(c, modid, cmdid, port, name);
+	printf("%s\n", reg_state_text(c, name, false, text));
+	fflush(stdout);
+	reg_keep(c, modid, cmdid, port, name);
+	r = dereg_result(c, lars_deregister(c, modid, cmdid, port, &sub.reg), name, true);
+	lars_client_free(c);
+	return r;
+}
+
+static int cmd_deregister(int argc, char **argv)
+{
+	int modid, cmdid, port;
+	if (!parse_instance(argc, argv, &modid, &cmdid, &port))
+		return usage_error("deregister needs MODID CMDID PORT (integers >= 0, PORT 1..65535)");
+	lars_client_t *c = client_or_die();
+	char name[64];
+	int r = lars_deregister(c, modid, cmdid, port, &sub.reg);
+	r = dereg_result(c, r, reg_name(c, modid, cmdid, port, name), false);
+	lars_client_free(c);
+	return r;
+}
+
 static const struct option all_opts[] = {
 	{ "agent", required_argument, NULL, 'a' },
 	{ "timeout", required_argument, NULL, 'T' },
@@ -732,6 +929,11 @@ static const struct option all_opts[] = {
 	{ "modid", required_argument, NULL, 'm' },
 	/* agent-state */
 	{ "output", required_argument, NULL, 'o' },
+	/* register (and --ip: deregister) */
+	{ "ip", required_argument, NULL, 'I' },
+	{ "weight", required_argument, NULL, 'W' },
+	{ "check", required_argument, NULL, 'C' },
+	{ "ttl", required_argument, NULL, 'X' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -819,6 +1021,41 @@ bad:
 			   "not '%s'", MAX_SLOW, arg);
 }
 
+/*
+ * --ip, --weight, --check, --ttl into sub.reg. The form of --check is a
+ * usage error here; the library checks an HTTP path's bytes and length.
+ */
+static int take_reg_option(int c, const char *arg)
+{
+	struct in_addr ia;
+	switch (c) {
+	case 'I':
+		sub.ip_opt = "--ip";
+		if (inet_pton(AF_INET, arg, &ia) != 1)
+			return usage_error("--ip takes a dotted IPv4 address, not '%s'", arg);
+		sub.reg.ip = arg;
+		return 0;
+	case 'W':
+		sub.reg_opt = sub.reg_opt ? sub.reg_opt : "--weight";
+		if (!parse_int(arg, 1, 1000, &sub.reg.weight))
+			return usage_error("--weight takes 1..1000, not '%s'", arg);
+		return 0;
+	case 'C':
+		sub.reg_opt = sub.reg_opt ? sub.reg_opt : "--check";
+		if (strcmp(arg, "tcp") != 0 && strcmp(arg, "none") != 0 &&
+		    strncmp(arg, "http:/", 6) != 0)
+			return usage_error("--check takes tcp, http:/PATH or none, not '%s'", arg);
+		sub.reg.check = arg;
+		return 0;
+	case 'X':
+		sub.reg_opt = sub.reg_opt ? sub.reg_opt : "--ttl";
+		if (!parse_int(arg, 1, 86400, &sub.reg.ttl_s))
+			return usage_error("--ttl takes seconds 1..86400, not '%s'", arg);
+		return 0;
+	}
+	return usage_error("unknown option");
+}
+
 /* One option (from getopt_long) into opts / sub. 0, or an exit status. */
 static int take_option(int c, const char *arg, const char **agentp, const char **fromp)
 {
@@ -900,7 +1137,7 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 			return usage_error("--modid takes an integer >= 0, not '%s'", arg);
 		return 0;
 	}
-	return usage_error("unknown option");
+	return take_reg_option(c, arg);
 }
 
 /* main() with room for the options (@opt_argv) and the other words (@pos). */
@@ -908,6 +1145,7 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 {
 	static char agent_ip[64];
 	lars_client_options_init(&opts);
+	lars_register_options_init(&sub.reg);
 	/* LARS_AGENT=HOST:BASEPORT (deploy/lars-local env sets it) is the default. */
 	const char *agent = getenv("LARS_AGENT"), *agent_from = "LARS_AGENT";
 
@@ -979,6 +1217,11 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return usage_error("%s is an option of bench", sub.bench_opt);
 	if (sub.lat_opt && !sim && !bench && strcmp(cmd, "report") != 0)
 		return usage_error("%s is an option of report, simulate and bench", sub.lat_opt);
+	bool reg = strcmp(cmd, "register") == 0, dereg = strcmp(cmd, "deregister") == 0;
+	if (sub.reg_opt && !reg)
+		return usage_error("%s is an option of register", sub.reg_opt);
+	if (sub.ip_opt && !reg && !dereg)
+		return usage_error("--ip is an option of register and deregister");
 	if (strcmp(output_fmt, "text") != 0 && strcmp(cmd, "agent-state") != 0 &&
 	    strcmp(cmd, "get-route") != 0)
 		return usage_error("-o is an option of agent-state and get-route");
@@ -994,6 +1237,10 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return cmd_simulate(sub_argc, sub_argv);
 	if (bench)
 		return cmd_bench(sub_argc, sub_argv);
+	if (reg)
+		return cmd_register(sub_argc, sub_argv);
+	if (dereg)
+		return cmd_deregister(sub_argc, sub_argv);
 	return usage_error("unknown command '%s'", cmd);
 }
 

@@ -31,6 +31,10 @@
 #define MAX_SOCKETS 16
 #define REG_INIT_TRIES 5
 #define REG_INIT_PAUSE_MS 50
+#define REG_POLL_MS 50            /* lars_register: between asks while pending */
+#define DEREG_POLL_MS 100         /* lars_deregister: between asks while draining */
+#define REG_WAIT_MIN_MS 1000      /* the least either waits for a final answer */
+#define DRAIN_WAIT_MAX_MS 600000  /* an absurd drain_ms waits no longer */
 /* The most hosts a UDP answer can carry: an all-zero HostInfo is 2 bytes. */
 #define ROUTE_MAX_HOSTS ((FRAME_UDP_MAX - 8) / 2)
 #define ERROR_MAX 128
@@ -43,6 +47,10 @@ struct lars_client {
 	uint32_t seq;
 	frame_idset_t ids;
 	char error[ERROR_MAX];
+	/* The last final answer to lars_register/deregister (lars_register_lease). */
+	int lease_ttl_s;
+	unsigned lease_flags;
+	lars_host_t lease_host;
 	uint8_t buf[FRAME_UDP_MAX + 1];
 };
 
@@ -198,6 +206,7 @@ LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **
 	frame_idset_clear(&c->ids);
 	frame_idset_add(&c->ids, LARS_ID_GET_HOST_RESP);
 	frame_idset_add(&c->ids, LARS_ID_API_GET_ROUTE_RESP);
+	frame_idset_add(&c->ids, LARS_ID_REGISTER_RESP);
 	for (int i = 0; i < c->sockets; i++)
 		c->fd[i] = -1;
 	for (int i = 0; i < c->sockets; i++) {
@@ -265,6 +274,13 @@ static int64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep @ms; a signal cuts it short, which only makes the next ask earlier. */
+static void pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
 }
 
 static int sock_for(const lars_client_t *c, int modid, int cmdid)
@@ -547,10 +563,242 @@ LARS_API int lars_reg_init(lars_client_t *c, int modid, int cmdid)
 			return LARS_SUCC;
 		if (r == LARS_SUCC)
 			r = LARS_NOEXIST; /* the agent is still fetching it */
-		if (i + 1 < REG_INIT_TRIES) {
-			struct timespec ts = { 0, REG_INIT_PAUSE_MS * 1000000L };
-			nanosleep(&ts, NULL);
-		}
+		if (i + 1 < REG_INIT_TRIES)
+			pause_ms(REG_INIT_PAUSE_MS);
 	}
 	return r;
+}
+
+/* ---- self-registration (issue 23): RegisterRequest / DeregisterRequest ---- */
+
+LARS_API void lars_register_options_init(lars_register_options_t *o)
+{
+	if (!o)
+		return;
+	*o = (lars_register_options_t){ .size = sizeof(*o) };
+}
+
+/* @check ("none", "tcp" or "http:/PATH", NULL = none) into @req. */
+static int reg_check(lars_client_t *c, const char *check, lars_RegisterRequest *req)
+{
+	if (!check || strcmp(check, "none") == 0) {
+		req->check = LARS_CHECK_NONE;
+		return LARS_SUCC;
+	}
+	if (strcmp(check, "tcp") == 0) {
+		req->check = LARS_CHECK_TCP;
+		return LARS_SUCC;
+	}
+	if (strncmp(check, "http:", 5) != 0)
+		return fail(c, "bad input: check '%.40s' (none, tcp or http:/PATH)", check);
+	const char *path = check + 5;
+	size_t len = strlen(path);
+	if (path[0] != '/' || len >= sizeof(req->check_path))
+		return fail(c, "bad input: the HTTP check's path must start with '/' and have "
+			       "at most %zu bytes", sizeof(req->check_path) - 1);
+	/* The agent puts it into a request line: no spaces, no control bytes. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] > '~')
+			return fail(c, "bad input: the HTTP check's path has a space or a "
+				       "byte that is not printable ASCII");
+	req->check = LARS_CHECK_HTTP;
+	memcpy(req->check_path, path, len + 1);
+	return LARS_SUCC;
+}
+
+/*
+ * The request lars_register (@full) or lars_deregister (key, ip and port
+ * only) sends, checked here so that nothing bad leaves. LARS_SUCC or the
+ * failure.
+ */
+static int reg_request(lars_client_t *c, int modid, int cmdid, int port,
+		       const lars_register_options_t *opts, bool full, lars_RegisterRequest *req)
+{
+	int bad = check_call(c, c, "the client", modid, cmdid);
+	if (bad)
+		return bad;
+	lars_register_options_t o;
+	lars_register_options_init(&o);
+	if (opts) {
+		/* Only what the caller's struct has; later fields keep their defaults. */
+		if (opts->size < LARS_REGISTER_OPTIONS_MIN_SIZE)
+			return fail(c, "bad input: options.size is %zu: start from "
+				       "lars_register_options_init()", opts->size);
+		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	}
+	*req = (lars_RegisterRequest)lars_RegisterRequest_init_zero;
+	req->modid = modid;
+	req->cmdid = cmdid;
+	req->port = port;
+	if (port < 1 || port > 65535)
+		return fail(c, "bad input: port %d (1..65535)", port);
+	/* ip 0 on the wire asks the agent to fill in its caller's address. */
+	if (o.ip && *o.ip && msg_ip_from_str(o.ip, &req->ip))
+		return fail(c, "bad input: ip '%.40s' is not a dotted IPv4 address", o.ip);
+	if (!full)
+		return LARS_SUCC;
+	if (o.weight < 0 || o.weight > 1000)
+		return fail(c, "bad input: weight %d (1..1000, 0 = 100)", o.weight);
+	if (o.ttl_s < 0 || o.ttl_s > 86400)
+		return fail(c, "bad input: ttl_s %d (1..86400, 0 = the agent's default)", o.ttl_s);
+	req->weight = (uint32_t)o.weight;
+	req->ttl_s = (uint32_t)o.ttl_s;
+	return reg_check(c, o.check, req);
+}
+
+typedef struct reg_call {
+	uint32_t seq;
+	lars_RegisterResponse *resp;
+} reg_call_t;
+
+static bool match_reg(lars_client_t *c, const uint8_t *body, size_t len, void *arg,
+		      int *resultp)
+{
+	reg_call_t *rc = arg;
+	lars_RegisterResponse r = lars_RegisterResponse_init_zero;
+	const char *why;
+	if (msg_decode(lars_RegisterResponse_fields, &r, body, len, &why)) {
+		fail(c, "bad reply from the agent: %s", why);
+		return false;
+	}
+	if (r.seq != rc->seq)
+		return false; /* stale: an earlier ask's answer */
+	if (r.state > LARS_REG_UNKNOWN) {
+		fail(c, "bad reply from the agent: registration state %u", (unsigned)r.state);
+		return false;
+	}
+	*rc->resp = r;
+	*resultp = LARS_SUCC;
+	return true;
+}
+
+/* One ask: @req under a fresh seq as @msgid, on the key's socket (as get_host). */
+static int reg_ask(lars_client_t *c, int32_t msgid, lars_RegisterRequest *req,
+		   lars_RegisterResponse *resp)
+{
+	reg_call_t rc = { .seq = ++c->seq, .resp = resp };
+	uint8_t buf[8 + lars_RegisterRequest_size];
+	size_t len;
+	req->seq = rc.seq;
+	if (msg_frame_encode(msgid, lars_RegisterRequest_fields, req, buf, sizeof(buf), &len))
+		return fail(c, "cannot encode the request");
+	return call(c, sock_for(c, req->modid, req->cmdid), buf, len, LARS_ID_REGISTER_RESP,
+		    match_reg, &rc);
+}
+
+/* How long an answer that is not final yet is waited out (deregister: + the drain). */
+static int64_t reg_wait_ms(const lars_client_t *c)
+{
+	int64_t ms = (int64_t)c->timeout_ms * c->retries * 4;
+	return ms > REG_WAIT_MIN_MS ? ms : REG_WAIT_MIN_MS;
+}
+
+/*
+ * Ask (@msgid) until the answer is final: not pending, and for a
+ * deregistration not draining. Asks again every @poll_ms until a deadline
+ * that the first drain answer extends by the drain announced (capped).
+ */
+static int reg_settle(lars_client_t *c, int32_t msgid, int poll_ms, lars_RegisterRequest *req,
+		      lars_RegisterResponse *resp)
+{
+	int64_t start = mono_ms(), deadline = start + reg_wait_ms(c);
+	bool drain_seen = false;
+	for (;;) {
+		int r = reg_ask(c, msgid, req, resp);
+		if (r)
+			return r;
+		bool draining = msgid == LARS_ID_DEREGISTER_REQ && resp->state == LARS_REG_DRAINING;
+		if (resp->state != LARS_REG_PENDING && !draining)
+			return LARS_SUCC;
+		if (draining && !drain_seen) {
+			drain_seen = true;
+			deadline += resp->drain_ms < DRAIN_WAIT_MAX_MS ? resp->drain_ms
+								       : DRAIN_WAIT_MAX_MS;
+		}
+		int64_t left = deadline - mono_ms();
+		/* The wait allowed, not the time taken: the same text each time. */
+		if (left <= 0)
+			return fail(c, "still %s at the agent after %lld ms",
+				    draining ? "draining" : "pending (lars-dns or the health check)",
+				    (long long)(deadline - start));
+		pause_ms(left < poll_ms ? (int)left : poll_ms);
+	}
+}
+
+static const char *reg_state_name(uint32_t state)
+{
+	static const char *const names[] = { "pending", "registered", "an operator's host",
+					     "failing", "draining", "removed", "refused",
+					     "unknown instance" };
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "?";
+}
+
+/* What lars_register_lease() tells: the answer's address, else the one asked for. */
+static void reg_remember(lars_client_t *c, const lars_RegisterRequest *req,
+			 const lars_RegisterResponse *r)
+{
+	bool lease = r->state == LARS_REG_REGISTERED || r->state == LARS_REG_FAILING ||
+		     r->state == LARS_REG_OPERATOR;
+	host_from_wire(&c->lease_host, r->ip ? r->ip : req->ip, req->port);
+	c->lease_ttl_s = lease && r->ttl_s <= 86400 ? (int)r->ttl_s : 0;
+	c->lease_flags = r->state == LARS_REG_OPERATOR ? LARS_LEASE_OPERATOR : 0;
+}
+
+/* A final answer that is a failure for either call: the reason. */
+static int reg_fail(lars_client_t *c, const lars_RegisterResponse *r)
+{
+	const char *sep = r->message[0] ? ": " : "";
+	/* Our agent's message says "health check failing: why" itself. */
+	if (r->state == LARS_REG_FAILING)
+		return fail(c, "%s", r->message[0] ? r->message : "health check failing");
+	if (r->state == LARS_REG_REFUSED)
+		return fail(c, "refused by the agent%s%s", sep, r->message);
+	return fail(c, "unexpected answer from the agent: %s", reg_state_name(r->state));
+}
+
+LARS_API int lars_register(lars_client_t *c, int modid, int cmdid, int port,
+			   const lars_register_options_t *opts)
+{
+	lars_RegisterRequest req;
+	lars_RegisterResponse resp;
+	int r = reg_request(c, modid, cmdid, port, opts, true, &req);
+	if (r == LARS_SUCC)
+		r = reg_settle(c, LARS_ID_REGISTER_REQ, REG_POLL_MS, &req, &resp);
+	if (r != LARS_SUCC)
+		return r;
+	reg_remember(c, &req, &resp);
+	if (resp.state == LARS_REG_REGISTERED || resp.state == LARS_REG_OPERATOR)
+		return LARS_SUCC;
+	return reg_fail(c, &resp);
+}
+
+LARS_API int lars_deregister(lars_client_t *c, int modid, int cmdid, int port,
+			     const lars_register_options_t *opts)
+{
+	lars_RegisterRequest req;
+	lars_RegisterResponse resp;
+	int r = reg_request(c, modid, cmdid, port, opts, false, &req);
+	if (r == LARS_SUCC)
+		r = reg_settle(c, LARS_ID_DEREGISTER_REQ, DEREG_POLL_MS, &req, &resp);
+	if (r != LARS_SUCC)
+		return r;
+	reg_remember(c, &req, &resp);
+	if (resp.state == LARS_REG_REMOVED || resp.state == LARS_REG_OPERATOR)
+		return LARS_SUCC;
+	/* Not registered through this agent (or it restarted and forgot). */
+	if (resp.state == LARS_REG_UNKNOWN)
+		return LARS_NOEXIST;
+	return reg_fail(c, &resp);
+}
+
+LARS_API int lars_register_lease(const lars_client_t *c, lars_host_t *host, unsigned *flagsp)
+{
+	static const lars_host_t none;
+	if (!c)
+		set_null_error("no client (NULL)");
+	if (host)
+		*host = c ? c->lease_host : none;
+	if (flagsp)
+		*flagsp = c ? c->lease_flags : 0;
+	return c ? c->lease_ttl_s : 0;
 }

@@ -9,8 +9,9 @@
  * distinct threads concurrently.
  *
  * Every call returns within options.timeout_ms * options.retries (and
- * lars_reg_init within five times that): the agent may be down, nothing
- * blocks forever. Nothing here aborts the process; allocation failures are
+ * lars_reg_init within five times that; lars_register and lars_deregister
+ * wait for the agent as their comments say, always bounded): the agent may
+ * be down, nothing blocks forever. Nothing here aborts the process; allocation failures are
  * reported as -ENOMEM.
  *
  * Bad arguments never crash: a NULL client or a NULL out-pointer makes a
@@ -161,6 +162,81 @@ int lars_get_route_ex(lars_client_t *client, int modid, int cmdid, lars_host_t *
  */
 int lars_get_route_flags(lars_client_t *client, int modid, int cmdid, lars_host_t *hosts,
 			 unsigned *flags, size_t cap, size_t *n_hosts, size_t *n_total);
+
+/* lars_register() and lars_deregister() are in the library from this version on (1.4). */
+#define LARS_CLIENT_HAS_REGISTER 1
+
+/**
+ * How lars_register() registers an instance (self-registration, issue 23).
+ *
+ * ABI rule as lars_client_options_t: @size is set by
+ * lars_register_options_init(), the library reads only the fields it
+ * covers, and a @size below LARS_REGISTER_OPTIONS_MIN_SIZE is refused.
+ */
+typedef struct lars_register_options {
+	size_t size;       /* set by lars_register_options_init() */
+	const char *ip;    /* dotted IPv4; NULL, "" or "0.0.0.0": the agent's caller address */
+	int weight;        /* 1..1000, 0 = 100 */
+	int ttl_s;         /* lease TTL 1..86400, 0 = the agent's [register] ttl_s */
+	const char *check; /* NULL or "none", "tcp" (connect to ip:port), "http:/PATH"
+			    * (GET PATH expecting 2xx; PATH printable, no spaces,
+			    * at most 127 bytes) */
+	/* New fields go here, never above. */
+} lars_register_options_t;
+
+/* The smallest @size accepted: every field of the first version. */
+#define LARS_REGISTER_OPTIONS_MIN_SIZE                                         \
+	(offsetof(lars_register_options_t, check) + sizeof(const char *))
+
+/* lars_register_lease(): what the agent said about the instance. */
+#define LARS_LEASE_OPERATOR 0x1u /* an operator's host: left as it is, no lease attached */
+
+/** lars_register_options_init() - the defaults above (all 0 / NULL) and @opts->size. */
+void lars_register_options_init(lars_register_options_t *opts);
+
+/**
+ * lars_register() - register this instance, @port of (@modid, @cmdid), with
+ * the agent, which holds a lease for it at lars-dns; @opts NULL: the
+ * defaults. Returns LARS_SUCC once the agent says it is registered (or that
+ * an operator already added the host, which is left as it is), else
+ * LARS_SYSTEM_ERROR with the reason in lars_client_error(): bad arguments
+ * (nothing sent), the agent's refusal and its message, "health check
+ * failing" (the agent keeps the host drained), or no answer. Waits while
+ * the agent says pending (lars-dns or the health check not done yet),
+ * asking again every 50 ms, for at most max(1 s, 4 x timeout_ms x retries)
+ * plus one call. The lease lapses unless lars_register() is called again
+ * within its TTL (lars_register_lease()): call it every TTL/3, which also
+ * registers again with an agent that restarted. Calling it again is
+ * harmless (it refreshes). Only an agent on this machine accepts it.
+ */
+int lars_register(lars_client_t *client, int modid, int cmdid, int port,
+		  const lars_register_options_t *opts);
+
+/**
+ * lars_deregister() - take the instance lars_register() registered out:
+ * the agent drains it first (callers stop picking it), then removes it.
+ * Only @opts->ip matters (NULL: the agent's caller address, as for
+ * lars_register()). Waits out the drain the agent announces, asking every
+ * 100 ms, for at most that drain (capped at 10 minutes) plus
+ * max(1 s, 4 x timeout_ms x retries). Returns LARS_SUCC when it is removed
+ * (or is an operator's host, left as it is), LARS_NOEXIST when this agent
+ * has no such registration, else LARS_SYSTEM_ERROR with the reason.
+ */
+int lars_deregister(lars_client_t *client, int modid, int cmdid, int port,
+		    const lars_register_options_t *opts);
+
+/**
+ * lars_register_lease() - what the agent said in its last answer (other
+ * than pending or draining) to lars_register() or lars_deregister() on
+ * @client: returns the lease TTL in seconds it gave for a registration
+ * (registered, failing or an operator's host; 0 if it gave none), 0 after a
+ * refusal or a deregistration, before any answer, or for a NULL @client.
+ * Call lars_register() again within a third of it. @host (NULL: not wanted) gets
+ * the address the agent registered (the one it filled in for an empty
+ * @opts->ip) and the port, @flagsp (NULL: not wanted) LARS_LEASE_* bits.
+ * A client registering several instances sees only the last one's.
+ */
+int lars_register_lease(const lars_client_t *client, lars_host_t *host, unsigned *flagsp);
 
 /** lars_strerror() - a short name for a LARS_* code. */
 const char *lars_strerror(int code);

@@ -24,6 +24,7 @@
 
 #include "agents.h"
 #include "dispatch.h"
+#include "leases.h"
 #include "handles.h"
 #include "log.h"
 #include "msg.h"
@@ -137,6 +138,7 @@ struct dns {
 	/* Leases of self-registered hosts (issue 23): the expiry pass. */
 	uv_timer_t lease_timer;
 	pg_job_t *lease_job;    /* in flight */
+	dns_leases_t *leases;   /* our agents' lease requests */
 	metrics_counter_t *leases_expired;
 	struct {
 		metrics_counter_t *requests, *pushes, *push_frames, *refreshes,
@@ -293,6 +295,17 @@ static int dns_on_route_ack(peer_t *peer, void *user, int32_t msgid, const uint8
 		   wall_s(), &us))
 		metrics_observe(d->push_ack, (double)us / 1e6);
 	return 0;
+}
+
+/* Our agent registers, renews, drains or deregisters hosts (issue 23). */
+static int dns_on_lease(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			size_t len)
+{
+	dns_t *d = user;
+	tcp_conn_t *c = tcp_conn_of(peer);
+	dns_peer_t *p = tcp_conn_data(c);
+	return dns_leases_request(d->leases, c, p->agent.hello, p->agent.agent_id,
+				  p->agent.caller, body, len);
 }
 
 /* ---- pushing, in slices ---- */
@@ -899,6 +912,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 	dispatch_on(&d->dispatch, LARS_ID_UNSUBSCRIBE_REQ, dns_on_unsubscribe, d);
 	dispatch_on(&d->dispatch, LARS_ID_AGENT_HELLO, dns_on_hello, d);
 	dispatch_on(&d->dispatch, LARS_ID_ROUTE_ACK, dns_on_route_ack, d);
+	dispatch_on(&d->dispatch, LARS_ID_LEASE_REQ, dns_on_lease, d);
 	da_init(&d->agents);
 
 	pg_worker_opts_t wo = { .name = "dns-db", .conninfo = cfg->conninfo,
@@ -910,6 +924,7 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 		free(d);
 		return r;
 	}
+	d->leases = dns_leases_new(d->db, m);
 	subs_init(&d->subs, (size_t)cfg->max_subscriptions);
 	/* uv_timer_init() only fills in the handle; it cannot fail. */
 	(void)uv_timer_init(loop, &d->poll_timer);
@@ -983,5 +998,6 @@ void dns_close(dns_t *d)
 	dns_push_drop(d);
 	pg_listen_close(d->listen);
 	pg_worker_close(d->db); /* a refresh in flight ends with -ECANCELED */
+	dns_leases_free(d->leases);
 	handles_close(&d->timers, dns_on_timers_closed);
 }

@@ -73,6 +73,14 @@ int route_lease_register(PGconn *conn, const route_entry_t *e, int weight, uint6
 				  " expires_at = now() + make_interval(secs => $3::int)"
 				  " WHERE route_id = $1::bigint", 3, q, false))
 			goto fail;
+		/* Registering again ends a drain (a check passes again, a
+		 * deregistration called off) and applies a new weight; a route
+		 * change only when one of them differs. */
+		const char *u[2] = { id, w };
+		if (exec_ok(conn, "UPDATE route_data SET drain = false, weight = $2::int"
+				  " WHERE id = $1::bigint AND (drain OR weight <> $2::int)",
+			    2, u, false))
+			goto fail;
 		*resultp = ROUTE_LEASE_RENEWED;
 	} else {
 		/* As route_add(): the ids get their (empty) description entries. */
@@ -96,10 +104,24 @@ fail:
 	return -EIO;
 }
 
+/* Row @t of a renewal's RETURNING names one of the hosts @e: marked. */
+static void mark_renewed(PGresult *res, int t, const route_entry_t *e, size_t n, bool *renewed)
+{
+	int modid = atoi(PQgetvalue(res, t, 0)), cmdid = atoi(PQgetvalue(res, t, 1));
+	int port = atoi(PQgetvalue(res, t, 3));
+	const char *ip = PQgetvalue(res, t, 2);
+	for (size_t i = 0; i < n; i++)
+		if (e[i].modid == modid && e[i].cmdid == cmdid && e[i].port == port &&
+		    strcmp(e[i].ip, ip) == 0)
+			renewed[i] = true;
+}
+
 int route_lease_renew(PGconn *conn, uint64_t owner, const route_entry_t *e, size_t n,
-		      size_t *renewedp)
+		      size_t *renewedp, bool *renewed)
 {
 	*renewedp = 0;
+	for (size_t i = 0; renewed && i < n; i++)
+		renewed[i] = false;
 	if (n == 0)
 		return 0;
 	char o[24];
@@ -120,10 +142,13 @@ int route_lease_renew(PGconn *conn, uint64_t owner, const route_entry_t *e, size
 			" FROM route_data d,"
 			"  unnest($2::int[], $3::int[], $4::inet[], $5::int[]) AS k (modid, cmdid, ip, port)"
 			" WHERE l.route_id = d.id AND l.owner = $1::bigint"
-			"   AND (d.modid, d.cmdid, d.ip, d.port) = (k.modid, k.cmdid, k.ip, k.port)",
-			5, p, PGRES_COMMAND_OK);
+			"   AND (d.modid, d.cmdid, d.ip, d.port) = (k.modid, k.cmdid, k.ip, k.port)"
+			" RETURNING d.modid, d.cmdid, host(d.ip), d.port",
+			5, p, PGRES_TUPLES_OK);
 		if (res) {
-			*renewedp = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+			*renewedp = (size_t)PQntuples(res);
+			for (int t = 0; renewed && t < PQntuples(res); t++)
+				mark_renewed(res, t, e, n, renewed);
 			PQclear(res);
 			r = 0;
 		}
@@ -155,6 +180,44 @@ int route_lease_deregister(PGconn *conn, const route_entry_t *e, uint64_t owner,
 		goto fail;
 	*resultp = PQntuples(res) ? ROUTE_LEASE_REMOVED : ROUTE_LEASE_ABSENT;
 	PQclear(res);
+	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
+		goto fail;
+	return 0;
+fail:
+	pg_cmd(conn, "ROLLBACK");
+	return -EIO;
+}
+
+int route_lease_drain(PGconn *conn, const route_entry_t *e, uint64_t owner, const char *actor,
+		      int *resultp, int64_t *versionp)
+{
+	char m[16], c[16], port[16], o[24];
+	snprintf(m, sizeof(m), "%d", e->modid);
+	snprintf(c, sizeof(c), "%d", e->cmdid);
+	snprintf(port, sizeof(port), "%d", e->port);
+	snprintf(o, sizeof(o), "%" PRId64, (int64_t)owner);
+	const char *p[5] = { m, c, e->ip, port, o };
+	if (pg_cmd(conn, "BEGIN"))
+		return -EIO;
+	if (route_set_actor(conn, actor, true))
+		goto fail;
+	/* The owner's host, and whether it still takes picks. */
+	PGresult *res = pg_exec(conn,
+		"SELECT d.id, d.drain FROM route_data d JOIN route_lease l ON l.route_id = d.id"
+		" WHERE l.owner = $5::bigint AND d." HOST_IS " FOR UPDATE OF d",
+		5, p, PGRES_TUPLES_OK);
+	if (!res)
+		goto fail;
+	bool have = PQntuples(res) > 0, drained = have && PQgetvalue(res, 0, 1)[0] == 't';
+	char id[24] = "";
+	if (have)
+		snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	const char *q[1] = { id };
+	if (have && !drained &&
+	    exec_ok(conn, "UPDATE route_data SET drain = true WHERE id = $1::bigint", 1, q, false))
+		goto fail;
+	*resultp = have ? ROUTE_LEASE_DRAINED : ROUTE_LEASE_ABSENT;
 	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
 		goto fail;
 	return 0;

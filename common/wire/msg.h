@@ -44,7 +44,37 @@ enum {
 	/* Ours: agent -> lars-dns, route propagation (AgentHello, RouteAck). */
 	LARS_ID_AGENT_HELLO = 102,
 	LARS_ID_ROUTE_ACK = 103,
+	/* Ours: self-registration (issue 23); app <-> agent (loopback only)
+	 * and agent <-> lars-dns. */
+	LARS_ID_REGISTER_REQ = 104,
+	LARS_ID_REGISTER_RESP = 105,
+	LARS_ID_DEREGISTER_REQ = 106,
+	LARS_ID_LEASE_REQ = 107,
+	LARS_ID_LEASE_RESP = 108,
 };
+
+/* RegisterResponse.state */
+enum {
+	LARS_REG_PENDING = 0,
+	LARS_REG_REGISTERED = 1,
+	LARS_REG_OPERATOR = 2,
+	LARS_REG_FAILING = 3,
+	LARS_REG_DRAINING = 4,
+	LARS_REG_REMOVED = 5,
+	LARS_REG_REFUSED = 6,
+	LARS_REG_UNKNOWN = 7,
+};
+
+/* RegisterRequest.check */
+enum { LARS_CHECK_NONE = 0, LARS_CHECK_TCP = 1, LARS_CHECK_HTTP = 2 };
+
+/* LeaseRequest.op and LeaseResponse.result */
+enum { LARS_LEASE_REGISTER = 1, LARS_LEASE_RENEW = 2, LARS_LEASE_DRAIN = 3,
+       LARS_LEASE_DEREGISTER = 4 };
+enum { LARS_LEASE_R_ADDED = 0, LARS_LEASE_R_RENEWED = 1, LARS_LEASE_R_OPERATOR = 2,
+       LARS_LEASE_R_ABSENT = 3, LARS_LEASE_R_REMOVED = 4, LARS_LEASE_R_DRAINED = 5,
+       LARS_LEASE_R_FAILED = 6 };
+#define LARS_LEASE_BATCH_MAX 256
 
 /*
  * Call durations travel as a fixed histogram: MSG_LAT_BUCKETS counts, bucket

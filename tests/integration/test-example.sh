@@ -32,7 +32,8 @@ readelf -d "$lib/liblars-client.so.1" | grep -q 'SONAME.*liblars-client.so.1' ||
 symver() { objdump -T "$lib/liblars-client.so.1" | awk -v s="$1" '$NF == s && $(NF-1) !~ /^\(/ {print $(NF-1)}'; }
 for want in lars_report:LARS_CLIENT_1 lars_get_host:LARS_CLIENT_1 lars_get_route_ex:LARS_CLIENT_2 \
 	    lars_client_new:LARS_CLIENT_2 lars_report_latency:LARS_CLIENT_3 \
-	    lars_get_route_flags:LARS_CLIENT_4; do
+	    lars_get_route_flags:LARS_CLIENT_4 lars_register:LARS_CLIENT_5 lars_deregister:LARS_CLIENT_5 \
+	    lars_register_lease:LARS_CLIENT_5 lars_register_options_init:LARS_CLIENT_5; do
 	got=$(symver "${want%%:*}")
 	[ "$got" = "${want#*:}" ] || { echo "${want%%:*} has symbol version '$got', want ${want#*:}"; exit 1; }
 done

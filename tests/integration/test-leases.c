@@ -63,11 +63,35 @@ static void test_register_renew_deregister(void **state)
 	/* Renewals: only the owner's, and they are no route change. */
 	route_entry_t both[2] = { a, op };
 	size_t n;
-	assert_int_equal(route_lease_renew(conn, 8, both, 2, &n), 0);
+	bool renewed[2];
+	assert_int_equal(route_lease_renew(conn, 8, both, 2, &n, renewed), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(route_lease_renew(conn, 7, both, 2, &n), 0);
+	assert_true(renewed[0] && !renewed[1]);
+	assert_int_equal(route_lease_renew(conn, 7, both, 2, &n, renewed), 0);
 	assert_int_equal(n, 0);
+	assert_true(!renewed[0] && !renewed[1]);
 	assert_int_equal(num("SELECT version FROM route_version"), v0 + 1);
+	/* Drain: only the owner's host, once a route change; registering
+	 * again ends it, and a new weight is one more change. */
+	assert_int_equal(route_lease_drain(conn, &op, 8, "agent x", &res, &v), 0);
+	assert_int_equal(res, ROUTE_LEASE_ABSENT);
+	assert_int_equal(route_lease_drain(conn, &a, 7, "agent x", &res, &v), 0);
+	assert_int_equal(res, ROUTE_LEASE_ABSENT);
+	assert_int_equal(route_lease_drain(conn, &a, 8, "agent x", &res, &v), 0);
+	assert_int_equal(res, ROUTE_LEASE_DRAINED);
+	assert_true(v == v0 + 2);
+	assert_int_equal(route_lease_drain(conn, &a, 8, "agent x", &res, &v), 0);
+	assert_int_equal(res, ROUTE_LEASE_DRAINED);
+	assert_true(v == v0 + 2);
+	assert_int_equal(num("SELECT count(*) FROM route_data WHERE drain AND ip = '10.4.0.1'"), 1);
+	assert_int_equal(route_lease_register(conn, &a, 50, 8, 30, "agent x", &res, &v), 0);
+	assert_int_equal(res, ROUTE_LEASE_RENEWED);
+	assert_true(v == v0 + 3);
+	assert_int_equal(num("SELECT count(*) FROM route_data WHERE drain"), 0);
+	assert_int_equal(route_lease_register(conn, &a, 70, 8, 30, "agent x", &res, &v), 0);
+	assert_true(v == v0 + 4);
+	assert_int_equal(num("SELECT weight FROM route_data WHERE ip = '10.4.0.1'"), 70);
+	v0 += 3;
 	/* Only the owner deregisters; the host goes through the triggers. */
 	assert_int_equal(route_lease_deregister(conn, &a, 7, "agent y", &res, &v), 0);
 	assert_int_equal(res, ROUTE_LEASE_ABSENT);
