@@ -82,6 +82,21 @@ static const lars_RouteAck route_ack = { .modid = 1, .cmdid = 1, .version = 4242
 static const lars_GetRouteResponse route_versioned = { .modid = 1, .cmdid = 1, .version = 4242 };
 static const lars_AgentStateRequest agent_state_req = { .modid = 5, .cmdid = 1 };
 
+/* Self-registration (issue 23): app -> agent, agent <-> lars-dns. */
+static const lars_RegisterRequest register_req = {
+	.seq = 7, .modid = 5, .cmdid = 1, .port = 8080, .weight = 200, .ttl_s = 10,
+	.check = LARS_CHECK_HTTP, .check_path = "/healthz",
+};
+static const lars_LeaseRequest lease_req = {
+	.seq = 42, .op = LARS_LEASE_RENEW, .host_count = 2,
+	.host = { { .modid = 5, .cmdid = 1, .ip = LOCALHOST, .port = 8080 },
+		  { .modid = 5, .cmdid = 1, .ip = (int32_t)0xc0a80101, .port = 8081 } },
+};
+static const lars_LeaseResponse lease_resp = {
+	.seq = 42, .op = LARS_LEASE_RENEW, .result_count = 2,
+	.result = { LARS_LEASE_R_RENEWED, LARS_LEASE_R_ABSENT },
+};
+
 #define CASE(n, id, type, value) \
 	{ n, id, type##_fields, sizeof(type), &(value), 0, { 0 } }
 #define CASE_REP(n, id, type, value, field, arr, etype)                       \
@@ -120,6 +135,9 @@ const golden_case_t golden_cases[] = {
 	CASE_REP("GetRouteResponse_versioned", LARS_ID_GET_ROUTE_RESP, lars_GetRouteResponse,
 		 route_versioned, host, route_hosts, lars_HostInfo),
 	CASE("AgentStateRequest", LARS_ID_AGENT_STATE_REQ, lars_AgentStateRequest, agent_state_req),
+	CASE("RegisterRequest", LARS_ID_REGISTER_REQ, lars_RegisterRequest, register_req),
+	CASE("LeaseRequest", LARS_ID_LEASE_REQ, lars_LeaseRequest, lease_req),
+	CASE("LeaseResponse", LARS_ID_LEASE_RESP, lars_LeaseResponse, lease_resp),
 };
 const size_t golden_n_cases = sizeof(golden_cases) / sizeof(golden_cases[0]);
 

@@ -24,7 +24,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "golden-tool: no case %s\n", argv[2]);
 		return 2;
 	}
-	uint8_t msg[512] = { 0 }, out[4096];
+	/* Room for the largest case (LeaseRequest's inline batch of 256 hosts). */
+	static uint8_t msg[16384], out[4096];
+	if (gc->size > sizeof(msg)) {
+		fprintf(stderr, "golden-tool: case %s is larger than its buffer\n", gc->name);
+		return 1;
+	}
 	msg_array_t arr = gc->elems;
 	memcpy(msg, gc->msg, gc->size);
 	if (gc->cb_offset)
