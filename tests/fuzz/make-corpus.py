@@ -12,7 +12,11 @@ here = os.path.dirname(os.path.abspath(__file__))
 golden = os.path.join(here, '..', 'golden')
 out = os.path.join(here, 'corpus')
 ids = {'GetRouteRequest': 1, 'GetRouteResponse': 2, 'ReportStatusRequest': 3,
-       'GetHostRequest': 4, 'GetHostResponse': 5, 'ReportRequest': 6}
+       'GetHostRequest': 4, 'GetHostResponse': 5, 'ReportRequest': 6,
+       'RegisterRequest': 104, 'LeaseRequest': 107, 'LeaseResponse': 108}
+# Only the original's ids go into the frame decoders' seeds.
+original_ids = ('GetRouteRequest', 'GetRouteResponse', 'ReportStatusRequest',
+                'GetHostRequest', 'GetHostResponse', 'ReportRequest')
 
 bodies = {}
 for name in sorted(os.listdir(golden)):
@@ -34,7 +38,7 @@ def write(target, name, data):
         f.write(data)
 
 
-framed = [n for n in bodies if n.split('_')[0] in ids]
+framed = [n for n in bodies if n.split('_')[0] in original_ids]
 for n in framed:
     write('frame-udp', n, frame(n))
     write('frame-tcp', n, bytes([7]) + frame(n))
@@ -74,3 +78,22 @@ write('config', 'typed', b'[a]\nint = 42\ndouble = 0.5\n[b]\nbool = yes\nstr = x
       b'[c]\nservers = 127.0.0.1:1, [::1]:2\n')
 write('config', 'errors', b'[a\nint = x\n  cont\n[b]\nbool\nstr = ' + b'y' * 300 + b'\n')
 print('corpus written to', out, file=sys.stderr)
+
+
+# fuzz-registry: an app registers (TCP check), lars-dns answers (seq 0 = the
+# last request), checks pass (odd step byte) and fail, the app deregisters.
+reg = frame('RegisterRequest')
+dereg = struct.pack('<ii', 106, len(bodies['RegisterRequest'])) + bodies['RegisterRequest']
+added = struct.pack('<ii', 108, 3) + bytes.fromhex('1a0100')      # result [0]: added
+drained = struct.pack('<ii', 108, 3) + bytes.fromhex('1a0105')    # result [5]: drained
+removed = struct.pack('<ii', 108, 3) + bytes.fromhex('1a0104')    # result [4]: removed
+lost = struct.pack('<ii', 107, 0)
+back = struct.pack('<ii', 102, 0)
+write('registry', 'register-renew', dgram(reg, 1) + dgram(b'', 1) + dgram(added, 1) +
+      dgram(b'', 11) * 6 + dgram(frame('LeaseResponse'), 1))
+write('registry', 'check-fails-drain', dgram(reg, 1) + dgram(b'', 3) + dgram(added, 1) +
+      dgram(b'', 4) * 4 + dgram(drained, 2) + dgram(b'', 5) * 4)
+write('registry', 'deregister', dgram(reg, 1) + dgram(added, 1) + dgram(dereg, 1) +
+      dgram(drained, 1) + dgram(b'', 7) + dgram(removed, 1) + dgram(dereg, 1))
+write('registry', 'link-lost', dgram(reg, 1) + dgram(lost, 1) + dgram(b'', 40) +
+      dgram(back, 1) + dgram(added, 1) + dgram(b'', 31))
