@@ -104,6 +104,7 @@ struct dns {
 	void *ready_user;
 	dispatch_t dispatch;
 	pg_worker_t *db;
+	pg_worker_t *lease_db;  /* lease requests and the expiry pass: pushes never wait behind them */
 	pg_listen_t *listen;
 	tcp_server_t *srv;
 	uv_timer_t poll_timer;
@@ -495,7 +496,7 @@ static void on_lease_timer(uv_timer_t *t)
 	job->base.done = lease_job_done;
 	job->d = d;
 	d->lease_job = &job->base;
-	pg_worker_submit(d->db, &job->base);
+	pg_worker_submit(d->lease_db, &job->base);
 }
 
 /* ---- propagation written to PostgreSQL (issue 20.3) ---- */
@@ -924,7 +925,16 @@ int dns_new(uv_loop_t *loop, service_t *svc, const dns_cfg_t *cfg, metrics_t *m,
 		free(d);
 		return r;
 	}
-	d->leases = dns_leases_new(d->db, m);
+	pg_worker_opts_t lo = { .name = "dns-lease-db", .conninfo = cfg->conninfo,
+				.n_threads = (unsigned)cfg->lease_db_threads, .metrics = m };
+	r = pg_worker_start(loop, &lo, &d->lease_db);
+	if (r) {
+		log_error("dns: cannot start the lease database worker: %s", strerror(-r));
+		pg_worker_close(d->db);
+		free(d);
+		return r;
+	}
+	d->leases = dns_leases_new(d->lease_db, m);
 	subs_init(&d->subs, (size_t)cfg->max_subscriptions);
 	/* uv_timer_init() only fills in the handle; it cannot fail. */
 	(void)uv_timer_init(loop, &d->poll_timer);
@@ -998,6 +1008,7 @@ void dns_close(dns_t *d)
 	dns_push_drop(d);
 	pg_listen_close(d->listen);
 	pg_worker_close(d->db); /* a refresh in flight ends with -ECANCELED */
+	pg_worker_close(d->lease_db);
 	dns_leases_free(d->leases);
 	handles_close(&d->timers, dns_on_timers_closed);
 }

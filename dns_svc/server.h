@@ -27,6 +27,7 @@ typedef struct dns_cfg {
 	int partial_frame_timeout_s; /* a frame begun and not finished */
 	int max_subscriptions; /* keys one connection may subscribe to */
 	int db_threads;
+	int lease_db_threads; /* [dns] lease_db_threads: lease requests and expiry, apart */
 	int poll_interval_ms;  /* version check, the fallback for NOTIFY */
 	int reload_interval_s; /* full reload and compare */
 	int change_log_days;   /* route_change rows kept */

@@ -24,6 +24,10 @@
 #define REG_RESEND_MS 3000     /* a request without an answer is sent again */
 #define REG_RETRY_MS 1000      /* after lars-dns said it failed */
 #define REG_TOMBSTONE_MS 60000 /* a removed one still answers REMOVED */
+/* Register, drain and deregister requests in flight at once (renewals go in
+ * batches apart): a burst of registrations waits here rather than filling
+ * lars-dns's queue, which answers "busy" beyond its own bound. */
+#define REG_SINGLE_INFLIGHT 8
 #define REG_NO_DEADLINE UINT64_MAX
 
 struct reg_entry {
@@ -308,9 +312,11 @@ static void lease_host(const reg_entry_t *e, lars_LeaseHost *h)
 			       .ttl_s = (uint32_t)e->ttl_s };
 }
 
-/* Send one request for @e alone. */
+/* Send one request for @e alone (unless REG_SINGLE_INFLIGHT are out). */
 static void send_one(reg_t *r, reg_entry_t *e, uint32_t op, uint64_t now_ms)
 {
+	if (r->n_single >= REG_SINGLE_INFLIGHT)
+		return; /* a later tick */
 	lars_LeaseRequest req = lars_LeaseRequest_init_zero;
 	req.seq = next_seq(r);
 	req.op = op;
@@ -323,6 +329,7 @@ static void send_one(reg_t *r, reg_entry_t *e, uint32_t op, uint64_t now_ms)
 	e->op = op;
 	e->batch_idx = 0;
 	e->sent_ms = now_ms;
+	r->n_single++;
 }
 
 static void flush_renewals(reg_t *r, uint64_t now_ms)
@@ -408,6 +415,12 @@ static void check_due(reg_t *r, uint32_t id, reg_entry_t *e, uint64_t now_ms)
 
 void reg_tick(reg_t *r, uint64_t now_ms)
 {
+	r->n_single = 0;
+	for (int i = 0; i < r->cfg.max; i++) {
+		const reg_entry_t *e = &r->e[i];
+		r->n_single += e->used && e->inflight && e->op != LARS_LEASE_RENEW &&
+			       now_ms - e->sent_ms < REG_RESEND_MS;
+	}
 	for (int i = 0; i < r->cfg.max; i++) {
 		reg_entry_t *e = &r->e[i];
 		if (!e->used)

@@ -65,6 +65,7 @@ typedef struct reg {
 	reg_entry_t *e; /* cfg.max slots */
 	size_t n;       /* slots in use, tombstones included */
 	uint32_t next_seq;
+	size_t n_single; /* register / drain / deregister requests in flight (reg_tick) */
 	bool link_up;   /* connected to lars-dns, AgentHello sent */
 	reg_counts_t counts;
 	lars_LeaseRequest renew; /* the batch being filled */

@@ -289,6 +289,30 @@ static void test_lost_link_and_resend(void **state)
 	assert_int_equal(n_sent, 4);
 }
 
+/* A burst of registrations: 8 requests out at a time, the rest wait. */
+static void test_burst_bounded(void **state)
+{
+	reg_deinit(&reg);
+	reg_cfg_t cfg = { .ttl_s = 9, .check_interval_ms = 1000, .check_timeout_ms = 500,
+			  .check_fall = 3, .check_rise = 2, .drain_ms = 5000, .max = 16,
+			  .caller = IP };
+	reg_ops_t ops = { .send = send_cb, .check = check_cb };
+	reg_init(&reg, &cfg, &ops);
+	reg_set_link(&reg, true, T0);
+	for (int p = 1; p <= 12; p++)
+		request(9000 + p, LARS_CHECK_NONE, false, T0);
+	reg_tick(&reg, T0);
+	assert_int_equal(n_sent, 8);
+	reg_tick(&reg, T0 + 100);
+	assert_int_equal(n_sent, 8);
+	answer_last(LARS_LEASE_R_ADDED, T0 + 101);
+	reg_tick(&reg, T0 + 200);
+	assert_int_equal(n_sent, 9);
+	/* Unanswered ones stop counting when they are sent again (3 s). */
+	reg_tick(&reg, T0 + 3000);
+	assert_int_equal(n_sent, 9 + 8);
+}
+
 static void test_bad_input(void **state)
 {
 	struct { lars_RegisterRequest q; const char *why; } bad[] = {
@@ -321,6 +345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deregister_called_off_and_operator, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lost_link_and_resend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
