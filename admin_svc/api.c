@@ -9,10 +9,12 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "listq.h"
 #include "log.h"
 #include "route_write.h"
 #include "status.h"
@@ -35,7 +37,12 @@ struct api_call {
 	api_work_fn work;
 	/* inputs, checked on the loop */
 	char modid[16], cmdid[16]; /* "" = not given */
-	char limit[16], before[24], minutes[16];
+	char limit[16], before[24], minutes[16], offset[24];
+	/* lists: the search box, the order, only the unhealthy */
+	listq_search_t search;
+	int sort;
+	bool desc;
+	bool unhealthy;
 	char fail_pct[32];
 	int32_t max_age_s;
 	route_entry_t entry;
@@ -212,30 +219,81 @@ static json_t *route_health_json(const status_route_t *r)
 	return o;
 }
 
+/* The overview's sort names (status.h enum status_sort, in its order) and
+ * each one's direction when none is given. */
+static const char *const overview_sorts[] = { "health", "route", "hosts", "failing", "overloaded",
+					      "changed", "description" };
+static const bool overview_sort_desc[] = { true, false, true, true, true, true, false };
+
 static int work_overview(PGconn *conn, api_call_t *c)
 {
-	status_route_t *rows;
-	size_t n;
-	bool truncated;
 	status_filter_t f = route_filter(c);
-	if (status_routes(conn, f.modid, c->max_age_s, strtod(c->fail_pct, NULL),
-			  strtoul(c->limit, NULL, 10), &rows, &n, &truncated))
+	const listq_search_t *q = &c->search;
+	status_list_t l = {
+		.modid = q->kind == LISTQ_ROUTE ? q->modid : f.modid,
+		.cmdid = q->kind == LISTQ_ROUTE ? q->cmdid : -1,
+		.id = q->kind == LISTQ_ID ? q->id : -1,
+		.net = q->kind == LISTQ_NET ? q->net : NULL,
+		.like = q->kind == LISTQ_TEXT ? q->like : NULL,
+		.unhealthy = c->unhealthy,
+		.sort = (enum status_sort)c->sort,
+		.desc = c->desc,
+		.offset = strtoull(c->offset, NULL, 10),
+		.limit = strtoull(c->limit, NULL, 10),
+		.max_age_s = c->max_age_s,
+		.fail_pct = strtod(c->fail_pct, NULL),
+	};
+	/* A route search inside ?modid= of another module matches nothing. */
+	if (q->kind == LISTQ_ROUTE && f.modid >= 0 && f.modid != q->modid)
+		l.id = (int64_t)INT32_MAX + 1;
+	status_page_t page;
+	if (status_overview(conn, &l, &page))
 		return -EIO;
 	json_t *o = json_object();
 	if (!query_merge_row(conn, o,
 			     "SELECT version, " ISO("changed_at") " AS changed_at FROM route_version",
 			     0, NULL)) {
-		status_routes_free(rows, n);
+		status_page_deinit(&page);
 		json_decref(o);
 		return -EIO;
 	}
 	json_t *routes = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(routes, route_health_json(&rows[i]));
-	status_routes_free(rows, n);
+	for (size_t i = 0; i < page.n_rows; i++)
+		json_array_append_new(routes, route_health_json(&page.rows[i]));
+	status_page_deinit(&page);
 	json_object_set_new(o, "routes", routes);
-	json_object_set_new(o, "truncated", json_boolean(truncated));
+	json_object_set_new(o, "offset", json_integer((json_int_t)l.offset));
+	json_object_set_new(o, "limit", json_integer((json_int_t)l.limit));
+	json_object_set_new(o, "sort", json_string(overview_sorts[c->sort]));
+	json_object_set_new(o, "order", json_string(c->desc ? "desc" : "asc"));
+	json_object_set_new(o, "more", json_boolean(page.more));
+	json_object_set_new(o, "truncated", json_boolean(page.more));
+	json_object_set_new(o, "total", page.total >= 0 ? json_integer(page.total) : json_null());
+	json_object_set_new(o, "unhealthy", json_integer(page.n_unhealthy));
 	c->out = o;
+	return 0;
+}
+
+/* Find a host: every route with a host at the address (or in the network),
+ * with its state in each. */
+static int work_host(PGconn *conn, api_call_t *c)
+{
+	status_host_t *rows;
+	size_t n;
+	if (status_hosts_at(conn, c->search.net, c->max_age_s, &rows, &n))
+		return -EIO;
+	double fail_pct = strtod(c->fail_pct, NULL);
+	json_t *hosts = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *h = host_json(&rows[i], fail_pct);
+		json_object_set_new(h, "modid", json_integer(rows[i].modid));
+		json_object_set_new(h, "cmdid", json_integer(rows[i].cmdid));
+		json_array_append_new(hosts, h);
+	}
+	free(rows);
+	c->out = json_object();
+	json_object_set_new(c->out, "net", json_string(c->search.net));
+	json_object_set_new(c->out, "hosts", hosts);
 	return 0;
 }
 
@@ -338,10 +396,31 @@ static int work_history(PGconn *conn, api_call_t *c)
 	return 0;
 }
 
+/* The change log's sort names and their ORDER BY, descending and ascending. */
+static const char *const changes_sorts[] = { "time", "route" };
+static const char *const changes_order[][2] = {
+	{ "id DESC", "id" },
+	{ "rc.modid DESC, rc.cmdid DESC, id DESC", "rc.modid, rc.cmdid, id DESC" },
+};
+
 static int work_changes(PGconn *conn, api_call_t *c)
 {
-	const char *p[4] = { opt(c->modid), opt(c->cmdid), opt(c->before), c->limit };
-	json_t *rows = query_rows(conn,
+	const listq_search_t *q = &c->search;
+	char qm[16], qc[16], qi[24], lim[24];
+	snprintf(qm, sizeof(qm), "%d", q->modid);
+	snprintf(qc, sizeof(qc), "%d", q->cmdid);
+	snprintf(qi, sizeof(qi), "%" PRId64, q->id);
+	snprintf(lim, sizeof(lim), "%lld", strtoll(c->limit, NULL, 10) + 1);
+	const char *p[10] = {
+		opt(c->modid), opt(c->cmdid), opt(c->before), lim, c->offset[0] ? c->offset : "0",
+		q->kind == LISTQ_ROUTE ? qm : NULL,
+		q->kind == LISTQ_ROUTE && q->cmdid >= 0 ? qc : NULL,
+		q->kind == LISTQ_ID ? qi : NULL,
+		q->kind == LISTQ_NET ? q->net : NULL,
+		q->kind == LISTQ_TEXT ? q->like : NULL,
+	};
+	char sql[3072];
+	snprintf(sql, sizeof(sql),
 		"SELECT id, rc.version, rc.modid, rc.cmdid, action, host(ip) AS ip, port, detail, actor,"
 		"  " ISO("changed_at") " AS changed_at,"
 		"  p.pushed, p.acked, p.no_ack, p.slowest_ms"
@@ -352,12 +431,25 @@ static int work_changes(PGconn *conn, api_call_t *c)
 		"     AND rp.cmdid = rc.cmdid HAVING count(*) > 0) p ON true"
 		" WHERE ($1::int IS NULL OR rc.modid = $1::int) AND ($2::int IS NULL OR rc.cmdid = $2::int)"
 		"   AND ($3::bigint IS NULL OR id < $3::bigint)"
-		" ORDER BY id DESC LIMIT $4::int",
-		4, p);
+		"   AND ($6::int IS NULL OR rc.modid = $6::int) AND ($7::int IS NULL OR rc.cmdid = $7::int)"
+		"   AND ($8::bigint IS NULL OR rc.modid = $8::bigint OR rc.cmdid = $8::bigint)"
+		"   AND ($9::inet IS NULL OR ip <<= $9::inet)"
+		"   AND ($10::text IS NULL OR actor ILIKE $10::text OR detail ILIKE $10::text"
+		"        OR action ILIKE $10::text)"
+		" ORDER BY %s LIMIT $4::int OFFSET $5::bigint",
+		changes_order[c->sort][c->desc ? 0 : 1]);
+	json_t *rows = query_rows(conn, sql, 10, p);
 	if (!rows)
 		return -EIO;
+	size_t limit = strtoul(c->limit, NULL, 10);
+	bool more = json_array_size(rows) > limit;
+	if (more)
+		json_array_remove(rows, limit);
 	c->out = json_object();
 	json_object_set_new(c->out, "changes", rows);
+	json_object_set_new(c->out, "more", json_boolean(more));
+	json_object_set_new(c->out, "sort", json_string(changes_sorts[c->sort]));
+	json_object_set_new(c->out, "order", json_string(c->desc ? "desc" : "asc"));
 	return 0;
 }
 
@@ -644,14 +736,58 @@ static bool query_int(api_call_t *c, const char *name, const char *what, long lo
 #define QUERY_INT(c, name, what, lo, hi, def, out) \
 	query_int((c), (name), (what), (lo), (hi), (def), (out), sizeof(out))
 
+static const bool changes_sort_desc[] = { true, false };
+
+/* A list's q, sort, order and unhealthy arguments (@sorts: the names, in
+ * the order of the sort enum; @sort_desc: each one's default direction).
+ * False after bad_input(). */
+static bool list_args(api_call_t *c, const char *const *sorts, const bool *sort_desc, size_t n)
+{
+	const char *why;
+	if (listq_parse_search(http_req_query(c->req, "q"), &c->search, &why)) {
+		bad_input(c, why, "q");
+		return false;
+	}
+	if (listq_parse_name(http_req_query(c->req, "sort"), sorts, n, 0, &c->sort)) {
+		char msg[160];
+		size_t len = (size_t)snprintf(msg, sizeof(msg), "sort must be one of");
+		for (size_t i = 0; i < n && len < sizeof(msg); i++)
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s %s", i ? "," : "",
+						sorts[i]);
+		bad_input(c, msg, "sort");
+		return false;
+	}
+	if (listq_parse_order(http_req_query(c->req, "order"), sort_desc[c->sort], &c->desc)) {
+		bad_input(c, "order must be asc or desc", "order");
+		return false;
+	}
+	const char *u = http_req_query(c->req, "unhealthy");
+	if (u && *u && strcmp(u, "0") && strcmp(u, "1") && strcmp(u, "true") && strcmp(u, "false")) {
+		bad_input(c, "unhealthy must be 1 or 0", "unhealthy");
+		return false;
+	}
+	c->unhealthy = u && (strcmp(u, "1") == 0 || strcmp(u, "true") == 0);
+	return true;
+}
+
 static void get_call(admin_t *a, http_req_t *req, const char *what)
 {
 	api_call_t *c;
 	if (strcmp(what, "overview") == 0) {
 		c = api_call_new(a, req, work_overview);
 		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, "", c->modid) ||
-		    !QUERY_INT(c, "limit", "limit", 1, OVERVIEW_LIMIT_MAX, "1000", c->limit))
+		    !QUERY_INT(c, "limit", "limit", 1, OVERVIEW_LIMIT_MAX, "1000", c->limit) ||
+		    !QUERY_INT(c, "offset", "offset", 0, INT64_MAX / 2, "0", c->offset) ||
+		    !list_args(c, overview_sorts, overview_sort_desc, ARRAY_SIZE(overview_sorts)))
 			return;
+	} else if (strcmp(what, "host") == 0) {
+		c = api_call_new(a, req, work_host);
+		const char *why = "ip must be an IPv4 address like 10.0.0.7 or a network like 10.0.0.0/24";
+		const char *ip = http_req_query(req, "ip");
+		if (!ip || listq_parse_search(ip, &c->search, &why) || c->search.kind != LISTQ_NET) {
+			bad_input(c, why, "ip");
+			return;
+		}
 	} else if (strcmp(what, "agents") == 0) {
 		c = api_call_new(a, req, work_agents);
 	} else if (strcmp(what, "route") == 0 || strcmp(what, "history") == 0 ||
@@ -670,7 +806,9 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 		if (!QUERY_INT(c, "modid", "MODID", 0, INT32_MAX, "", c->modid) ||
 		    !QUERY_INT(c, "cmdid", "CMDID", 0, INT32_MAX, "", c->cmdid) ||
 		    !QUERY_INT(c, "before", "before", 1, INT64_MAX, "", c->before) ||
-		    !QUERY_INT(c, "limit", "limit", 1, CHANGES_LIMIT_MAX, "100", c->limit))
+		    !QUERY_INT(c, "limit", "limit", 1, CHANGES_LIMIT_MAX, "100", c->limit) ||
+		    !QUERY_INT(c, "offset", "offset", 0, INT64_MAX / 2, "0", c->offset) ||
+		    !list_args(c, changes_sorts, changes_sort_desc, ARRAY_SIZE(changes_sorts)))
 			return;
 	} else if (strcmp(what, "descriptions") == 0) {
 		c = api_call_new(a, req, work_descriptions);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Change log, newest first, optionally for one module or route; "Older"
- * pages back with before=<last id shown>. 'set' rows are a host's weight or
+/* Change log, newest first (or oldest first, or by route), optionally for
+ * one module or route and a search (a route, an address or network, text in
+ * the actor or the detail); "Older" pages on with offset (before=<last id
+ * shown> when newest first). 'set' rows are a host's weight or
  * drain, 'policy' rows a route's policy (no host); detail says what. */
 'use strict';
 
@@ -14,8 +16,11 @@
 	const params = new URLSearchParams(location.search);
 	form.elements.modid.value = params.get('modid') || '';
 	form.elements.cmdid.value = params.get('cmdid') || '';
-	let filter = { modid: '', cmdid: '' };
-	let lastId = null;
+	form.elements.q.value = params.get('q') || '';
+	if (params.get('sort')) form.elements.sort.value = params.get('sort');
+	if (!form.elements.sort.value) form.elements.sort.value = 'time:desc';
+	let filter = { modid: '', cmdid: '', q: '', sort: 'time:desc' };
+	let lastId = null, shown = 0;
 
 	function row(c) {
 		/* A modid's description (cmdid -1) has no route; a description
@@ -48,8 +53,13 @@
 		const q = new URLSearchParams();
 		if (filter.modid) q.set('modid', filter.modid);
 		if (filter.cmdid) q.set('cmdid', filter.cmdid);
+		if (filter.q) q.set('q', filter.q);
+		const [sort, order] = filter.sort.split(':');
+		q.set('sort', sort);
+		q.set('order', order);
 		q.set('limit', String(LIMIT));
-		if (append && lastId !== null) q.set('before', String(lastId));
+		if (append && filter.sort === 'time:desc' && lastId !== null) q.set('before', String(lastId));
+		else if (append) q.set('offset', String(shown));
 		older.disabled = true;
 		const res = await fetchJSON('api/changes?' + q);
 		older.disabled = false;
@@ -59,11 +69,12 @@
 			return null;
 		}
 		const list = Array.isArray(res.body.changes) ? res.body.changes : [];
-		if (!append) tbody.replaceChildren();
+		if (!append) { tbody.replaceChildren(); shown = 0; }
 		tbody.append(...list.map(row));
+		shown += list.length;
 		if (!tbody.rows.length) emptyRow(tbody, 9, 'no changes');
 		if (list.length) lastId = list[list.length - 1].id;
-		older.hidden = list.length < LIMIT;
+		older.hidden = !res.body.more;
 		end.hidden = !older.hidden || !tbody.querySelector('tr:not(.empty)');
 		return res;
 	}
@@ -71,11 +82,13 @@
 	function applyFilter() {
 		clearErrors(form, result);
 		const modid = form.elements.modid.value.trim(), cmdid = form.elements.cmdid.value.trim();
-		filter = { modid, cmdid };
+		filter = { modid, cmdid, q: form.elements.q.value.trim(), sort: form.elements.sort.value || 'time:desc' };
 		lastId = null;
 		const q = new URLSearchParams();
 		if (modid) q.set('modid', modid);
 		if (cmdid) q.set('cmdid', cmdid);
+		if (filter.q) q.set('q', filter.q);
+		if (filter.sort !== 'time:desc') q.set('sort', filter.sort);
 		history.replaceState(null, '', q.toString() ? '?' + q : location.pathname);
 	}
 
@@ -84,6 +97,7 @@
 	document.getElementById('chg-clear').addEventListener('click', () => {
 		form.elements.modid.value = '';
 		form.elements.cmdid.value = '';
+		form.elements.q.value = '';
 		refresh();
 	});
 	older.addEventListener('click', async () => {

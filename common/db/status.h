@@ -126,11 +126,58 @@ int status_callers(PGconn *conn, const status_filter_t *f, status_caller_t **row
 int status_hosts(PGconn *conn, const status_filter_t *f, int32_t max_age_s,
 		 status_host_t **rowsp, size_t *n_rowsp);
 
-/** status_routes() - the health of each route (of one modid, or all), in order, up to @limit. */
-int status_routes(PGconn *conn, int32_t modid, int32_t max_age_s, double fail_pct, size_t limit,
-		  status_route_t **rowsp, size_t *n_rowsp, bool *truncatedp);
-/** status_routes_free() - free what status_routes() gave (NULL is fine). */
-void status_routes_free(status_route_t *rows, size_t n_rows);
+/** How the overview orders its routes (status_list_t.sort). */
+enum status_sort {
+	STATUS_SORT_HEALTH,      /* failing hosts, then overloaded ones, then the route */
+	STATUS_SORT_ROUTE,       /* modid, cmdid */
+	STATUS_SORT_HOSTS,       /* host count */
+	STATUS_SORT_FAILING,     /* failing hosts, then overloaded ones */
+	STATUS_SORT_OVERLOADED,  /* overloaded hosts, then failing ones */
+	STATUS_SORT_CHANGED,     /* the route version of its last change (never: lowest) */
+	STATUS_SORT_DESCRIPTION, /* the route's description */
+};
+
+/**
+ * Which routes a page of the overview lists, in which order. A search is
+ * one of @cmdid/@id/@net/@like at most (admin_svc/core/listq.h reads them
+ * from the search box); ties are broken by modid and cmdid, ascending.
+ */
+typedef struct status_list {
+	int32_t modid;      /* -1: any */
+	int32_t cmdid;      /* -1: any */
+	int64_t id;         /* >= 0: a route whose modid or cmdid is this */
+	const char *net;    /* "a.b.c.d/n": a route with a host in it (NULL: any) */
+	const char *like;   /* an ILIKE pattern: the module's or the route's description */
+	bool unhealthy;     /* only routes with a failing or an overloaded host */
+	enum status_sort sort;
+	bool desc;          /* the sort keys descending (ties still ascending) */
+	uint64_t offset;    /* the page: from this route, */
+	uint64_t limit;     /* this many (at least 1) */
+	int32_t max_age_s;  /* count the reports received in the last max_age_s seconds */
+	double fail_pct;    /* a host fails when its error rate is over this (0..100) */
+} status_list_t;
+
+/** A page of the overview. */
+typedef struct status_page {
+	status_route_t *rows;
+	size_t n_rows;
+	bool more;           /* routes after this page */
+	int64_t total;       /* routes the list holds, -1: not counted (the default order) */
+	int64_t n_unhealthy; /* of those, with a failing or an overloaded host */
+} status_page_t;
+
+/** status_overview() - one page of routes with their health (see status.c). */
+int status_overview(PGconn *conn, const status_list_t *l, status_page_t *pagep);
+/** status_page_deinit() - free what status_overview() put in @page. */
+void status_page_deinit(status_page_t *page);
+
+/**
+ * status_hosts_at() - every host at an address (or in a network, "a.b.c.d/n"),
+ * in every route, with its recent status: status_hosts() rows, by modid,
+ * cmdid, ip and port.
+ */
+int status_hosts_at(PGconn *conn, const char *net, int32_t max_age_s, status_host_t **rowsp,
+		    size_t *n_rowsp);
 
 /** status_history() - per-minute sums per route over the last @minutes. */
 int status_history(PGconn *conn, const status_filter_t *f, int32_t minutes,

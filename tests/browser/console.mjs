@@ -17,6 +17,10 @@
 //      subscriber gets the empty route;
 //   g. the change log shows the add, the traffic changes and the del; a description set in the
 //      descriptions page is listed (and shown on the overview);
+//   i. over the fleet run.sh stored (5,000 routes): the failing route first,
+//      paging (next, previous), sorting by a header (both directions), and
+//      an address search: the host finder lists every route with the host
+//      and its state in each, the table only those routes;
 //   h. no console error, page error or CSP violation on any page.
 //
 // Settings (environment):
@@ -28,6 +32,8 @@
 //   LARS_HOST_PORT   the port of the host added (default 9701)
 //   LARS_CHROMIUM    the browser (default /usr/bin/chromium)
 //   LARS_LAT_MEAN_MS, LARS_LAT_P99_MS  the host's latency cells as shown
+//   LARS_FLEET_MODID, LARS_FLEET_ROUTES, LARS_FLEET_IP  the fleet run.sh
+//                    stored (see run.sh)
 //   LARS_LAT_RUNS, LARS_LAT_DOTS  the latency chart's lines (of 2+ minutes)
 //                    and dots (a minute alone), for mean and for p99 each
 //
@@ -141,6 +147,9 @@ async function main(state) {
 	const latP99 = env('LARS_LAT_P99_MS');
 	const latRuns = envInt('LARS_LAT_RUNS', 0, 0, 60);
 	const latDots = envInt('LARS_LAT_DOTS', 0, 0, 60);
+	const fleetModid = envInt('LARS_FLEET_MODID', 7000, 0, 2147483647);
+	const fleetRoutes = envInt('LARS_FLEET_ROUTES', 5000, 0, 1000000);
+	const fleetIp = env('LARS_FLEET_IP', '10.77.0.1');
 	const host = `127.0.0.1:${hostPort}`;
 	const route = `${modid}/${cmdid}`;
 	fs.mkdirSync(shotDir, { recursive: true });
@@ -222,7 +231,7 @@ async function main(state) {
 	});
 
 	const overview = async () => {
-		const r = await ctx.request.get('api/overview', { timeout: budget() });
+		const r = await ctx.request.get('api/overview?limit=100000', { timeout: budget() });
 		check(r.ok(), `GET /api/overview answered ${r.status()}`);
 		const body = await r.json();
 		const hosts = body.routes.reduce((n, x) => n + (x.hosts || 0), 0);
@@ -466,6 +475,79 @@ async function main(state) {
 	await page.goto('index.html');
 	await waitFor(`the overview row of ${route} does not show its descriptions`,
 		routeRow().filter({ hasText: modText }).filter({ hasText: cmdText }).waitFor());
+
+	// ---- i. a fleet: unhealthy first, paging, sorting, find a host ----
+	step(`i. ${fleetRoutes} routes: failing first, paging, sorting, search by IP`);
+	{
+		const rows = page.locator('#routes tbody tr');
+		const cell = (r, col) => rows.nth(r).locator(`td:nth-child(${col})`).textContent();
+		const routeOf = async (r) => `${(await cell(r, 1)).trim()}/${(await cell(r, 2)).trim()}`;
+		await page.goto('index.html');
+		await waitFor('the page text of the first page', page.locator('#routes-page', { hasText: /^routes 1–100$/ }).waitFor());
+		check(await rows.count() === 100, `the first page has ${await rows.count()} rows, want 100`);
+		check(await routeOf(0) === `${fleetModid}/20`, `the first row is ${await routeOf(0)}, want the failing ${fleetModid}/20`);
+		check(await rows.nth(0).getAttribute('class') === 'failing', 'the failing route is not marked failing');
+		check(await routeOf(1) === `${fleetModid}/4000`, `the second row is ${await routeOf(1)}, want the overloaded ${fleetModid}/4000`);
+		await waitFor('the summary does not count 2 unhealthy routes',
+			page.locator('#routes-summary', { hasText: /^2 routes have failing or overloaded hosts/ }).waitFor());
+		check(await page.isDisabled('#routes-prev'), 'Previous is enabled on the first page');
+		await page.click('#routes-next');
+		await waitFor('the second page', page.locator('#routes-page', { hasText: /^routes 101–200$/ }).waitFor());
+		check(new URL(page.url()).searchParams.get('offset') === '100', `the URL does not say offset=100: ${page.url()}`);
+		check(await rows.count() === 100, `the second page has ${await rows.count()} rows`);
+		check(await routeOf(0) !== `${fleetModid}/20`, 'the second page starts with the first page\'s route');
+		await shot(page, 'overview-page2.png');
+		await page.click('#routes-prev');
+		await waitFor('back on the first page', page.locator('#routes-page', { hasText: /^routes 1–100$/ }).waitFor());
+		// The modid header sorts by route; a second click turns the order.
+		const modHead = page.locator('#routes th[data-sort="route"]');
+		await modHead.locator('button').click();
+		await waitFor('the modid header is not sorted ascending', page.locator('#routes th[data-sort="route"][aria-sort="ascending"]').waitFor());
+		await pollUntil('sorted by route, the failing route is still first', async () => await routeOf(0) !== `${fleetModid}/20`);
+		await modHead.locator('button').click();
+		await waitFor('the modid header is not sorted descending', page.locator('#routes th[data-sort="route"][aria-sort="descending"]').waitFor());
+		await pollUntil(`descending, the first row is not ${fleetModid}/${fleetRoutes}`,
+			async () => await routeOf(0) === `${fleetModid}/${fleetRoutes}`);
+		// By hosts, most first: the three routes with two hosts.
+		await page.locator('#routes th[data-sort="hosts"] button').click();
+		await waitFor('the hosts header is not sorted descending', page.locator('#routes th[data-sort="hosts"][aria-sort="descending"]').waitFor());
+		await pollUntil('sorted by hosts, the first three rows do not have 2 hosts',
+			async () => (await cell(0, 5)).trim() === '2' && (await cell(2, 5)).trim() === '2' && (await cell(3, 5)).trim() === '1');
+		await waitFor('sorted, the page text does not count every route',
+			page.locator('#routes-page', { hasText: new RegExp(`^routes 1–100 of ${(fleetRoutes + 1).toLocaleString('en')}$`) }).waitFor());
+		await shot(page, 'overview-sorted.png');
+		// Find a host: its routes and its state in each.
+		await page.fill('#routes-filter', fleetIp);
+		await page.click('#routes-go');
+		await waitFor('the host finder did not open', page.locator('#host-finder-title', { hasText: `${fleetIp}: 3 hosts in 3 routes` }).waitFor());
+		const found = page.locator('#host-routes tbody tr');
+		check(await found.count() === 3, `the host finder lists ${await found.count()} rows, want 3`);
+		await waitFor(`the host finder does not show ${fleetModid}/20 failing`,
+			found.filter({ has: page.locator('td:nth-child(2)', { hasText: /^20$/ }) }).locator('.badge.failing').waitFor());
+		await pollUntil('the routes table does not show only the 3 routes with the host',
+			async () => await rows.count() === 3 && (await cell(0, 5)).trim() === '2');
+		await shot(page, 'host-finder.png');
+		await page.fill('#routes-filter', '');
+		await page.click('#routes-go');
+		await waitFor('the host finder stayed open without a search', page.locator('#host-finder[hidden]').waitFor({ state: 'attached' }));
+		// The change log searched by the address: its three adds, by route.
+		await page.goto('changes.html');
+		await page.fill('#chg-modid', '');
+		await page.fill('#chg-cmdid', '');
+		await page.fill('#chg-q', fleetIp);
+		await page.selectOption('#chg-sort', 'route:asc');
+		await page.click('#chg-submit');
+		const chg = page.locator('#changes tbody tr');
+		await pollUntil(`the change log searched for ${fleetIp} does not list its 3 adds by route`, async () => {
+			if (await chg.count() !== 3) return false;
+			const cells = await chg.locator('td:nth-child(4)').allTextContents();
+			const hosts = await chg.locator('td:nth-child(6)').allTextContents();
+			return cells.join(' ') === `${fleetModid}/10 ${fleetModid}/20 ${fleetModid}/30` &&
+				hosts.every((h) => h === `${fleetIp}:7001`);
+		});
+		check(new URL(page.url()).searchParams.get('q') === fleetIp, `the change log URL does not keep the search: ${page.url()}`);
+		await shot(page, 'changes-search.png');
+	}
 
 	// ---- h. console errors, page errors, CSP violations ----
 	step('h. no console error, page error or CSP violation');

@@ -134,6 +134,20 @@ start() {
 
 "$LARSCTL" migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; echo "FAIL: larsctl migrate"; exit 1; }
 
+# A fleet to page, sort and search (issue 25): modid 7000, cmdid 1..5000,
+# host 10.70.C/256.C%256:7000 each, and 10.77.0.1:7001 also in 7000/10, /20
+# and /30; 7000/20's host there failing, 7000/4000's overloaded.
+FLEET_MODID=7000 FLEET_ROUTES=5000 FLEET_IP=10.77.0.1
+psql -X -q -v ON_ERROR_STOP=1 -c "
+INSERT INTO route_data (modid, cmdid, ip, port)
+  SELECT $FLEET_MODID, c, ('10.70.' || c / 256 || '.' || c % 256)::inet, 7000
+  FROM generate_series(1, $FLEET_ROUTES) c
+  UNION ALL SELECT $FLEET_MODID, c, '$FLEET_IP', 7001 FROM unnest('{10,20,30}'::int[]) c;
+INSERT INTO host_status VALUES
+ ($FLEET_MODID, 20, '$FLEET_IP', 7001, '10.9.0.1', 5, 45, false, now(), now()),
+ ($FLEET_MODID, 4000, '10.70.15.160', 7000, '10.9.0.1', 50, 0, true, now(), now())" ||
+	{ echo "FAIL: cannot insert the fleet"; exit 1; }
+
 PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 echo "$PASS" | "$LARSCTL" admin-user add tester --users-file "$TMP/users" >/dev/null
 
@@ -180,6 +194,7 @@ t0=$(date +%s)
 LARS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT LARS_ADMIN_USER=tester LARS_ADMIN_PASS=$PASS \
 	LARS_WATCH_OUT=$TMP/watch.out LARS_SHOT_DIR=$SHOTS LARS_CHROMIUM=$CHROMIUM \
 	LARS_MODID=$MODID LARS_CMDID=$CMDID LARS_HOST_PORT=$HOST_PORT \
+	LARS_FLEET_MODID=$FLEET_MODID LARS_FLEET_ROUTES=$FLEET_ROUTES LARS_FLEET_IP=$FLEET_IP \
 	LARS_LAT_MEAN_MS=2.00 LARS_LAT_P99_MS=4.97 LARS_LAT_RUNS=1 LARS_LAT_DOTS=2 \
 	node "$HERE/console.mjs" </dev/null
 echo "console.mjs took $(($(date +%s) - t0)) s; screenshots in $SHOTS"

@@ -459,6 +459,99 @@ for names in "a:80" "x y/z" "a_b"; do
 	grep -q "server_names" "$TMP/names.log" || fail "server_names refusal: $(cat "$TMP/names.log")"
 done
 
+# ---- lists: paging, sorting, search, unhealthy first, find a host (issue 25) ----
+# 300 more routes (modid 900, cmdid 1..300), host 10.9.C/256.C%256:7000 each,
+# route 900/C also on 10.99.0.1:7000 when C is a multiple of 50; cmdid 7
+# failing, cmdid 8 overloaded (fresh reports), cmdid 9 erroring long ago,
+# 900/50 failing on 10.99.0.1; 901/1 a route with a description only.
+q "INSERT INTO modid_config (modid, description) VALUES (900, 'fleet module');
+   INSERT INTO cmdid_config (modid, cmdid, description)
+     SELECT 900, c, 'svc-' || c FROM generate_series(1, 300) c;
+   INSERT INTO route_data (modid, cmdid, ip, port)
+     SELECT 900, c, ('10.9.' || c / 256 || '.' || c % 256)::inet, 7000 FROM generate_series(1, 300) c
+     UNION ALL SELECT 900, c, '10.99.0.1', 7000 FROM generate_series(50, 300, 50) c;
+   INSERT INTO modid_config (modid) VALUES (901);
+   INSERT INTO cmdid_config (modid, cmdid, description) VALUES (901, 1, 'described only');
+   INSERT INTO host_status VALUES
+     (900, 7, '10.9.0.7', 7000, '10.0.0.1', 10, 90, false, now(), now()),
+     (900, 8, '10.9.0.8', 7000, '10.0.0.1', 100, 0, true, now(), now()),
+     (900, 9, '10.9.0.9', 7000, '10.0.0.1', 0, 100, false, now(), now() - interval '1 hour'),
+     (900, 50, '10.99.0.1', 7000, '10.0.0.1', 5, 5, false, now(), now())" >/dev/null
+n_routes=$(q "SELECT count(*) FROM (SELECT modid, cmdid FROM route_data UNION SELECT modid, cmdid FROM cmdid_config) r")
+jget() { jq -c "$1" "$TMP/body"; }
+# The default order: failing routes first (most failing hosts first), then
+# overloaded ones, then every other route by modid, cmdid (5/1's failing
+# host was removed above).
+expect "lists default" "$(call GET '/api/overview?limit=4')" 200 '"sort":"health","order":"desc","more":true'
+[ "$(jget '[.routes[] | "\(.modid)/\(.cmdid)"]')" = '["900/7","900/50","900/8","5/1"]' ] ||
+	fail "unhealthy first: $(jget '[.routes[] | "\(.modid)/\(.cmdid)"]')"
+[ "$(jget '[.total, .unhealthy]')" = '[null,3]' ] || fail "total/unhealthy: $(jget '[.total, .unhealthy]')"
+# Every route exactly once over the pages, in both default orders; the
+# stale report of 900/9 counts for nothing.
+for sort in health route; do
+	seen=$TMP/seen-$sort; : >"$seen"
+	off=0
+	while :; do
+		expect "page $sort $off" "$(call GET "/api/overview?limit=37&offset=$off&sort=$sort")" 200
+		jq -r '.routes[] | "\(.modid)/\(.cmdid) \(.failing) \(.overloaded)"' "$TMP/body" >>"$seen"
+		[ "$(jget .more)" = true ] || break
+		off=$((off + 37))
+		[ "$off" -lt 2000 ] || { fail "pages never end ($sort)"; break; }
+	done
+	[ "$(wc -l <"$seen")" = "$n_routes" ] || fail "$sort: $(wc -l <"$seen") rows over the pages, want $n_routes"
+	[ "$(cut -d' ' -f1 "$seen" | sort -u | wc -l)" = "$n_routes" ] || fail "$sort: a route twice"
+	grep -qx '900/9 0 0' "$seen" || fail "$sort: 900/9's old report counted: $(grep '^900/9 ' "$seen")"
+done
+[ "$(head -1 "$TMP/seen-route" | cut -d' ' -f1)" = 5/1 ] || fail "route order starts with $(head -1 "$TMP/seen-route")"
+grep -q '^901/1 ' "$TMP/seen-route" || fail "a route with a description only is not listed"
+expect "route desc" "$(call GET '/api/overview?limit=1&sort=route&order=desc')" 200 '"modid":901,"cmdid":1'
+expect "hosts desc" "$(call GET '/api/overview?limit=1&sort=hosts')" 200 '"hosts":2'
+[ "$(jget .total)" = "$n_routes" ] || fail "sorted: total $(jget .total), want $n_routes"
+expect "unhealthy only" "$(call GET '/api/overview?unhealthy=1&limit=2&offset=1')" 200 '"more":false,"truncated":false,"total":3,"unhealthy":3'
+[ "$(jget '[.routes[] | "\(.modid)/\(.cmdid)"]')" = '["900/50","900/8"]' ] || fail "unhealthy page 2: $(cat "$TMP/body")"
+# Search: a route, a number (modid or cmdid), a description, an address, a network.
+expect "q route" "$(call GET '/api/overview?q=900/12')" 200 '"total":1'
+expect "q module" "$(call GET '/api/overview?q=900/&limit=1&sort=route')" 200 '"modid":900,"cmdid":1,'
+expect "q id" "$(call GET '/api/overview?q=5&sort=route')" 200 '"total":2'
+[ "$(jget '[.routes[] | "\(.modid)/\(.cmdid)"]')" = '["5/1","900/5"]' ] || fail "q id: $(cat "$TMP/body")"
+expect "q text" "$(call GET '/api/overview?q=SVC-29&sort=route')" 200 '"total":11'
+expect "q text mod" "$(call GET '/api/overview?q=fleet%20mod&limit=1')" 200 '"total":300'
+expect "q like chars" "$(call GET '/api/overview?q=svc_1')" 200 '"total":0'
+expect "q ip" "$(call GET '/api/overview?q=10.99.0.1&sort=route')" 200 '"total":6'
+[ "$(jget '[.routes[].cmdid]')" = '[50,100,150,200,250,300]' ] || fail "q ip: $(cat "$TMP/body")"
+expect "q net" "$(call GET '/api/overview?q=10.9.1.0/24')" 200 '"total":45'
+expect "q prefix" "$(call GET '/api/overview?q=10.9.&unhealthy=1')" 200 '"total":3'
+expect "q modid filter" "$(call GET '/api/overview?modid=5&q=900/1')" 200 '"total":0'
+expect "q too long" "$(call GET "/api/overview?q=$(printf 'x%.0s' {1..201})")" 400 '"field":"q"'
+expect "bad sort" "$(call GET '/api/overview?sort=size')" 400 '"field":"sort"'
+expect "bad order" "$(call GET '/api/overview?order=up')" 400 '"field":"order"'
+expect "bad offset" "$(call GET '/api/overview?offset=-1')" 400 '"field":"offset"'
+expect "bad unhealthy" "$(call GET '/api/overview?unhealthy=yes')" 400 '"field":"unhealthy"'
+# Find a host: every route with it, its state in each.
+expect "host" "$(call GET '/api/host?ip=10.99.0.1')" 200 '"net":"10.99.0.1/32"'
+[ "$(jget '[.hosts[] | "\(.modid)/\(.cmdid)"] | length')" = 6 ] || fail "host: $(cat "$TMP/body")"
+[ "$(jget '.hosts[0] | [.cmdid, .port, .status.failing, .status.err_pct]')" = '[50,7000,true,50]' ] ||
+	fail "host state: $(jget '.hosts[0]')"
+[ "$(jget '.hosts[1].status')" = null ] || fail "host without a report: $(jget '.hosts[1]')"
+expect "host none" "$(call GET '/api/host?ip=10.200.0.1')" 200 '"hosts":[]'
+expect "host bad" "$(call GET '/api/host?ip=frob')" 400 '"field":"ip"'
+expect "host missing" "$(call GET '/api/host')" 400 '"field":"ip"'
+# The change log: search, sort, offset, more.
+expect "changes q ip" "$(call GET '/api/changes?q=10.99.0.1&limit=4')" 200 '"more":true'
+[ "$(jget '[.changes[] | .ip] | unique')" = '["10.99.0.1"]' ] || fail "changes q ip: $(cat "$TMP/body")"
+expect "changes q route" "$(call GET '/api/changes?q=900/12')" 200 '"more":false'
+[ "$(jget '[.changes[] | "\(.modid)/\(.cmdid)"] | unique')" = '["900/12"]' ] || fail "changes q route: $(cat "$TMP/body")"
+expect "changes route asc" "$(call GET '/api/changes?sort=route&order=asc&limit=1')" 200 '"modid":5,"cmdid":-1,"action":"describe"'
+expect "changes oldest" "$(call GET '/api/changes?order=asc&limit=1')" 200 '"modid":5,"cmdid":1,"action":"add"'
+first=$(call GET '/api/changes?limit=2' | sed 's/^200 //' | jq -c '.changes[1].id')
+expect "changes offset" "$(call GET '/api/changes?limit=1&offset=1')" 200 "\"id\":$first,"
+expect "changes q actor" "$(call GET '/api/changes?q=psql&limit=1')" 200 '"actor":"'
+expect "changes bad sort" "$(call GET '/api/changes?sort=size')" 400 '"field":"sort"'
+# The seeded routes go again (later checks count routes and changes).
+q "DELETE FROM host_status WHERE modid = 900;
+   DELETE FROM route_data WHERE modid = 900;
+   DELETE FROM cmdid_config WHERE modid IN (900, 901); DELETE FROM modid_config WHERE modid IN (900, 901)" >/dev/null
+
 # SIGTERM while a write waits in the database: it is cancelled and answered,
 # nothing is changed, and the service exits 0.
 psql -X -q -c "BEGIN; LOCK TABLE route_data; SELECT pg_sleep(5); COMMIT" >/dev/null &

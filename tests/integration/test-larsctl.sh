@@ -18,14 +18,14 @@ pyjson() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1";
 out=$("$LARSCTL" migrate)
 [[ $out == *"applied 001_routes"*"applied 002_report"*"applied 003_route_writers"*"applied 004_console"* ]] || fail "first migrate: $out"
 out=$("$LARSCTL" migrate)
-[[ $out == *"up to date (version 11)"* ]] || fail "second migrate: $out"
-[ "$(q 'SELECT count(*) FROM schema_migrations')" = 11 ] || fail "schema_migrations rows"
+[[ $out == *"up to date (version 12)"* ]] || fail "second migrate: $out"
+[ "$(q 'SELECT count(*) FROM schema_migrations')" = 12 ] || fail "schema_migrations rows"
 # Two migrators at once: the advisory lock serialises them, nothing twice.
 psql -X -q -c 'CREATE DATABASE "'"$TEST_DB"'_2"' -d postgres
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null &
 PGDATABASE=${TEST_DB}_2 "$LARSCTL" migrate >/dev/null || fail "concurrent migrate"
 wait $! || fail "concurrent migrate (background)"
-[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 11 ] || fail "concurrent migrate rows"
+[ "$(PGDATABASE=${TEST_DB}_2 q 'SELECT count(*) FROM schema_migrations')" = 12 ] || fail "concurrent migrate rows"
 psql -X -q -d postgres -c 'DROP DATABASE "'"$TEST_DB"'_2"'
 
 out=$("$LARSCTL" route add 1 1 127.0.0.1 9001)
