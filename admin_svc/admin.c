@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "log.h"
 #include "net.h"
+#include "userfile.h"
 #include "xalloc.h"
 
 /* On every response. The pages load nothing from elsewhere and run no
@@ -47,13 +50,60 @@ void admin_reply_error(http_req_t *req, unsigned status, const char *msg, const 
 	admin_reply_json(req, status, o);
 }
 
-static void admin_route(admin_t *a, http_req_t *req)
+/* What a page without a login gets: the login form (401, no Basic
+ * challenge, so a browser shows the form, not its own dialog). */
+static void reply_login_page(admin_t *a, http_req_t *req)
+{
+	assets_serve_name(a->assets, req, "login.html", 401);
+}
+
+/* The pages the login form needs, served to anyone. */
+static bool public_asset(const char *path)
+{
+	return strcmp(path, "/login.html") == 0 || strcmp(path, "/login.js") == 0 ||
+	       strcmp(path, "/style.css") == 0;
+}
+
+static bool is_page(const char *path)
+{
+	size_t n = strlen(path);
+	return strcmp(path, "/") == 0 || (n > 5 && strcmp(path + n - 5, ".html") == 0);
+}
+
+static void iso_time(int64_t unix_s, char out[32])
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 32, "?");
+}
+
+/* {"user", "role", "via", "expires_at"}: the signed-in user (/api/whoami, a login). */
+static json_t *who_json(const auth_who_t *who)
+{
+	static const char *const via[] = { "none", "basic", "session" };
+	json_t *o = json_object();
+	json_object_set_new(o, "user", who->user[0] ? json_string(who->user) : json_null());
+	json_object_set_new(o, "role", json_string(who->read_only ? "read" : "write"));
+	json_object_set_new(o, "via", json_string(via[who->via]));
+	char when[32];
+	if (who->expires_unix_s)
+		iso_time(who->expires_unix_s, when);
+	json_object_set_new(o, "expires_at", who->expires_unix_s ? json_string(when) : json_null());
+	return o;
+}
+
+static void admin_route(admin_t *a, http_req_t *req, const auth_who_t *who)
 {
 	const char *path = http_req_path(req);
 	const char *method = http_req_method(req);
 
+	if (strcmp(path, "/api/whoami") == 0) {
+		admin_reply_json(req, 200, who_json(who));
+		return;
+	}
 	if (strncmp(path, "/api/", 5) == 0) {
-		api_handle(a, req);
+		api_handle(a, req, who);
 		return;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -64,33 +114,135 @@ static void admin_route(admin_t *a, http_req_t *req)
 	assets_serve(a->assets, req);
 }
 
-static void admin_on_auth(http_req_t *req, auth_result_t res, unsigned retry_s, void *arg)
+static void reply_throttled(admin_t *a, http_req_t *req, unsigned retry_s)
+{
+	metrics_inc(a->c_login_throttled);
+	char secs[16], msg[128];
+	snprintf(secs, sizeof(secs), "%u", retry_s ? retry_s : 1);
+	snprintf(msg, sizeof(msg), "too many failed logins; try again in %s s "
+		 "(the password was not checked)", secs);
+	http_req_add_header(req, "Retry-After", secs);
+	admin_reply_error(req, 429, msg, NULL);
+}
+
+static void admin_on_auth(http_req_t *req, auth_result_t res, unsigned retry_s,
+			  const auth_who_t *who, void *arg)
 {
 	admin_t *a = arg;
 	if (res == AUTH_OK) {
-		admin_route(a, req);
+		admin_route(a, req, who);
 		return;
 	}
 	if (res == AUTH_THROTTLED) {
-		metrics_inc(a->c_login_throttled);
-		char secs[16], msg[128];
-		snprintf(secs, sizeof(secs), "%u", retry_s ? retry_s : 1);
-		snprintf(msg, sizeof(msg), "too many failed logins; try again in %s s "
-			 "(the password was not checked)", secs);
-		http_req_add_header(req, "Retry-After", secs);
-		admin_reply_error(req, 429, msg, NULL);
+		reply_throttled(a, req, retry_s);
 		return;
 	}
 	/* A browser's first request carries no credentials (it waits for the
 	 * challenge): that is no failed login. */
 	if (res == AUTH_FAILED)
 		metrics_inc(a->c_login_failed);
-	char challenge[192];
-	snprintf(challenge, sizeof(challenge), "Basic realm=\"%s\", charset=\"UTF-8\"",
-		 a->cfg.realm);
-	http_req_add_header(req, "WWW-Authenticate", challenge);
-	admin_reply_error(req, 401, "log in with a console user (larsctl admin-user add NAME)",
-			  NULL);
+	if (res == AUTH_SESSION_ENDED) {
+		/* The browser forgets the dead cookie. */
+		char cookie[256];
+		auth_cookie(a->auth, req, "", cookie, sizeof(cookie));
+		http_req_add_header(req, "Set-Cookie", cookie);
+	}
+	if (is_page(http_req_path(req))) {
+		reply_login_page(a, req);
+		return;
+	}
+	/* The Basic challenge is for curl and the like; a page's own fetch()
+	 * (Sec-Fetch-Mode other than navigate) gets none, or the browser would
+	 * stop it for its password dialog instead of letting the page show the
+	 * login form. */
+	const char *mode = http_req_header(req, "Sec-Fetch-Mode");
+	if (!mode || strcmp(mode, "navigate") == 0) {
+		char challenge[192];
+		snprintf(challenge, sizeof(challenge), "Basic realm=\"%s\", charset=\"UTF-8\"",
+			 a->cfg.realm);
+		http_req_add_header(req, "WWW-Authenticate", challenge);
+	}
+	admin_reply_error(req, 401, res == AUTH_SESSION_ENDED
+			  ? "the session ended (unused too long, expired or logged out): log in again"
+			  : "log in with a console user (larsctl admin-user add NAME)", NULL);
+}
+
+/* After the login form's password check: the session cookie and who it is. */
+static void admin_on_login(http_req_t *req, auth_result_t res, unsigned retry_s,
+			   const auth_who_t *who, void *arg)
+{
+	admin_t *a = arg;
+	if (res == AUTH_THROTTLED) {
+		reply_throttled(a, req, retry_s);
+		return;
+	}
+	if (res != AUTH_OK) {
+		metrics_inc(a->c_login_failed);
+		admin_reply_error(req, 401, "wrong user name or password", NULL);
+		return;
+	}
+	char cookie[256];
+	auth_cookie(a->auth, req, who->token, cookie, sizeof(cookie));
+	http_req_add_header(req, "Set-Cookie", cookie);
+	explicit_bzero(cookie, sizeof(cookie));
+	admin_reply_json(req, 200, who_json(who));
+}
+
+/* POST /api/login {"user", "password"} and POST /api/logout: before any
+ * other login check (the form is how one gets in). True if answered. */
+static bool admin_login_paths(admin_t *a, http_req_t *req)
+{
+	const char *path = http_req_path(req);
+	bool login = strcmp(path, "/api/login") == 0, logout = strcmp(path, "/api/logout") == 0;
+	if (!login && !logout)
+		return false;
+	if (strcmp(http_req_method(req), "POST") != 0) {
+		http_req_add_header(req, "Allow", "POST");
+		admin_reply_error(req, 405, login ? "log in with POST" : "log out with POST", NULL);
+		return true;
+	}
+	const char *why;
+	if (!auth_same_origin(req, &why)) {
+		metrics_inc(a->c_forbidden);
+		admin_reply_error(req, 403, why, NULL);
+		return true;
+	}
+	if (!a->auth) {
+		admin_reply_error(req, 404, "this console has no users_file: there is no login", NULL);
+		return true;
+	}
+	if (logout) {
+		bool ended = auth_logout(a->auth, req);
+		char cookie[256];
+		auth_cookie(a->auth, req, "", cookie, sizeof(cookie));
+		http_req_add_header(req, "Set-Cookie", cookie);
+		json_t *o = json_object();
+		json_object_set_new(o, "result", json_string(ended ? "logged out" : "no session"));
+		admin_reply_json(req, 200, o);
+		return true;
+	}
+	const char *ctype = http_req_header(req, "Content-Type");
+	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0) {
+		admin_reply_error(req, 415, "send the body as Content-Type: application/json", NULL);
+		return true;
+	}
+	size_t len;
+	const char *text = http_req_body(req, &len);
+	json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *user = json_string_value(json_object_get(body, "user"));
+	const char *pass = json_string_value(json_object_get(body, "password"));
+	if (!user || !*user || !pass || !*pass || strlen(user) > USERFILE_NAME_MAX ||
+	    strlen(pass) > USERFILE_PASS_MAX) {
+		json_decref(body);
+		admin_reply_error(req, 400, "give a user name and a password",
+				  !user || !*user ? "user" : "password");
+		return true;
+	}
+	auth_login(a->auth, req, user, pass, admin_on_login, a);
+	/* The parsed body holds the password: wipe it before it is freed. */
+	explicit_bzero((char *)pass, strlen(pass));
+	json_decref(body);
+	return true;
 }
 
 /* Splits a Host header into its lower-cased name (brackets of an IPv6
@@ -293,10 +445,19 @@ static void admin_handle(http_req_t *req, void *arg)
 		}
 		return;
 	}
-	if (a->auth)
+	if (admin_login_paths(a, req))
+		return;
+	if (a->auth && public_asset(http_req_path(req)) &&
+	    (strcmp(http_req_method(req), "GET") == 0 || strcmp(http_req_method(req), "HEAD") == 0)) {
+		assets_serve(a->assets, req);
+		return;
+	}
+	if (a->auth) {
 		auth_check(a->auth, req, admin_on_auth, a);
-	else
-		admin_route(a, req);
+		return;
+	}
+	const auth_who_t anyone = { .via = AUTH_VIA_NONE };
+	admin_route(a, req, &anyone);
 }
 
 static void admin_free(admin_t *a)
@@ -372,7 +533,7 @@ int admin_new(uv_loop_t *loop, service_t *svc, const admin_cfg_t *cfg, metrics_t
 	if (r)
 		goto fail;
 	if (a->cfg.users_file[0]) {
-		r = auth_new(loop, a->cfg.users_file, &a->auth);
+		r = auth_new(loop, a->cfg.users_file, &a->cfg, &a->auth);
 		if (r)
 			goto fail;
 	} else {

@@ -30,6 +30,8 @@ typedef struct admin_cfg {
 	char assets_dir[1024];
 	char realm[128];
 	char server_names[1024]; /* more names the Host header may give */
+	int session_idle_s;     /* a login session unused this long ends */
+	int session_max_s;      /* and any session this long after its login */
 	char conninfo[1024];
 	service_common_cfg_t common;
 } admin_cfg_t;
@@ -77,9 +79,6 @@ void admin_reply_error(http_req_t *req, unsigned status, const char *msg, const 
 
 /* ---- api.c: /api/ ---- */
 
-/** api_handle() - answer a request under /api/ (authenticated already). */
-void api_handle(admin_t *a, http_req_t *req);
-
 /* ---- auth.c: who may get in, and the same-origin rule for writes ---- */
 
 typedef enum auth_result {
@@ -87,14 +86,36 @@ typedef enum auth_result {
 	AUTH_NO_CREDENTIALS, /* the request carried none (a browser's first) */
 	AUTH_FAILED,         /* wrong or unusable credentials */
 	AUTH_THROTTLED,      /* too many failures: not checked, retry later */
+	AUTH_SESSION_ENDED,  /* its session cookie ran out (idle, expired, logged out) */
 } auth_result_t;
 
-/* @retry_after_s: with AUTH_THROTTLED, when to try again. */
-typedef void (*auth_done_fn)(http_req_t *req, auth_result_t res, unsigned retry_after_s,
-			     void *arg);
+enum auth_via {
+	AUTH_VIA_NONE,    /* no users file: anyone on loopback */
+	AUTH_VIA_BASIC,   /* HTTP Basic (curl, the API) */
+	AUTH_VIA_SESSION, /* the login form's session cookie */
+};
 
-/** auth_new() - load @path (must exist, not world-readable). */
-int auth_new(uv_loop_t *loop, const char *path, auth_t **outp);
+/* The cookie of a login session. */
+#define AUTH_COOKIE "lars_session"
+
+/** Who a request is (valid during the callback; copy what is kept). */
+typedef struct auth_who {
+	char user[65];   /* "" with AUTH_VIA_NONE */
+	bool read_only;  /* role read: every write is refused (403) */
+	enum auth_via via;
+	int64_t expires_unix_s; /* AUTH_VIA_SESSION: when it ends if unused (else 0) */
+	char token[65];  /* auth_login(): the new session's token, else "" */
+} auth_who_t;
+
+/* @retry_after_s: with AUTH_THROTTLED, when to try again; @who with AUTH_OK. */
+typedef void (*auth_done_fn)(http_req_t *req, auth_result_t res, unsigned retry_after_s,
+			     const auth_who_t *who, void *arg);
+
+/** api_handle() - answer a request under /api/ from @who (authenticated already). */
+void api_handle(admin_t *a, http_req_t *req, const auth_who_t *who);
+
+/** auth_new() - load @path (must exist, not world-readable); sessions per @cfg. */
+int auth_new(uv_loop_t *loop, const char *path, const admin_cfg_t *cfg, auth_t **outp);
 void auth_free(auth_t *au);
 /**
  * auth_check() - are @req's Basic credentials right? @done runs on the loop,
@@ -105,6 +126,22 @@ void auth_free(auth_t *au);
  * (throttle.h says who waits for what).
  */
 void auth_check(auth_t *au, http_req_t *req, auth_done_fn done, void *arg);
+/**
+ * auth_login() - the login form: check @user and @pass as auth_check()
+ * checks Basic credentials (the same back-off), and on success open a
+ * session (@who->token for the cookie). @user and @pass are the caller's.
+ */
+void auth_login(auth_t *au, http_req_t *req, const char *user, const char *pass,
+		auth_done_fn done, void *arg);
+/** auth_logout() - end the session @req's cookie names (false: it had none). */
+bool auth_logout(auth_t *au, http_req_t *req);
+/**
+ * auth_cookie() - the Set-Cookie value for @token ("" clears the cookie):
+ * HttpOnly, SameSite=Strict, Path=/, Max-Age session_max, Secure when @req
+ * came through TLS (X-Forwarded-Proto: https, or an https Origin).
+ */
+void auth_cookie(const auth_t *au, http_req_t *req, const char *token, char *out, size_t cap);
+
 /**
  * auth_same_origin() - may this POST change anything? Its Origin (or
  * Referer) must be this console and Sec-Fetch-Site not cross-site.
@@ -118,3 +155,5 @@ int assets_load(const char *dir, assets_t **outp);
 void assets_free(assets_t *as);
 /** assets_serve() - answer GET/HEAD of a page or asset (404 if unknown). */
 void assets_serve(assets_t *as, http_req_t *req);
+/** assets_serve_name() - answer with asset @name and @status (404 if unknown). */
+void assets_serve_name(assets_t *as, http_req_t *req, const char *name, unsigned status);

@@ -652,7 +652,7 @@ static void api_job_done(pg_job_t *job, int status)
 	api_call_free(c);
 }
 
-static void api_submit(api_call_t *c)
+static void api_submit(api_call_t *c, const auth_who_t *who)
 {
 	c->job.work = api_job_work;
 	c->job.done = api_job_done;
@@ -667,17 +667,12 @@ static void api_submit(api_call_t *c)
 	if (!c->job.read_only) {
 		/* The console user who logged in (checked before any call), or
 		 * none without a users file. */
-		char *user = NULL, *pass = NULL;
-		if (c->a->auth && http_req_basic_auth(c->req, &user, &pass))
-			snprintf(c->actor, sizeof(c->actor), "%.64s (console, %s)", user,
+		if (who->user[0])
+			snprintf(c->actor, sizeof(c->actor), "%.64s (console, %s)", who->user,
 				 http_req_peer(c->req));
 		else
 			snprintf(c->actor, sizeof(c->actor), "anonymous (console without users_file, %s)",
 				 http_req_peer(c->req));
-		if (pass)
-			explicit_bzero(pass, strlen(pass));
-		free(user);
-		free(pass);
 	}
 	if (!c->a->db) {
 		api_job_done(&c->job, -ECANCELED);
@@ -770,7 +765,7 @@ static bool list_args(api_call_t *c, const char *const *sorts, const bool *sort_
 	return true;
 }
 
-static void get_call(admin_t *a, http_req_t *req, const char *what)
+static void get_call(admin_t *a, http_req_t *req, const char *what, const auth_who_t *who)
 {
 	api_call_t *c;
 	if (strcmp(what, "overview") == 0) {
@@ -820,7 +815,7 @@ static void get_call(admin_t *a, http_req_t *req, const char *what)
 		admin_reply_error(req, 404, "no such API", NULL);
 		return;
 	}
-	api_submit(c);
+	api_submit(c, who);
 }
 
 /* A JSON member as the text an operator would have typed: integers and
@@ -925,13 +920,24 @@ static api_work_fn post_work(const char *what)
 	return NULL;
 }
 
-static void post_call(admin_t *a, http_req_t *req, const char *what)
+static void post_call(admin_t *a, http_req_t *req, const char *what, const auth_who_t *who)
 {
 	const char *why;
 	api_work_fn work = post_work(what);
 	bool route_write = work == work_route_write || work == work_route_tc;
 	if (!work) {
 		admin_reply_error(req, 404, "no such API", NULL);
+		return;
+	}
+	if (who->read_only) {
+		/* Before the body is looked at: a read user changes nothing. */
+		metrics_inc(a->c_forbidden);
+		char msg[160];
+		snprintf(msg, sizeof(msg), "user '%s' may only read (role read); nothing was changed",
+			 who->user);
+		log_warn("admin: %s from %s refused: '%s' has the role read", http_req_path(req),
+			 http_req_peer(req), who->user);
+		admin_reply_error(req, 403, msg, NULL);
 		return;
 	}
 	if (!auth_same_origin(req, &why)) {
@@ -1012,17 +1018,17 @@ static void post_call(admin_t *a, http_req_t *req, const char *what)
 		json_decref(body);
 	}
 	metrics_inc(a->c_writes);
-	api_submit(c);
+	api_submit(c, who);
 }
 
-void api_handle(admin_t *a, http_req_t *req)
+void api_handle(admin_t *a, http_req_t *req, const auth_who_t *who)
 {
 	const char *method = http_req_method(req);
 	const char *what = http_req_path(req) + strlen("/api/");
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
-		get_call(a, req, what);
+		get_call(a, req, what, who);
 	} else if (strcmp(method, "POST") == 0) {
-		post_call(a, req, what);
+		post_call(a, req, what, who);
 	} else {
 		http_req_add_header(req, "Allow", "GET, HEAD, POST");
 		admin_reply_error(req, 405, "the API takes GET and POST", NULL);

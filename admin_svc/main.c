@@ -20,6 +20,7 @@ static admin_cfg_t cfg = {
 	.max_body = 65536, .request_timeout_s = 10, .reserve_conns = 32,
 	.max_conns_per_ip = 16, .db_threads = 2, .status_max_age_s = 600, .fail_pct = 10.0,
 	.assets_dir = LARS_ADMIN_ASSETS_DEFAULT, .realm = "Lars console",
+	.session_idle_s = 1800, .session_max_s = 43200,
 };
 
 static const config_key_t keys[] = {
@@ -39,6 +40,8 @@ static const config_key_t keys[] = {
 	CONFIG_KEY_STR("admin", "assets_dir", cfg.assets_dir),
 	CONFIG_KEY_STR("admin", "realm", cfg.realm),
 	CONFIG_KEY_STR("admin", "server_names", cfg.server_names),
+	CONFIG_KEY_INT("admin", "session_idle", &cfg.session_idle_s, 1, 31 * 86400),
+	CONFIG_KEY_INT("admin", "session_max", &cfg.session_max_s, 1, 366 * 86400),
 	CONFIG_KEY_STR("postgres", "conninfo", cfg.conninfo),
 };
 

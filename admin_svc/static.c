@@ -155,10 +155,15 @@ void assets_serve(assets_t *as, http_req_t *req)
 {
 	const char *path = http_req_path(req);
 	const char *name = strcmp(path, "/") == 0 ? "index.html" : path + 1;
-	if (path[0] == '/' && plain_name(name)) {
+	assets_serve_name(as, req, path[0] == '/' ? name : "", 200);
+}
+
+void assets_serve_name(assets_t *as, http_req_t *req, const char *name, unsigned status)
+{
+	if (plain_name(name)) {
 		for (size_t i = 0; i < as->n; i++) {
 			if (strcmp(as->v[i].name, name) == 0) {
-				http_respond(req, 200, as->v[i].ctype, as->v[i].data, as->v[i].len);
+				http_respond(req, status, as->v[i].ctype, as->v[i].data, as->v[i].len);
 				return;
 			}
 		}

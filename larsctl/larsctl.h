@@ -21,6 +21,7 @@ typedef struct args {
 	const char *history;    /* --history MINUTES */
 	const char *text;       /* --text TEXT */
 	const char *group;      /* --group GROUP (admin-user add, a new file) */
+	const char *role;       /* --role read|write (admin-user add) */
 	bool force;             /* --force (admin-user add: a short password) */
 	bool undo;              /* --undo (route drain: take the host back) */
 	bool lagging;           /* --lagging (agents: only the lagging ones) */

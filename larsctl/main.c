@@ -257,6 +257,12 @@ int main(int argc, char **argv)
 			a.group = argv[i];
 		} else if (strncmp(s, "--group=", 8) == 0) {
 			a.group = s + 8;
+		} else if (strcmp(s, "--role") == 0) {
+			if (++i >= argc)
+				return larsctl_usage_error("admin-user", "--role needs read or write");
+			a.role = argv[i];
+		} else if (strncmp(s, "--role=", 7) == 0) {
+			a.role = s + 7;
 		} else if (strcmp(s, "--retry-for") == 0 || strncmp(s, "--retry-for=", 12) == 0) {
 			const char *v = s[11] == '=' ? s + 12 : (++i < argc ? argv[i] : NULL);
 			char *end;

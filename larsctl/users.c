@@ -16,13 +16,18 @@
 #include "userfile.h"
 
 static const char usage_admin_user[] =
-	"Usage: larsctl admin-user add NAME [--users-file FILE] [--group GROUP] [--force]\n"
+	"Usage: larsctl admin-user add NAME [--role read|write] [--users-file FILE] [--group GROUP]\n"
+	"                              [--force]\n"
 	"       larsctl admin-user del NAME [--users-file FILE]\n"
 	"       larsctl admin-user list [--users-file FILE]\n"
 	"Manages who may log in to the web console (lars-admin): one NAME:HASH\n"
-	"line per user (crypt(3), the system's preferred method). add asks for the\n"
-	"password twice on the terminal, or reads one line from standard input\n"
-	"when it is not a terminal; it replaces the password of an existing user.\n"
+	"line per user (crypt(3), the system's preferred method; NAME:HASH:read for\n"
+	"a read user). add asks for the password twice on the terminal, or reads\n"
+	"one line from standard input when it is not a terminal; it replaces the\n"
+	"password of an existing user, keeping its role unless --role is given.\n"
+	"--role read: the user sees everything and changes nothing (403 on every\n"
+	"write); write (the default, and every user from before roles) may change.\n"
+	"list prints NAME ROLE per user.\n"
 	"A password has at least 12 characters (bytes); --force takes a shorter one.\n"
 	"The file is replaced atomically and keeps its owner, group and mode. A new\n"
 	"file gets mode 0640 and group GROUP (default: the directory's group when\n"
@@ -132,9 +137,12 @@ int cmd_admin_user(const args_t *a)
 	const char *name = list ? NULL : a->argv[2];
 	if (name && !userfile_valid_name(name))
 		return larsctl_usage_error("admin-user", "NAME must be 1..64 of A-Z a-z 0-9 . _ -");
-	if ((a->group || a->force) && !add)
+	if ((a->group || a->force || a->role) && !add)
 		return larsctl_usage_error("admin-user", "%s is for admin-user add",
-				   a->group ? "--group" : "--force");
+				   a->group ? "--group" : a->force ? "--force" : "--role");
+	userfile_role_t role = USERFILE_ROLE_WRITE, role_now = USERFILE_ROLE_WRITE;
+	if (a->role && userfile_parse_role(a->role, &role))
+		return larsctl_usage_error("admin-user", "--role is read or write, not '%s'", a->role);
 	gid_t new_gid = USERFILE_GID_DEFAULT;
 	if (a->group && parse_group(a->group, &new_gid))
 		return larsctl_usage_error("admin-user", "no group '%s'", a->group);
@@ -151,7 +159,7 @@ int cmd_admin_user(const args_t *a)
 	}
 	if (list) {
 		for (size_t i = 0; i < uf.n; i++)
-			printf("%s\n", uf.users[i].name);
+			printf("%s %s\n", uf.users[i].name, userfile_role_name(uf.users[i].role));
 		userfile_free(&uf);
 		return EXIT_OK;
 	}
@@ -182,8 +190,14 @@ int cmd_admin_user(const args_t *a)
 			userfile_free(&uf);
 			return EXIT_DB;
 		}
+		bool existed = userfile_entry(&uf, name) != NULL;
 		userfile_set(&uf, name, hash);
 		free(hash);
+		/* A new user is a write user unless --role says; an existing one
+		 * keeps its role unless --role says. */
+		if (a->role || !existed)
+			userfile_set_role(&uf, name, role);
+		role_now = userfile_entry(&uf, name)->role;
 	}
 	userfile_attrs_t at;
 	r = userfile_save(path, &uf, new_gid, &at);
@@ -203,6 +217,9 @@ int cmd_admin_user(const args_t *a)
 		fprintf(stderr, "larsctl: %s exists: kept its group %s (--group is for a new "
 			"file; chgrp it yourself)\n", path, group_str(at.gid, group, sizeof(group)));
 	}
-	printf("%s user '%s' in %s\n", add ? "saved" : "removed", name, path);
+	if (add)
+		printf("saved user '%s' (role %s) in %s\n", name, userfile_role_name(role_now), path);
+	else
+		printf("removed user '%s' in %s\n", name, path);
 	return EXIT_OK;
 }

@@ -42,7 +42,7 @@ function errorText(res, write) {
 	const why = res.body && typeof res.body.error === 'string' ? res.body.error : '';
 	switch (res.status) {
 	case 0: return 'server unreachable' + (write ? ', nothing was sent' : ', retrying');
-	case 401: return 'not logged in (reload the page to enter your credentials)';
+	case 401: return 'not logged in or the session ended: reload the page to log in';
 	case 403: return 'forbidden' + (why ? ': ' + why : '');
 	case 503: return write ? 'database unavailable, nothing was changed' : 'database unavailable, retrying';
 	default: return why || 'HTTP ' + res.status;
@@ -159,7 +159,11 @@ function poll(fn, everyMs) {
 		const failed = res && typeof res.status === 'number' && !isOk(res);
 		if (failed) showBanner(res); else hideBanner();
 		if (again) { again = false; run(); return; }
-		if (failed && res.status === 401) return;
+		if (failed && res.status === 401) {
+			/* The session ended: the page itself now answers with the login form. */
+			if (document.body.dataset.via === 'session') location.reload();
+			return;
+		}
 		const wait = failed && (res.status === 503 || res.status === 0) ? RETRY_MS : everyMs;
 		if (wait) timer = setTimeout(run, wait);
 	}
@@ -220,7 +224,30 @@ function jsonForm(form, result, url, makeBody, onOk) {
 	});
 }
 
-/* ---- navigation ---- */
+/* ---- navigation, and who is signed in ---- */
+
+/* The signed-in user on every page, and the role on <body data-role>: the
+ * write controls (class write-only) are shown only to a write user. */
+async function renderUser(host) {
+	const res = await fetchJSON('api/whoami');
+	if (!isOk(res)) return;
+	const who = res.body;
+	document.body.dataset.role = who.role === 'read' ? 'read' : 'write';
+	document.body.dataset.via = who.via || 'none';
+	if (!who.user) return;
+	const box = el('span', { class: 'who', id: 'who' },
+		el('span', { class: 'who-name', title: who.via === 'session' && who.expires_at ? 'session until ' + fmtAbs(who.expires_at) + ' if unused' : 'HTTP Basic' },
+			who.user), ' ', badge(who.role, who.role === 'read' ? 'none' : 'ok'));
+	if (who.via === 'session') {
+		box.append(' ', el('button', { type: 'button', id: 'logout', class: 'logout', onclick: async () => {
+			await postJSON('api/logout', {});
+			location.href = 'login.html';
+		} }, 'Log out'));
+	}
+	host.append(box);
+}
+
+
 
 (function renderNav() {
 	const host = document.getElementById('nav');
@@ -234,4 +261,5 @@ function jsonForm(form, result, url, makeBody, onOk) {
 			'aria-current': key === current ? 'page' : null }, label));
 	}
 	host.replaceChildren(el('a', { href: 'index.html', class: 'brand' }, 'Lars console'), nav);
+	renderUser(host);
 })();

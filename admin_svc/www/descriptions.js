@@ -12,7 +12,7 @@
 		const isMod = cmdid === null;
 		const text = el('span', {}, description || '');
 		const cell = el('td', { class: 'desc' }, text);
-		const edit = el('button', { type: 'button', class: 'desc-edit' }, 'Edit');
+		const edit = el('button', { type: 'button', class: 'desc-edit write-only' }, 'Edit');
 		const tr = el('tr', { class: isMod ? 'mod-row' : null, 'data-modid': modid, 'data-cmdid': isMod ? '' : cmdid },
 			el('td', { class: 'num' }, String(modid)),
 			el('td', { class: 'num' }, isMod ? el('span', { class: 'muted' }, 'module')

@@ -37,7 +37,7 @@
 		if (r.description) parts.push(el('span', {}, r.description));
 		desc.replaceChildren(...(parts.length ? parts.flatMap((p, i) => (i ? [' › ', p] : [p]))
 			: [el('span', { class: 'muted' }, 'no description')]),
-			' ', el('a', { href: 'descriptions.html', class: 'small' }, 'edit'));
+			' ', el('a', { href: 'descriptions.html', class: 'small write-only' }, 'edit'));
 		document.getElementById('route-meta').replaceChildren(
 			'Last changed at route version ', String(r.version ?? '–'), ', ', timeEl(r.changed_at, 'never'),
 			' · ', el('a', { href: 'changes.html?modid=' + modid + '&cmdid=' + cmdid }, 'change log'));
@@ -74,18 +74,26 @@
 				s ? fmtAge(s.age_s) : 'no report yet'),
 			state,
 			el('td', { class: 'nowrap' },
-				el('input', { class: 'host-weight', 'aria-label': `weight of ${key}`, inputmode: 'numeric',
-					size: 4, value: String(h.weight ?? 100), 'data-host': key }),
-				' ', el('button', { type: 'button', class: 'set-weight', 'data-host': key }, 'Set')),
+				el('span', { class: 'read-only-text' }, String(h.weight ?? 100)),
+				el('span', { class: 'write-only' },
+					el('input', { class: 'host-weight', 'aria-label': `weight of ${key}`, inputmode: 'numeric',
+						size: 4, value: String(h.weight ?? 100), 'data-host': key }),
+					' ', el('button', { type: 'button', class: 'set-weight', 'data-host': key }, 'Set'))),
 			el('td', { class: 'nowrap' },
-				el('button', { type: 'button', class: 'drain-host', 'data-host': key, 'data-drain': h.drain ? '0' : '1' },
-					h.drain ? 'Undrain' : 'Drain'),
-				' ', el('button', { type: 'button', class: 'remove-host', 'data-host': key }, 'Remove')));
+				el('span', { class: 'read-only-text' }, h.drain ? 'drained' : ''),
+				el('span', { class: 'write-only' },
+					el('button', { type: 'button', class: 'drain-host', 'data-host': key, 'data-drain': h.drain ? '0' : '1' },
+						h.drain ? 'Undrain' : 'Drain'),
+					' ', el('button', { type: 'button', class: 'remove-host', 'data-host': key }, 'Remove'))));
 	}
 
 	/* The policy form shows what is stored, unless the operator is editing it. */
 	function renderPolicy(p) {
-		if (!p || policyForm.contains(document.activeElement)) return;
+		if (!p) return;
+		document.getElementById('policy-now').textContent = 'Panic threshold ' +
+			(p.panic_threshold === null ? "the agent's" : p.panic_threshold + ' %') +
+			', max ejection ' + p.max_ejection_percent + ' %, slow start ' + p.slow_start_s + ' s.';
+		if (policyForm.contains(document.activeElement)) return;
 		policyForm.elements.panic_threshold.value = p.panic_threshold === null ? '' : String(p.panic_threshold);
 		policyForm.elements.max_ejection_percent.value = String(p.max_ejection_percent);
 		policyForm.elements.slow_start_s.value = String(p.slow_start_s);

@@ -64,13 +64,21 @@ int userfile_load(const char *path, bool check_mode, userfile_t *uf, const char 
 		char *colon = strchr(line, ':');
 		if (colon)
 			*colon = '\0';
-		if (!colon || !userfile_valid_name(line) || colon[1] == '\0') {
-			snprintf(why, sizeof(why), "line %d is not NAME:HASH", lineno);
+		/* A crypt(3) hash has no ':'; a third field is the role. */
+		char *role_text = colon ? strchr(colon + 1, ':') : NULL;
+		if (role_text)
+			*role_text++ = '\0';
+		userfile_role_t role = USERFILE_ROLE_WRITE;
+		if (!colon || !userfile_valid_name(line) || colon[1] == '\0' ||
+		    (role_text && userfile_parse_role(role_text, &role))) {
+			snprintf(why, sizeof(why), "line %d is not NAME:HASH or NAME:HASH:read|write",
+				 lineno);
 			*whyp = why;
 			r = -EINVAL;
 			break;
 		}
 		userfile_set(uf, line, colon + 1);
+		userfile_set_role(uf, line, role);
 	}
 	free(line);
 	fclose(f);
@@ -87,6 +95,41 @@ const char *userfile_find(const userfile_t *uf, const char *name)
 	return NULL;
 }
 
+const userfile_entry_t *userfile_entry(const userfile_t *uf, const char *name)
+{
+	for (size_t i = 0; i < uf->n; i++)
+		if (strcmp(uf->users[i].name, name) == 0)
+			return &uf->users[i];
+	return NULL;
+}
+
+int userfile_parse_role(const char *s, userfile_role_t *rolep)
+{
+	if (strcmp(s, "write") == 0)
+		*rolep = USERFILE_ROLE_WRITE;
+	else if (strcmp(s, "read") == 0)
+		*rolep = USERFILE_ROLE_READ;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *userfile_role_name(userfile_role_t role)
+{
+	return role == USERFILE_ROLE_READ ? "read" : "write";
+}
+
+bool userfile_set_role(userfile_t *uf, const char *name, userfile_role_t role)
+{
+	for (size_t i = 0; i < uf->n; i++) {
+		if (strcmp(uf->users[i].name, name) == 0) {
+			uf->users[i].role = role;
+			return true;
+		}
+	}
+	return false;
+}
+
 void userfile_set(userfile_t *uf, const char *name, const char *hash)
 {
 	for (size_t i = 0; i < uf->n; i++) {
@@ -99,6 +142,7 @@ void userfile_set(userfile_t *uf, const char *name, const char *hash)
 	uf->users = xrealloc(uf->users, (uf->n + 1) * sizeof(*uf->users));
 	uf->users[uf->n].name = xstrdup(name);
 	uf->users[uf->n].hash = xstrdup(hash);
+	uf->users[uf->n].role = USERFILE_ROLE_WRITE;
 	uf->n++;
 }
 
@@ -173,9 +217,10 @@ int userfile_save(const char *path, const userfile_t *uf, gid_t new_gid,
 			r = -errno;
 		close(fd);
 	} else {
-		fprintf(f, "# Lars console users (larsctl admin-user); NAME:crypt(3) hash\n");
+		fprintf(f, "# Lars console users (larsctl admin-user); NAME:crypt(3) hash[:read]\n");
 		for (size_t i = 0; i < uf->n; i++)
-			fprintf(f, "%s:%s\n", uf->users[i].name, uf->users[i].hash);
+			fprintf(f, "%s:%s%s\n", uf->users[i].name, uf->users[i].hash,
+				uf->users[i].role == USERFILE_ROLE_READ ? ":read" : "");
 		if (fflush(f) || fsync(fileno(f)))
 			r = -errno;
 		if (fclose(f) && !r)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The console's users file: one "name:crypt(3)-hash" line per user ('#'
-// comments, blank lines allowed). Written by `larsctl admin-user`, read by
-// lars-admin. It must not be world-readable.
+// The console's users file: one "name:crypt(3)-hash[:role]" line per user
+// ('#' comments, blank lines allowed; role "read" or "write", none: write,
+// as every user was before roles). Written by `larsctl admin-user`, read
+// by lars-admin. It must not be world-readable.
 #pragma once
 
 #include <stdbool.h>
@@ -14,9 +15,15 @@
  * the console's login is guessable online, so length is the defence. */
 #define USERFILE_PASS_MIN 12
 
+typedef enum userfile_role {
+	USERFILE_ROLE_WRITE, /* may change routes (the default) */
+	USERFILE_ROLE_READ,  /* sees everything, changes nothing */
+} userfile_role_t;
+
 typedef struct userfile_entry {
 	char *name;
 	char *hash;
+	userfile_role_t role;
 } userfile_entry_t;
 
 typedef struct userfile {
@@ -38,12 +45,21 @@ void userfile_free(userfile_t *uf);
 
 /** userfile_find() - the user's hash, or NULL. */
 const char *userfile_find(const userfile_t *uf, const char *name);
+/** userfile_entry() - the user's line, or NULL. */
+const userfile_entry_t *userfile_entry(const userfile_t *uf, const char *name);
+
+/** userfile_parse_role() - "read" or "write" as a role; -EINVAL for anything else. */
+int userfile_parse_role(const char *s, userfile_role_t *rolep);
+/** userfile_role_name() - "read" or "write". */
+const char *userfile_role_name(userfile_role_t role);
 
 /**
- * userfile_set() - add @name or replace its hash; userfile_del() - remove it
- * (false if it was not there).
+ * userfile_set() - add @name (role write) or replace its hash (its role
+ * kept); userfile_set_role() - set an existing user's role (false if there
+ * is none); userfile_del() - remove it (false if it was not there).
  */
 void userfile_set(userfile_t *uf, const char *name, const char *hash);
+bool userfile_set_role(userfile_t *uf, const char *name, userfile_role_t role);
 bool userfile_del(userfile_t *uf, const char *name);
 
 /* What userfile_save() gave the file: kept from the old one, or new. */

@@ -4,8 +4,11 @@
 // lars-dns-watch subscriber writing to LARS_WATCH_OUT. run.sh starts all of
 // them; this script only drives the pages:
 //
-//   a. without credentials the console answers 401;
-//   b. logged in (HTTP Basic), the overview renders;
+//   a. without credentials a page answers 401 with the login form (no Basic
+//      challenge), the API 401 with one; a wrong password in the form is
+//      refused and said so;
+//   b. logged in with the form (a session cookie: HttpOnly, SameSite=Strict),
+//      the overview renders, the signed-in user and a Log out button shown;
 //   c. the add-host form adds a host: the route row appears;
 //   d. a bad ip gets its field error next to the ip input, nothing changes;
 //   e. lars-dns pushed the new host to the subscriber;
@@ -21,11 +24,18 @@
 //      paging (next, previous), sorting by a header (both directions), and
 //      an address search: the host finder lists every route with the host
 //      and its state in each, the table only those routes;
+//   j. a read user (the form) sees no write control on the overview, a route
+//      page and the descriptions, and a forged write from its page gets 403;
+//   k. Log out ends the session: the cookie is gone, a page is the login form;
+//   l. a console whose sessions end after 2 s unused (LARS_ADMIN_SHORT_URL):
+//      the open overview turns into the login form when its session ends;
 //   h. no console error, page error or CSP violation on any page.
 //
 // Settings (environment):
 //   LARS_ADMIN_URL   http://127.0.0.1:PORT of lars-admin
 //   LARS_ADMIN_USER  a console user, LARS_ADMIN_PASS its password
+//   LARS_ADMIN_READ_USER, LARS_ADMIN_READ_PASS  a user with the role read
+//   LARS_ADMIN_SHORT_URL  a second lars-admin with [admin] session_idle = 2
 //   LARS_WATCH_OUT   the file lars-dns-watch writes its lines to
 //   LARS_SHOT_DIR    where the screenshots go (created if missing)
 //   LARS_MODID, LARS_CMDID  the route to use (should be new: default 4242 7)
@@ -137,6 +147,9 @@ async function main(state) {
 	const url = env('LARS_ADMIN_URL').replace(/\/+$/, '');
 	const user = env('LARS_ADMIN_USER');
 	const pass = env('LARS_ADMIN_PASS');
+	const readUser = env('LARS_ADMIN_READ_USER');
+	const readPass = env('LARS_ADMIN_READ_PASS');
+	const shortUrl = env('LARS_ADMIN_SHORT_URL').replace(/\/+$/, '');
 	const watchOut = env('LARS_WATCH_OUT');
 	const shotDir = env('LARS_SHOT_DIR');
 	const modid = envInt('LARS_MODID', 4242, 0, 2147483647);
@@ -173,19 +186,33 @@ async function main(state) {
 	step('a. the console refuses without credentials');
 	{
 		const anon = await browser.newContext();
-		const resp = await gotoStatus(await anon.newPage(), url + '/index.html');
+		const apage = await anon.newPage();
+		const resp = await gotoStatus(apage, url + '/index.html');
 		check(resp.status() === 401, `the overview without credentials answered ${resp.status()}, want 401`);
-		check(/^Basic /i.test(resp.headers()['www-authenticate'] || ''),
-			`401 without a Basic challenge: WWW-Authenticate=${resp.headers()['www-authenticate']}`);
+		check(!resp.headers()['www-authenticate'],
+			`a page's 401 carries a Basic challenge (the browser would show its dialog): ${resp.headers()['www-authenticate']}`);
+		await waitFor('the 401 page is not the login form', apage.locator('#login-form').waitFor());
 		const api = await anon.request.get(url + '/api/overview', { timeout: budget() });
 		check(api.status() === 401, `/api/overview without credentials answered ${api.status()}, want 401`);
+		check(/^Basic /i.test(api.headers()['www-authenticate'] || ''),
+			`the API's 401 has no Basic challenge: WWW-Authenticate=${api.headers()['www-authenticate']}`);
+		await apage.fill('#login-user', user);
+		await apage.fill('#login-password', pass + 'x');
+		await apage.click('#login-submit');
+		await waitFor('a wrong password is not said so', apage.locator('#login-result', { hasText: 'wrong user name or password' }).waitFor());
+		check((await anon.cookies()).every((c) => c.name !== 'lars_session'), 'a wrong password got a session cookie');
+		await shot(apage, 'login-wrong.png');
 		await anon.close();
-
-		const wrong = await browser.newContext({ httpCredentials: { username: user, password: pass + 'x' } });
-		const wresp = await gotoStatus(await wrong.newPage(), url + '/index.html');
-		check(wresp.status() === 401, `the overview with a wrong password answered ${wresp.status()}, want 401`);
-		await wrong.close();
 	}
+
+	/* Logs @page in with the form (it shows the login form now). */
+	const formLogin = async (page, name, password) => {
+		await waitFor('no login form', page.locator('#login-form').waitFor());
+		await page.fill('#login-user', name);
+		await page.fill('#login-password', password);
+		await page.click('#login-submit');
+		await waitFor(`${name} is not shown as signed in`, page.locator('#who .who-name', { hasText: name }).waitFor());
+	};
 
 	// ---- the logged-in context; every page of it is watched (h.) ----
 	const ctx = await browser.newContext({
@@ -246,8 +273,17 @@ async function main(state) {
 	const before = await overview();
 	check(!before.route, `route ${route} exists already: use a new LARS_MODID/LARS_CMDID`);
 	{
+		const first = await waitFor('the overview did not load', page.goto('index.html'));
+		check(first && first.status() === 401, `the overview before the login answered ${first && first.status()}, want 401`);
+		await formLogin(page, user, pass);
+		const cookie = (await ctx.cookies()).find((c) => c.name === 'lars_session');
+		check(cookie, 'no session cookie after the login');
+		check(cookie.httpOnly && cookie.sameSite === 'Strict' && !cookie.secure && cookie.path === '/',
+			`the session cookie is ${JSON.stringify({ httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure: cookie.secure, path: cookie.path })}`);
+		check(await page.locator('#who .badge', { hasText: 'write' }).count() === 1, 'the role write is not shown');
+		check(await page.locator('#logout').isVisible(), 'no Log out button');
 		const resp = await waitFor('the overview did not load', page.goto('index.html'));
-		check(resp && resp.status() === 200, `the overview answered ${resp && resp.status()} with credentials`);
+		check(resp && resp.status() === 200, `the overview answered ${resp && resp.status()} after the login`);
 		const csp = resp.headers()['content-security-policy'] || '';
 		check(csp.includes("default-src 'self'") && csp.includes("script-src 'self'"),
 			`the overview has no strict Content-Security-Policy: "${csp}"`);
@@ -549,6 +585,77 @@ async function main(state) {
 		await shot(page, 'changes-search.png');
 	}
 
+	// ---- j. a read user: no write controls, 403 on a forged write ----
+	step('j. a read user sees no write control and gets 403 on a forged write');
+	{
+		const rctx = await browser.newContext({ baseURL: url + '/', viewport: { width: 1280, height: 800 } });
+		rctx.setDefaultTimeout(WAIT_MS);
+		const rpage = await rctx.newPage();
+		watchPage(rpage);
+		await rpage.goto('index.html');
+		await formLogin(rpage, readUser, readPass);
+		await waitFor('the role read is not shown', rpage.locator('#who .badge', { hasText: 'read' }).waitFor());
+		await waitFor('the routes of the read user', rpage.locator('#routes tbody tr').filter({ hasNotText: 'loading…' }).first().waitFor());
+		const visibleWrites = async () => {
+			const sel = 'form#add-form, form#route-add-form, form#policy-form, form#desc-form, button.remove-host, button.drain-host, button.set-weight, button.desc-edit, input.host-weight';
+			const all = rpage.locator(sel);
+			let n = 0;
+			for (let i = 0; i < await all.count(); i++) if (await all.nth(i).isVisible()) n++;
+			return n;
+		};
+		check(await visibleWrites() === 0, `the overview shows ${await visibleWrites()} write controls to a read user`);
+		await shot(rpage, 'read-overview.png');
+		await rpage.goto(`route.html?modid=${fleetModid}&cmdid=20`);
+		await waitFor('the route page of the read user has no hosts', rpage.locator('#hosts tbody tr[data-host]').first().waitFor());
+		await waitFor('the read user does not see the policy as text', rpage.locator('#policy-now', { hasText: /Panic threshold/ }).waitFor());
+		check(await rpage.locator('#hosts tbody tr[data-host] .read-only-text').first().isVisible(), 'the read user does not see the weight');
+		check(await visibleWrites() === 0, `the route page shows ${await visibleWrites()} write controls to a read user`);
+		await shot(rpage, 'read-route.png');
+		await rpage.goto('descriptions.html');
+		await waitFor('the descriptions of the read user', rpage.locator('#descriptions tbody tr').filter({ hasNotText: 'loading…' }).first().waitFor());
+		check(await visibleWrites() === 0, `the descriptions page shows ${await visibleWrites()} write controls to a read user`);
+		const forged = await rpage.evaluate(async () => {
+			const r = await fetch('api/routes/add', { method: 'POST', credentials: 'same-origin',
+				headers: { 'Content-Type': 'application/json' },
+				body: JSON.stringify({ modid: 1, cmdid: 1, ip: '10.66.0.1', port: 6666 }) });
+			return { status: r.status, body: await r.text() };
+		});
+		check(forged.status === 403 && /may only read/.test(forged.body), `a forged write of the read user answered ${forged.status} ${forged.body}`);
+		const stored = await (await ctx.request.get('api/host?ip=10.66.0.1', { timeout: budget() })).json();
+		check(Array.isArray(stored.hosts) && stored.hosts.length === 0, `the forged write was stored: ${JSON.stringify(stored)}`);
+		await rctx.close();
+	}
+
+	// ---- k. log out ----
+	step('k. Log out ends the session');
+	await page.goto('index.html');
+	await waitFor('no Log out button', page.locator('#logout').waitFor());
+	await page.click('#logout');
+	await waitFor('Log out did not lead to the login form', page.locator('#login-form').waitFor());
+	check((await ctx.cookies()).every((c) => c.name !== 'lars_session' || c.value === ''), 'the session cookie is still there after Log out');
+	{
+		const again = await page.goto('index.html');
+		check(again && again.status() === 401, `after Log out the overview answered ${again && again.status()}, want 401`);
+		await waitFor('after Log out the overview is not the login form', page.locator('#login-form').waitFor());
+	}
+
+	// ---- l. session expiry ----
+	step('l. a session unused for session_idle ends: the page turns into the login form');
+	{
+		const sctx = await browser.newContext({ baseURL: shortUrl + '/', viewport: { width: 1280, height: 800 } });
+		sctx.setDefaultTimeout(WAIT_MS);
+		const spage = await sctx.newPage();
+		watchPage(spage);
+		await spage.goto('index.html');
+		await formLogin(spage, user, pass);
+		await waitFor('the overview of the short console', spage.locator('#routes tbody tr').filter({ hasNotText: 'loading…' }).first().waitFor());
+		// The overview asks again every 10 s; the session ended 2 s after the last request.
+		await waitFor('the page did not turn into the login form when its session ended',
+			spage.locator('#login-form').waitFor({ timeout: budget(20_000) }));
+		await shot(spage, 'session-ended.png');
+		await sctx.close();
+	}
+
 	// ---- h. console errors, page errors, CSP violations ----
 	step('h. no console error, page error or CSP violation');
 	return { before, afterAdd };
@@ -567,9 +674,13 @@ async function run() {
 		// The 400s of the bad ip and the bad policy percent are the failures
 		// expected: Chromium logs each as "Failed to load resource" and the
 		// response listener sees it.
-		const expected = (p) => ((p.step.startsWith('d.') && (p.where || '').endsWith('/api/routes/add')) ||
-			(p.step.startsWith('f.') && (p.where || '').endsWith('/api/routes/policy'))) &&
-			(p.kind === 'HTTP 400' || (p.kind === 'console error' && /status of 400/.test(p.text)));
+		// The login form is a page's 401 before a login (b., j., k., l.), a
+		// session that ended answers 401 (l.), the read user's forged write 403 (j.).
+		const isStatus = (p, code) => p.kind === `HTTP ${code}` || (p.kind === 'console error' && p.text.includes(`status of ${code}`));
+		const expected = (p) => (((p.step.startsWith('d.') && (p.where || '').endsWith('/api/routes/add')) ||
+			(p.step.startsWith('f.') && (p.where || '').endsWith('/api/routes/policy'))) && isStatus(p, 400)) ||
+			(/^[bjkl]\./.test(p.step) && isStatus(p, 401)) ||
+			(p.step.startsWith('j.') && (p.where || '').endsWith('/api/routes/add') && isStatus(p, 403));
 		const seen400 = state.problems.filter(expected);
 		const unexpected = state.problems.filter((p) => !expected(p));
 		if (unexpected.length) {

@@ -50,7 +50,7 @@ mkdir -p "$SHOTS"
 rm -f "$SHOTS"/*.png
 
 declare -A PIDS=() # name -> pid of what we started
-DAEMONS=(admin dns) # stopped in this order, and must exit 0 at SIGTERM
+DAEMONS=(admin admin2 dns) # stopped in this order, and must exit 0 at SIGTERM
 
 # Stop what we started: the watcher first, then each daemon with SIGTERM,
 # waiting (bounded) for it to exit, which must be with status 0 (a sanitizer
@@ -82,7 +82,7 @@ cleanup() {
 		fi
 	done
 	if [ "$rc" != 0 ] || [ "$bad" != 0 ]; then
-		for name in dns admin watch; do
+		for name in dns admin admin2 watch; do
 			[ -s "$TMP/$name.log" ] || continue
 			echo "---- last lines of lars-$name's log ----"
 			tail -n 40 "$TMP/$name.log"
@@ -150,6 +150,8 @@ INSERT INTO host_status VALUES
 
 PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 echo "$PASS" | "$LARSCTL" admin-user add tester --users-file "$TMP/users" >/dev/null
+RPASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+echo "$RPASS" | "$LARSCTL" admin-user add viewer --role read --users-file "$TMP/users" >/dev/null
 
 printf '[dns]\nip = 127.0.0.1\nport = 0\n' >"$TMP/dns.ini"
 printf '[admin]\nip = 127.0.0.1\nport = 0\nusers_file = %s\nassets_dir = %s\n' \
@@ -160,6 +162,10 @@ start dns "$LARS_DNS" "$TMP/dns.ini" tcp >"$TMP/dns.port"
 DNS_PORT=$(cat "$TMP/dns.port")
 start admin "$LARS_ADMIN" "$TMP/admin.ini" http >"$TMP/admin.port"
 ADMIN_PORT=$(cat "$TMP/admin.port")
+# A second console whose sessions end after 2 s unused (session expiry).
+printf 'session_idle = 2\n' | cat "$TMP/admin.ini" - >"$TMP/admin2.ini"
+start admin2 "$LARS_ADMIN" "$TMP/admin2.ini" http >"$TMP/admin2.port"
+ADMIN2_PORT=$(cat "$TMP/admin2.port")
 echo "lars-dns on 127.0.0.1:$DNS_PORT, lars-admin on 127.0.0.1:$ADMIN_PORT"
 
 MODID=4242 CMDID=7 HOST_PORT=9701
@@ -192,6 +198,8 @@ first=$(head -n 1 "$TMP/watch.out")
 
 t0=$(date +%s)
 LARS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT LARS_ADMIN_USER=tester LARS_ADMIN_PASS=$PASS \
+	LARS_ADMIN_READ_USER=viewer LARS_ADMIN_READ_PASS=$RPASS \
+	LARS_ADMIN_SHORT_URL=http://127.0.0.1:$ADMIN2_PORT \
 	LARS_WATCH_OUT=$TMP/watch.out LARS_SHOT_DIR=$SHOTS LARS_CHROMIUM=$CHROMIUM \
 	LARS_MODID=$MODID LARS_CMDID=$CMDID LARS_HOST_PORT=$HOST_PORT \
 	LARS_FLEET_MODID=$FLEET_MODID LARS_FLEET_ROUTES=$FLEET_ROUTES LARS_FLEET_IP=$FLEET_IP \

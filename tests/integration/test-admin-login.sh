@@ -5,7 +5,8 @@
 # few checks a minute and answered 429 + Retry-After unchecked in between;
 # guesses spread over many addresses are slowed per user name; the operator
 # who types the right password from an address that did not fail still gets
-# in during both attacks. Prints the guesses checked per second.
+# in during both attacks; the login form (POST /api/login) is slowed the
+# same way. Prints the guesses checked per second.
 #   test-admin-login.sh LARS_ADMIN LARSCTL
 set -euo pipefail
 ADMIN=$1 LARSCTL=$2
@@ -121,6 +122,26 @@ echo "20 addresses, one name: $checked of $(wc -l <"$TMP/b.codes") guesses check
 [ "$(login 127.0.3.1 carol wrong-2)" = 429 ] || fail "a fresh address's second guess while the name is slowed"
 # And the operator, from an address with no failures, gets in at once.
 [ "$(login 127.0.4.1 carol "$CPASS")" = 200 ] || fail "the right password from a clean address during the name attack"
+
+# ---- the login form: the same back-off, no session for a guess ----
+form() { # form FROM USER PASS: the status of POST /api/login
+	curl -s -m 10 --interface "$1" -c "$TMP/jar-$1" -o /dev/null -w '%{http_code}' \
+		-H 'Content-Type: application/json' --data-binary "{\"user\":\"$2\",\"password\":\"$3\"}" \
+		"${URL}api/login" || true
+}
+: >"$TMP/f.codes"
+for i in $(seq 1 12); do
+	form 127.0.5.1 tester "form-guess-$i" >>"$TMP/f.codes"
+	echo >>"$TMP/f.codes"
+done
+checked=$(count "$TMP/f.codes" 401)
+echo "the login form from one address: $checked of 12 guesses checked"
+[ "$(count "$TMP/f.codes" 429)" -ge 1 ] || fail "form guesses were never refused: $(sort "$TMP/f.codes" | uniq -c | tr '\n' ' ')"
+[ "$checked" -le 10 ] || fail "$checked form guesses checked from one address"
+grep -q lars_session "$TMP/jar-127.0.5.1" && fail "a guess got a session"
+# The operator, from an address that did not fail, logs in with the form.
+[ "$(form 127.0.5.2 tester "$PASS")" = 200 ] || fail "the right password in the form from a clean address"
+grep -q lars_session "$TMP/jar-127.0.5.2" || fail "the right password got no session"
 
 m_out=$(curl -s -m 10 "$METRICS") # whole: an early grep -q would SIGPIPE curl under pipefail
 grep -q '^lars_admin_login_throttled_total [1-9]' <<<"$m_out" || fail "metrics: throttled logins"

@@ -150,6 +150,113 @@ done
 h=$(curl -s -m 10 -D - -o /dev/null "$URL/")
 [[ $h == *"Content-Security-Policy:"* ]] || fail "401: no Content-Security-Policy"
 
+# ---- roles and sessions (issue 25, item 4) ----
+# A read user sees what a write user sees and changes nothing: 403 on every
+# write, before its body is looked at. (From 127.0.0.3: the failures above
+# slowed 127.0.0.1, and a login with the form is never cached.)
+RPASS="viewer-password-$RANDOM-$RANDOM"
+echo "$RPASS" | "$LARSCTL" admin-user add viewer --role read --users-file "$TMP/users" >/dev/null
+[ "$(grep -c ':read$' "$TMP/users")" = 1 ] || fail "users file roles: $(cut -d: -f1,3 "$TMP/users")"
+S="-s -m 10 --interface 127.0.0.3"
+rcall() { # rcall METHOD PATH [curl args...]: as call, as the read user
+	local method=$1 path=$2
+	shift 2
+	# shellcheck disable=SC2086
+	curl $S -u "viewer:$RPASS" -X "$method" -o "$TMP/body" -w '%{http_code}' "$@" "$URL$path" || true
+	printf ' %s' "$(cat "$TMP/body" 2>/dev/null)"
+}
+users_reloaded() { [[ $(rcall GET /api/whoami) == "200 "* ]]; }
+wait_for 10 users_reloaded || fail "the read user was not loaded"
+expect "whoami read" "$(rcall GET /api/whoami)" 200 '{"user":"viewer","role":"read","via":"basic","expires_at":null}'
+expect "whoami write" "$(call GET /api/whoami)" 200 '{"user":"tester","role":"write","via":"basic"'
+expect "read user reads" "$(rcall GET /api/overview)" 200 '"routes":['
+before=$(state)
+for w in 'routes/add {"modid":5,"cmdid":1,"ip":"10.1.1.1","port":1}' \
+	 'routes/del {"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9001}' \
+	 'routes/weight {"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9001,"weight":5}' \
+	 'routes/drain {"modid":5,"cmdid":1,"ip":"127.0.0.1","port":9001,"drain":true}' \
+	 'routes/policy {"modid":5,"cmdid":1,"slow_start_s":5}' \
+	 'describe {"modid":5,"cmdid":1,"description":"by a reader"}' 'describe not-even-json'; do
+	expect "read user ${w%% *}" "$(rcall POST "/api/${w%% *}" -H 'Content-Type: application/json' --data-binary "${w#* }")" \
+		403 "may only read (role read); nothing was changed"
+done
+[ "$(state)" = "$before" ] || fail "a read user's write changed something: $before -> $(state)"
+grep -q "admin: /api/routes/add from 127.0.0.3:[0-9]* refused: 'viewer' has the role read" "$TMP/admin.log" ||
+	fail "the refused write of a read user is not logged"
+
+# The login form: a session cookie (HttpOnly, SameSite=Strict, Path=/; Secure
+# behind TLS), good for pages and the API; logout ends it.
+login_form() { # login_form USER PASS [curl args...]: status, headers in $TMP/lh, cookie jar $TMP/jar
+	local u=$1 p=$2
+	shift 2
+	# shellcheck disable=SC2086
+	curl $S -c "$TMP/jar" -D "$TMP/lh" -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+		--data-binary "{\"user\":\"$u\",\"password\":\"$p\"}" "$@" "$URL/api/login" || true
+}
+scall() { # scall METHOD PATH [curl args...]: with the session cookie only
+	local method=$1 path=$2
+	shift 2
+	# shellcheck disable=SC2086
+	curl $S -b "$TMP/jar" -X "$method" -o "$TMP/body" -w '%{http_code}' "$@" "$URL$path" || true
+	printf ' %s' "$(cat "$TMP/body" 2>/dev/null)"
+}
+[ "$(login_form tester wrong-password)" = 401 ] || fail "a wrong password in the form: $(cat "$TMP/body")"
+grep -qi '^Set-Cookie' "$TMP/lh" && fail "a failed login set a cookie"
+[ "$(login_form tester "$PASS")" = 200 ] || fail "the form login: $(cat "$TMP/body")"
+cookie=$(grep -i '^Set-Cookie: lars_session=' "$TMP/lh" | tr -d '\r' || true)
+[[ $cookie =~ lars_session=[0-9a-f]{64}\;\ Path=/\;\ Max-Age=43200\;\ HttpOnly\;\ SameSite=Strict$ ]] ||
+	fail "the session cookie: $cookie"
+grep -q '"user":"tester","role":"write","via":"session","expires_at":"' "$TMP/body" || fail "login answer: $(cat "$TMP/body")"
+expect "session whoami" "$(scall GET /api/whoami)" 200 '"user":"tester","role":"write","via":"session"'
+got=$(curl $S -b "$TMP/jar" -o /dev/null -w '%{http_code}' "$URL/route.html")
+[ "$got" = 200 ] || fail "a page with the session: $got"
+expect "session write" "$(scall POST /api/describe -H 'Content-Type: application/json' --data-binary '{"modid":5,"description":"shop"}')" 200 '"result":"saved"'
+grep -q "saved the description of modid 5 (by tester (console, 127.0.0.3:" "$TMP/admin.log" || fail "a session's write does not name its user"
+[ "$(login_form tester "$PASS" -H 'X-Forwarded-Proto: https')" = 200 ] || fail "the form login behind TLS"
+grep -qi '^Set-Cookie: lars_session=.*; Secure' "$TMP/lh" || fail "no Secure behind TLS: $(grep -i set-cookie "$TMP/lh")"
+tok=$(awk '$6 == "lars_session" { print $7 }' "$TMP/jar")
+expect "logout" "$(scall POST /api/logout -D "$TMP/oh")" 200 '"result":"logged out"'
+grep -qi '^Set-Cookie: lars_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict' "$TMP/oh" || fail "logout does not clear the cookie: $(cat "$TMP/oh")"
+# The old cookie (curl's jar was cleared by the logout answer: send it by hand).
+got=$(curl $S -H "Cookie: lars_session=$tok" -o "$TMP/body" -w '%{http_code}' "$URL/api/whoami")
+[ "$got" = 401 ] && grep -q 'session ended' "$TMP/body" || fail "the logged-out session: $got $(cat "$TMP/body")"
+# A page without a login is the login form, with no Basic challenge (the
+# browser shows the form, not its dialog); the API keeps the challenge.
+curl $S -D "$TMP/ph" -o "$TMP/body" "$URL/route.html?modid=5&cmdid=1" || true
+head -n 1 "$TMP/ph" | grep -q ' 401' || fail "a page without a login: $(head -n 1 "$TMP/ph")"
+grep -q 'id="login-form"' "$TMP/body" || fail "a page without a login is not the login form"
+grep -qi '^WWW-Authenticate' "$TMP/ph" && fail "a page's 401 carries a Basic challenge"
+got=$(curl $S -H 'Sec-Fetch-Mode: cors' -D - -o /dev/null "$URL/api/overview" || true)
+grep -qi '^WWW-Authenticate' <<<"$got" && fail "a page's fetch got a Basic challenge"
+for p in /login.html /login.js /style.css; do
+	got=$(curl $S -o /dev/null -w '%{http_code}' "$URL$p")
+	[ "$got" = 200 ] || fail "$p without a login: $got"
+done
+got=$(curl $S -o /dev/null -w '%{http_code}' "$URL/app.js")
+[ "$got" = 401 ] || fail "app.js without a login: $got"
+# The read user with the form: a session that still may only read.
+[ "$(login_form viewer "$RPASS")" = 200 ] || fail "the read user's form login"
+expect "read session write" "$(scall POST /api/routes/add -H 'Content-Type: application/json' --data-binary '{"modid":5,"cmdid":1,"ip":"10.1.1.1","port":1}')" 403 "may only read"
+# admin-user add (a new password, a new role) ends the user's sessions at
+# once; the next login has the new role.
+echo "$RPASS-new" | "$LARSCTL" admin-user add viewer --role write --users-file "$TMP/users" >/dev/null
+session_gone() { [[ $(scall GET /api/whoami) == "401 "*"session ended"* ]]; }
+wait_for 10 session_gone || fail "a new password did not end the session: $(scall GET /api/whoami)"
+[ "$(login_form viewer "$RPASS-new")" = 200 ] || fail "the login with the new password"
+expect "new role" "$(scall GET /api/whoami)" 200 '"user":"viewer","role":"write","via":"session"'
+# A removed user's sessions end.
+"$LARSCTL" admin-user del viewer --users-file "$TMP/users" >/dev/null
+wait_for 10 session_gone || fail "a removed user's session lives on: $(scall GET /api/whoami)"
+# Bad logins: another origin, no JSON, no password, GET.
+got=$(login_form tester "$PASS" -H 'Origin: http://evil.example')
+[ "$got" = 403 ] || fail "a login from another origin: $got"
+got=$(curl $S -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' -d 'x' "$URL/api/login")
+[ "$got" = 415 ] || fail "a login that is not JSON: $got"
+got=$(curl $S -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' -d '{"user":"tester"}' "$URL/api/login")
+[ "$got" = 400 ] && grep -q '"field":"password"' "$TMP/body" || fail "a login without a password: $got $(cat "$TMP/body")"
+got=$(curl $S -o /dev/null -w '%{http_code}' "$URL/api/login")
+[ "$got" = 405 ] || fail "GET /api/login: $got"
+
 # ---- reads ----
 expect overview "$(call GET /api/overview)" 200 '"modid":5,"cmdid":1'
 expect route "$(call GET '/api/route?modid=5&cmdid=1')" 200 '"ip":"127.0.0.1","port":9001'

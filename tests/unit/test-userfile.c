@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The console's users file: names, hashes, load/save round trip, the
-// world-readable refusal, bad lines, and password checks.
+// The console's users file: names, hashes, roles, load/save round trip,
+// the world-readable refusal, bad lines, and password checks.
 #include "test.h"
 
 #include <errno.h>
@@ -100,6 +100,50 @@ static void test_round_trip(void **state)
 	userfile_free(&uf);
 }
 
+/* Roles: none is write (every file from before roles), "read" survives a
+ * save and a password change; a bad role is a bad line. */
+static void test_roles(void **state)
+{
+	char path[128];
+	const char *why = NULL;
+	snprintf(path, sizeof(path), "%s/roles", dir);
+	write_file(path, "old:$y$h1\nviewer:$y$h2:read\nwriter:$y$h3:write\n", 0600);
+	userfile_t uf = { 0 };
+	assert_int_equal(userfile_load(path, true, &uf, &why), 0);
+	assert_int_equal(userfile_entry(&uf, "old")->role, USERFILE_ROLE_WRITE);
+	assert_int_equal(userfile_entry(&uf, "viewer")->role, USERFILE_ROLE_READ);
+	assert_string_equal(userfile_find(&uf, "viewer"), "$y$h2");
+	assert_int_equal(userfile_entry(&uf, "writer")->role, USERFILE_ROLE_WRITE);
+	assert_null(userfile_entry(&uf, "nobody"));
+	userfile_set(&uf, "viewer", "$y$new"); /* a new password keeps the role */
+	assert_int_equal(userfile_entry(&uf, "viewer")->role, USERFILE_ROLE_READ);
+	assert_true(userfile_set_role(&uf, "old", USERFILE_ROLE_READ));
+	assert_false(userfile_set_role(&uf, "nobody", USERFILE_ROLE_READ));
+	assert_int_equal(userfile_save(path, &uf, USERFILE_GID_DEFAULT, NULL), 0);
+	userfile_free(&uf);
+	assert_int_equal(userfile_load(path, true, &uf, &why), 0);
+	assert_int_equal(userfile_entry(&uf, "old")->role, USERFILE_ROLE_READ);
+	assert_int_equal(userfile_entry(&uf, "viewer")->role, USERFILE_ROLE_READ);
+	assert_string_equal(userfile_find(&uf, "viewer"), "$y$new");
+	assert_int_equal(userfile_entry(&uf, "writer")->role, USERFILE_ROLE_WRITE);
+	userfile_free(&uf);
+	/* A write user's line stays NAME:HASH, as older consoles read it. */
+	FILE *f = fopen(path, "r");
+	char text[512] = "";
+	assert_non_null(f);
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(text, "\nwriter:$y$h3\n"));
+	assert_non_null(strstr(text, "\nviewer:$y$new:read\n"));
+	userfile_role_t role;
+	assert_int_equal(userfile_parse_role("read", &role), 0);
+	assert_int_equal(role, USERFILE_ROLE_READ);
+	assert_int_equal(userfile_parse_role("admin", &role), -EINVAL);
+	assert_string_equal(userfile_role_name(USERFILE_ROLE_READ), "read");
+	assert_string_equal(userfile_role_name(USERFILE_ROLE_WRITE), "write");
+}
+
 static gid_t daemon_gid(void)
 {
 	const struct group *g = getgrnam("daemon");
@@ -186,7 +230,8 @@ static void test_refusals(void **state)
 
 	snprintf(path, sizeof(path), "%s/bad", dir);
 	const char *bad[] = { "alice\n", "alice:\n", ":hash\n", "bad name:hash\n",
-			      "# ok\n\nalice:h\nbob\n" };
+			      "# ok\n\nalice:h\nbob\n", "alice:h:admin\n", "alice:h:\n",
+			      "alice:h:read:x\n" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_file(path, bad[i], 0600);
 		why = NULL;
@@ -209,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_hash_verify),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_keeps_owner_group_mode, setup, teardown),
 	};
