@@ -64,7 +64,9 @@
 		}
 		const pct = s && typeof s.err_pct === 'number' ? s.err_pct.toFixed(1) : null;
 		return el('tr', { 'data-host': key, class: s && s.failing ? 'failing' : s && s.overload ? 'overloaded' : null },
-			el('td', { class: 'mono' }, key),
+			el('td', { class: 'mono host-cell' }, key, el('span', { class: 'state-mini' }, ' ',
+				!s ? badge('no report', 'none') : s.failing ? badge('failing', 'failing')
+					: s.overload ? badge('overloaded', 'overloaded') : badge('ok', 'ok'))),
 			el('td', {}, timeEl(h.added_at, '–')),
 			numTd(s && s.succ), numTd(s && s.err), numTd(pct),
 			numTd(s && msText(s.lat_mean_us)), numTd(s && msText(s.lat_p99_us)),

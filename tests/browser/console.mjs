@@ -23,12 +23,17 @@
 //   i. over the fleet run.sh stored (5,000 routes): the failing route first,
 //      paging (next, previous), sorting by a header (both directions), and
 //      an address search: the host finder lists every route with the host
-//      and its state in each, the table only those routes;
+//      and its state in each, the table only those routes; the change log
+//      searched by the address, by route; the fleet's one-statement add (one
+//      route version) one entry with its actor and its hosts;
 //   j. a read user (the form) sees no write control on the overview, a route
 //      page and the descriptions, and a forged write from its page gets 403;
 //   k. Log out ends the session: the cookie is gone, a page is the login form;
 //   l. a console whose sessions end after 2 s unused (LARS_ADMIN_SHORT_URL):
 //      the open overview turns into the login form when its session ends;
+//   m. at 390 px width no page scrolls sideways (measured in the page), the
+//      route page's host and its state are in view, every input is labelled,
+//      and the keyboard focus is visible;
 //   h. no console error, page error or CSP violation on any page.
 //
 // Settings (environment):
@@ -583,6 +588,20 @@ async function main(state) {
 		});
 		check(new URL(page.url()).searchParams.get('q') === fleetIp, `the change log URL does not keep the search: ${page.url()}`);
 		await shot(page, 'changes-search.png');
+		// Newest first, the fleet's one-statement add (one route version) is
+		// one entry: 100 changes on this page, with the actor, hosts listed.
+		await page.fill('#chg-q', `${fleetModid}/`);
+		await page.selectOption('#chg-sort', 'time:desc');
+		await page.click('#chg-submit');
+		const group = page.locator('#changes tbody tr.group');
+		await waitFor('the bulk add is not one entry', group.first().waitFor());
+		check(await page.locator('#changes tbody tr').count() === 1, `the bulk add is ${await page.locator('#changes tbody tr').count()} rows, want 1 entry`);
+		check(await group.locator('summary', { hasText: /^100 changes$/ }).count() === 1, `the entry does not say 100 changes: ${await group.textContent()}`);
+		check(await group.locator('.badge', { hasText: 'add ×100' }).count() === 1, 'the entry does not say add ×100');
+		check(/\(psql\)/.test(await group.locator('td:nth-child(8)').textContent()), `the entry's actor: ${await group.locator('td:nth-child(8)').textContent()}`);
+		await group.locator('summary').click();
+		check(await group.locator('.group-hosts li').count() === 100, 'the entry does not list its 100 hosts');
+		await shot(page, 'changes-bulk.png');
 	}
 
 	// ---- j. a read user: no write controls, 403 on a forged write ----
@@ -656,6 +675,57 @@ async function main(state) {
 		await sctx.close();
 	}
 
+	// ---- m. a phone: 390 px ----
+	step('m. at 390 px no page scrolls sideways; hosts and state in view; labels; focus');
+	{
+		const mctx = await browser.newContext({ baseURL: url + '/', viewport: { width: 390, height: 844 } });
+		mctx.setDefaultTimeout(WAIT_MS);
+		const mpage = await mctx.newPage();
+		watchPage(mpage);
+		const overflow = () => mpage.evaluate(() => ({
+			scroll: document.documentElement.scrollWidth, view: document.documentElement.clientWidth,
+			widest: [...document.body.querySelectorAll('*')].filter((e) => !e.closest('.table-wrap'))
+				.map((e) => ({ tag: e.tagName + (e.id ? '#' + e.id : ''), right: Math.round(e.getBoundingClientRect().right) }))
+				.sort((a, b) => b.right - a.right)[0],
+		}));
+		const unlabelled = () => mpage.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+			.filter((e) => e.type !== 'hidden' && !e.getAttribute('aria-label') &&
+				!(e.id && document.querySelector(`label[for="${e.id}"]`)) && !e.closest('label'))
+			.map((e) => e.id || e.name || e.className));
+		const pageCheck = async (path, ready, name) => {
+			await mpage.goto(path);
+			await waitFor(`${path} at 390 px: ${ready}`, mpage.locator(ready).first().waitFor());
+			const o = await overflow();
+			check(o.scroll <= o.view, `${path} at 390 px scrolls sideways: ${o.scroll} > ${o.view} px (widest: ${JSON.stringify(o.widest)})`);
+			const u = await unlabelled();
+			check(u.length === 0, `${path}: inputs without a label: ${u.join(', ')}`);
+			await shot(mpage, name);
+		};
+		await pageCheck('login.html', '#login-form', 'phone-login.png');
+		await formLogin(mpage, user, pass);
+		await pageCheck('index.html', '#routes tbody tr:not(.empty)', 'phone-overview.png');
+		// The keyboard: the first link of the page takes the focus, visibly.
+		await mpage.keyboard.press('Tab');
+		const focus = await mpage.evaluate(() => {
+			const e = document.activeElement;
+			const st = e ? getComputedStyle(e) : null;
+			return e && e !== document.body ? { tag: e.tagName, outline: st.outlineStyle, width: st.outlineWidth } : null;
+		});
+		check(focus && focus.outline !== 'none' && focus.width !== '0px', `the keyboard focus is not visible: ${JSON.stringify(focus)}`);
+		await pageCheck(`route.html?modid=${fleetModid}&cmdid=20`, '#hosts tbody tr[data-host]', 'phone-route.png');
+		const inView = await mpage.evaluate(() => {
+			const row = document.querySelector('#hosts tbody tr[data-host]');
+			const host = row.querySelector('td.host-cell'), st = row.querySelector('.state-mini .badge');
+			const r1 = host.getBoundingClientRect(), r2 = st ? st.getBoundingClientRect() : null;
+			return { host: r1.left >= 0 && r1.right <= innerWidth, state: !!r2 && r2.width > 0 && r2.right <= innerWidth };
+		});
+		check(inView.host && inView.state, `at 390 px the host and its state are not in view: ${JSON.stringify(inView)}`);
+		await pageCheck('changes.html', '#changes tbody tr:not(.empty)', 'phone-changes.png');
+		await pageCheck('agents.html', '#agents-summary', 'phone-agents.png');
+		await pageCheck('descriptions.html', '#descriptions tbody tr:not(.empty)', 'phone-descriptions.png');
+		await mctx.close();
+	}
+
 	// ---- h. console errors, page errors, CSP violations ----
 	step('h. no console error, page error or CSP violation');
 	return { before, afterAdd };
@@ -679,7 +749,7 @@ async function run() {
 		const isStatus = (p, code) => p.kind === `HTTP ${code}` || (p.kind === 'console error' && p.text.includes(`status of ${code}`));
 		const expected = (p) => (((p.step.startsWith('d.') && (p.where || '').endsWith('/api/routes/add')) ||
 			(p.step.startsWith('f.') && (p.where || '').endsWith('/api/routes/policy'))) && isStatus(p, 400)) ||
-			(/^[bjkl]\./.test(p.step) && isStatus(p, 401)) ||
+			(/^[bjklm]\./.test(p.step) && isStatus(p, 401)) ||
 			(p.step.startsWith('j.') && (p.where || '').endsWith('/api/routes/add') && isStatus(p, 403));
 		const seen400 = state.problems.filter(expected);
 		const unexpected = state.problems.filter((p) => !expected(p));
