@@ -34,6 +34,7 @@
 #include "tcp_client.h"
 #include "metrics_http.h"
 #include "registration.h"
+#include "shm.h"
 #include "udp_server.h"
 #include "xalloc.h"
 
@@ -51,6 +52,7 @@ struct agent {
 	int n_udp;
 	tcp_client_t *dns;
 	tcp_client_t *rep;
+	agent_shm_t *shm; /* the routes in shared memory (issue 22); NULL: off or failed */
 	agent_reg_t *reg; /* self-registration (issue 23); NULL: [register] enabled = false */
 	acore_t *core;
 	awire_t wire;
@@ -65,7 +67,7 @@ struct agent {
 	bool closing;
 	log_ratelimit_t drop_rl, resend_rl;
 	struct {
-		metrics_counter_t *get_host[4], *reports, *api_routes, *pulls, *report_msgs,
+		metrics_counter_t *get_host[4], *reports, *report_batches, *api_routes, *pulls, *report_msgs,
 			*report_results, *routes, *truncated, *unsubscribes, *absent, *api_cut;
 		metrics_counter_t *core[ACORE_N_COUNTERS]; /* the core's counts */
 		metrics_histogram_t *get_host_seconds; /* decode, pick, answer sent */
@@ -393,6 +395,20 @@ static int on_report(peer_t *peer, void *user, int32_t msgid, const uint8_t *bod
 	return 0;
 }
 
+/* A client's results from the shared-memory fast path, many hosts at once. */
+static int on_report_batch(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
+			   size_t len)
+{
+	agent_t *a = user;
+	int r = awire_report_batch(&a->wire, body, len, now_ms(a));
+	if (r)
+		return r;
+	metrics_inc(a->mt.report_batches);
+	flush_soon(a);
+	sync_counts(a);
+	return 0;
+}
+
 static int on_api_get_route(peer_t *peer, void *user, int32_t msgid, const uint8_t *body,
 			    size_t len)
 {
@@ -513,6 +529,8 @@ static void agent_metrics(agent_t *a)
 		a->mt.get_host[i] = metrics_counter(m, name, "get_host answers by return code");
 	}
 	a->mt.reports = metrics_counter(m, "lars_agent_reports_total", "App reports received");
+	a->mt.report_batches = metrics_counter(m, "lars_agent_report_batches_total",
+					       "Batched results from clients of the shared memory");
 	core[ACORE_C_UNKNOWN_HOST] = metrics_counter(m, "lars_agent_reports_unknown_host_total", "App reports for a host not in the route");
 	a->mt.api_routes = metrics_counter(m, "lars_agent_get_route_total", "API get_route answers");
 	a->mt.pulls = metrics_counter(m, "lars_agent_pulls_total", "GetRouteRequests sent to lars-dns");
@@ -574,6 +592,20 @@ static void agent_on_timers_closed(handles_t *g)
 	free(a);
 }
 
+/* The routes in shared memory; without it (logged) clients ask over UDP. */
+static void start_shm(agent_t *a, int port0)
+{
+	char path[256];
+	if (a->cfg.shm_path[0])
+		snprintf(path, sizeof(path), "%s", a->cfg.shm_path);
+	else
+		snprintf(path, sizeof(path), "/run/lars/agent-%d.shm", port0);
+	agent_shm_cfg_t sc = { .path = path, .max_routes = (uint32_t)a->cfg.shm_max_routes,
+			       .max_hosts = (uint32_t)a->cfg.shm_max_hosts,
+			       .probe_num = (uint32_t)a->cfg.lb.probe_num };
+	a->shm = ashm_open(a->loop, &sc, a->core);
+}
+
 /**
  * agent_new() - bind the UDP sockets, start the lars-dns and lars-reporter
  * clients and the timers; then @on_ready(@user, "udp=P0 udp1=P1 ...") names
@@ -595,7 +627,7 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.pull_rate = cfg->pull_rate, .pull_burst = cfg->pull_burst,
 		.report_max_hosts = (size_t)cfg->report_max_hosts, .lb = cfg->lb,
 		.agent_id = new_agent_id(), .ack_timeout_ms = (uint64_t)cfg->ack_timeout_ms,
-		.cumulative = cfg->counts_cumulative,
+		.cumulative = cfg->counts_cumulative, .track_changes = cfg->shm,
 	};
 	int r = acore_new(&ccfg, uv_now(loop), &a->core);
 	if (r) {
@@ -630,6 +662,7 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 	dispatch_init(&a->udp_d);
 	dispatch_on(&a->udp_d, LARS_ID_GET_HOST_REQ, on_get_host, a);
 	dispatch_on(&a->udp_d, LARS_ID_REPORT_REQ, on_report, a);
+	dispatch_on(&a->udp_d, LARS_ID_REPORT_BATCH_REQ, on_report_batch, a);
 	dispatch_on(&a->udp_d, LARS_ID_API_GET_ROUTE_REQ, on_api_get_route, a);
 	dispatch_on(&a->udp_d, LARS_ID_AGENT_STATE_REQ, on_agent_state, a);
 	if (metrics_http_page_add("/routes", routes_page, a))
@@ -688,6 +721,8 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.on_connect = on_rep_connect, .on_disconnect = on_rep_disconnect, .user = a,
 		.metrics = m,
 	};
+	if (cfg->shm)
+		start_shm(a, udp_server_port(a->udp[0]));
 	r = tcp_client_start(loop, &dopts, &a->dns);
 	if (r == 0 && a->reg)
 		areg_set_dns(a->reg, a->dns);
@@ -754,6 +789,7 @@ void agent_reload(agent_t *a, const agent_cfg_t *cfg)
 {
 	if (acore_set_lb(a->core, &cfg->lb)) {
 		a->cfg.lb = cfg->lb;
+		ashm_set_probe_num(a->shm, (uint32_t)cfg->lb.probe_num);
 		log_info("reload: [loadbalance] applied to every route from its next decision on "
 			 "(probe_num %d, err_rate %g, succ_rate %g, contin_err_limit %d, "
 			 "contin_succ_limit %d, window_err_rate %g, idle_timeout %d, "
@@ -788,6 +824,7 @@ void agent_close(agent_t *a)
 	for (int i = 0; i < a->n_udp; i++)
 		udp_server_close(a->udp[i]);
 	areg_close(a->reg);
+	ashm_close(a->shm);
 	tcp_client_close(a->dns);
 	tcp_client_close(a->rep);
 	handles_close(&a->timers, agent_on_timers_closed);

@@ -36,6 +36,9 @@ typedef struct agent_cfg {
 	int ack_timeout_ms;     /* [reporter] ack_timeout_ms */
 	bool counts_cumulative; /* [reporter] counts = cumulative */
 	int max_hosts; /* hosts accepted in one route from the route service */
+	bool shm;          /* [agent] shm: routes in shared memory for clients (issue 22) */
+	char shm_path[256]; /* [agent] shm_path; empty: /run/lars/agent-<base_port>.shm */
+	int shm_max_routes, shm_max_hosts;
 	reg_cfg_t reg; /* [register]: self-registration (issue 23); reg.caller is set by the agent */
 	bool reg_enabled;
 	service_common_cfg_t common;

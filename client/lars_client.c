@@ -26,6 +26,7 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "shm_client.h"
 
 #define LARS_API __attribute__((visibility("default")))
 #define MAX_SOCKETS 16
@@ -42,6 +43,7 @@
 struct lars_client {
 	int fd[MAX_SOCKETS]; /* connected to base_port + i */
 	int sockets;
+	lars_shm_t *shm; /* the agent's snapshot; NULL: UDP only */
 	int timeout_ms;
 	int retries;
 	uint32_t seq;
@@ -72,7 +74,7 @@ LARS_API void lars_client_options_init(lars_client_options_t *o)
 		return;
 	*o = (lars_client_options_t){ .size = sizeof(*o), .agent_ip = "127.0.0.1",
 				      .base_port = 8888, .timeout_ms = 100, .retries = 3,
-				      .sockets = 3 };
+				      .sockets = 3, .shm = 1, .shm_max_stale_s = 600 };
 }
 
 /*
@@ -149,10 +151,30 @@ bad:
 	return -EINVAL;
 }
 
+/* Whether to read the agent's snapshot: the option, unless $LARS_SHM=0. */
+static bool shm_wanted(const lars_client_options_t *o)
+{
+	const char *env = getenv("LARS_SHM");
+	return o->shm && !(env && strcmp(env, "0") == 0);
+}
+
+/* The option's path, else $LARS_SHM_PATH, else the agent's default for base_port. */
+static void shm_path_of(const lars_client_options_t *o, char *buf, size_t cap)
+{
+	const char *env = getenv("LARS_SHM_PATH");
+	if (o->shm_path && *o->shm_path)
+		snprintf(buf, cap, "%s", o->shm_path);
+	else if (env && *env)
+		snprintf(buf, cap, "%s", env);
+	else
+		snprintf(buf, cap, "/run/lars/agent-%d.shm", o->base_port);
+}
+
 LARS_API void lars_client_free(lars_client_t *c)
 {
 	if (!c)
 		return;
+	lshm_free(c->shm, c->fd[0]); /* what is batched goes first */
 	for (int i = 0; i < c->sockets; i++)
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
@@ -219,6 +241,11 @@ LARS_API int lars_client_new(const lars_client_options_t *opts, lars_client_t **
 			lars_client_free(c);
 			return r;
 		}
+	}
+	if (shm_wanted(&o)) {
+		char path[512];
+		shm_path_of(&o, path, sizeof(path));
+		c->shm = lshm_new(path, o.shm_max_stale_s > 0 ? o.shm_max_stale_s : 0);
 	}
 	*clientp = c;
 	return 0;
@@ -406,6 +433,17 @@ LARS_API int lars_get_host(lars_client_t *c, int modid, int cmdid, lars_host_t *
 	int bad = check_call(c, host, "the host", modid, cmdid);
 	if (bad)
 		return bad;
+	if (c->shm) {
+		int32_t ip, port;
+		int r = lshm_get_host(c->shm, modid, cmdid, &ip, &port);
+		lshm_tick(c->shm, c->fd[0]);
+		if (r == LARS_SUCC)
+			host_from_wire(host, ip, port);
+		if (r != LSHM_NOT_SERVED) {
+			c->error[0] = '\0';
+			return r;
+		}
+	}
 	host_call_t hc = { .seq = ++c->seq, .modid = modid, .cmdid = cmdid, .host = host };
 	lars_GetHostRequest req = { .seq = hc.seq, .modid = modid, .cmdid = cmdid };
 	uint8_t buf[64];
@@ -426,6 +464,10 @@ static int send_report(lars_client_t *c, int modid, int cmdid, const lars_host_t
 	int bad = check_call(c, host, "the host", modid, cmdid);
 	if (bad)
 		return bad;
+	/* Picking from the snapshot: results go in batches (ReportBatchRequest). */
+	if (c->shm && lshm_report(c->shm, c->fd[0], modid, cmdid, (int32_t)host->ip, host->port,
+				  retcode == LARS_SUCC, latency_us) == 0)
+		return LARS_SUCC;
 	lars_ReportRequest req = lars_ReportRequest_init_zero;
 	req.modid = modid;
 	req.cmdid = cmdid;
@@ -529,6 +571,9 @@ LARS_API int lars_get_route_flags(lars_client_t *c, int modid, int cmdid, lars_h
 		return fail(c, "bad input: n_total is NULL");
 	if (!hosts && cap)
 		return fail(c, "bad input: hosts is NULL with cap %zu", cap);
+	if (c->shm && lshm_get_route(c->shm, modid, cmdid, hosts, flags, cap, n_hosts,
+				     n_total) == LARS_SUCC)
+		return LARS_SUCC;
 	route_call_t rc = { modid, cmdid, hosts, cap, n_hosts, n_total, flags };
 	lars_GetRouteRequest req = { .modid = modid, .cmdid = cmdid };
 	uint8_t buf[64];

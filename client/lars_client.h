@@ -62,6 +62,12 @@ typedef struct lars_client_options {
 	int retries;          /* attempts per call, default 3 */
 	int sockets;          /* the agent's [agent] sockets, default 3 (1..16);
 			       * a key uses base_port + (modid + cmdid) % sockets */
+	/* liblars-client 1.5: the agent's routes in shared memory (issue 22). */
+	int shm;              /* 1 (default): pick in-process from the agent's snapshot
+			       * when there is one ($LARS_SHM=0 turns it off); 0: UDP only */
+	const char *shm_path; /* NULL: $LARS_SHM_PATH, else /run/lars/agent-<base_port>.shm */
+	int shm_max_stale_s;  /* agent gone: keep picking (every non-drained host) from
+			       * the last snapshot this long; default 600 */
 	/* New fields go here, never above. */
 } lars_client_options_t;
 

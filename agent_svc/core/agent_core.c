@@ -78,7 +78,39 @@ struct acore {
 	uint64_t count[ACORE_N_COUNTERS];
 	int64_t wall_ms;      /* unix ms, for slow start (acore_set_wall) */
 	size_t n_panic;       /* routes in panic mode */
+	u64map_t changed;     /* cfg.track_changes: keys changed, value (void *)1 */
 };
+
+/* The route of (@modid, @cmdid) changed: the shared-memory copy follows. */
+static void mark_changed(acore_t *c, int32_t modid, int32_t cmdid)
+{
+	if (c->cfg.track_changes)
+		u64map_put(&c->changed, u64map_key(modid, cmdid), (void *)1);
+}
+
+bool acore_next_changed(acore_t *c, int32_t *modidp, int32_t *cmdidp)
+{
+	size_t iter = 0;
+	u64map_slot_t *s = u64map_next(&c->changed, &iter);
+	if (!s)
+		return false;
+	uint64_t k = s->key;
+	u64map_del(&c->changed, k);
+	*modidp = (int32_t)(k >> 32);
+	*cmdidp = (int32_t)(uint32_t)k;
+	return true;
+}
+
+const lb_t *acore_peek_route(const acore_t *c, int32_t modid, int32_t cmdid)
+{
+	const rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
+	return e ? &e->lb : NULL;
+}
+
+int64_t acore_wall(const acore_t *c)
+{
+	return c->wall_ms;
+}
 
 static void dns_push(acore_t *c, enum acore_dns_kind kind, int32_t modid, int32_t cmdid,
 		     int why, uint64_t since_ms)
@@ -102,6 +134,8 @@ static void panic_forget(acore_t *c, const rt_entry_t *e)
 /* Panic mode entered (+1) or left (-1) by the route of @e. */
 static void panic_changed(acore_t *c, const rt_entry_t *e, int how)
 {
+	if (how)
+		mark_changed(c, e->lb.modid, e->lb.cmdid);
 	if (how > 0) {
 		c->n_panic++;
 		c->count[ACORE_C_PANIC]++;
@@ -129,6 +163,7 @@ static void on_rt_evict(rt_entry_t *e, void *user)
 	acore_t *c = user;
 	panic_forget(c, e);
 	c->count[ACORE_C_EVICTED]++;
+	mark_changed(c, e->lb.modid, e->lb.cmdid);
 	log_debug("agent: evicting route %d/%d (least recently used)", e->lb.modid, e->lb.cmdid);
 	dns_push(c, ACORE_UNSUBSCRIBE, e->lb.modid, e->lb.cmdid, WHY_FORGOT, 0);
 }
@@ -154,6 +189,9 @@ bool acore_set_lb(acore_t *c, const lb_cfg_t *lb)
 	/* Every balancer and the route table point at c->cfg.lb. */
 	c->cfg.lb = *lb;
 	c->update_ms = (uint64_t)lb->update_timeout_s * 1000;
+	size_t iter = 0; /* probe_num and the rest apply to every route */
+	for (u64map_slot_t *s; (s = u64map_next(&c->rt.map, &iter));)
+		mark_changed(c, ((rt_entry_t *)s->value)->lb.modid, ((rt_entry_t *)s->value)->lb.cmdid);
 	c->rt.min_idle_ms = c->update_ms;
 	return true;
 }
@@ -187,6 +225,7 @@ acore_t *acore_free(acore_t *c)
 	ks_deinit(&c->ks);
 	rb_deinit(&c->rb);
 	ra_deinit(&c->ra);
+	u64map_deinit(&c->changed);
 	free(c->repull.keys);
 	free(c->dns.v);
 	free(c->out.res);
@@ -437,6 +476,7 @@ int acore_get_route(acore_t *c, int32_t modid, int32_t cmdid, uint64_t now_ms,
 static void state_changed(acore_t *c, rt_entry_t *e, int32_t ip, int32_t port)
 {
 	c->count[ACORE_C_STATE_CHANGES]++;
+	mark_changed(c, e->lb.modid, e->lb.cmdid);
 	rb_add(&c->rb, e->lb.modid, e->lb.cmdid, ip, port, 0, 0);
 	c->flush_soon = true;
 	panic_changed(c, e, lb_check_panic(&e->lb));
@@ -474,6 +514,35 @@ int acore_report_call(acore_t *c, int32_t modid, int32_t cmdid, int32_t ip, int3
 	return ACORE_OK;
 }
 
+int acore_report_batch(acore_t *c, const lars_ReportBatchEntry *b, uint64_t now_ms)
+{
+	rt_entry_t *e = rt_find(&c->rt, b->modid, b->cmdid, now_ms); /* in use: kept */
+	if (!e || !lb_find(&e->lb, b->ip, b->port)) {
+		c->count[ACORE_C_UNKNOWN_HOST]++;
+		return ACORE_E_UNKNOWN_HOST;
+	}
+	/* Each call into the balancer, successes and errors interleaved evenly
+	 * (their order within the batch is not known), at most
+	 * ACORE_BATCH_CALLS_MAX of them; the counts upstream are whole. */
+	uint64_t total = (uint64_t)b->succ + b->err, n = total;
+	if (n > ACORE_BATCH_CALLS_MAX)
+		n = ACORE_BATCH_CALLS_MAX;
+	bool changed = false;
+	for (uint64_t i = 0; i < n; i++) {
+		bool ok = (i + 1) * b->succ / n > i * b->succ / n;
+		changed |= lb_report(&e->lb, b->ip, b->port, ok, now_ms) == LB_CHANGED;
+	}
+	rb_counts_t add = { .ip = b->ip, .port = b->port, .succ = b->succ, .err = b->err,
+			    .lat_count = b->lat_count, .lat_sum_us = b->lat_sum_us };
+	for (pb_size_t i = 0; i < b->lat_buckets_count && i < MSG_LAT_BUCKETS; i++)
+		add.lat_buckets[i] = b->lat_buckets[i];
+	if (rb_add_counts(&c->rb, b->modid, b->cmdid, &add))
+		c->count[ACORE_C_REPORT_DROPPED]++;
+	if (changed)
+		state_changed(c, e, b->ip, b->port);
+	return ACORE_OK;
+}
+
 /**
  * acore_apply_route() - a route answer or push from lars-dns: @n hosts
  * (none: deleted there). Routes with hosts enter the table (evicting an idle
@@ -494,6 +563,7 @@ static void route_update(acore_t *c, rt_entry_t *e, const lars_HostInfo *hosts, 
 {
 	lb_update(&e->lb, hosts, n, now_ms);
 	lb_set_policy(&e->lb, policy);
+	mark_changed(c, e->lb.modid, e->lb.cmdid);
 	panic_changed(c, e, lb_check_panic(&e->lb));
 	e->pull_gen = c->conn_gen;
 }
@@ -508,6 +578,7 @@ void acore_apply_route_policy(acore_t *c, int32_t modid, int32_t cmdid,
 		/* Deleted at lars-dns: remembered as absent, out of the table. */
 		panic_forget(c, e);
 		rt_remove(&c->rt, e);
+		mark_changed(c, modid, cmdid);
 		ks_put(&c->ks, modid, cmdid, KS_ABSENT, now_ms)->pull_gen = c->conn_gen;
 	} else if (e) {
 		route_update(c, e, hosts, n, policy, now_ms);
@@ -546,6 +617,7 @@ static void on_tick_change(rt_entry_t *e, void *user)
 	for (const lb_host_t *h; (h = lb_iter_next(&it));)
 		rb_add(&c->rb, e->lb.modid, e->lb.cmdid, h->ip, h->port, 0, 0);
 	c->count[ACORE_C_STATE_CHANGES]++;
+	mark_changed(c, e->lb.modid, e->lb.cmdid);
 	c->flush_soon = true;
 	panic_changed(c, e, lb_check_panic(&e->lb));
 }
@@ -852,6 +924,8 @@ bool acore_set_route_version(acore_t *c, int32_t modid, int32_t cmdid, int64_t v
 {
 	rt_entry_t *e = rt_peek(&c->rt, modid, cmdid);
 	if (e) {
+		if (e->lb.version != version)
+			mark_changed(c, modid, cmdid);
 		e->lb.version = version;
 		return true;
 	}

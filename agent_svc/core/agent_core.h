@@ -67,6 +67,7 @@ typedef struct acore_cfg {
 	uint64_t agent_id;       /* in every ReportStatusRequest: random, nonzero */
 	uint64_t ack_timeout_ms; /* no ack for this long: held messages go again */
 	bool cumulative;         /* [reporter] counts = cumulative: window totals, no delta */
+	bool track_changes;      /* keep the keys whose route changed (acore_next_changed()) */
 	lb_cfg_t lb;
 } acore_cfg_t;
 
@@ -178,6 +179,28 @@ bool acore_next_resend(acore_t *c, acore_report_t *rp);
 void acore_resent(acore_t *c, uint64_t now_ms);
 
 int acore_retcode(int rc);
+
+/* Calls of one batch entry that go into the balancer one by one. */
+#define ACORE_BATCH_CALLS_MAX 4096u
+/**
+ * acore_report_batch() - a client's results for one host from a
+ * ReportBatchRequest (shared-memory fast path): into the balancer call by
+ * call, successes and errors interleaved, and into the report buffer whole.
+ * Return: as acore_report().
+ */
+int acore_report_batch(acore_t *c, const lars_ReportBatchEntry *b, uint64_t now_ms);
+
+/**
+ * acore_next_changed() - with cfg.track_changes, the next key whose route
+ * changed since it was last taken (hosts, policy, version, a host's state,
+ * panic mode, or gone: acore_peek_route() then finds none), each once.
+ * Return: false when there is none.
+ */
+bool acore_next_changed(acore_t *c, int32_t *modidp, int32_t *cmdidp);
+/** acore_peek_route() - the route's balancer without touching its use time; NULL if none. */
+const lb_t *acore_peek_route(const acore_t *c, int32_t modid, int32_t cmdid);
+/** acore_wall() - the wall clock last given by acore_set_wall(). */
+int64_t acore_wall(const acore_t *c);
 
 uint64_t acore_count(const acore_t *c, enum acore_counter i);
 const route_table_t *acore_routes(const acore_t *c);

@@ -69,6 +69,17 @@ int awire_report(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms)
 	return 0;
 }
 
+int awire_report_batch(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms)
+{
+	lars_ReportBatchRequest req = lars_ReportBatchRequest_init_zero;
+	int r = msg_decode(lars_ReportBatchRequest_fields, &req, body, len, NULL);
+	if (r)
+		return r;
+	for (pb_size_t i = 0; i < req.entry_count; i++)
+		acore_report_batch(w->core, &req.entry[i], now_ms);
+	return 0;
+}
+
 /**
  * awire_get_route() - an API GetRouteRequest body in; the answer holds as
  * many hosts as one datagram holds by their encoded sizes, and a cut list

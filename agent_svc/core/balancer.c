@@ -2,6 +2,7 @@
 // The load balancer of one (modid, cmdid). Rules: DESIGN §5, the original
 // Lars agent's algorithm, with window and overload expiry also from a timer.
 #include "balancer.h"
+#include "shm_pick.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -244,18 +245,8 @@ void lb_set_policy(lb_t *lb, const lars_RoutePolicy *p)
 
 uint32_t lb_weight(const lb_t *lb, const lb_host_t *h)
 {
-	uint32_t w = h->weight;
-	if (!lb->slow_start_s || !h->joined_at)
-		return w;
-	int64_t ss_ms = (int64_t)lb->slow_start_s * 1000;
-	int64_t age = lb->wall_ms - h->joined_at * 1000;
-	if (age >= ss_ms)
-		return w;
-	if (age < 0)
-		age = 0;
-	/* 10 % at the join, 100 % slow_start_s later, linear in between. */
-	uint64_t ew = (uint64_t)w * (uint64_t)(100 + 900 * age / ss_ms) / 1000;
-	return ew ? (uint32_t)ew : 1;
+	/* The same ramp as the clients reading the shared memory (shm_pick.c). */
+	return shm_slow_start_weight(h->weight, lb->slow_start_s, h->joined_at, lb->wall_ms);
 }
 
 /* Whether the share of idle, non-drained hosts is under the panic threshold. */

@@ -91,19 +91,19 @@ int rb_add_call(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32
 	return 0;
 }
 
-/* @add's counts into the buffer (coalesced), as far as the bound lets. */
-static void add_counts(report_buf_t *b, int32_t modid, int32_t cmdid, const rb_counts_t *add)
+int rb_add_counts(report_buf_t *b, int32_t modid, int32_t cmdid, const rb_counts_t *add)
 {
 	rb_counts_t *c = host_counts(b, modid, cmdid, add->ip, add->port,
 				     (uint64_t)add->succ + add->err);
 	if (!c)
-		return;
+		return -ENOSPC;
 	c->succ += add->succ;
 	c->err += add->err;
 	c->lat_count += add->lat_count;
 	c->lat_sum_us += add->lat_sum_us;
 	for (int i = 0; i < MSG_LAT_BUCKETS; i++)
 		c->lat_buckets[i] += add->lat_buckets[i];
+	return 0;
 }
 
 rb_route_t **rb_take_all(report_buf_t *b, size_t *np)
@@ -125,7 +125,7 @@ void rb_put_back(report_buf_t *b, rb_route_t *r)
 	size_t iter = 0;
 	for (u64map_slot_t *s; (s = u64map_next(&r->hosts, &iter));) {
 		/* Over the bound the oldest counts go; host_counts() counts them. */
-		add_counts(b, r->modid, r->cmdid, s->value);
+		(void)rb_add_counts(b, r->modid, r->cmdid, s->value);
 	}
 	rb_route_free(r);
 }

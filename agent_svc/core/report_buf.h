@@ -56,6 +56,8 @@ int rb_add(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t po
  */
 int rb_add_call(report_buf_t *b, int32_t modid, int32_t cmdid, int32_t ip, int32_t port,
 		bool ok, uint32_t latency_us);
+/** rb_add_counts() - @add's counts (and latency) for a host, coalesced; -ENOSPC at the bound. */
+int rb_add_counts(report_buf_t *b, int32_t modid, int32_t cmdid, const rb_counts_t *add);
 /**
  * rb_take_all() - every route's counts, @b empty after. The caller sends
  * them, rb_put_back()s what it could not send and rb_route_free()s the rest,

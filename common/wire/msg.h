@@ -51,7 +51,10 @@ enum {
 	LARS_ID_DEREGISTER_REQ = 106,
 	LARS_ID_LEASE_REQ = 107,
 	LARS_ID_LEASE_RESP = 108,
+	/* Ours: a client's batched call results (shared-memory fast path). */
+	LARS_ID_REPORT_BATCH_REQ = 109,
 };
+#define LARS_REPORT_BATCH_MAX 256
 
 /* RegisterResponse.state */
 enum {
@@ -91,6 +94,7 @@ unsigned msg_lat_bucket(uint32_t us);
 _Static_assert(8 + lars_GetHostResponse_size <= 65535, "GetHostResponse UDP frame");
 _Static_assert(8 + lars_GetHostRequest_size <= 65535, "GetHostRequest UDP frame");
 _Static_assert(8 + lars_ReportRequest_size <= 65535, "ReportRequest UDP frame");
+_Static_assert(8 + lars_ReportBatchRequest_size <= 65507, "ReportBatchRequest UDP frame");
 
 /* Sizes of one element of a repeated field, tag and length prefix included. */
 #define MSG_HOST_ELEM_MAX (1 + 1 + lars_HostInfo_size)

@@ -97,3 +97,41 @@ write('registry', 'deregister', dgram(reg, 1) + dgram(added, 1) + dgram(dereg, 1
       dgram(drained, 1) + dgram(b'', 7) + dgram(removed, 1) + dgram(dereg, 1))
 write('registry', 'link-lost', dgram(reg, 1) + dgram(lost, 1) + dgram(b'', 40) +
       dgram(back, 1) + dgram(added, 1) + dgram(b'', 31))
+
+
+# fuzz-shm: agent snapshots (common/wire/shm_snap.h, layout 1): 4 slots of
+# up to 2 hosts; routes 1/1 (two hosts, one overloaded) and 2/1 (weighted,
+# one drained), one slot deleted; and one with a slot left odd (being written).
+def shm_hash(modid, cmdid, n):
+    m = (1 << 64) - 1
+    k = ((modid & 0xffffffff) << 32) | (cmdid & 0xffffffff)
+    k ^= k >> 33
+    k = (k * 0xff51afd7ed558ccd) & m
+    k ^= k >> 33
+    return k % n
+
+
+def shm_file(routes, odd=False):
+    n_slots, max_hosts = 4, 2
+    slot_size = (48 + max_hosts * 24 + 63) & ~63
+    size = 64 + n_slots * slot_size
+    buf = bytearray(size)
+    struct.pack_into('<QIIQIIIIiIq', buf, 0, 0x314d48535352414c, 1, 56, size, n_slots,
+                     max_hosts, slot_size, 64, 4242, 10, 1700000000000)
+    for modid, cmdid, state, flags, hosts in routes:
+        i = shm_hash(modid, cmdid, n_slots)
+        while struct.unpack_from('<I', buf, 64 + i * slot_size + 4)[0]:
+            i = (i + 1) % n_slots
+        off = 64 + i * slot_size
+        struct.pack_into('<IIiiqQIIII', buf, off, 1 if odd else 2, state, modid, cmdid, 9, 1,
+                         len(hosts), flags, 30, 0)
+        for j, (port, weight, hstate, drain) in enumerate(hosts):
+            struct.pack_into('<iiIBBxxq', buf, off + 48 + j * 24, 0x7f000001, port, weight,
+                             hstate, drain, 1699999990)
+    return bytes(buf)
+
+
+write('shm', 'two-routes', shm_file([(1, 1, 1, 0, [(9001, 100, 0, 0), (9002, 100, 1, 0)]),
+                                     (2, 1, 1, 2, [(9003, 300, 0, 0), (9004, 100, 0, 1)]),
+                                     (3, 1, 2, 0, [])]))
+write('shm', 'being-written', shm_file([(1, 1, 1, 0, [(9001, 100, 0, 0)])], odd=True))
