@@ -400,10 +400,12 @@ static int on_report_batch(peer_t *peer, void *user, int32_t msgid, const uint8_
 			   size_t len)
 {
 	agent_t *a = user;
-	int r = awire_report_batch(&a->wire, body, len, now_ms(a));
+	uint64_t calls;
+	int r = awire_report_batch(&a->wire, body, len, now_ms(a), &calls);
 	if (r)
 		return r;
 	metrics_inc(a->mt.report_batches);
+	metrics_add(a->mt.reports, calls); /* each call's result, as a ReportRequest's */
 	flush_soon(a);
 	sync_counts(a);
 	return 0;
@@ -528,7 +530,8 @@ static void agent_metrics(agent_t *a)
 		snprintf(name, sizeof(name), "lars_agent_get_host_total{retcode=\"%s\"}", rc[i]);
 		a->mt.get_host[i] = metrics_counter(m, name, "get_host answers by return code");
 	}
-	a->mt.reports = metrics_counter(m, "lars_agent_reports_total", "App reports received");
+	a->mt.reports = metrics_counter(m, "lars_agent_reports_total",
+					"App call results received (ReportRequests and the calls of batches)");
 	a->mt.report_batches = metrics_counter(m, "lars_agent_report_batches_total",
 					       "Batched results from clients of the shared memory");
 	core[ACORE_C_UNKNOWN_HOST] = metrics_counter(m, "lars_agent_reports_unknown_host_total", "App reports for a host not in the route");

@@ -6,7 +6,7 @@
 //   lars report MODID CMDID IP PORT RETCODE [--latency-us N]
 //   lars simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]
 //                 [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]
-//   lars bench [--threads N] [--seconds S] [--modid M] [--latency-us N]
+//   lars bench [--threads N] [--seconds S] [--modid M] [--latency-us N] [--shm | --udp]
 //   lars register MODID CMDID PORT [--ip IP] [--weight W] [--check tcp|http:/PATH|none]
 //                 [--ttl S]               registers, keeps it until SIGINT/SIGTERM
 //   lars deregister MODID CMDID PORT [--ip IP]
@@ -114,11 +114,13 @@ static const char usage[] =
 	"                                its version, age, state and panic flag, and per\n"
 	"                                host its state, weight, picks, counters, window\n"
 	"                                age and last change with the rule that fired\n"
-	"  bench [--threads N] [--seconds S] [--modid M] [--latency-us N]\n"
+	"  bench [--threads N] [--seconds S] [--modid M] [--latency-us N] [--shm | --udp]\n"
 	"                                closed-loop QPS: each thread get_host + report\n"
 	"                                on its own key (M, thread number); each report\n"
 	"                                carries the get_host round trip just measured,\n"
-	"                                or N us with --latency-us (0: none)\n"
+	"                                or N us with --latency-us (0: none); --udp asks\n"
+	"                                the agent over UDP, --shm (the default when the\n"
+	"                                agent's snapshot is there) picks in-process\n"
 	"  register MODID CMDID PORT [--ip IP] [--weight W] [--check tcp|http:/PATH|none]\n"
 	"           [--ttl S]\n"
 	"                                register this instance (IP default: the agent's\n"
@@ -927,6 +929,8 @@ static const struct option all_opts[] = {
 	{ "threads", required_argument, NULL, 't' },
 	{ "seconds", required_argument, NULL, 's' },
 	{ "modid", required_argument, NULL, 'm' },
+	{ "shm", no_argument, NULL, 'M' },
+	{ "udp", no_argument, NULL, 'U' },
 	/* agent-state */
 	{ "output", required_argument, NULL, 'o' },
 	/* register (and --ip: deregister) */
@@ -1130,6 +1134,13 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 		if (strcmp(arg, "text") != 0 && strcmp(arg, "json") != 0)
 			return usage_error("-o takes text or json, not '%s'", arg);
 		output_fmt = arg;
+		return 0;
+	case 'M':
+	case 'U':
+		/* The agent's shared memory (the library's default when the file
+		 * is there), or UDP only. */
+		sub.bench_opt = sub.bench_opt ? sub.bench_opt : c == 'M' ? "--shm" : "--udp";
+		opts.shm = c == 'M';
 		return 0;
 	case 'm':
 		sub.bench_opt = sub.bench_opt ? sub.bench_opt : "--modid";

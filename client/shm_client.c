@@ -33,6 +33,7 @@
 #define STALE_MS 3000    /* a heartbeat older than this: the agent is gone */
 #define BATCH_AGE_MS 5   /* a batch older than this goes out */
 #define BATCH_CALLS 256  /* or with this many calls in it */
+#define BATCH_ERRORS 8   /* or this many failures: verdicts need them soon */
 #define PICK_CACHE 256   /* routes with a pick state (direct-mapped) */
 
 struct lars_shm {
@@ -45,11 +46,12 @@ struct lars_shm {
 	shm_view_t view;
 	int64_t next_check_ms;
 	int64_t max_stale_ms;
+	uint32_t seed;     /* where this client's round robins start */
 	shm_route_t r;
 	shm_host_t *hosts; /* SHM_HOSTS_MAX */
 	shm_pick_t picks[PICK_CACHE];
 	lars_ReportBatchRequest batch;
-	uint32_t batch_calls;
+	uint32_t batch_calls, batch_errors;
 	uint32_t batch_hint; /* the entry the last result went to */
 	int64_t batch_first_ms;
 	uint8_t frame[FRAME_HDR_LEN + lars_ReportBatchRequest_size];
@@ -75,6 +77,9 @@ lars_shm_t *lshm_new(const char *path, int max_stale_s)
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->fd = -1;
 	s->max_stale_ms = (int64_t)max_stale_s * 1000;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)s;
 	s->batch = (lars_ReportBatchRequest)lars_ReportBatchRequest_init_zero;
 	return s;
 }
@@ -180,7 +185,7 @@ int lshm_get_host(lars_shm_t *s, int32_t modid, int32_t cmdid, int32_t *ipp, int
 	uint64_t k = (uint64_t)(uint32_t)modid * 0x9e3779b97f4a7c15ull ^ (uint32_t)cmdid;
 	shm_pick_t *p = &s->picks[(k >> 32) % PICK_CACHE];
 	if (p->modid != modid || p->cmdid != cmdid || !p->gen)
-		shm_pick_reset(p, modid, cmdid);
+		shm_pick_reset(p, modid, cmdid, s->seed ^ (uint32_t)k);
 	size_t i;
 	int rc = shm_pick_host(p, &s->r, s->hosts, s->view.probe_num, gone == 1, wall, &i);
 	if (rc == SHM_PICK_NOEXIST)
@@ -227,7 +232,7 @@ void lshm_flush(lars_shm_t *s, int fd)
 			     s->frame, sizeof(s->frame), &len) == 0)
 		(void)send(fd, s->frame, len, MSG_DONTWAIT); /* as lars_report: lost if the agent is */
 	s->batch.entry_count = 0;
-	s->batch_calls = 0;
+	s->batch_calls = s->batch_errors = 0;
 }
 
 /* The batch entry of the host (a new one if there is room; NULL: full). */
@@ -278,7 +283,9 @@ int lshm_report(lars_shm_t *s, int fd, int32_t modid, int32_t cmdid, int32_t ip,
 		e->lat_buckets_count = MSG_LAT_BUCKETS;
 		e->lat_buckets[msg_lat_bucket(latency_us)]++;
 	}
-	if (++s->batch_calls >= BATCH_CALLS || now - s->batch_first_ms >= BATCH_AGE_MS)
+	s->batch_errors += !ok;
+	if (++s->batch_calls >= BATCH_CALLS || s->batch_errors >= BATCH_ERRORS ||
+	    now - s->batch_first_ms >= BATCH_AGE_MS)
 		lshm_flush(s, fd);
 	return 0;
 }

@@ -69,14 +69,18 @@ int awire_report(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms)
 	return 0;
 }
 
-int awire_report_batch(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms)
+int awire_report_batch(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
+		       uint64_t *callsp)
 {
 	lars_ReportBatchRequest req = lars_ReportBatchRequest_init_zero;
 	int r = msg_decode(lars_ReportBatchRequest_fields, &req, body, len, NULL);
+	*callsp = 0;
 	if (r)
 		return r;
-	for (pb_size_t i = 0; i < req.entry_count; i++)
+	for (pb_size_t i = 0; i < req.entry_count; i++) {
 		acore_report_batch(w->core, &req.entry[i], now_ms);
+		*callsp += (uint64_t)req.entry[i].succ + req.entry[i].err;
+	}
 	return 0;
 }
 

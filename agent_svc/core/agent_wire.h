@@ -47,8 +47,12 @@ typedef struct awire_route {
 int awire_get_host(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
 		   lars_GetHostResponse *resp);
 int awire_report(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms);
-/** awire_report_batch() - a ReportBatchRequest body (a client's results, many hosts) in. */
-int awire_report_batch(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms);
+/**
+ * awire_report_batch() - a ReportBatchRequest body (a client's results, many
+ * hosts) in; *@callsp: the calls it carried. Return: 0, or MSG_E_DECODE.
+ */
+int awire_report_batch(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
+		       uint64_t *callsp);
 int awire_get_route(awire_t *w, const uint8_t *body, size_t len, uint64_t now_ms,
 		    awire_route_t *out);
 void awire_route_deinit(awire_route_t *r);

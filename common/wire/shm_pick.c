@@ -20,12 +20,13 @@ uint32_t shm_slow_start_weight(uint32_t w, uint32_t slow_start_s, int64_t joined
 	return ew ? (uint32_t)ew : 1;
 }
 
-void shm_pick_reset(shm_pick_t *p, int32_t modid, int32_t cmdid)
+void shm_pick_reset(shm_pick_t *p, int32_t modid, int32_t cmdid, uint32_t seed)
 {
 	p->modid = modid;
 	p->cmdid = cmdid;
 	p->gen = 0;
-	p->rr = p->probe_rr = p->access = 0;
+	p->rr = p->probe_rr = p->skip = seed;
+	p->access = 0;
 	if (p->cur)
 		memset(p->cur, 0, sizeof(*p->cur) * p->cur_cap);
 }
@@ -106,6 +107,11 @@ int shm_pick_host(shm_pick_t *p, const shm_route_t *r, const shm_host_t *hosts,
 		p->gen = r->gen;
 	}
 	bool weighted = (r->flags & SHM_ROUTE_WEIGHTED) && cur_room(p, n);
+	if (weighted && p->skip) { /* the seed's place in the weighted sequence */
+		for (uint32_t k = p->skip % (uint32_t)n; k > 0; k--)
+			(void)swrr(p, r, hosts, fail_open || (r->flags & SHM_ROUTE_PANIC), wall_ms);
+		p->skip = 0;
+	}
 	bool any = fail_open || (r->flags & SHM_ROUTE_PANIC);
 	bool live_overload = !any && nth_from(hosts, n, 0, true, false) >= 0;
 	bool live_idle = nth_from(hosts, n, 0, false, any) >= 0;

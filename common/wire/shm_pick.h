@@ -20,6 +20,7 @@ typedef struct shm_pick {
 	int32_t modid, cmdid;
 	uint64_t gen;       /* the slot publication @cur belongs to */
 	uint32_t rr, probe_rr, access;
+	uint32_t skip;      /* weighted: rounds to skip at the start (the seed's) */
 	int64_t *cur;       /* smooth weighted round robin's current weights (malloc'd) */
 	uint32_t cur_cap;
 } shm_pick_t;
@@ -33,8 +34,13 @@ typedef struct shm_pick {
 uint32_t shm_slow_start_weight(uint32_t w, uint32_t slow_start_s, int64_t joined_s,
 				int64_t wall_ms);
 
-/** shm_pick_reset() - a fresh state for (@modid, @cmdid) (its weights' memory kept). */
-void shm_pick_reset(shm_pick_t *p, int32_t modid, int32_t cmdid);
+/**
+ * shm_pick_reset() - a fresh state for (@modid, @cmdid) (its weights'
+ * memory kept), starting at turn @seed: clients that each pick a few times
+ * (a tool run per call) spread over the hosts as the agent's one round
+ * robin did, instead of all taking the first.
+ */
+void shm_pick_reset(shm_pick_t *p, int32_t modid, int32_t cmdid, uint32_t seed);
 /** shm_pick_free() - free what the state holds. */
 void shm_pick_free(shm_pick_t *p);
 

@@ -112,6 +112,11 @@ static void step(awire_t *w, const frame_hdr_t *hdr, const uint8_t *body, uint64
 	case LARS_ID_REPORT_REQ:
 		awire_report(w, body, len, now);
 		break;
+	case LARS_ID_REPORT_BATCH_REQ: {
+		uint64_t calls;
+		awire_report_batch(w, body, len, now, &calls);
+		break;
+	}
 	case LARS_ID_API_GET_ROUTE_REQ: {
 		awire_route_t ans;
 		if (awire_get_route(w, body, len, now, &ans) == 0) {
@@ -167,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frame_idset_clear(&ids);
 	frame_idset_add(&ids, LARS_ID_GET_HOST_REQ);
 	frame_idset_add(&ids, LARS_ID_REPORT_REQ);
+	frame_idset_add(&ids, LARS_ID_REPORT_BATCH_REQ);
 	frame_idset_add(&ids, LARS_ID_API_GET_ROUTE_REQ);
 	frame_idset_add(&ids, LARS_ID_GET_ROUTE_RESP); /* as from lars-dns */
 	frame_idset_add(&ids, LARS_ID_GET_ROUTE_REQ);     /* lars-dns (re)connects */

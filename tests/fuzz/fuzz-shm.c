@@ -19,7 +19,7 @@ static void lookup(const shm_view_t *v, int32_t modid, int32_t cmdid, shm_host_t
 		return;
 	if (r.n_hosts > v->max_hosts || r.modid != modid || r.cmdid != cmdid)
 		__builtin_trap();
-	shm_pick_reset(p, modid, cmdid);
+	shm_pick_reset(p, modid, cmdid, (uint32_t)modid);
 	for (int k = 0; k < 4; k++) {
 		size_t idx;
 		if (shm_pick_host(p, &r, hosts, v->probe_num, k & 1, 0, &idx) == SHM_PICK_OK &&

@@ -165,7 +165,7 @@ static void test_pick_rules(void **state)
 	shm_route_t r = { .gen = 1, .n_hosts = 3 };
 	shm_host_t h[4] = { host(1, 100, 0, false), host(2, 100, 0, false), host(3, 100, 0, false) };
 	int c[4] = { 0 }, ov = 0;
-	shm_pick_reset(&p, 1, 1);
+	shm_pick_reset(&p, 1, 1, 0);
 	picks(&p, &r, h, 300, false, c, &ov);
 	assert_int_equal(c[0], 100);
 	assert_int_equal(c[1], 100);
@@ -184,7 +184,7 @@ static void test_pick_rules(void **state)
 	r = (shm_route_t){ .gen = 3, .n_hosts = 3 };
 	h[1] = host(2, 100, 0, true);
 	h[2] = host(3, 100, SHM_HOST_OVERLOADED, false);
-	shm_pick_reset(&p, 1, 1);
+	shm_pick_reset(&p, 1, 1, 0);
 	picks(&p, &r, h, 110, false, c, &ov);
 	assert_int_equal(c[1], 0);
 	assert_int_equal(c[2], 10);
@@ -193,7 +193,7 @@ static void test_pick_rules(void **state)
 	memset(c, 0, sizeof(c));
 	ov = 0;
 	h[0].state = SHM_HOST_OVERLOADED;
-	shm_pick_reset(&p, 1, 1);
+	shm_pick_reset(&p, 1, 1, 0);
 	picks(&p, &r, h, 110, false, c, &ov);
 	assert_int_equal(c[0] + c[2], 10);
 	assert_int_equal(ov, 100);
