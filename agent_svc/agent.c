@@ -40,6 +40,8 @@
 
 #define TICK_MS 200
 #define STATE_FLUSH_MS 100  /* a state change is reported within this */
+#define SHM_DEFAULT_ROUTES 4096 /* [agent] shm_max_routes 0: min(max_routes, this) */
+#define SHM_DEFAULT_HOSTS 128   /* [agent] shm_max_hosts 0: min(max_hosts, this) */
 
 struct agent {
 	uint64_t agent_id; /* in AgentHello, as in every ReportStatusRequest */
@@ -603,8 +605,14 @@ static void start_shm(agent_t *a, int port0)
 		snprintf(path, sizeof(path), "%s", a->cfg.shm_path);
 	else
 		snprintf(path, sizeof(path), "/run/lars/agent-%d.shm", port0);
-	agent_shm_cfg_t sc = { .path = path, .max_routes = (uint32_t)a->cfg.shm_max_routes,
-			       .max_hosts = (uint32_t)a->cfg.shm_max_hosts,
+	/* 0: from max_routes / max_hosts, bounded (a route table's worth of
+	 * slots could be gigabytes). */
+	int routes = a->cfg.shm_max_routes ? a->cfg.shm_max_routes
+		     : a->cfg.max_routes < SHM_DEFAULT_ROUTES ? a->cfg.max_routes : SHM_DEFAULT_ROUTES;
+	int hosts = a->cfg.shm_max_hosts ? a->cfg.shm_max_hosts
+		    : a->cfg.max_hosts < SHM_DEFAULT_HOSTS ? a->cfg.max_hosts : SHM_DEFAULT_HOSTS;
+	agent_shm_cfg_t sc = { .path = path, .max_routes = (uint32_t)routes,
+			       .max_hosts = (uint32_t)hosts,
 			       .probe_num = (uint32_t)a->cfg.lb.probe_num };
 	a->shm = ashm_open(a->loop, &sc, a->core);
 }

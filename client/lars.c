@@ -83,6 +83,7 @@ static struct {
 	lars_register_options_t reg; /* register: --ip, --weight, --check, --ttl */
 	/* The first one given, for the error. */
 	const char *sim_opt, *bench_opt, *lat_opt, *spread_opt, *reg_opt, *ip_opt;
+	const char *path_opt; /* --shm / --udp: bench and simulate */
 } sub = { .count = 1000, .threads = 1, .seconds = 10, .modid = 1 };
 
 static const char usage[] =
@@ -103,12 +104,15 @@ static const char usage[] =
 	"                                the default), then check that the agent answers\n"
 	"  simulate MODID CMDID [--err-rate PCT] [--count N] [--fail IP:PORT=PCT ...]\n"
 	"           [--latency-us N | --latency-us-spread LO:HI] [--slow IP:PORT=LO[:HI] ...]\n"
+	"           [--shm | --udp]\n"
 	"                                get_host + report in a loop, outcomes drawn from\n"
 	"                                the error rates; prints per host picks, successes,\n"
 	"                                errors, and the error rate callers saw. Durations\n"
 	"                                (none unless given): N us each, or uniform in\n"
 	"                                LO..HI us; --slow: that host's calls take LO us\n"
-	"                                (or LO..HI); a MEAN_US column shows what was sent\n"
+	"                                (or LO..HI); a MEAN_US column shows what was sent.\n"
+	"                                Over UDP unless --shm: calls that take no time\n"
+	"                                would outrun the agent's verdicts\n"
 	"  agent-state [MODID CMDID] [-o json]\n"
 	"                                what the agent holds: every route (or one) with\n"
 	"                                its version, age, state and panic flag, and per\n"
@@ -1139,7 +1143,7 @@ static int take_option(int c, const char *arg, const char **agentp, const char *
 	case 'U':
 		/* The agent's shared memory (the library's default when the file
 		 * is there), or UDP only. */
-		sub.bench_opt = sub.bench_opt ? sub.bench_opt : c == 'M' ? "--shm" : "--udp";
+		sub.path_opt = c == 'M' ? "--shm" : "--udp";
 		opts.shm = c == 'M';
 		return 0;
 	case 'm':
@@ -1226,6 +1230,13 @@ static int run(int argc, char **argv, char **opt_argv, char **pos)
 		return usage_error("%s is an option of simulate", sub.sim_opt);
 	if (sub.bench_opt && !bench)
 		return usage_error("%s is an option of bench", sub.bench_opt);
+	if (sub.path_opt && !bench && !sim)
+		return usage_error("%s is an option of bench and simulate", sub.path_opt);
+	/* Simulated calls take no time: from the snapshot they would outrun the
+	 * agent's verdicts (which real calls, milliseconds each, do not), so
+	 * simulate asks the agent unless told --shm. */
+	if (sim && !sub.path_opt)
+		opts.shm = 0;
 	if (sub.lat_opt && !sim && !bench && strcmp(cmd, "report") != 0)
 		return usage_error("%s is an option of report, simulate and bench", sub.lat_opt);
 	bool reg = strcmp(cmd, "register") == 0, dereg = strcmp(cmd, "deregister") == 0;

@@ -87,20 +87,20 @@ wait_for 15 served 10 1 9104 || fail "(b) 9104 not served within 15 s"
 for p in 9201 9202 9203; do larsctl route add 10 2 127.0.0.1 $p >/dev/null; done
 wait_for 15 lars get-route 10 2 >/dev/null 2>&1 || true
 sim_picks() {
-	sim=$(lars simulate 10 2 --count 3000 --fail 127.0.0.1:9201=100)
+	sim=$(lars simulate 10 2 --count 3000 --fail 127.0.0.1:9201=100 "$@")
 	picks=$(printf '%s\n' "$sim" | awk '$1 == "127.0.0.1:9201" {print $2}')
 	others=$(printf '%s\n' "$sim" | awk '$1 != "127.0.0.1:9201" && $1 ~ /^127/ {s += $2} END {print s}')
 }
 # Over UDP: before it is overloaded (15 failures in a row) it takes a third of
 # the calls; after that one pick in probe_num + 1 = 11: well under 3000 / 11 + 50.
-LARS_SHM=0 sim_picks
+sim_picks --udp
 [ -n "$picks" ] && [ "$picks" -lt 330 ] || fail "(c) the failing host got $picks picks: $sim"
 [ "${others:-0}" -gt 2500 ] || fail "(c) the healthy hosts got only $others picks"
 # From the agent's snapshot the calls are some fifty times faster, so more of
 # them pass while its errors are on their way (a batch of 8, then the
 # agent's verdict); still it loses its third (1,000) soon: one pick in 11
 # is 270, half as many again is allowed for the start.
-sim_picks
+sim_picks --shm
 [ -n "$picks" ] && [ "$picks" -lt 600 ] || fail "(c) from the snapshot the failing host got $picks picks: $sim"
 [ "${others:-0}" -gt 2400 ] || fail "(c) from the snapshot the healthy hosts got only $others picks"
 errors_shown() {
