@@ -38,6 +38,45 @@ static int exec_ok(PGconn *conn, const char *sql, int n, const char *const *p, b
 	return res ? 0 : -EIO;
 }
 
+/* A host and its owner as text parameters $1..$5 (modid, cmdid, ip, port, owner). */
+typedef struct lease_args {
+	char m[16], c[16], port[16], o[24];
+	const char *p[5];
+} lease_args_t;
+
+static void lease_args(lease_args_t *a, const route_entry_t *e, uint64_t owner)
+{
+	snprintf(a->m, sizeof(a->m), "%d", e->modid);
+	snprintf(a->c, sizeof(a->c), "%d", e->cmdid);
+	snprintf(a->port, sizeof(a->port), "%d", e->port);
+	snprintf(a->o, sizeof(a->o), "%" PRId64, (int64_t)owner);
+	a->p[0] = a->m;
+	a->p[1] = a->c;
+	a->p[2] = e->ip;
+	a->p[3] = a->port;
+	a->p[4] = a->o;
+}
+
+/* BEGIN, with @actor for the change records: 0, or -EIO (rolled back). */
+static int lease_begin(PGconn *conn, const char *actor)
+{
+	if (pg_cmd(conn, "BEGIN"))
+		return -EIO;
+	if (route_set_actor(conn, actor, true) == 0)
+		return 0;
+	pg_cmd(conn, "ROLLBACK");
+	return -EIO;
+}
+
+/* The route version after the change, and COMMIT: 0, or -EIO (rolled back). */
+static int lease_commit(PGconn *conn, int64_t *versionp)
+{
+	if (route_version_read(conn, versionp) == 0 && pg_cmd(conn, "COMMIT") == 0)
+		return 0;
+	pg_cmd(conn, "ROLLBACK");
+	return -EIO;
+}
+
 int route_lease_register(PGconn *conn, const route_entry_t *e, int weight, uint64_t owner,
 			 int ttl_s, const char *actor, int *resultp, int64_t *versionp)
 {
@@ -49,10 +88,8 @@ int route_lease_register(PGconn *conn, const route_entry_t *e, int weight, uint6
 	snprintf(o, sizeof(o), "%" PRId64, (int64_t)owner);
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
 	const char *p[7] = { m, c, e->ip, port, w, o, ttl };
-	if (pg_cmd(conn, "BEGIN"))
+	if (lease_begin(conn, actor))
 		return -EIO;
-	if (route_set_actor(conn, actor, true))
-		goto fail;
 	/* The host, locked, with its lease if it has one. */
 	PGresult *res = pg_exec(conn,
 		"SELECT d.id, l.route_id IS NOT NULL FROM route_data d"
@@ -96,9 +133,7 @@ int route_lease_register(PGconn *conn, const route_entry_t *e, int weight, uint6
 			goto fail;
 		*resultp = ROUTE_LEASE_ADDED;
 	}
-	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
-		goto fail;
-	return 0;
+	return lease_commit(conn, versionp);
 fail:
 	pg_cmd(conn, "ROLLBACK");
 	return -EIO;
@@ -161,51 +196,36 @@ int route_lease_renew(PGconn *conn, uint64_t owner, const route_entry_t *e, size
 int route_lease_deregister(PGconn *conn, const route_entry_t *e, uint64_t owner,
 			   const char *actor, int *resultp, int64_t *versionp)
 {
-	char m[16], c[16], port[16], o[24];
-	snprintf(m, sizeof(m), "%d", e->modid);
-	snprintf(c, sizeof(c), "%d", e->cmdid);
-	snprintf(port, sizeof(port), "%d", e->port);
-	snprintf(o, sizeof(o), "%" PRId64, (int64_t)owner);
-	const char *p[5] = { m, c, e->ip, port, o };
-	if (pg_cmd(conn, "BEGIN"))
+	lease_args_t a;
+	lease_args(&a, e, owner);
+	if (lease_begin(conn, actor))
 		return -EIO;
-	if (route_set_actor(conn, actor, true))
-		goto fail;
 	PGresult *res = pg_exec(conn,
 		"WITH d AS (DELETE FROM route_data d USING route_lease l"
 		"  WHERE l.route_id = d.id AND l.owner = $5::bigint AND d." HOST_IS " RETURNING d.id)"
 		" DELETE FROM route_lease WHERE route_id IN (SELECT id FROM d) RETURNING route_id",
-		5, p, PGRES_TUPLES_OK);
-	if (!res)
-		goto fail;
+		5, a.p, PGRES_TUPLES_OK);
+	if (!res) {
+		pg_cmd(conn, "ROLLBACK");
+		return -EIO;
+	}
 	*resultp = PQntuples(res) ? ROUTE_LEASE_REMOVED : ROUTE_LEASE_ABSENT;
 	PQclear(res);
-	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
-		goto fail;
-	return 0;
-fail:
-	pg_cmd(conn, "ROLLBACK");
-	return -EIO;
+	return lease_commit(conn, versionp);
 }
 
 int route_lease_drain(PGconn *conn, const route_entry_t *e, uint64_t owner, const char *actor,
 		      int *resultp, int64_t *versionp)
 {
-	char m[16], c[16], port[16], o[24];
-	snprintf(m, sizeof(m), "%d", e->modid);
-	snprintf(c, sizeof(c), "%d", e->cmdid);
-	snprintf(port, sizeof(port), "%d", e->port);
-	snprintf(o, sizeof(o), "%" PRId64, (int64_t)owner);
-	const char *p[5] = { m, c, e->ip, port, o };
-	if (pg_cmd(conn, "BEGIN"))
+	lease_args_t a;
+	lease_args(&a, e, owner);
+	if (lease_begin(conn, actor))
 		return -EIO;
-	if (route_set_actor(conn, actor, true))
-		goto fail;
 	/* The owner's host, and whether it still takes picks. */
 	PGresult *res = pg_exec(conn,
 		"SELECT d.id, d.drain FROM route_data d JOIN route_lease l ON l.route_id = d.id"
 		" WHERE l.owner = $5::bigint AND d." HOST_IS " FOR UPDATE OF d",
-		5, p, PGRES_TUPLES_OK);
+		5, a.p, PGRES_TUPLES_OK);
 	if (!res)
 		goto fail;
 	bool have = PQntuples(res) > 0, drained = have && PQgetvalue(res, 0, 1)[0] == 't';
@@ -218,9 +238,7 @@ int route_lease_drain(PGconn *conn, const route_entry_t *e, uint64_t owner, cons
 	    exec_ok(conn, "UPDATE route_data SET drain = true WHERE id = $1::bigint", 1, q, false))
 		goto fail;
 	*resultp = have ? ROUTE_LEASE_DRAINED : ROUTE_LEASE_ABSENT;
-	if (route_version_read(conn, versionp) || pg_cmd(conn, "COMMIT"))
-		goto fail;
-	return 0;
+	return lease_commit(conn, versionp);
 fail:
 	pg_cmd(conn, "ROLLBACK");
 	return -EIO;
