@@ -597,7 +597,8 @@ static void agent_on_timers_closed(handles_t *g)
 	free(a);
 }
 
-/* The routes in shared memory; without it (logged) clients ask over UDP. */
+/* The routes in shared memory (without it, logged, clients ask over UDP); with
+ * [agent] shm = false, no file of a predecessor left behind. */
 static void start_shm(agent_t *a, int port0)
 {
 	char path[256];
@@ -605,6 +606,12 @@ static void start_shm(agent_t *a, int port0)
 		snprintf(path, sizeof(path), "%s", a->cfg.shm_path);
 	else
 		snprintf(path, sizeof(path), "/run/lars/agent-%d.shm", port0);
+	if (!a->cfg.shm) {
+		/* A crashed predecessor's file would have clients fail open on
+		 * it for shm_max_stale: gone, they ask us over UDP. */
+		(void)unlink(path);
+		return;
+	}
 	/* 0: from max_routes / max_hosts, bounded (a route table's worth of
 	 * slots could be gigabytes). */
 	int routes = a->cfg.shm_max_routes ? a->cfg.shm_max_routes
@@ -732,8 +739,7 @@ int agent_new(uv_loop_t *loop, service_t *svc, const agent_cfg_t *cfg, metrics_t
 		.on_connect = on_rep_connect, .on_disconnect = on_rep_disconnect, .user = a,
 		.metrics = m,
 	};
-	if (cfg->shm)
-		start_shm(a, udp_server_port(a->udp[0]));
+	start_shm(a, udp_server_port(a->udp[0]));
 	r = tcp_client_start(loop, &dopts, &a->dns);
 	if (r == 0 && a->reg)
 		areg_set_dns(a->reg, a->dns);
