@@ -98,6 +98,8 @@ int session_create(session_store_t *st, const char *token, const char *user, uin
 			lru = s;
 		}
 	}
+	if (!slot && !lru)
+		return -ENOSPC; /* a store of no sessions */
 	if (!slot) {
 		drop(st, lru);
 		slot = lru;

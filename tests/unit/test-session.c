@@ -91,18 +91,20 @@ static void test_bad_tokens(void **state)
 	(void)state;
 	session_store_t *st = session_store_new(&opts);
 	char t[SESSION_TOKEN_LEN + 2];
-	snprintf(t, sizeof(t), "%s", tok(1));
+	memcpy(t, tok(1), SESSION_TOKEN_LEN + 1);
 	assert_true(session_valid_token(t));
 	t[3] = 'G';
 	assert_false(session_valid_token(t));
 	assert_int_equal(session_create(st, t, "alice", 0, 0), -EINVAL);
-	snprintf(t, sizeof(t), "%sa", tok(1));
+	memcpy(t, tok(1), SESSION_TOKEN_LEN);
+	t[SESSION_TOKEN_LEN] = 'a';
+	t[SESSION_TOKEN_LEN + 1] = '\0';
 	assert_false(session_valid_token(t));
 	assert_false(session_valid_token(""));
 	assert_int_equal(session_create(st, tok(1), "", 0, 0), -EINVAL);
 	assert_int_equal(session_create(st, tok(1), "alice", 0, 0), 0);
 	/* A token one digit off is no session. */
-	snprintf(t, sizeof(t), "%s", tok(1));
+	memcpy(t, tok(1), SESSION_TOKEN_LEN + 1);
 	t[SESSION_TOKEN_LEN - 1] = t[SESSION_TOKEN_LEN - 1] == '0' ? '1' : '0';
 	assert_int_equal(session_use(st, t, 1, NULL), SESSION_NONE);
 	assert_int_equal(session_use(st, "short", 1, NULL), SESSION_NONE);
