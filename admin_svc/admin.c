@@ -233,9 +233,9 @@ static bool admin_login_paths(admin_t *a, http_req_t *req)
 	const char *pass = json_string_value(json_object_get(body, "password"));
 	if (!user || !*user || !pass || !*pass || strlen(user) > USERFILE_NAME_MAX ||
 	    strlen(pass) > USERFILE_PASS_MAX) {
+		const char *field = !user || !*user ? "user" : "password"; /* before body goes */
 		json_decref(body);
-		admin_reply_error(req, 400, "give a user name and a password",
-				  !user || !*user ? "user" : "password");
+		admin_reply_error(req, 400, "give a user name and a password", field);
 		return true;
 	}
 	auth_login(a->auth, req, user, pass, admin_on_login, a);
