@@ -217,6 +217,9 @@ async function main(state) {
 		await page.fill('#login-password', password);
 		await page.click('#login-submit');
 		await waitFor(`${name} is not shown as signed in`, page.locator('#who .who-name', { hasText: name }).waitFor());
+		// The page the login lands on is still fetching its data; going on to
+		// another page now would abort those requests (net::ERR_ABORTED in h.).
+		await waitFor('the page after the login kept loading', page.waitForLoadState('networkidle'));
 	};
 
 	// ---- the logged-in context; every page of it is watched (h.) ----

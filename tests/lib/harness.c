@@ -580,8 +580,17 @@ int harness_free_tcp_port(void)
 
 int harness_free_udp_base(void)
 {
+	/* Not rand(): tests that never call srand() all draw the same first
+	 * candidate, and two of them running side by side both find it free
+	 * before either daemon binds it. Each process starts elsewhere. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t x = (((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20)) | 1;
 	for (int tries = 0; tries < 200; tries++) {
-		int p = 20000 + (int)((unsigned)rand() % 12000), s[3], ok = 1;
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		int p = 20000 + (int)(x % 12000), s[3], ok = 1;
 		for (int i = 0; i < 3; i++) {
 			s[i] = socket(AF_INET, SOCK_DGRAM, 0);
 			struct sockaddr_in a = { .sin_family = AF_INET,
